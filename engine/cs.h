@@ -1,0 +1,382 @@
+/*
+ * cs.h: the contacts store, the engine's one public header.
+ *
+ * A store is a data directory holding an append-only log of numbered segment
+ * files, a manifest naming the files that make up the store, an optional
+ * snapshot of the indexes, a key file and a lock file. In memory it keeps a
+ * hashed primary index (id -> record location) and per-field inverted indexes
+ * answering exact, prefix and words searches over folded text.
+ *
+ * Concurrency: every function may be called from any thread. Reads (cs_get,
+ * cs_search, cs_iterate, cs_stats_get) run in parallel and never wait for a
+ * sync. Writes (cs_create, cs_update, cs_delete) are validated at once and
+ * either rejected synchronously or accepted; an accepted write's completion
+ * callback fires from the store's commit thread once its record is durable
+ * (durability CS_DURABILITY_FSYNC) or written (CS_DURABILITY_NONE). Many
+ * concurrent writes share one fdatasync (group commit). A write is visible to
+ * reads before its callback fires and never before it is durable.
+ *
+ * Errors: a function that can fail returns 0 or a negative code: -errno for a
+ * system error, or one of the CS_E* codes below; when err is not NULL it is
+ * filled with the code and a message a person can act on (naming the file
+ * and offset where it applies).
+ *
+ * Memory: strings in a cs_contact returned by the store point into memory the
+ * store owns and never changes; they stay valid until cs_close.
+ */
+#ifndef CS_H
+#define CS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs_limits.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* The engine's own codes, in a range no errno reaches. */
+#define CS_ERRNO_MAP(X)                                                        \
+  X(CS_EINVAL, -10001, "invalid_field", "invalid value")                       \
+  X(CS_ENOTFOUND, -10002, "not_found", "no such contact")                      \
+  X(CS_EDUPLICATE, -10003, "duplicate_email", "email already in use")          \
+  X(CS_ECORRUPT, -10004, "corrupt", "data is damaged")                         \
+  X(CS_EFAILED, -10005, "store_failed",                                        \
+    "the store refuses writes after an I/O failure; reopen it")                \
+  X(CS_ELOCKED, -10006, "locked", "data directory is in use")                  \
+  X(CS_EFORMAT, -10007, "bad_format", "unknown file format or version")        \
+  X(CS_ECLOSING, -10008, "closing", "the store is closing")                    \
+  X(CS_EKEY, -10009, "invalid_key", "no such key")                             \
+  X(CS_EACCOUNT, -10010, "invalid_account", "invalid account name")
+
+enum {
+#define CS_ERRNO_ENUM(name, value, word, text) name = value,
+  CS_ERRNO_MAP(CS_ERRNO_ENUM)
+#undef CS_ERRNO_ENUM
+};
+
+typedef struct cs_error {
+  int code;      /* the return code, 0 when none */
+  int field;     /* the field to blame (cs_field), or -1 */
+  uint64_t id;   /* CS_EDUPLICATE: the id holding the email; else 0 */
+  char msg[512]; /* for people; never a key */
+} cs_error;
+
+/* A stable snake_case word for a code ("not_found"), or "internal". */
+const char *cs_strcode(int rc);
+/* A short description of a code, including strerror for -errno. */
+const char *cs_strerror(int rc);
+
+/* ------------------------------------------------------------ contacts */
+
+typedef enum cs_field {
+  CS_FIRST_NAME = 0,
+  CS_LAST_NAME,
+  CS_EMAIL,
+  CS_PHONE,
+  CS_COMPANY,
+  CS_JOB_TITLE,
+  CS_NOTES,
+  CS_FIELD_COUNT
+} cs_field;
+
+/* Searches may also look a contact up by id. */
+#define CS_SEARCH_BY_ID CS_FIELD_COUNT
+
+/* The API's name of a field ("first_name"), or "id" for CS_SEARCH_BY_ID. */
+const char *cs_field_name(int field);
+/* The field with that name (not NUL-terminated), or -1. "id" is not a field. */
+int cs_field_from_name(const char *name, size_t len);
+
+/* A string that need not be NUL-terminated. ptr == NULL means absent. */
+typedef struct cs_str {
+  const char *ptr;
+  size_t len;
+} cs_str;
+
+/* Ids are exactly 20 decimal digits with a non-zero first digit. */
+#define CS_ID_MIN 10000000000000000000ull
+#define CS_ID_DIGITS 20
+
+typedef struct cs_contact {
+  uint64_t id;
+  uint32_t account;
+  int64_t created_ms; /* Unix time in milliseconds */
+  int64_t updated_ms;
+  cs_str field[CS_FIELD_COUNT];
+} cs_contact;
+
+/* Formats an id as its 20 digits and a NUL into out. */
+void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]);
+/* Parses exactly 20 digits with a non-zero first one. 0 or CS_EINVAL. */
+int cs_id_parse(const char *s, size_t len, uint64_t *id_out);
+/* Formats Unix ms as RFC 3339 UTC with milliseconds ("2026-11-26T08:58:00.123Z"). */
+void cs_time_format(int64_t ms, char out[32]);
+
+/*
+ * Checks a contact as the API's rules say (required fields, lengths, UTF-8,
+ * no NUL, email and phone shapes) after trimming leading and trailing
+ * whitespace from every present field, which it does in place on *c.
+ * Returns 0 or CS_EINVAL with err->field naming the field.
+ */
+int cs_contact_validate(cs_contact *c, cs_error *err);
+
+/* -------------------------------------------------------------- I/O seam */
+
+/*
+ * Every file operation the store makes that changes the disk goes through
+ * this table, so that tests can fail the Nth call or simulate a power loss.
+ * Each function returns 0 (or a count) or -errno. cs_io_posix() is the real
+ * one. Reads go through mmap and are not part of the seam.
+ */
+typedef struct cs_io {
+  void *ctx;
+  int (*open)(void *ctx, const char *path, int flags, int mode); /* fd or -errno */
+  int (*close)(void *ctx, int fd);
+  long (*pwrite)(void *ctx, int fd, const void *buf, size_t len, uint64_t off);
+  int (*fdatasync)(void *ctx, int fd);
+  int (*fsync)(void *ctx, int fd);
+  int (*ftruncate)(void *ctx, int fd, uint64_t len);
+  int (*rename)(void *ctx, const char *from, const char *to);
+  int (*unlink)(void *ctx, const char *path);
+  int (*fsync_dir)(void *ctx, const char *dir);
+} cs_io;
+
+const cs_io *cs_io_posix(void);
+
+/* ----------------------------------------------------------------- store */
+
+typedef struct cs_store cs_store;
+
+typedef enum cs_durability {
+  CS_DURABILITY_FSYNC = 0, /* answer a write only once its record is synced */
+  CS_DURABILITY_NONE = 1,  /* answer once written to the page cache */
+} cs_durability;
+
+typedef struct cs_options {
+  cs_durability durability;
+  uint32_t segment_bytes_max; /* 0: CS_SEGMENT_BYTES_DEFAULT */
+  const cs_io *io;            /* NULL: cs_io_posix() */
+  bool no_snapshot_on_close;  /* tests: close without writing a snapshot */
+  bool no_snapshot_load;      /* open by replaying the whole log */
+  /* Called with one line for each thing open noticed and repaired (a torn
+   * tail cut, a damaged snapshot ignored). NULL: print to stderr. */
+  void (*notice)(void *ctx, const char *line);
+  void *notice_ctx;
+} cs_options;
+
+/*
+ * Opens (creating when empty or missing) the store in dir and locks it.
+ * A second opener of the same directory gets CS_ELOCKED with the holder's
+ * pid in the message. Loads the newest valid snapshot and replays the log
+ * after it; a torn tail on the last segment is cut and reported through
+ * opts->notice; damage anywhere else is CS_ECORRUPT naming file and offset.
+ * opts may be NULL for defaults. On failure *out is NULL and nothing is left
+ * locked.
+ */
+int cs_open(const char *dir, const cs_options *opts, cs_store **out,
+            cs_error *err);
+
+/*
+ * Waits for every accepted write to complete, writes a snapshot (unless the
+ * store failed or opts said not to), unlocks and frees. Returns the first
+ * error met; the store is freed either way.
+ */
+int cs_close(cs_store *s, cs_error *err);
+
+/*
+ * Completion of an accepted write, called once from the commit thread.
+ * rc is 0 when the write is durable (its id in id), or negative when the
+ * commit failed: the write may or may not be on disk and the store now
+ * refuses writes (CS_EFAILED) until reopened. The callback must not call
+ * back into the store's write functions and should return quickly.
+ */
+typedef void (*cs_done_fn)(void *ctx, int rc, uint64_t id);
+
+/*
+ * Creates a contact in account. Validates (trimming *c in place), checks the
+ * email is unused in the account, assigns an id (*id_out) and queues the
+ * record. Returns 0 when accepted (done, if not NULL, will be called),
+ * CS_EINVAL, CS_EDUPLICATE (err->id holds the existing contact), CS_EFAILED,
+ * CS_ECLOSING, or -errno; then done is not called and nothing changed.
+ * c's strings are copied before return.
+ */
+int cs_create(cs_store *s, uint32_t account, cs_contact *c, cs_done_fn done,
+              void *ctx, uint64_t *id_out, cs_error *err);
+
+/* A change to a contact: fields in set_mask (bit 1 << field) take the values
+ * in field[]; fields in clear_mask are removed. */
+typedef struct cs_patch {
+  uint32_t set_mask;
+  uint32_t clear_mask;
+  cs_str field[CS_FIELD_COUNT];
+} cs_patch;
+
+/*
+ * Applies a patch atomically to contact id of account (a contact of another
+ * account is CS_ENOTFOUND). The result is validated as a whole; removing a
+ * required field, an empty patch or a bad value is CS_EINVAL; a new email in
+ * use by another contact of the account is CS_EDUPLICATE. Return and done as
+ * for cs_create. The patch's strings are copied before return.
+ */
+int cs_update(cs_store *s, uint32_t account, uint64_t id, cs_patch *p,
+              cs_done_fn done, void *ctx, cs_error *err);
+
+/* Deletes contact id of account. CS_ENOTFOUND when absent (or another
+ * account's). Return and done as for cs_create. */
+int cs_delete(cs_store *s, uint32_t account, uint64_t id, cs_done_fn done,
+              void *ctx, cs_error *err);
+
+/*
+ * Waits until every write accepted before the call is durable, forcing a
+ * sync even under CS_DURABILITY_NONE. Returns 0, or the failure that made
+ * the store refuse writes.
+ */
+int cs_flush(cs_store *s, cs_error *err);
+
+/*
+ * Reads contact id of account into *out (strings owned by the store, see
+ * top). CS_ENOTFOUND when absent or another account's; CS_ECORRUPT when its
+ * record fails its checksum.
+ */
+int cs_get(cs_store *s, uint32_t account, uint64_t id, cs_contact *out,
+           cs_error *err);
+
+typedef enum cs_match {
+  CS_MATCH_DEFAULT = 0, /* exact, or words for notes */
+  CS_MATCH_EXACT,
+  CS_MATCH_PREFIX,
+  CS_MATCH_WORDS,
+} cs_match;
+
+typedef struct cs_query {
+  uint32_t account;
+  int field;      /* a cs_field, or CS_SEARCH_BY_ID */
+  cs_match match;
+  const char *term; /* need not be NUL-terminated */
+  size_t term_len;
+  uint64_t after_id; /* only contacts with a larger id; 0: from the start */
+  uint32_t limit;    /* 1..CS_PAGE_LIMIT_MAX; 0: CS_PAGE_LIMIT_DEFAULT */
+} cs_query;
+
+typedef struct cs_page {
+  uint64_t total;       /* all matches in the account, this page's or not */
+  uint32_t count;       /* contacts on this page */
+  bool more;            /* another page follows (after the last id here) */
+  cs_contact *contacts; /* count of them, in id order; free with cs_page_free */
+} cs_page;
+
+/*
+ * Searches the account: every live contact whose folded field matches the
+ * folded term, in id order, after q->after_id, at most limit of them, with
+ * the exact total. The page is consistent with itself. A term that folds to
+ * nothing matches nothing. Returns 0, CS_EINVAL (bad field or limit),
+ * CS_ECORRUPT, or -ENOMEM.
+ */
+int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err);
+void cs_page_free(cs_page *p);
+
+/*
+ * Calls fn for every live contact (of account, or of every account when
+ * account is CS_ALL_ACCOUNTS) in id order, stopping early when fn returns
+ * non-zero (which cs_iterate then returns). Writes wait while it runs.
+ */
+#define CS_ALL_ACCOUNTS UINT32_MAX
+int cs_iterate(cs_store *s, uint32_t account,
+               int (*fn)(void *ctx, const cs_contact *c), void *ctx,
+               cs_error *err);
+
+typedef struct cs_stats {
+  uint64_t contacts;       /* live contacts, all accounts */
+  uint64_t segments;       /* segment files in the store */
+  uint64_t disk_bytes;     /* segments + snapshot + manifest */
+  uint64_t live_bytes;     /* bytes of records that are current */
+  uint64_t garbage_bytes;  /* bytes of records superseded or deleted */
+  uint64_t next_id;        /* the id the next create gets */
+  uint64_t commits;        /* records committed since open */
+  uint64_t fsyncs;         /* log syncs since open */
+  uint64_t index_bytes;    /* memory held by the indexes */
+  uint64_t snapshot_seq;   /* log sequence the newest snapshot covers, 0 none */
+  int64_t snapshot_time_ms;/* when it was written, 0 none */
+  int failed;              /* 0, or the error that made the store refuse writes */
+} cs_stats;
+
+void cs_stats_get(cs_store *s, cs_stats *out);
+
+/* Live contacts of one account. */
+uint64_t cs_account_count(cs_store *s, uint32_t account);
+
+/*
+ * 0 when the store accepts writes; otherwise the failure's code with the
+ * reason in err (the server's /healthz and 503 answers).
+ */
+int cs_health(cs_store *s, cs_error *err);
+
+/* Writes a snapshot of the indexes now (open and close do it too). */
+int cs_snapshot(cs_store *s, cs_error *err);
+
+/* The directory the store was opened on. */
+const char *cs_dir(const cs_store *s);
+
+/* ------------------------------------------------------------------ keys */
+
+/*
+ * API keys and accounts, kept in the file "keys" of the data directory
+ * (mode 0600). Only a SHA-256 of each key is stored. An account is a name
+ * with a number; contacts are stored under the number. The key file is read
+ * and written while the caller holds the store (cs_open), so two programs
+ * never change it at once.
+ */
+typedef struct cs_keyring cs_keyring;
+
+typedef enum cs_role { CS_ROLE_READ_WRITE = 0, CS_ROLE_READ_ONLY = 1 } cs_role;
+
+#define CS_KEY_BYTES 43    /* "ck_" and 40 characters of base62 */
+#define CS_KEY_ID_BYTES 11 /* the key's first 11 characters, shown in lists */
+
+typedef struct cs_key_info {
+  char key_id[CS_KEY_ID_BYTES + 1]; /* public prefix, names a key in lists */
+  char account[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t account_id;
+  cs_role role;
+  int64_t created_ms;
+  bool revoked;
+} cs_key_info;
+
+/* Loads dir/keys (an absent file is an empty ring). */
+int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err);
+void cs_keys_close(cs_keyring *k);
+/* The path of the key file. */
+const char *cs_keys_path(const cs_keyring *k);
+
+/* Creates a key for account (creating the account when new), saves the file
+ * atomically and writes the key, NUL-terminated, to key_out: the only time
+ * it is ever seen. CS_EACCOUNT for a bad name. */
+int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
+                char key_out[CS_KEY_BYTES + 1], cs_key_info *info_out,
+                cs_error *err);
+/* Revokes the key whose key_id (or whole key) is given; saves. CS_EKEY. */
+int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err);
+/* Number of keys (revoked ones included) and the i-th one's public info. */
+size_t cs_keys_count(const cs_keyring *k);
+const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i);
+/* Finds an account's number by name. CS_EACCOUNT when unknown. */
+int cs_keys_account_id(const cs_keyring *k, const char *account,
+                       uint32_t *id_out);
+
+/*
+ * Authenticates a presented key: hashes it and compares against every live
+ * key in constant time. Returns 0 with the account and role, or CS_EKEY for
+ * an unknown or revoked key. Safe to call from many threads at once.
+ */
+int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
+                  const cs_key_info **info_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+/*
+ * cs_limits.h: every limit of the contacts store and its API, named once.
+ *
+ * Each bound says why it is what it is. The engine enforces the field limits
+ * on every write whoever the caller is (server, load tool, tests); the front
+ * end enforces the request limits. Tests exercise each one at and past its
+ * edge.
+ */
+#ifndef CS_LIMITS_H
+#define CS_LIMITS_H
+
+/* first_name, last_name, company, job_title: in Unicode code points (what a
+ * person calls characters), after trimming. 256 is generous for any name. */
+#define CS_NAME_MAX_CHARS 256
+
+/* first_name must hold at least this many code points after trimming. */
+#define CS_FIRST_NAME_MIN_CHARS 1
+
+/* RFC 5321 limits a forward path to 256 octets including the angle
+ * brackets, leaving 254 for the address itself. */
+#define CS_EMAIL_MAX_BYTES 254
+
+/* A phone number holds 3 to 20 digits (E.164 allows 15; extensions and
+ * national prefixes take more), plus + ( ) - . and spaces. */
+#define CS_PHONE_MIN_DIGITS 3
+#define CS_PHONE_MAX_DIGITS 20
+/* Bytes of the whole phone string, punctuation included: 20 digits with a
+ * separator between each and a leading "+" fits in 48. */
+#define CS_PHONE_MAX_BYTES 48
+
+/* Free text notes: 64 KiB, in bytes of UTF-8. */
+#define CS_NOTES_MAX_BYTES (64 * 1024)
+
+/* One encoded record can never exceed this: the largest contact (notes at
+ * their limit, every name at 256 four-byte code points, email, phone) with
+ * its map keys and framing is under 72 KiB. A length field read from disk
+ * above this bound is corruption, not a record. */
+#define CS_RECORD_BYTES_MAX (128 * 1024)
+
+/* A segment is sealed when the next record would take it past this size.
+ * 64 MiB keeps a million contacts in a handful of files while each one maps
+ * comfortably. Tests open stores with much smaller segments. */
+#define CS_SEGMENT_BYTES_DEFAULT (64u * 1024 * 1024)
+#define CS_SEGMENT_BYTES_MIN (4u * 1024)
+#define CS_SEGMENT_BYTES_MAX (1024u * 1024 * 1024)
+
+/* A snapshot file larger than this is refused before it is read: 16 GiB is
+ * far beyond what the indexes of any store this engine serves would need. */
+#define CS_SNAPSHOT_BYTES_MAX (16ull * 1024 * 1024 * 1024)
+
+/* Search pages. */
+#define CS_PAGE_LIMIT_DEFAULT 100
+#define CS_PAGE_LIMIT_MAX 1000
+
+/* A search term is folded before use; terms longer than the longest field
+ * (notes) can match nothing. */
+#define CS_SEARCH_TERM_MAX_BYTES CS_NOTES_MAX_BYTES
+
+/* Request limits of the HTTP API. */
+#define CS_BODY_MAX_BYTES (1024 * 1024) /* 413 past this */
+#define CS_BATCH_MAX 1000               /* contacts in one batch create */
+#define CS_REQUEST_ID_MAX_BYTES 128     /* longest client x-request-id echoed */
+
+/* Accounts: names are short identifiers (letters, digits, '-', '_', '.'). */
+#define CS_ACCOUNT_NAME_MAX_BYTES 64
+/* A store holds at most this many accounts (ids are 32-bit, and the key
+ * file is read whole at start). */
+#define CS_ACCOUNTS_MAX 65536
+
+#endif

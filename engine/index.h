@@ -1,0 +1,80 @@
+/*
+ * index.h: the inverted indexes (private to the engine).
+ *
+ * One index per searchable field. Each holds, per account, a dictionary from
+ * a field's exact key (fold_key of the whole value) to the posting list of
+ * the contacts having it, kept sorted for prefix search; and a dictionary
+ * from each word of the folded value to its posting list, for words search.
+ *
+ * Contacts are named by slot: a dense 32-bit number the store gives each
+ * contact version's owner in creation order, so slot order is id order.
+ * Posting lists hold slots in increasing order.
+ *
+ * The store serialises calls: ix_insert, ix_erase, ix_load and the bulk
+ * calls run alone; ix_search, ix_exact_slots, ix_save and ix_memory_bytes may
+ * run in many threads at once and must not change anything.
+ */
+#ifndef CS_INDEX_H
+#define CS_INDEX_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cs.h"
+
+typedef struct ix_index ix_index;
+
+ix_index *ix_create(void);
+void ix_destroy(ix_index *ix);
+
+/* Indexes the present fields of a contact version at slot (slot larger than
+ * any slot inserted before in that account... not required: any slot not
+ * currently indexed). Values are raw (validated, trimmed); the index folds
+ * them. 0 or -ENOMEM (then the index is unchanged). */
+int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
+              const cs_str field[CS_FIELD_COUNT]);
+
+/* Removes exactly what ix_insert added for these values at slot. */
+int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
+             const cs_str field[CS_FIELD_COUNT]);
+
+/* Calls fn for each slot whose exact key on field equals key (already
+ * folded with fold_key), stopping when fn returns non-zero (returned). */
+int ix_exact_slots(const ix_index *ix, uint32_t account, int field,
+                   const char *key, size_t key_len,
+                   int (*fn)(void *ctx, uint32_t slot), void *ctx);
+
+/*
+ * Searches field (not CS_SEARCH_BY_ID) of account with the raw term, folded
+ * here; match is EXACT, PREFIX or WORDS (DEFAULT resolved by the caller).
+ * Writes up to limit matching slots >= min_slot into slots_out in increasing
+ * order, their number to *count_out, the number of all matches (ignoring
+ * min_slot) to *total_out, and whether more matches follow the last one
+ * written to *more_out. A term that folds to nothing matches nothing.
+ * 0, CS_EINVAL or -ENOMEM.
+ */
+int ix_search(const ix_index *ix, uint32_t account, int field, cs_match match,
+              const char *term, size_t term_len, uint32_t min_slot,
+              uint32_t limit, uint32_t *slots_out, uint32_t *count_out,
+              uint64_t *total_out, bool *more_out);
+
+/* Bytes of memory the indexes hold (dictionaries, postings, strings). */
+size_t ix_memory_bytes(const ix_index *ix);
+
+/* Many inserts in a row (replay at open): structures that only searches
+ * need may be built once at ix_bulk_end. No search or erase in between. */
+void ix_bulk_begin(ix_index *ix);
+int ix_bulk_end(ix_index *ix);
+
+/* Writes the whole index as one msgpack object. */
+int ix_save(const ix_index *ix, msgpack_packer *pk);
+
+/* Replaces an empty index's contents with a saved one. obj comes from a
+ * snapshot whose checksum was verified, but its shape is still checked:
+ * anything unexpected is CS_ECORRUPT with a message in errbuf (and the index
+ * is left empty). Slots must be < slot_limit. */
+int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
+            char *errbuf, size_t errlen);
+
+#endif

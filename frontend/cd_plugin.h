@@ -1,0 +1,127 @@
+/*
+ * cd_plugin.h: the contactd plugin API.
+ *
+ * Every endpoint of contactd is a plugin: a shared object exporting one
+ * constant table named CD_PLUGIN_SYMBOL ("contactd_plugin"), whose
+ * api_version must equal CD_PLUGIN_API_VERSION or the server refuses it.
+ * The table names the plugin, its create/destroy callbacks and its routes.
+ *
+ * A handler sees a request view and answers through the host's response
+ * functions. No h2o type appears here: a plugin can be driven by a unit test
+ * that supplies its own cd_host and cd_request, with no socket.
+ *
+ * Threads: handlers run on the server's worker threads, many at once; the
+ * plugin's state must be safe for that. A handler answers either before it
+ * returns (CD_DONE) or later, from any thread, exactly once (CD_ASYNC), e.g.
+ * from a store completion callback; the host carries the answer back to the
+ * connection's own loop.
+ *
+ * Authentication happens before the handler: a route with CD_ROUTE_AUTH is
+ * only called with a valid key (the front end answers 401 otherwise), and a
+ * route with CD_ROUTE_WRITE only with a read-write key (403 otherwise).
+ */
+#ifndef CD_PLUGIN_H
+#define CD_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CD_PLUGIN_API_VERSION 1
+#define CD_PLUGIN_SYMBOL "contactd_plugin"
+
+/* A name/value pair; neither is NUL-terminated. */
+typedef struct cd_pair {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} cd_pair;
+
+typedef struct cd_request {
+  const char *method; /* "GET", NUL-terminated */
+  const char *path;   /* the path without the query string, NUL-terminated */
+  /* Path parameters from the route pattern ("{id}"), in pattern order. */
+  const cd_pair *params;
+  size_t param_count;
+  /* Query parameters, percent-decoded ('+' as space), in request order. */
+  const cd_pair *query;
+  size_t query_count;
+  /* Request headers, names lower-case. */
+  const cd_pair *headers;
+  size_t header_count;
+  const char *body; /* may be NULL when body_len is 0 */
+  size_t body_len;
+  const char *request_id; /* NUL-terminated */
+  /* The authenticated caller, on CD_ROUTE_AUTH routes. */
+  uint32_t account;
+  const char *account_name; /* NULL on routes without authentication */
+  cs_role role;
+  cs_store *store;
+} cd_request;
+
+/* The host's handle for one answer; owned by the host. */
+typedef struct cd_response cd_response;
+
+/* Handler results. */
+enum { CD_DONE = 0, CD_ASYNC = 1 };
+
+/*
+ * What the host gives plugins. Every response function may be called from
+ * any thread; the first respond/error call completes the response and the
+ * handle must not be used after it.
+ */
+typedef struct cd_host {
+  void *ctx;
+  /* Adds a response header (copied). Before respond only. */
+  void (*header)(cd_response *res, const char *name, const char *value);
+  /* Sends status with a body (copied) of content_type. */
+  void (*respond)(cd_response *res, int status, const char *content_type,
+                  const char *body, size_t body_len);
+  /* Sends the API's JSON error: {"error": {"code", "message", "field"?,
+   * "id"?}}. field may be NULL; id is included when non-zero. */
+  void (*error)(cd_response *res, int status, const char *code,
+                const char *message, const char *field, uint64_t id);
+  /* Logs one line (level 0 info, 1 warning, 2 error) tagged with the
+   * request id when res is not NULL. */
+  void (*log)(void *ctx, cd_response *res, int level, const char *line);
+  /* Appends the front end's own metrics (requests, latencies) in
+   * Prometheus text format to a malloc'd buffer; returns its length. */
+  size_t (*metrics)(void *ctx, char **out);
+} cd_host;
+
+typedef int (*cd_handler_fn)(void *state, const cd_request *req,
+                             cd_response *res);
+
+#define CD_ROUTE_AUTH 1u  /* needs a valid x-api-key */
+#define CD_ROUTE_WRITE 2u /* needs a read-write key (implies AUTH) */
+
+typedef struct cd_route {
+  const char *method;  /* "GET", "POST", "PATCH", "DELETE" */
+  const char *pattern; /* "/contacts" or "/contacts/{id}": literal segments
+                          and whole-segment {name} parameters */
+  unsigned flags;
+  cd_handler_fn handle;
+} cd_route;
+
+typedef struct cd_plugin {
+  uint32_t api_version; /* CD_PLUGIN_API_VERSION */
+  const char *name;
+  /* Makes the plugin's state. Returns 0, or non-zero with a message in
+   * errbuf, and the server does not start. May be NULL. */
+  int (*create)(const cd_host *host, cs_store *store, void **state_out,
+                char *errbuf, size_t errlen);
+  void (*destroy)(void *state); /* may be NULL */
+  const cd_route *routes;
+  size_t route_count;
+} cd_plugin;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
