@@ -43,4 +43,9 @@ int fold_case(const char *s, size_t len, fold_buf *out);
 
 void fold_buf_free(fold_buf *b);
 
+/* fold_text without its ASCII fast path: every input goes through the
+ * Unicode normaliser. fold_text must give byte-identical results; this is
+ * exposed so tests can hold it to that. */
+int fold_text_unicode(const char *s, size_t len, fold_buf *out);
+
 #endif
