@@ -1,0 +1,88 @@
+/*
+ * health.c: GET /healthz, for load balancers and orchestrators.
+ *
+ * Healthy means the store accepts writes (cs_health == 0): a store that has
+ * failed a write or an fsync refuses writes until it is reopened, and a
+ * probe should take the instance out of rotation then. No key is needed, and
+ * the reason given is the store's message for people, which names no key.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "cd_plugin.h"
+
+typedef struct hl_state {
+  const cd_host *host;
+  cs_store *store;
+} hl_state;
+
+/* What a 503 tells a probe to wait, in seconds (as the contacts plugin). */
+#define HL_RETRY_AFTER_S "30"
+
+static void hl_gen_key(yajl_gen g, const char *s) {
+  yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static int hl_handle(void *state, const cd_request *req, cd_response *res) {
+  const hl_state *st = state;
+  cs_store *store = req->store ? req->store : st->store;
+  cs_error err = {0};
+  int rc = store ? cs_health(store, &err) : CS_ECLOSING;
+  yajl_gen g = yajl_gen_alloc(NULL);
+  if (!g) {
+    st->host->error(res, 500, "internal", "internal error", NULL, 0);
+    return CD_DONE;
+  }
+  /* The reason comes from the store: check it rather than trust it. */
+  yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+  yajl_gen_map_open(g);
+  hl_gen_key(g, "status");
+  hl_gen_key(g, rc == 0 ? "ok" : "unavailable");
+  if (rc != 0) {
+    hl_gen_key(g, "reason");
+    const char *why = err.msg[0] ? err.msg : cs_strerror(rc);
+    if (yajl_gen_string(g, (const unsigned char *)why, strlen(why)) !=
+        yajl_gen_status_ok)
+      hl_gen_key(g, cs_strcode(rc));
+  }
+  yajl_gen_map_close(g);
+  const unsigned char *buf;
+  size_t len;
+  yajl_gen_get_buf(g, &buf, &len);
+  if (rc != 0) st->host->header(res, "retry-after", HL_RETRY_AFTER_S);
+  st->host->respond(res, rc == 0 ? 200 : 503, "application/json",
+                    (const char *)buf, len);
+  yajl_gen_free(g);
+  return CD_DONE;
+}
+
+static int hl_create(const cd_host *host, cs_store *store, void **state_out,
+                     char *errbuf, size_t errlen) {
+  hl_state *st = malloc(sizeof *st);
+  if (!st) {
+    strncpy(errbuf, "health: out of memory", errlen - 1);
+    errbuf[errlen - 1] = '\0';
+    return -1;
+  }
+  st->host = host;
+  st->store = store;
+  *state_out = st;
+  return 0;
+}
+
+static void hl_destroy(void *state) { free(state); }
+
+static const cd_route hl_routes[] = {
+    {"GET", "/healthz", 0, hl_handle},
+};
+
+__attribute__((visibility("default"))) const cd_plugin contactd_plugin = {
+    .api_version = CD_PLUGIN_API_VERSION,
+    .name = "health",
+    .create = hl_create,
+    .destroy = hl_destroy,
+    .routes = hl_routes,
+    .route_count = sizeof hl_routes / sizeof hl_routes[0],
+};
