@@ -1,0 +1,245 @@
+/*
+ * contact.c: what a contact is: its fields, ids, timestamps, the rules a
+ * valid contact follows, and the engine's error table.
+ *
+ * The rules are the API's (shared/API.md, "The contact"), with every bound
+ * named in cs_limits.h. They run on every write, whoever the caller.
+ */
+#include "cs.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <utf8proc.h>
+
+const char *cs_strcode(int rc) {
+  switch (rc) {
+#define CS_ERRNO_WORD(name, value, word, text)                                 \
+  case name:                                                                   \
+    return word;
+    CS_ERRNO_MAP(CS_ERRNO_WORD)
+#undef CS_ERRNO_WORD
+  case 0:
+    return "ok";
+  case -ENOSPC:
+    return "disk_full";
+  default:
+    return "internal";
+  }
+}
+
+const char *cs_strerror(int rc) {
+  switch (rc) {
+#define CS_ERRNO_TEXT(name, value, word, text)                                 \
+  case name:                                                                   \
+    return text;
+    CS_ERRNO_MAP(CS_ERRNO_TEXT)
+#undef CS_ERRNO_TEXT
+  case 0:
+    return "success";
+  default:
+    return rc < 0 ? strerror(-rc) : "unknown error";
+  }
+}
+
+static const char *const field_names[CS_FIELD_COUNT + 1] = {
+    "first_name", "last_name", "email", "phone",
+    "company",    "job_title", "notes", "id"};
+
+const char *cs_field_name(int field) {
+  if (field < 0 || field > CS_FIELD_COUNT) return "?";
+  return field_names[field];
+}
+
+int cs_field_from_name(const char *name, size_t len) {
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    if (strlen(field_names[f]) == len && memcmp(field_names[f], name, len) == 0)
+      return f;
+  return -1;
+}
+
+void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]) {
+  snprintf(out, CS_ID_DIGITS + 1, "%020llu", (unsigned long long)id);
+}
+
+int cs_id_parse(const char *s, size_t len, uint64_t *id_out) {
+  if (len != CS_ID_DIGITS || s[0] < '1' || s[0] > '9') return CS_EINVAL;
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return CS_EINVAL;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return CS_EINVAL; /* above 2^64 - 1 */
+    v = v * 10 + d;
+  }
+  *id_out = v;
+  return 0;
+}
+
+void cs_time_format(int64_t ms, char out[32]) {
+  time_t secs = (time_t)(ms / 1000);
+  int milli = (int)(ms % 1000);
+  if (milli < 0) {
+    milli += 1000;
+    secs -= 1;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char tmp[96];
+  int n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                   tm.tm_min, tm.tm_sec, milli);
+  if (n < 0 || n > 31) n = 31; /* only for years past 9999 */
+  memcpy(out, tmp, (size_t)n);
+  out[n] = 0;
+}
+
+/* ------------------------------------------------------------- validation */
+
+static int field_error(cs_error *err, int field, const char *fmt, ...) {
+  if (err) {
+    err->code = CS_EINVAL;
+    err->field = field;
+    err->id = 0;
+    int n = snprintf(err->msg, sizeof err->msg, "%s: ", cs_field_name(field));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + n, sizeof err->msg - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  return CS_EINVAL;
+}
+
+static bool is_space_cp(utf8proc_int32_t cp) {
+  if (cp == ' ' || (cp >= '\t' && cp <= '\r')) return true;
+  if (cp < 0x80) return false;
+  utf8proc_category_t c = utf8proc_category(cp);
+  return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL ||
+         c == UTF8PROC_CATEGORY_ZP || cp == 0x85;
+}
+
+/* Counts code points; -1 for invalid UTF-8 or a NUL; *has_space set when any
+ * whitespace is inside. */
+static long utf8_count(const char *s, size_t len, bool *has_space) {
+  const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+  long n = 0;
+  *has_space = false;
+  size_t i = 0;
+  while (i < len) {
+    if (p[i] < 0x80) {
+      if (p[i] == 0) return -1;
+      if (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')) *has_space = true;
+      i++;
+    } else {
+      utf8proc_int32_t cp;
+      utf8proc_ssize_t k =
+          utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &cp);
+      if (k < 0) return -1;
+      if (is_space_cp(cp)) *has_space = true;
+      i += (size_t)k;
+    }
+    n++;
+  }
+  return n;
+}
+
+/* Trims leading and trailing whitespace (ASCII and Unicode spaces) in place.
+ * Invalid UTF-8 is left for utf8_count to report. */
+static void trim(cs_str *v) {
+  const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)v->ptr;
+  size_t start = 0, end = v->len;
+  while (start < end) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t k =
+        utf8proc_iterate(p + start, (utf8proc_ssize_t)(end - start), &cp);
+    if (k < 0 || !is_space_cp(cp)) break;
+    start += (size_t)k;
+  }
+  while (end > start) {
+    size_t b = end - 1; /* find the start of the last code point */
+    while (b > start && (p[b] & 0xC0) == 0x80 && end - b < 4) b--;
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t k =
+        utf8proc_iterate(p + b, (utf8proc_ssize_t)(end - b), &cp);
+    if (k < 0 || (size_t)k != end - b || !is_space_cp(cp)) break;
+    end = b;
+  }
+  v->ptr += start;
+  v->len = end - start;
+}
+
+static bool email_ok(const char *s, size_t len) {
+  const char *at = memchr(s, '@', len);
+  if (!at || at == s) return false;
+  const char *dom = at + 1;
+  size_t dlen = len - (size_t)(dom - s);
+  if (memchr(dom, '@', dlen)) return false;
+  const char *dot = memchr(dom, '.', dlen);
+  if (!dot || dom[0] == '.' || dom[dlen - 1] == '.') return false;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+  return true;
+}
+
+static int phone_check(const char *s, size_t len) {
+  int digits = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (ch >= '0' && ch <= '9')
+      digits++;
+    else if (!strchr("+()-. ", ch) || ch == 0)
+      return -1;
+  }
+  return digits;
+}
+
+int cs_contact_validate(cs_contact *c, cs_error *err) {
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    cs_str *v = &c->field[f];
+    if (!v->ptr) continue;
+    trim(v);
+    bool has_space;
+    long chars = utf8_count(v->ptr, v->len, &has_space);
+    if (chars < 0)
+      return field_error(err, f, "not valid UTF-8, or contains a NUL");
+    switch (f) {
+    case CS_FIRST_NAME:
+      if (chars < CS_FIRST_NAME_MIN_CHARS)
+        return field_error(err, f, "must not be empty");
+      /* fallthrough */
+    case CS_LAST_NAME:
+    case CS_COMPANY:
+    case CS_JOB_TITLE:
+      if (chars > CS_NAME_MAX_CHARS)
+        return field_error(err, f, "longer than %d characters",
+                           CS_NAME_MAX_CHARS);
+      break;
+    case CS_EMAIL:
+      if (v->len > CS_EMAIL_MAX_BYTES)
+        return field_error(err, f, "longer than %d bytes", CS_EMAIL_MAX_BYTES);
+      if (has_space || !email_ok(v->ptr, v->len))
+        return field_error(err, f, "not an email address");
+      break;
+    case CS_PHONE: {
+      int digits = v->len > CS_PHONE_MAX_BYTES ? -1 : phone_check(v->ptr, v->len);
+      if (digits < CS_PHONE_MIN_DIGITS || digits > CS_PHONE_MAX_DIGITS)
+        return field_error(err, f,
+                           "needs %d to %d digits and only + ( ) - . or "
+                           "spaces besides, at most %d characters",
+                           CS_PHONE_MIN_DIGITS, CS_PHONE_MAX_DIGITS,
+                           CS_PHONE_MAX_BYTES);
+      break;
+    }
+    case CS_NOTES:
+      if (v->len > CS_NOTES_MAX_BYTES)
+        return field_error(err, f, "longer than %d bytes", CS_NOTES_MAX_BYTES);
+      break;
+    }
+  }
+  if (!c->field[CS_FIRST_NAME].ptr)
+    return field_error(err, CS_FIRST_NAME, "required");
+  if (!c->field[CS_EMAIL].ptr) return field_error(err, CS_EMAIL, "required");
+  return 0;
+}

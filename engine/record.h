@@ -1,0 +1,110 @@
+/*
+ * record.h: log records and segment files, byte by byte (private to the
+ * engine; the admin tool reads it too, for dump --raw, verify and salvage).
+ *
+ * A segment file ("%08u.seg") starts with a 32-byte header:
+ *
+ *   offset size  field
+ *   0      8     magic "CTSEG\0\0\1"
+ *   8      4     format version, little endian (REC_FORMAT_VERSION)
+ *   12     4     segment number, little endian (equals the file's number)
+ *   16     8     reserved, zero
+ *   24     8     XXH3-64 of bytes 0..23, little endian
+ *
+ * followed by records, back to back, never spanning two segments:
+ *
+ *   offset size  field
+ *   0      4     payload length in bytes, little endian (<= REC_PAYLOAD_MAX)
+ *   4      1     type: 1 put, 2 delete, 3 meta
+ *   5      3     zero
+ *   8      8     sequence number, little endian, strictly increasing
+ *                through the store (gaps allowed after compaction)
+ *   16     8     checksum, little endian: XXH3-64 of the payload seeded
+ *                with the XXH3-64 of bytes 0..15
+ *   24     len   payload: one msgpack map
+ *
+ * Payloads:
+ *   put     {"id": u64, "account": u32, "created_at": i64 ms,
+ *            "updated_at": i64 ms, <field name>: str ...}  (present fields
+ *            only); a put of an existing id replaces the contact whole
+ *   delete  {"id": u64, "account": u32}
+ *   meta    {"next_id": u64}  (written by compaction so that ids are never
+ *            reused even when the highest contact was deleted)
+ *
+ * Invariants: a record is written whole at the end of the active segment;
+ * a sealed segment never changes; a segment's records end exactly at its
+ * file size, except for a torn tail on the last segment after a crash.
+ */
+#ifndef CS_RECORD_H
+#define CS_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cs.h"
+
+#define SEG_MAGIC "CTSEG\0\0\1"
+#define SEG_HEADER_BYTES 32
+#define REC_HEADER_BYTES 24
+#define REC_FORMAT_VERSION 1
+#define REC_PAYLOAD_MAX (CS_RECORD_BYTES_MAX - REC_HEADER_BYTES)
+
+enum rec_type { REC_PUT = 1, REC_DELETE = 2, REC_META = 3 };
+
+typedef struct rec_view {
+  uint8_t type;
+  uint32_t len; /* payload bytes */
+  uint64_t seq;
+  uint64_t checksum;
+  const uint8_t *payload;
+} rec_view;
+
+/* Results of rec_check besides 0. */
+enum {
+  REC_TRUNCATED = 1, /* fewer bytes than the header or the payload need */
+  REC_BAD = 2,       /* header fields impossible, or checksum mismatch */
+};
+
+/* Fills the 32-byte header of segment seg_no. */
+void seg_header_make(uint8_t out[SEG_HEADER_BYTES], uint32_t seg_no);
+/* 0 when the header is valid for seg_no, else CS_ECORRUPT / CS_EFORMAT. */
+int seg_header_check(const uint8_t *p, size_t avail, uint32_t seg_no);
+
+/* Writes a record header for payload (already at dst + REC_HEADER_BYTES). */
+void rec_frame(uint8_t *dst, uint8_t type, uint64_t seq, uint32_t len);
+/* Checks the record at p with avail bytes readable: 0 (and *out filled),
+ * REC_TRUNCATED or REC_BAD. Sizes are checked before the checksum. */
+int rec_check(const uint8_t *p, size_t avail, rec_view *out);
+
+/* A growable byte buffer for encoding. */
+typedef struct rec_buf {
+  uint8_t *ptr;
+  size_t len;
+  size_t cap;
+} rec_buf;
+int rec_buf_reserve(rec_buf *b, size_t more);
+void rec_buf_free(rec_buf *b);
+
+/* Appends a framed put/delete/meta record to b. 0 or -ENOMEM. */
+int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c);
+int rec_append_delete(rec_buf *b, uint64_t seq, uint64_t id, uint32_t account);
+int rec_append_meta(rec_buf *b, uint64_t seq, uint64_t next_id);
+
+/* A decoded payload. For puts the contact's strings point into the payload
+ * bytes (zero copy). */
+typedef struct rec_body {
+  uint8_t type;
+  cs_contact contact; /* put: all; delete: id and account */
+  uint64_t next_id;   /* meta */
+} rec_body;
+
+/* Decodes a checked record's payload. zone is scratch space the caller
+ * owns (msgpack_zone_init'd); it is cleared here. 0 or CS_ECORRUPT with a
+ * reason in why. */
+int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
+               const char **why);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * snap.c: snapshots of the in-memory indexes, so that open need not replay
+ * the whole log.
+ *
+ * A snapshot file "snap-<seq in 16 hex digits>.snap":
+ *
+ *   offset size  field
+ *   0      8     magic "CTSNAPS1"
+ *   8      4     format version, little endian (SNAP_FORMAT_VERSION)
+ *   12     4     zero
+ *   16     8     payload length, little endian (= file size - 32)
+ *   24     8     XXH3-64 of the payload, little endian
+ *   32     len   payload: one msgpack map
+ *
+ * The payload:
+ *   "seq", "segment", "offset"  the log position it covers: every record up
+ *                               to seq, ending at (segment, offset)
+ *   "next_id", "time_ms", "log_bytes"
+ *   "slots"  {"count": n, "ids": bin (n u64), "accounts": bin (n u32),
+ *             "segs": bin (n u32), "offs": bin (n u32), "lens": bin (n u32),
+ *             "live": bin (n u8)}   all little endian
+ *   "index"  what ix_save writes
+ *
+ * A snapshot is only a speed-up (DESIGN promise 6): open replays the log
+ * after its position, and any problem with it (size, checksum, shape, a
+ * value out of range) makes open rebuild from the log instead. The size is
+ * checked and the checksum verified before msgpack sees a byte; after
+ * msgpack every value is range-checked against the log it describes.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <xxhash.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "snapshot slot arrays are stored little endian as in memory"
+#endif
+
+static int buf_write(void *data, const char *buf, size_t len) {
+  rec_buf *b = data;
+  if (rec_buf_reserve(b, len)) return -1;
+  memcpy(b->ptr + b->len, buf, len);
+  b->len += len;
+  return 0;
+}
+
+static void pack_key(msgpack_packer *pk, const char *k) {
+  size_t n = strlen(k);
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, k, n);
+}
+
+static void pack_bin(msgpack_packer *pk, const char *key, const void *p,
+                     size_t n) {
+  pack_key(pk, key);
+  msgpack_pack_bin(pk, n);
+  msgpack_pack_bin_body(pk, p, n);
+}
+
+int snap_save(cs_store *s, cs_error *err) {
+  rec_buf b = {0};
+  const slot_table *t = &s->slots;
+  size_t want = SNAP_HEADER_BYTES + (size_t)t->count * 25 + 4096;
+  if (rec_buf_reserve(&b, want)) return cs_err(err, -ENOMEM, "out of memory");
+  b.len = SNAP_HEADER_BYTES;
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &b, buf_write);
+  int64_t now = cs_now_ms();
+  msgpack_pack_map(&pk, 8);
+  pack_key(&pk, "seq");
+  msgpack_pack_uint64(&pk, s->applied_seq);
+  pack_key(&pk, "segment");
+  msgpack_pack_uint32(&pk, s->applied_seg);
+  pack_key(&pk, "offset");
+  msgpack_pack_uint64(&pk, s->applied_off);
+  pack_key(&pk, "next_id");
+  msgpack_pack_uint64(&pk, s->max_id_seen + 1);
+  pack_key(&pk, "time_ms");
+  msgpack_pack_int64(&pk, now);
+  pack_key(&pk, "log_bytes");
+  msgpack_pack_uint64(&pk, s->log_bytes);
+  pack_key(&pk, "slots");
+  msgpack_pack_map(&pk, 7);
+  pack_key(&pk, "count");
+  msgpack_pack_uint32(&pk, t->count);
+  pack_bin(&pk, "ids", t->ids, (size_t)t->count * 8);
+  pack_bin(&pk, "accounts", t->accounts, (size_t)t->count * 4);
+  pack_bin(&pk, "segs", t->segs, (size_t)t->count * 4);
+  pack_bin(&pk, "offs", t->offs, (size_t)t->count * 4);
+  pack_bin(&pk, "lens", t->lens, (size_t)t->count * 4);
+  pack_bin(&pk, "live", t->live, (size_t)t->count);
+  pack_key(&pk, "index");
+  int rc = ix_save(s->ix, &pk);
+  if (rc || b.len < SNAP_HEADER_BYTES) {
+    rec_buf_free(&b);
+    return cs_err(err, rc ? rc : -ENOMEM, "cannot serialise the indexes");
+  }
+  uint64_t plen = b.len - SNAP_HEADER_BYTES;
+  uint64_t sum = XXH3_64bits(b.ptr + SNAP_HEADER_BYTES, plen);
+  memset(b.ptr, 0, SNAP_HEADER_BYTES);
+  memcpy(b.ptr, SNAP_MAGIC, 8);
+  uint32_t ver = SNAP_FORMAT_VERSION;
+  memcpy(b.ptr + 8, &ver, 4);
+  memcpy(b.ptr + 16, &plen, 8);
+  memcpy(b.ptr + 24, &sum, 8);
+
+  char name[64];
+  snprintf(name, sizeof name, "snap-%016llx.snap",
+           (unsigned long long)s->applied_seq);
+  pthread_mutex_lock(&s->mmu);
+  if (s->snapshot_name && strcmp(s->snapshot_name, name) == 0) {
+    pthread_mutex_unlock(&s->mmu); /* this position is saved already */
+    rec_buf_free(&b);
+    return 0;
+  }
+  rc = store_write_atomic(s, name, b.ptr, b.len, err);
+  rec_buf_free(&b);
+  if (!rc) {
+    char *old = s->snapshot_name;
+    s->snapshot_name = strdup(name);
+    if (!s->snapshot_name) {
+      s->snapshot_name = old;
+      rc = cs_err(err, -ENOMEM, "out of memory");
+    } else {
+      rc = manifest_write(s, s->max_id_seen + 1, err);
+      if (rc) {
+        free(s->snapshot_name); /* the manifest still names the old one */
+        s->snapshot_name = old;
+      } else {
+        s->snapshot_seq = s->applied_seq;
+        s->snapshot_time_ms = now;
+        if (old) {
+          char path[4096];
+          store_path(s, path, sizeof path, old);
+          s->io->unlink(s->io->ctx, path);
+          free(old);
+        }
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->mmu);
+  return rc;
+}
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *k) {
+  if (m->type != MSGPACK_OBJECT_MAP) return NULL;
+  size_t n = strlen(k);
+  for (uint32_t i = 0; i < m->via.map.size; i++) {
+    const msgpack_object *key = &m->via.map.ptr[i].key;
+    if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == n &&
+        memcmp(key->via.str.ptr, k, n) == 0)
+      return &m->via.map.ptr[i].val;
+  }
+  return NULL;
+}
+
+static bool get_u64(const msgpack_object *m, const char *k, uint64_t *out) {
+  const msgpack_object *v = map_get(m, k);
+  if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
+  *out = v->via.u64;
+  return true;
+}
+
+/* Copies a bin of exactly n bytes into a fresh array. */
+static void *get_bin(const msgpack_object *m, const char *k, size_t n) {
+  const msgpack_object *v = map_get(m, k);
+  if (!v || v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != n) return NULL;
+  void *p = malloc(n ? n : 1);
+  if (p) memcpy(p, v->via.bin.ptr, n);
+  return p;
+}
+
+static int load_slots(cs_store *s, const msgpack_object *o, const char **why) {
+  uint64_t n;
+  if (!get_u64(o, "count", &n) || n >= UINT32_MAX) {
+    *why = "bad slot count";
+    return CS_ECORRUPT;
+  }
+  slot_table *t = &s->slots;
+  t->ids = get_bin(o, "ids", n * 8);
+  t->accounts = get_bin(o, "accounts", n * 4);
+  t->segs = get_bin(o, "segs", n * 4);
+  t->offs = get_bin(o, "offs", n * 4);
+  t->lens = get_bin(o, "lens", n * 4);
+  t->live = get_bin(o, "live", n);
+  t->count = t->cap = (uint32_t)n;
+  if (!t->ids || !t->accounts || !t->segs || !t->offs || !t->lens ||
+      !t->live) {
+    *why = "slot arrays missing or of the wrong size";
+    return CS_ECORRUPT;
+  }
+  for (uint32_t i = 0; i < t->count; i++) {
+    if (t->ids[i] < CS_ID_MIN || (i && t->ids[i] <= t->ids[i - 1]) ||
+        t->accounts[i] == CS_ALL_ACCOUNTS || t->live[i] > 1) {
+      *why = "slot ids out of order or values out of range";
+      return CS_ECORRUPT;
+    }
+    if (u64map_put(&s->id_map, t->ids[i], i)) return -ENOMEM;
+    if (t->ids[i] > s->max_id_seen) s->max_id_seen = t->ids[i];
+    if (!t->live[i]) continue;
+    uint32_t seg = t->segs[i];
+    if (seg < s->first_seg || seg - s->first_seg >= s->seg_count ||
+        (uint64_t)t->offs[i] + t->lens[i] >
+            s->segs[seg - s->first_seg].size ||
+        t->offs[i] < SEG_HEADER_BYTES || t->lens[i] <= REC_HEADER_BYTES) {
+      *why = "a record location outside the log";
+      return CS_ECORRUPT;
+    }
+    s->live_contacts++;
+    s->live_bytes += t->lens[i];
+    uint64_t *c = u64map_get(&s->acct_counts, (uint64_t)t->accounts[i] + 1);
+    if (c)
+      (*c)++;
+    else if (u64map_put(&s->acct_counts, (uint64_t)t->accounts[i] + 1, 1))
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+int snap_load(cs_store *s, const char *name, cs_error *err) {
+  char path[4096];
+  store_path(s, path, sizeof path, name);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = store_read_file(path, &buf, &len, CS_SNAPSHOT_BYTES_MAX);
+  if (rc) return cs_err(err, rc, "cannot read snapshot %s: %s", path,
+                        cs_strerror(rc));
+  const char *why = NULL;
+  msgpack_zone zone;
+  msgpack_zone_init(&zone, 1 << 20);
+  uint64_t plen = 0, sum = 0;
+  uint32_t ver = 0;
+  if (len >= SNAP_HEADER_BYTES) {
+    memcpy(&ver, buf + 8, 4);
+    memcpy(&plen, buf + 16, 8);
+    memcpy(&sum, buf + 24, 8);
+  }
+  if (len < SNAP_HEADER_BYTES || memcmp(buf, SNAP_MAGIC, 8) != 0) {
+    why = "not a snapshot file";
+  } else if (ver != SNAP_FORMAT_VERSION) {
+    why = "unknown snapshot format version";
+  } else if (plen != len - SNAP_HEADER_BYTES) {
+    why = "its length does not match the file size (truncated?)";
+  } else if (sum != XXH3_64bits(buf + SNAP_HEADER_BYTES, plen)) {
+    why = "checksum mismatch";
+  }
+  msgpack_object root;
+  if (!why) {
+    size_t off = 0;
+    if (msgpack_unpack((const char *)buf + SNAP_HEADER_BYTES, plen, &off,
+                       &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+        off != plen || root.type != MSGPACK_OBJECT_MAP)
+      why = "payload is not one msgpack map";
+  }
+  uint64_t seq = 0, seg = 0, offset = 0, next_id = 0, log_bytes = 0;
+  if (!why && (!get_u64(&root, "seq", &seq) || !get_u64(&root, "segment", &seg) ||
+               !get_u64(&root, "offset", &offset) ||
+               !get_u64(&root, "next_id", &next_id) ||
+               !get_u64(&root, "log_bytes", &log_bytes)))
+    why = "missing position";
+  if (!why && seq > 0 &&
+      (seg < s->first_seg || seg - s->first_seg >= s->seg_count ||
+       offset < SEG_HEADER_BYTES ||
+       offset > s->segs[seg - s->first_seg].size))
+    why = "its log position is outside the log";
+  const msgpack_object *slots = why ? NULL : map_get(&root, "slots");
+  const msgpack_object *index = why ? NULL : map_get(&root, "index");
+  if (!why && (!slots || !index)) why = "missing slots or index";
+  if (!why) {
+    rc = load_slots(s, slots, &why);
+    if (rc == -ENOMEM) why = "out of memory";
+  }
+  if (!why) {
+    static __thread char ixerr[256];
+    ixerr[0] = 0;
+    rc = ix_load(s->ix, index, s->slots.count, ixerr, sizeof ixerr);
+    if (rc) why = ixerr[0] ? ixerr : "index does not load";
+  }
+  msgpack_zone_destroy(&zone);
+  free(buf);
+  if (why)
+    return cs_err(err, CS_ECORRUPT, "snapshot %s is unusable: %s", path, why);
+  s->applied_seq = seq;
+  s->applied_seg = (uint32_t)(seq ? seg : s->first_seg);
+  s->applied_off = seq ? offset : 0;
+  s->log_bytes = log_bytes;
+  if (next_id > s->max_id_seen + 1) s->max_id_seen = next_id - 1;
+  s->snapshot_seq = seq;
+  struct stat st;
+  if (stat(path, &st) == 0)
+    s->snapshot_time_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+                          st.st_mtim.tv_nsec / 1000000;
+  return 0;
+}
