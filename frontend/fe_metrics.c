@@ -1,0 +1,225 @@
+/*
+ * fe_metrics.c: per-route request counters and latency histograms, in
+ * Prometheus text format.
+ *
+ * Statuses are counted in a flat array indexed by status - 100, so that
+ * counting needs no lookup and no lock; only non-zero statuses are written
+ * out. Latency buckets are fixed: from half a millisecond (a read served
+ * from memory) to ten seconds (a write stuck behind a slow disk).
+ */
+#include "fe_metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_FIRST 100
+#define STATUS_COUNT 500 /* 100..599 */
+
+static const uint64_t bucket_micros[] = {500,    1000,    2500,    5000,
+                                         10000,  25000,   50000,   100000,
+                                         250000, 500000,  1000000, 2500000,
+                                         5000000, 10000000};
+enum { BUCKET_COUNT = sizeof(bucket_micros) / sizeof(bucket_micros[0]) };
+
+typedef struct slot {
+  char *method;
+  char *route;
+  _Atomic uint64_t status[STATUS_COUNT];
+  _Atomic uint64_t other_status; /* outside 100..599: never, but counted */
+  _Atomic uint64_t bucket[BUCKET_COUNT]; /* not cumulative; summed at render */
+  _Atomic uint64_t count;
+  _Atomic uint64_t sum_micros;
+} slot;
+
+struct fe_metrics {
+  size_t route_count;
+  slot *slots; /* route_count + 1, the last for unmatched requests */
+};
+
+int fe_metrics_create(size_t route_count, const char *const *methods,
+                      const char *const *patterns, fe_metrics **out) {
+  fe_metrics *m = calloc(1, sizeof(*m));
+  if (m == NULL)
+    return -1;
+  m->route_count = route_count;
+  m->slots = calloc(route_count + 1, sizeof(slot));
+  if (m->slots == NULL) {
+    free(m);
+    return -1;
+  }
+  for (size_t i = 0; i <= route_count; i++) {
+    slot *s = &m->slots[i];
+    s->method = strdup(i < route_count ? methods[i] : "-");
+    s->route = strdup(i < route_count ? patterns[i] : "unmatched");
+    if (s->method == NULL || s->route == NULL) {
+      fe_metrics_destroy(m);
+      return -1;
+    }
+  }
+  *out = m;
+  return 0;
+}
+
+void fe_metrics_destroy(fe_metrics *m) {
+  if (m == NULL)
+    return;
+  for (size_t i = 0; i <= m->route_count; i++) {
+    free(m->slots[i].method);
+    free(m->slots[i].route);
+  }
+  free(m->slots);
+  free(m);
+}
+
+void fe_metrics_observe(fe_metrics *m, size_t route, int status,
+                        uint64_t micros) {
+  slot *s = &m->slots[route < m->route_count ? route : m->route_count];
+  if (status >= STATUS_FIRST && status < STATUS_FIRST + STATUS_COUNT)
+    atomic_fetch_add_explicit(&s->status[status - STATUS_FIRST], 1,
+                              memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&s->other_status, 1, memory_order_relaxed);
+  for (int b = 0; b < BUCKET_COUNT; b++) {
+    if (micros <= bucket_micros[b]) {
+      atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
+      break;
+    }
+  }
+  atomic_fetch_add_explicit(&s->sum_micros, micros, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+}
+
+typedef struct strbuf {
+  char *p;
+  size_t len, cap;
+  bool failed;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+  if (b->failed)
+    return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      b->failed = true;
+      return;
+    }
+    if ((size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t cap = b->cap * 2 + (size_t)n + 1;
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+      b->failed = true;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+}
+
+/* A label value with \, " and newline escaped, as the text format says. */
+static void sb_label(strbuf *b, const char *v) {
+  for (; *v != '\0'; v++) {
+    if (*v == '\\' || *v == '"')
+      sb_printf(b, "\\%c", *v);
+    else if (*v == '\n')
+      sb_printf(b, "\\n");
+    else
+      sb_printf(b, "%c", *v);
+  }
+}
+
+static void sb_labels(strbuf *b, const slot *s) {
+  sb_printf(b, "method=\"");
+  sb_label(b, s->method);
+  sb_printf(b, "\",route=\"");
+  sb_label(b, s->route);
+  sb_printf(b, "\"");
+}
+
+static uint64_t load(const _Atomic uint64_t *v) {
+  return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+size_t fe_metrics_render(const fe_metrics *m, char **buf) {
+  strbuf b = {0};
+  size_t had = *buf != NULL ? strlen(*buf) : 0;
+  b.cap = had + 4096;
+  b.p = malloc(b.cap);
+  if (b.p == NULL)
+    return 0;
+  if (had > 0)
+    memcpy(b.p, *buf, had);
+  b.len = had;
+  b.p[b.len] = '\0';
+
+  sb_printf(&b, "# HELP contactd_http_requests_total HTTP requests answered, "
+                "by route and status.\n"
+                "# TYPE contactd_http_requests_total counter\n");
+  for (size_t i = 0; i <= m->route_count; i++) {
+    const slot *s = &m->slots[i];
+    for (int st = 0; st < STATUS_COUNT; st++) {
+      uint64_t n = load(&s->status[st]);
+      if (n == 0)
+        continue;
+      sb_printf(&b, "contactd_http_requests_total{");
+      sb_labels(&b, s);
+      sb_printf(&b, ",status=\"%d\"} %" PRIu64 "\n", st + STATUS_FIRST, n);
+    }
+    uint64_t other = load(&s->other_status);
+    if (other != 0) {
+      sb_printf(&b, "contactd_http_requests_total{");
+      sb_labels(&b, s);
+      sb_printf(&b, ",status=\"other\"} %" PRIu64 "\n", other);
+    }
+  }
+
+  sb_printf(&b, "# HELP contactd_http_request_duration_seconds Time from "
+                "request to answer, by route.\n"
+                "# TYPE contactd_http_request_duration_seconds histogram\n");
+  for (size_t i = 0; i <= m->route_count; i++) {
+    const slot *s = &m->slots[i];
+    uint64_t cumulative = 0;
+    uint64_t count = load(&s->count);
+    for (int bk = 0; bk < BUCKET_COUNT; bk++) {
+      cumulative += load(&s->bucket[bk]);
+      sb_printf(&b, "contactd_http_request_duration_seconds_bucket{");
+      sb_labels(&b, s);
+      sb_printf(&b, ",le=\"%g\"} %" PRIu64 "\n",
+                (double)bucket_micros[bk] / 1e6, cumulative);
+    }
+    /* +Inf equals _count by definition; read count once for both. */
+    if (count < cumulative)
+      count = cumulative;
+    sb_printf(&b, "contactd_http_request_duration_seconds_bucket{");
+    sb_labels(&b, s);
+    sb_printf(&b, ",le=\"+Inf\"} %" PRIu64 "\n", count);
+    sb_printf(&b, "contactd_http_request_duration_seconds_sum{");
+    sb_labels(&b, s);
+    sb_printf(&b, "} %.6f\n", (double)load(&s->sum_micros) / 1e6);
+    sb_printf(&b, "contactd_http_request_duration_seconds_count{");
+    sb_labels(&b, s);
+    sb_printf(&b, "} %" PRIu64 "\n", count);
+  }
+
+  if (b.failed) {
+    free(b.p);
+    return 0;
+  }
+  free(*buf);
+  *buf = b.p;
+  return b.len;
+}

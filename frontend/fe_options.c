@@ -1,0 +1,223 @@
+/*
+ * fe_options.c: contactd's command line, parsed without side effects.
+ *
+ * Every option has a default, every value is checked here (numbers, the
+ * durability word, address syntax) so that the server starts only with a
+ * configuration that makes sense; what can only be checked by trying
+ * (binding an address, reading a certificate) is main()'s job.
+ */
+#include "fe_options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fe_options_init(fe_options *o, const char *default_plugins_dir) {
+  memset(o, 0, sizeof(*o));
+  o->listen[0].text = "127.0.0.1:8080";
+  snprintf(o->listen[0].host, sizeof(o->listen[0].host), "127.0.0.1");
+  o->listen[0].port = 8080;
+  o->listen_count = 1;
+  o->data_dir = "./data";
+  o->threads = 0;
+  o->durability = CS_DURABILITY_FSYNC;
+  o->plugins_dir = default_plugins_dir;
+}
+
+int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
+                    size_t errlen) {
+  const char *colon, *host = text, *port_text;
+  size_t host_len;
+
+  memset(out, 0, sizeof(*out));
+  out->text = text;
+  if (text[0] == '[') {
+    const char *close = strchr(text, ']');
+    if (close == NULL || close[1] != ':') {
+      snprintf(err, errlen, "--listen %s: expected [ADDRESS]:PORT", text);
+      return -1;
+    }
+    host = text + 1;
+    host_len = (size_t)(close - host);
+    port_text = close + 2;
+    if (host_len == 0) {
+      snprintf(err, errlen, "--listen %s: empty address", text);
+      return -1;
+    }
+  } else {
+    colon = strrchr(text, ':');
+    if (colon == NULL) {
+      snprintf(err, errlen, "--listen %s: expected ADDRESS:PORT", text);
+      return -1;
+    }
+    if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+      snprintf(err, errlen,
+               "--listen %s: write an IPv6 address in brackets, [::1]:8080",
+               text);
+      return -1;
+    }
+    host_len = (size_t)(colon - text);
+    port_text = colon + 1;
+  }
+  if (host_len >= sizeof(out->host)) {
+    snprintf(err, errlen, "--listen %s: address too long", text);
+    return -1;
+  }
+  memcpy(out->host, host, host_len);
+  out->host[host_len] = '\0';
+
+  char *end;
+  errno = 0;
+  unsigned long port = strtoul(port_text, &end, 10);
+  if (port_text[0] < '0' || port_text[0] > '9' || *end != '\0' ||
+      errno != 0 || port > 65535) {
+    snprintf(err, errlen, "--listen %s: bad port '%s' (0-65535)", text,
+             port_text);
+    return -1;
+  }
+  out->port = (unsigned)port;
+  return 0;
+}
+
+/* The value of an option: "--name=value" or the next argument. */
+static int option_value(int argc, char **argv, int *i, const char *arg,
+                        const char *eq, const char **value, char *err,
+                        size_t errlen) {
+  if (eq != NULL) {
+    *value = eq + 1;
+  } else if (*i + 1 < argc) {
+    *value = argv[++*i];
+  } else {
+    snprintf(err, errlen, "%s needs a value", arg);
+    return -1;
+  }
+  if (**value == '\0') {
+    snprintf(err, errlen, "%.*s: empty value",
+             (int)(eq != NULL ? (size_t)(eq - arg) : strlen(arg)), arg);
+    return -1;
+  }
+  return 0;
+}
+
+int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
+                     size_t errlen) {
+  bool listen_given = false;
+
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *eq = strchr(arg, '=');
+    size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    const char *value = NULL;
+
+#define IS(name) (name_len == sizeof(name) - 1 && memcmp(arg, name, name_len) == 0)
+#define VALUE()                                                                \
+  do {                                                                         \
+    if (option_value(argc, argv, &i, arg, eq, &value, err, errlen) != 0)       \
+      return -1;                                                               \
+  } while (0)
+
+    if (IS("--help") || IS("-h")) {
+      o->help = true;
+    } else if (IS("--version")) {
+      o->version = true;
+    } else if (IS("--listen")) {
+      VALUE();
+      if (!listen_given)
+        o->listen_count = 0;
+      listen_given = true;
+      if (o->listen_count == FE_LISTEN_MAX) {
+        snprintf(err, errlen, "--listen: at most %d addresses", FE_LISTEN_MAX);
+        return -1;
+      }
+      if (fe_listen_parse(value, &o->listen[o->listen_count], err, errlen) != 0)
+        return -1;
+      o->listen_count++;
+    } else if (IS("--data")) {
+      VALUE();
+      o->data_dir = value;
+    } else if (IS("--threads")) {
+      VALUE();
+      char *end;
+      errno = 0;
+      unsigned long n = strtoul(value, &end, 10);
+      if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+          n < 1 || n > FE_THREADS_MAX) {
+        snprintf(err, errlen, "--threads %s: expected a number from 1 to %d",
+                 value, FE_THREADS_MAX);
+        return -1;
+      }
+      o->threads = (unsigned)n;
+    } else if (IS("--tls-cert")) {
+      VALUE();
+      o->tls_cert = value;
+    } else if (IS("--tls-key")) {
+      VALUE();
+      o->tls_key = value;
+    } else if (IS("--durability")) {
+      VALUE();
+      if (strcmp(value, "fsync") == 0) {
+        o->durability = CS_DURABILITY_FSYNC;
+      } else if (strcmp(value, "none") == 0) {
+        o->durability = CS_DURABILITY_NONE;
+      } else {
+        snprintf(err, errlen, "--durability %s: expected fsync or none", value);
+        return -1;
+      }
+    } else if (IS("--plugins")) {
+      VALUE();
+      o->plugins_dir = value;
+    } else if (IS("--access-log")) {
+      VALUE();
+      o->access_log = value;
+    } else if (arg[0] == '-') {
+      snprintf(err, errlen, "unknown option %.*s", (int)name_len, arg);
+      return -1;
+    } else {
+      snprintf(err, errlen, "unexpected argument '%s'", arg);
+      return -1;
+    }
+    if (eq != NULL && value == NULL) {
+      snprintf(err, errlen, "%.*s takes no value", (int)name_len, arg);
+      return -1;
+    }
+#undef IS
+#undef VALUE
+  }
+
+  if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+    snprintf(err, errlen, "%s given without %s",
+             o->tls_cert != NULL ? "--tls-cert" : "--tls-key",
+             o->tls_cert != NULL ? "--tls-key" : "--tls-cert");
+    return -1;
+  }
+  return 0;
+}
+
+int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
+  return snprintf(
+      buf, len,
+      "usage: contactd [options]\n"
+      "\n"
+      "Serves the contacts API over HTTP/1.1 and HTTP/2 (cleartext, or TLS\n"
+      "with ALPN when given a certificate).\n"
+      "\n"
+      "  --listen ADDR:PORT      address to listen on; repeat for several\n"
+      "                          (default 127.0.0.1:8080; [::1]:8080 for IPv6,\n"
+      "                          port 0 picks a free port)\n"
+      "  --data DIR              data directory (default ./data)\n"
+      "  --threads N             worker threads (default: one per core)\n"
+      "  --tls-cert FILE         PEM certificate chain: serve TLS on every\n"
+      "                          address (needs --tls-key; default: no TLS)\n"
+      "  --tls-key FILE          PEM private key for --tls-cert\n"
+      "  --durability MODE       fsync: answer a write once it is on disk\n"
+      "                          (default); none: once it is written, which\n"
+      "                          loses recent writes on power loss\n"
+      "  --plugins DIR           directory of plugins (*.so) to load\n"
+      "                          (default %s)\n"
+      "  --access-log FILE|-     one line per request to FILE, or - for\n"
+      "                          standard output (default: none)\n"
+      "  --version               print the version and exit\n"
+      "  --help                  print this help and exit\n",
+      default_plugins_dir);
+}

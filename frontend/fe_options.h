@@ -1,0 +1,59 @@
+/*
+ * fe_options.h: contactd's command line.
+ *
+ * Parsing is pure (no I/O, no exit) so that it can be unit tested: it fills
+ * an fe_options from argv and reports the first problem as one line naming
+ * the option. main() turns a failure into exit status 2.
+ */
+#ifndef FE_OPTIONS_H
+#define FE_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "cs.h"
+#include "fe_limits.h"
+
+typedef struct fe_listen_addr {
+  const char *text;              /* as given, "127.0.0.1:8080" */
+  char host[256];                /* "127.0.0.1", "::1", "" for any */
+  unsigned port;                 /* 0: any free port */
+} fe_listen_addr;
+
+typedef struct fe_options {
+  fe_listen_addr listen[FE_LISTEN_MAX];
+  size_t listen_count;
+  const char *data_dir;
+  unsigned threads; /* 0: one per core */
+  const char *tls_cert;
+  const char *tls_key;
+  cs_durability durability;
+  const char *plugins_dir;
+  const char *access_log; /* NULL: none; "-": stdout */
+  bool help;
+  bool version;
+} fe_options;
+
+/* Defaults before parsing: listen 127.0.0.1:8080, data ./data, durability
+ * fsync, plugins in default_plugins_dir. */
+void fe_options_init(fe_options *o, const char *default_plugins_dir);
+
+/*
+ * Parses argv[1..argc-1] ("--opt value" or "--opt=value"). Strings in *o
+ * point into argv. Returns 0, or -1 with one line in err naming the option
+ * at fault (an unknown option, a missing or bad value, --tls-cert without
+ * --tls-key). The first --listen replaces the default address.
+ */
+int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
+                     size_t errlen);
+
+/* Splits "host:port", "[v6]:port" or ":port" into *out. 0 or -1 with err. */
+int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
+                    size_t errlen);
+
+/* Writes the usage text (every option with its default) to buf; returns
+ * what snprintf returns. */
+int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir);
+
+#endif

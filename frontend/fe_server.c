@@ -1,0 +1,1015 @@
+/*
+ * fe_server.c: h2o behind the plugin API.
+ *
+ * Threads. Each worker owns an h2o loop and context and accepts on its own
+ * dup() of every listening socket, so closing its listeners at shutdown
+ * never disturbs another worker. A plugin may answer from any thread (the
+ * store's commit thread, typically); an answer made off the worker's thread
+ * is queued to the worker through h2o's multithread queue and sent from the
+ * loop, which is the only thread that ever touches an h2o request.
+ *
+ * The answer handle (cd_response) outlives the h2o request when it must. A
+ * small guard object lives in the request's memory pool; h2o runs its
+ * dispose callback when it frees the request (the client went away, or the
+ * response was written), which tells the handle that its request is gone.
+ * Invariants, all on the worker's thread:
+ *   - res->req is non-NULL exactly while the request's pool is alive;
+ *   - res is freed once it has been answered (sent or dropped) and its
+ *     handler has returned, and never earlier;
+ *   - the worker counts handles not yet freed (pending) and requests not yet
+ *     disposed (live); shutdown waits for both to reach zero.
+ */
+#include "fe_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "h2o.h"
+#include "h2o/http1.h"
+#include "h2o/http2.h"
+
+#include "fe_json.h"
+#include "fe_log.h"
+#include "fe_metrics.h"
+#include "fe_plugins.h"
+#include "fe_request.h"
+
+/* ------------------------------------------------------------ structures */
+
+typedef struct fe_worker fe_worker;
+
+typedef struct fe_listener {
+  int fd;
+  char url[300];
+} fe_listener;
+
+typedef struct fe_handler {
+  h2o_handler_t super;
+  fe_server *srv;
+} fe_handler;
+
+typedef struct fe_filter {
+  h2o_filter_t super;
+  fe_server *srv;
+} fe_filter;
+
+struct fe_worker {
+  fe_server *srv;
+  size_t index;
+  pthread_t tid;      /* set by the worker itself, read after the barrier */
+  pthread_t join_tid; /* set by pthread_create, for pthread_join */
+  h2o_context_t ctx;
+  h2o_accept_ctx_t accept_ctx;
+  h2o_socket_t *listeners[FE_LISTEN_MAX];
+  size_t listener_count;
+  h2o_multithread_receiver_t answers; /* cd_response from other threads */
+  h2o_multithread_receiver_t control; /* the stop message */
+  h2o_multithread_message_t stop_msg;
+  size_t pending; /* handles not yet freed */
+  size_t live;    /* requests with a guard not yet disposed */
+  uint64_t rng;
+  bool stopping;
+  int64_t stop_deadline_ms;
+};
+
+struct fe_server {
+  const fe_options *opts;
+  fe_listener listeners[FE_LISTEN_MAX];
+  size_t listener_count;
+  SSL_CTX *ssl_ctx;
+  fe_access_log *access_log;
+  h2o_globalconf_t globalconf;
+  cd_host host;
+  const fe_router *router;
+  const cs_keyring *keys;
+  cs_store *store;
+  fe_metrics *metrics;
+  fe_worker *workers;
+  size_t worker_count;
+  pthread_barrier_t ready;
+  bool started, stopped;
+};
+
+typedef struct fe_header {
+  struct fe_header *next;
+  char *name; /* lower-case */
+  char *value;
+} fe_header;
+
+typedef struct fe_guard {
+  struct cd_response *res;
+  fe_worker *worker;
+} fe_guard;
+
+struct cd_response {
+  fe_worker *worker;
+  h2o_req_t *req; /* NULL once h2o freed the request */
+  fe_guard *guard;
+  h2o_multithread_message_t msg;
+  atomic_int answered;
+  bool handler_running;
+  bool sent;
+  bool is_head;
+  /* the answer */
+  int status;
+  char *content_type;
+  char *body; /* h2o shared memory: the pool takes a reference at send */
+  size_t body_len;
+  fe_header *headers, **headers_tail;
+  /* the request, for the log and the metrics */
+  const fe_route *route;
+  const char *account_name;
+  struct timespec started;
+  char method[16];
+  char request_id[CS_REQUEST_ID_MAX_BYTES + 1];
+  size_t path_len;
+  char path[]; /* path_len bytes and a NUL */
+};
+
+/* Kept reachable after fe_server_destroy: see its comment. */
+static fe_worker *retained_workers[8];
+static size_t retained_count;
+
+/* ------------------------------------------------------------- utilities */
+
+static fe_worker *worker_of(h2o_context_t *ctx) {
+  return H2O_STRUCT_FROM_MEMBER(fe_worker, ctx, ctx);
+}
+
+static uint64_t micros_since(const struct timespec *t0) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t us = (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 +
+               (now.tv_nsec - t0->tv_nsec) / 1000;
+  return us > 0 ? (uint64_t)us : 0;
+}
+
+static void log_res(const cd_response *res, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void log_res(const cd_response *res, int level, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  fe_log_line(level, res != NULL ? res->request_id : NULL, line);
+}
+
+/* ---------------------------------------------------- answering requests */
+
+static h2o_generator_t fe_generator = {NULL, NULL};
+
+static void res_free(cd_response *res) {
+  if (res->guard != NULL)
+    res->guard->res = NULL;
+  for (fe_header *h = res->headers, *next; h != NULL; h = next) {
+    next = h->next;
+    free(h->name);
+    free(h->value);
+    free(h);
+  }
+  if (res->body != NULL)
+    h2o_mem_release_shared(res->body);
+  free(res->content_type);
+  res->worker->pending--;
+  free(res);
+}
+
+static void res_maybe_free(cd_response *res) {
+  if (res->sent && !res->handler_running)
+    res_free(res);
+}
+
+static void add_header(h2o_req_t *req, const char *name, size_t name_len,
+                       const char *value, size_t value_len) {
+  h2o_iovec_t n = h2o_strdup(&req->pool, name, name_len);
+  h2o_iovec_t v = h2o_strdup(&req->pool, value, value_len);
+  h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL,
+                        v.base, v.len);
+}
+
+/* Hands the answer to h2o. Runs on the worker's thread. */
+static void send_to_h2o(cd_response *res) {
+  h2o_req_t *req = res->req;
+
+  req->res.status = res->status;
+  req->res.reason = fe_status_reason(res->status);
+  for (fe_header *h = res->headers; h != NULL; h = h->next)
+    add_header(req, h->name, strlen(h->name), h->value, strlen(h->value));
+  if (res->content_type != NULL) {
+    h2o_iovec_t ct =
+        h2o_strdup(&req->pool, res->content_type, strlen(res->content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   ct.base, ct.len);
+  }
+  add_header(req, H2O_STRLIT("x-request-id"), res->request_id,
+             strlen(res->request_id));
+  req->res.content_length = res->body_len;
+
+  h2o_mem_link_shared(&req->pool, res->body);
+  h2o_iovec_t buf = h2o_iovec_init(res->body, res->body_len);
+  h2o_start_response(req, &fe_generator);
+  if (res->is_head || res->body_len == 0)
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+  else
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* Completes an answered response on the worker's thread: counts it, logs
+ * it, sends it if the client is still there, and frees it when it can. */
+static void res_finish(cd_response *res) {
+  fe_server *s = res->worker->srv;
+  uint64_t micros = micros_since(&res->started);
+  res->sent = true;
+
+  fe_metrics_observe(s->metrics,
+                     res->route != NULL ? res->route->index
+                                        : FE_METRICS_UNMATCHED,
+                     res->status, micros);
+  if (s->access_log != NULL) {
+    fe_access_entry e = {
+        .time_ms = fe_now_ms(),
+        .request_id = res->request_id,
+        .account = res->account_name,
+        .method = res->method,
+        .path = res->path,
+        .path_len = res->path_len,
+        .status = res->status,
+        .bytes = res->is_head || res->req == NULL ? 0 : res->body_len,
+        .micros = micros,
+    };
+    fe_access_log_write(s->access_log, &e);
+  }
+  if (res->status >= 500)
+    log_res(res, 2, "%s %.*s answered %d", res->method, (int)res->path_len,
+            res->path, res->status);
+
+  if (res->req != NULL)
+    send_to_h2o(res);
+  else
+    log_res(res, 0, "%s %.*s: the client left before the answer (%d)",
+            res->method, (int)res->path_len, res->path, res->status);
+  res_maybe_free(res);
+}
+
+static void on_answers(h2o_multithread_receiver_t *receiver,
+                       h2o_linklist_t *messages) {
+  while (!h2o_linklist_is_empty(messages)) {
+    h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(
+        h2o_multithread_message_t, link, messages->next);
+    h2o_linklist_unlink(&msg->link);
+    res_finish(H2O_STRUCT_FROM_MEMBER(cd_response, msg, msg));
+  }
+}
+
+/* ------------------------------------------------------- the host (API) */
+
+static bool header_name_ok(const char *s) {
+  if (*s == '\0')
+    return false;
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
+      return false;
+  }
+  return true;
+}
+
+static bool header_value_ok(const char *s) {
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return false;
+  }
+  return true;
+}
+
+/* Headers the transport owns; a plugin setting one would corrupt framing. */
+static bool header_reserved(const char *lower) {
+  static const char *const names[] = {
+      "content-length", "transfer-encoding", "connection", "keep-alive",
+      "upgrade",        "x-request-id",      "content-type"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strcmp(lower, names[i]) == 0)
+      return true;
+  return false;
+}
+
+static void host_header(cd_response *res, const char *name, const char *value) {
+  if (res == NULL || name == NULL || value == NULL)
+    return;
+  if (atomic_load(&res->answered)) {
+    log_res(res, 1, "plugin bug: header %s added after the answer", name);
+    return;
+  }
+  if (!header_name_ok(name) || !header_value_ok(value) ||
+      strlen(name) > FE_HEADER_MAX_BYTES || strlen(value) > FE_HEADER_MAX_BYTES) {
+    log_res(res, 1, "plugin bug: header %s dropped (bad name or value)", name);
+    return;
+  }
+  fe_header *h = calloc(1, sizeof(*h));
+  if (h == NULL)
+    return;
+  h->name = strdup(name);
+  h->value = strdup(value);
+  if (h->name == NULL || h->value == NULL) {
+    free(h->name);
+    free(h->value);
+    free(h);
+    return;
+  }
+  for (char *p = h->name; *p != '\0'; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  if (header_reserved(h->name)) {
+    log_res(res, 1, "plugin bug: header %s is the server's to set", h->name);
+    free(h->name);
+    free(h->value);
+    free(h);
+    return;
+  }
+  *res->headers_tail = h;
+  res->headers_tail = &h->next;
+}
+
+static void host_respond(cd_response *res, int status, const char *content_type,
+                         const char *body, size_t body_len) {
+  if (res == NULL)
+    return;
+  if (atomic_exchange(&res->answered, 1) != 0) {
+    log_res(res, 2, "plugin bug: a second answer (%d) ignored", status);
+    return;
+  }
+  if (status < 100 || status > 599) {
+    log_res(res, 2, "plugin bug: status %d answered as 500", status);
+    status = 500;
+    content_type = NULL;
+    body = NULL;
+    body_len = 0;
+  }
+  res->status = status;
+  if (content_type != NULL && header_value_ok(content_type))
+    res->content_type = strdup(content_type);
+  /* Shared memory, so that the request's pool can hold the body by
+   * reference instead of copying it a second time. */
+  res->body = h2o_mem_alloc_shared(NULL, body_len > 0 ? body_len : 1, NULL);
+  if (body_len > 0 && body != NULL)
+    memcpy(res->body, body, body_len);
+  else
+    body_len = 0;
+  res->body_len = body_len;
+
+  if (pthread_equal(pthread_self(), res->worker->tid))
+    res_finish(res);
+  else
+    h2o_multithread_send_message(&res->worker->answers, &res->msg);
+}
+
+static void host_error(cd_response *res, int status, const char *code,
+                       const char *message, const char *field, uint64_t id) {
+  size_t len = 0;
+  char *body = fe_json_error(code, message, field, id, &len);
+  if (body == NULL) {
+    static const char fallback[] =
+        "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    host_respond(res, 500, "application/json", fallback, sizeof(fallback) - 1);
+    return;
+  }
+  host_respond(res, status, "application/json", body, len);
+  free(body);
+}
+
+static void host_log(void *ctx, cd_response *res, int level, const char *line) {
+  fe_log_line(level, res != NULL ? res->request_id : NULL, line);
+}
+
+static size_t host_metrics(void *ctx, char **out) {
+  fe_server *s = ctx;
+  if (s->metrics == NULL)
+    return 0;
+  return fe_metrics_render(s->metrics, out);
+}
+
+/* ------------------------------------------------------ request pipeline */
+
+static void guard_dispose(void *p) {
+  fe_guard *g = p;
+  g->worker->live--;
+  if (g->res != NULL) {
+    g->res->req = NULL;
+    g->res->guard = NULL;
+  }
+}
+
+static void request_id_of(fe_worker *w, h2o_req_t *req,
+                          char out[CS_REQUEST_ID_MAX_BYTES + 1]) {
+  ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"),
+                                     -1);
+  if (i >= 0) {
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (fe_request_id_valid(v.base, v.len)) {
+      memcpy(out, v.base, v.len);
+      out[v.len] = '\0';
+      return;
+    }
+  }
+  fe_request_id_generate(&w->rng, out);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req) {
+  fe_server *s = ((fe_handler *)self)->srv;
+  fe_worker *w = worker_of(req->conn->ctx);
+
+  size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+  cd_response *res = calloc(1, sizeof(*res) + path_len + 1);
+  fe_guard *guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard),
+                                         guard_dispose);
+  if (res == NULL) {
+    h2o_send_error_500(req, "Internal Server Error", "out of memory", 0);
+    guard->res = NULL;
+    guard->worker = w;
+    w->live++;
+    return 0;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &res->started);
+  w->pending++;
+  w->live++;
+  guard->res = res;
+  guard->worker = w;
+  res->worker = w;
+  res->req = req;
+  res->guard = guard;
+  res->headers_tail = &res->headers;
+  res->handler_running = true;
+  snprintf(res->method, sizeof(res->method), "%.*s", (int)req->method.len,
+           req->method.base);
+  memcpy(res->path, req->path.base, path_len);
+  res->path_len = path_len;
+  res->is_head = strcmp(res->method, "HEAD") == 0;
+  request_id_of(w, req, res->request_id);
+
+  const char *method = h2o_strdup(&req->pool, req->method.base,
+                                  req->method.len).base;
+  char *scratch = h2o_mem_alloc_pool(&req->pool,
+                                     FE_ROUTER_SCRATCH_BYTES(path_len));
+  fe_match m;
+  fe_route_result rr =
+      fe_router_match(s->router, method, req->path.base, path_len, scratch, &m);
+
+  if (rr == FE_ROUTE_NOT_FOUND) {
+    host_error(res, 404, "not_found", "no such route", NULL, 0);
+    goto done;
+  }
+  if (rr == FE_ROUTE_METHOD_NOT_ALLOWED) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "method %s is not allowed here; allowed: %s",
+             res->method, m.allow);
+    host_header(res, "allow", m.allow);
+    host_error(res, 405, "method_not_allowed", msg, NULL, 0);
+    goto done;
+  }
+  res->route = m.route;
+
+  if (req->entity.len > CS_BODY_MAX_BYTES) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
+             CS_BODY_MAX_BYTES);
+    host_error(res, 413, "payload_too_large", msg, NULL, 0);
+    goto done;
+  }
+
+  cd_request view;
+  memset(&view, 0, sizeof(view));
+  view.role = CS_ROLE_READ_ONLY;
+  if (m.route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE)) {
+    ssize_t ki =
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
+    if (ki < 0 || req->headers.entries[ki].value.len == 0) {
+      host_error(res, 401, "missing_api_key", "x-api-key header required",
+                 NULL, 0);
+      goto done;
+    }
+    h2o_iovec_t key = req->headers.entries[ki].value;
+    const cs_key_info *info = NULL;
+    if (s->keys == NULL || cs_keys_check(s->keys, key.base, key.len, &info) != 0 ||
+        info == NULL) {
+      host_error(res, 401, "invalid_api_key", "unknown or revoked API key",
+                 NULL, 0);
+      goto done;
+    }
+    if ((m.route->flags & CD_ROUTE_WRITE) && info->role != CS_ROLE_READ_WRITE) {
+      host_error(res, 403, "read_only_key",
+                 "this API key is read-only; this request changes data", NULL,
+                 0);
+      goto done;
+    }
+    view.account = info->account_id;
+    view.account_name = info->account;
+    view.role = info->role;
+    res->account_name = info->account;
+  }
+
+  /* The view: everything points into the request's pool or the router,
+   * valid until the handler returns. */
+  view.method = method;
+  view.path = h2o_strdup(&req->pool, req->path.base, path_len).base;
+  view.params = m.params;
+  view.param_count = m.param_count;
+  if (req->query_at != SIZE_MAX) {
+    const char *q = req->path.base + req->query_at + 1;
+    size_t qlen = req->path.len - req->query_at - 1;
+    size_t max = fe_query_pairs_max(q, qlen);
+    cd_pair *pairs = h2o_mem_alloc_pool(&req->pool, max * sizeof(cd_pair));
+    char *qscratch = h2o_mem_alloc_pool(&req->pool, FE_QUERY_SCRATCH_BYTES(qlen));
+    view.query = pairs;
+    view.query_count = fe_query_parse(q, qlen, qscratch, pairs, max);
+  }
+  if (req->headers.size > 0) {
+    cd_pair *hs =
+        h2o_mem_alloc_pool(&req->pool, req->headers.size * sizeof(cd_pair));
+    size_t n = 0;
+    for (size_t i = 0; i < req->headers.size; i++) {
+      const h2o_header_t *h = &req->headers.entries[i];
+      /* The key has done its work; a plugin has no need to see it. */
+      if (h2o_memis(h->name->base, h->name->len, H2O_STRLIT("x-api-key")))
+        continue;
+      hs[n].name = h->name->base;
+      hs[n].name_len = h->name->len;
+      hs[n].value = h->value.base;
+      hs[n].value_len = h->value.len;
+      n++;
+    }
+    view.headers = hs;
+    view.header_count = n;
+  }
+  view.body = req->entity.base;
+  view.body_len = req->entity.base != NULL ? req->entity.len : 0;
+  view.request_id = res->request_id;
+  view.store = s->store;
+
+  const fe_target *t = m.route->payload;
+  int rc = t->handle(t->state, &view, res);
+  if (rc != CD_ASYNC && !atomic_load(&res->answered)) {
+    log_res(res, 2, "plugin %s: %s %s returned without answering",
+            t->plugin, m.route->method, m.route->pattern);
+    host_error(res, 500, "internal", "internal error", NULL, 0);
+  }
+
+done:
+  res->handler_running = false;
+  res_maybe_free(res);
+  return 0;
+}
+
+/* ----------------------------------------- answers h2o makes on its own */
+
+typedef struct fe_swap_ostream {
+  h2o_ostream_t super;
+  h2o_iovec_t body; /* sent with the first chunk, then nothing */
+} fe_swap_ostream;
+
+static void swap_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                         size_t bufcnt, h2o_send_state_t state) {
+  fe_swap_ostream *o = (fe_swap_ostream *)self;
+  h2o_iovec_t body = o->body;
+  o->body = h2o_iovec_init(NULL, 0);
+  if (body.len > 0)
+    h2o_ostream_send_next(&o->super, req, &body, 1, state);
+  else
+    h2o_ostream_send_next(&o->super, req, NULL, 0, state);
+}
+
+/*
+ * h2o answers some requests before any handler runs: a body over its
+ * buffer limit (413), a malformed request (400). Those answers come here
+ * without our x-request-id; they get one, and an error body in the API's
+ * JSON shape instead of h2o's plain text, and are counted and logged.
+ */
+static void foreign_response(fe_server *s, h2o_req_t *req,
+                             h2o_ostream_t ***slot) {
+  fe_worker *w = worker_of(req->conn->ctx);
+  char rid[CS_REQUEST_ID_MAX_BYTES + 1];
+  request_id_of(w, req, rid);
+  add_header(req, H2O_STRLIT("x-request-id"), rid, strlen(rid));
+
+  bool is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+  size_t body_len = req->res.content_length;
+  if (req->res.status >= 400) {
+    char msg[96];
+    if (req->res.status == 413)
+      snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
+               CS_BODY_MAX_BYTES);
+    else
+      snprintf(msg, sizeof(msg), "%s", fe_status_reason(req->res.status));
+    size_t len = 0;
+    char *json = fe_json_error(fe_json_code_for_status(req->res.status), msg,
+                               NULL, 0, &len);
+    if (json != NULL) {
+      h2o_iovec_t body = h2o_strdup(&req->pool, json, len);
+      free(json);
+      h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                     H2O_STRLIT("application/json"), 1);
+      req->res.content_length = body.len;
+      body_len = body.len;
+      fe_swap_ostream *o = (fe_swap_ostream *)h2o_add_ostream(
+          req, sizeof(*o), *slot);
+      o->super.do_send = swap_do_send;
+      o->body = is_head ? h2o_iovec_init(NULL, 0) : body;
+      *slot = &o->super.next;
+    }
+  }
+
+  struct timeval now;
+  gettimeofday(&now, NULL);
+  int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
+                   1000000 +
+               (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
+  if (req->timestamps.request_begin_at.tv_sec == 0 || us < 0)
+    us = 0;
+  if (s->metrics != NULL)
+    fe_metrics_observe(s->metrics, FE_METRICS_UNMATCHED, req->res.status,
+                       (uint64_t)us);
+  if (s->access_log != NULL) {
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)req->method.len,
+             req->method.base != NULL ? req->method.base : "-");
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    fe_access_entry e = {
+        .time_ms = fe_now_ms(),
+        .request_id = rid,
+        .account = NULL,
+        .method = method[0] != '\0' ? method : "-",
+        .path = req->path.base,
+        .path_len = req->path.base != NULL ? path_len : 0,
+        .status = req->res.status,
+        .bytes = is_head || body_len == SIZE_MAX ? 0 : body_len,
+        .micros = (uint64_t)us,
+    };
+    fe_access_log_write(s->access_log, &e);
+  }
+}
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
+                             h2o_ostream_t **slot) {
+  fe_server *s = ((fe_filter *)self)->srv;
+  if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"),
+                             -1) < 0)
+    foreign_response(s, req, &slot);
+  h2o_setup_next_ostream(req, slot);
+}
+
+/* ------------------------------------------------------------- workers */
+
+static void on_accept(h2o_socket_t *listener, const char *err) {
+  if (err != NULL)
+    return;
+  fe_worker *w = listener->data;
+  h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+  if (sock != NULL)
+    h2o_accept(&w->accept_ctx, sock);
+}
+
+static void begin_stop(fe_worker *w) {
+  if (w->stopping)
+    return;
+  w->stopping = true;
+  w->stop_deadline_ms = fe_now_ms() + FE_SHUTDOWN_DRAIN_MS;
+  for (size_t i = 0; i < w->listener_count; i++) {
+    h2o_socket_read_stop(w->listeners[i]);
+    h2o_socket_close(w->listeners[i]);
+    w->listeners[i] = NULL;
+  }
+  w->listener_count = 0;
+  /* HTTP/2 connections get GOAWAY; HTTP/1 ones stop keeping alive. */
+  h2o_context_request_shutdown(&w->ctx);
+}
+
+static void on_control(h2o_multithread_receiver_t *receiver,
+                       h2o_linklist_t *messages) {
+  fe_worker *w = H2O_STRUCT_FROM_MEMBER(fe_worker, control, receiver);
+  while (!h2o_linklist_is_empty(messages)) {
+    h2o_linklist_t *m = messages->next;
+    h2o_linklist_unlink(m);
+  }
+  begin_stop(w);
+}
+
+static void *worker_main(void *arg) {
+  fe_worker *w = arg;
+  fe_server *s = w->srv;
+
+  w->tid = pthread_self();
+  h2o_context_init(&w->ctx, h2o_evloop_create(), &s->globalconf);
+  h2o_multithread_register_receiver(w->ctx.queue, &w->answers, on_answers);
+  h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
+  w->accept_ctx.ctx = &w->ctx;
+  w->accept_ctx.hosts = s->globalconf.hosts;
+  w->accept_ctx.ssl_ctx = s->ssl_ctx;
+
+  for (size_t i = 0; i < s->listener_count; i++) {
+    int fd = fcntl(s->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+      fe_log_line(2, NULL, "worker cannot duplicate a listening socket");
+      continue;
+    }
+    h2o_socket_t *sock =
+        h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    sock->data = w;
+    h2o_socket_read_start(sock, on_accept);
+    w->listeners[w->listener_count++] = sock;
+  }
+  pthread_barrier_wait(&s->ready);
+
+  for (;;) {
+    h2o_evloop_run(w->ctx.loop, w->stopping ? 50 : INT32_MAX);
+    if (w->stopping) {
+      if (w->pending == 0 && w->live == 0)
+        break;
+      if (fe_now_ms() > w->stop_deadline_ms) {
+        char line[160];
+        snprintf(line, sizeof(line),
+                 "worker %zu: %zu answers still pending after %d ms; "
+                 "stopping anyway", w->index, w->pending, FE_SHUTDOWN_DRAIN_MS);
+        fe_log_line(1, NULL, line);
+        break;
+      }
+    }
+  }
+  /* Let the last responses reach their sockets: a few more turns of the
+   * loop flush what h2o has queued for writing. */
+  for (int i = 0; i < 4; i++)
+    h2o_evloop_run(w->ctx.loop, 10);
+  return NULL;
+}
+
+/* ---------------------------------------------------------- life cycle */
+
+static int make_ssl_ctx(fe_server *s, const fe_options *o, char *err,
+                        size_t errlen) {
+  FILE *f;
+  if ((f = fopen(o->tls_cert, "r")) == NULL) {
+    snprintf(err, errlen, "--tls-cert %s: %s", o->tls_cert, strerror(errno));
+    return -1;
+  }
+  fclose(f);
+  if ((f = fopen(o->tls_key, "r")) == NULL) {
+    snprintf(err, errlen, "--tls-key %s: %s", o->tls_key, strerror(errno));
+    return -1;
+  }
+  fclose(f);
+
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == NULL) {
+    snprintf(err, errlen, "TLS: cannot create a context");
+    return -1;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+                               SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert) != 1) {
+    snprintf(err, errlen, "--tls-cert %s: not a usable PEM certificate (%s)",
+             o->tls_cert, ERR_reason_error_string(ERR_get_error()));
+    goto fail;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, o->tls_key, SSL_FILETYPE_PEM) != 1) {
+    snprintf(err, errlen, "--tls-key %s: not a usable PEM private key (%s)",
+             o->tls_key, ERR_reason_error_string(ERR_get_error()));
+    goto fail;
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    snprintf(err, errlen, "--tls-key %s does not match --tls-cert %s",
+             o->tls_key, o->tls_cert);
+    goto fail;
+  }
+  h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+  s->ssl_ctx = ctx;
+  return 0;
+
+fail:
+  ERR_clear_error();
+  SSL_CTX_free(ctx);
+  return -1;
+}
+
+static int bind_listener(fe_server *s, const fe_listen_addr *a, bool tls,
+                         char *err, size_t errlen) {
+  char port[8];
+  snprintf(port, sizeof(port), "%u", a->port);
+  struct addrinfo hints, *ai = NULL;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  int gai = getaddrinfo(a->host[0] != '\0' ? a->host : NULL, port, &hints, &ai);
+  if (gai != 0) {
+    snprintf(err, errlen, "--listen %s: %s", a->text, gai_strerror(gai));
+    return -1;
+  }
+
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int one = 1;
+  if (fd < 0)
+    goto syserr;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+    goto syserr;
+  if (ai->ai_family == AF_INET6 &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+    goto syserr;
+  if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0)
+    goto syserr;
+
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char host[INET6_ADDRSTRLEN] = "?", serv[8] = "?";
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+                sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
+  fe_listener *l = &s->listeners[s->listener_count++];
+  l->fd = fd;
+  snprintf(l->url, sizeof(l->url), "%s://%s%s%s:%s", tls ? "https" : "http",
+           ss.ss_family == AF_INET6 ? "[" : "", host,
+           ss.ss_family == AF_INET6 ? "]" : "", serv);
+  freeaddrinfo(ai);
+  return 0;
+
+syserr:
+  snprintf(err, errlen, "--listen %s: %s", a->text, strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  freeaddrinfo(ai);
+  return -1;
+}
+
+int fe_server_create(const fe_options *o, fe_server **out, char *err,
+                     size_t errlen) {
+  fe_server *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  s->opts = o;
+  for (size_t i = 0; i < FE_LISTEN_MAX; i++)
+    s->listeners[i].fd = -1;
+
+  if (o->tls_cert != NULL && make_ssl_ctx(s, o, err, errlen) != 0)
+    goto fail;
+  for (size_t i = 0; i < o->listen_count; i++)
+    if (bind_listener(s, &o->listen[i], s->ssl_ctx != NULL, err, errlen) != 0)
+      goto fail;
+  if (o->access_log != NULL &&
+      fe_access_log_open(o->access_log, &s->access_log, err, errlen) != 0)
+    goto fail;
+
+  h2o_config_init(&s->globalconf);
+  s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("contactd"));
+  s->globalconf.max_request_entity_size = FE_BODY_BUFFER_MAX_BYTES;
+  h2o_hostconf_t *hostconf = h2o_config_register_host(
+      &s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+  h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+  fe_handler *h = (fe_handler *)h2o_create_handler(pathconf, sizeof(*h));
+  h->super.on_req = on_req;
+  h->srv = s;
+  fe_filter *f = (fe_filter *)h2o_create_filter(pathconf, sizeof(*f));
+  f->super.on_setup_ostream = on_setup_ostream;
+  f->srv = s;
+  /* Errors h2o answers before a path is chosen use the fallback path. */
+  f = (fe_filter *)h2o_create_filter(&hostconf->fallback_path, sizeof(*f));
+  f->super.on_setup_ostream = on_setup_ostream;
+  f->srv = s;
+
+  s->host.ctx = s;
+  s->host.header = host_header;
+  s->host.respond = host_respond;
+  s->host.error = host_error;
+  s->host.log = host_log;
+  s->host.metrics = host_metrics;
+  *out = s;
+  return 0;
+
+fail:
+  fe_server_destroy(s);
+  return -1;
+}
+
+const cd_host *fe_server_host(fe_server *s) { return &s->host; }
+
+int fe_server_set_routes(fe_server *s, const fe_router *router,
+                         const cs_keyring *keys, cs_store *store, char *err,
+                         size_t errlen) {
+  size_t n = fe_router_count(router);
+  const char **methods = calloc(n + 1, sizeof(char *));
+  const char **patterns = calloc(n + 1, sizeof(char *));
+  int rc = -1;
+  if (methods != NULL && patterns != NULL) {
+    for (size_t i = 0; i < n; i++) {
+      methods[i] = fe_router_at(router, i)->method;
+      patterns[i] = fe_router_at(router, i)->pattern;
+    }
+    rc = fe_metrics_create(n, methods, patterns, &s->metrics);
+  }
+  free(methods);
+  free(patterns);
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  s->router = router;
+  s->keys = keys;
+  s->store = store;
+  return 0;
+}
+
+size_t fe_server_listener_count(const fe_server *s) { return s->listener_count; }
+
+const char *fe_server_listener_url(const fe_server *s, size_t i) {
+  return i < s->listener_count ? s->listeners[i].url : NULL;
+}
+
+int fe_server_start(fe_server *s, char *err, size_t errlen) {
+  unsigned threads = s->opts->threads;
+  if (threads == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = n < 1 ? 1 : n > FE_THREADS_MAX ? FE_THREADS_MAX : (unsigned)n;
+  }
+  s->workers = calloc(threads, sizeof(fe_worker));
+  if (s->workers == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  pthread_barrier_init(&s->ready, NULL, threads + 1);
+  for (unsigned i = 0; i < threads; i++) {
+    fe_worker *w = &s->workers[i];
+    w->srv = s;
+    w->index = i;
+    w->rng = fe_random_seed();
+    pthread_t tid;
+    int rc = pthread_create(&tid, NULL, worker_main, w);
+    if (rc != 0) {
+      /* Workers already started wait at the barrier forever; the process
+       * is about to exit with this error. */
+      snprintf(err, errlen, "cannot start worker thread %u: %s", i,
+               strerror(rc));
+      return -1;
+    }
+    w->join_tid = tid;
+    s->worker_count++;
+  }
+  pthread_barrier_wait(&s->ready);
+  s->started = true;
+  return 0;
+}
+
+void fe_server_stop(fe_server *s) {
+  if (s == NULL || !s->started || s->stopped)
+    return;
+  s->stopped = true;
+  for (size_t i = 0; i < s->worker_count; i++)
+    h2o_multithread_send_message(&s->workers[i].control,
+                                 &s->workers[i].stop_msg);
+  /* Each worker has closed its own copy; the originals go now so the port
+   * stops answering at once. */
+  for (size_t i = 0; i < s->listener_count; i++) {
+    close(s->listeners[i].fd);
+    s->listeners[i].fd = -1;
+  }
+  for (size_t i = 0; i < s->worker_count; i++)
+    pthread_join(s->workers[i].join_tid, NULL);
+}
+
+void fe_server_destroy(fe_server *s) {
+  if (s == NULL)
+    return;
+  for (size_t i = 0; i < FE_LISTEN_MAX; i++)
+    if (s->listeners[i].fd >= 0)
+      close(s->listeners[i].fd);
+  fe_access_log_close(s->access_log);
+  s->access_log = NULL;
+  if (s->workers != NULL) {
+    /* Loops and contexts stay allocated and reachable, see the header. The
+     * metrics may still be read by a connection that never closed, so they
+     * stay too. */
+    if (retained_count < sizeof(retained_workers) / sizeof(retained_workers[0]))
+      retained_workers[retained_count++] = s->workers;
+    return;
+  }
+  fe_metrics_destroy(s->metrics);
+  if (s->ssl_ctx != NULL)
+    SSL_CTX_free(s->ssl_ctx);
+  free(s);
+}

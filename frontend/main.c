@@ -1,0 +1,175 @@
+/*
+ * main.c: contactd, the contacts server.
+ *
+ * Start-up order matters: options, then everything that can be checked
+ * without side effects on the data (TLS files, listening addresses, the
+ * access log), then the store and its keys, then the plugins, and only then
+ * the worker threads. A failure at any step is one line on stderr naming
+ * what was wrong and a non-zero exit (2 for a usage error). SIGTERM and
+ * SIGINT stop accepting, let in-flight requests and pending commits finish,
+ * close the store (which commits and writes a snapshot) and exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cd_plugin.h"
+#include "cs.h"
+#include "fe_keys.h"
+#include "fe_options.h"
+#include "fe_plugins.h"
+#include "fe_router.h"
+#include "fe_server.h"
+#include "h2o/version.h"
+
+#ifndef CONTACTD_VERSION
+#define CONTACTD_VERSION "0.0.0"
+#endif
+#ifndef CONTACTD_PLUGIN_DIR
+#define CONTACTD_PLUGIN_DIR "/usr/local/lib/contactd/plugins"
+#endif
+
+/* The build's own plugin directory when it exists (running from the build
+ * tree), else the installed one. */
+static const char *default_plugins_dir(void) {
+#ifdef CONTACTD_BUILD_PLUGIN_DIR
+  struct stat st;
+  if (stat(CONTACTD_BUILD_PLUGIN_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+    return CONTACTD_BUILD_PLUGIN_DIR;
+#endif
+  return CONTACTD_PLUGIN_DIR;
+}
+
+static void store_notice(void *ctx, const char *line) {
+  fprintf(stderr, "contactd: store: %s\n", line);
+}
+
+int main(int argc, char **argv) {
+  char err[1024] = "";
+  fe_options opts;
+  const char *plugins_default = default_plugins_dir();
+  int status = 1;
+  fe_server *srv = NULL;
+  cs_store *store = NULL;
+  cs_keyring *keys = NULL;
+  fe_router *router = NULL;
+  fe_plugin_set *plugins = NULL;
+  cs_error ce = {0};
+  int rc;
+
+  fe_options_init(&opts, plugins_default);
+  if (fe_options_parse(&opts, argc, argv, err, sizeof(err)) != 0) {
+    fprintf(stderr, "contactd: %s (see contactd --help)\n", err);
+    return 2;
+  }
+  if (opts.help) {
+    static char usage[4096];
+    fe_options_usage(usage, sizeof(usage), plugins_default);
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (opts.version) {
+    printf("contactd %s (h2o %s, plugin API %d)\n", CONTACTD_VERSION,
+           H2O_VERSION, CD_PLUGIN_API_VERSION);
+    return 0;
+  }
+
+  /* Every thread, the store's included, inherits this mask; the signals are
+   * taken by sigwait below, never by a handler in a random thread. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (fe_server_create(&opts, &srv, err, sizeof(err)) != 0) {
+    fprintf(stderr, "contactd: %s\n", err);
+    return 1;
+  }
+
+  if (opts.durability == CS_DURABILITY_NONE)
+    fprintf(stderr,
+            "contactd: WARNING: --durability none: writes are answered before "
+            "they reach the disk; a power loss or kernel crash LOSES recently "
+            "acknowledged writes\n");
+
+  cs_options so;
+  memset(&so, 0, sizeof(so));
+  so.durability = opts.durability;
+  so.notice = store_notice;
+  rc = cs_open(opts.data_dir, &so, &store, &ce);
+  if (rc != 0) {
+    fprintf(stderr, "contactd: --data %s: %s\n", opts.data_dir,
+            ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
+    goto out;
+  }
+  rc = cs_keys_open(opts.data_dir, &keys, &ce);
+  if (rc != 0) {
+    fprintf(stderr, "contactd: --data %s: keys: %s\n", opts.data_dir,
+            ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
+    goto out;
+  }
+  if (fe_keys_bootstrap(keys, opts.data_dir, err, sizeof(err)) != 0) {
+    fprintf(stderr, "contactd: %s\n", err);
+    goto out;
+  }
+
+  if (fe_router_create(&router) != 0 || fe_plugins_create(&plugins) != 0) {
+    fprintf(stderr, "contactd: out of memory\n");
+    goto out;
+  }
+  if (fe_plugins_load_dir(plugins, opts.plugins_dir, fe_server_host(srv),
+                          store, router, err, sizeof(err)) != 0) {
+    fprintf(stderr, "contactd: %s\n", err);
+    goto out;
+  }
+  if (fe_plugins_count(plugins) == 0)
+    fprintf(stderr, "contactd: warning: no plugins in %s; every request "
+            "will be answered 404\n", opts.plugins_dir);
+  if (fe_server_set_routes(srv, router, keys, store, err, sizeof(err)) != 0 ||
+      fe_server_start(srv, err, sizeof(err)) != 0) {
+    fprintf(stderr, "contactd: %s\n", err);
+    goto out;
+  }
+
+  for (size_t i = 0; i < fe_plugins_count(plugins); i++)
+    fprintf(stderr, "contactd: plugin %s loaded\n", fe_plugins_name(plugins, i));
+  for (size_t i = 0; i < fe_server_listener_count(srv); i++)
+    fprintf(stderr, "contactd: listening on %s\n",
+            fe_server_listener_url(srv, i));
+  fprintf(stderr, "contactd %s ready (data %s, durability %s, %zu plugins)\n",
+          CONTACTD_VERSION, opts.data_dir,
+          opts.durability == CS_DURABILITY_FSYNC ? "fsync" : "none",
+          fe_plugins_count(plugins));
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0)
+    ;
+  fprintf(stderr, "contactd: %s: finishing in-flight requests\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  fe_server_stop(srv);
+  status = 0;
+
+out:
+  fe_server_stop(srv);
+  fe_plugins_destroy(plugins);
+  fe_router_destroy(router);
+  if (keys != NULL)
+    cs_keys_close(keys);
+  if (store != NULL) {
+    rc = cs_close(store, &ce);
+    if (rc != 0) {
+      fprintf(stderr, "contactd: closing the store: %s\n",
+              ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
+      status = 1;
+    } else if (status == 0) {
+      fprintf(stderr, "contactd: store closed; bye\n");
+    }
+  }
+  fe_server_destroy(srv);
+  return status;
+}
