@@ -1,0 +1,162 @@
+/*
+ * test_fe_options.c: the command line.
+ *
+ * Goal: defaults hold with no arguments, every option parses in both
+ * spellings, and every bad input fails with a message naming the option.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fe_options.h"
+
+static int parse(fe_options *o, char *err, size_t errlen, ...) {
+  char *argv[32] = {"contactd"};
+  int argc = 1;
+  va_list ap;
+  va_start(ap, errlen);
+  for (char *a; (a = va_arg(ap, char *)) != NULL;)
+    argv[argc++] = a;
+  va_end(ap);
+  fe_options_init(o, "/plugins");
+  return fe_options_parse(o, argc, argv, err, errlen);
+}
+
+static void test_fe_options_defaults(void **state) {
+  fe_options o;
+  char err[256];
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.listen_count, 1);
+  assert_string_equal(o.listen[0].host, "127.0.0.1");
+  assert_int_equal(o.listen[0].port, 8080);
+  assert_string_equal(o.data_dir, "./data");
+  assert_int_equal(o.threads, 0);
+  assert_null(o.tls_cert);
+  assert_int_equal(o.durability, CS_DURABILITY_FSYNC);
+  assert_string_equal(o.plugins_dir, "/plugins");
+  assert_null(o.access_log);
+  assert_false(o.help);
+  assert_false(o.version);
+}
+
+static void test_fe_options_every_option(void **state) {
+  fe_options o;
+  char err[256];
+  assert_int_equal(parse(&o, err, sizeof(err), "--listen", "127.0.0.1:9000",
+                         "--listen=[::1]:9001", "--data", "/d", "--threads=3",
+                         "--tls-cert", "c.pem", "--tls-key=k.pem",
+                         "--durability", "none", "--plugins", "/p",
+                         "--access-log", "-", "--version", "--help", NULL),
+                   0);
+  assert_int_equal(o.listen_count, 2);
+  assert_int_equal(o.listen[0].port, 9000);
+  assert_string_equal(o.listen[1].host, "::1");
+  assert_int_equal(o.listen[1].port, 9001);
+  assert_string_equal(o.data_dir, "/d");
+  assert_int_equal(o.threads, 3);
+  assert_string_equal(o.tls_cert, "c.pem");
+  assert_string_equal(o.tls_key, "k.pem");
+  assert_int_equal(o.durability, CS_DURABILITY_NONE);
+  assert_string_equal(o.plugins_dir, "/p");
+  assert_string_equal(o.access_log, "-");
+  assert_true(o.version);
+  assert_true(o.help);
+}
+
+static void expect_error(const char *needle, ...) {
+  char *argv[32] = {"contactd"};
+  int argc = 1;
+  va_list ap;
+  va_start(ap, needle);
+  for (char *a; (a = va_arg(ap, char *)) != NULL;)
+    argv[argc++] = a;
+  va_end(ap);
+  fe_options o;
+  char err[256] = "";
+  fe_options_init(&o, "/plugins");
+  assert_int_equal(fe_options_parse(&o, argc, argv, err, sizeof(err)), -1);
+  if (strstr(err, needle) == NULL)
+    fail_msg("message '%s' does not name '%s'", err, needle);
+}
+
+static void test_fe_options_bad_input_names_the_option(void **state) {
+  expect_error("--bogus", "--bogus", NULL);
+  expect_error("stray", "stray", NULL);
+  expect_error("--data needs a value", "--data", NULL);
+  expect_error("--data", "--data=", NULL);
+  expect_error("--threads", "--threads", "0", NULL);
+  expect_error("--threads", "--threads", "many", NULL);
+  expect_error("--threads", "--threads", "100000", NULL);
+  expect_error("--threads", "--threads", "-1", NULL);
+  expect_error("--durability", "--durability", "sometimes", NULL);
+  expect_error("--tls-key", "--tls-cert", "c.pem", NULL);
+  expect_error("--tls-cert", "--tls-key", "k.pem", NULL);
+  expect_error("--listen", "--listen", "8080", NULL);
+  expect_error("--listen", "--listen", "127.0.0.1:http", NULL);
+  expect_error("--listen", "--listen", "127.0.0.1:65536", NULL);
+  expect_error("--listen", "--listen", "127.0.0.1:", NULL);
+  expect_error("--listen", "--listen", "::1:80", NULL);
+  expect_error("--listen", "--listen", "[::1]80", NULL);
+  expect_error("--help", "--help=yes", NULL);
+}
+
+static void test_fe_options_listen_forms(void **state) {
+  fe_listen_addr a;
+  char err[256];
+  assert_int_equal(fe_listen_parse("localhost:80", &a, err, sizeof(err)), 0);
+  assert_string_equal(a.host, "localhost");
+  assert_int_equal(a.port, 80);
+  assert_int_equal(fe_listen_parse(":8080", &a, err, sizeof(err)), 0);
+  assert_string_equal(a.host, "");
+  assert_int_equal(fe_listen_parse("127.0.0.1:0", &a, err, sizeof(err)), 0);
+  assert_int_equal(a.port, 0);
+  assert_int_equal(fe_listen_parse("[::]:443", &a, err, sizeof(err)), 0);
+  assert_string_equal(a.host, "::");
+  assert_int_equal(a.port, 443);
+}
+
+static void test_fe_options_listen_limit(void **state) {
+  char *argv[2 + 2 * (FE_LISTEN_MAX + 1)];
+  int argc = 0;
+  argv[argc++] = "contactd";
+  for (int i = 0; i <= FE_LISTEN_MAX; i++) {
+    argv[argc++] = "--listen";
+    argv[argc++] = "127.0.0.1:0";
+  }
+  fe_options o;
+  char err[256];
+  fe_options_init(&o, "/p");
+  assert_int_equal(fe_options_parse(&o, argc - 2, argv, err, sizeof(err)), 0);
+  assert_int_equal(o.listen_count, FE_LISTEN_MAX);
+  fe_options_init(&o, "/p");
+  assert_int_equal(fe_options_parse(&o, argc, argv, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "--listen"));
+}
+
+static void test_fe_options_usage_shows_defaults(void **state) {
+  char buf[4096];
+  fe_options_usage(buf, sizeof(buf), "/the/plugins");
+  const char *needles[] = {"--listen", "127.0.0.1:8080", "--data", "./data",
+                           "--threads", "--tls-cert", "--tls-key",
+                           "--durability", "fsync", "--plugins",
+                           "/the/plugins", "--access-log", "--version",
+                           "--help"};
+  for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
+    assert_non_null(strstr(buf, needles[i]));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fe_options_defaults),
+      cmocka_unit_test(test_fe_options_every_option),
+      cmocka_unit_test(test_fe_options_bad_input_names_the_option),
+      cmocka_unit_test(test_fe_options_listen_forms),
+      cmocka_unit_test(test_fe_options_listen_limit),
+      cmocka_unit_test(test_fe_options_usage_shows_defaults),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
