@@ -1,0 +1,94 @@
+/*
+ * fake_host.h: a cd_host for driving plugins in-process, with no socket.
+ *
+ * The plugin tests link a plugin's sources into the test executable and call
+ * its handlers through its route table, the way the front end does: a
+ * request view in, the answer recorded by this host. Answers given later
+ * from the store's commit thread (CD_ASYNC) are waited for on a condition
+ * variable. Each test opens a real store in a fresh temporary directory.
+ */
+#ifndef FAKE_HOST_H
+#define FAKE_HOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_tree.h>
+
+#include "cd_plugin.h"
+
+#define FH_HEADERS_MAX 16
+
+/* One recorded answer. */
+struct cd_response {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int answers; /* respond/error calls: must end up exactly 1 */
+  int status;
+  char content_type[128];
+  char *body; /* NUL-terminated copy */
+  size_t body_len;
+  size_t header_count;
+  char header_name[FH_HEADERS_MAX][64];
+  char header_value[FH_HEADERS_MAX][256];
+  /* error() arguments as given */
+  char code[64];
+  char field[128];
+  uint64_t id;
+  int handler_rc;
+  yajl_val json; /* body parsed on demand by fh_json */
+};
+
+/* A test's world: a store in a temporary directory and one plugin. */
+typedef struct fh_fixture {
+  char dir[64];
+  cs_store *store;
+  const cd_plugin *plugin;
+  void *state;
+  uint32_t account; /* the caller's account for the next requests */
+} fh_fixture;
+
+/* The host every test uses. Its metrics() returns fh_front_metrics. */
+const cd_host *fh_host(void);
+extern const char *fh_front_metrics;
+/* Log lines seen at level 2 (errors), for tests that expect none. */
+extern int fh_error_logs;
+
+/* Opens a store (durability none unless opts given) and creates the
+ * plugin's state. Asserts on failure. */
+void fh_open(fh_fixture *fx, const cd_plugin *plugin, const cs_options *opts);
+void fh_close(fh_fixture *fx);
+
+/*
+ * Sends one request: method, a concrete path ("/contacts/123..."), a raw
+ * query string (percent-encoded, may be NULL) and a body (may be NULL).
+ * Finds the route as the front end would (literal segments before {param}),
+ * calls the handler and waits for the answer. Never NULL; free with
+ * fh_free. A path with no route answers a 404 recorded with handler_rc -1.
+ */
+struct cd_response *fh_call(fh_fixture *fx, const char *method,
+                            const char *path, const char *query,
+                            const char *body);
+/* As fh_call with a body of explicit length (may hold NUL bytes). */
+struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
+                              const char *path, const char *query,
+                              const char *body, size_t body_len);
+void fh_free(struct cd_response *res);
+
+/* The answer's body as JSON (asserts that it parses). */
+yajl_val fh_json(struct cd_response *res);
+/* A string at a path of keys (NULL-terminated list), or NULL. */
+const char *fh_str(struct cd_response *res, ...);
+/* The value of a response header, or NULL. */
+const char *fh_header(struct cd_response *res, const char *name);
+
+/* Creates a contact from a JSON body and returns its id (asserts 200). */
+uint64_t fh_create(fh_fixture *fx, const char *json);
+
+/* Asserts an error answer: status, code, and field (NULL: none). */
+void fh_assert_error(struct cd_response *res, int status, const char *code,
+                     const char *field);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * test_openapi.c: GET /openapi.json.
+ *
+ * Goal: the document served is JSON, says OpenAPI 3.1, documents every
+ * route and method of API.md with its parameters and answers, and declares
+ * the x-api-key scheme. Method: call the handler, parse the answer with
+ * yajl's tree, and look every route up.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_host.h"
+
+extern const cd_plugin contactd_plugin;
+
+static yajl_val oa_get(yajl_val v, const char *a, const char *b,
+                       const char *c) {
+  const char *path[] = {a, b, c, NULL};
+  if (!b) path[1] = NULL;
+  if (!c) path[2] = NULL;
+  return yajl_tree_get(v, path, yajl_t_any);
+}
+
+static void test_openapi_document(void **state) {
+  (void)state;
+  fh_fixture fx;
+  fh_open(&fx, &contactd_plugin, NULL);
+  assert_int_equal(contactd_plugin.route_count, 1);
+  assert_string_equal(contactd_plugin.routes[0].pattern, "/openapi.json");
+  assert_int_equal(contactd_plugin.routes[0].flags, 0);
+
+  struct cd_response *r = fh_call(&fx, "GET", "/openapi.json", NULL, NULL);
+  assert_int_equal(r->status, 200);
+  assert_string_equal(r->content_type, "application/json");
+  yajl_val doc = fh_json(r);
+  assert_string_equal(fh_str(r, "openapi", NULL), "3.1.0");
+  assert_non_null(fh_str(r, "info", "title", NULL));
+
+  /* Every route of API.md, with what each must document. */
+  static const struct {
+    const char *path, *method;
+    const char *statuses[10];
+    bool body, secured;
+  } routes[] = {
+      {"/contacts", "post", {"200", "400", "401", "403", "404", "409", "413", "500", "503"}, true, true},
+      {"/contacts/batch", "post", {"200", "400", "401", "403", "413"}, true, true},
+      {"/contacts", "get", {"200", "400", "401"}, true, true},
+      {"/contacts/{id}", "get", {"200", "401", "404"}, false, true},
+      {"/contacts/{id}", "patch", {"200", "400", "401", "403", "404", "409", "503"}, true, true},
+      {"/contacts", "delete", {"200", "400", "401", "403", "404", "503"}, true, true},
+      {"/contacts/{id}", "delete", {"200", "401", "403", "404", "503"}, false, true},
+      {"/healthz", "get", {"200", "503"}, false, false},
+      {"/metrics", "get", {"200"}, false, false},
+      {"/openapi.json", "get", {"200"}, false, false},
+  };
+  for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+    yajl_val op = oa_get(doc, "paths", routes[i].path, routes[i].method);
+    if (!op) fprintf(stderr, "missing %s %s\n", routes[i].method, routes[i].path);
+    assert_non_null(op);
+    assert_true(YAJL_IS_OBJECT(op));
+    for (size_t k = 0; routes[i].statuses[k]; k++) {
+      const char *p[] = {"responses", routes[i].statuses[k], NULL};
+      if (!yajl_tree_get(op, p, yajl_t_object))
+        fprintf(stderr, "%s %s: no %s\n", routes[i].method, routes[i].path,
+                routes[i].statuses[k]);
+      assert_non_null(yajl_tree_get(op, p, yajl_t_object));
+    }
+    const char *rb[] = {"requestBody", NULL};
+    assert_int_equal(yajl_tree_get(op, rb, yajl_t_object) != NULL,
+                     routes[i].body);
+    /* service endpoints opt out of the document-wide key requirement */
+    const char *sec[] = {"security", NULL};
+    yajl_val s = yajl_tree_get(op, sec, yajl_t_array);
+    assert_non_null(s);
+    assert_int_equal(YAJL_GET_ARRAY(s)->len > 0, routes[i].secured);
+  }
+  /* the id parameter, and search's parameters */
+  yajl_val params = oa_get(doc, "paths", "/contacts/{id}", "parameters");
+  assert_non_null(params);
+  assert_true(YAJL_IS_ARRAY(params));
+  yajl_val search_params = oa_get(doc, "paths", "/contacts", "get");
+  const char *pp[] = {"parameters", NULL};
+  yajl_val list = yajl_tree_get(search_params, pp, yajl_t_array);
+  assert_non_null(list);
+  static const char *const names[] = {"searchby", "search", "match", "limit",
+                                      "cursor"};
+  for (size_t n = 0; n < 5; n++) {
+    bool found = false;
+    for (size_t k = 0; k < YAJL_GET_ARRAY(list)->len; k++) {
+      const char *np[] = {"name", NULL};
+      yajl_val name = yajl_tree_get(YAJL_GET_ARRAY(list)->values[k], np,
+                                    yajl_t_string);
+      const char *got = name ? YAJL_GET_STRING(name) : NULL;
+      found |= got && !strcmp(got, names[n]);
+    }
+    assert_true(found);
+  }
+  /* the key */
+  const char *ks[] = {"components", "securitySchemes", "apiKey", "type", NULL};
+  yajl_val type = yajl_tree_get(doc, ks, yajl_t_string);
+  assert_non_null(type);
+  assert_string_equal(YAJL_GET_STRING(type), "apiKey");
+  ks[3] = "in";
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(doc, ks, yajl_t_string)),
+                      "header");
+  ks[3] = "name";
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(doc, ks, yajl_t_string)),
+                      "x-api-key");
+  /* every $ref points at something that exists */
+  const char *cs[] = {"components", "schemas", NULL};
+  yajl_val schemas = yajl_tree_get(doc, cs, yajl_t_object);
+  assert_non_null(schemas);
+  for (const char *ref = strstr(r->body, "\"$ref\""); ref;
+       ref = strstr(ref + 1, "\"$ref\"")) {
+    const char *q = strchr(ref + 6, '"');
+    const char *end = strchr(q + 1, '"');
+    char target[128];
+    snprintf(target, sizeof target, "%.*s", (int)(end - q - 1), q + 1);
+    assert_true(!strncmp(target, "#/components/", 13));
+    char *kind = target + 13, *name = strchr(kind, '/');
+    assert_non_null(name);
+    *name++ = '\0';
+    const char *tp[] = {"components", kind, name, NULL};
+    if (!yajl_tree_get(doc, tp, yajl_t_object))
+      fprintf(stderr, "dangling $ref %s/%s\n", kind, name);
+    assert_non_null(yajl_tree_get(doc, tp, yajl_t_object));
+  }
+  fh_free(r);
+  fh_close(&fx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_openapi_document),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
