@@ -231,17 +231,17 @@ static int ct_handle_post(void *state, const cd_request *req,
                           cd_response *res) {
   const ct_state *st = state;
   ct_body b;
-  int r = CD_DONE;
+  int rc = CD_DONE;
   if (ct_body_parse(&b, CT_BODY_POST, req->body, req->body_len))
     ct_send_err(st, res, &b.err);
   else if (!b.is_edit)
-    r = ct_create(st, req, res, &b.top);
+    rc = ct_create(st, req, res, &b.top);
   else if (!b.id_ok)
     ct_send_not_found(st, res);
   else
-    r = ct_update(st, req, res, b.id, &b.upd);
+    rc = ct_update(st, req, res, b.id, &b.upd);
   ct_body_free(&b);
-  return r;
+  return rc;
 }
 
 /* PATCH /contacts/{id}: the body is the fields object. */
@@ -251,13 +251,13 @@ static int ct_handle_patch(void *state, const cd_request *req,
   uint64_t id;
   if (!ct_path_id(req, &id)) return ct_send_not_found(st, res), CD_DONE;
   ct_body b;
-  int r = CD_DONE;
+  int rc = CD_DONE;
   if (ct_body_parse(&b, CT_BODY_PATCH, req->body, req->body_len))
     ct_send_err(st, res, &b.err);
   else
-    r = ct_update(st, req, res, id, &b.upd);
+    rc = ct_update(st, req, res, id, &b.upd);
   ct_body_free(&b);
-  return r;
+  return rc;
 }
 
 /* DELETE /contacts with {"contact_id": ...}. */
@@ -265,15 +265,15 @@ static int ct_handle_delete_body(void *state, const cd_request *req,
                                  cd_response *res) {
   const ct_state *st = state;
   ct_body b;
-  int r = CD_DONE;
+  int rc = CD_DONE;
   if (ct_body_parse(&b, CT_BODY_DELETE, req->body, req->body_len))
     ct_send_err(st, res, &b.err);
   else if (!b.id_ok)
     ct_send_not_found(st, res);
   else
-    r = ct_delete(st, req, res, b.id);
+    rc = ct_delete(st, req, res, b.id);
   ct_body_free(&b);
-  return r;
+  return rc;
 }
 
 /* DELETE /contacts/{id}; a body, if any, is not looked at. */

@@ -303,7 +303,7 @@ struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
   }
   int rc = route->handle(fx->state, &req, res);
   res->handler_rc = rc;
-  memset(copy, 0xAB, copy ? body_len : 0);
+  if (copy) memset(copy, 0xAB, body_len);
   free(copy);
   free(q.buf);
 

@@ -11,6 +11,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* vasprintf, strchrnul, nftw */
 #endif
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1443,6 +1444,71 @@ static void test_contacts_batch_shape_errors(void **state) {
                400, "invalid_json", NULL);
 }
 
+
+/* ------------------------------------------------------ store failure */
+
+static bool fail_writes;
+
+static long failing_pwrite(void *ctx, int fd, const void *buf, size_t len,
+                           uint64_t off) {
+  if (__atomic_load_n(&fail_writes, __ATOMIC_SEQ_CST)) return -EIO;
+  return cs_io_posix()->pwrite(ctx, fd, buf, len, off);
+}
+
+static int failing_fdatasync(void *ctx, int fd) {
+  if (__atomic_load_n(&fail_writes, __ATOMIC_SEQ_CST)) return -EIO;
+  return cs_io_posix()->fdatasync(ctx, fd);
+}
+
+static void expect_unavailable(res_t *r) {
+  fh_assert_error(r, 503, "store_unavailable", NULL);
+  assert_non_null(fh_header(r, "retry-after"));
+  /* no path, no engine detail in the body */
+  assert_null(strstr(r->body, "/tmp"));
+  fh_free(r);
+}
+
+/* A store that failed a write answers every write 503 with retry-after,
+ * whether the failure shows at commit (async) or at submission (sync). */
+static void test_contacts_store_failure_is_503(void **state) {
+  (void)state;
+  static cs_io io;
+  io = *cs_io_posix();
+  io.pwrite = failing_pwrite;
+  io.fdatasync = failing_fdatasync;
+  fail_writes = false;
+  cs_options opts = {.durability = CS_DURABILITY_FSYNC, .io = &io};
+  fh_fixture fx;
+  fh_open(&fx, &contactd_plugin, &opts);
+  uint64_t id = fh_create(&fx, "{\"first_name\":\"K\",\"email\":\"k@x.io\"}");
+
+  __atomic_store_n(&fail_writes, true, __ATOMIC_SEQ_CST);
+  /* the commit fails: answered from the completion */
+  expect_unavailable(fh_call(&fx, "POST", "/contacts", NULL,
+                             "{\"first_name\":\"L\",\"email\":\"l@x.io\"}"));
+  /* the store now refuses writes up front */
+  expect_unavailable(fh_call(&fx, "POST", "/contacts", NULL,
+                             "{\"first_name\":\"M\",\"email\":\"m@x.io\"}"));
+  char p[64];
+  expect_unavailable(
+      fh_call(&fx, "PATCH", id_path(id, p), NULL, "{\"company\":\"X\"}"));
+  expect_unavailable(fh_call(&fx, "DELETE", id_path(id, p), NULL, NULL));
+  res_t *r = fh_call(&fx, "POST", "/contacts/batch", NULL,
+                     "{\"contacts\":[{\"first_name\":\"N\",\"email\":"
+                     "\"n@x.io\"},{\"first_name\":\"O\"}]}");
+  assert_int_equal(r->status, 200);
+  assert_string_equal(result_str(result_at(r, 0), "error", "code"),
+                      "store_unavailable");
+  assert_string_equal(result_str(result_at(r, 1), "error", "code"),
+                      "missing_field");
+  fh_free(r);
+  /* reads still work */
+  fh_free(get_ok(&fx, id));
+  /* bad input is still the client's fault first */
+  expect_error(&fx, "POST", "/contacts", NULL, "{", 400, "invalid_json", NULL);
+  fh_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1492,6 +1558,7 @@ int main(void) {
       T(test_contacts_batch_size_limits),
       T(test_contacts_batch_shape_errors),
 #undef T
+      cmocka_unit_test(test_contacts_store_failure_is_503),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
