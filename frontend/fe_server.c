@@ -797,7 +797,11 @@ static int make_ssl_ctx(fe_server *s, const fe_options *o, char *err,
              o->tls_key, o->tls_cert);
     goto fail;
   }
-  h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+  /* h2o's own list names only the h2 drafts; a client that asks for
+   * http/1.1 by ALPN must get it rather than no protocol at all. */
+  static const h2o_iovec_t alpn[] = {
+      {H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
+  h2o_ssl_register_alpn_protocols(ctx, alpn);
   s->ssl_ctx = ctx;
   return 0;
 
