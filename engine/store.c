@@ -1397,7 +1397,10 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
     char seg1[32], segpath[4096];
     seg_name(seg1, sizeof seg1, 1);
     store_path(s, segpath, sizeof segpath, seg1);
-    if (access(segpath, F_OK) == 0) {
+    /* A creation that failed before its manifest leaves at most a segment
+     * header: no record was ever written without a manifest. */
+    struct stat sst;
+    if (stat(segpath, &sst) == 0 && sst.st_size > SEG_HEADER_BYTES) {
       rc = cs_err(err, CS_ECORRUPT,
                   "%s has segments but no manifest; run contactctl verify",
                   dir);
