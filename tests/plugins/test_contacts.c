@@ -1445,6 +1445,54 @@ static void test_contacts_batch_shape_errors(void **state) {
 }
 
 
+
+/* Flips one byte of the first occurrence of marker in the store's segment
+ * files, behind the store's back (its reads see it through mmap). */
+static void flip_in_segments(const char *dir, const char *marker) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "grep -l -a '%s' %s/*.seg", marker, dir);
+  FILE *ls = popen(cmd, "r");
+  assert_non_null(ls);
+  char path[256];
+  assert_non_null(fgets(path, sizeof path, ls));
+  pclose(ls);
+  path[strcspn(path, "\n")] = '\0';
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  char *buf = malloc((size_t)size);
+  fseek(f, 0, SEEK_SET);
+  assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+  char *at = memmem(buf, (size_t)size, marker, strlen(marker));
+  assert_non_null(at);
+  fseek(f, at - buf, SEEK_SET);
+  fputc(*at ^ 0x20, f);
+  fclose(f);
+  free(buf);
+}
+
+/* A record that fails its checksum is a 500, logged, with nothing about the
+ * store in the body; its neighbours still read. */
+static void test_contacts_corrupt_record_is_500(void **state) {
+  fh_fixture *fx = *state;
+  uint64_t good = fh_create(fx, "{\"first_name\":\"Good\",\"email\":\"g@x.io\"}");
+  uint64_t bad = fh_create(
+      fx, "{\"first_name\":\"Zyxwvutsrq\",\"email\":\"z@x.io\"}");
+  cs_error err = {0};
+  assert_int_equal(cs_flush(fx->store, &err), 0);
+  flip_in_segments(fx->dir, "Zyxwvutsrq");
+  int logs = fh_error_logs;
+  char p[64];
+  res_t *r = fh_call(fx, "GET", id_path(bad, p), NULL, NULL);
+  fh_assert_error(r, 500, "internal", NULL);
+  assert_null(strstr(r->body, fx->dir));
+  assert_null(strstr(r->body, ".seg"));
+  fh_free(r);
+  assert_true(fh_error_logs > logs);
+  fh_free(get_ok(fx, good));
+}
+
 /* ------------------------------------------------------ store failure */
 
 static bool fail_writes;
@@ -1557,6 +1605,7 @@ int main(void) {
       T(test_contacts_batch_results_in_order),
       T(test_contacts_batch_size_limits),
       T(test_contacts_batch_shape_errors),
+      T(test_contacts_corrupt_record_is_500),
 #undef T
       cmocka_unit_test(test_contacts_store_failure_is_503),
   };
