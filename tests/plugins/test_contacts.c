@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* vasprintf, strchrnul, nftw */
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1493,6 +1494,115 @@ static void test_contacts_corrupt_record_is_500(void **state) {
   fh_free(get_ok(fx, good));
 }
 
+
+/* ------------------------------------------------------------ hostile */
+
+/* Every prefix of a valid body is refused cleanly, and every single-byte
+ * change is answered once with a status the contract knows. */
+static void test_contacts_truncated_and_mangled_bodies(void **state) {
+  fh_fixture *fx = *state;
+  uint64_t id = make_jane(fx);
+  char *bodies[3];
+  bodies[0] = fmt("{\"contactID\":\"%s\",\"updateFields\":{\"name\":\"A "
+                  "B\",\"phone\":1234567,\"notes\":\"x\\u00e9\\n\",\"company\":"
+                  "null}}",
+                  id_str(id));
+  bodies[1] = strdup("{\"contacts\":[{\"first_name\":\"T\",\"email\":"
+                     "\"t@x.io\"},[1,{\"a\":[]}],\"s\",{\"phone\":12345}]}");
+  bodies[2] = strdup("{\"searchby\":\"notes\",\"search\":\"jazz\",\"limit\":"
+                     "5,\"match\":\"words\",\"cursor\":null}");
+  const char *method[3] = {"POST", "POST", "GET"};
+  const char *path[3] = {"/contacts", "/contacts/batch", "/contacts"};
+  for (int b = 0; b < 3; b++) {
+    size_t len = strlen(bodies[b]);
+    for (size_t cut = 0; cut < len; cut++) {
+      res_t *r = fh_call_n(fx, method[b], path[b], NULL, bodies[b], cut);
+      /* a GET may come without a body: then searchby is missing */
+      assert_int_equal(r->status, 400);
+      fh_free(r);
+    }
+    for (size_t pos = 0; pos < len; pos++) {
+      static const char subst[] = {'"', '{', '}', '[', ']', ',', ':', '\\',
+                                   '\0', '\xff', 'x', '1', ' '};
+      for (size_t k = 0; k < sizeof subst; k++) {
+        char *m = strdup(bodies[b]);
+        m[pos] = subst[k];
+        res_t *r = fh_call_n(fx, method[b], path[b], NULL, m, len);
+        assert_true(r->status == 200 || r->status == 400 ||
+                    r->status == 404 || r->status == 409);
+        fh_free(r);
+        free(m);
+      }
+    }
+    free(bodies[b]);
+  }
+}
+
+/* ---------------------------------------------------------- concurrency */
+
+#define CC_THREADS 6
+#define CC_WRITES 40
+
+typedef struct cc_arg {
+  fh_fixture *fx;
+  int thread;
+  uint64_t ids[CC_WRITES];
+} cc_arg;
+
+static void *cc_writer(void *p) {
+  cc_arg *a = p;
+  for (int i = 0; i < CC_WRITES; i++) {
+    char *body = fmt("{\"first_name\":\"C\",\"email\":\"c%d.%d@x.io\","
+                     "\"company\":\"Conc %d\"}",
+                     a->thread, i, a->thread);
+    res_t *r = fh_call(a->fx, "POST", "/contacts", NULL, body);
+    free(body);
+    if (r->status == 200) {
+      const char *s = fh_str(r, "id", NULL);
+      cs_id_parse(s, strlen(s), &a->ids[i]);
+    }
+    fh_free(r);
+    /* a search and an edit from every thread, between the creates */
+    char *q = fmt("searchby=company&search=conc%%20%d&limit=1", a->thread);
+    r = fh_call(a->fx, "GET", "/contacts", q, NULL);
+    free(q);
+    fh_free(r);
+    if (i % 4 == 3 && a->ids[i - 1]) {
+      char path[64];
+      r = fh_call(a->fx, "PATCH", id_path(a->ids[i - 1], path), NULL,
+                  "{\"notes\":\"edited\"}");
+      fh_free(r);
+    }
+  }
+  return NULL;
+}
+
+/* Handlers run on many threads at once and their answers come from the
+ * commit thread: every request is answered once, every id is distinct. */
+static void test_contacts_concurrent_requests(void **state) {
+  fh_fixture *fx = *state;
+  pthread_t t[CC_THREADS];
+  static cc_arg args[CC_THREADS];
+  for (int i = 0; i < CC_THREADS; i++) {
+    memset(&args[i], 0, sizeof args[i]);
+    args[i].fx = fx;
+    args[i].thread = i;
+    assert_int_equal(pthread_create(&t[i], NULL, cc_writer, &args[i]), 0);
+  }
+  for (int i = 0; i < CC_THREADS; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < CC_THREADS; i++) {
+    for (int k = 0; k < CC_WRITES; k++) {
+      assert_true(args[i].ids[k] >= CS_ID_MIN);
+      for (int j = 0; j <= i; j++)
+        for (int l = 0; l < (j == i ? k : CC_WRITES); l++)
+          assert_true(args[j].ids[l] != args[i].ids[k]);
+    }
+    char *q = fmt("searchby=company&search=conc%%20%d", i);
+    assert_int_equal(search_total(fx, q, NULL), CC_WRITES);
+    free(q);
+  }
+}
+
 /* ------------------------------------------------------ store failure */
 
 static bool fail_writes;
@@ -1606,6 +1716,8 @@ int main(void) {
       T(test_contacts_batch_size_limits),
       T(test_contacts_batch_shape_errors),
       T(test_contacts_corrupt_record_is_500),
+      T(test_contacts_truncated_and_mangled_bodies),
+      T(test_contacts_concurrent_requests),
 #undef T
       cmocka_unit_test(test_contacts_store_failure_is_503),
   };
