@@ -188,7 +188,7 @@ static int ct_write_started(const ct_state *st, cd_response *res, ct_write *w,
 static void ct_contact_from(const ct_fields *f, cs_contact *c) {
   memset(c, 0, sizeof *c);
   for (int i = 0; i < CS_FIELD_COUNT; i++)
-    if (f->set_mask & (1u << i)) c->field[i] = f->field[i];
+    if (f->v.set_mask & (1u << i)) c->field[i] = f->v.field[i];
 }
 
 static int ct_create(const ct_state *st, const cd_request *req,
@@ -206,8 +206,7 @@ static int ct_create(const ct_state *st, const cd_request *req,
 
 static int ct_update(const ct_state *st, const cd_request *req,
                      cd_response *res, uint64_t id, const ct_fields *f) {
-  cs_patch p = {.set_mask = f->set_mask, .clear_mask = f->clear_mask};
-  memcpy(p.field, f->field, sizeof p.field);
+  cs_patch p = f->v; /* cs_update takes a patch it may change */
   ct_write *w = ct_write_new(st, res, CT_WRITE_ID, "update");
   if (!w) return ct_send_oom(st, res), CD_DONE;
   cs_error err = {0};

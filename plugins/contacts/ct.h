@@ -57,16 +57,14 @@ int ct_fail(ct_err *e, int status, const char *code, const char *field,
     __attribute__((format(printf, 6, 7)));
 
 /*
- * The fields a body gave, for a create (absent fields are simply not in
- * set_mask) or an edit (clear_mask names fields to remove). Masks have bit
- * (1 << cs_field).
+ * The fields a body gave, as the engine's patch: for a create, absent
+ * fields are simply not in v.set_mask; for an edit, v.clear_mask names the
+ * fields to remove. Masks have bit (1 << cs_field).
  */
 typedef struct ct_fields {
-  uint32_t seen;       /* keys met in this object (duplicate detection) */
-  uint32_t set_mask;
-  uint32_t clear_mask;
-  cs_str field[CS_FIELD_COUNT];
-  ct_err err; /* batch items: this item's error; elsewhere unused */
+  uint32_t seen; /* keys met in this object (duplicate detection) */
+  cs_patch v;    /* the values, read straight in; for a create, set_mask */
+  ct_err err;    /* batch items: this item's error; elsewhere unused */
 } ct_fields;
 
 /* Search parameters as given, before their values are checked. A parameter

@@ -202,14 +202,14 @@ static int ct_fields_put(ct_parser *p, ct_vtype vt, int field, cs_str v) {
               p->cur_patch ? "removed" : "null");
       return ct_stop(p, vt);
     }
-    f->set_mask &= ~bit;
-    f->field[field] = (cs_str){NULL, 0};
-    if (p->cur_patch) f->clear_mask |= bit;
+    f->v.set_mask &= ~bit;
+    f->v.field[field] = (cs_str){NULL, 0};
+    if (p->cur_patch) f->v.clear_mask |= bit;
     return 1;
   }
-  f->clear_mask &= ~bit;
-  f->set_mask |= bit;
-  f->field[field] = v;
+  f->v.clear_mask &= ~bit;
+  f->v.set_mask |= bit;
+  f->v.field[field] = v;
   return 1;
 }
 
@@ -280,7 +280,7 @@ static int ct_fields_value(ct_parser *p, ct_vtype vt, const char *s,
 static int ct_fields_complete(const ct_fields *f, ct_err *e) {
   static const int required[] = {CS_FIRST_NAME, CS_EMAIL};
   for (size_t i = 0; i < 2; i++) {
-    if (!(f->set_mask & (1u << required[i]))) {
+    if (!(f->v.set_mask & (1u << required[i]))) {
       const char *name = cs_field_name(required[i]);
       return ct_fail(e, 400, "missing_field", name, strlen(name),
                      "%s: required", name);
@@ -561,7 +561,7 @@ static int ct_body_finish(ct_parser *p) {
       if (!b->has_upd)
         return ct_fail(&b->err, 400, "missing_field", "update_fields", 13,
                        "update_fields: required to edit a contact");
-      if (!(b->upd.set_mask | b->upd.clear_mask))
+      if (!(b->upd.v.set_mask | b->upd.v.clear_mask))
         return ct_fail(&b->err, 400, "empty_update", p->upd_name,
                        strlen(p->upd_name), "%s: no fields to change",
                        p->upd_name);
@@ -574,7 +574,7 @@ static int ct_body_finish(ct_parser *p) {
                      p->upd_name);
     return ct_fields_complete(&b->top, &b->err);
   case CT_BODY_PATCH:
-    if (!(b->upd.set_mask | b->upd.clear_mask))
+    if (!(b->upd.v.set_mask | b->upd.v.clear_mask))
       return ct_fail(&b->err, 400, "empty_update", NULL, 0,
                      "no fields to change");
     return 0;
