@@ -94,6 +94,7 @@ struct fe_server {
   SSL_CTX *ssl_ctx;
   fe_access_log *access_log;
   h2o_globalconf_t globalconf;
+  bool configured; /* globalconf initialised */
   cd_host host;
   const fe_router *router;
   const cs_keyring *keys;
@@ -881,6 +882,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
     goto fail;
 
   h2o_config_init(&s->globalconf);
+  s->configured = true;
   s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("contactd"));
   s->globalconf.max_request_entity_size = FE_BODY_BUFFER_MAX_BYTES;
   h2o_hostconf_t *hostconf = h2o_config_register_host(
@@ -1012,6 +1014,9 @@ void fe_server_destroy(fe_server *s) {
       retained_workers[retained_count++] = s->workers;
     return;
   }
+  /* Never started: nothing refers to the configuration any more. */
+  if (s->configured)
+    h2o_config_dispose(&s->globalconf);
   fe_metrics_destroy(s->metrics);
   if (s->ssl_ctx != NULL)
     SSL_CTX_free(s->ssl_ctx);
