@@ -974,13 +974,21 @@ typedef struct reader {
   double seconds;
   uint64_t ops, sink, errors;
   double elapsed;
+  double cpu;          /* seconds this thread ran on a CPU */
 } reader;
+
+static double thread_cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void *reader_thread(void *arg) {
   reader *r = arg;
   bench *b = r->b;
   bh_rng rng;
   bh_rng_seed(&rng, r->seed);
+  double cpu0 = thread_cpu_seconds();
   uint64_t t0 = bh_now_ns(), deadline = t0 + (uint64_t)(r->seconds * 1e9);
   uint64_t now = t0;
   const qset *q = r->kind == R_GET ? NULL : &b->q[r->kind];
@@ -1006,12 +1014,15 @@ static void *reader_thread(void *arg) {
     now = bh_now_ns();
   }
   r->elapsed = bh_seconds(t0, now);
+  r->cpu = thread_cpu_seconds() - cpu0;
   return NULL;
 }
 
-/* One repetition: threads readers of kind for o.rep_seconds; ops/s. */
+/* One repetition: threads readers of kind for o.rep_seconds. Returns ops
+ * per second of wall time; *cpu_rate_out gets ops per second of the reading
+ * threads' CPU time, which other load on a shared machine disturbs less. */
 static double read_rep(bench *b, sconn *conns, int kind, int threads,
-                       uint64_t seed) {
+                       uint64_t seed, double *cpu_rate_out) {
   reader rs[8];
   pthread_t th[8];
   for (int t = 0; t < threads; t++) {
@@ -1020,11 +1031,12 @@ static double read_rep(bench *b, sconn *conns, int kind, int threads,
                      .seconds = b->o.rep_seconds};
     pthread_create(&th[t], NULL, reader_thread, &rs[t]);
   }
-  double ops = 0, elapsed = 0;
+  double ops = 0, elapsed = 0, cpu = 0;
   uint64_t errors = 0;
   for (int t = 0; t < threads; t++) {
     pthread_join(th[t], NULL);
     ops += (double)rs[t].ops;
+    cpu += rs[t].cpu;
     errors += rs[t].errors;
     if (rs[t].elapsed > elapsed)
       elapsed = rs[t].elapsed;
@@ -1032,6 +1044,7 @@ static double read_rep(bench *b, sconn *conns, int kind, int threads,
   if (errors)
     note("%s: %llu of %.0f operations failed", conns ? "sqlite" : "engine",
          (unsigned long long)errors, ops);
+  *cpu_rate_out = cpu > 0 ? ops / cpu : 0;
   return ops / elapsed;
 }
 
@@ -1082,6 +1095,21 @@ static int cross_check(bench *b, sconn *sc) {
   if (bad)
     note("cross-check: %d mismatches", bad);
   return bad;
+}
+
+/* Reads every contact once on each side, in id order, untimed: both sides
+ * read through memory maps, and a page's first touch costs a fault that a
+ * long-running server pays once, not on every request. */
+static void warm_up(bench *b, sconn *sc) {
+  uint64_t sink = 0, t0 = bh_now_ns();
+  for (uint64_t i = 0; i < b->o.count; i++) {
+    if (b->o.engine)
+      eng_get(b->store, b->eng_ids[i], &sink);
+    if (b->o.sqlite)
+      sql_get(sc, b->sql_ids[i], &sink);
+  }
+  note("warm-up: read every contact once on each side in %.1f s (%llu)",
+       bh_seconds(t0, bh_now_ns()), (unsigned long long)(sink & 1));
 }
 
 /* ================================================================= table */
@@ -1206,6 +1234,10 @@ static void print_machine(const bench *b, int argc, char **argv) {
   printf("command:");
   for (int k = 0; k < argc; k++)
     printf(" %s", argv[k]);
+  double load[3] = {0};
+  if (getloadavg(load, 3) == 3)
+    printf("\nload average at start: %.2f %.2f %.2f", load[0], load[1],
+           load[2]);
   printf("\ndata set: %llu contacts (seed %llu), %llu of them by %d durable "
          "writers; data in %s\n\n",
          (unsigned long long)b->o.count, (unsigned long long)b->o.seed,
@@ -1236,6 +1268,9 @@ int main(int argc, char **argv) {
   if (rc)
     return rc > 0 ? 0 : 2;
   verbose = b->o.verbose;
+  /* SQLite's memory statistics take a global mutex on every allocation;
+   * a tuned deployment turns them off, so the peer runs without them. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   rc = 1;
   const uint64_t N = b->o.count, K = b->o.creates;
   char buf[5][64];
@@ -1381,6 +1416,7 @@ int main(int argc, char **argv) {
     }
   }
   int mismatches = cross_check(b, &rconns[0]);
+  warm_up(b, &rconns[0]);
 
   struct {
     const char *metric;
@@ -1396,20 +1432,33 @@ int main(int argc, char **argv) {
       {NULL, Q_WORDS, 1, 0},
   };
   double read_eng[7] = {0}, read_sql[7] = {0};
+  double cpu_eng[7] = {0}, cpu_sql[7] = {0};
   for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
-    double ev[99], sv[99];
-    for (int r = 0; r < b->o.reps; r++) {
+    double ev[99] = {0}, sv[99] = {0}, ec[99] = {0}, scpu[99] = {0};
+    /* Rep -1 warms this kind of query up and is not counted. */
+    for (int r = -1; r < b->o.reps; r++) {
+      if (r < 0) {
+        double ignored;
+        if (b->o.engine)
+          read_rep(b, NULL, reads[k].kind, reads[k].threads, 1, &ignored);
+        if (b->o.sqlite)
+          read_rep(b, rconns, reads[k].kind, reads[k].threads, 1, &ignored);
+        continue;
+      }
       uint64_t seed = b->o.seed + k * 1000 + (uint64_t)r;
-      ev[r] = b->o.engine ? read_rep(b, NULL, reads[k].kind, reads[k].threads,
-                                     seed)
-                          : 0;
-      sv[r] = b->o.sqlite ? read_rep(b, rconns, reads[k].kind,
-                                     reads[k].threads, seed)
-                          : 0;
+      if (b->o.engine)
+        ev[r] = read_rep(b, NULL, reads[k].kind, reads[k].threads, seed,
+                         &ec[r]);
+      if (b->o.sqlite)
+        sv[r] = read_rep(b, rconns, reads[k].kind, reads[k].threads, seed,
+                         &scpu[r]);
     }
     read_eng[k] = median_of(ev, b->o.reps);
     read_sql[k] = median_of(sv, b->o.reps);
-    debug("read %zu: engine %.0f/s sqlite %.0f/s", k, read_eng[k], read_sql[k]);
+    cpu_eng[k] = median_of(ec, b->o.reps);
+    cpu_sql[k] = median_of(scpu, b->o.reps);
+    debug("read %zu: engine %.0f/s (%.0f per CPU s), sqlite %.0f/s (%.0f per "
+          "CPU s)", k, read_eng[k], cpu_eng[k], read_sql[k], cpu_sql[k]);
   }
 
   /* ---- sizes */
@@ -1551,9 +1600,36 @@ int main(int argc, char **argv) {
                  bh_fmt_bytes(buf[0], 64, b->sv.json_bytes),
                  bh_fmt_bytes(buf[1], 64, b->sv.json_bytes), NULL, NULL, NULL);
     bh_table_print(t, stdout);
+
+    /* The same reads per CPU-second of the reading threads. */
+    bh_table cpu_table;
+    bh_table_init(&cpu_table, "contactd", "SQLite");
+    for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
+      const char *metric = reads[k].metric;
+      if (!metric) {
+        snprintf(m, sizeof m, "%s", b->q[reads[k].kind].label);
+        metric = m;
+      }
+      bool have = cpu_eng[k] > 0 && cpu_sql[k] > 0;
+      bh_table_add(&cpu_table, metric,
+                   cpu_eng[k] > 0 ? bh_fmt_rate(buf[0], 64, cpu_eng[k]) : NULL,
+                   cpu_sql[k] > 0 ? bh_fmt_rate(buf[1], 64, cpu_sql[k]) : NULL,
+                   have ? bh_fmt_ratio(buf[2], 64, cpu_eng[k] / cpu_sql[k])
+                        : NULL,
+                   NULL, NULL);
+    }
+    printf("\nreads per CPU-second of the reading threads (less disturbed by "
+           "other load on the machine):\n\n");
+    bh_table_print(&cpu_table, stdout);
+    bh_table_free(&cpu_table);
     printf("\nmedians of %d reps (%d for creates, %d for opens); reads %.2f s "
            "per rep; search limit %d; SQLite words search: FTS5.\n",
            b->o.reps, ncr, b->o.open_reps, b->o.rep_seconds, SEARCH_LIMIT);
+    double load[3] = {0};
+    if (getloadavg(load, 3) == 3)
+      printf("load average at the end: %.2f %.2f %.2f (this machine has %ld "
+             "CPUs; other programs share it)\n",
+             load[0], load[1], load[2], sysconf(_SC_NPROCESSORS_ONLN));
     if (mismatches)
       printf("WARNING: %d cross-check mismatches between the engine and "
              "SQLite (see stderr)\n", mismatches);
