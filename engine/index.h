@@ -59,6 +59,12 @@ int ix_search(const ix_index *ix, uint32_t account, int field, cs_match match,
               uint32_t limit, uint32_t *slots_out, uint32_t *count_out,
               uint64_t *total_out, bool *more_out);
 
+/* How the posting list of an exact key (already folded) is held: 0 no such
+ * key, 1 one slot inline, 2 a sorted array, 3 a bitmap. For tests and
+ * diagnostics. */
+int ix_posting_kind(const ix_index *ix, uint32_t account, int field,
+                    const char *key, size_t key_len);
+
 /* Bytes of memory the indexes hold (dictionaries, postings, strings). */
 size_t ix_memory_bytes(const ix_index *ix);
 
