@@ -43,8 +43,16 @@ typedef struct cd_pair {
   size_t value_len;
 } cd_pair;
 
+/*
+ * The request view. It and everything it points to live in the request's
+ * memory and are valid until the handler returns; a handler that answers
+ * later (CD_ASYNC) copies what its answer needs first. Only the
+ * cd_response handle stays valid until the answer.
+ */
 typedef struct cd_request {
-  const char *method; /* "GET", NUL-terminated */
+  /* "GET", NUL-terminated. A HEAD request runs the GET route with method
+   * "HEAD"; the host sends the answer's headers without its body. */
+  const char *method;
   const char *path;   /* the path without the query string, NUL-terminated */
   /* Path parameters from the route pattern ("{id}"), in pattern order. */
   const cd_pair *params;
@@ -52,17 +60,20 @@ typedef struct cd_request {
   /* Query parameters, percent-decoded ('+' as space), in request order. */
   const cd_pair *query;
   size_t query_count;
-  /* Request headers, names lower-case. */
+  /* Request headers, names lower-case, in request order. x-api-key is
+   * left out: the host has checked it and plugins never see keys. */
   const cd_pair *headers;
   size_t header_count;
+  /* The body as sent, whatever its content-type; at most
+   * CS_BODY_MAX_BYTES (the host answers 413 past that). */
   const char *body; /* may be NULL when body_len is 0 */
   size_t body_len;
   const char *request_id; /* NUL-terminated */
   /* The authenticated caller, on CD_ROUTE_AUTH routes. */
   uint32_t account;
   const char *account_name; /* NULL on routes without authentication */
-  cs_role role;
-  cs_store *store;
+  cs_role role;   /* CS_ROLE_READ_ONLY on routes without authentication */
+  cs_store *store; /* the store create was given */
 } cd_request;
 
 /* The host's handle for one answer; owned by the host. */
@@ -78,9 +89,13 @@ enum { CD_DONE = 0, CD_ASYNC = 1 };
  */
 typedef struct cd_host {
   void *ctx;
-  /* Adds a response header (copied). Before respond only. */
+  /* Adds a response header (copied; the name is lower-cased). Before
+   * respond only. The host owns content-length, content-type (respond's
+   * argument), x-request-id and the hop-by-hop headers: adding one of those,
+   * or a name or value with control characters, is logged and ignored. */
   void (*header)(cd_response *res, const char *name, const char *value);
-  /* Sends status with a body (copied) of content_type. */
+  /* Sends status (100-599) with a body (copied) of content_type (NULL: no
+   * content-type). The host adds content-length and x-request-id. */
   void (*respond)(cd_response *res, int status, const char *content_type,
                   const char *body, size_t body_len);
   /* Sends the API's JSON error: {"error": {"code", "message", "field"?,
@@ -91,7 +106,11 @@ typedef struct cd_host {
    * request id when res is not NULL. */
   void (*log)(void *ctx, cd_response *res, int level, const char *line);
   /* Appends the front end's own metrics (requests, latencies) in
-   * Prometheus text format to a malloc'd buffer; returns its length. */
+   * Prometheus text format to *out: NULL for a new buffer, or a malloc'd
+   * NUL-terminated string to append to. On return *out is malloc'd and
+   * NUL-terminated (the caller frees it) and the result is its whole
+   * length; 0 and *out unchanged when out of memory. ctx is this table's
+   * ctx. */
   size_t (*metrics)(void *ctx, char **out);
 } cd_host;
 
