@@ -409,7 +409,7 @@ int store_read_file(const char *path, uint8_t **out, size_t *len,
   return 0;
 }
 
-static int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err) {
+int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err) {
   char path[4096];
   store_path(s, path, sizeof path, MANIFEST_NAME);
   uint8_t *buf;
@@ -483,7 +483,7 @@ out:
 
 /* ---------------------------------------------------------------- lock */
 
-static int dir_lock(cs_store *s, cs_error *err) {
+int dir_lock(cs_store *s, cs_error *err) {
   char path[4096];
   store_path(s, path, sizeof path, LOCK_NAME);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -224,4 +224,11 @@ void store_notice(cs_store *s, const char *fmt, ...)
 
 int64_t cs_now_ms(void);
 
+/* Offline operations (admin.c) take the directory lock and read the
+ * manifest without opening the whole store. dir_lock sets s->lock_fd
+ * (closing it unlocks); manifest_read fills s->first_seg, s->last_seg,
+ * s->snapshot_name and the manifest's id floor. */
+int dir_lock(cs_store *s, cs_error *err);
+int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err);
+
 #endif

@@ -1,0 +1,1174 @@
+/*
+ * contactctl.c: the offline administration tool of a contactd data
+ * directory: compaction, dump, load, verify, stats and API keys.
+ *
+ * It runs while the server is stopped: every command takes the directory's
+ * lock (opening the store takes it; the keys commands take it alone) and
+ * refuses, naming the holder's pid, while contactd or another contactctl
+ * has it.
+ *
+ * Exit status: 0 success; 1 a problem found or an operation failed (a
+ * damaged store, a rejected line, a locked directory, an I/O error); 2 bad
+ * usage (unknown command or option, a missing argument, an account that
+ * does not exist).
+ *
+ * load validates exactly as the API does because it runs the API's own
+ * code: the contacts plugin's JSON parser (ct_parse.c) and per-value rules
+ * (ct_text.c) are compiled into this program, and every contact then goes
+ * through cs_create, as a POST /contacts does. The only difference is that
+ * a line may carry the keys a dump writes and the server sets (id,
+ * created_at, updated_at): they are dropped, so that a dump loads back; the
+ * loaded contacts get new ids and times, as any create does. dump writes
+ * the API's contact object with the plugin's own generator (ct_out.c).
+ *
+ * Long commands show progress on standard error when it is a terminal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <csv.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+#include "admin.h"
+#include "cs.h"
+#include "ct.h"
+
+enum { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2 };
+
+static const char *prog = "contactctl";
+
+/* ------------------------------------------------------------------ usage */
+
+static const char *const usage_text[][2] = {
+    {"compact",
+     "compact [--salvage]\n"
+     "  Rewrites the live contacts into new segments, writes a fresh\n"
+     "  snapshot, switches the manifest atomically and removes the old\n"
+     "  files; prints the sizes before and after. --salvage rewrites a\n"
+     "  damaged store, skipping records that fail their checksum and\n"
+     "  reporting each damaged range (file and offset).\n"},
+    {"dump",
+     "dump [--format jsonl|csv] [--account NAME] [--output FILE] [--raw]\n"
+     "  Writes the live contacts (of one account, or all) as JSON Lines\n"
+     "  (the API's contact object, one a line; the default) or CSV (RFC\n"
+     "  4180, a header row) to standard output or FILE. --raw lists every\n"
+     "  record instead: segment, offset, type, seq, length, checksum\n"
+     "  status, id, account.\n"},
+    {"load",
+     "load [--format jsonl|csv] --account NAME [--dry-run] FILE|-\n"
+     "  Creates the contacts of FILE (JSON Lines of contact objects, or CSV\n"
+     "  with a header row naming the fields) in account NAME, which must\n"
+     "  exist (contactctl keys add makes it). Each contact is validated as\n"
+     "  the API validates a create; each rejected line is reported with its\n"
+     "  number and reason and the rest are loaded. id, created_at and\n"
+     "  updated_at in the input are ignored. --dry-run checks only and\n"
+     "  changes nothing. Exit status 1 when any line was rejected.\n"},
+    {"verify",
+     "verify\n"
+     "  Checks every segment header and record checksum, the manifest, and\n"
+     "  the snapshot against a replay of the whole log (every index entry,\n"
+     "  every contact, searches on a sample of values). Names each problem\n"
+     "  by file and offset. Exit status 1 when any is found.\n"},
+    {"stats",
+     "stats\n"
+     "  Contacts per account, segments, live and garbage bytes, snapshot\n"
+     "  age, the id high-water mark.\n"},
+    {"keys",
+     "keys add --account NAME [--read-only]\n"
+     "keys list\n"
+     "keys revoke KEY_ID\n"
+     "  API keys: add creates a key (and the account when new) and prints\n"
+     "  it once; list shows key ids, accounts, roles, creation times and\n"
+     "  revocations, never keys; revoke revokes a key by its key id.\n"},
+};
+
+static void usage(FILE *out, const char *cmd) {
+  size_t n = sizeof usage_text / sizeof *usage_text;
+  for (size_t i = 0; cmd && i < n; i++) {
+    if (strcmp(cmd, usage_text[i][0]) == 0) {
+      fprintf(out, "usage: %s [--data DIR] %s", prog, usage_text[i][1]);
+      return;
+    }
+  }
+  fprintf(out,
+          "usage: %s [--data DIR] COMMAND [OPTIONS]\n"
+          "\n"
+          "Administers a contactd data directory (default ./data) while the\n"
+          "server is stopped.\n\ncommands:\n",
+          prog);
+  for (size_t i = 0; i < n; i++) fprintf(out, "  %s", usage_text[i][1]);
+  fprintf(out, "\n%s COMMAND --help shows one command's usage.\n"
+               "Exit status: 0 success, 1 problem found or operation failed, "
+               "2 bad usage.\n",
+          prog);
+}
+
+static int bad_usage(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int bad_usage(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: ", prog);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  usage(stderr, cmd);
+  return EXIT_USAGE;
+}
+
+/* An engine error, with the exit status it maps to. */
+static int fail(const char *what, int rc, const cs_error *err) {
+  fprintf(stderr, "%s: %s: %s\n", prog, what,
+          err && err->msg[0] ? err->msg : cs_strerror(rc));
+  return EXIT_PROBLEM;
+}
+
+/* -------------------------------------------------------------- progress */
+
+typedef struct progress {
+  bool on;
+  const char *what;
+  uint64_t start_ns;
+  uint64_t last_ns;
+  const char *unit;
+} progress;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void progress_begin(progress *p, const char *what, const char *unit) {
+  p->on = isatty(STDERR_FILENO);
+  p->what = what;
+  p->unit = unit;
+  p->start_ns = p->last_ns = now_ns();
+}
+
+/* A cs_progress_fn: at most five redraws a second. */
+static void progress_show(void *ctx, uint64_t done, uint64_t total) {
+  progress *p = ctx;
+  if (!p->on) return;
+  uint64_t t = now_ns();
+  if (t - p->last_ns < 200000000u && done < total) return;
+  p->last_ns = t;
+  double secs = (double)(t - p->start_ns) / 1e9;
+  double rate = secs > 0 ? (double)done / secs : 0;
+  if (total) {
+    double left = rate > 0 ? (double)(total - (done < total ? done : total)) / rate
+                           : 0;
+    fprintf(stderr, "\r%s: %5.1f%% %" PRIu64 "/%" PRIu64 " %s, %.0f/s, %.0f s "
+            "left   ",
+            p->what, 100.0 * (double)done / (double)total, done, total,
+            p->unit, rate, left);
+  } else {
+    fprintf(stderr, "\r%s: %" PRIu64 " %s, %.0f/s   ", p->what, done, p->unit,
+            rate);
+  }
+}
+
+static void progress_end(progress *p) {
+  if (p->on) fputs("\r\033[K", stderr);
+}
+
+/* Notices of the store's open (a torn tail cut, a snapshot ignored). */
+static void notice_print(void *ctx, const char *line) {
+  fprintf(stderr, "%s: note: %s\n", prog, line);
+}
+
+static void human_bytes(uint64_t n, char out[32]) {
+  const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)n;
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, u++;
+  if (u == 0)
+    snprintf(out, 32, "%" PRIu64 " B", n);
+  else
+    snprintf(out, 32, "%.1f %s", v, unit[u]);
+}
+
+/* ----------------------------------------------------------------- stores */
+
+/* Opens the store for a command that only reads: no snapshot at close. */
+static int store_open_ro(const char *dir, cs_store **s, cs_error *err) {
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    snprintf(err->msg, sizeof err->msg, "%s: %s", dir, strerror(errno));
+    return -errno;
+  }
+  cs_options o = {.no_snapshot_on_close = true, .notice = notice_print};
+  return cs_open(dir, &o, s, err);
+}
+
+/* The account's number, or an exit status (2 when it does not exist). */
+static int account_lookup(const char *dir, const char *name, uint32_t *id) {
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  int rc = cs_keys_open(dir, &k, &err);
+  if (rc) return fail("cannot read the key file", rc, &err);
+  rc = cs_keys_account_id(k, name, id);
+  cs_keys_close(k);
+  if (rc) {
+    fprintf(stderr,
+            "%s: no account named \"%s\"; accounts exist through their keys: "
+            "contactctl keys add --account %s\n",
+            prog, name, name);
+    return EXIT_USAGE;
+  }
+  return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+static int cmd_stats(const char *dir, int argc, char **argv) {
+  if (argc > 1)
+    return strcmp(argv[1], "--help") == 0 ? (usage(stdout, "stats"), EXIT_OK)
+                                          : bad_usage("stats", "unexpected %s",
+                                                      argv[1]);
+  cs_store *s = NULL;
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  int ex = EXIT_OK;
+  int rc = store_open_ro(dir, &s, &err);
+  if (rc) {
+    ex = fail("cannot open the store", rc, &err);
+    goto out;
+  }
+  rc = cs_keys_open(dir, &k, &err);
+  if (rc) {
+    ex = fail("cannot read the key file", rc, &err);
+    goto out;
+  }
+  cs_stats st;
+  cs_stats_get(s, &st);
+  char b1[32], b2[32], b3[32], b4[32];
+  human_bytes(st.disk_bytes, b1);
+  human_bytes(st.live_bytes, b2);
+  human_bytes(st.garbage_bytes, b3);
+  human_bytes(st.index_bytes, b4);
+  uint64_t log = st.live_bytes + st.garbage_bytes;
+  printf("data directory    %s\n", dir);
+  printf("contacts          %" PRIu64 "\n", st.contacts);
+  printf("segments          %" PRIu64 "\n", st.segments);
+  printf("disk bytes        %" PRIu64 " (%s)\n", st.disk_bytes, b1);
+  printf("live bytes        %" PRIu64 " (%s)\n", st.live_bytes, b2);
+  printf("garbage bytes     %" PRIu64 " (%s, %.1f%% of the log)\n",
+         st.garbage_bytes, b3,
+         log ? 100.0 * (double)st.garbage_bytes / (double)log : 0.0);
+  printf("index memory      %s\n", b4);
+  printf("next id           %020" PRIu64 "\n", st.next_id);
+  printf("highest id given  %020" PRIu64 "\n", st.next_id - 1);
+  if (st.snapshot_time_ms) {
+    char when[32];
+    cs_time_format(st.snapshot_time_ms, when);
+    int64_t age = (int64_t)time(NULL) - st.snapshot_time_ms / 1000;
+    printf("snapshot          seq %" PRIu64 ", written %s (%" PRId64
+           " s ago)\n",
+           st.snapshot_seq, when, age < 0 ? 0 : age);
+  } else {
+    printf("snapshot          none\n");
+  }
+  printf("accounts\n");
+  printf("  %-24s %10s %12s\n", "name", "number", "contacts");
+  uint64_t named = 0;
+  size_t n = cs_keys_count(k);
+  for (size_t i = 0; i < n; i++) {
+    const cs_key_info *ki = cs_keys_at(k, i);
+    bool first = true;
+    for (size_t j = 0; j < i && first; j++)
+      first = cs_keys_at(k, j)->account_id != ki->account_id;
+    if (!first) continue;
+    uint64_t c = cs_account_count(s, ki->account_id);
+    named += c;
+    printf("  %-24s %10u %12" PRIu64 "\n", ki->account, ki->account_id, c);
+  }
+  if (named < st.contacts)
+    printf("  %-24s %10s %12" PRIu64 "\n", "(no key names them)", "-",
+           st.contacts - named);
+out:
+  cs_keys_close(k);
+  if (s && cs_close(s, &err) && ex == EXIT_OK)
+    ex = fail("closing the store failed", err.code, &err);
+  return ex;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static int cmd_keys(const char *dir, int argc, char **argv) {
+  if (argc < 2) return bad_usage("keys", "keys needs add, list or revoke");
+  const char *sub = argv[1];
+  if (strcmp(sub, "--help") == 0) return usage(stdout, "keys"), EXIT_OK;
+  const char *account = NULL;
+  const char *key_id = NULL;
+  bool read_only = false;
+  static const struct option opts[] = {{"account", required_argument, 0, 'a'},
+                                       {"read-only", no_argument, 0, 'r'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc - 1, argv + 1, "+", opts, NULL)) != -1) {
+    switch (c) {
+    case 'a': account = optarg; break;
+    case 'r': read_only = true; break;
+    case 'h': return usage(stdout, "keys"), EXIT_OK;
+    default: return bad_usage("keys", "bad option");
+    }
+  }
+  int rest = argc - 1 - optind;
+  char **args = argv + 1 + optind;
+  if (strcmp(sub, "add") == 0) {
+    if (!account) return bad_usage("keys", "keys add needs --account NAME");
+    if (rest) return bad_usage("keys", "unexpected %s", args[0]);
+  } else if (strcmp(sub, "list") == 0) {
+    if (account || read_only || rest)
+      return bad_usage("keys", "keys list takes no arguments");
+  } else if (strcmp(sub, "revoke") == 0) {
+    if (rest != 1 || account || read_only)
+      return bad_usage("keys", "keys revoke needs one KEY_ID");
+    key_id = args[0];
+  } else {
+    return bad_usage("keys", "unknown keys command %s", sub);
+  }
+
+  cs_dirlock *lock = NULL;
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  int ex = EXIT_OK;
+  /* A first key may be made before the server ever ran. */
+  if (strcmp(sub, "add") == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    fprintf(stderr, "%s: cannot create %s: %s\n", prog, dir, strerror(errno));
+    return EXIT_PROBLEM;
+  }
+  int rc = cs_dir_lock(dir, &lock, &err);
+  if (rc) {
+    ex = fail("cannot lock the data directory", rc, &err);
+    goto out;
+  }
+  rc = cs_keys_open(dir, &k, &err);
+  if (rc) {
+    ex = fail("cannot read the key file", rc, &err);
+    goto out;
+  }
+  if (strcmp(sub, "add") == 0) {
+    char key[CS_KEY_BYTES + 1];
+    cs_key_info info;
+    rc = cs_keys_add(k, account, read_only ? CS_ROLE_READ_ONLY
+                                           : CS_ROLE_READ_WRITE,
+                     key, &info, &err);
+    if (rc == CS_EACCOUNT) {
+      ex = bad_usage("keys", "%s", err.msg);
+      goto out;
+    }
+    if (rc) {
+      ex = fail("cannot add the key", rc, &err);
+      goto out;
+    }
+    printf("key      %s\nkey_id   %s\naccount  %s\nrole     %s\n", key,
+           info.key_id, info.account,
+           info.role == CS_ROLE_READ_ONLY ? "read-only" : "read-write");
+    fprintf(stderr, "%s: the key is shown this once; only its hash is kept "
+            "in %s\n", prog, cs_keys_path(k));
+  } else if (strcmp(sub, "list") == 0) {
+    printf("%-12s %-24s %-10s %-25s %s\n", "key_id", "account", "role",
+           "created", "revoked");
+    for (size_t i = 0; i < cs_keys_count(k); i++) {
+      const cs_key_info *ki = cs_keys_at(k, i);
+      char when[32];
+      cs_time_format(ki->created_ms, when);
+      printf("%-12s %-24s %-10s %-25s %s\n", ki->key_id, ki->account,
+             ki->role == CS_ROLE_READ_ONLY ? "read-only" : "read-write", when,
+             ki->revoked ? "yes" : "no");
+    }
+  } else {
+    rc = cs_keys_revoke(k, key_id, &err);
+    if (rc) {
+      ex = fail("cannot revoke", rc, &err);
+      goto out;
+    }
+    printf("revoked %s\n", key_id);
+  }
+out:
+  cs_keys_close(k);
+  cs_dir_unlock(lock);
+  return ex;
+}
+
+/* ------------------------------------------------------------------- dump */
+
+typedef struct dumper {
+  FILE *out;
+  bool csv;
+  yajl_gen g;
+  uint64_t count;
+  uint64_t total;
+  progress *prog;
+} dumper;
+
+static const char *const csv_columns[] = {
+    "id", "first_name", "last_name", "email", "phone", "company",
+    "job_title", "notes", "created_at", "updated_at"};
+
+/* One CSV field: quoted only when it must be (RFC 4180). */
+static void csv_field(FILE *out, const char *s, size_t len) {
+  if (len && (memchr(s, ',', len) || memchr(s, '"', len) ||
+              memchr(s, '\n', len) || memchr(s, '\r', len) ||
+              s[0] == ' ' || s[len - 1] == ' '))
+    csv_fwrite(out, s, len);
+  else
+    fwrite(s, 1, len, out);
+}
+
+static int dump_one(void *ctx, const cs_contact *c) {
+  dumper *d = ctx;
+  if (d->csv) {
+    char id[CS_ID_DIGITS + 1], when[32];
+    cs_id_format(c->id, id);
+    fwrite(id, 1, CS_ID_DIGITS, d->out);
+    for (int f = 0; f < CS_FIELD_COUNT; f++) {
+      fputc(',', d->out);
+      if (c->field[f].ptr) csv_field(d->out, c->field[f].ptr, c->field[f].len);
+    }
+    cs_time_format(c->created_ms, when);
+    fprintf(d->out, ",%s,", when);
+    cs_time_format(c->updated_ms, when);
+    fprintf(d->out, "%s\r\n", when);
+  } else {
+    const unsigned char *buf;
+    size_t len;
+    ct_gen_contact(d->g, c);
+    yajl_gen_get_buf(d->g, &buf, &len);
+    fwrite(buf, 1, len, d->out);
+    fputc('\n', d->out);
+    yajl_gen_clear(d->g);
+    yajl_gen_reset(d->g, NULL);
+  }
+  if ((++d->count & 0x3fff) == 0) progress_show(d->prog, d->count, d->total);
+  return ferror(d->out) ? -EIO : 0;
+}
+
+static int dump_raw_one(void *ctx, const cs_raw_record *r) {
+  uint64_t *bad = ctx;
+  static const char *const types[] = {"?", "put", "delete", "meta"};
+  static const char *const status[] = {"ok", "BAD", "torn", "undecodable"};
+  printf("%08u\t%" PRIu64 "\t%s\t", r->seg, r->offset,
+         r->status == CS_RAW_OK || r->status == CS_RAW_UNDECODABLE
+             ? types[r->type <= 3 ? r->type : 0]
+             : "-");
+  if (r->status == CS_RAW_OK || r->status == CS_RAW_UNDECODABLE)
+    printf("%" PRIu64 "\t%" PRIu64 "\t%016" PRIx64 " %s\t", r->seq, r->len,
+           r->checksum, status[r->status]);
+  else
+    printf("-\t%" PRIu64 "\t%s\t", r->len, status[r->status]);
+  if (r->status == CS_RAW_OK && r->type != 3)
+    printf("%020" PRIu64 "\t%u\n", r->id, r->account);
+  else if (r->status == CS_RAW_OK)
+    printf("next_id=%020" PRIu64 "\t-\n", r->next_id);
+  else
+    printf("-\t-\n");
+  if (r->status == CS_RAW_BAD || r->status == CS_RAW_UNDECODABLE) (*bad)++;
+  return ferror(stdout) ? -EIO : 0;
+}
+
+static int cmd_dump(const char *dir, int argc, char **argv) {
+  const char *format = "jsonl", *account = NULL, *output = NULL;
+  bool raw = false;
+  static const struct option opts[] = {{"format", required_argument, 0, 'f'},
+                                       {"account", required_argument, 0, 'a'},
+                                       {"output", required_argument, 0, 'o'},
+                                       {"raw", no_argument, 0, 'r'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+    case 'f': format = optarg; break;
+    case 'a': account = optarg; break;
+    case 'o': output = optarg; break;
+    case 'r': raw = true; break;
+    case 'h': return usage(stdout, "dump"), EXIT_OK;
+    default: return bad_usage("dump", "bad option");
+    }
+  }
+  if (optind < argc) return bad_usage("dump", "unexpected %s", argv[optind]);
+  bool csv = strcmp(format, "csv") == 0;
+  if (!csv && strcmp(format, "jsonl") != 0)
+    return bad_usage("dump", "--format is jsonl or csv, not %s", format);
+  if (raw && (account || output || csv))
+    return bad_usage("dump", "--raw takes no other option");
+
+  cs_error err = {0};
+  if (raw) {
+    uint64_t bad = 0;
+    printf("segment\toffset\ttype\tseq\tlength\tchecksum\tid\taccount\n");
+    int rc = cs_admin_scan(dir, dump_raw_one, &bad, &err);
+    if (rc) return fail("cannot scan the store", rc, &err);
+    if (bad) fprintf(stderr, "%s: %" PRIu64 " damaged ranges\n", prog, bad);
+    return bad ? EXIT_PROBLEM : EXIT_OK;
+  }
+
+  cs_store *s = NULL;
+  FILE *out = NULL;
+  dumper d = {.csv = csv};
+  progress pg;
+  int ex = EXIT_OK;
+  uint32_t acct = CS_ALL_ACCOUNTS;
+  int rc = store_open_ro(dir, &s, &err);
+  if (rc) {
+    ex = fail("cannot open the store", rc, &err);
+    goto out;
+  }
+  if (account && (ex = account_lookup(dir, account, &acct)) != EXIT_OK)
+    goto out;
+  out = output ? fopen(output, "w") : stdout;
+  if (!out) {
+    fprintf(stderr, "%s: cannot create %s: %s\n", prog, output,
+            strerror(errno));
+    ex = EXIT_PROBLEM;
+    goto out;
+  }
+  static char obuf[1 << 20];
+  setvbuf(out, obuf, _IOFBF, sizeof obuf);
+  d.out = out;
+  d.g = csv ? NULL : ct_gen_new();
+  if (!csv && !d.g) {
+    ex = fail("out of memory", -ENOMEM, NULL);
+    goto out;
+  }
+  cs_stats st;
+  cs_stats_get(s, &st);
+  d.total = acct == CS_ALL_ACCOUNTS ? st.contacts : cs_account_count(s, acct);
+  progress_begin(&pg, "dump", "contacts");
+  d.prog = &pg;
+  if (csv) {
+    for (size_t i = 0; i < sizeof csv_columns / sizeof *csv_columns; i++)
+      fprintf(out, "%s%s", i ? "," : "", csv_columns[i]);
+    fputs("\r\n", out);
+  }
+  rc = cs_iterate(s, acct, dump_one, &d, &err);
+  progress_end(&pg);
+  if (rc == -EIO || fflush(out) != 0 || ferror(out)) {
+    fprintf(stderr, "%s: writing %s failed: %s\n", prog,
+            output ? output : "standard output", strerror(errno));
+    ex = EXIT_PROBLEM;
+  } else if (rc) {
+    ex = fail("dump stopped", rc, &err);
+  }
+out:
+  if (d.g) yajl_gen_free(d.g);
+  if (out && out != stdout && fclose(out) != 0 && ex == EXIT_OK) {
+    fprintf(stderr, "%s: writing %s failed: %s\n", prog, output,
+            strerror(errno));
+    ex = EXIT_PROBLEM;
+  }
+  if (s) cs_close(s, &err);
+  return ex;
+}
+
+/* ------------------------------------------------------------------- load */
+
+typedef struct loader {
+  cs_store *s;
+  cs_dryrun *dry;
+  uint32_t account;
+  uint64_t loaded;
+  uint64_t rejected;
+  uint64_t first_id; /* of this run's creates, which are consecutive */
+  uint64_t *lines;   /* line of each of this run's creates, by id - first_id */
+  size_t line_cap;
+  int fatal;         /* a store failure: stop */
+  cs_error fatal_err;
+} loader;
+
+static void reject(loader *L, uint64_t line, const char *code,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void reject(loader *L, uint64_t line, const char *code,
+                   const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "line %" PRIu64 ": %s: ", line, code);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  L->rejected++;
+}
+
+/* Creates (or, in a dry run, checks) one contact read from line. */
+static void load_one(loader *L, uint64_t line, cs_contact *c) {
+  cs_error err = {0};
+  uint64_t id = 0, dup_line = 0;
+  int rc;
+  if (L->dry) {
+    rc = cs_dryrun_check(L->dry, L->account, c, line, &dup_line, &err);
+  } else {
+    rc = cs_create(L->s, L->account, c, NULL, NULL, &id, &err);
+    if (rc == CS_EDUPLICATE && L->first_id && err.id >= L->first_id &&
+        err.id - L->first_id < L->loaded)
+      dup_line = L->lines[err.id - L->first_id];
+  }
+  if (rc == CS_EDUPLICATE && dup_line) {
+    reject(L, line, "duplicate_email", "email: already used on line %" PRIu64,
+           dup_line);
+    return;
+  }
+  if (rc == CS_EINVAL || rc == CS_EDUPLICATE) {
+    reject(L, line, cs_strcode(rc), "%s", err.msg);
+    return;
+  }
+  if (rc) {
+    L->fatal = rc;
+    L->fatal_err = err;
+    return;
+  }
+  if (!L->dry) {
+    if (!L->first_id) L->first_id = id;
+    if (L->loaded == L->line_cap) {
+      size_t cap = L->line_cap ? L->line_cap * 2 : 4096;
+      uint64_t *p = realloc(L->lines, cap * sizeof *p);
+      if (!p) {
+        L->fatal = -ENOMEM;
+        snprintf(L->fatal_err.msg, sizeof L->fatal_err.msg, "out of memory");
+        return;
+      }
+      L->lines = p;
+      L->line_cap = cap;
+    }
+    L->lines[L->loaded] = line;
+  }
+  L->loaded++;
+}
+
+/* ----- JSON lines */
+
+/* Regenerates a JSON object without the top-level keys the server sets,
+ * which a dump writes and a create may not give. */
+typedef struct strip {
+  yajl_gen g;
+  int depth;
+  int skip;     /* nesting of a value being dropped */
+  bool pending; /* the next value is a dropped key's */
+} strip;
+
+/* true when this value event is dropped. */
+static bool strip_drop(strip *st, int open_close) {
+  if (st->skip) {
+    st->skip += open_close;
+    return true;
+  }
+  if (st->pending) {
+    st->pending = false;
+    if (open_close > 0) st->skip = 1;
+    return true;
+  }
+  return false;
+}
+
+static int st_null(void *c) {
+  strip *st = c;
+  return strip_drop(st, 0) || yajl_gen_null(st->g) == yajl_gen_status_ok;
+}
+static int st_bool(void *c, int v) {
+  strip *st = c;
+  return strip_drop(st, 0) || yajl_gen_bool(st->g, v) == yajl_gen_status_ok;
+}
+static int st_number(void *c, const char *s, size_t len) {
+  strip *st = c;
+  return strip_drop(st, 0) ||
+         yajl_gen_number(st->g, s, len) == yajl_gen_status_ok;
+}
+static int st_string(void *c, const unsigned char *s, size_t len) {
+  strip *st = c;
+  return strip_drop(st, 0) ||
+         yajl_gen_string(st->g, s, len) == yajl_gen_status_ok;
+}
+static int st_start_map(void *c) {
+  strip *st = c;
+  if (strip_drop(st, 1)) return 1;
+  st->depth++;
+  return yajl_gen_map_open(st->g) == yajl_gen_status_ok;
+}
+static int st_end_map(void *c) {
+  strip *st = c;
+  if (strip_drop(st, -1)) return 1;
+  st->depth--;
+  return yajl_gen_map_close(st->g) == yajl_gen_status_ok;
+}
+static int st_start_array(void *c) {
+  strip *st = c;
+  if (strip_drop(st, 1)) return 1;
+  st->depth++;
+  return yajl_gen_array_open(st->g) == yajl_gen_status_ok;
+}
+static int st_end_array(void *c) {
+  strip *st = c;
+  if (strip_drop(st, -1)) return 1;
+  st->depth--;
+  return yajl_gen_array_close(st->g) == yajl_gen_status_ok;
+}
+static int st_key(void *c, const unsigned char *k, size_t len) {
+  strip *st = c;
+  if (st->skip) return 1;
+  static const char *const server_set[] = {"id", "created_at", "updated_at"};
+  if (st->depth == 1) {
+    for (size_t i = 0; i < 3; i++) {
+      if (len == strlen(server_set[i]) && !memcmp(k, server_set[i], len)) {
+        st->pending = true;
+        return 1;
+      }
+    }
+  }
+  return yajl_gen_string(st->g, k, len) == yajl_gen_status_ok;
+}
+
+static const yajl_callbacks strip_callbacks = {
+    st_null, st_bool, NULL, NULL, st_number, st_string, st_start_map, st_key,
+    st_end_map, st_start_array, st_end_array};
+
+/* 0 with the stripped text in g's buffer, -1 when it is not valid JSON
+ * (the API's parser then says why). */
+static int strip_server_keys(yajl_gen g, const char *json, size_t len) {
+  strip st = {.g = g};
+  yajl_gen_clear(g);
+  yajl_gen_reset(g, NULL);
+  yajl_handle h = yajl_alloc(&strip_callbacks, NULL, &st);
+  if (!h) return -1;
+  yajl_config(h, yajl_dont_validate_strings, 1);
+  yajl_status rc = yajl_parse(h, (const unsigned char *)json, len);
+  if (rc == yajl_status_ok) rc = yajl_complete_parse(h);
+  yajl_free(h);
+  return rc == yajl_status_ok ? 0 : -1;
+}
+
+static bool is_server_key(const char *f) {
+  return !strcmp(f, "id") || !strcmp(f, "created_at") ||
+         !strcmp(f, "updated_at");
+}
+
+static void load_json_line(loader *L, yajl_gen g, uint64_t line,
+                           const char *json, size_t len) {
+  ct_body b;
+  int rc = ct_body_parse(&b, CT_BODY_POST, json, len);
+  if (rc && strcmp(b.err.code, "invalid_field") == 0 &&
+      is_server_key(b.err.field)) {
+    const unsigned char *buf;
+    size_t blen;
+    if (strip_server_keys(g, json, len) == 0) {
+      yajl_gen_get_buf(g, &buf, &blen);
+      ct_body_free(&b);
+      rc = ct_body_parse(&b, CT_BODY_POST, (const char *)buf, blen);
+    }
+  }
+  if (rc) {
+    reject(L, line, b.err.code, "%s", b.err.msg);
+  } else if (b.is_edit) {
+    reject(L, line, "unknown_field",
+           "contact_id: load creates contacts; edits go through the API");
+  } else {
+    cs_contact c = {0};
+    for (int f = 0; f < CS_FIELD_COUNT; f++)
+      if (b.top.v.set_mask & (1u << f)) c.field[f] = b.top.v.field[f];
+    load_one(L, line, &c);
+  }
+  ct_body_free(&b);
+}
+
+static bool blank(const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+      return false;
+  return true;
+}
+
+/* ----- CSV */
+
+#define CSV_COLUMNS_MAX 64
+
+typedef struct csv_load {
+  loader *L;
+  uint64_t cur_line;   /* the physical line being fed */
+  uint64_t row_line;   /* where the current row started */
+  bool in_row;
+  bool header_done;
+  int col;             /* column of the next field */
+  int ncols;
+  int map[CSV_COLUMNS_MAX]; /* column -> cs_field, -1 ignored */
+  char *vals[CSV_COLUMNS_MAX];
+  size_t lens[CSV_COLUMNS_MAX];
+  size_t caps[CSV_COLUMNS_MAX];
+  bool bad_header;
+  char header_err[300];
+} csv_load;
+
+static void csv_on_field(void *s, size_t len, void *data) {
+  csv_load *cl = data;
+  if (!cl->in_row) {
+    cl->in_row = true;
+    cl->row_line = cl->cur_line;
+  }
+  int i = cl->col++;
+  if (i >= CSV_COLUMNS_MAX) return;
+  if (cl->caps[i] < len + 1) {
+    size_t cap = len + 64;
+    char *p = realloc(cl->vals[i], cap);
+    if (!p) return; /* leaves the old (short) value: caught as invalid */
+    cl->vals[i] = p;
+    cl->caps[i] = cap;
+  }
+  if (len) memcpy(cl->vals[i], s, len);
+  cl->vals[i][len] = 0;
+  cl->lens[i] = len;
+}
+
+static void csv_header(csv_load *cl) {
+  cl->header_done = true;
+  cl->ncols = cl->col;
+  if (cl->ncols > CSV_COLUMNS_MAX) {
+    cl->bad_header = true;
+    snprintf(cl->header_err, sizeof cl->header_err,
+             "more than %d columns", CSV_COLUMNS_MAX);
+    return;
+  }
+  uint32_t seen = 0;
+  for (int i = 0; i < cl->ncols; i++) {
+    cs_str name = ct_trim(cl->vals[i], cl->lens[i]);
+    int f = cs_field_from_name(name.ptr, name.len);
+    cl->map[i] = f;
+    if (f < 0 && name.len < 20) {
+      char n[20];
+      memcpy(n, name.ptr, name.len);
+      n[name.len] = 0;
+      if (is_server_key(n)) continue; /* a dump's; ignored */
+    }
+    if (f < 0 || (seen & (1u << f))) {
+      cl->bad_header = true;
+      snprintf(cl->header_err, sizeof cl->header_err,
+               "column %d (\"%.*s\"): %s", i + 1,
+               (int)(name.len > 64 ? 64 : name.len), name.ptr,
+               f < 0 ? "not a field" : "given twice");
+      return;
+    }
+    seen |= 1u << f;
+  }
+}
+
+static void csv_on_row(int term, void *data) {
+  csv_load *cl = data;
+  loader *L = cl->L;
+  uint64_t line = cl->in_row ? cl->row_line : cl->cur_line;
+  int cols = cl->col;
+  cl->col = 0;
+  cl->in_row = false;
+  if (cl->bad_header || L->fatal) return;
+  if (!cl->header_done) {
+    csv_header(cl);
+    return;
+  }
+  if (cols != cl->ncols) {
+    reject(L, line, "invalid_body", "%d fields where the header names %d",
+           cols, cl->ncols);
+    return;
+  }
+  cs_contact c = {0};
+  for (int i = 0; i < cols; i++) {
+    int f = cl->map[i];
+    if (f < 0) continue;
+    ct_err e;
+    cs_str v;
+    if (ct_check_value(f, cl->vals[i], cl->lens[i], &v, &e)) {
+      reject(L, line, e.code, "%s", e.msg);
+      return;
+    }
+    if (v.len) c.field[f] = v; /* an empty optional value is null */
+  }
+  static const int required[] = {CS_FIRST_NAME, CS_EMAIL};
+  for (int i = 0; i < 2; i++) {
+    if (!c.field[required[i]].ptr) {
+      reject(L, line, "missing_field", "%s: required",
+             cs_field_name(required[i]));
+      return;
+    }
+  }
+  load_one(L, line, &c);
+}
+
+/* ----- the command */
+
+static int cmd_load(const char *dir, int argc, char **argv) {
+  const char *format = "jsonl", *account = NULL;
+  bool dry = false;
+  static const struct option opts[] = {{"format", required_argument, 0, 'f'},
+                                       {"account", required_argument, 0, 'a'},
+                                       {"dry-run", no_argument, 0, 'n'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+    case 'f': format = optarg; break;
+    case 'a': account = optarg; break;
+    case 'n': dry = true; break;
+    case 'h': return usage(stdout, "load"), EXIT_OK;
+    default: return bad_usage("load", "bad option");
+    }
+  }
+  bool csv = strcmp(format, "csv") == 0;
+  if (!csv && strcmp(format, "jsonl") != 0)
+    return bad_usage("load", "--format is jsonl or csv, not %s", format);
+  if (!account) return bad_usage("load", "load needs --account NAME");
+  if (argc - optind != 1) return bad_usage("load", "load needs one FILE (or -)");
+  const char *path = argv[optind];
+
+  loader L = {0};
+  cs_error err = {0};
+  FILE *in = NULL;
+  yajl_gen g = NULL;
+  char *line = NULL;
+  size_t line_cap = 0;
+  struct csv_parser parser;
+  bool parser_live = false;
+  csv_load cl = {0};
+  progress pg;
+  int ex = EXIT_OK;
+
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+    return EXIT_PROBLEM;
+  }
+  cs_options o = {.durability = CS_DURABILITY_NONE,
+                  .no_snapshot_on_close = dry,
+                  .notice = notice_print};
+  int rc = cs_open(dir, &o, &L.s, &err);
+  if (rc) {
+    ex = fail("cannot open the store", rc, &err);
+    goto out;
+  }
+  if ((ex = account_lookup(dir, account, &L.account)) != EXIT_OK) goto out;
+  if (dry && cs_dryrun_create(L.s, &L.dry) != 0) {
+    ex = fail("out of memory", -ENOMEM, NULL);
+    goto out;
+  }
+  in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+  if (!in) {
+    fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+    ex = EXIT_PROBLEM;
+    goto out;
+  }
+  uint64_t in_bytes = 0;
+  if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
+    in_bytes = (uint64_t)st.st_size;
+  g = ct_gen_new();
+  if (!g) {
+    ex = fail("out of memory", -ENOMEM, NULL);
+    goto out;
+  }
+  if (csv) {
+    if (csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0) {
+      ex = fail("out of memory", -ENOMEM, NULL);
+      goto out;
+    }
+    parser_live = true;
+    cl.L = &L;
+  }
+  progress_begin(&pg, dry ? "check" : "load", "bytes");
+  uint64_t lineno = 0, read_bytes = 0;
+  ssize_t n;
+  while (!L.fatal && (n = getline(&line, &line_cap, in)) >= 0) {
+    lineno++;
+    read_bytes += (uint64_t)n;
+    if ((lineno & 0x3fff) == 0) progress_show(&pg, read_bytes, in_bytes);
+    if (csv) {
+      cl.cur_line = lineno;
+      if (csv_parse(&parser, line, (size_t)n, csv_on_field, csv_on_row, &cl) !=
+          (size_t)n) {
+        progress_end(&pg);
+        fprintf(stderr, "line %" PRIu64 ": invalid_csv: %s; stopped here\n",
+                lineno, csv_strerror(csv_error(&parser)));
+        L.rejected++;
+        break;
+      }
+      if (cl.bad_header) break;
+      continue;
+    }
+    if (blank(line, (size_t)n)) continue;
+    load_json_line(&L, g, lineno, line, (size_t)n);
+  }
+  if (ferror(in)) {
+    progress_end(&pg);
+    fprintf(stderr, "%s: reading %s failed: %s\n", prog, path,
+            strerror(errno));
+    ex = EXIT_PROBLEM;
+  }
+  if (csv && !cl.bad_header && csv_error(&parser) == CSV_SUCCESS &&
+      csv_fini(&parser, csv_on_field, csv_on_row, &cl) != 0) {
+    fprintf(stderr, "line %" PRIu64 ": invalid_csv: %s\n", lineno,
+            csv_strerror(csv_error(&parser)));
+    L.rejected++;
+  }
+  progress_end(&pg);
+  if (cl.bad_header) {
+    fprintf(stderr, "%s: line 1: %s; nothing loaded\n", prog, cl.header_err);
+    ex = EXIT_PROBLEM;
+  }
+  if (L.fatal) {
+    ex = fail("the store failed; stopped", L.fatal, &L.fatal_err);
+    goto out;
+  }
+  /* One sync for everything (the store was opened without per-write
+   * syncs); the snapshot is written at close. */
+  if (!dry && (rc = cs_flush(L.s, &err)) != 0) {
+    ex = fail("the final sync failed", rc, &err);
+    goto out;
+  }
+  double secs = (double)(now_ns() - pg.start_ns) / 1e9;
+  fprintf(stderr, "%s: %s %" PRIu64 " contacts, rejected %" PRIu64
+          " lines (%.2f s, %.0f/s)%s\n",
+          prog, dry ? "would load" : "loaded", L.loaded, L.rejected, secs,
+          secs > 0 ? (double)L.loaded / secs : 0.0,
+          dry ? "; nothing was changed" : "");
+  if (L.rejected && ex == EXIT_OK) ex = EXIT_PROBLEM;
+out:
+  if (parser_live) csv_free(&parser);
+  for (int i = 0; i < CSV_COLUMNS_MAX; i++) free(cl.vals[i]);
+  free(line);
+  if (g) yajl_gen_free(g);
+  if (in && in != stdin) fclose(in);
+  cs_dryrun_destroy(L.dry);
+  if (L.s && cs_close(L.s, &err) != 0 && ex == EXIT_OK)
+    ex = fail("closing the store failed", err.code, &err);
+  free(L.lines);
+  return ex;
+}
+
+/* ----------------------------------------------------------------- verify */
+
+static void finding_print(void *ctx, const cs_finding *f) {
+  progress *p = ctx;
+  if (p) progress_end(p);
+  const char *kind = f->problem ? "problem" : "note";
+  if (f->file[0] && f->offset >= 0)
+    fprintf(stderr, "%s: %s at offset %" PRId64 ": %s\n", kind, f->file,
+            f->offset, f->msg);
+  else if (f->file[0])
+    fprintf(stderr, "%s: %s: %s\n", kind, f->file, f->msg);
+  else
+    fprintf(stderr, "%s: %s\n", kind, f->msg);
+}
+
+static int cmd_verify(const char *dir, int argc, char **argv) {
+  if (argc > 1)
+    return strcmp(argv[1], "--help") == 0 ? (usage(stdout, "verify"), EXIT_OK)
+                                          : bad_usage("verify", "unexpected %s",
+                                                      argv[1]);
+  progress pg;
+  progress_begin(&pg, "verify", "bytes");
+  cs_verify_opts o = {.progress = progress_show, .progress_ctx = &pg};
+  cs_verify_result res;
+  cs_error err = {0};
+  int rc = cs_admin_verify(dir, &o, finding_print, &pg, &res, &err);
+  progress_end(&pg);
+  if (rc) return fail("cannot verify", rc, &err);
+  printf("%s: %" PRIu64 " segments, %" PRIu64 " records, %" PRIu64
+         " contacts, %" PRIu64 " searches compared: %" PRIu64 " problems, %"
+         PRIu64 " notes\n",
+         dir, res.segments, res.records, res.contacts, res.searches,
+         res.problems, res.notes);
+  return res.problems ? EXIT_PROBLEM : EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- compact */
+
+static int cmd_compact(const char *dir, int argc, char **argv) {
+  bool salvage = false;
+  static const struct option opts[] = {{"salvage", no_argument, 0, 's'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+    case 's': salvage = true; break;
+    case 'h': return usage(stdout, "compact"), EXIT_OK;
+    default: return bad_usage("compact", "bad option");
+    }
+  }
+  if (optind < argc)
+    return bad_usage("compact", "unexpected %s", argv[optind]);
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+    return EXIT_PROBLEM;
+  }
+  progress pg;
+  progress_begin(&pg, "compact", "contacts");
+  cs_compact_opts o = {.salvage = salvage, .progress = progress_show,
+                       .progress_ctx = &pg};
+  cs_compact_result res;
+  cs_error err = {0};
+  int rc = cs_admin_compact(dir, &o, finding_print, &pg, &res, &err);
+  progress_end(&pg);
+  if (rc) return fail("compaction failed", rc, &err);
+  char before[32], after[32];
+  human_bytes(res.bytes_before, before);
+  human_bytes(res.bytes_after, after);
+  printf("compacted %s: %" PRIu64 " contacts; %u segments, %" PRIu64
+         " bytes (%s) before; %u segments, %" PRIu64 " bytes (%s) after\n",
+         dir, res.contacts, res.segments_before, res.bytes_before, before,
+         res.segments_after, res.bytes_after, after);
+  if (salvage)
+    printf("salvage skipped %" PRIu64 " damaged ranges, %" PRIu64
+           " bytes (each reported above)\n",
+           res.skipped_ranges, res.skipped_bytes);
+  return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------- main */
+
+int main(int argc, char **argv) {
+  const char *dir = "./data";
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout, NULL);
+      return EXIT_OK;
+    }
+    if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+      dir = argv[++i];
+    } else if (strncmp(argv[i], "--data=", 7) == 0) {
+      dir = argv[i] + 7;
+    } else {
+      return bad_usage(NULL, "unknown option %s", argv[i]);
+    }
+  }
+  if (i == argc) return bad_usage(NULL, "no command given");
+  const char *cmd = argv[i];
+  int cargc = argc - i;
+  char **cargv = argv + i;
+  if (strcmp(cmd, "compact") == 0) return cmd_compact(dir, cargc, cargv);
+  if (strcmp(cmd, "dump") == 0) return cmd_dump(dir, cargc, cargv);
+  if (strcmp(cmd, "load") == 0) return cmd_load(dir, cargc, cargv);
+  if (strcmp(cmd, "verify") == 0) return cmd_verify(dir, cargc, cargv);
+  if (strcmp(cmd, "stats") == 0) return cmd_stats(dir, cargc, cargv);
+  if (strcmp(cmd, "keys") == 0) return cmd_keys(dir, cargc, cargv);
+  if (strcmp(cmd, "help") == 0) {
+    usage(stdout, i + 1 < argc ? argv[i + 1] : NULL);
+    return EXIT_OK;
+  }
+  return bad_usage(NULL, "unknown command %s", cmd);
+}
