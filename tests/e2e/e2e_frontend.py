@@ -404,6 +404,44 @@ def test_http11_keep_alive():
     check_eq(len(sockets), 1, "requests shared one connection")
 
 
+def raw_exchange(server, payload, timeout=5):
+    host, port = server.url[len("http://"):].rsplit(":", 1)
+    c = socket.create_connection((host, int(port)), timeout=timeout)
+    c.sendall(payload)
+    chunks = []
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    except socket.timeout:
+        pass
+    c.close()
+    return b"".join(chunks)
+
+
+def test_malformed_requests_get_json_errors():
+    bad = [
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /probe/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip"
+        b"\r\n\r\n",
+        b"POST /probe/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+        b"\r\nx-request-id: raw-1\r\n\r\nzz\r\n",
+    ]
+    for payload in bad:
+        out = raw_exchange(clear, payload)
+        head, _, body = out.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 400"), f"status for {payload!r}: {out!r}")
+        check(b"content-type: application/json" in head.lower(), "type")
+        check(b"x-request-id: " in head.lower(), "request id")
+        check_eq(json.loads(body)["error"]["code"], "bad_request", "code")
+    # Garbage that is no HTTP at all is dropped; the server lives on.
+    raw_exchange(clear, b"\x00\x01GARBAGE\r\n\r\n", timeout=2)
+    raw_exchange(clear, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nnot frames", 2)
+    check_eq(get(clear, "h1", "/hello").status, 200, "alive after garbage")
+
+
 def test_metrics_count_by_route_and_status():
     get(clear, "h1", "/hello")
     get(clear, "h1", "/nowhere")

@@ -60,7 +60,11 @@ def parse_args():
     p.add_argument("--plugins", required=True, help="the build's plugin dir")
     p.add_argument("--only", help="run only tests whose name has this")
     p.add_argument("--keep", action="store_true", help="keep the work dir")
-    return p.parse_args()
+    a = p.parse_args()
+    for name in ("contactd", "keytool", "hello", "probe", "badversion",
+                 "plugins"):
+        setattr(a, name, os.path.abspath(getattr(a, name)))
+    return a
 
 
 class Workdir:
