@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -251,6 +252,51 @@ def test_read_only_key():
         check_error(req(main, proto, "POST", "/contacts/batch",
                         {"contacts": [{"first_name": "N"}]}, KEY_RO), 403,
                     "read_only_key", proto)
+
+
+def test_keys_made_with_contactctl():
+    """The admin tool's keys work in the server: a read-only key of a new
+    account reads only its own (empty) list and cannot write; a revoked
+    key stops working at the next start."""
+    if not args.contactctl:
+        print("  (contactctl not built: skipped)")
+        return
+    d = work.sub("data-ctl")
+    s = Server(args.contactd, d, PLUGINS).start()
+    k = s.key
+    cid = create(s, "h1", k, first_name="Ctl", email=unique_email("ctl"))
+    check_eq(s.stop(), 0, "stop")
+
+    def ctl(*rest):
+        p = subprocess.run([args.contactctl, "--data", d] + list(rest),
+                           capture_output=True, timeout=60)
+        check(p.returncode == 0, f"contactctl {rest}: {p.stderr.decode()}")
+        return p.stdout.decode()
+
+    out = ctl("keys", "add", "--account", "viewer", "--read-only")
+    ro = re.search(r"\b(ck_[A-Za-z0-9]{40})\b", out).group(1)
+    key_id = re.search(r"key_id\s+(ck_\S+)", out).group(1)
+    s = Server(args.contactd, d, PLUGINS).start()
+    try:
+        check_error(req(s, "h2c", "POST", "/contacts",
+                        {"first_name": "N", "email": unique_email("n")}, ro),
+                    403, "read_only_key", "contactctl read-only key")
+        check_error(req(s, "h1", "GET", f"/contacts/{cid}", key=ro), 404,
+                    "not_found", "another account's contact")
+        r = req(s, "h1", "GET", "/contacts?searchby=first_name&search=Ctl",
+                key=ro)
+        check_eq(r.json()["total"], 0, "the new account sees nothing")
+    finally:
+        check_eq(s.stop(), 0, "stop")
+    ctl("keys", "revoke", key_id)
+    s = Server(args.contactd, d, PLUGINS).start()
+    try:
+        check_error(req(s, "h1", "GET", "/contacts?searchby=id&search=1",
+                        key=ro), 401, "invalid_api_key", "revoked key")
+        check_eq(req(s, "h1", "GET", f"/contacts/{cid}", key=k).status, 200,
+                 "the default key still works")
+    finally:
+        check_eq(s.stop(), 0, "stop")
 
 
 def test_paging_with_cursor():

@@ -58,12 +58,15 @@ def parse_args():
     p.add_argument("--probe", required=True)
     p.add_argument("--badversion", required=True)
     p.add_argument("--plugins", required=True, help="the build's plugin dir")
+    p.add_argument("--contactctl", help="the admin tool, when built")
     p.add_argument("--only", help="run only tests whose name has this")
     p.add_argument("--keep", action="store_true", help="keep the work dir")
     a = p.parse_args()
     for name in ("contactd", "keytool", "hello", "probe", "badversion",
                  "plugins"):
         setattr(a, name, os.path.abspath(getattr(a, name)))
+    if a.contactctl:
+        a.contactctl = os.path.abspath(a.contactctl)
     return a
 
 
