@@ -1,0 +1,191 @@
+/*
+ * test_fe_plugins.c: the plugin loader, driven with plugin tables built in
+ * the test (no shared objects needed).
+ *
+ * Goal: a table of another API version is refused naming both versions;
+ * a failing create stops the start with its message; routes land in the
+ * router with CD_ROUTE_WRITE implying CD_ROUTE_AUTH; a route taken by an
+ * earlier plugin, a route without a handler, a nameless table or a second
+ * plugin of one name are refused; destroy runs in reverse order.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fe_plugins.h"
+
+static char destroyed[16];
+static size_t destroyed_len;
+
+static int handler(void *state, const cd_request *req, cd_response *res) {
+  return CD_DONE;
+}
+
+static int create_ok(const cd_host *host, cs_store *store, void **state_out,
+                     char *errbuf, size_t errlen) {
+  *state_out = (void *)"state";
+  return 0;
+}
+
+static int create_fail(const cd_host *host, cs_store *store, void **state_out,
+                       char *errbuf, size_t errlen) {
+  snprintf(errbuf, errlen, "no database here");
+  return -1;
+}
+
+static void destroy_a(void *state) { destroyed[destroyed_len++] = 'a'; }
+static void destroy_b(void *state) { destroyed[destroyed_len++] = 'b'; }
+
+static const cd_route routes_a[] = {
+    {"GET", "/a", 0, handler},
+    {"POST", "/a", CD_ROUTE_WRITE, handler},
+};
+static const cd_route routes_b[] = {{"GET", "/b/{id}", CD_ROUTE_AUTH, handler}};
+static const cd_route routes_clash[] = {{"GET", "/a", 0, handler}};
+static const cd_route routes_nohandler[] = {{"GET", "/x", 0, NULL}};
+
+static const cd_plugin plugin_a = {CD_PLUGIN_API_VERSION, "a", create_ok,
+                                   destroy_a, routes_a, 2};
+static const cd_plugin plugin_b = {CD_PLUGIN_API_VERSION, "b", NULL, destroy_b,
+                                   routes_b, 1};
+
+static const cd_host host;
+
+static void test_fe_plugins_other_version_is_refused(void **state) {
+  fe_plugin_set *set;
+  fe_router *r;
+  char err[512];
+  cd_plugin p = plugin_a;
+  p.api_version = CD_PLUGIN_API_VERSION + 6;
+  assert_int_equal(fe_plugins_create(&set), 0);
+  assert_int_equal(fe_router_create(&r), 0);
+  assert_int_equal(fe_plugins_add(set, &p, "/x/a.so", &host, NULL, r, err,
+                                  sizeof(err)), -1);
+  char want[64];
+  snprintf(want, sizeof(want), "version %d", CD_PLUGIN_API_VERSION + 6);
+  assert_non_null(strstr(err, "/x/a.so"));
+  assert_non_null(strstr(err, want));
+  snprintf(want, sizeof(want), "version %d", CD_PLUGIN_API_VERSION);
+  assert_non_null(strstr(err, want));
+  assert_int_equal(fe_plugins_count(set), 0);
+  assert_int_equal(fe_router_count(r), 0);
+  fe_plugins_destroy(set);
+  fe_router_destroy(r);
+}
+
+static void test_fe_plugins_routes_are_registered(void **state) {
+  fe_plugin_set *set;
+  fe_router *r;
+  char err[512];
+  destroyed_len = 0;
+  assert_int_equal(fe_plugins_create(&set), 0);
+  assert_int_equal(fe_router_create(&r), 0);
+  assert_int_equal(fe_plugins_add(set, &plugin_a, "a.so", &host, NULL, r, err,
+                                  sizeof(err)), 0);
+  assert_int_equal(fe_plugins_add(set, &plugin_b, "b.so", &host, NULL, r, err,
+                                  sizeof(err)), 0);
+  assert_int_equal(fe_plugins_count(set), 2);
+  assert_string_equal(fe_plugins_name(set, 1), "b");
+  assert_int_equal(fe_router_count(r), 3);
+  const fe_route *post = fe_router_at(r, 1);
+  assert_string_equal(post->method, "POST");
+  assert_int_equal(post->flags, CD_ROUTE_WRITE | CD_ROUTE_AUTH);
+  const fe_target *t = post->payload;
+  assert_ptr_equal(t->handle, handler);
+  assert_string_equal((const char *)t->state, "state");
+  assert_string_equal(t->plugin, "a");
+  fe_plugins_destroy(set);
+  assert_int_equal(destroyed_len, 2);
+  assert_memory_equal(destroyed, "ba", 2);
+  fe_router_destroy(r);
+}
+
+static void test_fe_plugins_create_failure_is_reported(void **state) {
+  fe_plugin_set *set;
+  fe_router *r;
+  char err[512];
+  cd_plugin p = plugin_a;
+  p.create = create_fail;
+  assert_int_equal(fe_plugins_create(&set), 0);
+  assert_int_equal(fe_router_create(&r), 0);
+  assert_int_equal(fe_plugins_add(set, &p, "a.so", &host, NULL, r, err,
+                                  sizeof(err)), -1);
+  assert_non_null(strstr(err, "no database here"));
+  assert_non_null(strstr(err, "a.so"));
+  assert_int_equal(fe_plugins_count(set), 0);
+  fe_plugins_destroy(set);
+  fe_router_destroy(r);
+}
+
+static void test_fe_plugins_bad_tables_are_refused(void **state) {
+  fe_plugin_set *set;
+  fe_router *r;
+  char err[512];
+  assert_int_equal(fe_plugins_create(&set), 0);
+  assert_int_equal(fe_router_create(&r), 0);
+  assert_int_equal(fe_plugins_add(set, &plugin_a, "a.so", &host, NULL, r, err,
+                                  sizeof(err)), 0);
+
+  cd_plugin clash = {CD_PLUGIN_API_VERSION, "clash", NULL, NULL, routes_clash,
+                     1};
+  assert_int_equal(fe_plugins_add(set, &clash, "c.so", &host, NULL, r, err,
+                                  sizeof(err)), -1);
+  assert_non_null(strstr(err, "already taken"));
+
+  cd_plugin nohandler = {CD_PLUGIN_API_VERSION, "nh", NULL, NULL,
+                         routes_nohandler, 1};
+  assert_int_equal(fe_plugins_add(set, &nohandler, "n.so", &host, NULL, r,
+                                  err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "no handler"));
+
+  cd_plugin noname = plugin_b;
+  noname.name = NULL;
+  assert_int_equal(fe_plugins_add(set, &noname, "x.so", &host, NULL, r, err,
+                                  sizeof(err)), -1);
+
+  cd_plugin again = plugin_b;
+  again.name = "a";
+  assert_int_equal(fe_plugins_add(set, &again, "a2.so", &host, NULL, r, err,
+                                  sizeof(err)), -1);
+  assert_non_null(strstr(err, "already loaded"));
+
+  cd_plugin noroutes = {CD_PLUGIN_API_VERSION, "none", NULL, NULL, NULL, 2};
+  assert_int_equal(fe_plugins_add(set, &noroutes, "z.so", &host, NULL, r, err,
+                                  sizeof(err)), -1);
+  assert_int_equal(fe_plugins_count(set), 1);
+  fe_plugins_destroy(set);
+  fe_router_destroy(r);
+}
+
+static void test_fe_plugins_missing_dir_is_named(void **state) {
+  fe_plugin_set *set;
+  fe_router *r;
+  char err[512];
+  assert_int_equal(fe_plugins_create(&set), 0);
+  assert_int_equal(fe_router_create(&r), 0);
+  assert_int_equal(fe_plugins_load_dir(set, "/nonexistent/plugins", &host,
+                                       NULL, r, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "/nonexistent/plugins"));
+  /* A directory without any *.so loads nothing and is fine. */
+  assert_int_equal(fe_plugins_load_dir(set, "/", &host, NULL, r, err,
+                                       sizeof(err)), 0);
+  assert_int_equal(fe_plugins_count(set), 0);
+  fe_plugins_destroy(set);
+  fe_router_destroy(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fe_plugins_other_version_is_refused),
+      cmocka_unit_test(test_fe_plugins_routes_are_registered),
+      cmocka_unit_test(test_fe_plugins_create_failure_is_reported),
+      cmocka_unit_test(test_fe_plugins_bad_tables_are_refused),
+      cmocka_unit_test(test_fe_plugins_missing_dir_is_named),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
