@@ -862,6 +862,17 @@ static void compact_undo(cs_store *dst, uint32_t first_no, uint32_t last_no) {
   }
 }
 
+/* What open noticed and repaired, passed on as notes. */
+struct notice_to_finding {
+  cs_finding_fn fn;
+  void *ctx;
+};
+
+static void notice_note(void *ctx, const char *line) {
+  struct notice_to_finding *nf = ctx;
+  finding(nf->fn, nf->ctx, false, "", -1, "%s", line);
+}
+
 int cs_admin_compact(const char *dir, const cs_compact_opts *o,
                      cs_finding_fn fn, void *ctx, cs_compact_result *res,
                      cs_error *err) {
@@ -880,9 +891,11 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
   cs_store *opened = NULL, *src = NULL, *dst = NULL;
   uint64_t next_id = 0, last_seq = 0;
   int rc;
+  struct notice_to_finding nf = {fn, ctx};
   if (!o->salvage) {
     cs_options opts = {.io = io, .no_snapshot_on_close = true,
-                       .segment_bytes_max = seg_max};
+                       .segment_bytes_max = seg_max,
+                       .notice = notice_note, .notice_ctx = &nf};
     rc = cs_open(dir, &opts, &opened, err);
     if (rc) return rc;
     src = opened;
