@@ -834,9 +834,9 @@ static void csv_on_field(void *s, size_t len, void *data) {
   cl->lens[i] = len;
 }
 
-static void csv_header(csv_load *cl) {
+static void csv_header(csv_load *cl, int cols) {
   cl->header_done = true;
-  cl->ncols = cl->col;
+  cl->ncols = cols;
   if (cl->ncols > CSV_COLUMNS_MAX) {
     cl->bad_header = true;
     snprintf(cl->header_err, sizeof cl->header_err,
@@ -875,7 +875,7 @@ static void csv_on_row(int term, void *data) {
   cl->in_row = false;
   if (cl->bad_header || L->fatal) return;
   if (!cl->header_done) {
-    csv_header(cl);
+    csv_header(cl, cols);
     return;
   }
   if (cols != cl->ncols) {

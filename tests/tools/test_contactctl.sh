@@ -1,0 +1,213 @@
+#!/bin/bash
+# test_contactctl.sh: the built contactctl, driven as an administrator would.
+#
+# Goal: the tool's contract: exit status 0/1/2; keys add/list/revoke never
+# show a stored key; JSONL and CSV round trips (quotes, commas, newlines,
+# non-ASCII) give identical dumps; load reports each rejected line with its
+# number and reason and loads the rest; a dry run rejects exactly what a
+# load rejects and changes no byte; every command refuses a directory
+# another process holds, naming it; verify and compact --salvage on a
+# damaged store.
+# Method: temporary data directories; input files written here; a load
+# reading from a FIFO holds the lock while the other commands are tried.
+# Usage: test_contactctl.sh PATH_TO_CONTACTCTL
+set -u
+CTL=${1:?usage: $0 contactctl}
+T=$(mktemp -d "${TMPDIR:-/tmp}/ctltest-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+FAILS=0
+
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+# expect STATUS CMD...: runs CMD, checks its exit status.
+expect() {
+  local want=$1; shift
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  [ "$got" = "$want" ] || { fail "exit $got (want $want): $*"; sed 's/^/  | /' "$T/err" | head -5; }
+}
+# Dumps compared without the times the server sets on each create.
+untimed() { sed -E 's/"(created|updated)_at":"[^"]*"//g; s/,[0-9T:.Z-]{24},[0-9T:.Z-]{24}\r?$//' "$1"; }
+
+D=$T/data
+
+# ---------------------------------------------------------------- usage
+expect 2 "$CTL"
+expect 2 "$CTL" frobnicate
+expect 2 "$CTL" --bogus stats
+expect 0 "$CTL" --help
+grep -q "compact" "$T/out" || fail "--help does not list commands"
+for c in compact dump load verify stats keys; do
+  expect 0 "$CTL" --data "$D" "$c" --help
+  grep -q "usage: .* $c" "$T/out" || fail "$c --help"
+done
+expect 2 "$CTL" --data "$D" load some.jsonl
+expect 2 "$CTL" --data "$D" dump --format xml
+expect 2 "$CTL" --data "$D" keys add
+expect 2 "$CTL" --data "$D" keys revoke
+expect 1 "$CTL" --data "$T/missing" stats
+
+# ----------------------------------------------------------------- keys
+expect 0 "$CTL" --data "$D" keys add --account acme
+KEY=$(awk '/^key /{print $2}' "$T/out")
+KID=$(awk '/^key_id /{print $2}' "$T/out")
+[ ${#KEY} = 43 ] || fail "keys add printed no key"
+expect 0 "$CTL" --data "$D" keys add --account acme --read-only
+expect 0 "$CTL" --data "$D" keys add --account other
+expect 2 "$CTL" --data "$D" keys add --account 'bad name!'
+expect 0 "$CTL" --data "$D" keys list
+grep -q "$KID .*acme .*read-write" "$T/out" || fail "keys list lacks $KID"
+grep -q "read-only" "$T/out" || fail "keys list lacks the read-only key"
+grep -q "$KEY" "$T/out" && fail "keys list shows a key"
+grep -q "$KEY" "$D/keys" && fail "the key file holds a key"
+expect 0 "$CTL" --data "$D" keys revoke "$KID"
+expect 0 "$CTL" --data "$D" keys list
+grep -q "$KID .* yes$" "$T/out" || fail "revoked key not shown revoked"
+expect 1 "$CTL" --data "$D" keys revoke ck_nosuchkey
+
+# ---------------------------------------------------------- JSONL round trip
+cat >"$T/in.jsonl" <<'EOF'
+{"first_name":"Ann","last_name":"O'Neil, Jr.","email":"ann@example.com","phone":12345,"company":"Acme, \"the\" Co"}
+{"first_name":"Zoë","last_name":"Müller","email":"zoe@example.de","notes":"line one\nline two, with comma\r\nand \"quotes\"","job_title":"Straße-Bauer 日本"}
+{"first_name":"  Padded  ","email":"pad@example.com","company":null}
+
+{"name":"ignored","first_name":"X","email":"x@example.com"}
+{"first_name":"Bob","email":"ANN@example.com"}
+{"first_name":"","email":"empty@example.com"}
+{"first_name":"NoEmail"}
+{"first_name":"Bad","email":"not-an-email"}
+{"first_name":"Unknown","email":"u@example.com","shoe_size":42}
+{"first_name":"Broken",
+{"contact_id":"10000000000000000001","update_fields":{"first_name":"E"}}
+{"id":"10000000000000000042","first_name":"Dumped","email":"dumped@example.com","created_at":"2020-01-01T00:00:00.000Z","updated_at":"2020-01-01T00:00:00.000Z"}
+{"first_name":"Emoji 😀","email":"emoji@example.com","phone":"+1 (555) 010-0199"}
+EOF
+# Each rejected line, by number and reason; the rest are loaded.
+expect 1 "$CTL" --data "$D" load --account acme --dry-run "$T/in.jsonl"
+cp "$T/err" "$T/dry.err"
+sums() { (cd "$D" && md5sum MANIFEST *.seg snap-* 2>/dev/null); }
+sums >"$T/sums.before"
+expect 1 "$CTL" --data "$D" load --account acme --dry-run "$T/in.jsonl"
+sums >"$T/sums.after"
+cmp -s "$T/sums.before" "$T/sums.after" || fail "--dry-run changed the store"
+expect 0 "$CTL" --data "$D" dump
+[ -s "$T/out" ] && fail "--dry-run loaded something"
+expect 1 "$CTL" --data "$D" load --account acme "$T/in.jsonl"
+grep '^line ' "$T/err" >"$T/load.lines"
+grep '^line ' "$T/dry.err" >"$T/dry.lines"
+cmp -s "$T/load.lines" "$T/dry.lines" || { fail "dry run and load reject differently"; diff "$T/dry.lines" "$T/load.lines"; }
+cat >"$T/want.lines" <<'EOF'
+line 5: unknown_field
+line 6: duplicate_email: email: already used on line 1
+line 7: invalid_field
+line 8: missing_field
+line 9: invalid_field
+line 10: unknown_field
+line 11: invalid_json
+line 12: unknown_field
+EOF
+cut -d: -f1-2 "$T/load.lines" | sed 's/ *$//' >"$T/got.short"
+while IFS= read -r want; do
+  grep -qF "${want}" "$T/load.lines" || fail "load reports lack: $want"
+done <"$T/want.lines"
+[ "$(wc -l <"$T/load.lines")" = 8 ] || { fail "want 8 rejected lines"; cat "$T/load.lines"; }
+grep -q "loaded 5 contacts, rejected 8" "$T/err" || fail "load summary: $(tail -1 "$T/err")"
+
+expect 0 "$CTL" --data "$D" dump
+cp "$T/out" "$T/a.jsonl"
+[ "$(wc -l <"$T/a.jsonl")" = 5 ] || fail "dump has $(wc -l <"$T/a.jsonl") lines"
+grep -q '"first_name":"Padded"' "$T/a.jsonl" || fail "values are not trimmed"
+grep -q '"phone":"12345"' "$T/a.jsonl" || fail "an integer phone is not its digits"
+grep -q '"id":"10000000000000000042"' "$T/a.jsonl" && fail "load kept an input id"
+"$CTL" --data "$T/d2" keys add --account acme >/dev/null 2>&1
+expect 0 "$CTL" --data "$T/d2" load --account acme "$T/a.jsonl"
+expect 0 "$CTL" --data "$T/d2" dump --output "$T/b.jsonl"
+cmp -s <(untimed "$T/a.jsonl") <(untimed "$T/b.jsonl") || { fail "JSONL round trip differs"; diff "$T/a.jsonl" "$T/b.jsonl"; }
+cmp -s "$T/a.jsonl" "$T/b.jsonl" && fail "times should be the load's (sanity)"
+
+# ------------------------------------------------------------ CSV round trip
+expect 0 "$CTL" --data "$D" dump --format csv --output "$T/a.csv"
+head -1 "$T/a.csv" | grep -q '^id,first_name,last_name,email,phone,company,job_title,notes,created_at,updated_at' || fail "CSV header"
+grep -q '"line one' "$T/a.csv" || fail "CSV does not quote a newline"
+"$CTL" --data "$T/d3" keys add --account acme >/dev/null 2>&1
+expect 0 "$CTL" --data "$T/d3" load --format csv --account acme "$T/a.csv"
+expect 0 "$CTL" --data "$T/d3" dump --format csv --output "$T/b.csv"
+cmp -s <(untimed "$T/a.csv") <(untimed "$T/b.csv") || { fail "CSV round trip differs"; diff "$T/a.csv" "$T/b.csv"; }
+expect 0 "$CTL" --data "$T/d3" dump --output "$T/c.jsonl"
+cmp -s <(untimed "$T/a.jsonl") <(untimed "$T/c.jsonl") || { fail "CSV load differs from the JSONL original"; diff "$T/a.jsonl" "$T/c.jsonl"; }
+
+# CSV load errors, by physical line (a quoted newline spans two).
+printf 'first_name,email,notes\r\nA,a@example.com,"two\nlines"\r\n,b@example.com,x\r\nC,a@example.com,\r\nD,d@example.com\r\n' >"$T/bad.csv"
+"$CTL" --data "$T/d4" keys add --account acme >/dev/null 2>&1
+expect 1 "$CTL" --data "$T/d4" load --format csv --account acme "$T/bad.csv"
+grep -q '^line 4: invalid_field' "$T/err" || fail "CSV line 4 (empty first_name): $(cat "$T/err")"
+grep -q '^line 5: duplicate_email: email: already used on line 2' "$T/err" || fail "CSV line 5 duplicate"
+grep -q '^line 6: invalid_body' "$T/err" || fail "CSV line 6 (short row)"
+printf 'first_name,email,shoe\r\nA,a@example.com,1\r\n' >"$T/badhdr.csv"
+expect 1 "$CTL" --data "$T/d4" load --format csv --account acme "$T/badhdr.csv"
+grep -q 'shoe' "$T/err" || fail "an unknown column is not named"
+
+# ---------------------------------------------------------------- accounts
+expect 2 "$CTL" --data "$D" load --account nobody "$T/in.jsonl"
+grep -q "keys add --account nobody" "$T/err" || fail "no hint to keys add"
+expect 0 "$CTL" --data "$D" dump --account other
+[ -s "$T/out" ] && fail "another account's contacts dumped"
+expect 2 "$CTL" --data "$D" dump --account nobody
+expect 0 "$CTL" --data "$D" stats
+grep -qE '^  acme +[0-9]+ +5$' "$T/out" || { fail "stats per account"; cat "$T/out"; }
+grep -qE '^contacts +5' "$T/out" || fail "stats contacts"
+
+# -------------------------------------------------------------------- lock
+mkfifo "$T/fifo"
+"$CTL" --data "$D" load --account acme - <"$T/fifo" >/dev/null 2>"$T/holder.err" &
+HOLDER=$!
+exec 9>"$T/fifo"
+for i in $(seq 50); do grep -q "$HOLDER" "$D/LOCK" 2>/dev/null && break; sleep 0.1; done
+for cmd in stats verify compact dump "dump --raw" "keys list" "keys add --account z" \
+           "load --account acme $T/a.jsonl"; do
+  # shellcheck disable=SC2086
+  expect 1 "$CTL" --data "$D" $cmd
+  grep -q "process $HOLDER" "$T/err" || fail "$cmd does not name the holder: $(cat "$T/err")"
+done
+exec 9>&-
+wait $HOLDER || fail "the holder's load failed: $(cat "$T/holder.err")"
+
+# ------------------------------------------------------------------ damage
+expect 0 "$CTL" --data "$D" verify
+expect 0 "$CTL" --data "$D" dump --raw
+grep -qP '^00000001\t32\tput\t1\t' "$T/out" || fail "dump --raw: $(head -2 "$T/out")"
+SEG=$(cd "$D" && ls ./*.seg | head -1)
+python3 - "$D/$SEG" <<'EOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[32 + 24 + 7] ^= 0x01
+open(p, 'wb').write(b)
+EOF
+rm -f "$D"/snap-*
+expect 1 "$CTL" --data "$D" verify
+grep -q "problem: ${SEG#./} at offset 32" "$T/err" || fail "verify: $(cat "$T/err")"
+expect 1 "$CTL" --data "$D" dump --raw
+grep -qP '\tBAD\t' "$T/out" || fail "dump --raw shows no damage"
+expect 1 "$CTL" --data "$D" compact
+grep -q "salvage" "$T/err" || fail "compact does not point at --salvage"
+expect 0 "$CTL" --data "$D" compact --salvage
+grep -q "${SEG#./} at offset 32" "$T/err" || fail "salvage does not say where: $(cat "$T/err")"
+grep -q "skipped 1 damaged ranges" "$T/out" || fail "salvage summary: $(cat "$T/out")"
+expect 0 "$CTL" --data "$D" verify
+expect 0 "$CTL" --data "$D" dump
+[ "$(wc -l <"$T/out")" = 4 ] || fail "salvage kept $(wc -l <"$T/out") contacts, want 4"
+
+# --------------------------------------------------------------- compaction
+"$CTL" --data "$T/d5" keys add --account acme >/dev/null 2>&1
+python3 -c '
+for i in range(300):
+    print("{\"first_name\":\"N%d\",\"email\":\"n%d@example.com\"}" % (i, i))' >"$T/many.jsonl"
+expect 0 "$CTL" --data "$T/d5" load --account acme "$T/many.jsonl"
+expect 0 "$CTL" --data "$T/d5" compact
+grep -Eq 'before; .* after' "$T/out" || fail "compact prints no sizes"
+
+if [ "$FAILS" -gt 0 ]; then
+  echo "$FAILS failures"
+  exit 1
+fi
+echo "all contactctl tests passed"
