@@ -513,7 +513,7 @@ static void verify_search(cs_store *snap, cs_store *full, vctx *v,
                           uint32_t account, int field, cs_match match,
                           const char *term, size_t len) {
   cs_query q = {.account = account, .field = field, .match = match,
-                .term = term, .term_len = len, .limit = CS_PAGE_LIMIT_MAX};
+                .term = term, .term_len = len, .limit = 50};
   cs_page a, b;
   cs_error ea, eb;
   int ra = cs_search(snap, &q, &a, &ea);
@@ -734,7 +734,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o,
             rerr.msg);
     goto out;
   }
-  verify_compare(snap, full, &v, o->sample_contacts ? o->sample_contacts : 200);
+  verify_compare(snap, full, &v, o->sample_contacts ? o->sample_contacts : 100);
 out:
   msgpack_zone_destroy(&v.zone);
   bare_free(snap);

@@ -87,7 +87,7 @@ int cs_admin_scan(const char *dir,
 /* ----------------------------------------------------------------- verify */
 
 typedef struct cs_verify_opts {
-  uint32_t sample_contacts;  /* contacts whose values are searched; 0: 200 */
+  uint32_t sample_contacts;  /* contacts whose values are searched; 0: 100 */
   cs_progress_fn progress;   /* may be NULL */
   void *progress_ctx;
 } cs_verify_opts;
