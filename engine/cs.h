@@ -163,6 +163,9 @@ typedef struct cs_options {
   const cs_io *io;            /* NULL: cs_io_posix() */
   bool no_snapshot_on_close;  /* tests: close without writing a snapshot */
   bool no_snapshot_load;      /* open by replaying the whole log */
+  /* Write a snapshot from the commit thread after this many bytes of log
+   * since the last one. 0: CS_SNAPSHOT_EVERY_BYTES; UINT64_MAX: never. */
+  uint64_t snapshot_every_bytes;
   /* Called with one line for each thing open noticed and repaired (a torn
    * tail cut, a damaged snapshot ignored). NULL: print to stderr. */
   void (*notice)(void *ctx, const char *line);

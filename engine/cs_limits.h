@@ -48,6 +48,11 @@
  * far beyond what the indexes of any store this engine serves would need. */
 #define CS_SNAPSHOT_BYTES_MAX (16ull * 1024 * 1024 * 1024)
 
+/* The commit thread writes a new snapshot once this many bytes of log have
+ * been applied since the last one, so that a crash never leaves more than
+ * this to replay at the next start (about a second of replay). */
+#define CS_SNAPSHOT_EVERY_BYTES (256ull * 1024 * 1024)
+
 /* Search pages. */
 #define CS_PAGE_LIMIT_DEFAULT 100
 #define CS_PAGE_LIMIT_MAX 1000

@@ -134,6 +134,7 @@ int snap_save(cs_store *s, cs_error *err) {
         s->snapshot_name = old;
       } else {
         s->snapshot_seq = s->applied_seq;
+        s->snapshot_log_bytes = s->log_bytes;
         s->snapshot_time_ms = now;
         if (old) {
           char path[4096];
@@ -292,6 +293,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   s->log_bytes = log_bytes;
   if (next_id > s->max_id_seen + 1) s->max_id_seen = next_id - 1;
   s->snapshot_seq = seq;
+  s->snapshot_log_bytes = log_bytes;
   struct stat st;
   if (stat(path, &st) == 0)
     s->snapshot_time_ms = (int64_t)st.st_mtim.tv_sec * 1000 +

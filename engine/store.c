@@ -928,19 +928,17 @@ static int enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
 static int submit(cs_store *s, uint8_t type, const cs_contact *c, uint64_t id,
                   uint32_t account, cs_done_fn done, void *ctx,
                   cs_error *err) {
-  rec_buf rec = {0};
+  rec_buf *rec = &s->rbuf; /* reused: encoding allocates nothing */
+  rec->len = 0;
   uint64_t seq = s->next_seq;
-  int rc = type == REC_PUT ? rec_append_put(&rec, seq, c)
-                           : rec_append_delete(&rec, seq, id, account);
-  if (rc) {
-    rec_buf_free(&rec);
+  int rc = type == REC_PUT ? rec_append_put(rec, seq, c)
+                           : rec_append_delete(rec, seq, id, account);
+  if (rc)
     return cs_err(err, rc == CS_EINVAL ? CS_EINVAL : rc,
                   "the contact is too large to store");
-  }
   s->next_seq++;
   rc = ov_set(s, id, account, seq, c);
-  if (!rc) rc = enqueue(s, type, seq, id, account, &rec, done, ctx);
-  rec_buf_free(&rec);
+  if (!rc) rc = enqueue(s, type, seq, id, account, rec, done, ctx);
   if (rc) {
     /* Out of memory midway: a pending entry may exist for a record never
      * queued. Refuse writes rather than risk a wrong answer. */
@@ -1268,6 +1266,22 @@ static void *committer_main(void *arg) {
     pthread_cond_broadcast(&s->fcv);
     pthread_mutex_unlock(&s->wmu);
 
+    /* Bound the replay a crash would cost. A failed snapshot is only
+     * reported: the log is whole without it. */
+    if (!rc && s->log_bytes - s->snapshot_log_bytes >=
+                   s->opts.snapshot_every_bytes) {
+      cs_error serr;
+      pthread_rwlock_rdlock(&s->ilock);
+      int src = snap_save(s, &serr);
+      pthread_rwlock_unlock(&s->ilock);
+      if (src) {
+        store_notice(s, "periodic snapshot failed: %s", serr.msg);
+        pthread_mutex_lock(&s->mmu);
+        s->snapshot_log_bytes = s->log_bytes; /* try again later, not now */
+        pthread_mutex_unlock(&s->mmu);
+      }
+    }
+
     int done_rc = rc ? (rc < 0 ? rc : CS_EFAILED) : 0;
     for (size_t i = 0; i < batch.count; i++)
       if (batch.ops[i].done)
@@ -1310,6 +1324,7 @@ static void store_free(cs_store *s) {
   free(s->wq.ops);
   for (size_t i = 0; i < s->wq.chunk_cap; i++) rec_buf_free(&s->wq.chunks[i].buf);
   free(s->wq.chunks);
+  rec_buf_free(&s->rbuf);
   fold_buf_free(&s->fb_key);
   fold_buf_free(&s->fb_case);
   fold_buf_free(&s->fb_case2);
@@ -1352,6 +1367,8 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
   if (!s->opts.segment_bytes_max)
     s->opts.segment_bytes_max = CS_SEGMENT_BYTES_DEFAULT;
   s->io = s->opts.io ? s->opts.io : cs_io_posix();
+  if (!s->opts.snapshot_every_bytes)
+    s->opts.snapshot_every_bytes = CS_SNAPSHOT_EVERY_BYTES;
   s->dir = strdup(dir);
   pthread_rwlock_init(&s->ilock, NULL);
   pthread_mutex_init(&s->wmu, NULL);

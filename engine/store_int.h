@@ -158,6 +158,7 @@ struct cs_store {
   ov_entry **ov_by_email;
   size_t ov_mask;
   size_t ov_count;
+  rec_buf rbuf; /* the record being encoded */
   fold_buf fb_key, fb_case, fb_case2;
   msgpack_zone wzone; /* decoding under wmu */
 
@@ -174,6 +175,7 @@ struct cs_store {
   uint32_t last_seg;
   char *snapshot_name; /* file name in dir, or NULL */
   uint64_t snapshot_seq;
+  uint64_t snapshot_log_bytes; /* log_bytes when it was taken */
   int64_t snapshot_time_ms;
 
   /* counters (atomic) */

@@ -298,6 +298,8 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
                   .notice = quiet,
                   .segment_bytes_max = 4096 + rnd(&r) % 8192,
                   .no_snapshot_on_close = rnd(&r) % 2};
+  /* Half the rounds also take snapshots while writing. */
+  o.snapshot_every_bytes = rnd(&r) % 2 ? 1500 + rnd(&r) % 3000 : 0;
   cs_store *s;
   cs_error err;
   bool ok = true;

@@ -305,6 +305,39 @@ static void test_recovery_snapshot_then_log_equals_full_replay(void **state) {
   free(dir);
 }
 
+static void test_recovery_periodic_snapshot_bounds_the_replay(void **state) {
+  char *dir = tu_tmpdir();
+  cs_options o = fast;
+  o.snapshot_every_bytes = 2000;
+  cs_store *s;
+  cs_error err;
+  assert_int_equal(cs_open(dir, &o, &s, &err), 0);
+  for (int i = 0; i < 40; i++) {
+    char em[32];
+    snprintf(em, sizeof em, "p%d@x.com", i);
+    uint64_t id;
+    assert_int_equal(tu_create(s, 1, tu_contact("P", NULL, em, NULL, NULL,
+                                                NULL, NULL),
+                               &id, &err),
+                     0);
+  }
+  cs_stats st;
+  cs_stats_get(s, &st);
+  /* Taken while running, not at close (no_snapshot_on_close is set). */
+  assert_true(st.snapshot_seq > 20);
+  char *expect = tu_dump(s);
+  cs_close(s, NULL);
+  assert_non_null(snapshot_path(dir));
+  assert_int_equal(cs_open(dir, &fast, &s, &err), 0);
+  char *got = tu_dump(s);
+  assert_string_equal(expect, got);
+  cs_close(s, NULL);
+  free(expect);
+  free(got);
+  tu_rmrf(dir);
+  free(dir);
+}
+
 static void test_recovery_damaged_manifest_stops_open(void **state) {
   char *dir = tu_tmpdir();
   free(build(dir, 3, 0, false));
@@ -331,6 +364,7 @@ int main(void) {
       cmocka_unit_test(test_recovery_flip_in_last_segment_middle_is_corruption),
       cmocka_unit_test(test_recovery_damaged_snapshot_is_rebuilt_from_the_log),
       cmocka_unit_test(test_recovery_snapshot_then_log_equals_full_replay),
+      cmocka_unit_test(test_recovery_periodic_snapshot_bounds_the_replay),
       cmocka_unit_test(test_recovery_damaged_manifest_stops_open),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
