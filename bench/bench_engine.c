@@ -57,8 +57,11 @@
 
 /* Every contact goes to one account. */
 #define ACCOUNT 1u
-/* Distinct terms per kind of query; a rep picks among them at random. */
+/* Distinct terms per kind of query; a rep picks among them at random. Emails
+ * are many, so that their records are spread over the store as random gets
+ * are, not a small set that stays in the CPU's caches. */
 #define QUERIES 1000
+#define EMAIL_QUERIES 100000
 #define SEARCH_LIMIT 100
 
 /* --------------------------------------------------------------- options */
@@ -228,9 +231,9 @@ typedef struct qset {
   const char *label;
   int field;
   cs_match match;
-  char *terms[QUERIES];
-  uint64_t expect[QUERIES]; /* UINT64_MAX: unknown */
-  size_t count;
+  char **terms;
+  uint64_t *expect;         /* UINT64_MAX: unknown */
+  size_t count, cap;
   double mean_total;        /* found by the cross-check */
 } qset;
 
@@ -282,8 +285,18 @@ static void utf8_head(const char *s, int n, char *out, size_t cap) {
 }
 
 static int add_term(qset *q, const char *term, uint64_t expect) {
-  if (q->count == QUERIES)
-    return 0;
+  if (q->count == q->cap) {
+    size_t cap = q->cap ? q->cap * 2 : 1024;
+    char **t = realloc(q->terms, cap * sizeof *t);
+    if (!t)
+      return -ENOMEM;
+    q->terms = t;
+    uint64_t *e = realloc(q->expect, cap * sizeof *e);
+    if (!e)
+      return -ENOMEM;
+    q->expect = e;
+    q->cap = cap;
+  }
   if (!(q->terms[q->count] = strdup(term)))
     return -ENOMEM;
   q->expect[q->count++] = expect;
@@ -314,9 +327,11 @@ static int queries_build(bench *b) {
   b->q[Q_WORDS] = (qset){.label = "words notes, 2 words", .field = CS_NOTES,
                          .match = CS_MATCH_WORDS};
 
-  for (int k = 0; k < QUERIES && rc == 0; k++) {
+  for (int k = 0; k < EMAIL_QUERIES && rc == 0; k++) {
     bh_gen_contact(b->gen, bh_rng_below(&r, n), &c);
     rc = add_term(&b->q[Q_EMAIL], c.email, 1);
+    if (k >= QUERIES)
+      continue;
 
     char head[32];
     utf8_head(c.last_name, 3, head, sizeof head);
@@ -359,7 +374,8 @@ static int queries_build(bench *b) {
   }
   uint32_t fewest = used ? b->sv.company_count[order[used - 1]] : 0;
   for (uint32_t k = used; k-- > 0 && rc == 0;) {
-    if (b->sv.company_count[order[k]] != fewest)
+    if (b->sv.company_count[order[k]] != fewest ||
+        b->q[Q_COMPANY_FEW].count == QUERIES)
       break;
     bh_gen_contact(b->gen, b->sv.company_first[order[k]], &c);
     rc = add_term(&b->q[Q_COMPANY_FEW], c.company, fewest);
@@ -1102,14 +1118,25 @@ static int cross_check(bench *b, sconn *sc) {
  * long-running server pays once, not on every request. */
 static void warm_up(bench *b, sconn *sc) {
   uint64_t sink = 0, t0 = bh_now_ns();
-  for (uint64_t i = 0; i < b->o.count; i++) {
-    if (b->o.engine)
+  if (b->o.engine)
+    for (uint64_t i = 0; i < b->o.count; i++)
       eng_get(b->store, b->eng_ids[i], &sink);
-    if (b->o.sqlite)
-      sql_get(sc, b->sql_ids[i], &sink);
-  }
-  note("warm-up: read every contact once on each side in %.1f s (%llu)",
-       bh_seconds(t0, bh_now_ns()), (unsigned long long)(sink & 1));
+  uint64_t t1 = bh_now_ns();
+  /* SQLite: scan the table and every index once. */
+  static const char *const scans[] = {
+      "SELECT sum(length(notes)) FROM contacts",
+      "SELECT count(*) FROM contacts INDEXED BY c_email WHERE account = 1",
+      "SELECT count(*) FROM contacts INDEXED BY c_first WHERE account = 1",
+      "SELECT count(*) FROM contacts INDEXED BY c_last WHERE account = 1",
+      "SELECT count(*) FROM contacts INDEXED BY c_phone WHERE account = 1",
+      "SELECT count(*) FROM contacts INDEXED BY c_company WHERE account = 1",
+      "SELECT count(*) FROM contacts INDEXED BY c_job WHERE account = 1"};
+  if (b->o.sqlite)
+    for (size_t k = 0; k < sizeof scans / sizeof scans[0]; k++)
+      sql_exec(sc->db, scans[k]);
+  note("warm-up: engine read every contact in %.1f s, SQLite scanned its "
+       "table and indexes in %.1f s (%llu)", bh_seconds(t0, t1),
+       bh_seconds(t1, bh_now_ns()), (unsigned long long)(sink & 1));
 }
 
 /* ================================================================= table */
@@ -1649,9 +1676,12 @@ out:
   sconn_close(&sql_main);
   if (!b->o.keep && b->root[0])
     bh_rm_rf(b->root);
-  for (int k = 0; k < Q_KINDS; k++)
+  for (int k = 0; k < Q_KINDS; k++) {
     for (size_t i = 0; i < b->q[k].count; i++)
       free(b->q[k].terms[i]);
+    free(b->q[k].terms);
+    free(b->q[k].expect);
+  }
   free(b->sv.company_count);
   free(b->sv.company_first);
   free(b->eng_ids);
