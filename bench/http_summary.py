@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""http_summary.py: the table bench_http.sh prints, from its raw results.
+
+    http_summary.py RESULTS.tsv CREATES.tsv ENV.txt
+
+RESULTS.tsv has one line per measurement: rep, protocol (h1|h2), case,
+server (trivial|contactd), requests/s, p50 ms, p99 ms, failed or non-2xx
+requests, requests. CREATES.tsv has one line per create run: rep, commits,
+fsyncs (contactd's /metrics counters, read before and after the run).
+
+Every number shown is a median over the repetitions. A ratio is taken
+within each repetition (contactd's rate over the ceiling's rate on the same
+protocol, measured minutes apart in the same run) and the median of those
+ratios is shown, so that drifts of a shared machine between repetitions
+cancel out as far as they can.
+"""
+import statistics
+import sys
+from collections import defaultdict
+
+CASES = [
+    ("get", "get by id", 0.70),
+    ("exact", "exact search, 1 result (email)", 0.70),
+    ("search100", "search, 100 results (company)", None),
+    ("create", "durable creates (unique bodies)", None),
+]
+PROTOCOLS = [("h1", "HTTP/1.1 (wrk -t2 -c64)"), ("h2", "HTTP/2 (h2load -t2 -c16 -m16)")]
+
+
+def fmt_rate(v):
+    return f"{v:,.0f}"
+
+
+def fmt_ms(v):
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def main():
+    results_path, creates_path, env_path = sys.argv[1:4]
+    runs = defaultdict(dict)  # (proto, case, server) -> rep -> row
+    for line in open(results_path):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 9:
+            continue
+        rep, proto, case, server = f[0], f[1], f[2], f[3]
+        runs[(proto, case, server)][rep] = {
+            "rps": float(f[4]), "p50": float(f[5]), "p99": float(f[6]),
+            "bad": int(f[7]), "n": int(f[8]),
+        }
+
+    def med(key, field):
+        vals = [r[field] for r in runs.get(key, {}).values()]
+        return statistics.median(vals) if vals else None
+
+    print("```")
+    print(open(env_path).read().rstrip())
+    print("```")
+    print()
+    header = ["protocol", "measurement", "contactd req/s", "p50 ms", "p99 ms",
+              "ceiling req/s", "ceiling p50", "ceiling p99", "ratio", "target", "met"]
+    rows = []
+    problems = []
+    for proto, pname in PROTOCOLS:
+        ckey = (proto, "ceiling", "trivial")
+        if not runs.get(ckey):
+            continue
+        c_rps, c50, c99 = med(ckey, "rps"), med(ckey, "p50"), med(ckey, "p99")
+        rows.append([pname, "ceiling: trivial h2o handler", "-", "-", "-",
+                     fmt_rate(c_rps), fmt_ms(c50), fmt_ms(c99), "-", "-", "-"])
+        for case, label, target in CASES:
+            key = (proto, case, "contactd")
+            if not runs.get(key):
+                continue
+            ratios = []
+            for rep, r in runs[key].items():
+                ceiling = runs[ckey].get(rep)
+                if ceiling and ceiling["rps"] > 0:
+                    ratios.append(r["rps"] / ceiling["rps"])
+            ratio = statistics.median(ratios) if ratios else None
+            met = "-"
+            if target is not None and ratio is not None:
+                met = "yes" if ratio >= target else "no"
+            rows.append([pname, label, fmt_rate(med(key, "rps")),
+                         fmt_ms(med(key, "p50")), fmt_ms(med(key, "p99")),
+                         fmt_rate(c_rps), fmt_ms(c50), fmt_ms(c99),
+                         f"{ratio:.0%}" if ratio is not None else "-",
+                         f">= {target:.0%}" if target else "-", met])
+        for key in [k for k in runs if k[0] == proto]:
+            for rep, r in runs[key].items():
+                if r["bad"] > 0 or r["n"] == 0:
+                    problems.append(f"{proto} {key[1]} on {key[2]}, repetition {rep}: "
+                                    f"{r['bad']} failed or non-2xx of {r['n']} requests")
+
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+    per_fsync = []
+    commits = fsyncs = 0
+    for line in open(creates_path):
+        f = line.split()
+        if len(f) == 3 and int(f[2]) > 0:
+            per_fsync.append(int(f[1]) / int(f[2]))
+            commits += int(f[1])
+            fsyncs += int(f[2])
+    if per_fsync:
+        print()
+        print(f"Durable creates: {statistics.median(per_fsync):.1f} contacts per fsync "
+              f"(median of the repetitions; {commits:,} commits over {fsyncs:,} fsyncs "
+              f"in all, from /metrics).")
+    if problems:
+        print()
+        print("Failed requests (these numbers are suspect):")
+        for p in problems:
+            print(f"- {p}")
+
+
+if __name__ == "__main__":
+    main()
