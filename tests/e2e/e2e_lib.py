@@ -9,6 +9,7 @@ wait has a timeout.
 """
 import argparse
 import atexit
+import ctypes
 import json
 import os
 import re
@@ -94,6 +95,15 @@ class Workdir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _die_with_parent():
+    """Runs in the child before exec: the kernel kills the server if the
+    driver dies without cleaning up (even by SIGKILL, e.g. a test timeout)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _kill_all():
     for s in _servers:
         s.kill()
@@ -141,7 +151,8 @@ class Server:
     def start(self, timeout=20):
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=self.env)
+                                     stderr=subprocess.PIPE, env=self.env,
+                                     preexec_fn=_die_with_parent)
         _servers.append(self)
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._drain_stdout, daemon=True).start()
@@ -198,7 +209,8 @@ def run_contactd(contactd, args, timeout=20, env=None):
     """Runs contactd expecting it to exit on its own: (rc, stdout, stderr)."""
     p = subprocess.run([contactd] + list(args), stdin=subprocess.DEVNULL,
                        capture_output=True, timeout=timeout,
-                       env=dict(os.environ, **(env or {})))
+                       env=dict(os.environ, **(env or {})),
+                       preexec_fn=_die_with_parent)
     return p.returncode, p.stdout.decode(errors="replace"), \
         p.stderr.decode(errors="replace")
 
