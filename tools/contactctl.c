@@ -845,7 +845,7 @@ static void csv_header(csv_load *cl, int cols) {
   }
   uint32_t seen = 0;
   for (int i = 0; i < cl->ncols; i++) {
-    cs_str name = ct_trim(cl->vals[i], cl->lens[i]);
+    cs_str name = cs_trim((cs_str){cl->vals[i], cl->lens[i]});
     int f = cs_field_from_name(name.ptr, name.len);
     cl->map[i] = f;
     if (f < 0 && name.len < 20) {
