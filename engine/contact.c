@@ -112,6 +112,16 @@ static int field_error(cs_error *err, int field, const char *fmt, ...) {
   return CS_EINVAL;
 }
 
+static int cs_err_field(cs_error *err, int f) {
+  if (err) {
+    err->code = CS_EINVAL;
+    err->field = -1;
+    err->id = 0;
+    snprintf(err->msg, sizeof err->msg, "no field number %d", f);
+  }
+  return CS_EINVAL;
+}
+
 static bool is_space_cp(utf8proc_int32_t cp) {
   if (cp == ' ' || (cp >= '\t' && cp <= '\r')) return true;
   if (cp < 0x80) return false;
@@ -121,7 +131,8 @@ static bool is_space_cp(utf8proc_int32_t cp) {
 }
 
 /* Counts code points; -1 for invalid UTF-8 or a NUL; *has_space set when any
- * whitespace is inside. */
+ * whitespace is inside. utf8proc_iterate refuses overlong forms, surrogates
+ * and code points past U+10FFFF. */
 static long utf8_count(const char *s, size_t len, bool *has_space) {
   const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
   long n = 0;
@@ -143,6 +154,26 @@ static long utf8_count(const char *s, size_t len, bool *has_space) {
     n++;
   }
   return n;
+}
+
+static void trim(cs_str *v);
+
+long cs_utf8_chars(const char *s, size_t len) {
+  bool has_space;
+  return utf8_count(s, len, &has_space);
+}
+
+size_t cs_space_len(const char *s, size_t len) {
+  if (len == 0) return 0;
+  utf8proc_int32_t cp;
+  utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s,
+                                        (utf8proc_ssize_t)len, &cp);
+  return k > 0 && is_space_cp(cp) ? (size_t)k : 0;
+}
+
+cs_str cs_trim(cs_str v) {
+  trim(&v);
+  return v;
 }
 
 /* Trims leading and trailing whitespace (ASCII and Unicode spaces) in place.
@@ -195,48 +226,55 @@ static int phone_check(const char *s, size_t len) {
   return digits;
 }
 
+int cs_field_check(int f, cs_str *v, cs_error *err) {
+  if (f < 0 || f >= CS_FIELD_COUNT)
+    return cs_err_field(err, f);
+  trim(v);
+  bool has_space;
+  long chars = utf8_count(v->ptr, v->len, &has_space);
+  if (chars < 0)
+    return field_error(err, f, "not valid UTF-8, or contains a NUL");
+  switch (f) {
+  case CS_FIRST_NAME:
+    if (chars < CS_FIRST_NAME_MIN_CHARS)
+      return field_error(err, f, "must not be empty");
+    /* fallthrough */
+  case CS_LAST_NAME:
+  case CS_COMPANY:
+  case CS_JOB_TITLE:
+    if (chars > CS_NAME_MAX_CHARS)
+      return field_error(err, f, "longer than %d characters",
+                         CS_NAME_MAX_CHARS);
+    break;
+  case CS_EMAIL:
+    if (v->len > CS_EMAIL_MAX_BYTES)
+      return field_error(err, f, "longer than %d bytes", CS_EMAIL_MAX_BYTES);
+    if (has_space || !email_ok(v->ptr, v->len))
+      return field_error(err, f, "not an email address");
+    break;
+  case CS_PHONE: {
+    int digits = v->len > CS_PHONE_MAX_BYTES ? -1 : phone_check(v->ptr, v->len);
+    if (digits < CS_PHONE_MIN_DIGITS || digits > CS_PHONE_MAX_DIGITS)
+      return field_error(err, f,
+                         "needs %d to %d digits and only + ( ) - . or "
+                         "spaces besides, at most %d characters",
+                         CS_PHONE_MIN_DIGITS, CS_PHONE_MAX_DIGITS,
+                         CS_PHONE_MAX_BYTES);
+    break;
+  }
+  case CS_NOTES:
+    if (v->len > CS_NOTES_MAX_BYTES)
+      return field_error(err, f, "longer than %d bytes", CS_NOTES_MAX_BYTES);
+    break;
+  }
+  return 0;
+}
+
 int cs_contact_validate(cs_contact *c, cs_error *err) {
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    cs_str *v = &c->field[f];
-    if (!v->ptr) continue;
-    trim(v);
-    bool has_space;
-    long chars = utf8_count(v->ptr, v->len, &has_space);
-    if (chars < 0)
-      return field_error(err, f, "not valid UTF-8, or contains a NUL");
-    switch (f) {
-    case CS_FIRST_NAME:
-      if (chars < CS_FIRST_NAME_MIN_CHARS)
-        return field_error(err, f, "must not be empty");
-      /* fallthrough */
-    case CS_LAST_NAME:
-    case CS_COMPANY:
-    case CS_JOB_TITLE:
-      if (chars > CS_NAME_MAX_CHARS)
-        return field_error(err, f, "longer than %d characters",
-                           CS_NAME_MAX_CHARS);
-      break;
-    case CS_EMAIL:
-      if (v->len > CS_EMAIL_MAX_BYTES)
-        return field_error(err, f, "longer than %d bytes", CS_EMAIL_MAX_BYTES);
-      if (has_space || !email_ok(v->ptr, v->len))
-        return field_error(err, f, "not an email address");
-      break;
-    case CS_PHONE: {
-      int digits = v->len > CS_PHONE_MAX_BYTES ? -1 : phone_check(v->ptr, v->len);
-      if (digits < CS_PHONE_MIN_DIGITS || digits > CS_PHONE_MAX_DIGITS)
-        return field_error(err, f,
-                           "needs %d to %d digits and only + ( ) - . or "
-                           "spaces besides, at most %d characters",
-                           CS_PHONE_MIN_DIGITS, CS_PHONE_MAX_DIGITS,
-                           CS_PHONE_MAX_BYTES);
-      break;
-    }
-    case CS_NOTES:
-      if (v->len > CS_NOTES_MAX_BYTES)
-        return field_error(err, f, "longer than %d bytes", CS_NOTES_MAX_BYTES);
-      break;
-    }
+    if (!c->field[f].ptr) continue;
+    int rc = cs_field_check(f, &c->field[f], err);
+    if (rc) return rc;
   }
   if (!c->field[CS_FIRST_NAME].ptr)
     return field_error(err, CS_FIRST_NAME, "required");

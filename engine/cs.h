@@ -125,6 +125,21 @@ void cs_time_format(int64_t ms, char out[32]);
  */
 int cs_contact_validate(cs_contact *c, cs_error *err);
 
+/*
+ * Checks one present value of field as cs_contact_validate does, trimming
+ * *v in place first: valid UTF-8 without NUL, the field's length and shape
+ * (required-ness is the contact's business, not the value's). 0 or
+ * CS_EINVAL with err->field and a message "field: why".
+ */
+int cs_field_check(int field, cs_str *v, cs_error *err);
+
+/* Text helpers with the rules above: code points in s (-1 for invalid
+ * UTF-8 or a NUL); bytes of the whitespace code point at s (0 when s does
+ * not start with whitespace); s without leading and trailing whitespace. */
+long cs_utf8_chars(const char *s, size_t len);
+size_t cs_space_len(const char *s, size_t len);
+cs_str cs_trim(cs_str v);
+
 /* -------------------------------------------------------------- I/O seam */
 
 /*

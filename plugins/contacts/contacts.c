@@ -443,10 +443,10 @@ static int ct_search_query(const cs_str *prm, const cd_request *req,
   cs_str term = prm[CT_P_SEARCH];
   if (!term.ptr)
     return ct_param_fail(e, "missing_field", CT_P_SEARCH, "required");
-  if (memchr(term.ptr, '\0', term.len) || ct_utf8_count(term.ptr, term.len) < 0)
+  if (cs_utf8_chars(term.ptr, term.len) < 0)
     return ct_param_fail(e, "invalid_field", CT_P_SEARCH,
                          "not valid UTF-8, or contains a NUL");
-  cs_str trimmed = ct_trim(term.ptr, term.len);
+  cs_str trimmed = cs_trim(term);
   if (trimmed.len == 0)
     return ct_param_fail(e, "invalid_field", CT_P_SEARCH, "must not be empty");
   if (term.len > CS_SEARCH_TERM_MAX_BYTES)

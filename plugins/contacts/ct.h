@@ -127,16 +127,9 @@ void ct_body_free(ct_body *b);
 
 /* ------------------------------------------------------------ ct_text.c */
 
-/* Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
- * Returns the number of code points, or -1 when invalid. */
-long ct_utf8_count(const char *s, size_t len);
-
-/* Leading and trailing whitespace removed (the engine trims the same set). */
-cs_str ct_trim(const char *s, size_t len);
-
 /*
- * Checks a string value given for field: no NUL, valid UTF-8, and within
- * the field's limits after trimming. On success *out is the trimmed value
+ * Checks a string value given for field with the engine's cs_field_check:
+ * no NUL, valid UTF-8, and within the field's limits after trimming. On success *out is the trimmed value
  * (len 0 for an empty optional field, which callers treat as null). -1 with
  * *e filled otherwise.
  */

@@ -241,8 +241,8 @@ static int ct_fields_value(ct_parser *p, ct_vtype vt, const char *s,
     }
     cs_str first, rest;
     ct_name_split(v, &first, &rest);
-    if (ct_utf8_count(first.ptr, first.len) > CS_NAME_MAX_CHARS ||
-        ct_utf8_count(rest.ptr, rest.len) > CS_NAME_MAX_CHARS) {
+    if (cs_utf8_chars(first.ptr, first.len) > CS_NAME_MAX_CHARS ||
+        cs_utf8_chars(rest.ptr, rest.len) > CS_NAME_MAX_CHARS) {
       ct_fail(ct_err_of(p), 400, "invalid_field", "name", 4,
               "name: its first word and its rest must each be at most %d "
               "characters",
@@ -485,7 +485,7 @@ static int ct_cb_map_key(void *ctx, const unsigned char *key, size_t len) {
   if (p->skip) return 1;
   if (p->where == CT_W_FIELDS && p->item_failed) return 1;
   /* A key is echoed in errors: it must be text we can send back. */
-  if (memchr(k, '\0', len) || ct_utf8_count(k, len) < 0) {
+  if (cs_utf8_chars(k, len) < 0) {
     ct_fail(ct_err_of(p), 400, "unknown_field", NULL, 0,
             "a field name is not valid UTF-8 or holds a NUL");
     p->slot = CT_S_IGNORE;
