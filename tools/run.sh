@@ -11,7 +11,7 @@ cmake --build build-release -j"$(nproc)" >/dev/null
 
 data=${CONTACTD_DATA:-./data}
 cat >&2 <<MSG
-contactd: starting on http://127.0.0.1:8080 with data in $data
+contactd: starting with data in $data, on http://127.0.0.1:8080 unless --listen says otherwise
   On the first start it prints an API key for account "default" and keeps it
   in $data/default.key. Then, from another shell:
     key=\$(cat $data/default.key)
