@@ -62,7 +62,22 @@ static cs_store *bare_new(const char *dir, const cs_io *io) {
   pthread_cond_init(&s->fcv, NULL);
   msgpack_zone_init(&s->wzone, 4096);
   msgpack_zone_init(&s->czone, 4096);
-  if (!s->dir || !s->ix) {
+  /* Never NULL, even with no slot: snap_save copies the arrays with
+   * memcpy, which must not see a NULL source even for 0 bytes. */
+  s->slots.ids = malloc(sizeof *s->slots.ids);
+  s->slots.accounts = malloc(sizeof *s->slots.accounts);
+  s->slots.segs = malloc(sizeof *s->slots.segs);
+  s->slots.offs = malloc(sizeof *s->slots.offs);
+  s->slots.lens = malloc(sizeof *s->slots.lens);
+  s->slots.live = malloc(sizeof *s->slots.live);
+  if (!s->dir || !s->ix || !s->slots.ids || !s->slots.accounts ||
+      !s->slots.segs || !s->slots.offs || !s->slots.lens || !s->slots.live) {
+    free(s->slots.ids);
+    free(s->slots.accounts);
+    free(s->slots.segs);
+    free(s->slots.offs);
+    free(s->slots.lens);
+    free(s->slots.live);
     free(s->dir);
     if (s->ix) ix_destroy(s->ix);
     free(s);
@@ -719,6 +734,14 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o,
   snap->snapshot_name = strdup(full->snapshot_name);
   rc = bare_map(snap, err);
   if (rc) goto out;
+  /* snap_load installs slot arrays of its own. */
+  free(snap->slots.ids);
+  free(snap->slots.accounts);
+  free(snap->slots.segs);
+  free(snap->slots.offs);
+  free(snap->slots.lens);
+  free(snap->slots.live);
+  memset(&snap->slots, 0, sizeof snap->slots);
   cs_error serr;
   if (snap_load(snap, snap->snapshot_name, &serr) != 0) {
     res->problems++;
