@@ -31,6 +31,13 @@
  *    full chunk splits, an emptying one merges). In bulk mode new keys go
  *    to a pending list that ix_bulk_end sorts once and merges in.
  *
+ * Bulk mode (replay) also stages the slots of keys that already exist as
+ * (entry, slot) pairs and applies them sorted by entry, one pass over the
+ * posting lists instead of a random list per word per contact; and ix_load
+ * builds each hash table in one sequential pass from cells radix-sorted by
+ * home position. On large indexes random memory access, not arithmetic, is
+ * what costs.
+ *
  * A posting list is one 64-bit word: 0 none; (slot << 1) | 1 a single slot,
  * inline, no allocation (the common case: emails, phones, notes); a pointer
  * to a sorted uint32 array {n, cap, v[]} for up to IX_ARRAY_MAX slots; a
@@ -49,6 +56,8 @@
  *     union: its size is the sum of the lists' sizes. ix_load checks this.
  *  4. Searches never write: they use stack state and a per-thread folding
  *     buffer only, so any number may run at once under the store's lock.
+ *     During bulk mode staged slots and pending keys are not yet visible
+ *     (the store does not search then); ix_erase applies the stage first.
  *
  * Snapshot (ix_save / ix_load): one msgpack array
  *     ["csix", 1, [field0 .. field6]]
@@ -92,6 +101,13 @@
  * fill chunks to 7/8 so the next inserts do not split every chunk. */
 #define IX_CHUNK_CAP 256
 #define IX_CHUNK_FILL (IX_CHUNK_CAP * 7 / 8)
+
+/* Bulk mode stages (entry, slot) pairs for keys that already exist and
+ * applies them in entry order when this many are waiting (16 MiB) or at
+ * ix_bulk_end: appending to a posting list as each contact arrives touches
+ * a random list per word, which on large indexes is a cache and TLB miss
+ * each; sorting the pairs first turns that into one pass over the lists. */
+#define IX_STAGE_MAX (1u << 21)
 
 /* Key length is kept in 24 bits. Folding a 64 KiB note cannot come near
  * 16 MiB (NFKC and case folding expand UTF-8 by at most a small factor). */
@@ -142,6 +158,8 @@ typedef struct ix_dict {
   uint32_t *big; /* entries whose posting is a bitmap */
   uint32_t nbig, big_cap;
   size_t arr_bytes; /* bytes held by array postings */
+  uint64_t *stage;  /* bulk mode: (entry << 32 | slot) not yet in postings */
+  size_t nstage, stage_cap;
 } ix_dict;
 
 struct ix_index {
@@ -550,6 +568,90 @@ static void tab_delete(ix_dict *d, uint32_t e, uint32_t h) {
   d->tab[i] = 0;
 }
 
+/* Stable LSD radix sort of a[0..n) by bits [lo, lo + bits) of each value,
+ * 8 bits a pass. Returns the array that holds the result (a or tmp). */
+static uint64_t *radix_sort(uint64_t *a, uint64_t *tmp, size_t n, int lo,
+                            int bits) {
+  for (int shift = lo; shift < lo + bits; shift += 8) {
+    int w = lo + bits - shift < 8 ? lo + bits - shift : 8;
+    uint64_t m = (1u << w) - 1;
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++)
+      count[((a[i] >> shift) & m) + 1]++;
+    for (int b = 1; b <= 256; b++)
+      count[b] += count[b - 1];
+    for (size_t i = 0; i < n; i++)
+      tmp[count[(a[i] >> shift) & m]++] = a[i];
+    uint64_t *t = a;
+    a = tmp;
+    tmp = t;
+  }
+  return a;
+}
+
+static int log2_ceil(uint64_t n) {
+  int b = 0;
+  while (((uint64_t)1 << b) < n)
+    b++;
+  return b;
+}
+
+/*
+ * Fills the (empty) table with cells[0..n) in one sequential pass: sorted
+ * by home position, linear probing places each cell at max(home, next
+ * free); the few that run off the end wrap to the first free cells. This
+ * avoids a random read per key, which on large tables is a cache and TLB
+ * miss each. With check_dups, two equal keys are reported (-EEXIST).
+ */
+static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
+  uint64_t *tmp = malloc((n ? n : 1) * sizeof(uint64_t));
+  if (!tmp)
+    return -ENOMEM;
+  int bits = log2_ceil(d->tab_size);
+  uint64_t *sorted = radix_sort(cells, tmp, n, 32, bits);
+  uint64_t mask = d->tab_size - 1;
+  if (check_dups) {
+    /* equal keys have equal hashes, so equal homes: compare within runs */
+    for (size_t i = 0; i < n;) {
+      size_t j = i + 1;
+      while (j < n && ((sorted[j] >> 32) & mask) == ((sorted[i] >> 32) & mask))
+        j++;
+      for (size_t a = i; a < j; a++)
+        for (size_t b = a + 1; b < j; b++) {
+          if ((uint32_t)(sorted[a] >> 32) != (uint32_t)(sorted[b] >> 32))
+            continue;
+          size_t la, lb;
+          const uint8_t *ka = ent_key(d, (uint32_t)sorted[a] - 1, &la);
+          const uint8_t *kb = ent_key(d, (uint32_t)sorted[b] - 1, &lb);
+          if (la == lb && !memcmp(ka, kb, la)) {
+            free(tmp);
+            return -EEXIST;
+          }
+        }
+      i = j;
+    }
+  }
+  uint64_t next = 0;
+  size_t wrapped = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t home = (sorted[i] >> 32) & mask;
+    uint64_t p = home > next ? home : next;
+    if (p > mask) {
+      sorted[wrapped++] = sorted[i]; /* i >= wrapped: safe in place */
+      continue;
+    }
+    d->tab[p] = sorted[i];
+    next = p + 1;
+  }
+  for (size_t i = 0, p = 0; i < wrapped; i++) {
+    while (d->tab[p])
+      p++;
+    d->tab[p] = sorted[i];
+  }
+  free(tmp);
+  return 0;
+}
+
 static int arena_reserve(ix_dict *d, uint64_t more) {
   if (d->arena_len + more <= d->arena_cap)
     return 0;
@@ -944,6 +1046,7 @@ static void dict_deinit(ix_dict *d) {
   free(d->arena);
   free(d->pending);
   free(d->big);
+  free(d->stage);
   dict_init(d, d->sorted);
 }
 
@@ -1031,13 +1134,140 @@ static void dict_del_key(ix_dict *d, uint32_t e, uint32_t h) {
     arena_compact(d);
 }
 
+static int u32_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Adds staged slots[0..k) to entry e's list in one step. */
+static int stage_apply_one(ix_dict *d, uint32_t e, uint32_t *buf, size_t k) {
+  ix_post p = d->ents[e].post;
+  if (POST_IS_RB(p)) {
+    roaring_bitmap_add_many(POST_RB(p), k, buf);
+    return 0;
+  }
+  /* buf has room for IX_ARRAY_MAX more in front; build existing + new */
+  uint32_t n = POST_IS_ONE(p) ? 1 : POST_ARR(p)->n;
+  const uint32_t *old = POST_IS_ONE(p) ? NULL : POST_ARR(p)->v;
+  uint32_t one = POST_ONE(p);
+  uint32_t *all = buf - n;
+  if (old)
+    memcpy(all, old, (size_t)n * 4);
+  else
+    all[0] = one;
+  size_t m = n + k;
+  bool ordered = true;
+  for (size_t i = 1; i < m && ordered; i++)
+    ordered = all[i - 1] < all[i];
+  if (!ordered) {
+    qsort(all, m, 4, u32_cmp);
+    size_t u = 1;
+    for (size_t i = 1; i < m; i++)
+      if (all[i] != all[u - 1])
+        all[u++] = all[i];
+    m = u;
+  }
+  if (m == n)
+    return 0;
+  if (m > IX_ARRAY_MAX) {
+    roaring_bitmap_t *r = roaring_bitmap_of_ptr(m, all);
+    if (!r)
+      return -ENOMEM;
+    if (big_add(d, e)) {
+      roaring_bitmap_free(r);
+      return -ENOMEM;
+    }
+    post_free(d, p);
+    d->ents[e].post = (uint64_t)(uintptr_t)r | 2u;
+    return 0;
+  }
+  ix_arr *a;
+  if (old) {
+    a = realloc(POST_ARR(p), sizeof(ix_arr) + m * 4);
+    if (!a)
+      return -ENOMEM;
+    d->arr_bytes += arr_bytes((uint32_t)m) - arr_bytes(a->cap);
+    a->cap = (uint32_t)m;
+  } else {
+    a = arr_new(d, (uint32_t)m);
+    if (!a)
+      return -ENOMEM;
+  }
+  memcpy(a->v, all, m * 4);
+  a->n = (uint32_t)m;
+  d->ents[e].post = (uint64_t)(uintptr_t)a;
+  return 0;
+}
+
+/* Applies the staged pairs in entry order (a stable sort keeps each
+ * entry's slots in arrival order, which is usually ascending). On failure
+ * the pairs not applied stay staged. */
+static int stage_apply(ix_dict *d) {
+  if (!d->nstage)
+    return 0;
+  size_t n = d->nstage;
+  uint64_t *tmp = malloc(n * sizeof(uint64_t));
+  if (!tmp)
+    return -ENOMEM;
+  uint64_t *sorted = radix_sort(d->stage, tmp, n, 32, log2_ceil(d->nents));
+  size_t cap = 0;
+  uint32_t *buf = NULL;
+  int rc = 0;
+  size_t i = 0;
+  while (i < n) {
+    uint32_t e = (uint32_t)(sorted[i] >> 32);
+    size_t j = i + 1;
+    while (j < n && (uint32_t)(sorted[j] >> 32) == e)
+      j++;
+    size_t k = j - i;
+    if (cap < k) {
+      uint32_t *nb = realloc(buf, (k + IX_ARRAY_MAX) * 4);
+      if (!nb) {
+        rc = -ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap = k;
+    }
+    uint32_t *slots = buf + IX_ARRAY_MAX;
+    for (size_t t = 0; t < k; t++)
+      slots[t] = (uint32_t)sorted[i + t];
+    if ((rc = stage_apply_one(d, e, slots, k)))
+      break;
+    i = j;
+  }
+  /* keep what was not applied */
+  memmove(d->stage, sorted + i, (n - i) * sizeof(uint64_t));
+  d->nstage = n - i;
+  free(buf);
+  free(tmp);
+  return rc;
+}
+
 static int dict_add(ix_dict *d, bool bulk, uint32_t account, const char *text,
                     size_t len, uint32_t slot) {
   uint32_t h = key_hash(account, text, len);
   uint32_t e = dict_find(d, account, text, len, h);
-  if (e != IX_NONE)
+  if (e == IX_NONE)
+    return dict_new_key(d, bulk, account, text, len, h, slot);
+  if (!bulk)
     return post_add(d, e, slot);
-  return dict_new_key(d, bulk, account, text, len, h, slot);
+  if (d->nstage == d->stage_cap) {
+    if (d->stage_cap == IX_STAGE_MAX) {
+      int rc = stage_apply(d);
+      if (rc)
+        return rc;
+    } else {
+      size_t cap = d->stage_cap ? d->stage_cap * 2 : 4096;
+      uint64_t *p = realloc(d->stage, cap * sizeof(uint64_t));
+      if (!p)
+        return -ENOMEM;
+      d->stage = p;
+      d->stage_cap = cap;
+    }
+  }
+  d->stage[d->nstage++] = (uint64_t)e << 32 | slot;
+  return 0;
 }
 
 static void dict_remove(ix_dict *d, uint32_t account, const char *text,
@@ -1058,7 +1288,7 @@ static size_t dict_memory(const ix_dict *d) {
   b += (size_t)d->chunks_cap * sizeof(ix_chunk);
   b += (size_t)d->nchunks * (IX_CHUNK_CAP * 4 + IX_MALLOC_OVERHEAD);
   b += (size_t)d->pending_cap * 4 + (size_t)d->big_cap * 4;
-  b += d->arr_bytes;
+  b += d->arr_bytes + d->stage_cap * sizeof(uint64_t);
   for (uint32_t i = 0; i < d->nbig; i++)
     b += rb_bytes(POST_RB(d->ents[d->big[i]].post));
   return b;
@@ -1147,20 +1377,73 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
   }
   return 0;
 fail:
+  /* Every staged pair with this slot is this insert's: the slot was not
+   * indexed before, and an erase applies the stages. Those already applied
+   * and the new keys it made are removed by the erase below. */
+  for (int g = 0; g < 2 * CS_FIELD_COUNT; g++) {
+    ix_dict *d = g < CS_FIELD_COUNT ? &ix->exact[g] : &ix->words[g - CS_FIELD_COUNT];
+    size_t k = 0;
+    for (size_t i = 0; i < d->nstage; i++)
+      if ((uint32_t)d->stage[i] != slot)
+        d->stage[k++] = d->stage[i];
+    d->nstage = k;
+  }
   ix_erase_upto(ix, account, slot, field, f < CS_FIELD_COUNT ? f : CS_FIELD_COUNT - 1);
   return rc;
 }
 
+/* Applies every staged pair (bulk mode). */
+static int ix_stage_flush(ix_index *ix) {
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    int rc = stage_apply(&ix->exact[f]);
+    if (!rc)
+      rc = stage_apply(&ix->words[f]);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
 int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
              const cs_str field[CS_FIELD_COUNT]) {
+  /* Not expected in bulk mode, but kept exact: staged slots first. */
+  int rc = ix_stage_flush(ix);
+  if (rc)
+    return rc;
   ix_erase_upto(ix, account, slot, field, CS_FIELD_COUNT - 1);
   return 0;
 }
 
 void ix_bulk_begin(ix_index *ix) { ix->bulk = true; }
 
+/* Gives back the slack of growth by doubling once a bulk load is over. */
+static void dict_shrink(ix_dict *d) {
+  if (d->arena_cap > d->arena_len + 4096 && !d->arena_garbage) {
+    char *p = realloc(d->arena, d->arena_len + 4096);
+    if (p) {
+      d->arena = p;
+      d->arena_cap = d->arena_len + 4096;
+    }
+  }
+  if (d->free_head == IX_NONE && d->ents_cap > d->nents + 64) {
+    ix_ent *p = realloc(d->ents, ((size_t)d->nents + 64) * sizeof(ix_ent));
+    if (p) {
+      d->ents = p;
+      d->ents_cap = d->nents + 64;
+    }
+  }
+  free(d->stage);
+  d->stage = NULL;
+  d->stage_cap = 0;
+  free(d->pending);
+  d->pending = NULL;
+  d->pending_cap = 0;
+}
+
 int ix_bulk_end(ix_index *ix) {
-  int rc = 0;
+  int rc = ix_stage_flush(ix);
+  if (rc)
+    return rc;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     int r = order_merge_pending(&ix->exact[f]);
     if (r && !rc)
@@ -1169,6 +1452,10 @@ int ix_bulk_end(ix_index *ix) {
   if (rc)
     return rc; /* still in bulk mode: the caller may retry */
   ix->bulk = false;
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    dict_shrink(&ix->exact[f]);
+    dict_shrink(&ix->words[f]);
+  }
   /* Replay grew arrays by doubling; give the slack back once. */
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     ix_dict *ds[2] = {&ix->exact[f], &ix->words[f]};
@@ -1633,7 +1920,13 @@ static void save_varint(save_out *o, uint64_t v) {
     if ((d)->sorted) {                                                         \
       for (uint32_t c_ = 0; c_ < (d)->nchunks; c_++)                           \
         for (uint32_t i_ = 0; i_ < (d)->chunks[c_].n; i_++) {                  \
-          uint32_t e = (d)->chunks[c_].v[i_];                                  \
+          const uint32_t *v_ = (d)->chunks[c_].v;                              \
+          /* key order is not memory order: fetch ahead */                     \
+          if (i_ + 16 < (d)->chunks[c_].n)                                     \
+            __builtin_prefetch(&(d)->ents[v_[i_ + 16]]);                       \
+          if (i_ + 8 < (d)->chunks[c_].n)                                      \
+            __builtin_prefetch((d)->arena + ((d)->ents[v_[i_ + 8]].kref >> 24)); \
+          uint32_t e = v_[i_];                                                 \
           body;                                                                \
         }                                                                      \
     } else {                                                                   \
@@ -1667,7 +1960,7 @@ static uint64_t post_encode(ix_post p, save_out *o) {
 
 static int save_dict(const ix_dict *d, save_out *o) {
   msgpack_packer *pk = o->pk;
-  if (d->npending)
+  if (d->npending || d->nstage)
     return CS_EINVAL; /* in bulk mode: the order is incomplete */
   uint64_t kbytes = 0, pbytes = 0;
   DICT_FOREACH(d, e, {
@@ -1858,21 +2151,30 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
     d->nchunks++;
   }
 
+  uint64_t *cells = malloc((size_t)nkeys * sizeof(uint64_t));
+  if (!cells)
+    return -ENOMEM;
   size_t pos = 0;
   const uint8_t *prev = NULL;
   size_t prev_len = 0;
   for (uint32_t e = 0; e < nkeys; e++) {
     uint32_t len;
     if (!varint_get(kp, klen, &pos, &len) || len < 5 || len > IX_KEY_BYTES_MAX ||
-        len > klen - pos)
+        len > klen - pos) {
+      free(cells);
       return load_err(lc, "index %s: bad key length at byte %zu", what, pos);
+    }
     const uint8_t *k = kp + pos;
     pos += len;
     if (d->sorted) {
-      if (prev && key_cmp_raw(prev, prev_len, k, len) >= 0)
+      if (prev && key_cmp_raw(prev, prev_len, k, len) >= 0) {
+        free(cells);
         return load_err(lc, "index %s: key %u out of order", what, e);
+      }
       prev = k;
       prev_len = len;
+      ix_chunk *ch = &d->chunks[e / IX_CHUNK_FILL];
+      ch->v[ch->n++] = e;
     }
     memcpy(d->arena + d->arena_len, k, len);
     d->ents[e].kref = d->arena_len << 24 | len;
@@ -1880,19 +2182,21 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
     uint32_t account = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 |
                        (uint32_t)k[2] << 8 | k[3];
     uint32_t h = key_hash(account, (const char *)k + 4, len - 4);
-    if (!d->sorted &&
-        dict_find(d, account, (const char *)k + 4, len - 4, h) != IX_NONE)
-      return load_err(lc, "index %s: duplicate key %u", what, e);
-    tab_put(d->tab, d->tab_size, (uint64_t)h << 32 | (e + 1));
-    d->live++;
-    if (d->sorted) {
-      ix_chunk *ch = &d->chunks[e / IX_CHUNK_FILL];
-      ch->v[ch->n++] = e;
-    }
+    cells[e] = (uint64_t)h << 32 | (e + 1);
   }
-  if (pos != klen)
+  if (pos != klen) {
+    free(cells);
     return load_err(lc, "index %s: %zu stray bytes after the keys", what,
                     klen - pos);
+  }
+  /* Sorted dictionaries cannot hold a key twice (checked above). */
+  int brc = tab_build(d, cells, nkeys, !d->sorted);
+  free(cells);
+  if (brc == -EEXIST)
+    return load_err(lc, "index %s: a key appears twice", what);
+  if (brc)
+    return brc;
+  d->live = nkeys;
   pos = 0;
   for (uint32_t e = 0; e < nkeys; e++) {
     int rc = load_post(lc, d, e, pp, plen, &pos, what);

@@ -288,6 +288,18 @@ static void test_index_bad_arguments(void **state) {
   save_image(ix, &after);
   assert_int_equal(before.size, after.size);
   assert_memory_equal(before.data, after.data, before.size);
+  msgpack_sbuffer_destroy(&after);
+  /* The same in bulk mode, where slots of existing keys are staged. */
+  ix_bulk_begin(ix);
+  const char *twin[NF] = {"John", "Doe", "john.doe@example.com", NULL, NULL,
+                          NULL, "bad \xff note"};
+  vals(s, twin);
+  assert_int_equal(ix_insert(ix, 1, 3, s), CS_EINVAL);
+  assert_int_equal(ix_bulk_end(ix), 0);
+  save_image(ix, &after);
+  assert_int_equal(before.size, after.size);
+  assert_memory_equal(before.data, after.data, before.size);
+  assert_string_equal(q(ix, 1, CS_LAST_NAME, CS_MATCH_EXACT, "doe"), "1:1");
   msgpack_sbuffer_destroy(&before);
   msgpack_sbuffer_destroy(&after);
   ix_destroy(ix);
