@@ -97,7 +97,7 @@ case "$CPUS" in
 esac
 THREADS=${THREADS:-$SERVER_CPUS}
 
-for tool in wrk h2load curl python3 cmake taskset; do
+for tool in wrk h2load curl python3 cmake taskset bc; do
   command -v "$tool" >/dev/null || { echo "bench_http.sh: $tool is not installed" >&2; exit 1; }
 done
 if [ "$PERF" = 1 ]; then
@@ -110,12 +110,13 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 if [ "$BUILD_IT" = 1 ]; then
   log "building (Release) in $BUILD"
+  mkdir -p "$BUILD"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g \
-    -DCS_TESTS=OFF >"$BUILD.cmake.log" 2>&1 ||
-    { cat "$BUILD.cmake.log" >&2; exit 1; }
+    -DCS_TESTS=OFF >"$BUILD/bench_http.cmake.log" 2>&1 ||
+    { cat "$BUILD/bench_http.cmake.log" >&2; exit 1; }
   cmake --build "$BUILD" -j"$NCPU" --target contactd plugin_contacts \
     plugin_health plugin_metrics plugin_openapi trivial_h2o http_load \
-    >"$BUILD.build.log" 2>&1 || { tail -40 "$BUILD.build.log" >&2; exit 1; }
+    >"$BUILD/bench_http.build.log" 2>&1 || { tail -40 "$BUILD/bench_http.build.log" >&2; exit 1; }
 fi
 CONTACTD="$BUILD/frontend/contactd"
 TRIVIAL="$BUILD/bench/trivial_h2o"
@@ -170,6 +171,7 @@ start_server() {
 start_server trivial_h2o "$WORK/trivial.log" "${SERVER_SET[@]}" "$TRIVIAL" \
   --listen 127.0.0.1:0 --threads "$THREADS"
 TPORT=$PORT
+TPID=$SERVER_PID
 start_server contactd "$WORK/contactd.log" "${SERVER_SET[@]}" "$CONTACTD" \
   --data "$WORK/data" --listen 127.0.0.1:0 --threads "$THREADS"
 CPORT=$PORT
@@ -219,15 +221,27 @@ metric() { # metric NAME: the value of one of contactd's counters
   curl -s "http://127.0.0.1:$CPORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
+# CPU seconds (user + system) a server has used so far, from /proc. On a
+# machine shared with other work the wall-clock rates move with that work;
+# the server's CPU time per request does much less.
+TICKS=$(getconf CLK_TCK)
+cpu_seconds() {
+  local pid=$TPID
+  [ "$1" = contactd ] && pid=$CPID
+  awk -v t="$TICKS" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$pid/stat"
+}
+
 # wrk_run REP CASE SERVER PORT LUA ARGS...: one wrk measurement, one line of
-# results: rep proto case server rps p50_ms p99_ms bad requests.
+# results: rep proto case server rps p50_ms p99_ms bad requests cpu_s.
 wrk_run() {
   local rep=$1 case=$2 server=$3 port=$4 lua=$5
   shift 5
-  local out="$WORK/raw.$rep.h1.$case.$server.txt"
+  local out="$WORK/raw.$rep.h1.$case.$server.txt" cpu0 cpu1
+  cpu0=$(cpu_seconds "$server")
   "${CLIENT_SET[@]}" wrk -t2 -c64 -d"${DURATION}s" --latency --timeout 10s \
     -s "$ROOT/bench/wrk/$lua" "http://127.0.0.1:$port" -- "$@" >"$out" 2>&1 || true
-  awk -v rep="$rep" -v c="$case" -v s="$server" '
+  cpu1=$(cpu_seconds "$server")
+  awk -v rep="$rep" -v c="$case" -v s="$server" -v cpu="$(echo "$cpu1 - $cpu0" | bc)" '
     function ms(v) {
       if (v ~ /us$/) return v / 1000
       if (v ~ /ms$/) return v + 0
@@ -241,7 +255,7 @@ wrk_run() {
     /Requests\/sec:/ { rps = $2 }
     /Non-2xx/ { bad += $NF }
     /Socket errors/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) bad += $i }
-    END { printf "%s\th1\t%s\t%s\t%.1f\t%.3f\t%.3f\t%d\t%d\n", rep, c, s, rps, p50, p99, bad, n }
+    END { printf "%s\th1\t%s\t%s\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.2f\n", rep, c, s, rps, p50, p99, bad, n, cpu }
   ' "$out" >>"$RESULTS"
   tail -1 "$RESULTS" | cut -f3- | tr '\t' ' ' | sed 's/^/  h1 /' >&2
 }
@@ -250,12 +264,14 @@ wrk_run() {
 # from its per-request log (h2load itself prints min/max/mean/sd only).
 h2_run() {
   local rep=$1 case=$2 server=$3 urls=$4
-  local out="$WORK/raw.$rep.h2.$case.$server.txt" reqlog="$WORK/h2log.tmp"
+  local out="$WORK/raw.$rep.h2.$case.$server.txt" reqlog="$WORK/h2log.tmp" cpu0 cpu1
+  cpu0=$(cpu_seconds "$server")
   "${CLIENT_SET[@]}" h2load -t2 -c16 -m16 -D "$DURATION" -H "x-api-key: $KEY" \
     -i "$urls" --log-file "$reqlog" >"$out" 2>&1 || true
-  python3 - "$out" "$reqlog" "$rep" "$case" "$server" >>"$RESULTS" <<'EOF'
+  cpu1=$(cpu_seconds "$server")
+  python3 - "$out" "$reqlog" "$rep" "$case" "$server" "$(echo "$cpu1 - $cpu0" | bc)" >>"$RESULTS" <<'EOF'
 import re, sys
-out, reqlog, rep, case, server = sys.argv[1:6]
+out, reqlog, rep, case, server, cpu = sys.argv[1:7]
 text = open(out).read()
 m = re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", text)
 rps = float(m.group(1)) if m else 0.0
@@ -273,7 +289,7 @@ times.sort()
 def pct(p):
     return times[min(len(times) - 1, int(p * len(times)))] / 1000.0 if times else 0.0
 bad = failed + errored + timeout + non2xx
-print(f"{rep}\th2\t{case}\t{server}\t{rps:.1f}\t{pct(0.50):.3f}\t{pct(0.99):.3f}\t{bad}\t{total}")
+print(f"{rep}\th2\t{case}\t{server}\t{rps:.1f}\t{pct(0.50):.3f}\t{pct(0.99):.3f}\t{bad}\t{total}\t{cpu}")
 EOF
   rm -f "$reqlog"
   tail -1 "$RESULTS" | cut -f3- | tr '\t' ' ' | sed 's/^/  h2 /' >&2
@@ -324,6 +340,7 @@ T1=$(date +%s)
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -r), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- engine frontend plugins 2>/dev/null || echo ' with uncommitted changes in engine/frontend/plugins')"
   echo "contactd $("$CONTACTD" --version 2>&1 | head -1 | sed 's/^contactd //'), Release build; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $(h2load --version | head -1)"
   echo "contacts: $COUNT ($(cut -d' ' -f2- "$WORK/load.txt" | head -1))"
   echo "servers: $THREADS worker threads each; cpus: $CPUS; ${DURATION} s a measurement, $REPS repetitions interleaved, medians; measuring took $((T1 - T0)) s"

@@ -5,7 +5,7 @@
 
 RESULTS.tsv has one line per measurement: rep, protocol (h1|h2), case,
 server (trivial|contactd), requests/s, p50 ms, p99 ms, failed or non-2xx
-requests, requests. CREATES.tsv has one line per create run: rep, commits,
+requests, requests, and the CPU seconds the server used meanwhile. CREATES.tsv has one line per create run: rep, commits,
 fsyncs (contactd's /metrics counters, read before and after the run).
 
 Every number shown is a median over the repetitions. A ratio is taken
@@ -13,6 +13,11 @@ within each repetition (contactd's rate over the ceiling's rate on the same
 protocol, measured minutes apart in the same run) and the median of those
 ratios is shown, so that drifts of a shared machine between repetitions
 cancel out as far as they can.
+
+A second table puts the servers' CPU time per request side by side
+(requests per CPU-second of the server process, user + system, from /proc):
+on a machine whose CPUs other work also uses, wall-clock rates move with
+that work while the cost of a request moves much less.
 """
 import statistics
 import sys
@@ -46,6 +51,7 @@ def main():
         runs[(proto, case, server)][rep] = {
             "rps": float(f[4]), "p50": float(f[5]), "p99": float(f[6]),
             "bad": int(f[7]), "n": int(f[8]),
+            "cpu": float(f[9]) if len(f) > 9 and f[9] else None,
         }
 
     def med(key, field):
@@ -96,6 +102,51 @@ def main():
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+    # Requests per server CPU-second, and contactd's share of the ceiling's.
+    def per_cpu(r):
+        return r["n"] / r["cpu"] if r.get("cpu") else None
+
+    cpu_rows = []
+    for proto, pname in PROTOCOLS:
+        ckey = (proto, "ceiling", "trivial")
+        if not runs.get(ckey):
+            continue
+        c_vals = [v for v in (per_cpu(r) for r in runs[ckey].values()) if v]
+        if not c_vals:
+            continue
+        c_med = statistics.median(c_vals)
+        for case, label, target in CASES:
+            key = (proto, case, "contactd")
+            if not runs.get(key):
+                continue
+            vals, ratios = [], []
+            for rep, r in runs[key].items():
+                v = per_cpu(r)
+                cv = per_cpu(runs[ckey][rep]) if rep in runs[ckey] else None
+                if v:
+                    vals.append(v)
+                    if cv:
+                        ratios.append(v / cv)
+            if not vals:
+                continue
+            m = statistics.median(vals)
+            ratio = statistics.median(ratios) if ratios else None
+            cpu_rows.append([pname, label, fmt_rate(m), f"{1e6 / m:.1f}",
+                             fmt_rate(c_med), f"{1e6 / c_med:.1f}",
+                             f"{ratio:.0%}" if ratio is not None else "-"])
+    if cpu_rows:
+        print()
+        print("Server CPU time per request (user + system of the server process, "
+              "all its threads):")
+        print()
+        h2 = ["protocol", "measurement", "contactd req/CPU-s", "contactd us CPU/req",
+              "ceiling req/CPU-s", "ceiling us CPU/req", "ratio"]
+        w2 = [max(len(h), *(len(r[i]) for r in cpu_rows)) for i, h in enumerate(h2)]
+        print("| " + " | ".join(h.ljust(w) for h, w in zip(h2, w2)) + " |")
+        print("|" + "|".join("-" * (w + 2) for w in w2) + "|")
+        for r in cpu_rows:
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(r, w2)) + " |")
 
     per_fsync = []
     commits = fsyncs = 0
