@@ -937,12 +937,11 @@ static void *writer_thread(void *arg) {
   return NULL;
 }
 
-/* Creates contacts [from, to) from o.writers threads, each waiting for its
- * write to be durable before the next. Returns creates per second, or a
- * negative value on failure. */
-static double durable_creates(bench *b, sconn *conns, uint64_t from,
+/* Creates contacts [from, to) from n threads, each waiting for its write to
+ * be durable before the next. Returns creates per second, or a negative
+ * value on failure. */
+static double durable_creates(bench *b, sconn *conns, int n, uint64_t from,
                               uint64_t to) {
-  int n = b->o.writers;
   writer *ws = calloc((size_t)n, sizeof *ws);
   pthread_t *th = calloc((size_t)n, sizeof *th);
   pthread_barrier_t start;
@@ -1381,8 +1380,12 @@ int main(int argc, char **argv) {
          sql_load_s);
   }
 
-  /* ---- durable creates [0, K), 64 writers, alternating sides */
+  /* ---- durable creates: [0, K64) from 64 writers, then [K64, K) from one
+   * writer for reference (one create waits for the previous one's sync, so
+   * no batching is possible), alternating sides */
   double eng_cr[8] = {0}, sql_cr[8] = {0}, eng_per_sync = 0;
+  double eng_cr1[8] = {0}, sql_cr1[8] = {0};
+  const uint64_t K64 = K - K / 10;
   int ncr = b->o.create_reps;
   if (b->o.engine &&
       eng_open(b, CS_DURABILITY_FSYNC, true, true, &b->store) != 0)
@@ -1398,12 +1401,12 @@ int main(int argc, char **argv) {
   {
     uint64_t creates = 0, syncs = 0;
     for (int r = 0; r < ncr; r++) {
-      uint64_t from = K * (uint64_t)r / (uint64_t)ncr,
-               to = K * (uint64_t)(r + 1) / (uint64_t)ncr;
+      uint64_t from = K64 * (uint64_t)r / (uint64_t)ncr,
+               to = K64 * (uint64_t)(r + 1) / (uint64_t)ncr;
       if (b->o.engine) {
         cs_stats s0, s1;
         cs_stats_get(b->store, &s0);
-        eng_cr[r] = durable_creates(b, NULL, from, to);
+        eng_cr[r] = durable_creates(b, NULL, b->o.writers, from, to);
         cs_stats_get(b->store, &s1);
         creates += to - from;
         syncs += s1.fsyncs - s0.fsyncs;
@@ -1411,12 +1414,24 @@ int main(int argc, char **argv) {
           goto out;
       }
       if (b->o.sqlite) {
-        sql_cr[r] = durable_creates(b, wconns, from, to);
+        sql_cr[r] = durable_creates(b, wconns, b->o.writers, from, to);
         if (sql_cr[r] < 0)
           goto out;
       }
       note("durable creates rep %d (%llu each): engine %.0f/s, sqlite %.0f/s",
            r + 1, (unsigned long long)(to - from), eng_cr[r], sql_cr[r]);
+    }
+    for (int r = 0; r < ncr; r++) {
+      uint64_t from = K64 + (K - K64) * (uint64_t)r / (uint64_t)ncr,
+               to = K64 + (K - K64) * (uint64_t)(r + 1) / (uint64_t)ncr;
+      if (b->o.engine && (eng_cr1[r] = durable_creates(b, NULL, 1, from, to)) < 0)
+        goto out;
+      if (b->o.sqlite &&
+          (sql_cr1[r] = durable_creates(b, wconns, 1, from, to)) < 0)
+        goto out;
+      note("durable creates, one writer, rep %d (%llu each): engine %.0f/s, "
+           "sqlite %.0f/s", r + 1, (unsigned long long)(to - from), eng_cr1[r],
+           sql_cr1[r]);
     }
     eng_per_sync = syncs ? (double)creates / (double)syncs : 0;
   }
@@ -1566,6 +1581,8 @@ int main(int argc, char **argv) {
                                      buf[0])
                                   : NULL,
                  "<= 1 (WAL sync per commit)", NULL, NULL, NULL);
+    row_rate(b, "durable creates, 1 writer (reference)", median_of(eng_cr1, ncr),
+             median_of(sql_cr1, ncr), 0);
     snprintf(m, sizeof m, "bulk load %s contacts (setup)",
              bh_fmt_count(buf[4], 64, (double)(N - K)));
     row_rate(b, m, eng_load_s > 0 ? (double)(N - K) / eng_load_s : 0,
