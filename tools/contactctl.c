@@ -951,7 +951,10 @@ static int cmd_load(const char *dir, int argc, char **argv) {
     fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
     return EXIT_PROBLEM;
   }
+  /* No sync per write and no periodic snapshot: one sync at the end, and
+   * the snapshot at close covers the whole load. */
   cs_options o = {.durability = CS_DURABILITY_NONE,
+                  .snapshot_every_bytes = UINT64_MAX,
                   .no_snapshot_on_close = dry,
                   .notice = notice_print};
   int rc = cs_open(dir, &o, &L.s, &err);
