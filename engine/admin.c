@@ -64,20 +64,9 @@ static cs_store *bare_new(const char *dir, const cs_io *io) {
   msgpack_zone_init(&s->czone, 4096);
   /* Never NULL, even with no slot: snap_save copies the arrays with
    * memcpy, which must not see a NULL source even for 0 bytes. */
-  s->slots.ids = malloc(sizeof *s->slots.ids);
-  s->slots.accounts = malloc(sizeof *s->slots.accounts);
-  s->slots.segs = malloc(sizeof *s->slots.segs);
-  s->slots.offs = malloc(sizeof *s->slots.offs);
-  s->slots.lens = malloc(sizeof *s->slots.lens);
-  s->slots.live = malloc(sizeof *s->slots.live);
-  if (!s->dir || !s->ix || !s->slots.ids || !s->slots.accounts ||
-      !s->slots.segs || !s->slots.offs || !s->slots.lens || !s->slots.live) {
-    free(s->slots.ids);
-    free(s->slots.accounts);
-    free(s->slots.segs);
-    free(s->slots.offs);
-    free(s->slots.lens);
-    free(s->slots.live);
+  s->slots.v = malloc(sizeof *s->slots.v);
+  if (!s->dir || !s->ix || !s->slots.v) {
+    free(s->slots.v);
     free(s->dir);
     if (s->ix) ix_destroy(s->ix);
     free(s);
@@ -97,13 +86,7 @@ static void bare_unmap(cs_store *s) {
 static void bare_free(cs_store *s) {
   if (!s) return;
   bare_unmap(s);
-  free(s->slots.ids);
-  free(s->slots.accounts);
-  free(s->slots.segs);
-  free(s->slots.offs);
-  free(s->slots.lens);
-  free(s->slots.live);
-  u64map_free(&s->id_map);
+  free(s->slots.v);
   u64map_free(&s->acct_counts);
   if (s->ix) ix_destroy(s->ix);
   msgpack_zone_destroy(&s->wzone);
@@ -577,37 +560,35 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
   uint32_t n = a->count < b->count ? a->count : b->count;
   uint64_t reported = 0;
   for (uint32_t i = 0; i < n; i++) {
-    bool loc = a->live[i] && b->live[i] &&
-               (a->segs[i] != b->segs[i] || a->offs[i] != b->offs[i] ||
-                a->lens[i] != b->lens[i]);
-    if (a->ids[i] != b->ids[i] || a->accounts[i] != b->accounts[i] ||
-        a->live[i] != b->live[i] || loc) {
+    const cs_slot *x = &a->v[i], *y = &b->v[i];
+    bool loc = slot_live(x) && slot_live(y) &&
+               (x->seg != y->seg || x->off != y->off || x->len != y->len);
+    if (x->id != y->id || x->acct_live != y->acct_live || loc) {
       v->res->problems++;
       if (reported++ < 20)
         finding(v->fn, v->ctx, true, sn, -1,
                 "index entry %u (contact %020" PRIu64 ", %s) says segment %u "
                 "offset %u; the log has contact %020" PRIu64 " (%s) at "
                 "segment %u offset %u",
-                i, a->ids[i], a->live[i] ? "live" : "deleted", a->segs[i],
-                a->offs[i], b->ids[i], b->live[i] ? "live" : "deleted",
-                b->segs[i], b->offs[i]);
+                i, x->id, slot_live(x) ? "live" : "deleted", x->seg, x->off,
+                y->id, slot_live(y) ? "live" : "deleted", y->seg, y->off);
     }
-    if (!a->live[i]) continue;
+    if (!slot_live(x)) continue;
     /* Each live entry must point at a put of its own id. */
     rec_body ra, rb;
     cs_error e;
     if (store_read_slot(snap, i, &za, &ra, &e) != 0) {
       char name[32];
-      seg_name(name, sizeof name, a->segs[i]);
+      seg_name(name, sizeof name, x->seg);
       v->res->problems++;
       if (reported++ < 20)
-        finding(v->fn, v->ctx, true, name, a->offs[i],
+        finding(v->fn, v->ctx, true, name, x->off,
                 "the snapshot's index entry for contact %020" PRIu64
                 " points here: %s",
-                a->ids[i], e.msg);
+                x->id, e.msg);
       continue;
     }
-    if (!b->live[i] || store_read_slot(full, i, &zb, &rb, &e) != 0) continue;
+    if (!slot_live(y) || store_read_slot(full, i, &zb, &rb, &e) != 0) continue;
     bool same = ra.contact.id == rb.contact.id &&
                 ra.contact.account == rb.contact.account &&
                 ra.contact.created_ms == rb.contact.created_ms &&
@@ -619,7 +600,7 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
       if (reported++ < 20)
         finding(v->fn, v->ctx, true, sn, -1,
                 "contact %020" PRIu64 " differs between snapshot and log",
-                a->ids[i]);
+                x->id);
     }
   }
   if (reported > 20)
@@ -644,7 +625,7 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
   uint32_t step = live > sample && sample ? (uint32_t)(live / sample) : 1;
   uint32_t seen = 0;
   for (uint32_t i = 0; i < b->count; i++) {
-    if (!b->live[i] || seen++ % step) continue;
+    if (!slot_live(&b->v[i]) || seen++ % step) continue;
     rec_body rb;
     cs_error e;
     if (store_read_slot(full, i, &zb, &rb, &e) != 0) continue;
@@ -735,12 +716,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o,
   rc = bare_map(snap, err);
   if (rc) goto out;
   /* snap_load installs slot arrays of its own. */
-  free(snap->slots.ids);
-  free(snap->slots.accounts);
-  free(snap->slots.segs);
-  free(snap->slots.offs);
-  free(snap->slots.lens);
-  free(snap->slots.live);
+  free(snap->slots.v);
   memset(&snap->slots, 0, sizeof snap->slots);
   cs_error serr;
   if (snap_load(snap, snap->snapshot_name, &serr) != 0) {
@@ -831,18 +807,19 @@ static int compact_write(cs_store *src, cs_store *dst, uint32_t seg_max,
     return cs_err(err, -ENOMEM, "out of memory");
   segment_start(&b, no);
   for (uint32_t i = 0; i < src->slots.count; i++) {
-    if (!src->slots.live[i]) continue;
-    seg_map *m = bare_seg(src, src->slots.segs[i]);
-    uint32_t off = src->slots.offs[i];
+    const cs_slot *sl = &src->slots.v[i];
+    if (!slot_live(sl)) continue;
+    seg_map *m = bare_seg(src, sl->seg);
+    uint32_t off = sl->off;
     rec_view r;
     if (!m || off >= m->size ||
         rec_check(m->map + off, m->size - off, &r) != 0 || r.type != REC_PUT) {
       char name[32];
-      seg_name(name, sizeof name, src->slots.segs[i]);
+      seg_name(name, sizeof name, sl->seg);
       rc = cs_err(err, CS_ECORRUPT,
                   "%s/%s: the record of contact %" PRIu64 " at offset %u "
                   "fails its checksum; run contactctl compact --salvage",
-                  src->dir, name, src->slots.ids[i], off);
+                  src->dir, name, sl->id, off);
       goto out;
     }
     uint32_t len = REC_HEADER_BYTES + r.len;
@@ -1123,7 +1100,7 @@ static int dry_probe_slot(void *ctx, uint32_t slot) {
   if (fold_case(em->ptr, em->len, &p->d->fcase2) == 0 &&
       p->d->fcase2.len == p->d->fcase.len &&
       memcmp(p->d->fcase2.ptr, p->d->fcase.ptr, p->d->fcase.len) == 0) {
-    p->found = s->slots.ids[slot];
+    p->found = s->slots.v[slot].id;
     return 1;
   }
   return 0;

@@ -66,6 +66,10 @@
 #define CS_BATCH_MAX 1000               /* contacts in one batch create */
 #define CS_REQUEST_ID_MAX_BYTES 128     /* longest client x-request-id echoed */
 
+/* Account numbers fit in 31 bits: a slot keeps the account and a live bit
+ * in one 32-bit word. */
+#define CS_ACCOUNT_ID_MAX 0x7fffffffu
+
 /* Accounts: names are short identifiers (letters, digits, '-', '_', '.'). */
 #define CS_ACCOUNT_NAME_MAX_BYTES 64
 /* A store holds at most this many accounts (ids are 32-bit, and the key

@@ -16,9 +16,9 @@
  *   "seq", "segment", "offset"  the log position it covers: every record up
  *                               to seq, ending at (segment, offset)
  *   "next_id", "time_ms", "log_bytes"
- *   "slots"  {"count": n, "ids": bin (n u64), "accounts": bin (n u32),
- *             "segs": bin (n u32), "offs": bin (n u32), "lens": bin (n u32),
- *             "live": bin (n u8)}   all little endian
+ *   "slots"  {"count": n, "table": bin of n slots of 24 bytes, as in
+ *             memory (store_int.h): id u64, segment u32, offset u32,
+ *             length u32, account << 1 | live u32, all little endian}
  *   "index"  what ix_save writes
  *
  * A snapshot is only a speed-up (DESIGN promise 6): open replays the log
@@ -34,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -66,7 +68,7 @@ static void pack_bin(msgpack_packer *pk, const char *key, const void *p,
 int snap_save(cs_store *s, cs_error *err) {
   rec_buf b = {0};
   const slot_table *t = &s->slots;
-  size_t want = SNAP_HEADER_BYTES + (size_t)t->count * 25 + 4096;
+  size_t want = SNAP_HEADER_BYTES + (size_t)t->count * sizeof(cs_slot) + 4096;
   if (rec_buf_reserve(&b, want)) return cs_err(err, -ENOMEM, "out of memory");
   b.len = SNAP_HEADER_BYTES;
   msgpack_packer pk;
@@ -86,15 +88,11 @@ int snap_save(cs_store *s, cs_error *err) {
   pack_key(&pk, "log_bytes");
   msgpack_pack_uint64(&pk, s->log_bytes);
   pack_key(&pk, "slots");
-  msgpack_pack_map(&pk, 7);
+  msgpack_pack_map(&pk, 2);
   pack_key(&pk, "count");
   msgpack_pack_uint32(&pk, t->count);
-  pack_bin(&pk, "ids", t->ids, (size_t)t->count * 8);
-  pack_bin(&pk, "accounts", t->accounts, (size_t)t->count * 4);
-  pack_bin(&pk, "segs", t->segs, (size_t)t->count * 4);
-  pack_bin(&pk, "offs", t->offs, (size_t)t->count * 4);
-  pack_bin(&pk, "lens", t->lens, (size_t)t->count * 4);
-  pack_bin(&pk, "live", t->live, (size_t)t->count);
+  pack_bin(&pk, "table", t->count ? (const void *)t->v : "",
+           (size_t)t->count * sizeof(cs_slot));
   pack_key(&pk, "index");
   int rc = ix_save(s->ix, &pk);
   if (rc || b.len < SNAP_HEADER_BYTES) {
@@ -184,54 +182,69 @@ static int load_slots(cs_store *s, const msgpack_object *o, const char **why) {
     return CS_ECORRUPT;
   }
   slot_table *t = &s->slots;
-  t->ids = get_bin(o, "ids", n * 8);
-  t->accounts = get_bin(o, "accounts", n * 4);
-  t->segs = get_bin(o, "segs", n * 4);
-  t->offs = get_bin(o, "offs", n * 4);
-  t->lens = get_bin(o, "lens", n * 4);
-  t->live = get_bin(o, "live", n);
-  t->count = t->cap = (uint32_t)n;
-  if (!t->ids || !t->accounts || !t->segs || !t->offs || !t->lens ||
-      !t->live) {
-    *why = "slot arrays missing or of the wrong size";
+  t->v = get_bin(o, "table", n * sizeof(cs_slot));
+  if (!t->v) {
+    *why = "slot table missing or of the wrong size";
     return CS_ECORRUPT;
   }
+  t->count = t->cap = (uint32_t)n;
+  uint32_t last_account = CS_ALL_ACCOUNTS;
+  uint64_t *count = NULL;
   for (uint32_t i = 0; i < t->count; i++) {
-    if (t->ids[i] < CS_ID_MIN || (i && t->ids[i] <= t->ids[i - 1]) ||
-        t->accounts[i] == CS_ALL_ACCOUNTS || t->live[i] > 1) {
-      *why = "slot ids out of order or values out of range";
+    const cs_slot *sl = &t->v[i];
+    if (sl->id < CS_ID_MIN || (i && sl->id <= t->v[i - 1].id)) {
+      *why = "slot ids out of order or out of range";
       return CS_ECORRUPT;
     }
-    if (u64map_put(&s->id_map, t->ids[i], i)) return -ENOMEM;
-    if (t->ids[i] > s->max_id_seen) s->max_id_seen = t->ids[i];
-    if (!t->live[i]) continue;
-    uint32_t seg = t->segs[i];
-    if (seg < s->first_seg || seg - s->first_seg >= s->seg_count ||
-        (uint64_t)t->offs[i] + t->lens[i] >
-            s->segs[seg - s->first_seg].size ||
-        t->offs[i] < SEG_HEADER_BYTES || t->lens[i] <= REC_HEADER_BYTES) {
+    if (!slot_live(sl)) continue;
+    if (sl->seg < s->first_seg || sl->seg - s->first_seg >= s->seg_count ||
+        (uint64_t)sl->off + sl->len > s->segs[sl->seg - s->first_seg].size ||
+        sl->off < SEG_HEADER_BYTES || sl->len <= REC_HEADER_BYTES) {
       *why = "a record location outside the log";
       return CS_ECORRUPT;
     }
     s->live_contacts++;
-    s->live_bytes += t->lens[i];
-    uint64_t *c = u64map_get(&s->acct_counts, (uint64_t)t->accounts[i] + 1);
-    if (c)
-      (*c)++;
-    else if (u64map_put(&s->acct_counts, (uint64_t)t->accounts[i] + 1, 1))
-      return -ENOMEM;
+    s->live_bytes += sl->len;
+    /* Runs of one account are common: look its counter up once a run. */
+    if (slot_account(sl) != last_account) {
+      last_account = slot_account(sl);
+      count = u64map_get(&s->acct_counts, (uint64_t)last_account + 1);
+      if (!count) {
+        if (u64map_put(&s->acct_counts, (uint64_t)last_account + 1, 0))
+          return -ENOMEM;
+        count = u64map_get(&s->acct_counts, (uint64_t)last_account + 1);
+      }
+    }
+    (*count)++;
   }
+  if (t->count) s->max_id_seen = t->v[t->count - 1].id;
   return 0;
 }
 
 int snap_load(cs_store *s, const char *name, cs_error *err) {
   char path[4096];
   store_path(s, path, sizeof path, name);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  int rc = store_read_file(path, &buf, &len, CS_SNAPSHOT_BYTES_MAX);
-  if (rc) return cs_err(err, rc, "cannot read snapshot %s: %s", path,
-                        cs_strerror(rc));
+  /* Mapped, not read: loading touches each byte about once, and a copy
+   * would double the work and the memory for the load. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat fst;
+  if (fd < 0 || fstat(fd, &fst) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return cs_err(err, -e, "cannot read snapshot %s: %s", path, strerror(e));
+  }
+  size_t len = (size_t)fst.st_size;
+  if ((uint64_t)fst.st_size > CS_SNAPSHOT_BYTES_MAX || len == 0) {
+    close(fd);
+    return cs_err(err, CS_ECORRUPT, "snapshot %s has an impossible size",
+                  path);
+  }
+  uint8_t *buf = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  close(fd);
+  if (buf == MAP_FAILED)
+    return cs_err(err, -errno, "cannot map snapshot %s: %s", path,
+                  strerror(errno));
+  int rc;
   const char *why = NULL;
   msgpack_zone zone;
   msgpack_zone_init(&zone, 1 << 20);
@@ -284,7 +297,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
     if (rc) why = ixerr[0] ? ixerr : "index does not load";
   }
   msgpack_zone_destroy(&zone);
-  free(buf);
+  munmap(buf, len);
   if (why)
     return cs_err(err, CS_ECORRUPT, "snapshot %s is unusable: %s", path, why);
   s->applied_seq = seq;

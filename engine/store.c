@@ -153,32 +153,34 @@ void u64map_free(u64map *m) {
 static int slots_reserve(slot_table *t, uint32_t want) {
   if (want <= t->cap) return 0;
   uint32_t cap = t->cap ? t->cap : 1024;
-  while (cap < want) cap *= 2;
-#define GROW(field)                                                            \
-  do {                                                                         \
-    void *p = realloc(t->field, (size_t)cap * sizeof *t->field);               \
-    if (!p) return -ENOMEM;                                                    \
-    t->field = p;                                                              \
-  } while (0)
-  GROW(ids);
-  GROW(accounts);
-  GROW(segs);
-  GROW(offs);
-  GROW(lens);
-  GROW(live);
-#undef GROW
+  while (cap < want) cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+  cs_slot *p = realloc(t->v, (size_t)cap * sizeof *p);
+  if (!p) return -ENOMEM;
+  t->v = p;
   t->cap = cap;
   return 0;
 }
 
 static void slots_free(slot_table *t) {
-  free(t->ids);
-  free(t->accounts);
-  free(t->segs);
-  free(t->offs);
-  free(t->lens);
-  free(t->live);
+  free(t->v);
   memset(t, 0, sizeof *t);
+}
+
+int64_t store_slot_of(const cs_store *s, uint64_t id) {
+  const slot_table *t = &s->slots;
+  if (!t->count || id < t->v[0].id) return -1;
+  uint64_t d = id - t->v[0].id;
+  if (d < t->count && t->v[d].id == id) return (int64_t)d; /* no gap below */
+  /* Gaps (from compaction) put id's slot below d: search there. */
+  uint32_t lo = 0, hi = d < t->count ? (uint32_t)d : t->count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (t->v[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < t->count && t->v[lo].id == id ? (int64_t)lo : -1;
 }
 
 static void acct_adjust(cs_store *s, uint32_t account, int delta) {
@@ -199,29 +201,25 @@ static seg_map *seg_find(cs_store *s, uint32_t seg_no) {
 
 int store_read_slot(cs_store *s, uint32_t slot, msgpack_zone *zone,
                     rec_body *out, cs_error *err) {
-  seg_map *m = seg_find(s, s->slots.segs[slot]);
-  uint32_t off = s->slots.offs[slot];
-  char name[32];
-  seg_name(name, sizeof name, s->slots.segs[slot]);
-  if (!m || off >= m->size)
-    return cs_err(err, CS_ECORRUPT, "%s/%s: record of contact %llu at offset "
-                  "%u is outside the file", s->dir, name,
-                  (unsigned long long)s->slots.ids[slot], off);
+  const cs_slot *sl = &s->slots.v[slot];
+  seg_map *m = seg_find(s, sl->seg);
+  uint32_t off = sl->off;
   rec_view r;
-  if (rec_check(m->map + off, m->size - off, &r) != 0)
-    return cs_err(err, CS_ECORRUPT,
-                  "%s/%s: record of contact %llu at offset %u fails its "
-                  "checksum",
-                  s->dir, name, (unsigned long long)s->slots.ids[slot], off);
-  const char *why;
-  int rc = rec_decode(&r, zone, out, &why);
-  if (rc == 0 && (out->type != REC_PUT ||
-                  out->contact.id != s->slots.ids[slot]))
-    rc = CS_ECORRUPT, why = "the index points at another record";
-  if (rc)
-    return cs_err(err, CS_ECORRUPT, "%s/%s: record at offset %u: %s", s->dir,
-                  name, off, why);
-  return 0;
+  const char *why = "its location is outside the file";
+  if (m && off < m->size) {
+    why = "it fails its checksum";
+    if (rec_check(m->map + off, m->size - off, &r) == 0) {
+      int rc = rec_decode(&r, zone, out, &why);
+      if (rc == 0 && out->type == REC_PUT && out->contact.id == sl->id)
+        return 0;
+      if (rc == 0) why = "the index points at another record";
+    }
+  }
+  char name[32];
+  seg_name(name, sizeof name, sl->seg);
+  return cs_err(err, CS_ECORRUPT,
+                "%s/%s: record of contact %llu at offset %u: %s", s->dir,
+                name, (unsigned long long)sl->id, off, why);
 }
 
 /* A msgpack zone per reader thread, freed when the thread ends. */
@@ -256,48 +254,52 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   }
   const cs_contact *c = &b->contact;
   if (c->id > s->max_id_seen) s->max_id_seen = c->id;
-  uint64_t *slotp = u64map_get(&s->id_map, c->id);
+  int64_t found = store_slot_of(s, c->id);
   uint32_t slot;
-  if (slotp) {
-    slot = (uint32_t)*slotp;
-    if (s->slots.accounts[slot] != c->account)
+  cs_slot *sl;
+  if (found >= 0) {
+    slot = (uint32_t)found;
+    sl = &s->slots.v[slot];
+    if (slot_account(sl) != c->account)
       return cs_err(err, CS_ECORRUPT,
                     "record seq %llu moves contact %llu to another account",
                     (unsigned long long)r->seq, (unsigned long long)c->id);
-    if (s->slots.live[slot]) {
+    if (slot_live(sl)) {
       rec_body old;
       int rc = store_read_slot(s, slot, &s->czone, &old, err);
       if (rc) return rc;
       rc = ix_erase(s->ix, c->account, slot, old.contact.field);
       if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
-      s->live_bytes -= s->slots.lens[slot];
-      s->slots.live[slot] = 0;
+      s->live_bytes -= sl->len;
+      sl->acct_live &= ~1u;
       s->live_contacts--;
       acct_adjust(s, c->account, -1);
     }
     if (b->type == REC_DELETE) return 0;
   } else {
     if (b->type == REC_DELETE) return 0; /* nothing to delete */
-    if (s->slots.count && c->id <= s->slots.ids[s->slots.count - 1])
+    if (s->slots.count && c->id <= s->slots.v[s->slots.count - 1].id)
       return cs_err(err, CS_ECORRUPT,
                     "record seq %llu creates contact %llu out of id order",
                     (unsigned long long)r->seq, (unsigned long long)c->id);
+    if (c->account > CS_ACCOUNT_ID_MAX)
+      return cs_err(err, CS_ECORRUPT, "record seq %llu has account %u",
+                    (unsigned long long)r->seq, c->account);
     if (s->slots.count == UINT32_MAX ||
-        slots_reserve(&s->slots, s->slots.count + 1) ||
-        u64map_put(&s->id_map, c->id, s->slots.count))
+        slots_reserve(&s->slots, s->slots.count + 1))
       return cs_err(err, -ENOMEM, "out of memory growing the primary index");
     slot = s->slots.count++;
-    s->slots.ids[slot] = c->id;
-    s->slots.accounts[slot] = c->account;
-    s->slots.live[slot] = 0;
+    sl = &s->slots.v[slot];
+    sl->id = c->id;
+    sl->acct_live = c->account << 1;
   }
   /* A put: index the new version. Its strings point into the record. */
   int rc = ix_insert(s->ix, c->account, slot, c->field);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
-  s->slots.segs[slot] = seg;
-  s->slots.offs[slot] = off;
-  s->slots.lens[slot] = len;
-  s->slots.live[slot] = 1;
+  sl->seg = seg;
+  sl->off = off;
+  sl->len = len;
+  sl->acct_live |= 1u;
   s->live_bytes += len;
   s->live_contacts++;
   acct_adjust(s, c->account, +1);
@@ -815,7 +817,7 @@ static bool same_email(cs_store *s, const cs_str *stored) {
 static int probe_slot(void *ctx, uint32_t slot) {
   struct email_probe *p = ctx;
   cs_store *s = p->s;
-  uint64_t id = s->slots.ids[slot];
+  uint64_t id = s->slots.v[slot].id;
   if (id == p->exclude || ov_find(s, id)) return 0; /* pending wins */
   rec_body b;
   cs_error err;
@@ -953,7 +955,7 @@ static int submit(cs_store *s, uint8_t type, const cs_contact *c, uint64_t id,
 
 int cs_create(cs_store *s, uint32_t account, cs_contact *c, cs_done_fn done,
               void *ctx, uint64_t *id_out, cs_error *err) {
-  if (account == CS_ALL_ACCOUNTS)
+  if (account > CS_ACCOUNT_ID_MAX)
     return cs_err(err, CS_EINVAL, "invalid account number");
   int rc = cs_contact_validate(c, err);
   if (rc) return rc;
@@ -995,11 +997,11 @@ static int current_version(cs_store *s, uint32_t account, uint64_t id,
     return 0;
   }
   pthread_rwlock_rdlock(&s->ilock);
-  uint64_t *slotp = u64map_get(&s->id_map, id);
+  int64_t slot = store_slot_of(s, id);
   int rc = CS_ENOTFOUND;
-  if (slotp && s->slots.live[*slotp] && s->slots.accounts[*slotp] == account) {
+  if (slot >= 0 && s->slots.v[slot].acct_live == (account << 1 | 1u)) {
     rec_body b;
-    rc = store_read_slot(s, (uint32_t)*slotp, &s->wzone, &b, err);
+    rc = store_read_slot(s, (uint32_t)slot, &s->wzone, &b, err);
     if (!rc) *out = b.contact; /* points into the map: stays valid */
   }
   pthread_rwlock_unlock(&s->ilock);
@@ -1306,7 +1308,6 @@ static void store_free(cs_store *s) {
     munmap(s->segs[i].map, s->segs[i].map_len);
   free(s->segs);
   slots_free(&s->slots);
-  u64map_free(&s->id_map);
   u64map_free(&s->acct_counts);
   if (s->ix) ix_destroy(s->ix);
   if (s->ov_by_id) {
@@ -1344,7 +1345,6 @@ static void store_free(cs_store *s) {
 /* Rebuilds everything in memory from the log (after an unusable snapshot). */
 static void reset_memory(cs_store *s) {
   slots_free(&s->slots);
-  u64map_free(&s->id_map);
   u64map_free(&s->acct_counts);
   ix_destroy(s->ix);
   s->ix = ix_create();
@@ -1551,11 +1551,11 @@ int cs_get(cs_store *s, uint32_t account, uint64_t id, cs_contact *out,
   msgpack_zone *z = reader_zone();
   if (!z) return cs_err(err, -ENOMEM, "out of memory");
   pthread_rwlock_rdlock(&s->ilock);
-  uint64_t *slotp = u64map_get(&s->id_map, id);
+  int64_t slot = store_slot_of(s, id);
   int rc = CS_ENOTFOUND;
-  if (slotp && s->slots.live[*slotp] && s->slots.accounts[*slotp] == account) {
+  if (slot >= 0 && s->slots.v[slot].acct_live == (account << 1 | 1u)) {
     rec_body b;
-    rc = store_read_slot(s, (uint32_t)*slotp, z, &b, err);
+    rc = store_read_slot(s, (uint32_t)slot, z, &b, err);
     if (!rc) *out = b.contact;
   }
   pthread_rwlock_unlock(&s->ilock);
@@ -1569,7 +1569,7 @@ static uint32_t slot_after(const cs_store *s, uint64_t id) {
   uint32_t lo = 0, hi = s->slots.count;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (s->slots.ids[mid] <= id)
+    if (s->slots.v[mid].id <= id)
       lo = mid + 1;
     else
       hi = mid;
@@ -1609,8 +1609,9 @@ static int search_ids(cs_store *s, const cs_query *q, uint32_t min_slot,
     hi = lo;
   }
   uint32_t i = lo ? slot_after(s, lo - 1) : 0;
-  for (; i < s->slots.count && s->slots.ids[i] <= hi; i++) {
-    if (!s->slots.live[i] || s->slots.accounts[i] != q->account) continue;
+  uint32_t want = q->account << 1 | 1u;
+  for (; i < s->slots.count && s->slots.v[i].id <= hi; i++) {
+    if (s->slots.v[i].acct_live != want) continue;
     (*total)++;
     if (i < min_slot) continue;
     if (*count < limit)
@@ -1680,8 +1681,9 @@ int cs_iterate(cs_store *s, uint32_t account,
   int rc = 0;
   pthread_rwlock_rdlock(&s->ilock);
   for (uint32_t i = 0; i < s->slots.count && !rc; i++) {
-    if (!s->slots.live[i]) continue;
-    if (account != CS_ALL_ACCOUNTS && s->slots.accounts[i] != account) continue;
+    const cs_slot *sl = &s->slots.v[i];
+    if (!slot_live(sl)) continue;
+    if (account != CS_ALL_ACCOUNTS && slot_account(sl) != account) continue;
     rec_body b;
     rc = store_read_slot(s, i, z, &b, err);
     if (!rc) rc = fn(ctx, &b.contact);
@@ -1699,8 +1701,7 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
   o->garbage_bytes = s->log_bytes - s->live_bytes;
   for (uint32_t i = 0; i < s->seg_count; i++) o->disk_bytes += s->segs[i].size;
   o->index_bytes = ix_memory_bytes(s->ix) +
-                   (size_t)s->slots.cap * (8 + 4 * 4 + 1) +
-                   (s->id_map.mask + 1) * 16;
+                   (size_t)s->slots.cap * sizeof(cs_slot);
   pthread_rwlock_unlock(&s->ilock);
   pthread_mutex_lock(&s->mmu);
   o->snapshot_seq = s->snapshot_seq;

@@ -63,18 +63,35 @@ typedef struct seg_map {
   uint64_t size;   /* bytes of valid data: header and whole records */
 } seg_map;
 
+/* Where one contact's current record is: 24 bytes, so a get touches one
+ * cache line. Snapshots store the table as it is in memory. */
+typedef struct cs_slot {
+  uint64_t id;
+  uint32_t seg;       /* segment number of the current record */
+  uint32_t off;       /* its offset */
+  uint32_t len;       /* its length, header included */
+  uint32_t acct_live; /* account << 1 | live */
+} cs_slot;
+_Static_assert(sizeof(cs_slot) == 24, "a slot is 24 bytes, on disk too");
+
+static inline uint32_t slot_account(const cs_slot *sl) {
+  return sl->acct_live >> 1;
+}
+static inline bool slot_live(const cs_slot *sl) { return sl->acct_live & 1; }
+
 /* The slot table, one entry per contact ever created since the store was
- * rebuilt (dead ones included), in id order. */
+ * rebuilt (dead ones included), in id order. Ids are handed out one after
+ * the other, so the slot of an id is found by its distance from the first
+ * id, or by a binary search below that where compaction left gaps: no map
+ * from id to slot is needed. */
 typedef struct slot_table {
-  uint64_t *ids;
-  uint32_t *accounts;
-  uint32_t *segs; /* segment number of the current record */
-  uint32_t *offs; /* its offset */
-  uint32_t *lens; /* its length, header included */
-  uint8_t *live;
+  cs_slot *v;
   uint32_t count;
   uint32_t cap;
 } slot_table;
+
+/* The slot of id, or -1 when no slot has it. Caller holds ilock. */
+int64_t store_slot_of(const cs_store *s, uint64_t id);
 
 /* A pending change, not yet applied (see invariant 3). */
 typedef struct ov_entry {
@@ -125,7 +142,6 @@ struct cs_store {
   /* ---- under ilock */
   pthread_rwlock_t ilock;
   slot_table slots;
-  u64map id_map;      /* id -> slot */
   u64map acct_counts; /* account + 1 -> live contacts */
   ix_index *ix;
   seg_map *segs; /* first_seg .. last_seg */

@@ -405,10 +405,10 @@ static void test_admin_verify_finds_wrong_index_entry(void **st) {
   assert_non_null(s);
   uint32_t a = UINT32_MAX, b = UINT32_MAX;
   for (uint32_t i = 0; i < s->slots.count; i++) {
-    if (!s->slots.live[i]) continue;
+    if (!slot_live(&s->slots.v[i])) continue;
     if (a == UINT32_MAX)
       a = i;
-    else if (b == UINT32_MAX && s->slots.segs[i] == s->slots.segs[a])
+    else if (b == UINT32_MAX && s->slots.v[i].seg == s->slots.v[a].seg)
       b = i;
   }
   assert_true(b != UINT32_MAX);
@@ -417,8 +417,8 @@ static void test_admin_verify_finds_wrong_index_entry(void **st) {
                             NULL);
   uint64_t id;
   assert_int_equal(tu_create(s, 1, c, &id, &err), 0); /* a new position */
-  s->slots.offs[a] = s->slots.offs[b];
-  s->slots.lens[a] = s->slots.lens[b];
+  s->slots.v[a].off = s->slots.v[b].off;
+  s->slots.v[a].len = s->slots.v[b].len;
   assert_int_equal(cs_snapshot(s, &err), 0);
   s->opts.no_snapshot_on_close = true;
   assert_int_equal(cs_close(s, &err), 0);
