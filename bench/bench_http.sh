@@ -322,6 +322,7 @@ done
 DURATION=$SAVED
 
 T0=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for rep in $(seq "$REPS"); do
   log "repetition $rep of $REPS"
   wrk_run "$rep" ceiling trivial "$TPORT" paths.lua "$WORK/get.paths" "$KEY"
@@ -339,10 +340,10 @@ T1=$(date +%s)
 # --------------------------------------------------------------- report
 
 {
-  echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -r), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -r), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before measuring: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- engine frontend plugins 2>/dev/null || echo ' with uncommitted changes in engine/frontend/plugins')"
   echo "contactd $("$CONTACTD" --version 2>&1 | head -1 | sed 's/^contactd //'), Release build; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $(h2load --version | head -1)"
-  echo "contacts: $COUNT ($(cut -d' ' -f2- "$WORK/load.txt" | head -1))"
+  echo "data: $(head -1 "$WORK/load.txt")"
   echo "servers: $THREADS worker threads each; cpus: $CPUS; ${DURATION} s a measurement, $REPS repetitions interleaved, medians; measuring took $((T1 - T0)) s"
   echo "search100: companies with $SEARCH100_TOTALS contacts (one page of 100 returned)"
 } >"$WORK/env.txt"
