@@ -45,61 +45,10 @@
 
 /* ------------------------------------------------------------ bare stores */
 
+/* A store to fill by hand: nothing opened yet (store_new). */
 static cs_store *bare_new(const char *dir, const cs_io *io) {
-  cs_store *s = calloc(1, sizeof *s);
-  if (!s) return NULL;
-  s->lock_fd = -1;
-  s->active_fd = -1;
-  s->opts.segment_bytes_max = CS_SEGMENT_BYTES_DEFAULT;
-  s->io = io ? io : cs_io_posix();
-  s->opts.io = s->io;
-  s->dir = strdup(dir);
-  s->ix = ix_create();
-  pthread_rwlock_init(&s->ilock, NULL);
-  pthread_mutex_init(&s->wmu, NULL);
-  pthread_mutex_init(&s->mmu, NULL);
-  pthread_cond_init(&s->wcv, NULL);
-  pthread_cond_init(&s->fcv, NULL);
-  msgpack_zone_init(&s->wzone, 4096);
-  msgpack_zone_init(&s->czone, 4096);
-  /* Never NULL, even with no slot: snap_save copies the arrays with
-   * memcpy, which must not see a NULL source even for 0 bytes. */
-  s->slots.v = malloc(sizeof *s->slots.v);
-  if (!s->dir || !s->ix || !s->slots.v) {
-    free(s->slots.v);
-    free(s->dir);
-    if (s->ix) ix_destroy(s->ix);
-    free(s);
-    return NULL;
-  }
-  return s;
-}
-
-static void bare_unmap(cs_store *s) {
-  for (uint32_t i = 0; i < s->seg_count; i++)
-    if (s->segs[i].map) munmap(s->segs[i].map, s->segs[i].map_len);
-  free(s->segs);
-  s->segs = NULL;
-  s->seg_count = 0;
-}
-
-static void bare_free(cs_store *s) {
-  if (!s) return;
-  bare_unmap(s);
-  free(s->slots.v);
-  u64map_free(&s->acct_counts);
-  if (s->ix) ix_destroy(s->ix);
-  msgpack_zone_destroy(&s->wzone);
-  msgpack_zone_destroy(&s->czone);
-  pthread_rwlock_destroy(&s->ilock);
-  pthread_mutex_destroy(&s->wmu);
-  pthread_mutex_destroy(&s->mmu);
-  pthread_cond_destroy(&s->wcv);
-  pthread_cond_destroy(&s->fcv);
-  if (s->lock_fd >= 0) close(s->lock_fd);
-  free(s->snapshot_name);
-  free(s->dir);
-  free(s);
+  cs_options o = {.io = io};
+  return store_new(dir, &o);
 }
 
 /* Maps segments first_seg..last_seg read-only. A missing file is
@@ -156,7 +105,7 @@ static int bare_open(const char *dir, const cs_io *io, cs_store **out,
   if (!rc) rc = manifest_read(s, id_floor, err);
   if (!rc) rc = bare_map(s, err);
   if (rc) {
-    bare_free(s);
+    store_free(s);
     return rc;
   }
   *out = s;
@@ -196,7 +145,7 @@ int cs_dir_lock(const char *dir, cs_dirlock **out, cs_error *err) {
 
 void cs_dir_unlock(cs_dirlock *l) {
   if (!l) return;
-  bare_free(l->s);
+  store_free(l->s);
   free(l);
 }
 
@@ -434,7 +383,7 @@ int cs_admin_scan(const char *dir,
   for (uint32_t i = 0; i < s->seg_count && !rc; i++)
     rc = walk_segment(&w, &s->segs[i], 0, i + 1 == s->seg_count);
   msgpack_zone_destroy(&sc.zone);
-  bare_free(s);
+  store_free(s);
   return rc;
 }
 
@@ -736,8 +685,8 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o,
   verify_compare(snap, full, &v, o->sample_contacts ? o->sample_contacts : 100);
 out:
   msgpack_zone_destroy(&v.zone);
-  bare_free(snap);
-  bare_free(full);
+  store_free(snap);
+  store_free(full);
   return rc;
 }
 
@@ -997,12 +946,12 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
   res->segments_after = last_no - first_no + 1;
   res->bytes_after = store_bytes(dst, first_no, last_no, dst->snapshot_name);
 out:
-  bare_free(dst);
+  store_free(dst);
   if (opened) {
     cs_error cerr;
     cs_close(opened, &cerr);
   } else {
-    bare_free(src);
+    store_free(src);
   }
   return rc;
 }

@@ -99,8 +99,7 @@ void rec_buf_free(rec_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* msgpack_packer writes through this into a rec_buf. */
-static int buf_write(void *data, const char *buf, size_t len) {
+int rec_buf_write(void *data, const char *buf, size_t len) {
   rec_buf *b = data;
   if (rec_buf_reserve(b, len)) return -1;
   memcpy(b->ptr + b->len, buf, len);
@@ -123,7 +122,7 @@ static int rec_append(rec_buf *b, uint8_t type, uint64_t seq,
   if (rec_buf_reserve(b, CS_RECORD_BYTES_MAX)) return -ENOMEM;
   b->len += REC_HEADER_BYTES;
   msgpack_packer pk;
-  msgpack_packer_init(&pk, b, buf_write);
+  msgpack_packer_init(&pk, b, rec_buf_write);
   fill(&pk, arg);
   size_t len = b->len - start - REC_HEADER_BYTES;
   if (len > REC_PAYLOAD_MAX) {

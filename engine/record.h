@@ -87,6 +87,8 @@ typedef struct rec_buf {
 } rec_buf;
 int rec_buf_reserve(rec_buf *b, size_t more);
 void rec_buf_free(rec_buf *b);
+/* A msgpack_packer write callback appending to the rec_buf in data. */
+int rec_buf_write(void *data, const char *buf, size_t len);
 
 /* Appends a framed put/delete/meta record to b. 0 or -ENOMEM. */
 int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c);

@@ -44,14 +44,6 @@
 #error "snapshot slot arrays are stored little endian as in memory"
 #endif
 
-static int buf_write(void *data, const char *buf, size_t len) {
-  rec_buf *b = data;
-  if (rec_buf_reserve(b, len)) return -1;
-  memcpy(b->ptr + b->len, buf, len);
-  b->len += len;
-  return 0;
-}
-
 static void pack_key(msgpack_packer *pk, const char *k) {
   size_t n = strlen(k);
   msgpack_pack_str(pk, n);
@@ -72,7 +64,7 @@ int snap_save(cs_store *s, cs_error *err) {
   if (rec_buf_reserve(&b, want)) return cs_err(err, -ENOMEM, "out of memory");
   b.len = SNAP_HEADER_BYTES;
   msgpack_packer pk;
-  msgpack_packer_init(&pk, &b, buf_write);
+  msgpack_packer_init(&pk, &b, rec_buf_write);
   int64_t now = cs_now_ms();
   msgpack_pack_map(&pk, 8);
   pack_key(&pk, "seq");

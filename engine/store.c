@@ -343,18 +343,12 @@ int store_write_atomic(cs_store *s, const char *name, const void *buf,
   return 0;
 }
 
-static int sbuf_write(void *data, const char *buf, size_t len) {
-  return rec_buf_reserve(data, len) ? -1
-         : (memcpy(((rec_buf *)data)->ptr + ((rec_buf *)data)->len, buf, len),
-            ((rec_buf *)data)->len += len, 0);
-}
-
 int manifest_write(cs_store *s, uint64_t next_id, cs_error *err) {
   rec_buf b = {0};
   if (rec_buf_reserve(&b, 4096)) return cs_err(err, -ENOMEM, "out of memory");
   b.len = MANIFEST_HEADER_BYTES;
   msgpack_packer pk;
-  msgpack_packer_init(&pk, &b, sbuf_write);
+  msgpack_packer_init(&pk, &b, rec_buf_write);
   msgpack_pack_map(&pk, 5);
   pack_cstr(&pk, "format");
   msgpack_pack_uint32(&pk, REC_FORMAT_VERSION);
@@ -1301,11 +1295,11 @@ static void *committer_main(void *arg) {
 
 /* ----------------------------------------------------------- open/close */
 
-static void store_free(cs_store *s) {
+void store_free(cs_store *s) {
   if (!s) return;
   if (s->active_fd >= 0) s->io->close(s->io->ctx, s->active_fd);
   for (uint32_t i = 0; i < s->seg_count; i++)
-    munmap(s->segs[i].map, s->segs[i].map_len);
+    if (s->segs[i].map) munmap(s->segs[i].map, s->segs[i].map_len);
   free(s->segs);
   slots_free(&s->slots);
   u64map_free(&s->acct_counts);
@@ -1355,12 +1349,9 @@ static void reset_memory(cs_store *s) {
   s->max_id_seen = 0;
 }
 
-int cs_open(const char *dir, const cs_options *opts, cs_store **out,
-            cs_error *err) {
-  *out = NULL;
-  if (err) memset(err, 0, sizeof *err), err->field = -1;
+cs_store *store_new(const char *dir, const cs_options *opts) {
   cs_store *s = calloc(1, sizeof *s);
-  if (!s) return cs_err(err, -ENOMEM, "out of memory");
+  if (!s) return NULL;
   s->lock_fd = -1;
   s->active_fd = -1;
   if (opts) s->opts = *opts;
@@ -1381,11 +1372,20 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
   s->ov_mask = 255;
   s->ov_by_id = calloc(s->ov_mask + 1, sizeof *s->ov_by_id);
   s->ov_by_email = calloc(s->ov_mask + 1, sizeof *s->ov_by_email);
-  int rc = 0;
   if (!s->dir || !s->ix || !s->ov_by_id || !s->ov_by_email) {
-    rc = cs_err(err, -ENOMEM, "out of memory");
-    goto fail;
+    store_free(s);
+    return NULL;
   }
+  return s;
+}
+
+int cs_open(const char *dir, const cs_options *opts, cs_store **out,
+            cs_error *err) {
+  *out = NULL;
+  if (err) memset(err, 0, sizeof *err), err->field = -1;
+  cs_store *s = store_new(dir, opts);
+  if (!s) return cs_err(err, -ENOMEM, "out of memory");
+  int rc = 0;
   if (s->opts.segment_bytes_max < CS_SEGMENT_BYTES_MIN ||
       s->opts.segment_bytes_max > CS_SEGMENT_BYTES_MAX) {
     rc = cs_err(err, CS_EINVAL, "segment size %u is outside %u..%u",

@@ -199,6 +199,12 @@ struct cs_store {
   uint64_t fsyncs;
 };
 
+/* A store with nothing opened, locked or mapped yet: options defaulted,
+ * locks and buffers made. NULL when out of memory. store_free frees a
+ * store in any state, closing and unmapping what it holds. */
+cs_store *store_new(const char *dir, const cs_options *opts);
+void store_free(cs_store *s);
+
 /* Path of a file in the store's directory into buf. */
 void store_path(const cs_store *s, char *buf, size_t len, const char *name);
 void seg_name(char *buf, size_t len, uint32_t seg_no);
