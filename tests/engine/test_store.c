@@ -686,6 +686,30 @@ static void test_store_stats_count_live_and_garbage(void **state) {
   assert_int_equal(cs_health(f->s, &err), 0);
 }
 
+static void test_store_field_check_trims_and_names_the_field(void **state) {
+  cs_error err;
+  cs_str v = {"  Ann \t", 7};
+  assert_int_equal(cs_field_check(CS_FIRST_NAME, &v, &err), 0);
+  assert_int_equal(v.len, 3);
+  assert_memory_equal(v.ptr, "Ann", 3);
+  v = (cs_str){"12", 2};
+  assert_int_equal(cs_field_check(CS_PHONE, &v, &err), CS_EINVAL);
+  assert_int_equal(err.field, CS_PHONE);
+  assert_non_null(strstr(err.msg, "phone:"));
+  v = (cs_str){"a\xc0\x80", 3}; /* an overlong NUL */
+  assert_int_equal(cs_field_check(CS_NOTES, &v, &err), CS_EINVAL);
+  v = (cs_str){"x", 1};
+  assert_int_equal(cs_field_check(CS_FIELD_COUNT, &v, &err), CS_EINVAL);
+  /* The text helpers agree with it. */
+  assert_int_equal(cs_utf8_chars("é\xe2\x80\x83", 5), 2);
+  assert_int_equal(cs_utf8_chars("a\0b", 3), -1);
+  assert_int_equal(cs_space_len("\xe2\x80\x83x", 4), 3); /* EM SPACE */
+  assert_int_equal(cs_space_len("x ", 2), 0);
+  cs_str t = cs_trim((cs_str){"\xe3\x80\x80 z \xc2\x85", 8});
+  assert_int_equal(t.len, 1);
+  assert_int_equal(t.ptr[0], 'z');
+}
+
 static void test_store_error_words_are_stable(void **state) {
   assert_string_equal(cs_strcode(CS_ENOTFOUND), "not_found");
   assert_string_equal(cs_strcode(CS_EDUPLICATE), "duplicate_email");
@@ -719,6 +743,7 @@ int main(void) {
       T(test_store_many_threads_write_at_once),
       T(test_store_cursor_walk_while_others_write),
       T(test_store_stats_count_live_and_garbage),
+      T(test_store_field_check_trims_and_names_the_field),
       T(test_store_error_words_are_stable),
 #undef T
   };
