@@ -26,11 +26,12 @@
  * The flow: generate (and survey) the data set; bulk load all but the
  * durable-create subset into each side (engine: CS_DURABILITY_NONE and
  * cs_flush; SQLite: one transaction); reopen the engine durable and run the
- * 64-writer creates of the subset, alternating engine and SQLite repetitions;
- * check that both sides answer every benchmark query with the same totals
- * (and the survey's counts); time the reads, alternating sides; measure
- * sizes; time opening. Data live in a fresh directory that is removed at the
- * end unless --keep.
+ * 64-writer creates of most of the subset, then one-writer creates of the
+ * rest for reference, alternating engine and SQLite repetitions; check that
+ * both sides answer every benchmark query with the same totals (and the
+ * survey's counts); warm both up; time the reads, alternating sides, by wall
+ * time and by the reading threads' CPU time; measure sizes; time opening.
+ * Data live in a fresh directory that is removed at the end unless --keep.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
