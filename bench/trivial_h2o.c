@@ -61,6 +61,7 @@ static h2o_globalconf_t globalconf;
 static h2o_generator_t generator = {NULL, NULL};
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
+  (void)self;
   static h2o_iovec_t buf = {(char *)body, sizeof(body) - 1};
   req->res.status = 200;
   req->res.reason = "OK";
