@@ -78,22 +78,52 @@ int cs_id_parse(const char *s, size_t len, uint64_t *id_out) {
   return 0;
 }
 
+static void put_digits(char *p, unsigned v, int n) {
+  for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+}
+
+/* Every answer carries two timestamps, so this avoids gmtime and printf:
+ * the civil date comes from the day count with the proleptic Gregorian
+ * calendar's 400-year cycle (146097 days). */
 void cs_time_format(int64_t ms, char out[32]) {
-  time_t secs = (time_t)(ms / 1000);
-  int milli = (int)(ms % 1000);
+  int64_t secs = ms / 1000;
+  int64_t milli = ms % 1000;
   if (milli < 0) {
     milli += 1000;
     secs -= 1;
   }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char tmp[96];
-  int n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, milli);
-  if (n < 0 || n > 31) n = 31; /* only for years past 9999 */
-  memcpy(out, tmp, (size_t)n);
-  out[n] = 0;
+  int64_t days = secs / 86400, rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days -= 1;
+  }
+  /* Days since 0000-03-01, so that leap days end each cycle's year. */
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);                     /* day of era */
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);          /* from Mar 1 */
+  unsigned mp = (5 * doy + 2) / 153;
+  unsigned day = doy - (153 * mp + 2) / 5 + 1;
+  unsigned month = mp < 10 ? mp + 3 : mp - 9;
+  int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
+  if (year < 0 || year > 9999) year = year < 0 ? 0 : 9999; /* not reachable
+                                                               from a clock */
+  put_digits(out, (unsigned)year, 4);
+  out[4] = '-';
+  put_digits(out + 5, month, 2);
+  out[7] = '-';
+  put_digits(out + 8, day, 2);
+  out[10] = 'T';
+  put_digits(out + 11, (unsigned)(rem / 3600), 2);
+  out[13] = ':';
+  put_digits(out + 14, (unsigned)(rem / 60 % 60), 2);
+  out[16] = ':';
+  put_digits(out + 17, (unsigned)(rem % 60), 2);
+  out[19] = '.';
+  put_digits(out + 20, (unsigned)milli, 3);
+  out[23] = 'Z';
+  out[24] = 0;
 }
 
 /* ------------------------------------------------------------- validation */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #define KEYS_NAME "keys"
@@ -40,6 +41,9 @@ typedef struct key_entry {
 struct cs_keyring {
   char *dir;
   char *path;
+  /* SHA-256, looked up once: every request hashes its key, and the
+   * one-shot SHA256() looks the algorithm up again each time. */
+  EVP_MD *sha256;
   key_entry *keys;
   size_t count;
   size_t cap;
@@ -115,7 +119,9 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
   cs_keyring *k = calloc(1, sizeof *k);
   if (!k) return cs_err(err, -ENOMEM, "out of memory");
   k->dir = strdup(dir);
-  if (!k->dir || asprintf(&k->path, "%s/%s", dir, KEYS_NAME) < 0) {
+  k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+  if (!k->dir || !k->sha256 ||
+      asprintf(&k->path, "%s/%s", dir, KEYS_NAME) < 0) {
     k->path = NULL;
     cs_keys_close(k);
     return cs_err(err, -ENOMEM, "out of memory");
@@ -178,6 +184,7 @@ void cs_keys_close(cs_keyring *k) {
   free(k->keys);
   free(k->path);
   free(k->dir);
+  EVP_MD_free(k->sha256);
   free(k);
 }
 
@@ -306,7 +313,7 @@ const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i) {
 int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
                   const cs_key_info **info_out) {
   uint8_t h[SHA256_DIGEST_LENGTH];
-  SHA256((const uint8_t *)key, len, h);
+  if (!EVP_Digest(key, len, h, NULL, k->sha256, NULL)) return CS_EKEY;
   const cs_key_info *found = NULL;
   for (size_t i = 0; i < k->count; i++) {
     int same = CRYPTO_memcmp(h, k->keys[i].hash, sizeof h) == 0;

@@ -710,6 +710,31 @@ static void test_store_field_check_trims_and_names_the_field(void **state) {
   assert_int_equal(t.ptr[0], 'z');
 }
 
+static void test_store_time_format_matches_gmtime(void **state) {
+  unsigned r = 12345;
+  for (int i = 0; i < 200000; i++) {
+    r = r * 1103515245u + 12345u;
+    /* 1970 to about 2230, with every millisecond and day edge drawn. */
+    int64_t ms = (int64_t)(((uint64_t)r << 13) ^ (uint64_t)i * 7919) %
+                 8200000000000ll;
+    if (i % 3 == 0) ms = ms / 86400000 * 86400000 + (i % 2 ? 0 : 86399999);
+    char got[32], want[64];
+    cs_time_format(ms, got);
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    if (strcmp(got, want) != 0) fail_msg("%lld: %s, not %s", (long long)ms, got, want);
+  }
+  char t[32];
+  cs_time_format(951782400000, t); /* a leap day of a century year */
+  assert_string_equal(t, "2000-02-29T00:00:00.000Z");
+  cs_time_format(-1, t);
+  assert_string_equal(t, "1969-12-31T23:59:59.999Z");
+}
+
 static void test_store_error_words_are_stable(void **state) {
   assert_string_equal(cs_strcode(CS_ENOTFOUND), "not_found");
   assert_string_equal(cs_strcode(CS_EDUPLICATE), "duplicate_email");
@@ -744,6 +769,7 @@ int main(void) {
       T(test_store_cursor_walk_while_others_write),
       T(test_store_stats_count_live_and_garbage),
       T(test_store_field_check_trims_and_names_the_field),
+      T(test_store_time_format_matches_gmtime),
       T(test_store_error_words_are_stable),
 #undef T
   };
