@@ -28,8 +28,17 @@
  *  - for exact dictionaries, the sorted order: entry numbers in chunks of
  *    at most IX_CHUNK_CAP, the chunks in key order (a two-level B-tree:
  *    binary search over the chunks' first keys, then within a chunk; a
- *    full chunk splits, an emptying one merges). In bulk mode new keys go
- *    to a pending list that ix_bulk_end sorts once and merges in.
+ *    full chunk splits, an emptying one merges). Beside each entry number
+ *    a chunk keeps the first 12 bytes of the key's text as big-endian
+ *    integers, and the chunk headers (one array) the first key's prefix and
+ *    the accounts of the first and last keys: both searches compare within
+ *    that memory and read a key from the arena only when prefixes tie. In
+ *    bulk mode new keys go to a pending list that ix_bulk_end sorts once
+ *    and merges in.
+ *
+ * An insert folds all of a contact's fields first and prefetches the hash
+ * cells, then the entries, then the key bytes of all its keys in rounds
+ * before adding any, so their cache misses overlap instead of queueing.
  *
  * Bulk mode (replay) also stages the slots of keys that already exist as
  * (entry, slot) pairs and applies them sorted by entry, one pass over the
@@ -138,10 +147,33 @@ typedef struct ix_ent {
   uint64_t kref; /* offset << 24 | length; free: the next free entry */
 } ix_ent;
 
+/* The first IX_PFX_BYTES bytes of a key's text (after the account) as
+ * big-endian numbers, zero-padded: a 64-bit word then a 32-bit one. */
+#define IX_PFX_BYTES 12
+typedef struct ix_pfx {
+  uint64_t a;
+  uint32_t b;
+} ix_pfx;
+
+/* A chunk of the sorted order. Beside each entry number it keeps the key's
+ * prefix (ix_pfx): comparing prefixes orders two keys as memcmp would
+ * unless they tie, so binary searches stay within the chunk's own memory
+ * and read the arena only on a tie (12 bytes: 8 ties too often, on emails
+ * that start with a common first name and on notes). The chunk header (in
+ * the one contiguous chunks array) repeats the first key's prefix and the
+ * accounts of its first and last keys, so the search over chunks touches
+ * no chunk body either. */
 typedef struct ix_chunk {
+  uint64_t pa0;          /* pa[0] */
+  uint32_t pb0;          /* pb[0] */
+  uint32_t acct0, acct1; /* accounts of the first and last keys */
   uint32_t n;
-  uint32_t *v; /* IX_CHUNK_CAP entry numbers, the first n in key order */
+  uint32_t *v; /* one block: IX_CHUNK_CAP entry numbers, the first n in key
+                * order, then the prefixes' 32-bit and 64-bit halves
+                * (chunk_pb, chunk_pa), 16 bytes an entry */
 } ix_chunk;
+
+#define IX_CHUNK_BYTES (IX_CHUNK_CAP * (4 + 4 + 8))
 
 typedef struct ix_dict {
   ix_ent *ents;
@@ -162,11 +194,22 @@ typedef struct ix_dict {
   size_t nstage, stage_cap;
 } ix_dict;
 
+/* One key an insert adds: where, which, and its hash (see ix_insert). */
+typedef struct ix_job {
+  ix_dict *d;
+  const char *text;
+  size_t len;
+  uint32_t h, e; /* e: the entry its hash first matched, or IX_NONE */
+} ix_job;
+
 struct ix_index {
   ix_dict exact[CS_FIELD_COUNT];
   ix_dict words[CS_FIELD_COUNT]; /* words[CS_PHONE] stays empty */
   bool bulk;
   fold_buf fb; /* folding scratch of the writer (writes are serialised) */
+  fold_buf ff[CS_FIELD_COUNT]; /* each field's folded value, in ix_insert */
+  ix_job *jobs;                /* the keys of the insert in progress */
+  size_t njobs, jobs_cap;
 };
 
 /* ------------------------------------------------------------ postings */
@@ -694,22 +737,117 @@ static void arena_compact(ix_dict *d) {
 
 /* ------------------------------------------------------- sorted order */
 
-static const uint8_t *chunk_first(const ix_dict *d, uint32_t c, size_t *len) {
-  return ent_key(d, d->chunks[c].v[0], len);
+static inline uint32_t *chunk_pb(const ix_chunk *ch) {
+  return ch->v + IX_CHUNK_CAP;
 }
 
-/* The position of the first key >= (account, text): chunk *c, index *i
+static inline uint64_t *chunk_pa(const ix_chunk *ch) {
+  return (uint64_t *)(void *)(ch->v + 2 * IX_CHUNK_CAP);
+}
+
+/* The prefix of a key's text. Keys hold no NUL past their account prefix,
+ * so when two prefixes differ they order the keys as memcmp-then-length
+ * does (a shorter key's zero padding sorts before any byte of a longer
+ * one); when they tie only the whole keys can tell. */
+static inline ix_pfx text_pk(const uint8_t *t, size_t len) {
+  uint8_t b[IX_PFX_BYTES] = {0};
+  const uint8_t *p = t;
+  if (len < IX_PFX_BYTES) {
+    memcpy(b, t, len);
+    p = b;
+  }
+  uint64_t a;
+  uint32_t w;
+  memcpy(&a, p, 8);
+  memcpy(&w, p + 8, 4);
+  return (ix_pfx){__builtin_bswap64(a), __builtin_bswap32(w)};
+}
+
+static inline int pfx_cmp(uint64_t a, uint32_t b, const ix_pfx *t) {
+  if (a != t->a)
+    return a < t->a ? -1 : 1;
+  if (b != t->b)
+    return b < t->b ? -1 : 1;
+  return 0;
+}
+
+static inline void chunk_set(ix_chunk *ch, uint32_t i, uint32_t e, ix_pfx p) {
+  ch->v[i] = e;
+  chunk_pa(ch)[i] = p.a;
+  chunk_pb(ch)[i] = p.b;
+}
+
+/* Moves n entries of ch from index from to index to (memmove). */
+static void chunk_move(ix_chunk *ch, uint32_t to, uint32_t from, uint32_t n) {
+  memmove(ch->v + to, ch->v + from, (size_t)n * 4);
+  memmove(chunk_pb(ch) + to, chunk_pb(ch) + from, (size_t)n * 4);
+  memmove(chunk_pa(ch) + to, chunk_pa(ch) + from, (size_t)n * 8);
+}
+
+/* Copies n entries from src at from to dst at to (distinct chunks). */
+static void chunk_copy(ix_chunk *dst, uint32_t to, const ix_chunk *src,
+                       uint32_t from, uint32_t n) {
+  memcpy(dst->v + to, src->v + from, (size_t)n * 4);
+  memcpy(chunk_pb(dst) + to, chunk_pb(src) + from, (size_t)n * 4);
+  memcpy(chunk_pa(dst) + to, chunk_pa(src) + from, (size_t)n * 8);
+}
+
+static inline uint32_t key_acct(const uint8_t *k) {
+  return (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 |
+         k[3];
+}
+
+/* Refreshes chunk c's header from its body (after its ends changed). */
+static void chunk_fix(ix_dict *d, uint32_t c) {
+  ix_chunk *ch = &d->chunks[c];
+  size_t len;
+  ch->pa0 = chunk_pa(ch)[0];
+  ch->pb0 = chunk_pb(ch)[0];
+  ch->acct0 = key_acct(ent_key(d, ch->v[0], &len));
+  ch->acct1 = key_acct(ent_key(d, ch->v[ch->n - 1], &len));
+}
+
+/* A key being looked for in the order. */
+typedef struct order_target {
+  uint32_t acct;
+  uint8_t acct_be[4];
+  const char *text;
+  size_t tlen;
+  ix_pfx pk;
+} order_target;
+
+static void target_init(order_target *t, uint32_t account, const char *text,
+                        size_t tlen) {
+  t->acct = account;
+  acct_be(account, t->acct_be);
+  t->text = text;
+  t->tlen = tlen;
+  t->pk = text_pk((const uint8_t *)text, tlen);
+}
+
+/* Compares entry e (of account acct, prefix pk) with the target. */
+static inline int order_cmp(const ix_dict *d, uint32_t e, uint32_t acct,
+                            uint64_t pa, uint32_t pb, const order_target *t) {
+  if (acct != t->acct)
+    return acct < t->acct ? -1 : 1;
+  int c = pfx_cmp(pa, pb, &t->pk);
+  if (c)
+    return c;
+  size_t klen;
+  const uint8_t *k = ent_key(d, e, &klen);
+  return key_cmp(k, klen, t->acct_be, t->text, t->tlen);
+}
+
+/* The position of the first key >= the target: chunk *c, index *i
  * (*c == nchunks at the end). */
-static void order_lower(const ix_dict *d, const uint8_t acct[4],
-                        const char *text, size_t tlen, uint32_t *c_out,
-                        uint32_t *i_out) {
+static void order_lower_t(const ix_dict *d, const order_target *t,
+                          uint32_t *c_out, uint32_t *i_out) {
   /* k = number of chunks whose first key is < target */
   uint32_t lo = 0, hi = d->nchunks;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    size_t klen;
-    const uint8_t *k = chunk_first(d, mid, &klen);
-    if (key_cmp(k, klen, acct, text, tlen) < 0)
+    const ix_chunk *ch = &d->chunks[mid];
+    if (order_cmp(d, ch->v[0], ch->acct0, ch->pa0, ch->pb0, t) < 0)
       lo = mid + 1;
     else
       hi = mid;
@@ -721,15 +859,31 @@ static void order_lower(const ix_dict *d, const uint8_t acct[4],
   }
   uint32_t c = lo - 1;
   const ix_chunk *ch = &d->chunks[c];
+  const uint64_t *pa = chunk_pa(ch);
+  const uint32_t *pb = chunk_pb(ch);
   uint32_t a = 1, b = ch->n; /* v[0] < target already */
-  while (a < b) {
-    uint32_t mid = a + (b - a) / 2;
-    size_t klen;
-    const uint8_t *k = ent_key(d, ch->v[mid], &klen);
-    if (key_cmp(k, klen, acct, text, tlen) < 0)
-      a = mid + 1;
-    else
-      b = mid;
+  if (ch->acct1 < t->acct) {
+    a = b; /* the whole chunk is of smaller accounts */
+  } else if (ch->acct0 == ch->acct1) {
+    /* one account, the target's (acct0 <= t->acct <= acct1) */
+    while (a < b) {
+      uint32_t mid = a + (b - a) / 2;
+      if (order_cmp(d, ch->v[mid], t->acct, pa[mid], pb[mid], t) < 0)
+        a = mid + 1;
+      else
+        b = mid;
+    }
+  } else {
+    /* a chunk across accounts (rare): whole keys */
+    while (a < b) {
+      uint32_t mid = a + (b - a) / 2;
+      size_t klen;
+      const uint8_t *k = ent_key(d, ch->v[mid], &klen);
+      if (key_cmp(k, klen, t->acct_be, t->text, t->tlen) < 0)
+        a = mid + 1;
+      else
+        b = mid;
+    }
   }
   if (a == ch->n) {
     *c_out = c + 1;
@@ -738,6 +892,13 @@ static void order_lower(const ix_dict *d, const uint8_t acct[4],
     *c_out = c;
     *i_out = a;
   }
+}
+
+static void order_lower(const ix_dict *d, uint32_t account, const char *text,
+                        size_t tlen, uint32_t *c_out, uint32_t *i_out) {
+  order_target t;
+  target_init(&t, account, text, tlen);
+  order_lower_t(d, &t, c_out, i_out);
 }
 
 static int chunks_reserve(ix_dict *d, uint32_t n) {
@@ -757,19 +918,22 @@ static int chunks_reserve(ix_dict *d, uint32_t n) {
 static int order_insert(ix_dict *d, uint32_t e) {
   size_t klen;
   const uint8_t *k = ent_key(d, e, &klen);
+  order_target t;
+  target_init(&t, key_acct(k), (const char *)k + 4, klen - 4);
   if (d->nchunks == 0) {
     if (chunks_reserve(d, 1))
       return -ENOMEM;
-    uint32_t *v = malloc(IX_CHUNK_CAP * 4);
+    uint32_t *v = malloc(IX_CHUNK_BYTES);
     if (!v)
       return -ENOMEM;
-    v[0] = e;
-    d->chunks[0] = (ix_chunk){1, v};
+    d->chunks[0] = (ix_chunk){0, 0, 0, 0, 1, v};
+    chunk_set(&d->chunks[0], 0, e, t.pk);
     d->nchunks = 1;
+    chunk_fix(d, 0);
     return 0;
   }
   uint32_t c, i;
-  order_lower(d, k, (const char *)k + 4, klen - 4, &c, &i);
+  order_lower_t(d, &t, &c, &i);
   if (c == d->nchunks || (i == 0 && c > 0 && d->chunks[c - 1].n < IX_CHUNK_CAP)) {
     c--;
     i = d->chunks[c].n;
@@ -778,25 +942,36 @@ static int order_insert(ix_dict *d, uint32_t e) {
   if (ch->n == IX_CHUNK_CAP) {
     if (chunks_reserve(d, d->nchunks + 1))
       return -ENOMEM;
-    uint32_t *v = malloc(IX_CHUNK_CAP * 4);
+    uint32_t *v = malloc(IX_CHUNK_BYTES);
     if (!v)
       return -ENOMEM;
     ch = &d->chunks[c];
     uint32_t half = IX_CHUNK_CAP / 2;
-    memcpy(v, ch->v + half, (size_t)(IX_CHUNK_CAP - half) * 4);
     memmove(d->chunks + c + 2, d->chunks + c + 1,
             (size_t)(d->nchunks - c - 1) * sizeof(ix_chunk));
-    d->chunks[c + 1] = (ix_chunk){IX_CHUNK_CAP - half, v};
+    ix_chunk *nx = &d->chunks[c + 1];
+    *nx = (ix_chunk){0, 0, 0, 0, IX_CHUNK_CAP - half, v};
+    chunk_copy(nx, 0, ch, half, IX_CHUNK_CAP - half);
     d->nchunks++;
     ch->n = half;
+    chunk_fix(d, c);
+    chunk_fix(d, c + 1);
     if (i > half) {
-      ch = &d->chunks[c + 1];
+      ch = nx;
+      c++;
       i -= half;
     }
   }
-  memmove(ch->v + i + 1, ch->v + i, (size_t)(ch->n - i) * 4);
-  ch->v[i] = e;
+  chunk_move(ch, i + 1, i, ch->n - i);
+  chunk_set(ch, i, e, t.pk);
   ch->n++;
+  if (i == 0) {
+    ch->pa0 = t.pk.a;
+    ch->pb0 = t.pk.b;
+    ch->acct0 = t.acct;
+  }
+  if (i == ch->n - 1)
+    ch->acct1 = t.acct;
   return 0;
 }
 
@@ -804,7 +979,7 @@ static void order_remove(ix_dict *d, uint32_t e) {
   size_t klen;
   const uint8_t *k = ent_key(d, e, &klen);
   uint32_t c, i;
-  order_lower(d, k, (const char *)k + 4, klen - 4, &c, &i);
+  order_lower(d, key_acct(k), (const char *)k + 4, klen - 4, &c, &i);
   if (c >= d->nchunks || d->chunks[c].v[i] != e) {
     /* Not in the order: a key added in bulk mode and not yet merged. */
     for (uint32_t j = 0; j < d->npending; j++)
@@ -815,7 +990,7 @@ static void order_remove(ix_dict *d, uint32_t e) {
     return;
   }
   ix_chunk *ch = &d->chunks[c];
-  memmove(ch->v + i, ch->v + i + 1, (size_t)(ch->n - i - 1) * 4);
+  chunk_move(ch, i, i + 1, ch->n - i - 1);
   ch->n--;
   if (ch->n == 0) {
     free(ch->v);
@@ -829,13 +1004,17 @@ static void order_remove(ix_dict *d, uint32_t e) {
   if (c + 1 < d->nchunks && ch->n < IX_CHUNK_CAP / 4 &&
       ch->n + d->chunks[c + 1].n <= IX_CHUNK_CAP * 3 / 4) {
     ix_chunk *nx = &d->chunks[c + 1];
-    memcpy(ch->v + ch->n, nx->v, (size_t)nx->n * 4);
+    chunk_copy(ch, ch->n, nx, 0, nx->n);
     ch->n += nx->n;
     free(nx->v);
     memmove(d->chunks + c + 1, d->chunks + c + 2,
             (size_t)(d->nchunks - c - 2) * sizeof(ix_chunk));
     d->nchunks--;
+    chunk_fix(d, c);
+    return;
   }
+  if (i == 0 || i == ch->n)
+    chunk_fix(d, c);
 }
 
 /* ------------------------------------------------- bulk sort and merge */
@@ -965,7 +1144,7 @@ static int order_merge_pending(ix_dict *d) {
     return -ENOMEM;
   }
   for (uint32_t c = 0; c < nch; c++) {
-    out[c].v = malloc(IX_CHUNK_CAP * 4);
+    out[c].v = malloc(IX_CHUNK_BYTES);
     if (!out[c].v) {
       for (uint32_t j = 0; j < c; j++)
         free(out[j].v);
@@ -977,19 +1156,24 @@ static int order_merge_pending(ix_dict *d) {
   uint32_t oc = 0, oi = 0;
   size_t pi = 0;
   uint32_t cc = 0, ci = 0;
-#define IX_EMIT(ent)                                                           \
+#define IX_EMIT(ent, pk)                                                       \
   do {                                                                         \
     if (oi == IX_CHUNK_FILL) {                                                 \
       out[oc++].n = oi;                                                        \
       oi = 0;                                                                  \
     }                                                                          \
-    out[oc].v[oi++] = (ent);                                                   \
+    chunk_set(&out[oc], oi++, (ent), (pk));                                    \
   } while (0)
   while (cc < d->nchunks || pi < np) {
     uint32_t take;
+    ix_pfx tpk;
     if (cc == d->nchunks) {
+      size_t lb;
+      const uint8_t *kb = ent_key(d, s[pi].e, &lb);
+      tpk = text_pk(kb + 4, lb - 4);
       take = s[pi++].e;
     } else if (pi == np) {
+      tpk = (ix_pfx){chunk_pa(&d->chunks[cc])[ci], chunk_pb(&d->chunks[cc])[ci]};
       take = d->chunks[cc].v[ci];
       if (++ci == d->chunks[cc].n) {
         cc++;
@@ -1000,16 +1184,18 @@ static int order_merge_pending(ix_dict *d) {
       const uint8_t *ka = ent_key(d, d->chunks[cc].v[ci], &la);
       const uint8_t *kb = ent_key(d, s[pi].e, &lb);
       if (key_cmp_raw(ka, la, kb, lb) < 0) {
+        tpk = (ix_pfx){chunk_pa(&d->chunks[cc])[ci], chunk_pb(&d->chunks[cc])[ci]};
         take = d->chunks[cc].v[ci];
         if (++ci == d->chunks[cc].n) {
           cc++;
           ci = 0;
         }
       } else {
+        tpk = text_pk(kb + 4, lb - 4);
         take = s[pi++].e;
       }
     }
-    IX_EMIT(take);
+    IX_EMIT(take, tpk);
   }
 #undef IX_EMIT
   if (oi)
@@ -1023,6 +1209,8 @@ static int order_merge_pending(ix_dict *d) {
   d->nchunks = oc;
   d->chunks_cap = nch ? nch : 1;
   d->npending = 0;
+  for (uint32_t c = 0; c < oc; c++)
+    chunk_fix(d, c);
   free(s);
   return 0;
 }
@@ -1245,8 +1433,7 @@ static int stage_apply(ix_dict *d) {
 }
 
 static int dict_add(ix_dict *d, bool bulk, uint32_t account, const char *text,
-                    size_t len, uint32_t slot) {
-  uint32_t h = key_hash(account, text, len);
+                    size_t len, uint32_t h, uint32_t slot) {
   uint32_t e = dict_find(d, account, text, len, h);
   if (e == IX_NONE)
     return dict_new_key(d, bulk, account, text, len, h, slot);
@@ -1286,7 +1473,7 @@ static size_t dict_memory(const ix_dict *d) {
   b += (size_t)d->tab_size * sizeof(uint64_t);
   b += (size_t)d->arena_cap;
   b += (size_t)d->chunks_cap * sizeof(ix_chunk);
-  b += (size_t)d->nchunks * (IX_CHUNK_CAP * 4 + IX_MALLOC_OVERHEAD);
+  b += (size_t)d->nchunks * (IX_CHUNK_BYTES + IX_MALLOC_OVERHEAD);
   b += (size_t)d->pending_cap * 4 + (size_t)d->big_cap * 4;
   b += d->arr_bytes + d->stage_cap * sizeof(uint64_t);
   for (uint32_t i = 0; i < d->nbig; i++)
@@ -1319,6 +1506,9 @@ void ix_destroy(ix_index *ix) {
     return;
   ix_clear(ix);
   fold_buf_free(&ix->fb);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    fold_buf_free(&ix->ff[f]);
+  free(ix->jobs);
   free(ix);
 }
 
@@ -1328,9 +1518,27 @@ typedef struct word_ctx {
   uint32_t account, slot;
 } word_ctx;
 
-static int word_add_cb(void *ctx, const char *w, size_t n) {
-  word_ctx *c = ctx;
-  return dict_add(c->d, c->bulk, c->account, w, n, c->slot);
+typedef struct job_ctx {
+  ix_index *ix;
+  ix_dict *d;
+} job_ctx;
+
+static int job_push(ix_index *ix, ix_dict *d, const char *text, size_t len) {
+  if (ix->njobs == ix->jobs_cap) {
+    size_t cap = ix->jobs_cap ? ix->jobs_cap * 2 : 64;
+    ix_job *p = realloc(ix->jobs, cap * sizeof(ix_job));
+    if (!p)
+      return -ENOMEM;
+    ix->jobs = p;
+    ix->jobs_cap = cap;
+  }
+  ix->jobs[ix->njobs++] = (ix_job){d, text, len, 0, IX_NONE};
+  return 0;
+}
+
+static int word_job_cb(void *ctx, const char *w, size_t n) {
+  job_ctx *c = ctx;
+  return job_push(c->ix, c->d, w, n);
 }
 
 static int word_remove_cb(void *ctx, const char *w, size_t n) {
@@ -1356,23 +1564,67 @@ static void ix_erase_upto(ix_index *ix, uint32_t account, uint32_t slot,
   }
 }
 
+/*
+ * Folds every field first and lists the keys to add, then walks the list in
+ * rounds that each only prefetch: the hash cells, then the entries those
+ * cells name, then the entries' key bytes. A contact has some twenty keys
+ * in a dozen large tables; looking them up one after the other costs three
+ * dependent cache misses each, while the rounds overlap them. The adds
+ * then run in order over warm lines (a word met twice in one value is
+ * found the second time, since the adds, not the rounds, decide).
+ */
 int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
               const cs_str field[CS_FIELD_COUNT]) {
-  int rc = 0, f;
-  for (f = 0; f < CS_FIELD_COUNT; f++) {
+  int rc = 0;
+  ix->njobs = 0;
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (!field[f].ptr)
       continue;
-    if ((rc = fold_key(f, field[f].ptr, field[f].len, &ix->fb)))
-      goto fail;
-    if (!ix->fb.len)
+    fold_buf *fb = &ix->ff[f];
+    if ((rc = fold_key(f, field[f].ptr, field[f].len, fb)))
+      return rc; /* nothing added yet */
+    if (!fb->len)
       continue;
-    if ((rc = dict_add(&ix->exact[f], ix->bulk, account, ix->fb.ptr,
-                       ix->fb.len, slot)))
-      goto fail;
+    if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len)))
+      return rc;
     if (f == CS_PHONE)
       continue;
-    word_ctx c = {&ix->words[f], ix->bulk, account, slot};
-    if ((rc = fold_words(ix->fb.ptr, ix->fb.len, word_add_cb, &c)))
+    job_ctx c = {ix, &ix->words[f]};
+    if ((rc = fold_words(fb->ptr, fb->len, word_job_cb, &c)))
+      return rc;
+  }
+  ix_job *jobs = ix->jobs;
+  size_t n = ix->njobs;
+  for (size_t j = 0; j < n; j++) {
+    ix_job *jb = &jobs[j];
+    jb->h = key_hash(account, jb->text, jb->len);
+    if (jb->d->tab_size)
+      __builtin_prefetch(&jb->d->tab[jb->h & (jb->d->tab_size - 1)]);
+  }
+  for (size_t j = 0; j < n; j++) {
+    ix_job *jb = &jobs[j];
+    const ix_dict *d = jb->d;
+    if (!d->tab_size)
+      continue;
+    uint64_t mask = d->tab_size - 1;
+    for (uint64_t i = jb->h & mask, k = 0; k < 4; i = (i + 1) & mask, k++) {
+      uint64_t c = d->tab[i];
+      if (!c)
+        break;
+      if ((uint32_t)(c >> 32) == jb->h) {
+        jb->e = (uint32_t)c - 1;
+        __builtin_prefetch(&d->ents[jb->e]);
+        break;
+      }
+    }
+  }
+  for (size_t j = 0; j < n; j++)
+    if (jobs[j].e != IX_NONE)
+      __builtin_prefetch(jobs[j].d->arena + (jobs[j].d->ents[jobs[j].e].kref >> 24));
+  for (size_t j = 0; j < n; j++) {
+    ix_job *jb = &jobs[j];
+    if ((rc = dict_add(jb->d, ix->bulk, account, jb->text, jb->len, jb->h,
+                       slot)))
       goto fail;
   }
   return 0;
@@ -1388,7 +1640,7 @@ fail:
         d->stage[k++] = d->stage[i];
     d->nstage = k;
   }
-  ix_erase_upto(ix, account, slot, field, f < CS_FIELD_COUNT ? f : CS_FIELD_COUNT - 1);
+  ix_erase_upto(ix, account, slot, field, CS_FIELD_COUNT - 1);
   return rc;
 }
 
@@ -1485,7 +1737,9 @@ int ix_bulk_end(ix_index *ix) {
 }
 
 size_t ix_memory_bytes(const ix_index *ix) {
-  size_t b = sizeof(*ix) + ix->fb.cap;
+  size_t b = sizeof(*ix) + ix->fb.cap + ix->jobs_cap * sizeof(ix_job);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    b += ix->ff[f].cap;
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     b += dict_memory(&ix->exact[f]) + dict_memory(&ix->words[f]);
   return b;
@@ -1602,7 +1856,7 @@ static void search_prefix(const ix_dict *d, uint32_t account, const char *t,
   uint8_t acct[4];
   acct_be(account, acct);
   uint32_t c, i;
-  order_lower(d, acct, t, tlen, &c, &i);
+  order_lower(d, account, t, tlen, &c, &i);
   uint32_t *h = r->out, hn = 0;
   for (; c < d->nchunks; c++, i = 0) {
     const ix_chunk *ch = &d->chunks[c];
@@ -2146,7 +2400,7 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   d->tab_size = ts;
   d->chunks_cap = nch;
   for (uint32_t c = 0; c < nch; c++) {
-    if (!(d->chunks[c].v = malloc(IX_CHUNK_CAP * 4)))
+    if (!(d->chunks[c].v = malloc(IX_CHUNK_BYTES)))
       return -ENOMEM;
     d->nchunks++;
   }
@@ -2174,7 +2428,7 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
       prev = k;
       prev_len = len;
       ix_chunk *ch = &d->chunks[e / IX_CHUNK_FILL];
-      ch->v[ch->n++] = e;
+      chunk_set(ch, ch->n++, e, text_pk(k + 4, len - 4));
     }
     memcpy(d->arena + d->arena_len, k, len);
     d->ents[e].kref = d->arena_len << 24 | len;
@@ -2189,6 +2443,8 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
     return load_err(lc, "index %s: %zu stray bytes after the keys", what,
                     klen - pos);
   }
+  for (uint32_t c = 0; c < d->nchunks; c++)
+    chunk_fix(d, c);
   /* Sorted dictionaries cannot hold a key twice (checked above). */
   int brc = tab_build(d, cells, nkeys, !d->sorted);
   free(cells);
