@@ -184,7 +184,7 @@ def server_rounds(a, work, rounds, base):
     for r in range(rounds):
         seed = base + r
         rng = random.Random(seed)
-        delay = rng.uniform(0.05, 1.5)
+        delay = rng.uniform(0.05, 0.8)
         print(f"server round {r} seed {seed}: kill after {delay:.2f}s", flush=True)
         try:
             srv.start()
@@ -249,14 +249,14 @@ def compact_rounds(a, work, rounds, base):
     rng = random.Random(base)
     c = srv.client()
     ids, deleted = [], set()
-    for i in range(1500):
+    for i in range(1000):
         status, data = c.json("POST", "/contacts", contact_body(rng, f"k{i}"))
         check(status == 200, f"create: {status} {data}")
         ids.append(data["id"])
-    for cid in rng.sample(ids, 400):
+    for cid in rng.sample(ids, 300):
         status, _ = c.json("PATCH", "/contacts/" + cid, {"company": "Edited", "notes": "e" * rng.randrange(1, 3000)})
         check(status == 200, "edit failed")
-    for cid in rng.sample(ids, 500):
+    for cid in rng.sample(ids, 300):
         status, _, _ = c.request("DELETE", "/contacts/" + cid)
         check(status == 200, "delete failed")
         deleted.add(cid)
