@@ -156,10 +156,9 @@ int main(int argc, char **argv) {
 
 out:
   fe_server_stop(srv);
-  fe_plugins_destroy(plugins);
-  fe_router_destroy(router);
-  if (keys != NULL)
-    cs_keys_close(keys);
+  /* The store closes before the plugins go: closing joins the commit
+   * thread, and a completion callback is plugin code that may still be
+   * running (after its answer went out) when the last request is done. */
   if (store != NULL) {
     rc = cs_close(store, &ce);
     if (rc != 0) {
@@ -170,6 +169,10 @@ out:
       fprintf(stderr, "contactd: store closed; bye\n");
     }
   }
+  fe_plugins_destroy(plugins);
+  fe_router_destroy(router);
+  if (keys != NULL)
+    cs_keys_close(keys);
   fe_server_destroy(srv);
   return status;
 }
