@@ -22,9 +22,12 @@
  *    from removed keys reclaimed by compaction once it is half the arena;
  *  - an array of 16-byte entries {posting, arena offset:40 | length:24},
  *    free entries chained through the offset field;
- *  - an open-addressing hash table (linear probing, load <= 3/4, backward
- *    shift deletion, no tombstones) of 64-bit cells {hash:32 | entry+1:32},
- *    so probing and growing never touch the entries or the keys;
+ *  - an open-addressing hash table (linear probing, backward shift
+ *    deletion, no tombstones) of 64-bit cells {hash:32 | entry+1:32}, so
+ *    probing and growing never touch the entries or the keys. Its size is
+ *    any number of cells, a key's home being its hash scaled to the size:
+ *    built whole (ix_load, ix_bulk_end) at load 7/10, grown to load 1/2
+ *    when inserts pass 4/5;
  *  - for exact dictionaries, the sorted order: entry numbers in chunks of
  *    at most IX_CHUNK_CAP, the chunks in key order (a two-level B-tree:
  *    binary search over the chunks' first keys, then within a chunk; a
@@ -543,14 +546,37 @@ static int key_cmp_raw(const uint8_t *a, size_t alen, const uint8_t *b,
   return (alen > blen) - (alen < blen);
 }
 
+/* A hash's home cell in a table of size cells: its hash scaled to the size
+ * (any size, not only powers of two, so a table can be sized to its keys;
+ * and homes ascend with hashes, which tab_build relies on). */
+static inline uint64_t tab_home(uint32_t h, uint64_t size) {
+  return ((uint64_t)h * size) >> 32;
+}
+
+static inline uint64_t tab_next(uint64_t i, uint64_t size) {
+  return i + 1 == size ? 0 : i + 1;
+}
+
+/* Cells from a to b going forward (wrapping). */
+static inline uint64_t tab_dist(uint64_t a, uint64_t b, uint64_t size) {
+  return b >= a ? b - a : b + size - a;
+}
+
+/* Table sizes: grown to hold twice its keys when they pass 4/5 of it;
+ * built whole (load, end of bulk) at 10/7 of its keys, so the next inserts
+ * do not grow it at once. */
+#define IX_TAB_FULL(keys, size) ((uint64_t)(keys)*5 > (uint64_t)(size)*4)
+static inline uint64_t tab_size_for(uint64_t keys) {
+  return keys * 10 / 7 + 16;
+}
+
 static uint32_t dict_find(const ix_dict *d, uint32_t account, const char *text,
                           size_t len, uint32_t h) {
   if (!d->tab_size)
     return IX_NONE;
   uint8_t acct[4];
   acct_be(account, acct);
-  uint64_t mask = d->tab_size - 1;
-  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+  for (uint64_t i = tab_home(h, d->tab_size);; i = tab_next(i, d->tab_size)) {
     uint64_t c = d->tab[i];
     if (!c)
       return IX_NONE;
@@ -565,20 +591,17 @@ static uint32_t dict_find(const ix_dict *d, uint32_t account, const char *text,
 }
 
 static void tab_put(uint64_t *tab, uint64_t size, uint64_t cell) {
-  uint64_t mask = size - 1;
-  uint64_t i = (cell >> 32) & mask;
+  uint64_t i = tab_home((uint32_t)(cell >> 32), size);
   while (tab[i])
-    i = (i + 1) & mask;
+    i = tab_next(i, size);
   tab[i] = cell;
 }
 
 /* Makes room in the table for one more key. */
 static int tab_reserve(ix_dict *d, uint64_t keys) {
-  if (d->tab_size && keys * 4 <= d->tab_size * 3)
+  if (d->tab_size && !IX_TAB_FULL(keys, d->tab_size))
     return 0;
-  uint64_t size = d->tab_size ? d->tab_size : 16;
-  while (keys * 4 > size * 3)
-    size *= 2;
+  uint64_t size = keys * 2 > 16 ? keys * 2 : 16;
   uint64_t *t = calloc(size, sizeof(uint64_t));
   if (!t)
     return -ENOMEM;
@@ -592,18 +615,18 @@ static int tab_reserve(ix_dict *d, uint64_t keys) {
 }
 
 static void tab_delete(ix_dict *d, uint32_t e, uint32_t h) {
-  uint64_t mask = d->tab_size - 1;
-  uint64_t i = h & mask;
+  uint64_t size = d->tab_size;
+  uint64_t i = tab_home(h, size);
   while ((uint32_t)d->tab[i] != e + 1)
-    i = (i + 1) & mask;
+    i = tab_next(i, size);
   /* Backward shift: pull later cells of the run into the hole unless that
    * would move one before its home position. */
-  for (uint64_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+  for (uint64_t j = tab_next(i, size);; j = tab_next(j, size)) {
     uint64_t c = d->tab[j];
     if (!c)
       break;
-    uint64_t home = (c >> 32) & mask;
-    if (((j - home) & mask) >= ((j - i) & mask)) {
+    uint64_t home = tab_home((uint32_t)(c >> 32), size);
+    if (tab_dist(home, j, size) >= tab_dist(i, j, size)) {
       d->tab[i] = c;
       i = j;
     }
@@ -650,14 +673,14 @@ static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
   uint64_t *tmp = malloc((n ? n : 1) * sizeof(uint64_t));
   if (!tmp)
     return -ENOMEM;
-  int bits = log2_ceil(d->tab_size);
-  uint64_t *sorted = radix_sort(cells, tmp, n, 32, bits);
-  uint64_t mask = d->tab_size - 1;
+  /* homes ascend with hashes: sorting by hash sorts by home */
+  uint64_t *sorted = radix_sort(cells, tmp, n, 32, 32);
+  uint64_t size = d->tab_size;
   if (check_dups) {
-    /* equal keys have equal hashes, so equal homes: compare within runs */
+    /* equal keys have equal hashes: compare within runs of one hash */
     for (size_t i = 0; i < n;) {
       size_t j = i + 1;
-      while (j < n && ((sorted[j] >> 32) & mask) == ((sorted[i] >> 32) & mask))
+      while (j < n && (uint32_t)(sorted[j] >> 32) == (uint32_t)(sorted[i] >> 32))
         j++;
       for (size_t a = i; a < j; a++)
         for (size_t b = a + 1; b < j; b++) {
@@ -677,9 +700,9 @@ static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
   uint64_t next = 0;
   size_t wrapped = 0;
   for (size_t i = 0; i < n; i++) {
-    uint64_t home = (sorted[i] >> 32) & mask;
+    uint64_t home = tab_home((uint32_t)(sorted[i] >> 32), size);
     uint64_t p = home > next ? home : next;
-    if (p > mask) {
+    if (p >= size) {
       sorted[wrapped++] = sorted[i]; /* i >= wrapped: safe in place */
       continue;
     }
@@ -693,6 +716,38 @@ static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
   }
   free(tmp);
   return 0;
+}
+
+/* Rebuilds the table at tab_size_for its keys when growth by doubling left
+ * it much larger (after a bulk load). Best effort: on failure the table
+ * stays as it is. */
+static void tab_fit(ix_dict *d) {
+  uint64_t size = tab_size_for(d->live);
+  if (!d->tab_size || d->tab_size <= size + size / 4)
+    return;
+  uint64_t *cells = malloc(((size_t)d->live + 1) * sizeof(uint64_t));
+  uint64_t *t = calloc(size, sizeof(uint64_t));
+  if (!cells || !t) {
+    free(cells);
+    free(t);
+    return;
+  }
+  size_t n = 0;
+  for (uint64_t i = 0; i < d->tab_size; i++)
+    if (d->tab[i])
+      cells[n++] = d->tab[i];
+  uint64_t *old = d->tab;
+  uint64_t old_size = d->tab_size;
+  d->tab = t;
+  d->tab_size = size;
+  if (tab_build(d, cells, n, false)) {
+    free(t);
+    d->tab = old;
+    d->tab_size = old_size;
+  } else {
+    free(old);
+  }
+  free(cells);
 }
 
 static int arena_reserve(ix_dict *d, uint64_t more) {
@@ -1599,15 +1654,15 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
     ix_job *jb = &jobs[j];
     jb->h = key_hash(account, jb->text, jb->len);
     if (jb->d->tab_size)
-      __builtin_prefetch(&jb->d->tab[jb->h & (jb->d->tab_size - 1)]);
+      __builtin_prefetch(&jb->d->tab[tab_home(jb->h, jb->d->tab_size)]);
   }
   for (size_t j = 0; j < n; j++) {
     ix_job *jb = &jobs[j];
     const ix_dict *d = jb->d;
     if (!d->tab_size)
       continue;
-    uint64_t mask = d->tab_size - 1;
-    for (uint64_t i = jb->h & mask, k = 0; k < 4; i = (i + 1) & mask, k++) {
+    for (uint64_t i = tab_home(jb->h, d->tab_size), k = 0; k < 4;
+         i = tab_next(i, d->tab_size), k++) {
       uint64_t c = d->tab[i];
       if (!c)
         break;
@@ -1684,6 +1739,7 @@ static void dict_shrink(ix_dict *d) {
       d->ents_cap = d->nents + 64;
     }
   }
+  tab_fit(d);
   free(d->stage);
   d->stage = NULL;
   d->stage_cap = 0;
@@ -2386,9 +2442,7 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   }
   d->ents = calloc(nkeys, sizeof(ix_ent));
   d->arena = malloc(klen);
-  uint64_t ts = 16;
-  while ((uint64_t)nkeys * 4 > ts * 3)
-    ts *= 2;
+  uint64_t ts = tab_size_for(nkeys);
   d->tab = calloc(ts, sizeof(uint64_t));
   uint32_t nch = d->sorted ? (nkeys + IX_CHUNK_FILL - 1) / IX_CHUNK_FILL : 0;
   if (nch)
