@@ -212,6 +212,67 @@ static bool as_i64(const msgpack_object *v, int64_t *out) {
   return false;
 }
 
+/* Big-endian length of w bytes at p. */
+static uint64_t be_len(const uint8_t *p, int w) {
+  uint64_t v = 0;
+  for (int i = 0; i < w; i++) v = v << 8 | p[i];
+  return v;
+}
+
+bool rec_msgpack_fits(const uint8_t *p, size_t n) {
+  uint64_t pending = 1; /* objects still to read */
+  size_t i = 0;
+  while (pending) {
+    if (i >= n || pending > n - i) return false;
+    pending--;
+    uint8_t b = p[i++];
+    int lw = 0;          /* width of a length or count that follows */
+    uint64_t fixed = 0;  /* bytes of payload that follow */
+    int kind = 0;        /* 0 scalar, 1 bytes of length, 2 array, 3 map */
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+    } else if (b <= 0x8f) {
+      pending += 2u * (b & 0x0f);
+    } else if (b <= 0x9f) {
+      pending += b & 0x0f;
+    } else if (b <= 0xbf) {
+      fixed = b & 0x1f;
+    } else {
+      switch (b) {
+      case 0xc4: case 0xd9: lw = 1, kind = 1; break; /* bin8, str8 */
+      case 0xc5: case 0xda: lw = 2, kind = 1; break;
+      case 0xc6: case 0xdb: lw = 4, kind = 1; break;
+      case 0xc7: lw = 1, kind = 1, fixed = 1; break; /* ext: type byte */
+      case 0xc8: lw = 2, kind = 1, fixed = 1; break;
+      case 0xc9: lw = 4, kind = 1, fixed = 1; break;
+      case 0xca: case 0xce: case 0xd2: fixed = 4; break;
+      case 0xcb: case 0xcf: case 0xd3: fixed = 8; break;
+      case 0xcc: case 0xd0: fixed = 1; break;
+      case 0xcd: case 0xd1: fixed = 2; break;
+      case 0xd4: fixed = 2; break; /* fixext: type and data */
+      case 0xd5: fixed = 3; break;
+      case 0xd6: fixed = 5; break;
+      case 0xd7: fixed = 9; break;
+      case 0xd8: fixed = 17; break;
+      case 0xdc: lw = 2, kind = 2; break;
+      case 0xdd: lw = 4, kind = 2; break;
+      case 0xde: lw = 2, kind = 3; break;
+      case 0xdf: lw = 4, kind = 3; break;
+      default: return false; /* 0xc1 is never used */
+      }
+    }
+    if (lw) {
+      if ((size_t)lw > n - i) return false;
+      uint64_t v = be_len(p + i, lw);
+      i += (size_t)lw;
+      if (kind == 1) fixed += v;
+      else pending += kind == 3 ? 2 * v : v;
+    }
+    if (fixed > n - i) return false;
+    i += (size_t)fixed;
+  }
+  return i == n;
+}
+
 int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
                const char **why) {
   memset(out, 0, sizeof *out);
@@ -219,6 +280,10 @@ int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
   msgpack_zone_clear(zone);
   msgpack_object root;
   size_t off = 0;
+  if (!rec_msgpack_fits(r->payload, r->len)) {
+    *why = "payload is not one msgpack object that fits its length";
+    return CS_ECORRUPT;
+  }
   if (msgpack_unpack((const char *)r->payload, r->len, &off, zone, &root) !=
           MSGPACK_UNPACK_SUCCESS ||
       off != r->len) {

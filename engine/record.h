@@ -103,6 +103,15 @@ typedef struct rec_body {
   uint64_t next_id;   /* meta */
 } rec_body;
 
+/*
+ * Does p hold exactly one msgpack object whose every length and container
+ * count fits in the bytes there are? msgpack_unpack allocates a container's
+ * entries from its count before reading them, so a count read from disk is
+ * checked here first: each entry takes at least one byte, so a count larger
+ * than the bytes left is impossible. Walks the headers once, no recursion.
+ */
+bool rec_msgpack_fits(const uint8_t *p, size_t n);
+
 /* Decodes a checked record's payload. zone is scratch space the caller
  * owns (msgpack_zone_init'd); it is cleared here. 0 or CS_ECORRUPT with a
  * reason in why. */

@@ -257,6 +257,8 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
     why = "checksum mismatch";
   }
   msgpack_object root;
+  if (!why && !rec_msgpack_fits(buf + SNAP_HEADER_BYTES, plen))
+    why = "payload is not one msgpack object that fits its length";
   if (!why) {
     size_t off = 0;
     if (msgpack_unpack((const char *)buf + SNAP_HEADER_BYTES, plen, &off,

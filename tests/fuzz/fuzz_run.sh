@@ -10,10 +10,6 @@ set -eu
 fuzzer=$1 seeds=$2 work=$3
 seconds=${FUZZ_SECONDS:-20}
 mkdir -p "$work/corpus"
-# A huge allocation fails as in production (NULL, reported as damage) rather
-# than aborting: see corpus/record/crash-map32-count.
-ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1}
-export ASAN_OPTIONS
 set +e
 "$fuzzer" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
   -malloc_limit_mb=1000000 \
