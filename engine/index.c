@@ -40,8 +40,9 @@
  *    and merges in.
  *
  * An insert folds all of a contact's fields first and prefetches the hash
- * cells, then the entries, then the key bytes of all its keys in rounds
- * before adding any, so their cache misses overlap instead of queueing.
+ * cells, then the entries, then the key bytes and posting lists of all its
+ * keys in rounds before adding any, so their cache misses overlap instead
+ * of queueing.
  *
  * Bulk mode (replay) also stages the slots of keys that already exist as
  * (entry, slot) pairs and applies them sorted by entry, one pass over the
@@ -1697,9 +1698,16 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
       }
     }
   }
-  for (size_t j = 0; j < n; j++)
-    if (jobs[j].e != IX_NONE)
-      __builtin_prefetch(jobs[j].d->arena + (jobs[j].d->ents[jobs[j].e].kref >> 24));
+  for (size_t j = 0; j < n; j++) {
+    if (jobs[j].e == IX_NONE)
+      continue;
+    const ix_ent *en = &jobs[j].d->ents[jobs[j].e];
+    __builtin_prefetch(jobs[j].d->arena + (en->kref >> 24));
+    /* and the list the slot will join, when it is not inline */
+    if (en->post && !POST_IS_ONE(en->post))
+      __builtin_prefetch(POST_IS_RB(en->post) ? (const void *)POST_RB(en->post)
+                                              : (const void *)POST_ARR(en->post));
+  }
   for (size_t j = 0; j < n; j++) {
     ix_job *jb = &jobs[j];
     if ((rc = dict_add(jb->d, ix->bulk, account, jb->text, jb->len, jb->h,

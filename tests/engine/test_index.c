@@ -1130,6 +1130,71 @@ static void test_index_load_rejects_bad_shapes(void **state) {
   msgpack_sbuffer_destroy(&sb);
 }
 
+/* Many keys sharing long prefixes (ties past the 12 bytes kept inline in
+ * the sorted order), across accounts, through growth of the hash tables
+ * (any size, wrapping probes), erases (backward shift), a bulk load (its
+ * tables rebuilt to fit) and a save/load: every key is found exactly when
+ * it should be, and prefix searches count what they should. */
+static void test_index_many_keys_tables_and_order(void **state) {
+  (void)state;
+  enum { N = 6000 };
+  for (int bulk = 0; bulk < 2; bulk++) {
+    ix_index *ix = ix_create();
+    assert_non_null(ix);
+    if (bulk)
+      ix_bulk_begin(ix);
+    char email[64];
+    for (uint32_t i = 0; i < N; i++) {
+      cs_str f[NF] = {{0}};
+      snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io", i * 7919u % N);
+      f[CS_EMAIL] = (cs_str){email, strlen(email)};
+      assert_int_equal(ix_insert(ix, 1 + i % 3, i, f), 0);
+    }
+    if (bulk)
+      assert_int_equal(ix_bulk_end(ix), 0);
+    for (uint32_t i = 0; i < N; i += 2) {
+      cs_str f[NF] = {{0}};
+      snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io", i * 7919u % N);
+      f[CS_EMAIL] = (cs_str){email, strlen(email)};
+      assert_int_equal(ix_erase(ix, 1 + i % 3, i, f), 0);
+    }
+    msgpack_sbuffer sb;
+    save_image(ix, &sb);
+    ix_index *ix2 = NULL;
+    assert_int_equal(load_bytes(sb.data, sb.size, N, &ix2), 0);
+    const ix_index *both[2] = {ix, ix2};
+    for (int k = 0; k < 2; k++) {
+      for (uint32_t i = 0; i < N; i++) {
+        snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io", i * 7919u % N);
+        for (uint32_t a = 1; a <= 3; a++)
+          assert_int_equal(ix_posting_kind(both[k], a, CS_EMAIL, email, strlen(email)),
+                           a == 1 + i % 3 && i % 2 ? 1 : 0);
+      }
+      uint64_t total = 0;
+      for (uint32_t a = 1; a <= 3; a++) {
+        uint32_t out[4], count;
+        uint64_t t;
+        bool more;
+        assert_int_equal(ix_search(both[k], a, CS_EMAIL, CS_MATCH_PREFIX,
+                                   "averylongcommonprefix.1", 23, 0, 4, out,
+                                   &count, &t, &more),
+                         0);
+        total += t;
+      }
+      /* odd i whose i * 7919 % N starts with 1 */
+      uint64_t want = 0;
+      for (uint32_t i = 1; i < N; i += 2) {
+        snprintf(email, sizeof email, "%u", i * 7919u % N);
+        want += email[0] == '1';
+      }
+      assert_int_equal(total, want);
+    }
+    ix_destroy(ix2);
+    ix_destroy(ix);
+    msgpack_sbuffer_destroy(&sb);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_index_exact_every_field),
@@ -1146,6 +1211,7 @@ int main(void) {
       cmocka_unit_test(test_index_load_truncated_fails),
       cmocka_unit_test(test_index_load_garbled_never_crashes),
       cmocka_unit_test(test_index_load_rejects_bad_shapes),
+      cmocka_unit_test(test_index_many_keys_tables_and_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
