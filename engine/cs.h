@@ -200,9 +200,11 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
             cs_error *err);
 
 /*
- * Waits for every accepted write to complete, writes a snapshot (unless the
- * store failed or opts said not to), unlocks and frees. Returns the first
- * error met; the store is freed either way.
+ * Waits for every accepted write to complete, syncs, writes a snapshot
+ * (unless the store failed or opts said not to; a snapshot that cannot be
+ * written is only reported through opts->notice, since the log holds
+ * everything), unlocks and frees. Returns the first error met (a failed
+ * store, a failed final sync); the store is freed either way.
  */
 int cs_close(cs_store *s, cs_error *err);
 
