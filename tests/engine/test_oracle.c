@@ -228,7 +228,7 @@ static void step(cs_store *s) {
       if (next.v[f][0]) {
         p.set_mask |= 1u << f;
         p.field[f] = (cs_str){next.v[f], strlen(next.v[f])};
-        snprintf(e->v[f], 64, "%s", next.v[f]);
+        memcpy(e->v[f], next.v[f], sizeof e->v[f]);
       } else if (f != CS_FIRST_NAME && f != CS_EMAIL) {
         p.clear_mask |= 1u << f;
         e->v[f][0] = 0;
