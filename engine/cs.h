@@ -287,7 +287,8 @@ typedef struct cs_page {
   uint64_t total;       /* all matches in the account, this page's or not */
   uint32_t count;       /* contacts on this page */
   bool more;            /* another page follows (after the last id here) */
-  cs_contact *contacts; /* count of them, in id order; free with cs_page_free */
+  cs_contact *contacts; /* count of them, in id order (NULL when count is 0);
+                           free with cs_page_free */
 } cs_page;
 
 /*

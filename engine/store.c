@@ -1642,13 +1642,10 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
     return cs_err(err, CS_EINVAL, "no such match mode");
   if (q->term_len > CS_SEARCH_TERM_MAX_BYTES) return 0; /* matches nothing */
   msgpack_zone *z = reader_zone();
-  uint32_t *slots = malloc(limit * sizeof *slots);
-  out->contacts = calloc(limit, sizeof *out->contacts);
-  if (!z || !slots || !out->contacts) {
-    free(slots);
-    cs_page_free(out);
-    return cs_err(err, -ENOMEM, "out of memory");
-  }
+  if (!z) return cs_err(err, -ENOMEM, "out of memory");
+  /* The page's slots on the stack (4 KiB at most) and its contacts sized
+   * to what was found: a one-result search allocates one contact. */
+  uint32_t slots[CS_PAGE_LIMIT_MAX];
   pthread_rwlock_rdlock(&s->ilock);
   uint32_t min_slot = q->after_id ? slot_after(s, q->after_id) : 0;
   uint32_t count = 0;
@@ -1663,13 +1660,16 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
                    min_slot, limit, slots, &count, &out->total, &out->more);
     if (rc) cs_err(err, rc, "search failed: %s", cs_strerror(rc));
   }
+  if (!rc && count) {
+    out->contacts = malloc(count * sizeof *out->contacts);
+    if (!out->contacts) rc = cs_err(err, -ENOMEM, "out of memory");
+  }
   for (uint32_t i = 0; i < count && !rc; i++) {
     rec_body b;
     rc = store_read_slot(s, slots[i], z, &b, err);
     if (!rc) out->contacts[out->count++] = b.contact;
   }
   pthread_rwlock_unlock(&s->ilock);
-  free(slots);
   if (rc) cs_page_free(out);
   return rc;
 }
