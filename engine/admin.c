@@ -435,17 +435,7 @@ static void verify_strays(cs_store *s, vctx *v) {
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
-    unsigned no;
-    char extra;
-    size_t n = strlen(e->d_name);
-    bool stray = n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0;
-    if (sscanf(e->d_name, "%8u.se%c", &no, &extra) == 2 && extra == 'g' &&
-        n == 12 && (no > s->last_seg || no < s->first_seg))
-      stray = true;
-    if (strncmp(e->d_name, "snap-", 5) == 0 &&
-        (!s->snapshot_name || strcmp(e->d_name, s->snapshot_name) != 0))
-      stray = true;
-    if (stray) {
+    if (store_file_is_stray(s, e->d_name)) {
       v->res->notes++;
       finding(v->fn, v->ctx, false, e->d_name, -1,
               "not part of the store (left by an interrupted write); open "

@@ -641,6 +641,18 @@ static int seg_create(cs_store *s, uint32_t no, int *fd_out, cs_error *err) {
   return 0;
 }
 
+bool store_file_is_stray(const cs_store *s, const char *name) {
+  unsigned no;
+  char extra;
+  size_t n = strlen(name);
+  if (n > 4 && strcmp(name + n - 4, ".tmp") == 0) return true;
+  if (sscanf(name, "%8u.se%c", &no, &extra) == 2 && extra == 'g' && n == 12 &&
+      (no > s->last_seg || no < s->first_seg))
+    return true;
+  return strncmp(name, "snap-", 5) == 0 &&
+         (!s->snapshot_name || strcmp(name, s->snapshot_name) != 0);
+}
+
 /* Removes files that are not part of the store: temporaries and segments
  * past the manifest's last (created by a roll that never reached the
  * manifest, so they never held an acknowledged record). */
@@ -649,18 +661,7 @@ static void remove_strays(cs_store *s) {
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
-    unsigned no;
-    char extra;
-    bool stray = false;
-    size_t n = strlen(e->d_name);
-    if (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0) stray = true;
-    if (sscanf(e->d_name, "%8u.se%c", &no, &extra) == 2 && extra == 'g' &&
-        n == 12 && (no > s->last_seg || no < s->first_seg))
-      stray = true;
-    if (strncmp(e->d_name, "snap-", 5) == 0 &&
-        (!s->snapshot_name || strcmp(e->d_name, s->snapshot_name) != 0))
-      stray = true;
-    if (stray) {
+    if (store_file_is_stray(s, e->d_name)) {
       char path[4096];
       store_path(s, path, sizeof path, e->d_name);
       if (s->io->unlink(s->io->ctx, path) == 0)

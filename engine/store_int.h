@@ -205,6 +205,12 @@ struct cs_store {
 cs_store *store_new(const char *dir, const cs_options *opts);
 void store_free(cs_store *s);
 
+/* Is name (a file in the store's directory) left over from an interrupted
+ * write: a temporary, a segment outside the manifest's range, a snapshot
+ * the manifest does not name? Open removes these. Caller holds mmu or is
+ * alone with the store. */
+bool store_file_is_stray(const cs_store *s, const char *name);
+
 /* Path of a file in the store's directory into buf. */
 void store_path(const cs_store *s, char *buf, size_t len, const char *name);
 void seg_name(char *buf, size_t len, uint32_t seg_no);
