@@ -181,6 +181,10 @@ typedef struct cs_options {
   /* Write a snapshot from the commit thread after this many bytes of log
    * since the last one. 0: CS_SNAPSHOT_EVERY_BYTES; UINT64_MAX: never. */
   uint64_t snapshot_every_bytes;
+  /* For reading contacts only (dumps, stats): the search indexes are
+   * neither loaded nor built, so open is faster and smaller; searches and
+   * writes then answer CS_EINVAL, and close writes no snapshot. */
+  bool no_indexes;
   /* Called with one line for each thing open noticed and repaired (a torn
    * tail cut, a damaged snapshot ignored). NULL: print to stderr. */
   void (*notice)(void *ctx, const char *line);

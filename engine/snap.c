@@ -287,7 +287,9 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   if (!why) {
     static __thread char ixerr[256];
     ixerr[0] = 0;
-    rc = ix_load(s->ix, index, s->slots.count, ixerr, sizeof ixerr);
+    rc = s->opts.no_indexes
+             ? 0
+             : ix_load(s->ix, index, s->slots.count, ixerr, sizeof ixerr);
     if (rc) why = ixerr[0] ? ixerr : "index does not load";
   }
   msgpack_zone_destroy(&zone);

@@ -268,7 +268,9 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
       rec_body old;
       int rc = store_read_slot(s, slot, &s->czone, &old, err);
       if (rc) return rc;
-      rc = ix_erase(s->ix, c->account, slot, old.contact.field);
+      rc = s->opts.no_indexes
+               ? 0
+               : ix_erase(s->ix, c->account, slot, old.contact.field);
       if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
       s->live_bytes -= sl->len;
       sl->acct_live &= ~1u;
@@ -294,7 +296,7 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
     sl->acct_live = c->account << 1;
   }
   /* A put: index the new version. Its strings point into the record. */
-  int rc = ix_insert(s->ix, c->account, slot, c->field);
+  int rc = s->opts.no_indexes ? 0 : ix_insert(s->ix, c->account, slot, c->field);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   sl->seg = seg;
   sl->off = off;
@@ -860,6 +862,9 @@ static int email_owner(cs_store *s, uint32_t account, const cs_str *email,
 /* ------------------------------------------------------------- writing */
 
 static int writable(cs_store *s, cs_error *err) {
+  if (s->opts.no_indexes)
+    return cs_err(err, CS_EINVAL, "the store was opened without indexes, "
+                  "for reading only");
   if (s->failed)
     return cs_err(err, CS_EFAILED, "the store refuses writes: %s",
                   s->failed_msg);
@@ -1528,7 +1533,7 @@ int cs_close(cs_store *s, cs_error *err) {
       if (rc)
         cs_err(err, rc, "final sync failed: %s", cs_strerror(rc));
     }
-    if (!rc && !s->opts.no_snapshot_on_close &&
+    if (!rc && !s->opts.no_snapshot_on_close && !s->opts.no_indexes &&
         s->applied_seq != s->snapshot_seq) {
       /* Only a speed-up: everything is in the log already, so a snapshot
        * that cannot be written (a full disk) is reported, not an error. */
@@ -1641,6 +1646,8 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
     match = q->field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
   if (match < CS_MATCH_EXACT || match > CS_MATCH_WORDS)
     return cs_err(err, CS_EINVAL, "no such match mode");
+  if (s->opts.no_indexes)
+    return cs_err(err, CS_EINVAL, "the store was opened without indexes");
   if (q->term_len > CS_SEARCH_TERM_MAX_BYTES) return 0; /* matches nothing */
   msgpack_zone *z = reader_zone();
   if (!z) return cs_err(err, -ENOMEM, "out of memory");

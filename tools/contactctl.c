@@ -202,14 +202,16 @@ static void human_bytes(uint64_t n, char out[32]) {
 
 /* ----------------------------------------------------------------- stores */
 
-/* Opens the store for a command that only reads: no snapshot at close. */
+/* Opens the store for a command that only reads (dump, stats): no search
+ * indexes, no snapshot at close. */
 static int store_open_ro(const char *dir, cs_store **s, cs_error *err) {
   struct stat st;
   if (stat(dir, &st) < 0) {
     snprintf(err->msg, sizeof err->msg, "%s: %s", dir, strerror(errno));
     return -errno;
   }
-  cs_options o = {.no_snapshot_on_close = true, .notice = notice_print};
+  cs_options o = {.no_snapshot_on_close = true, .no_indexes = true,
+                  .notice = notice_print};
   return cs_open(dir, &o, s, err);
 }
 

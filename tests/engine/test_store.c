@@ -686,6 +686,34 @@ static void test_store_stats_count_live_and_garbage(void **state) {
   assert_int_equal(cs_health(f->s, &err), 0);
 }
 
+static void test_store_opened_without_indexes_reads_only(void **state) {
+  fixture *f = *state;
+  cs_error err;
+  uint64_t id = make(f->s, 1, "Reader", "reader@x.com");
+  char *before = tu_dump(f->s);
+  cs_options ro = fast;
+  ro.no_indexes = true;
+  reopen(f, &ro);
+  char *got = tu_dump(f->s);
+  assert_string_equal(before, got);
+  cs_contact c;
+  assert_int_equal(cs_get(f->s, 1, id, &c, &err), 0);
+  cs_query q = {.account = 1, .field = CS_FIRST_NAME, .term = "reader",
+                .term_len = 6};
+  cs_page page;
+  assert_int_equal(cs_search(f->s, &q, &page, &err), CS_EINVAL);
+  c = tu_contact("New", NULL, "new@x.com", NULL, NULL, NULL, NULL);
+  assert_int_equal(cs_create(f->s, 1, &c, NULL, NULL, NULL, &err), CS_EINVAL);
+  assert_int_equal(cs_delete(f->s, 1, id, NULL, NULL, &err), CS_EINVAL);
+  /* Its close leaves the snapshot alone: searches work after a normal open. */
+  reopen(f, NULL);
+  assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
+  assert_int_equal(page.total, 1);
+  cs_page_free(&page);
+  free(before);
+  free(got);
+}
+
 static void test_store_field_check_trims_and_names_the_field(void **state) {
   cs_error err;
   cs_str v = {"  Ann \t", 7};
@@ -768,6 +796,7 @@ int main(void) {
       T(test_store_many_threads_write_at_once),
       T(test_store_cursor_walk_while_others_write),
       T(test_store_stats_count_live_and_garbage),
+      T(test_store_opened_without_indexes_reads_only),
       T(test_store_field_check_trims_and_names_the_field),
       T(test_store_time_format_matches_gmtime),
       T(test_store_error_words_are_stable),
