@@ -87,7 +87,7 @@ out:
 
 /* Runs contactctl with args; the wall seconds, or -1 when it failed. */
 static double run_ctl(const char *args) {
-  char cmd[8192];
+  char cmd[16384]; /* the args (up to 9000 bytes) and the binary's path */
   snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>/tmp/bench_tools.err",
            CONTACTCTL_PATH, args);
   uint64_t t0 = bh_now_ns();
