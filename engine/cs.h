@@ -256,6 +256,17 @@ int cs_delete(cs_store *s, uint32_t account, uint64_t id, cs_done_fn done,
               void *ctx, cs_error *err);
 
 /*
+ * A bulk load: many creates and nothing else, as contactctl load does.
+ * cs_bulk_begin waits for accepted writes, then puts the indexes in their
+ * bulk mode (their sorted orders are built once, at cs_bulk_end, instead of
+ * kept up to date at every create). Until cs_bulk_end (or cs_close), only
+ * cs_create, cs_get, cs_iterate and cs_flush may be used: searches, edits
+ * and deletes answer CS_EINVAL. Email uniqueness holds as always.
+ */
+int cs_bulk_begin(cs_store *s, cs_error *err);
+int cs_bulk_end(cs_store *s, cs_error *err);
+
+/*
  * Waits until every write accepted before the call is durable, forcing a
  * sync even under CS_DURABILITY_NONE. Returns 0, or the failure that made
  * the store refuse writes.

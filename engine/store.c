@@ -795,6 +795,9 @@ static int ov_set(cs_store *s, uint64_t id, uint32_t account, uint64_t seq,
   return 0;
 }
 
+static void fail_store(cs_store *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---------------------------------------------------- email uniqueness */
 
 struct email_probe {
@@ -852,6 +855,13 @@ static int email_owner(cs_store *s, uint32_t account, const cs_str *email,
   pthread_rwlock_rdlock(&s->ilock);
   ix_exact_slots(s->ix, account, CS_EMAIL, s->fb_key.ptr, s->fb_key.len,
                  probe_slot, &p);
+  if (!p.found && !p.rc && s->bulk) {
+    uint64_t *idp = u64map_get(&s->bulk_emails,
+                               email_hash(account, s->fb_case.ptr,
+                                          s->fb_case.len));
+    int64_t slot = idp && *idp != exclude ? store_slot_of(s, *idp) : -1;
+    if (slot >= 0 && !ov_find(s, *idp)) probe_slot(&p, (uint32_t)slot);
+  }
   pthread_rwlock_unlock(&s->ilock);
   if (p.rc) return cs_err(err, p.rc, "cannot read a contact while checking "
                           "the email");
@@ -860,6 +870,15 @@ static int email_owner(cs_store *s, uint32_t account, const cs_str *email,
 }
 
 /* ------------------------------------------------------------- writing */
+
+static int writable(cs_store *s, cs_error *err);
+
+/* Edits and deletes are not part of a bulk load. Caller holds wmu. */
+static int not_bulk(cs_store *s, cs_error *err) {
+  return s->bulk ? cs_err(err, CS_EINVAL, "a bulk load is in progress: "
+                          "only creates until cs_bulk_end")
+                 : writable(s, err);
+}
 
 static int writable(cs_store *s, cs_error *err) {
   if (s->opts.no_indexes)
@@ -978,9 +997,17 @@ int cs_create(cs_store *s, uint32_t account, cs_contact *c, cs_done_fn done,
     rec.account = account;
     rec.created_ms = rec.updated_ms = cs_now_ms();
     rc = submit(s, REC_PUT, &rec, rec.id, account, done, ctx, err);
-    if (!rc) {
+    if (!rc && s->bulk &&
+        u64map_put(&s->bulk_emails,
+                   email_hash(account, s->fb_case.ptr, s->fb_case.len),
+                   rec.id) != 0) {
+      fail_store(s, -ENOMEM, "out of memory in a bulk load");
+      rc = -ENOMEM; /* queued already: done still fires, with the failure */
+    }
+    if (!rc || rc == -ENOMEM) {
       s->next_id++;
       if (id_out) *id_out = rec.id;
+      rc = 0;
     }
   }
   pthread_mutex_unlock(&s->wmu);
@@ -1034,7 +1061,7 @@ int cs_update(cs_store *s, uint32_t account, uint64_t id, cs_patch *p,
   }
   pthread_mutex_lock(&s->wmu);
   cs_contact cur;
-  int rc = writable(s, err);
+  int rc = not_bulk(s, err);
   if (!rc) rc = current_version(s, account, id, &cur, err);
   if (!rc) {
     cs_contact next = cur;
@@ -1075,7 +1102,7 @@ int cs_delete(cs_store *s, uint32_t account, uint64_t id, cs_done_fn done,
               void *ctx, cs_error *err) {
   pthread_mutex_lock(&s->wmu);
   cs_contact cur;
-  int rc = writable(s, err);
+  int rc = not_bulk(s, err);
   if (!rc) rc = current_version(s, account, id, &cur, err);
   if (!rc) rc = submit(s, REC_DELETE, NULL, id, account, done, ctx, err);
   pthread_mutex_unlock(&s->wmu);
@@ -1093,6 +1120,43 @@ int cs_flush(cs_store *s, cs_error *err) {
     rc = cs_err(err, CS_EFAILED, "the store refuses writes: %s", s->failed_msg);
   pthread_mutex_unlock(&s->wmu);
   return rc;
+}
+
+int cs_bulk_begin(cs_store *s, cs_error *err) {
+  int rc = cs_flush(s, err);
+  if (rc) return rc;
+  pthread_mutex_lock(&s->wmu);
+  pthread_rwlock_wrlock(&s->ilock);
+  if (s->opts.no_indexes || s->bulk) {
+    rc = cs_err(err, CS_EINVAL, s->bulk ? "a bulk load is in progress"
+                                        : "opened without indexes");
+  } else {
+    ix_bulk_begin(s->ix);
+    s->bulk = true;
+  }
+  pthread_rwlock_unlock(&s->ilock);
+  pthread_mutex_unlock(&s->wmu);
+  return rc;
+}
+
+/* Caller holds wmu and ilock for writing. */
+static int bulk_finish(cs_store *s, cs_error *err) {
+  if (!s->bulk) return 0;
+  s->bulk = false;
+  u64map_free(&s->bulk_emails);
+  int rc = ix_bulk_end(s->ix);
+  return rc ? cs_err(err, rc, "cannot build the indexes: %s", cs_strerror(rc))
+            : 0;
+}
+
+int cs_bulk_end(cs_store *s, cs_error *err) {
+  int rc = cs_flush(s, err); /* every create of the load applied */
+  pthread_mutex_lock(&s->wmu);
+  pthread_rwlock_wrlock(&s->ilock);
+  int brc = bulk_finish(s, err);
+  pthread_rwlock_unlock(&s->ilock);
+  pthread_mutex_unlock(&s->wmu);
+  return rc ? rc : brc;
 }
 
 /* ------------------------------------------------------- commit thread */
@@ -1275,7 +1339,7 @@ static void *committer_main(void *arg) {
                    s->opts.snapshot_every_bytes) {
       cs_error serr;
       pthread_rwlock_rdlock(&s->ilock);
-      int src = snap_save(s, &serr);
+      int src = s->bulk ? 0 : snap_save(s, &serr); /* not mid-bulk */
       pthread_rwlock_unlock(&s->ilock);
       if (src) {
         store_notice(s, "periodic snapshot failed: %s", serr.msg);
@@ -1310,6 +1374,7 @@ void store_free(cs_store *s) {
   free(s->segs);
   slots_free(&s->slots);
   u64map_free(&s->acct_counts);
+  u64map_free(&s->bulk_emails);
   if (s->ix) ix_destroy(s->ix);
   if (s->ov_by_id) {
     for (size_t i = 0; i <= s->ov_mask; i++) {
@@ -1524,7 +1589,15 @@ int cs_close(cs_store *s, cs_error *err) {
   pthread_cond_signal(&s->wcv);
   pthread_mutex_unlock(&s->wmu);
   if (s->committer_started) pthread_join(s->committer, NULL);
-  int rc = 0;
+  int rc = 0, brc = 0;
+  if (s->bulk && !s->failed) {
+    /* A bulk load left open: build the indexes so the snapshot is whole. */
+    pthread_mutex_lock(&s->wmu);
+    pthread_rwlock_wrlock(&s->ilock);
+    brc = bulk_finish(s, err);
+    pthread_rwlock_unlock(&s->ilock);
+    pthread_mutex_unlock(&s->wmu);
+  }
   if (s->failed) {
     rc = cs_err(err, CS_EFAILED, "closed after a failure: %s", s->failed_msg);
   } else {
@@ -1533,7 +1606,7 @@ int cs_close(cs_store *s, cs_error *err) {
       if (rc)
         cs_err(err, rc, "final sync failed: %s", cs_strerror(rc));
     }
-    if (!rc && !s->opts.no_snapshot_on_close && !s->opts.no_indexes &&
+    if (!rc && !brc && !s->opts.no_snapshot_on_close && !s->opts.no_indexes &&
         s->applied_seq != s->snapshot_seq) {
       /* Only a speed-up: everything is in the log already, so a snapshot
        * that cannot be written (a full disk) is reported, not an error. */
@@ -1546,7 +1619,7 @@ int cs_close(cs_store *s, cs_error *err) {
     }
   }
   store_free(s);
-  return rc;
+  return rc ? rc : brc;
 }
 
 int cs_snapshot(cs_store *s, cs_error *err) {
@@ -1648,6 +1721,11 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
     return cs_err(err, CS_EINVAL, "no such match mode");
   if (s->opts.no_indexes)
     return cs_err(err, CS_EINVAL, "the store was opened without indexes");
+  pthread_rwlock_rdlock(&s->ilock);
+  bool bulk = s->bulk;
+  pthread_rwlock_unlock(&s->ilock);
+  if (bulk)
+    return cs_err(err, CS_EINVAL, "a bulk load is in progress");
   if (q->term_len > CS_SEARCH_TERM_MAX_BYTES) return 0; /* matches nothing */
   msgpack_zone *z = reader_zone();
   if (!z) return cs_err(err, -ENOMEM, "out of memory");

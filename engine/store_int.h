@@ -176,6 +176,12 @@ struct cs_store {
   size_t ov_count;
   rec_buf rbuf; /* the record being encoded */
   fold_buf fb_key, fb_case, fb_case2;
+  /* In a bulk load: the case-folded emails created during it (hash of
+   * account and email -> id). The index's bulk mode defers the postings
+   * of keys that already exist, so its lookups may miss contacts of the
+   * load itself; this map does not. Also under ilock for bulk itself. */
+  bool bulk;
+  u64map bulk_emails;
   msgpack_zone wzone; /* decoding under wmu */
 
   /* ---- commit thread only (and open, before it starts) */

@@ -965,6 +965,12 @@ static int cmd_load(const char *dir, int argc, char **argv) {
     goto out;
   }
   if ((ex = account_lookup(dir, account, &L.account)) != EXIT_OK) goto out;
+  /* Creates only: the indexes are built once at the end (cs_bulk_end)
+   * rather than kept sorted at every contact. */
+  if (!dry && (rc = cs_bulk_begin(L.s, &err)) != 0) {
+    ex = fail("cannot start the load", rc, &err);
+    goto out;
+  }
   if (dry && cs_dryrun_create(L.s, &L.dry) != 0) {
     ex = fail("out of memory", -ENOMEM, NULL);
     goto out;
@@ -1036,8 +1042,9 @@ static int cmd_load(const char *dir, int argc, char **argv) {
     goto out;
   }
   /* One sync for everything (the store was opened without per-write
-   * syncs); the snapshot is written at close. */
-  if (!dry && (rc = cs_flush(L.s, &err)) != 0) {
+   * syncs), the indexes built; the snapshot is written at close. */
+  if (!dry && ((rc = cs_flush(L.s, &err)) != 0 ||
+               (rc = cs_bulk_end(L.s, &err)) != 0)) {
     ex = fail("the final sync failed", rc, &err);
     goto out;
   }
