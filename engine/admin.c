@@ -51,46 +51,6 @@ static cs_store *bare_new(const char *dir, const cs_io *io) {
   return store_new(dir, &o);
 }
 
-/* Maps segments first_seg..last_seg read-only. A missing file is
- * CS_ECORRUPT; an empty one is mapped as nothing (its header check fails). */
-static int bare_map(cs_store *s, cs_error *err) {
-  uint32_t n = s->last_seg - s->first_seg + 1;
-  s->segs = calloc(n, sizeof *s->segs);
-  if (!s->segs) return cs_err(err, -ENOMEM, "out of memory");
-  for (uint32_t i = 0; i < n; i++) {
-    char name[32], path[4096];
-    seg_map *m = &s->segs[i];
-    m->no = s->first_seg + i;
-    seg_name(name, sizeof name, m->no);
-    store_path(s, path, sizeof path, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return cs_err(err, errno == ENOENT ? CS_ECORRUPT : -errno,
-                    "cannot open segment %s named by the manifest: %s", path,
-                    strerror(errno));
-    s->seg_count = i + 1;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-      int e = errno;
-      close(fd);
-      return cs_err(err, -e, "cannot stat %s: %s", path, strerror(e));
-    }
-    m->size = (uint64_t)st.st_size;
-    if (m->size) {
-      void *p = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0);
-      if (p == MAP_FAILED) {
-        int e = errno;
-        close(fd);
-        return cs_err(err, -e, "cannot map %s: %s", path, strerror(e));
-      }
-      m->map = p;
-      m->map_len = m->size;
-    }
-    close(fd);
-  }
-  return 0;
-}
-
 /* A bare store locked on dir with its manifest read and segments mapped. */
 static int bare_open(const char *dir, const cs_io *io, cs_store **out,
                      uint64_t *id_floor, cs_error *err) {
@@ -103,7 +63,7 @@ static int bare_open(const char *dir, const cs_io *io, cs_store **out,
     rc = cs_err(err, -ENOENT, "%s is not a data directory", dir);
   if (!rc) rc = dir_lock(s, err);
   if (!rc) rc = manifest_read(s, id_floor, err);
-  if (!rc) rc = bare_map(s, err);
+  if (!rc) rc = store_map_segments(s, err);
   if (rc) {
     store_free(s);
     return rc;
@@ -652,7 +612,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o,
   snap->first_seg = full->first_seg;
   snap->last_seg = full->last_seg;
   snap->snapshot_name = strdup(full->snapshot_name);
-  rc = bare_map(snap, err);
+  rc = store_map_segments(snap, err);
   if (rc) goto out;
   /* snap_load installs slot arrays of its own. */
   free(snap->slots.v);
@@ -890,7 +850,7 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
   dst->last_seg = last_no;
   cs_error rerr;
   replay rp = {.s = dst, .err = &rerr};
-  rc = bare_map(dst, err);
+  rc = store_map_segments(dst, err);
   if (!rc && replay_log(&rp, false) != 0)
     rc = cs_err(err, CS_ECORRUPT, "the new segments do not read back: %s",
                 rerr.msg);

@@ -412,6 +412,25 @@ static void post_free(ix_dict *d, ix_post p) {
   free(POST_ARR(p));
 }
 
+/* Replaces entry e's posting p with a bitmap of the n slots in v (v may
+ * belong to p: it is copied before p is freed); the bitmap in *out. 0 or
+ * -ENOMEM, which leaves p in place. */
+static int post_to_bitmap(ix_dict *d, uint32_t e, ix_post p,
+                          const uint32_t *v, uint32_t n,
+                          roaring_bitmap_t **out) {
+  roaring_bitmap_t *r = roaring_bitmap_of_ptr(n, v);
+  if (!r)
+    return -ENOMEM;
+  if (big_add(d, e)) {
+    roaring_bitmap_free(r);
+    return -ENOMEM;
+  }
+  post_free(d, p);
+  d->ents[e].post = (uint64_t)(uintptr_t)r | 2u;
+  *out = r;
+  return 0;
+}
+
 static ix_arr *arr_new(ix_dict *d, uint32_t cap) {
   ix_arr *a = malloc(sizeof(ix_arr) + (size_t)cap * 4);
   if (!a)
@@ -448,16 +467,10 @@ static int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
   if (i < a->n && a->v[i] == slot)
     return 0;
   if (a->n == IX_ARRAY_MAX) {
-    roaring_bitmap_t *r = roaring_bitmap_of_ptr(a->n, a->v);
-    if (!r)
+    roaring_bitmap_t *r;
+    if (post_to_bitmap(d, e, p, a->v, a->n, &r))
       return -ENOMEM;
-    if (big_add(d, e)) {
-      roaring_bitmap_free(r);
-      return -ENOMEM;
-    }
     roaring_bitmap_add(r, slot);
-    post_free(d, p);
-    d->ents[e].post = (uint64_t)(uintptr_t)r | 2u;
     return 0;
   }
   if (a->n == a->cap) {
@@ -1441,16 +1454,8 @@ static int stage_apply_one(ix_dict *d, uint32_t e, uint32_t *buf, size_t k) {
   if (m == n)
     return 0;
   if (m > IX_ARRAY_MAX) {
-    roaring_bitmap_t *r = roaring_bitmap_of_ptr(m, all);
-    if (!r)
-      return -ENOMEM;
-    if (big_add(d, e)) {
-      roaring_bitmap_free(r);
-      return -ENOMEM;
-    }
-    post_free(d, p);
-    d->ents[e].post = (uint64_t)(uintptr_t)r | 2u;
-    return 0;
+    roaring_bitmap_t *r;
+    return post_to_bitmap(d, e, p, all, m, &r);
   }
   ix_arr *a;
   if (old) {

@@ -549,6 +549,20 @@ static uint32_t seg_bytes_max(const cs_store *s) {
   return s->opts.segment_bytes_max;
 }
 
+int store_map_segments(cs_store *s, cs_error *err) {
+  uint32_t n = s->last_seg - s->first_seg + 1;
+  s->seg_count = 0;
+  s->segs = calloc(n, sizeof *s->segs);
+  if (!s->segs) return cs_err(err, -ENOMEM, "out of memory");
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = seg_map_file(s, s->first_seg + i, seg_bytes_max(s), &s->segs[i],
+                          err);
+    if (rc) return rc;
+    s->seg_count = i + 1; /* store_free unmaps what is counted */
+  }
+  return 0;
+}
+
 /* Is there a valid record after a bad one at off? Then the damage is not a
  * torn tail. */
 static bool valid_record_after(const seg_map *m, uint64_t off,
@@ -1508,19 +1522,8 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
   }
   remove_strays(s);
 
-  s->seg_count = s->last_seg - s->first_seg + 1;
-  s->segs = calloc(s->seg_count, sizeof *s->segs);
-  if (!s->segs) {
-    rc = cs_err(err, -ENOMEM, "out of memory");
-    goto fail;
-  }
-  for (uint32_t i = 0; i < s->seg_count; i++) {
-    rc = seg_map_file(s, s->first_seg + i, seg_bytes_max(s), &s->segs[i], err);
-    if (rc) {
-      s->seg_count = i;
-      goto fail;
-    }
-  }
+  rc = store_map_segments(s, err);
+  if (rc) goto fail;
 
   /* The snapshot is only a speed-up: any problem with it means a replay. */
   bool from_snapshot = false;
@@ -1721,11 +1724,6 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
     return cs_err(err, CS_EINVAL, "no such match mode");
   if (s->opts.no_indexes)
     return cs_err(err, CS_EINVAL, "the store was opened without indexes");
-  pthread_rwlock_rdlock(&s->ilock);
-  bool bulk = s->bulk;
-  pthread_rwlock_unlock(&s->ilock);
-  if (bulk)
-    return cs_err(err, CS_EINVAL, "a bulk load is in progress");
   if (q->term_len > CS_SEARCH_TERM_MAX_BYTES) return 0; /* matches nothing */
   msgpack_zone *z = reader_zone();
   if (!z) return cs_err(err, -ENOMEM, "out of memory");
@@ -1733,6 +1731,10 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
    * to what was found: a one-result search allocates one contact. */
   uint32_t slots[CS_PAGE_LIMIT_MAX];
   pthread_rwlock_rdlock(&s->ilock);
+  if (s->bulk) {
+    pthread_rwlock_unlock(&s->ilock);
+    return cs_err(err, CS_EINVAL, "a bulk load is in progress");
+  }
   uint32_t min_slot = q->after_id ? slot_after(s, q->after_id) : 0;
   uint32_t count = 0;
   int rc;

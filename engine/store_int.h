@@ -217,6 +217,10 @@ void store_free(cs_store *s);
  * alone with the store. */
 bool store_file_is_stray(const cs_store *s, const char *name);
 
+/* Maps segments first_seg..last_seg (read-only, with room for the active
+ * one to grow). A missing file is CS_ECORRUPT. Caller is alone with s. */
+int store_map_segments(cs_store *s, cs_error *err);
+
 /* Path of a file in the store's directory into buf. */
 void store_path(const cs_store *s, char *buf, size_t len, const char *name);
 void seg_name(char *buf, size_t len, uint32_t seg_no);

@@ -66,6 +66,25 @@ static char *build(const char *dir, int n, uint32_t seg_bytes, bool snapshot) {
   return d;
 }
 
+/* Creates n contacts "<prefix><i>@x.com" in account, deleting every
+ * delete_every-th one right after (0: none). */
+static void add_contacts(cs_store *s, uint32_t account, const char *prefix,
+                         int n, int delete_every) {
+  cs_error err;
+  for (int i = 0; i < n; i++) {
+    char em[64];
+    snprintf(em, sizeof em, "%s%d@x.com", prefix, i);
+    uint64_t id;
+    if (tu_create(s, account, tu_contact("Added", NULL, em, NULL, NULL, NULL,
+                                         NULL),
+                  &id, &err))
+      fail_msg("create %s: %s", em, err.msg);
+    if (delete_every && i % delete_every == 0 &&
+        tu_delete(s, account, id, &err))
+      fail_msg("delete %s: %s", em, err.msg);
+  }
+}
+
 static off_t file_size(const char *path) {
   struct stat st;
   assert_int_equal(stat(path, &st), 0);
@@ -276,16 +295,7 @@ static void test_recovery_snapshot_then_log_equals_full_replay(void **state) {
   cs_store *s;
   cs_error err;
   assert_int_equal(cs_open(dir, &fast, &s, &err), 0);
-  for (int i = 0; i < 25; i++) {
-    char em[32];
-    snprintf(em, sizeof em, "late%d@x.com", i);
-    uint64_t id;
-    assert_int_equal(tu_create(s, 2, tu_contact("Late", NULL, em, NULL, NULL,
-                                                NULL, NULL),
-                               &id, &err),
-                     0);
-    if (i % 4 == 0) assert_int_equal(tu_delete(s, 2, id, &err), 0);
-  }
+  add_contacts(s, 2, "late", 25, 4);
   char *expect = tu_dump(s);
   cs_close(s, NULL);
   assert_int_equal(cs_open(dir, &fast, &s, &err), 0);
@@ -312,15 +322,7 @@ static void test_recovery_periodic_snapshot_bounds_the_replay(void **state) {
   cs_store *s;
   cs_error err;
   assert_int_equal(cs_open(dir, &o, &s, &err), 0);
-  for (int i = 0; i < 40; i++) {
-    char em[32];
-    snprintf(em, sizeof em, "p%d@x.com", i);
-    uint64_t id;
-    assert_int_equal(tu_create(s, 1, tu_contact("P", NULL, em, NULL, NULL,
-                                                NULL, NULL),
-                               &id, &err),
-                     0);
-  }
+  add_contacts(s, 1, "p", 40, 0);
   cs_stats st;
   cs_stats_get(s, &st);
   /* Taken while running, not at close (no_snapshot_on_close is set). */
