@@ -68,20 +68,20 @@
 /* --------------------------------------------------------------- options */
 
 typedef struct options {
-  uint64_t count;       /* contacts in the data set */
-  uint64_t creates;     /* of which created by the durable writers */
-  int writers;          /* concurrent durable writers */
-  int load_threads;     /* engine bulk-load producers */
-  int reps;             /* repetitions of each read measurement */
-  int create_reps;      /* repetitions of the durable creates */
-  int open_reps;        /* repetitions of each open */
-  double rep_seconds;   /* length of one read repetition */
-  const char *dir;      /* parent of the fresh data directory */
+  uint64_t count;     /* contacts in the data set */
+  uint64_t creates;   /* of which created by the durable writers */
+  int writers;        /* concurrent durable writers */
+  int load_threads;   /* engine bulk-load producers */
+  int reps;           /* repetitions of each read measurement */
+  int create_reps;    /* repetitions of the durable creates */
+  int open_reps;      /* repetitions of each open */
+  double rep_seconds; /* length of one read repetition */
+  const char *dir;    /* parent of the fresh data directory */
   uint64_t seed;
-  bool keep;            /* leave the data directory behind */
+  bool keep; /* leave the data directory behind */
   bool verbose;
-  bool engine;          /* measure the engine */
-  bool sqlite;          /* measure SQLite */
+  bool engine; /* measure the engine */
+  bool sqlite; /* measure SQLite */
 } options;
 
 static void usage(FILE *f) {
@@ -116,8 +116,7 @@ static void note(const char *fmt, ...) {
 }
 
 static void debug(const char *fmt, ...) {
-  if (!verbose)
-    return;
+  if (!verbose) return;
   va_list ap;
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
@@ -149,13 +148,10 @@ static size_t collapse(const char *s, size_t len, bool lower, char *out,
       gap = o > 0;
       continue;
     }
-    if (o + 2 >= cap)
-      return 0;
-    if (gap)
-      out[o++] = ' ';
+    if (o + 2 >= cap) return 0;
+    if (gap) out[o++] = ' ';
     gap = false;
-    if (lower && ch >= 'A' && ch <= 'Z')
-      ch = (unsigned char)(ch - 'A' + 'a');
+    if (lower && ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
     out[o++] = (char)ch;
   }
   out[o] = 0;
@@ -169,15 +165,13 @@ static size_t fold_text_into(const char *s, size_t len, char *out, size_t cap) {
       ascii = false;
       break;
     }
-  if (ascii)
-    return collapse(s, len, true, out, cap);
+  if (ascii) return collapse(s, len, true, out, cap);
   utf8proc_uint8_t *mapped = NULL;
-  utf8proc_ssize_t n = utf8proc_map(
-      (const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &mapped,
-      UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
-          UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK);
-  if (n < 0)
-    return 0;
+  utf8proc_ssize_t n =
+      utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &mapped,
+                   UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                       UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK);
+  if (n < 0) return 0;
   size_t o = collapse((const char *)mapped, (size_t)n, false, out, cap);
   free(mapped);
   return o;
@@ -187,12 +181,10 @@ static size_t fold_text_into(const char *s, size_t len, char *out, size_t cap) {
 static size_t fold_key_into(int field, const char *s, size_t len, char *out,
                             size_t cap) {
   size_t n = fold_text_into(s, len, out, cap);
-  if (field != CS_PHONE)
-    return n;
+  if (field != CS_PHONE) return n;
   size_t o = 0;
   for (size_t k = 0; k < n; k++)
-    if (out[k] >= '0' && out[k] <= '9')
-      out[o++] = out[k];
+    if (out[k] >= '0' && out[k] <= '9') out[o++] = out[k];
   out[o] = 0;
   return o;
 }
@@ -202,13 +194,20 @@ static size_t fold_key_into(int field, const char *s, size_t len, char *out,
 /* A field of a generated contact by cs_field. */
 static const char *bc_field(const bh_contact *b, int field) {
   switch (field) {
-  case CS_FIRST_NAME: return b->first_name;
-  case CS_LAST_NAME: return b->last_name;
-  case CS_EMAIL: return b->email;
-  case CS_PHONE: return b->phone;
-  case CS_COMPANY: return b->company;
-  case CS_JOB_TITLE: return b->job_title;
-  default: return b->notes;
+  case CS_FIRST_NAME:
+    return b->first_name;
+  case CS_LAST_NAME:
+    return b->last_name;
+  case CS_EMAIL:
+    return b->email;
+  case CS_PHONE:
+    return b->phone;
+  case CS_COMPANY:
+    return b->company;
+  case CS_JOB_TITLE:
+    return b->job_title;
+  default:
+    return b->notes;
   }
 }
 
@@ -222,9 +221,9 @@ static void bc_to_cs(const bh_contact *b, cs_contact *c) {
 
 /* What the benchmark knows about the data set before loading it. */
 typedef struct survey {
-  double json_bytes;        /* mean JSON size of a contact as the API shows it */
-  uint32_t *company_count;  /* contacts per company */
-  uint32_t *company_first;  /* a contact of each company */
+  double json_bytes;       /* mean JSON size of a contact as the API shows it */
+  uint32_t *company_count; /* contacts per company */
+  uint32_t *company_first; /* a contact of each company */
 } survey;
 
 /* One kind of query: its terms and, when known, each term's true total. */
@@ -233,9 +232,9 @@ typedef struct qset {
   int field;
   cs_match match;
   char **terms;
-  uint64_t *expect;         /* UINT64_MAX: unknown */
+  uint64_t *expect; /* UINT64_MAX: unknown */
   size_t count, cap;
-  double mean_total;        /* found by the cross-check */
+  double mean_total; /* found by the cross-check */
 } qset;
 
 enum { Q_EMAIL, Q_COMPANY_FEW, Q_COMPANY_MANY, Q_PREFIX, Q_WORDS, Q_KINDS };
@@ -245,12 +244,12 @@ typedef struct bench {
   bh_gen *gen;
   survey sv;
   qset q[Q_KINDS];
-  char root[1024];         /* the fresh data directory */
+  char root[1024]; /* the fresh data directory */
   char eng_dir[PATH_MAX];
   char sql_dir[PATH_MAX];
   char sql_path[PATH_MAX + 16];
-  uint64_t *eng_ids;       /* id of contact i in the engine */
-  int64_t *sql_ids;        /* rowid of contact i in SQLite */
+  uint64_t *eng_ids; /* id of contact i in the engine */
+  int64_t *sql_ids;  /* rowid of contact i in SQLite */
   cs_store *store;
   bh_table table;
 } bench;
@@ -259,8 +258,7 @@ static int survey_run(bench *b) {
   uint64_t n = b->o.count;
   b->sv.company_count = calloc(BH_COMPANIES, sizeof(uint32_t));
   b->sv.company_first = calloc(BH_COMPANIES, sizeof(uint32_t));
-  if (!b->sv.company_count || !b->sv.company_first)
-    return -ENOMEM;
+  if (!b->sv.company_count || !b->sv.company_first) return -ENOMEM;
   double json = 0;
   char buf[2048];
   bh_contact c;
@@ -278,8 +276,7 @@ static int survey_run(bench *b) {
 static void utf8_head(const char *s, int n, char *out, size_t cap) {
   size_t o = 0;
   for (size_t k = 0; s[k] && o + 1 < cap; k++) {
-    if (((unsigned char)s[k] & 0xc0) != 0x80 && n-- == 0)
-      break;
+    if (((unsigned char)s[k] & 0xc0) != 0x80 && n-- == 0) break;
     out[o++] = s[k];
   }
   out[o] = 0;
@@ -289,17 +286,14 @@ static int add_term(qset *q, const char *term, uint64_t expect) {
   if (q->count == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 1024;
     char **t = realloc(q->terms, cap * sizeof *t);
-    if (!t)
-      return -ENOMEM;
+    if (!t) return -ENOMEM;
     q->terms = t;
     uint64_t *e = realloc(q->expect, cap * sizeof *e);
-    if (!e)
-      return -ENOMEM;
+    if (!e) return -ENOMEM;
     q->expect = e;
     q->cap = cap;
   }
-  if (!(q->terms[q->count] = strdup(term)))
-    return -ENOMEM;
+  if (!(q->terms[q->count] = strdup(term))) return -ENOMEM;
   q->expect[q->count++] = expect;
   return 0;
 }
@@ -317,27 +311,30 @@ static int queries_build(bench *b) {
   int rc = 0;
   uint64_t n = b->o.count;
 
-  b->q[Q_EMAIL] = (qset){.label = "exact email (1 result)", .field = CS_EMAIL,
+  b->q[Q_EMAIL] = (qset){.label = "exact email (1 result)",
+                         .field = CS_EMAIL,
                          .match = CS_MATCH_EXACT};
   b->q[Q_COMPANY_FEW] = (qset){.label = "exact company, rarest",
-                               .field = CS_COMPANY, .match = CS_MATCH_EXACT};
+                               .field = CS_COMPANY,
+                               .match = CS_MATCH_EXACT};
   b->q[Q_COMPANY_MANY] = (qset){.label = "exact company, top 10",
-                                .field = CS_COMPANY, .match = CS_MATCH_EXACT};
+                                .field = CS_COMPANY,
+                                .match = CS_MATCH_EXACT};
   b->q[Q_PREFIX] = (qset){.label = "prefix last_name, 3 letters",
-                          .field = CS_LAST_NAME, .match = CS_MATCH_PREFIX};
-  b->q[Q_WORDS] = (qset){.label = "words notes, 2 words", .field = CS_NOTES,
+                          .field = CS_LAST_NAME,
+                          .match = CS_MATCH_PREFIX};
+  b->q[Q_WORDS] = (qset){.label = "words notes, 2 words",
+                         .field = CS_NOTES,
                          .match = CS_MATCH_WORDS};
 
   for (int k = 0; k < EMAIL_QUERIES && rc == 0; k++) {
     bh_gen_contact(b->gen, bh_rng_below(&r, n), &c);
     rc = add_term(&b->q[Q_EMAIL], c.email, 1);
-    if (k >= QUERIES)
-      continue;
+    if (k >= QUERIES) continue;
 
     char head[32];
     utf8_head(c.last_name, 3, head, sizeof head);
-    if (rc == 0)
-      rc = add_term(&b->q[Q_PREFIX], head, UINT64_MAX);
+    if (rc == 0) rc = add_term(&b->q[Q_PREFIX], head, UINT64_MAX);
 
     /* Two different words of one contact's notes. */
     char words[512], *w[16];
@@ -355,18 +352,15 @@ static int queries_build(bench *b) {
       snprintf(term, sizeof term, "%s", w[a]);
     else
       snprintf(term, sizeof term, "%s %s", w[a], w[z]);
-    if (rc == 0)
-      rc = add_term(&b->q[Q_WORDS], term, UINT64_MAX);
+    if (rc == 0) rc = add_term(&b->q[Q_WORDS], term, UINT64_MAX);
   }
 
   /* Companies by size: the ten largest, and the smallest that exist. */
   uint32_t *order = malloc(BH_COMPANIES * sizeof *order);
-  if (!order)
-    return -ENOMEM;
+  if (!order) return -ENOMEM;
   uint32_t used = 0;
   for (uint32_t k = 0; k < BH_COMPANIES; k++)
-    if (b->sv.company_count[k])
-      order[used++] = k;
+    if (b->sv.company_count[k]) order[used++] = k;
   qsort_r(order, used, sizeof *order, cmp_count_desc, b->sv.company_count);
   for (uint32_t k = 0; k < 10 && k < used && rc == 0; k++) {
     bh_gen_contact(b->gen, b->sv.company_first[order[k]], &c);
@@ -392,7 +386,7 @@ static const char *const sql_fcol[CS_FIELD_COUNT] = {
     "f_first", "f_last", "f_email", "f_phone", "f_company", "f_job", NULL};
 
 #define SQL_ROW                                                                \
-  "id, first_name, last_name, email, phone, company, job_title, notes, "      \
+  "id, first_name, last_name, email, phone, company, job_title, notes, "       \
   "created_ms, updated_ms"
 #define SQL_ROW_COLUMNS 10
 
@@ -432,8 +426,8 @@ static int sql_exec(sqlite3 *db, const char *sql) {
 }
 
 static int sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out) {
-  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
-                              NULL);
+  int rc =
+      sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
   if (rc != SQLITE_OK) {
     note("sqlite: prepare %s: %s", sql, sqlite3_errmsg(db));
     return -1;
@@ -442,10 +436,9 @@ static int sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out) {
 }
 
 static void sconn_close(sconn *c) {
-  if (!c->db)
-    return;
-  sqlite3_stmt *all[] = {c->begin, c->commit, c->ins, c->ins_fts, c->get,
-                         c->words, c->words_count};
+  if (!c->db) return;
+  sqlite3_stmt *all[] = {c->begin, c->commit, c->ins,        c->ins_fts,
+                         c->get,   c->words,  c->words_count};
   for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
     sqlite3_finalize(all[k]);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
@@ -463,10 +456,9 @@ static void sconn_close(sconn *c) {
  * measurement), 'w' writes, 'r' reads, 'a' all. */
 static int sconn_open(const char *path, bool create, char what, sconn *c) {
   memset(c, 0, sizeof *c);
-  int rc = sqlite3_open_v2(path, &c->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_NOMUTEX,
-                           NULL);
+  int rc = sqlite3_open_v2(
+      path, &c->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     note("sqlite: open %s: %s", path, sqlite3_errstr(rc));
     sqlite3_close(c->db);
@@ -479,8 +471,10 @@ static int sconn_open(const char *path, bool create, char what, sconn *c) {
                       "PRAGMA temp_store=MEMORY;") != 0 ||
       (create && sql_exec(c->db, sql_schema) != 0))
     goto fail;
-  if (sql_prepare(c->db, "SELECT " SQL_ROW " FROM contacts "
-                         "WHERE id = ?1 AND account = ?2", &c->get) != 0)
+  if (sql_prepare(c->db,
+                  "SELECT " SQL_ROW " FROM contacts "
+                  "WHERE id = ?1 AND account = ?2",
+                  &c->get) != 0)
     goto fail;
   if (what == 'w' || what == 'a') {
     if (sql_prepare(c->db, "BEGIN IMMEDIATE", &c->begin) != 0 ||
@@ -492,36 +486,34 @@ static int sconn_open(const char *path, bool create, char what, sconn *c) {
                     "f_company, f_job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                     "?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     &c->ins) != 0 ||
-        sql_prepare(c->db, "INSERT INTO notes_fts(rowid, notes) VALUES (?1, ?2)",
+        sql_prepare(c->db,
+                    "INSERT INTO notes_fts(rowid, notes) VALUES (?1, ?2)",
                     &c->ins_fts) != 0)
       goto fail;
   }
   if (what == 'r' || what == 'a') {
     char sql[512];
     for (int f = 0; f < CS_FIELD_COUNT; f++) {
-      if (!sql_fcol[f])
-        continue;
+      if (!sql_fcol[f]) continue;
       snprintf(sql, sizeof sql,
                "SELECT " SQL_ROW " FROM contacts WHERE account = ?1 AND "
-               "%s = ?2 ORDER BY id LIMIT ?3", sql_fcol[f]);
-      if (sql_prepare(c->db, sql, &c->exact[f]) != 0)
-        goto fail;
+               "%s = ?2 ORDER BY id LIMIT ?3",
+               sql_fcol[f]);
+      if (sql_prepare(c->db, sql, &c->exact[f]) != 0) goto fail;
       snprintf(sql, sizeof sql,
                "SELECT count(*) FROM contacts WHERE account = ?1 AND %s = ?2",
                sql_fcol[f]);
-      if (sql_prepare(c->db, sql, &c->exact_count[f]) != 0)
-        goto fail;
+      if (sql_prepare(c->db, sql, &c->exact_count[f]) != 0) goto fail;
       snprintf(sql, sizeof sql,
                "SELECT " SQL_ROW " FROM contacts WHERE account = ?1 AND "
                "%s >= ?2 AND %s < ?3 ORDER BY id LIMIT ?4",
                sql_fcol[f], sql_fcol[f]);
-      if (sql_prepare(c->db, sql, &c->prefix[f]) != 0)
-        goto fail;
+      if (sql_prepare(c->db, sql, &c->prefix[f]) != 0) goto fail;
       snprintf(sql, sizeof sql,
                "SELECT count(*) FROM contacts WHERE account = ?1 AND "
-               "%s >= ?2 AND %s < ?3", sql_fcol[f], sql_fcol[f]);
-      if (sql_prepare(c->db, sql, &c->prefix_count[f]) != 0)
-        goto fail;
+               "%s >= ?2 AND %s < ?3",
+               sql_fcol[f], sql_fcol[f]);
+      if (sql_prepare(c->db, sql, &c->prefix_count[f]) != 0) goto fail;
     }
     /* FTS5 drives the page in rowid order; the total counts the FTS matches
      * alone, which is the total while every contact is in one account (an
@@ -569,8 +561,7 @@ static int sql_insert(sconn *c, const bh_contact *b, bool own_txn,
                       int64_t *rowid_out) {
   char folded[CS_FIELD_COUNT][512];
   int rc = 0;
-  if (own_txn && sql_step_done(c, c->begin) != 0)
-    return -1;
+  if (own_txn && sql_step_done(c, c->begin) != 0) return -1;
   sqlite3_stmt *st = c->ins;
   sqlite3_bind_int64(st, 1, ACCOUNT);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
@@ -581,8 +572,7 @@ static int sql_insert(sconn *c, const bh_contact *b, bool own_txn,
     size_t n = fold_key_into(f, v, strlen(v), folded[f], sizeof folded[f]);
     sqlite3_bind_text(st, 10 + f, folded[f], (int)n, SQLITE_STATIC);
   }
-  if (sql_step_done(c, st) != 0)
-    rc = -1;
+  if (sql_step_done(c, st) != 0) rc = -1;
   int64_t rowid = sqlite3_last_insert_rowid(c->db);
   if (rc == 0) {
     size_t n = fold_text_into(b->notes, strlen(b->notes), folded[CS_NOTES],
@@ -596,8 +586,7 @@ static int sql_insert(sconn *c, const bh_contact *b, bool own_txn,
       sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
       return -1;
     }
-    if (sql_step_done(c, c->commit) != 0)
-      return -1;
+    if (sql_step_done(c, c->commit) != 0) return -1;
   }
   *rowid_out = rowid;
   return rc;
@@ -622,8 +611,7 @@ static int sql_get(sconn *c, int64_t id, uint64_t *sink) {
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int64(st, 2, ACCOUNT);
   int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    *sink += sql_consume_row(st);
+  if (rc == SQLITE_ROW) *sink += sql_consume_row(st);
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : -1;
 }
@@ -639,16 +627,14 @@ static int sql_page(sqlite3_stmt *page, sqlite3_stmt *count, uint64_t *total,
     n++;
   }
   sqlite3_reset(page);
-  if (rc != SQLITE_DONE)
-    return -1;
+  if (rc != SQLITE_DONE) return -1;
   *got = n;
   if (n < SEARCH_LIMIT) {
     *total = n;
     return 0;
   }
   rc = sqlite3_step(count);
-  if (rc == SQLITE_ROW)
-    *total = (uint64_t)sqlite3_column_int64(count, 0);
+  if (rc == SQLITE_ROW) *total = (uint64_t)sqlite3_column_int64(count, 0);
   sqlite3_reset(count);
   return rc == SQLITE_ROW ? 0 : -1;
 }
@@ -667,22 +653,19 @@ static int sql_search(sconn *c, int field, cs_match match, const char *term,
     bool in_word = false;
     for (size_t k = 0; k <= n && o + 4 < sizeof key; k++) {
       unsigned char ch = k < n ? (unsigned char)folded[k] : 0;
-      bool word_ch = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                     ch >= 0x80;
+      bool word_ch =
+          (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch >= 0x80;
       if (word_ch && !in_word) {
-        if (o)
-          key[o++] = ' ';
+        if (o) key[o++] = ' ';
         key[o++] = '"';
       } else if (!word_ch && in_word) {
         key[o++] = '"';
       }
-      if (word_ch)
-        key[o++] = (char)ch;
+      if (word_ch) key[o++] = (char)ch;
       in_word = word_ch;
     }
     key[o] = 0;
-    if (o == 0)
-      return 0;
+    if (o == 0) return 0;
     sqlite3_bind_text(c->words, 1, key, (int)o, SQLITE_STATIC);
     sqlite3_bind_int64(c->words, 2, ACCOUNT);
     sqlite3_bind_int(c->words, 3, SEARCH_LIMIT);
@@ -690,8 +673,7 @@ static int sql_search(sconn *c, int field, cs_match match, const char *term,
     return sql_page(c->words, c->words_count, total, got, sink);
   }
   size_t n = fold_key_into(field, term, tl, key, sizeof key - 1);
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   if (match == CS_MATCH_EXACT) {
     sqlite3_stmt *p = c->exact[field], *k = c->exact_count[field];
     sqlite3_bind_int64(p, 1, ACCOUNT);
@@ -722,8 +704,7 @@ static void sql_explain(sconn *c, sqlite3_stmt *st, const char *what) {
   char q[2048];
   snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sqlite3_sql(st));
   sqlite3_stmt *e = NULL;
-  if (sqlite3_prepare_v2(c->db, q, -1, &e, NULL) != SQLITE_OK)
-    return;
+  if (sqlite3_prepare_v2(c->db, q, -1, &e, NULL) != SQLITE_OK) return;
   /* Parameters unbound: the plan does not depend on them. */
   while (sqlite3_step(e) == SQLITE_ROW)
     note("  plan %-14s %s", what, (const char *)sqlite3_column_text(e, 3));
@@ -743,8 +724,7 @@ static uint64_t eng_consume(const cs_contact *c) {
 static int eng_get(cs_store *s, uint64_t id, uint64_t *sink) {
   cs_contact c;
   int rc = cs_get(s, ACCOUNT, id, &c, NULL);
-  if (rc == 0)
-    *sink += eng_consume(&c);
+  if (rc == 0) *sink += eng_consume(&c);
   return rc;
 }
 
@@ -758,8 +738,7 @@ static int eng_search(cs_store *s, int field, cs_match match, const char *term,
                 .limit = SEARCH_LIMIT};
   cs_page page;
   int rc = cs_search(s, &q, &page, NULL);
-  if (rc != 0)
-    return rc;
+  if (rc != 0) return rc;
   for (uint32_t k = 0; k < page.count; k++)
     *sink += eng_consume(&page.contacts[k]);
   *total = page.total;
@@ -783,8 +762,7 @@ static int eng_open(bench *b, cs_durability d, bool load_snapshot,
 static int eng_close(cs_store *s) {
   cs_error err = {0};
   int rc = cs_close(s, &err);
-  if (rc != 0)
-    note("engine: close: %s (%s)", err.msg, cs_strerror(rc));
+  if (rc != 0) note("engine: close: %s (%s)", err.msg, cs_strerror(rc));
   return rc;
 }
 
@@ -797,7 +775,7 @@ typedef struct loader {
   bench *b;
   uint64_t from, to, stride;
   sem_t window;
-  int failed_rc;       /* first failure seen by a callback */
+  int failed_rc; /* first failure seen by a callback */
   uint64_t errors;
   char first_error[600];
 } loader;
@@ -805,8 +783,7 @@ typedef struct loader {
 static void load_done(void *ctx, int rc, uint64_t id) {
   loader *l = ctx;
   (void)id;
-  if (rc != 0 && l->failed_rc == 0)
-    l->failed_rc = rc;
+  if (rc != 0 && l->failed_rc == 0) l->failed_rc = rc;
   sem_post(&l->window);
 }
 
@@ -843,8 +820,8 @@ static int eng_bulk_load(bench *b, uint64_t from, uint64_t to) {
     goto done;
   }
   for (int t = 0; t < n; t++) {
-    ls[t] = (loader){.b = b, .from = from + (uint64_t)t, .to = to,
-                     .stride = (uint64_t)n};
+    ls[t] = (loader){
+        .b = b, .from = from + (uint64_t)t, .to = to, .stride = (uint64_t)n};
     sem_init(&ls[t].window, 0, WINDOW);
     pthread_create(&th[t], NULL, load_thread, &ls[t]);
   }
@@ -875,8 +852,7 @@ done:
 
 static int sql_bulk_load(bench *b, sconn *c, uint64_t from, uint64_t to) {
   bh_contact bc;
-  if (sql_exec(c->db, "BEGIN") != 0)
-    return -1;
+  if (sql_exec(c->db, "BEGIN") != 0) return -1;
   for (uint64_t i = from; i < to; i++) {
     bh_gen_contact(b->gen, i, &bc);
     if (sql_insert(c, &bc, false, &b->sql_ids[i]) != 0) {
@@ -884,8 +860,7 @@ static int sql_bulk_load(bench *b, sconn *c, uint64_t from, uint64_t to) {
       return -1;
     }
   }
-  if (sql_exec(c->db, "COMMIT") != 0)
-    return -1;
+  if (sql_exec(c->db, "COMMIT") != 0) return -1;
   return sql_exec(c->db, "PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
@@ -893,10 +868,10 @@ static int sql_bulk_load(bench *b, sconn *c, uint64_t from, uint64_t to) {
 
 typedef struct writer {
   bench *b;
-  sconn *sql;            /* SQLite side, or NULL for the engine */
+  sconn *sql; /* SQLite side, or NULL for the engine */
   uint64_t from, to, stride;
   pthread_barrier_t *start;
-  sem_t done;            /* engine: posted by the completion callback */
+  sem_t done; /* engine: posted by the completion callback */
   int cb_rc;
   uint64_t errors;
   char first_error[600];
@@ -947,13 +922,15 @@ static double durable_creates(bench *b, sconn *conns, int n, uint64_t from,
   pthread_t *th = calloc((size_t)n, sizeof *th);
   pthread_barrier_t start;
   double rate = -1;
-  if (!ws || !th)
-    goto done;
+  if (!ws || !th) goto done;
   pthread_barrier_init(&start, NULL, (unsigned)n + 1);
   for (int t = 0; t < n; t++) {
-    ws[t] = (writer){.b = b, .sql = conns ? &conns[t] : NULL,
-                     .from = from + (uint64_t)t, .to = to,
-                     .stride = (uint64_t)n, .start = &start};
+    ws[t] = (writer){.b = b,
+                     .sql = conns ? &conns[t] : NULL,
+                     .from = from + (uint64_t)t,
+                     .to = to,
+                     .stride = (uint64_t)n,
+                     .start = &start};
     sem_init(&ws[t].done, 0, 0);
     pthread_create(&th[t], NULL, writer_thread, &ws[t]);
   }
@@ -970,8 +947,7 @@ static double durable_creates(bench *b, sconn *conns, int n, uint64_t from,
   }
   uint64_t t1 = bh_now_ns();
   pthread_barrier_destroy(&start);
-  if (errors == 0)
-    rate = (double)(to - from) / bh_seconds(t0, t1);
+  if (errors == 0) rate = (double)(to - from) / bh_seconds(t0, t1);
 done:
   free(ws);
   free(th);
@@ -984,13 +960,13 @@ enum { R_GET = Q_KINDS, R_KINDS };
 
 typedef struct reader {
   bench *b;
-  sconn *sql;          /* or NULL for the engine */
-  int kind;            /* a Q_* or R_GET */
+  sconn *sql; /* or NULL for the engine */
+  int kind;   /* a Q_* or R_GET */
   uint64_t seed;
   double seconds;
   uint64_t ops, sink, errors;
   double elapsed;
-  double cpu;          /* seconds this thread ran on a CPU */
+  double cpu; /* seconds this thread ran on a CPU */
 } reader;
 
 static double thread_cpu_seconds(void) {
@@ -1019,8 +995,8 @@ static void *reader_thread(void *arg) {
         const char *term = q->terms[bh_rng_below(&rng, q->count)];
         uint64_t total;
         uint32_t got;
-        rc = r->sql ? sql_search(r->sql, q->field, q->match, term, &total,
-                                 &got, &r->sink)
+        rc = r->sql ? sql_search(r->sql, q->field, q->match, term, &total, &got,
+                                 &r->sink)
                     : eng_search(b->store, q->field, q->match, term, &total,
                                  &got, &r->sink);
       }
@@ -1042,7 +1018,9 @@ static double read_rep(bench *b, sconn *conns, int kind, int threads,
   reader rs[8];
   pthread_t th[8];
   for (int t = 0; t < threads; t++) {
-    rs[t] = (reader){.b = b, .sql = conns ? &conns[t] : NULL, .kind = kind,
+    rs[t] = (reader){.b = b,
+                     .sql = conns ? &conns[t] : NULL,
+                     .kind = kind,
                      .seed = seed * 131 + (uint64_t)t,
                      .seconds = b->o.rep_seconds};
     pthread_create(&th[t], NULL, reader_thread, &rs[t]);
@@ -1054,8 +1032,7 @@ static double read_rep(bench *b, sconn *conns, int kind, int threads,
     ops += (double)rs[t].ops;
     cpu += rs[t].cpu;
     errors += rs[t].errors;
-    if (rs[t].elapsed > elapsed)
-      elapsed = rs[t].elapsed;
+    if (rs[t].elapsed > elapsed) elapsed = rs[t].elapsed;
   }
   if (errors)
     note("%s: %llu of %.0f operations failed", conns ? "sqlite" : "engine",
@@ -1081,10 +1058,8 @@ static int cross_check(bench *b, sconn *sc) {
                          &sink);
       if (b->o.sqlite)
         src = sql_search(sc, q->field, q->match, q->terms[i], &st, &sg, &sink);
-      if (!b->o.engine)
-        et = st, eg = sg;
-      if (!b->o.sqlite)
-        st = et, sg = eg;
+      if (!b->o.engine) et = st, eg = sg;
+      if (!b->o.sqlite) st = et, sg = eg;
       uint64_t want = q->expect[i] == UINT64_MAX ? et : q->expect[i];
       if (erc || src || et != st || eg != sg || et != want) {
         if (bad++ < 10)
@@ -1108,8 +1083,7 @@ static int cross_check(bench *b, sconn *sc) {
         note("MISMATCH get of contact %llu failed", (unsigned long long)i);
     }
   }
-  if (bad)
-    note("cross-check: %d mismatches", bad);
+  if (bad) note("cross-check: %d mismatches", bad);
   return bad;
 }
 
@@ -1135,8 +1109,9 @@ static void warm_up(bench *b, sconn *sc) {
     for (size_t k = 0; k < sizeof scans / sizeof scans[0]; k++)
       sql_exec(sc->db, scans[k]);
   note("warm-up: engine read every contact in %.1f s, SQLite scanned its "
-       "table and indexes in %.1f s (%llu)", bh_seconds(t0, t1),
-       bh_seconds(t1, bh_now_ns()), (unsigned long long)(sink & 1));
+       "table and indexes in %.1f s (%llu)",
+       bh_seconds(t0, t1), bh_seconds(t1, bh_now_ns()),
+       (unsigned long long)(sink & 1));
 }
 
 /* ================================================================= table */
@@ -1145,26 +1120,35 @@ static void row_rate(bench *b, const char *metric, double ours, double base,
                      double target_ratio) {
   char o[40], s[40], r[24], t[24];
   bool have = ours > 0 && base > 0;
-  if (target_ratio > 0)
-    snprintf(t, sizeof t, ">= %gx", target_ratio);
-  bh_table_add(&b->table, metric, ours > 0 ? bh_fmt_rate(o, sizeof o, ours) : NULL,
-               base > 0 ? bh_fmt_rate(s, sizeof s, base) : NULL,
-               have ? bh_fmt_ratio(r, sizeof r, ours / base) : NULL,
-               target_ratio > 0 ? t : NULL,
-               have && target_ratio > 0
-                   ? (ours / base >= target_ratio ? "yes" : "NO")
-                   : NULL);
+  if (target_ratio > 0) snprintf(t, sizeof t, ">= %gx", target_ratio);
+  bh_table_add(
+      &b->table, metric, ours > 0 ? bh_fmt_rate(o, sizeof o, ours) : NULL,
+      base > 0 ? bh_fmt_rate(s, sizeof s, base) : NULL,
+      have ? bh_fmt_ratio(r, sizeof r, ours / base) : NULL,
+      target_ratio > 0 ? t : NULL,
+      have && target_ratio > 0 ? (ours / base >= target_ratio ? "yes" : "NO")
+                               : NULL);
 }
 
-static double median_of(double *v, int n) { return n ? bh_median(v, (size_t)n) : 0; }
+static double median_of(double *v, int n) {
+  return n ? bh_median(v, (size_t)n) : 0;
+}
 
 /* ================================================================== main */
 
 static int parse_args(int argc, char **argv, options *o) {
-  *o = (options){.count = 1000000, .creates = 20000, .writers = 64,
-                 .load_threads = 2, .reps = 5, .create_reps = 3,
-                 .open_reps = 3, .rep_seconds = 0.5, .dir = "/tmp",
-                 .seed = 42, .engine = true, .sqlite = true};
+  *o = (options){.count = 1000000,
+                 .creates = 20000,
+                 .writers = 64,
+                 .load_threads = 2,
+                 .reps = 5,
+                 .create_reps = 3,
+                 .open_reps = 3,
+                 .rep_seconds = 0.5,
+                 .dir = "/tmp",
+                 .seed = 42,
+                 .engine = true,
+                 .sqlite = true};
   bool quick = false, count_set = false, creates_set = false;
   for (int k = 1; k < argc; k++) {
     const char *a = argv[k];
@@ -1228,16 +1212,13 @@ static int parse_args(int argc, char **argv, options *o) {
 #undef NEED_VALUE
   }
   if (quick) {
-    if (!count_set)
-      o->count = 20000;
-    if (!creates_set)
-      o->creates = 3000;
+    if (!count_set) o->count = 20000;
+    if (!creates_set) o->creates = 3000;
     o->rep_seconds = 0.1;
     o->reps = 3;
     o->open_reps = 2;
   }
-  if (o->creates > o->count / 2)
-    o->creates = o->count / 2;
+  if (o->creates > o->count / 2) o->creates = o->count / 2;
   if (o->count < 100 || o->writers < 1 || o->writers > 1024 ||
       o->load_threads < 1 || o->load_threads > 64 || o->reps < 1 ||
       o->reps > 99 || o->rep_seconds <= 0) {
@@ -1292,8 +1273,7 @@ int main(int argc, char **argv) {
   bench B = {0}, *b = &B;
   sconn *wconns = NULL, rconns[2] = {{0}}, sql_main = {0};
   int rc = parse_args(argc, argv, &b->o);
-  if (rc)
-    return rc > 0 ? 0 : 2;
+  if (rc) return rc > 0 ? 0 : 2;
   verbose = b->o.verbose;
   /* SQLite's memory statistics take a global mutex on every allocation;
    * a tuned deployment turns them off, so the peer runs without them. */
@@ -1358,14 +1338,14 @@ int main(int argc, char **argv) {
     cs_stats_get(b->store, &st);
     eng_index_bytes = st.index_bytes;
     note("engine: loaded %llu contacts in %.2f s, index %.1f MiB, RSS +%.1f "
-         "MiB", (unsigned long long)(N - K), eng_load_s,
+         "MiB",
+         (unsigned long long)(N - K), eng_load_s,
          (double)st.index_bytes / (1 << 20),
          eng_rss_load * (double)(N - K) / (1 << 20));
     t0 = bh_now_ns();
     rc = eng_close(b->store);
     b->store = NULL;
-    if (rc != 0)
-      goto out;
+    if (rc != 0) goto out;
     rc = 1;
     note("engine: close with snapshot %.2f s", bh_seconds(t0, bh_now_ns()));
   }
@@ -1393,11 +1373,9 @@ int main(int argc, char **argv) {
     goto out;
   if (b->o.sqlite) {
     wconns = calloc((size_t)b->o.writers, sizeof *wconns);
-    if (!wconns)
-      goto out;
+    if (!wconns) goto out;
     for (int t = 0; t < b->o.writers; t++)
-      if (sconn_open(b->sql_path, false, 'w', &wconns[t]) != 0)
-        goto out;
+      if (sconn_open(b->sql_path, false, 'w', &wconns[t]) != 0) goto out;
   }
   {
     uint64_t creates = 0, syncs = 0;
@@ -1411,13 +1389,11 @@ int main(int argc, char **argv) {
         cs_stats_get(b->store, &s1);
         creates += to - from;
         syncs += s1.fsyncs - s0.fsyncs;
-        if (eng_cr[r] < 0)
-          goto out;
+        if (eng_cr[r] < 0) goto out;
       }
       if (b->o.sqlite) {
         sql_cr[r] = durable_creates(b, wconns, b->o.writers, from, to);
-        if (sql_cr[r] < 0)
-          goto out;
+        if (sql_cr[r] < 0) goto out;
       }
       note("durable creates rep %d (%llu each): engine %.0f/s, sqlite %.0f/s",
            r + 1, (unsigned long long)(to - from), eng_cr[r], sql_cr[r]);
@@ -1425,14 +1401,15 @@ int main(int argc, char **argv) {
     for (int r = 0; r < ncr; r++) {
       uint64_t from = K64 + (K - K64) * (uint64_t)r / (uint64_t)ncr,
                to = K64 + (K - K64) * (uint64_t)(r + 1) / (uint64_t)ncr;
-      if (b->o.engine && (eng_cr1[r] = durable_creates(b, NULL, 1, from, to)) < 0)
+      if (b->o.engine &&
+          (eng_cr1[r] = durable_creates(b, NULL, 1, from, to)) < 0)
         goto out;
       if (b->o.sqlite &&
           (sql_cr1[r] = durable_creates(b, wconns, 1, from, to)) < 0)
         goto out;
       note("durable creates, one writer, rep %d (%llu each): engine %.0f/s, "
-           "sqlite %.0f/s", r + 1, (unsigned long long)(to - from), eng_cr1[r],
-           sql_cr1[r]);
+           "sqlite %.0f/s",
+           r + 1, (unsigned long long)(to - from), eng_cr1[r], sql_cr1[r]);
     }
     eng_per_sync = syncs ? (double)creates / (double)syncs : 0;
   }
@@ -1446,8 +1423,7 @@ int main(int argc, char **argv) {
   /* ---- reads */
   if (b->o.sqlite) {
     for (int t = 0; t < 2; t++)
-      if (sconn_open(b->sql_path, false, 'r', &rconns[t]) != 0)
-        goto out;
+      if (sconn_open(b->sql_path, false, 'r', &rconns[t]) != 0) goto out;
     if (verbose) {
       sql_explain(&rconns[0], rconns[0].exact[CS_COMPANY], "exact");
       sql_explain(&rconns[0], rconns[0].exact_count[CS_COMPANY], "exact count");
@@ -1490,8 +1466,8 @@ int main(int argc, char **argv) {
       }
       uint64_t seed = b->o.seed + k * 1000 + (uint64_t)r;
       if (b->o.engine)
-        ev[r] = read_rep(b, NULL, reads[k].kind, reads[k].threads, seed,
-                         &ec[r]);
+        ev[r] =
+            read_rep(b, NULL, reads[k].kind, reads[k].threads, seed, &ec[r]);
       if (b->o.sqlite)
         sv[r] = read_rep(b, rconns, reads[k].kind, reads[k].threads, seed,
                          &scpu[r]);
@@ -1501,7 +1477,8 @@ int main(int argc, char **argv) {
     cpu_eng[k] = median_of(ec, b->o.reps);
     cpu_sql[k] = median_of(scpu, b->o.reps);
     debug("read %zu: engine %.0f/s (%.0f per CPU s), sqlite %.0f/s (%.0f per "
-          "CPU s)", k, read_eng[k], cpu_eng[k], read_sql[k], cpu_sql[k]);
+          "CPU s)",
+          k, read_eng[k], cpu_eng[k], read_sql[k], cpu_sql[k]);
   }
 
   /* ---- sizes */
@@ -1538,29 +1515,23 @@ int main(int argc, char **argv) {
       malloc_trim(0);
       uint64_t rss0 = bh_rss_bytes();
       t0 = bh_now_ns();
-      if (eng_open(b, CS_DURABILITY_FSYNC, true, false, &s) != 0)
-        goto out;
+      if (eng_open(b, CS_DURABILITY_FSYNC, true, false, &s) != 0) goto out;
       if (eng_get(s, id_probe, &sink) != 0)
         note("engine: get after open failed");
       eo_snap[r] = bh_seconds(t0, bh_now_ns());
-      if (r == 0)
-        eng_rss_open = (double)(bh_rss_bytes() - rss0) / (double)N;
-      if (eng_close(s) != 0)
-        goto out;
+      if (r == 0) eng_rss_open = (double)(bh_rss_bytes() - rss0) / (double)N;
+      if (eng_close(s) != 0) goto out;
       t0 = bh_now_ns();
-      if (eng_open(b, CS_DURABILITY_FSYNC, false, false, &s) != 0)
-        goto out;
+      if (eng_open(b, CS_DURABILITY_FSYNC, false, false, &s) != 0) goto out;
       if (eng_get(s, id_probe, &sink) != 0)
         note("engine: get after replay failed");
       eo_replay[r] = bh_seconds(t0, bh_now_ns());
-      if (eng_close(s) != 0)
-        goto out;
+      if (eng_close(s) != 0) goto out;
     }
     if (b->o.sqlite) {
       sconn c;
       t0 = bh_now_ns();
-      if (sconn_open(b->sql_path, false, 'g', &c) != 0)
-        goto out;
+      if (sconn_open(b->sql_path, false, 'g', &c) != 0) goto out;
       if (sql_get(&c, b->sql_ids[N / 2], &sink) != 0)
         note("sqlite: get after open failed");
       so[r] = bh_seconds(t0, bh_now_ns());
@@ -1578,12 +1549,12 @@ int main(int argc, char **argv) {
     snprintf(m, sizeof m, "durable creates, %d writers", b->o.writers);
     row_rate(b, m, ec, sc, 5);
     bh_table_add(t, "  contacts per fsync",
-                 eng_per_sync > 0 ? (snprintf(buf[0], 64, "%.1f", eng_per_sync),
-                                     buf[0])
-                                  : NULL,
+                 eng_per_sync > 0
+                     ? (snprintf(buf[0], 64, "%.1f", eng_per_sync), buf[0])
+                     : NULL,
                  "<= 1 (WAL sync per commit)", NULL, NULL, NULL);
-    row_rate(b, "durable creates, 1 writer (reference)", median_of(eng_cr1, ncr),
-             median_of(sql_cr1, ncr), 0);
+    row_rate(b, "durable creates, 1 writer (reference)",
+             median_of(eng_cr1, ncr), median_of(sql_cr1, ncr), 0);
     snprintf(m, sizeof m, "bulk load %s contacts (setup)",
              bh_fmt_count(buf[4], 64, (double)(N - K)));
     row_rate(b, m, eng_load_s > 0 ? (double)(N - K) / eng_load_s : 0,
@@ -1621,15 +1592,14 @@ int main(int argc, char **argv) {
     bh_table_add(t, "resident bytes/contact after open",
                  b->o.engine ? bh_fmt_bytes(buf[0], 64, eng_rss_open) : NULL,
                  NULL, NULL, NULL, NULL);
-    bh_table_add(t, "disk bytes/contact",
-                 b->o.engine ? bh_fmt_bytes(buf[0], 64, eng_disk / (double)N)
-                             : NULL,
-                 b->o.sqlite ? bh_fmt_bytes(buf[1], 64, sql_disk / (double)N)
-                             : NULL,
-                 eng_disk > 0 && sql_disk > 0
-                     ? bh_fmt_ratio(buf[2], 64, eng_disk / sql_disk)
-                     : NULL,
-                 NULL, NULL);
+    bh_table_add(
+        t, "disk bytes/contact",
+        b->o.engine ? bh_fmt_bytes(buf[0], 64, eng_disk / (double)N) : NULL,
+        b->o.sqlite ? bh_fmt_bytes(buf[1], 64, sql_disk / (double)N) : NULL,
+        eng_disk > 0 && sql_disk > 0
+            ? bh_fmt_ratio(buf[2], 64, eng_disk / sql_disk)
+            : NULL,
+        NULL, NULL);
     double eib = (double)(est.index_bytes ? est.index_bytes : eng_index_bytes) /
                  (double)N;
     bool idx_ok = eib < b->sv.json_bytes;
@@ -1677,13 +1647,13 @@ int main(int argc, char **argv) {
              load[0], load[1], load[2], sysconf(_SC_NPROCESSORS_ONLN));
     if (mismatches)
       printf("WARNING: %d cross-check mismatches between the engine and "
-             "SQLite (see stderr)\n", mismatches);
+             "SQLite (see stderr)\n",
+             mismatches);
   }
   rc = mismatches ? 3 : 0;
 
 out:
-  if (b->store)
-    eng_close(b->store);
+  if (b->store) eng_close(b->store);
   if (wconns) {
     for (int t = 0; t < b->o.writers; t++)
       sconn_close(&wconns[t]);
@@ -1692,8 +1662,7 @@ out:
   for (int t = 0; t < 2; t++)
     sconn_close(&rconns[t]);
   sconn_close(&sql_main);
-  if (!b->o.keep && b->root[0])
-    bh_rm_rf(b->root);
+  if (!b->o.keep && b->root[0]) bh_rm_rf(b->root);
   for (int k = 0; k < Q_KINDS; k++) {
     for (size_t i = 0; i < b->q[k].count; i++)
       free(b->q[k].terms[i]);

@@ -51,8 +51,7 @@ typedef struct rec {
 
 static char *dup(const char *s) {
   char *p = strdup(s);
-  if (!p)
-    abort();
+  if (!p) abort();
   return p;
 }
 
@@ -94,25 +93,21 @@ int main(int argc, char **argv) {
       vocab[i][j] = (char)('a' + rnd() % 26);
   }
   rec *rs = malloc(sizeof(rec) * ((size_t)n + extra));
-  if (!rs)
-    return 1;
+  if (!rs) return 1;
   for (uint32_t i = 0; i < n + extra; i++)
     gen(&rs[i], i);
 
   cs_str f[CS_FIELD_COUNT];
   ix_index *ix = ix_create();
-  if (!ix)
-    return 1;
+  if (!ix) return 1;
   double t0 = cpu_now();
   ix_bulk_begin(ix);
   for (uint32_t i = 0; i < n; i++) {
     fields(&rs[i], f);
-    if (ix_insert(ix, 1, i, f))
-      return 1;
+    if (ix_insert(ix, 1, i, f)) return 1;
   }
   double t1 = cpu_now();
-  if (ix_bulk_end(ix))
-    return 1;
+  if (ix_bulk_end(ix)) return 1;
   double t2 = cpu_now();
   size_t mem = ix_memory_bytes(ix);
 
@@ -121,8 +116,7 @@ int main(int argc, char **argv) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   double t3 = cpu_now();
-  if (ix_save(ix, &pk))
-    return 1;
+  if (ix_save(ix, &pk)) return 1;
   double t4 = cpu_now();
   ix_destroy(ix);
 
@@ -146,8 +140,7 @@ int main(int argc, char **argv) {
   double t7 = cpu_now();
   for (uint32_t i = n; i < n + extra; i++) {
     fields(&rs[i], f);
-    if (ix_insert(lx, 1, i, f))
-      return 1;
+    if (ix_insert(lx, 1, i, f)) return 1;
   }
   double t8 = cpu_now();
 

@@ -60,9 +60,9 @@ static int write_input(const char *path, uint64_t n, uint64_t seed) {
     bh_contact c;
     bh_gen_contact(g, i, &c);
     const char *k[] = {"first_name", "last_name", "email", "phone",
-                       "company", "job_title", "notes"};
+                       "company",    "job_title", "notes"};
     const char *v[] = {c.first_name, c.last_name, c.email, c.phone,
-                       c.company, c.job_title, c.notes};
+                       c.company,    c.job_title, c.notes};
     yajl_gen_map_open(y);
     for (int j = 0; j < 7; j++) {
       yajl_gen_string(y, (const unsigned char *)k[j], strlen(k[j]));
@@ -197,8 +197,10 @@ static int parse_args(int argc, char **argv, options *o) {
 int main(int argc, char **argv) {
   options o = {1000000, 3, getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", 42};
   if (parse_args(argc, argv, &o)) {
-    fprintf(stderr, "usage: %s [--contacts N] [--runs R] [--dir DIR] "
-            "[--seed S]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s [--contacts N] [--runs R] [--dir DIR] "
+            "[--seed S]\n",
+            argv[0]);
     return 2;
   }
   char base[4096], input[4200], data[4200], out[4200], db[4200], args[9000];
@@ -212,7 +214,8 @@ int main(int argc, char **argv) {
   snprintf(out, sizeof out, "%s/dump.jsonl", base);
   snprintf(db, sizeof db, "%s/sqlite.db", base);
   printf("bench_tools: %" PRIu64 " contacts, %d runs, seed %" PRIu64
-         ", in %s\n", o.contacts, o.runs, o.seed, base);
+         ", in %s\n",
+         o.contacts, o.runs, o.seed, base);
   if (write_input(input, o.contacts, o.seed)) {
     fprintf(stderr, "cannot write %s\n", input);
     return 1;
@@ -242,13 +245,15 @@ int main(int argc, char **argv) {
     if (!ex && (verify[r] = run_ctl(args)) < 0) ex = 1;
     if (!ex && (sql[r] = sqlite_import(db, input)) < 0) ex = 1;
     if (!ex)
-      fprintf(stderr, "run %d: load %.2f s, dump %.2f s, compact %.2f s, "
+      fprintf(stderr,
+              "run %d: load %.2f s, dump %.2f s, compact %.2f s, "
               "verify %.2f s, sqlite import %.2f s\n",
               r + 1, load[r], dump[r], compact[r], verify[r], sql[r]);
   }
   if (!ex) {
     double n = (double)o.contacts;
-    double l = bh_median(load, (size_t)o.runs), d = bh_median(dump, (size_t)o.runs);
+    double l = bh_median(load, (size_t)o.runs),
+           d = bh_median(dump, (size_t)o.runs);
     double c = bh_median(compact, (size_t)o.runs);
     double v = bh_median(verify, (size_t)o.runs);
     double q = bh_median(sql, (size_t)o.runs);
@@ -256,7 +261,8 @@ int main(int argc, char **argv) {
     bh_table_init(&t, "contactctl", "SQLite");
     char a[40], b[40], ra[24];
     bh_table_add(&t, "load, contacts/s (one sync, snapshot at close)",
-                 bh_fmt_rate(a, sizeof a, n / l), bh_fmt_rate(b, sizeof b, n / q),
+                 bh_fmt_rate(a, sizeof a, n / l),
+                 bh_fmt_rate(b, sizeof b, n / q),
                  bh_fmt_ratio(ra, sizeof ra, q / l), ">= 250 k/s",
                  n / l >= 250000 ? "yes" : "no");
     bh_table_add(&t, "dump JSONL, contacts/s", bh_fmt_rate(a, sizeof a, n / d),
@@ -270,8 +276,8 @@ int main(int argc, char **argv) {
              bh_fmt_bytes(sz2, sizeof sz2, (double)bytes_after));
     bh_table_add(&t, "data directory before -> after compaction", szc, NULL,
                  NULL, NULL, NULL);
-    bh_table_add(&t, "verify (after compaction)", bh_fmt_seconds(a, sizeof a, v),
-                 NULL, NULL, NULL, NULL);
+    bh_table_add(&t, "verify (after compaction)",
+                 bh_fmt_seconds(a, sizeof a, v), NULL, NULL, NULL, NULL);
     bh_table_print(&t, stdout);
     bh_table_free(&t);
   }

@@ -40,16 +40,14 @@ static int cmp_double(const void *a, const void *b) {
 
 double bh_median(double *v, size_t n) {
   qsort(v, n, sizeof *v, cmp_double);
-  if (n % 2)
-    return v[n / 2];
+  if (n % 2) return v[n / 2];
   return (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Reads one "Name:   123 kB" line of /proc/self/status. */
 static uint64_t status_kb(const char *name) {
   FILE *f = fopen("/proc/self/status", "r");
-  if (!f)
-    return 0;
+  if (!f) return 0;
   char line[256];
   size_t name_len = strlen(name);
   uint64_t kb = 0;
@@ -63,8 +61,12 @@ static uint64_t status_kb(const char *name) {
   return kb * 1024;
 }
 
-uint64_t bh_rss_bytes(void) { return status_kb("VmRSS"); }
-uint64_t bh_rss_anon_bytes(void) { return status_kb("RssAnon"); }
+uint64_t bh_rss_bytes(void) {
+  return status_kb("VmRSS");
+}
+uint64_t bh_rss_anon_bytes(void) {
+  return status_kb("RssAnon");
+}
 
 /* nftw offers no context pointer; the walks below are not run concurrently. */
 static uint64_t du_total;
@@ -78,8 +80,7 @@ static int du_visit(const char *path, const struct stat *st, int type,
 
 uint64_t bh_dir_bytes(const char *path) {
   du_total = 0;
-  if (nftw(path, du_visit, 16, FTW_PHYS) != 0)
-    return 0;
+  if (nftw(path, du_visit, 16, FTW_PHYS) != 0) return 0;
   return du_total;
 }
 
@@ -91,8 +92,7 @@ static int rm_visit(const char *path, const struct stat *st, int type,
 
 int bh_rm_rf(const char *path) {
   struct stat st;
-  if (lstat(path, &st) != 0)
-    return errno == ENOENT ? 0 : -errno;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
   return nftw(path, rm_visit, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -110,7 +110,9 @@ void bh_rng_seed(bh_rng *r, uint64_t seed) {
     r->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 uint64_t bh_rng_next(bh_rng *r) {
   uint64_t *s = r->s;
@@ -147,30 +149,30 @@ static const char *const first_start[] = {
     "Den", "Eli", "Fin", "Gil", "Hel", "Iva", "Jul", "Kel", "Lor", "Mar",
     "Nel", "Ol",  "Pet", "Qui", "Ros", "Sam", "Ter", "Ul",  "Vic", "Wen"};
 static const char *const first_end[] = {
-    "a",    "ah",  "an",   "ana", "as",  "el",   "ella", "en",  "er",  "ia",
-    "ian",  "ie",  "in",   "ina", "io",  "is",   "ius",  "o",   "on",  "or",
-    "os",   "us",  "y",    "yn",  "ette", "ine", "ard",  "bert", "dan", "do",
-    "ric",  "ton", "lyn",  "na",  "ra",  "ro",   "sa",   "ta",  "va",  "win",
-    "ley",  "lie", "mond", "rick", "ias", "ila", "olt",  "ren", "sha", "vin"};
+    "a",   "ah",  "an",   "ana",  "as",   "el",  "ella", "en",   "er",  "ia",
+    "ian", "ie",  "in",   "ina",  "io",   "is",  "ius",  "o",    "on",  "or",
+    "os",  "us",  "y",    "yn",   "ette", "ine", "ard",  "bert", "dan", "do",
+    "ric", "ton", "lyn",  "na",   "ra",   "ro",  "sa",   "ta",   "va",  "win",
+    "ley", "lie", "mond", "rick", "ias",  "ila", "olt",  "ren",  "sha", "vin"};
 
 /* Last names: a root and a suffix, 70 x 50 = 3500 of them. */
 static const char *const last_root[] = {
-    "Ander", "Bark",  "Black", "Brad",  "Brook", "Cald",  "Carl",  "Chap",
-    "Clay",  "Cor",   "Dal",   "Dun",   "Ed",    "Fair",  "Fitz",  "Gar",
-    "Glen",  "Gold",  "Hal",   "Ham",   "Hart",  "Hol",   "Kel",   "Kings",
-    "Lang",  "Lind",  "Mac",   "Mar",   "Mer",   "Mont",  "Mor",   "Nor",
-    "Oak",   "Pem",   "Ral",   "Red",   "Ros",   "Rut",   "Sal",   "Sand",
-    "Shel",  "Stan",  "Stock", "Strat", "Sut",   "Tal",   "Thorn", "Tom",
-    "Val",   "Wal",   "War",   "West",  "Whit",  "Wick",  "Wil",   "Win",
-    "Wood",  "Yar",   "Ash",   "Bel",   "Crom",  "Dor",   "Ever",  "Fen",
-    "Grim",  "Hay",   "Ives",  "Jar",   "Kirk",  "Lock"};
+    "Ander", "Bark", "Black", "Brad",  "Brook", "Cald", "Carl",  "Chap",
+    "Clay",  "Cor",  "Dal",   "Dun",   "Ed",    "Fair", "Fitz",  "Gar",
+    "Glen",  "Gold", "Hal",   "Ham",   "Hart",  "Hol",  "Kel",   "Kings",
+    "Lang",  "Lind", "Mac",   "Mar",   "Mer",   "Mont", "Mor",   "Nor",
+    "Oak",   "Pem",  "Ral",   "Red",   "Ros",   "Rut",  "Sal",   "Sand",
+    "Shel",  "Stan", "Stock", "Strat", "Sut",   "Tal",  "Thorn", "Tom",
+    "Val",   "Wal",  "War",   "West",  "Whit",  "Wick", "Wil",   "Win",
+    "Wood",  "Yar",  "Ash",   "Bel",   "Crom",  "Dor",  "Ever",  "Fen",
+    "Grim",  "Hay",  "Ives",  "Jar",   "Kirk",  "Lock"};
 static const char *const last_suffix[] = {
-    "son",  "sen",   "man",   "mann", "berg",  "burg", "ley",  "ford", "ton",
-    "wood", "field", "well",  "worth", "stone", "by",  "dale", "er",   "ers",
-    "ing",  "ins",   "ham",   "hurst", "more", "ridge", "shaw", "ston", "wick",
-    "land", "ock",   "en",    "ez",   "ini",   "ov",   "ova",  "ski",  "sky",
-    "stein", "feld", "mont",  "ard",  "ell",   "es",   "is",   "lin",  "low",
-    "ner",  "rup",   "vik",   "ows",  "ant"};
+    "son",   "sen",   "man",  "mann",  "berg",  "burg",  "ley",  "ford", "ton",
+    "wood",  "field", "well", "worth", "stone", "by",    "dale", "er",   "ers",
+    "ing",   "ins",   "ham",  "hurst", "more",  "ridge", "shaw", "ston", "wick",
+    "land",  "ock",   "en",   "ez",    "ini",   "ov",    "ova",  "ski",  "sky",
+    "stein", "feld",  "mont", "ard",   "ell",   "es",    "is",   "lin",  "low",
+    "ner",   "rup",   "vik",  "ows",   "ant"};
 
 /* Real names, some with letters outside ASCII; the email uses the ASCII
  * spelling beside each. About one contact in 60 takes one of these. */
@@ -179,113 +181,172 @@ typedef struct named {
   const char *ascii;
 } named;
 static const named first_real[] = {
-    {"José", "jose"},        {"Zoë", "zoe"},         {"François", "francois"},
-    {"Björn", "bjorn"},      {"Søren", "soren"},     {"Łukasz", "lukasz"},
-    {"Renée", "renee"},      {"Jürgen", "juergen"},  {"Chloé", "chloe"},
-    {"Ömer", "omer"},        {"Inés", "ines"},       {"Ana", "ana"},
-    {"Mary", "mary"},        {"John", "john"},       {"Wei", "wei"},
-    {"Fatima", "fatima"},    {"Olga", "olga"},       {"Hiroshi", "hiroshi"},
-    {"Aoife", "aoife"},      {"Nuño", "nuno"}};
+    {"José", "jose"},     {"Zoë", "zoe"},        {"François", "francois"},
+    {"Björn", "bjorn"},   {"Søren", "soren"},    {"Łukasz", "lukasz"},
+    {"Renée", "renee"},   {"Jürgen", "juergen"}, {"Chloé", "chloe"},
+    {"Ömer", "omer"},     {"Inés", "ines"},      {"Ana", "ana"},
+    {"Mary", "mary"},     {"John", "john"},      {"Wei", "wei"},
+    {"Fatima", "fatima"}, {"Olga", "olga"},      {"Hiroshi", "hiroshi"},
+    {"Aoife", "aoife"},   {"Nuño", "nuno"}};
 static const named last_real[] = {
-    {"Müller", "mueller"},     {"Straße", "strasse"},   {"García", "garcia"},
-    {"Núñez", "nunez"},        {"Ødegaard", "odegaard"}, {"Dvořák", "dvorak"},
-    {"Schröder", "schroeder"}, {"Gonçalves", "goncalves"}, {"Ångström", "angstrom"},
-    {"O'Brien", "obrien"},     {"Smith", "smith"},      {"Kowalczyk", "kowalczyk"},
+    {"Müller", "mueller"},     {"Straße", "strasse"},
+    {"García", "garcia"},      {"Núñez", "nunez"},
+    {"Ødegaard", "odegaard"},  {"Dvořák", "dvorak"},
+    {"Schröder", "schroeder"}, {"Gonçalves", "goncalves"},
+    {"Ångström", "angstrom"},  {"O'Brien", "obrien"},
+    {"Smith", "smith"},        {"Kowalczyk", "kowalczyk"},
     {"Nguyen", "nguyen"},      {"Papadopoulos", "papadopoulos"},
     {"Lefèvre", "lefevre"},    {"Öztürk", "ozturk"}};
 
 /* Companies: a two-part made-up name and a kind, 40 x 30 x 17 >= 20000. */
 static const char *const company_a[] = {
-    "Nor", "Ac",  "Bel", "Cen", "Dyn", "Ev",  "Flu", "Gal", "Hex", "In",
+    "Nor", "Ac",  "Bel", "Cen", "Dyn", "Ev",  "Flu", "Gal",  "Hex", "In",
     "Jun", "Kap", "Lum", "Mag", "Nex", "Om",  "Pol", "Quan", "Rex", "Syn",
-    "Tri", "Ul",  "Ver", "Wav", "Xen", "Yor", "Zen", "Alt", "Bri", "Cor",
-    "Del", "Eco", "Fer", "Glo", "Hal", "Ion", "Kor", "Lin", "Mer", "Nov"};
+    "Tri", "Ul",  "Ver", "Wav", "Xen", "Yor", "Zen", "Alt",  "Bri", "Cor",
+    "Del", "Eco", "Fer", "Glo", "Hal", "Ion", "Kor", "Lin",  "Mer", "Nov"};
 static const char *const company_b[] = {
-    "vex",  "tron",  "ix",   "ara",   "ion",  "ify",   "sys",  "on",
-    "tek",  "ra",    "lytics", "ware", "corp", "nova", "dex",  "gen",
-    "well", "path",  "mark", "point", "ly",   "ico",   "era",  "forge",
-    "line", "scape", "io",   "sphere", "loop", "base"};
+    "vex",  "tron",  "ix",     "ara",    "ion",  "ify",  "sys", "on",
+    "tek",  "ra",    "lytics", "ware",   "corp", "nova", "dex", "gen",
+    "well", "path",  "mark",   "point",  "ly",   "ico",  "era", "forge",
+    "line", "scape", "io",     "sphere", "loop", "base"};
 static const char *const company_kind[] = {
-    "Inc.",      "LLC",        "Ltd",        "GmbH",         "Systems",
-    "Labs",      "Group",      "Partners",   "Holdings",     "Solutions",
-    "Technologies", "Consulting", "S.A.",    "& Co.",        "Industries",
-    "Networks",  "AG"};
+    "Inc.",         "LLC",        "Ltd",      "GmbH",     "Systems",
+    "Labs",         "Group",      "Partners", "Holdings", "Solutions",
+    "Technologies", "Consulting", "S.A.",     "& Co.",    "Industries",
+    "Networks",     "AG"};
 
 /* Email domains: 20 x 15 = 300. */
 static const char *const domain_name[] = {
-    "example",   "mailbox",   "inbox",      "postal",    "corpmail",
-    "netmail",   "zmail",     "webpost",    "letterbox", "quickmail",
-    "brightmail", "openmail", "cloudpost",  "primemail", "safemail",
-    "swiftmail", "northmail", "bluemail",   "citymail",  "homepost"};
-static const char *const domain_tld[] = {"com", "net", "org", "io",    "co",
-                                         "de",  "fr",  "co.uk", "es",  "it",
-                                         "nl",  "se",  "ca",  "com.au", "ch"};
+    "example",    "mailbox",   "inbox",     "postal",    "corpmail",
+    "netmail",    "zmail",     "webpost",   "letterbox", "quickmail",
+    "brightmail", "openmail",  "cloudpost", "primemail", "safemail",
+    "swiftmail",  "northmail", "bluemail",  "citymail",  "homepost"};
+static const char *const domain_tld[] = {"com", "net", "org",   "io",     "co",
+                                         "de",  "fr",  "co.uk", "es",     "it",
+                                         "nl",  "se",  "ca",    "com.au", "ch"};
 
 /* Job titles: a level and a role, 10 x 50 = 500. */
 static const char *const title_level[] = {
-    "",          "Senior ",   "Junior ",  "Lead ",     "Principal ",
-    "Associate ", "Staff ",   "Regional ", "Global ",  "Assistant "};
-static const char *const title_role[] = {
-    "Software Engineer", "Account Executive", "Sales Manager",
-    "Product Manager",   "Data Analyst",      "Marketing Specialist",
-    "Recruiter",         "Accountant",        "Designer",
-    "Consultant",        "Project Manager",   "Support Engineer",
-    "Operations Manager", "Financial Analyst", "Business Analyst",
-    "Architect",         "Researcher",        "Copywriter",
-    "Legal Counsel",     "HR Generalist",     "Office Manager",
-    "Buyer",             "Controller",        "Developer",
-    "DevOps Engineer",   "QA Engineer",       "Scientist",
-    "Editor",            "Producer",          "Trainer",
-    "Strategist",        "Administrator",     "Coordinator",
-    "Auditor",           "Planner",           "Technician",
-    "Nurse",             "Pharmacist",        "Teacher",
-    "Advisor",           "Broker",            "Underwriter",
-    "Engineer",          "Director",          "Partner",
-    "Officer",           "Representative",    "Agent",
-    "Economist",         "Buyer Liaison"};
+    "",           "Senior ", "Junior ",   "Lead ",   "Principal ",
+    "Associate ", "Staff ",  "Regional ", "Global ", "Assistant "};
+static const char *const title_role[] = {"Software Engineer",
+                                         "Account Executive",
+                                         "Sales Manager",
+                                         "Product Manager",
+                                         "Data Analyst",
+                                         "Marketing Specialist",
+                                         "Recruiter",
+                                         "Accountant",
+                                         "Designer",
+                                         "Consultant",
+                                         "Project Manager",
+                                         "Support Engineer",
+                                         "Operations Manager",
+                                         "Financial Analyst",
+                                         "Business Analyst",
+                                         "Architect",
+                                         "Researcher",
+                                         "Copywriter",
+                                         "Legal Counsel",
+                                         "HR Generalist",
+                                         "Office Manager",
+                                         "Buyer",
+                                         "Controller",
+                                         "Developer",
+                                         "DevOps Engineer",
+                                         "QA Engineer",
+                                         "Scientist",
+                                         "Editor",
+                                         "Producer",
+                                         "Trainer",
+                                         "Strategist",
+                                         "Administrator",
+                                         "Coordinator",
+                                         "Auditor",
+                                         "Planner",
+                                         "Technician",
+                                         "Nurse",
+                                         "Pharmacist",
+                                         "Teacher",
+                                         "Advisor",
+                                         "Broker",
+                                         "Underwriter",
+                                         "Engineer",
+                                         "Director",
+                                         "Partner",
+                                         "Officer",
+                                         "Representative",
+                                         "Agent",
+                                         "Economist",
+                                         "Buyer Liaison"};
 
 /* The common words of notes; the rest of the vocabulary is made of
  * syllables, rarer the later it comes. */
 static const char *const note_words[] = {
-    "meeting",  "call",      "follow",   "up",        "contract", "renewal",
-    "budget",   "quarter",   "demo",     "pricing",   "proposal", "signed",
-    "interested", "product", "team",     "next",      "week",     "month",
-    "email",    "sent",      "asked",    "about",     "discount", "trial",
-    "onboarding", "support", "ticket",   "issue",     "resolved", "pending",
-    "decision", "maker",     "champion", "budgeting", "approval", "legal",
-    "review",   "security",  "questionnaire", "invoice", "payment", "overdue",
-    "upgrade",  "downgrade", "churn",    "risk",      "happy",    "unhappy",
-    "referral", "partner",   "conference", "booth",   "lunch",    "dinner",
-    "coffee",   "introduced", "by",      "via",       "linkedin", "webinar",
-    "attended", "download",  "whitepaper", "case",    "study",    "pilot",
-    "rollout",  "expansion", "seats",    "license",   "enterprise", "plan",
-    "starter",  "annual",    "monthly",  "billing",   "migration", "integration",
-    "api",      "sso",       "compliance", "gdpr",    "audit",    "deadline",
-    "friday",   "monday",    "tuesday",  "wednesday", "thursday", "morning",
-    "afternoon", "urgent",   "later",    "reschedule", "cancelled", "confirmed",
-    "prefers",  "phone",     "text",     "slack",     "zoom",     "onsite",
-    "visit",    "office",    "berlin",   "london",    "paris",    "madrid",
-    "new",      "york",      "tokyo",    "toronto",   "sydney",   "remote",
-    "hiring",   "reorg",     "acquired", "merger",    "funding",  "series",
-    "startup",  "growth",    "pipeline", "forecast",  "closed",   "won",
-    "lost",     "competitor", "evaluation", "shortlist", "vendor", "procurement",
-    "café",     "naïve",     "résumé",   "déjà",      "vu",       "über",
-    "smörgåsbord", "fiancée", "façade",  "jalapeño",  "crème",    "brûlée",
-    "2024",     "2025",      "q1",       "q2",        "q3",       "q4",
-    "10k",      "50k",       "100k",     "v2",        "roadmap",  "feedback"};
+    "meeting",     "call",       "follow",
+    "up",          "contract",   "renewal",
+    "budget",      "quarter",    "demo",
+    "pricing",     "proposal",   "signed",
+    "interested",  "product",    "team",
+    "next",        "week",       "month",
+    "email",       "sent",       "asked",
+    "about",       "discount",   "trial",
+    "onboarding",  "support",    "ticket",
+    "issue",       "resolved",   "pending",
+    "decision",    "maker",      "champion",
+    "budgeting",   "approval",   "legal",
+    "review",      "security",   "questionnaire",
+    "invoice",     "payment",    "overdue",
+    "upgrade",     "downgrade",  "churn",
+    "risk",        "happy",      "unhappy",
+    "referral",    "partner",    "conference",
+    "booth",       "lunch",      "dinner",
+    "coffee",      "introduced", "by",
+    "via",         "linkedin",   "webinar",
+    "attended",    "download",   "whitepaper",
+    "case",        "study",      "pilot",
+    "rollout",     "expansion",  "seats",
+    "license",     "enterprise", "plan",
+    "starter",     "annual",     "monthly",
+    "billing",     "migration",  "integration",
+    "api",         "sso",        "compliance",
+    "gdpr",        "audit",      "deadline",
+    "friday",      "monday",     "tuesday",
+    "wednesday",   "thursday",   "morning",
+    "afternoon",   "urgent",     "later",
+    "reschedule",  "cancelled",  "confirmed",
+    "prefers",     "phone",      "text",
+    "slack",       "zoom",       "onsite",
+    "visit",       "office",     "berlin",
+    "london",      "paris",      "madrid",
+    "new",         "york",       "tokyo",
+    "toronto",     "sydney",     "remote",
+    "hiring",      "reorg",      "acquired",
+    "merger",      "funding",    "series",
+    "startup",     "growth",     "pipeline",
+    "forecast",    "closed",     "won",
+    "lost",        "competitor", "evaluation",
+    "shortlist",   "vendor",     "procurement",
+    "café",        "naïve",      "résumé",
+    "déjà",        "vu",         "über",
+    "smörgåsbord", "fiancée",    "façade",
+    "jalapeño",    "crème",      "brûlée",
+    "2024",        "2025",       "q1",
+    "q2",          "q3",         "q4",
+    "10k",         "50k",        "100k",
+    "v2",          "roadmap",    "feedback"};
 
 static const char *const word_a[] = {
-    "ba", "ke", "lo", "mi", "nu", "po", "ra", "se", "ti", "vu",
-    "da", "fe", "gi", "ho", "ju", "ka", "le", "mo", "ne", "pi",
-    "ro", "su", "ta", "ve", "wo", "ya", "ze", "bri", "cla", "dro",
-    "fla", "gre", "kro", "pla", "sta", "tre", "vla", "zo", "chi", "sha"};
+    "ba",  "ke",  "lo",  "mi",  "nu",  "po",  "ra",  "se",  "ti",  "vu",
+    "da",  "fe",  "gi",  "ho",  "ju",  "ka",  "le",  "mo",  "ne",  "pi",
+    "ro",  "su",  "ta",  "ve",  "wo",  "ya",  "ze",  "bri", "cla", "dro",
+    "fla", "gre", "kro", "pla", "sta", "tre", "vla", "zo",  "chi", "sha"};
 static const char *const word_b[] = {
-    "lor",  "ment", "vat",  "nix",  "dor",  "mak",  "ster", "bin",  "cal",
-    "dex",  "fen",  "gor",  "han",  "jit",  "kel",  "lum",  "mor",  "nap",
-    "pex",  "quin", "rid",  "sol",  "tup",  "vor",  "wex",  "yon",  "zil",
-    "bra",  "cor",  "dun",  "fal",  "gan",  "hex",  "ish",  "jor",  "kan",
-    "lis",  "mun",  "nor",  "pol",  "rax",  "sen",  "tor",  "ule",  "var",
-    "wen",  "xis",  "yer",  "zor",  "tal"};
+    "lor", "ment", "vat", "nix", "dor", "mak", "ster", "bin", "cal", "dex",
+    "fen", "gor",  "han", "jit", "kel", "lum", "mor",  "nap", "pex", "quin",
+    "rid", "sol",  "tup", "vor", "wex", "yon", "zil",  "bra", "cor", "dun",
+    "fal", "gan",  "hex", "ish", "jor", "kan", "lis",  "mun", "nor", "pol",
+    "rax", "sen",  "tor", "ule", "var", "wen", "xis",  "yer", "zor", "tal"};
 
 /* ---------------------------------------------------------- the generator */
 
@@ -302,8 +363,7 @@ struct bh_gen {
 /* Cumulative Zipf weights 1/(rank+1)^s, normalised to end at 1. */
 static double *zipf_cdf(size_t n, double s) {
   double *cdf = malloc(n * sizeof *cdf);
-  if (!cdf)
-    return NULL;
+  if (!cdf) return NULL;
   double sum = 0;
   for (size_t i = 0; i < n; i++) {
     sum += 1.0 / pow((double)(i + 1), s);
@@ -334,8 +394,7 @@ static size_t zipf_pick(const double *cdf, size_t n, bh_rng *r) {
 
 bh_gen *bh_gen_create(uint64_t seed) {
   bh_gen *g = calloc(1, sizeof *g);
-  if (!g)
-    return NULL;
+  if (!g) return NULL;
   g->seed = seed;
   g->company_cdf = zipf_cdf(BH_COMPANIES, 1.0);
   g->title_cdf = zipf_cdf(TITLES, 0.8);
@@ -359,8 +418,7 @@ bh_gen *bh_gen_create(uint64_t seed) {
 }
 
 void bh_gen_destroy(bh_gen *g) {
-  if (!g)
-    return;
+  if (!g) return;
   free(g->company_cdf);
   free(g->title_cdf);
   free(g->word_cdf);
@@ -379,7 +437,8 @@ static char *put_lower(char *p, const char *s) {
 
 void bh_gen_contact(const bh_gen *g, uint64_t i, bh_contact *out) {
   bh_rng r;
-  bh_rng_seed(&r, g->seed ^ (i * 0xd1342543de82ef95ull + 0x2545f4914f6cdd1dull));
+  bh_rng_seed(&r,
+              g->seed ^ (i * 0xd1342543de82ef95ull + 0x2545f4914f6cdd1dull));
 
   /* Names, and the ASCII spellings the email is made of. */
   char first_ascii[64], last_ascii[64];
@@ -456,8 +515,8 @@ void bh_gen_contact(const bh_gen *g, uint64_t i, bh_contact *out) {
       snprintf(out->phone, sizeof out->phone, "+49 %.3s %.7s", d, d + 3);
       break;
     case 6:
-      snprintf(out->phone, sizeof out->phone, "+33 %.2s %.2s %.2s %.2s %.2s",
-               d, d + 2, d + 4, d + 6, d + 8);
+      snprintf(out->phone, sizeof out->phone, "+33 %.2s %.2s %.2s %.2s %.2s", d,
+               d + 2, d + 4, d + 6, d + 8);
       break;
     default:
       snprintf(out->phone, sizeof out->phone, "%s", d);
@@ -489,12 +548,10 @@ void bh_gen_contact(const bh_gen *g, uint64_t i, bh_contact *out) {
     char *p = out->notes;
     for (int w = 0; w < words; w++) {
       const char *word = g->words[zipf_pick(g->word_cdf, BH_VOCABULARY, &r)];
-      if (w > 0)
-        *p++ = ' ';
+      if (w > 0) *p++ = ' ';
       size_t len = strlen(word);
       memcpy(p, word, len);
-      if (w == 0 && p[0] >= 'a' && p[0] <= 'z')
-        p[0] = (char)(p[0] - 'a' + 'A');
+      if (w == 0 && p[0] >= 'a' && p[0] <= 'z') p[0] = (char)(p[0] - 'a' + 'A');
       p += len;
     }
     *p++ = '.';
@@ -504,13 +561,11 @@ void bh_gen_contact(const bh_gen *g, uint64_t i, bh_contact *out) {
 
 /* Appends s as a JSON string; returns the new end or NULL when out of room. */
 static char *json_str(char *p, char *end, const char *s) {
-  if (p >= end)
-    return NULL;
+  if (p >= end) return NULL;
   *p++ = '"';
   for (; *s; s++) {
     unsigned char ch = (unsigned char)*s;
-    if (end - p < 8)
-      return NULL;
+    if (end - p < 8) return NULL;
     if (ch == '"' || ch == '\\') {
       *p++ = '\\';
       *p++ = (char)ch;
@@ -520,8 +575,7 @@ static char *json_str(char *p, char *end, const char *s) {
       *p++ = (char)ch;
     }
   }
-  if (p >= end)
-    return NULL;
+  if (p >= end) return NULL;
   *p++ = '"';
   return p;
 }
@@ -529,26 +583,22 @@ static char *json_str(char *p, char *end, const char *s) {
 size_t bh_contact_json(const bh_contact *c, uint64_t id, char *buf,
                        size_t cap) {
   static const char stamp[] = "\"2026-01-01T00:00:00.000Z\"";
-  const char *names[] = {"first_name", "last_name", "email",    "phone",
+  const char *names[] = {"first_name", "last_name", "email", "phone",
                          "company",    "job_title", "notes"};
-  const char *values[] = {c->first_name, c->last_name, c->email,   c->phone,
+  const char *values[] = {c->first_name, c->last_name, c->email, c->phone,
                           c->company,    c->job_title, c->notes};
   char *p = buf, *end = buf + cap;
   int n = snprintf(p, cap, "{\"id\":\"%020llu\"", (unsigned long long)id);
-  if (n < 0 || (size_t)n >= cap)
-    return 0;
+  if (n < 0 || (size_t)n >= cap) return 0;
   p += n;
   for (size_t f = 0; f < COUNT_OF(names); f++) {
-    if (end - p < 32)
-      return 0;
+    if (end - p < 32) return 0;
     p += sprintf(p, ",\"%s\":", names[f]);
-    if (!(p = json_str(p, end, values[f])))
-      return 0;
+    if (!(p = json_str(p, end, values[f]))) return 0;
   }
   n = snprintf(p, (size_t)(end - p), ",\"created_at\":%s,\"updated_at\":%s}",
                stamp, stamp);
-  if (n < 0 || n >= end - p)
-    return 0;
+  if (n < 0 || n >= end - p) return 0;
   return (size_t)(p + n - buf);
 }
 
@@ -570,8 +620,7 @@ void bh_table_add(bh_table *t, const char *metric, const char *ours,
   if (t->count == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 32;
     bh_row *rows = realloc(t->rows, cap * sizeof *rows);
-    if (!rows)
-      return;
+    if (!rows) return;
     t->rows = rows;
     t->cap = cap;
   }
@@ -594,8 +643,7 @@ static int text_width(const char *s) {
 
 static void print_cell(FILE *f, const char *s, int width, int right) {
   int pad = width - text_width(s);
-  if (pad < 0)
-    pad = 0;
+  if (pad < 0) pad = 0;
   if (right)
     fprintf(f, " %*s%s |", pad, "", s);
   else
@@ -614,8 +662,7 @@ void bh_table_print(const bh_table *t, void *file) {
     const char *cells[6] = {r->metric, r->ours,   r->base,
                             r->ratio,  r->target, r->met};
     for (int c = 0; c < 6; c++)
-      if (text_width(cells[c]) > w[c])
-        w[c] = text_width(cells[c]);
+      if (text_width(cells[c]) > w[c]) w[c] = text_width(cells[c]);
   }
   fputc('|', f);
   for (int c = 0; c < 6; c++)
@@ -652,8 +699,7 @@ char *bh_fmt_count(char *buf, size_t cap, double v) {
   snprintf(digits, sizeof digits, "%.0f", v);
   size_t n = strlen(digits), o = 0;
   for (size_t k = 0; k < n && o + 2 < cap; k++) {
-    if (k > 0 && (n - k) % 3 == 0 && digits[k - 1] != '-')
-      buf[o++] = ',';
+    if (k > 0 && (n - k) % 3 == 0 && digits[k - 1] != '-') buf[o++] = ',';
     buf[o++] = digits[k];
   }
   buf[o] = 0;

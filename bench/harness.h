@@ -107,8 +107,7 @@ void bh_gen_contact(const bh_gen *g, uint64_t i, bh_contact *out);
 /* Serializes c as the JSON object the API returns for it (with a 20-digit
  * id and two RFC 3339 timestamps standing in for the server's), into buf of
  * cap bytes. Returns the length, or 0 when it does not fit. */
-size_t bh_contact_json(const bh_contact *c, uint64_t id, char *buf,
-                       size_t cap);
+size_t bh_contact_json(const bh_contact *c, uint64_t id, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- tables */
 

@@ -40,9 +40,9 @@
 
 #include "harness.h"
 
-#define LOAD_BATCH_MAX 1000   /* CS_BATCH_MAX, the API's batch limit */
+#define LOAD_BATCH_MAX 1000 /* CS_BATCH_MAX, the API's batch limit */
 #define LOAD_CONNS_MAX 32
-#define LOAD_PAGE 100         /* the API's default page size */
+#define LOAD_PAGE 100 /* the API's default page size */
 #define LOAD_COMPANIES_OUT 100
 /* A generated contact is about 330 bytes of JSON; escapes may double it. */
 #define LOAD_CONTACT_JSON_MAX 2048
@@ -66,8 +66,8 @@ typedef struct load_state {
   atomic_uint_fast64_t stored;
   atomic_uint_fast64_t refused;
   atomic_int failed;
-  uint64_t stride;    /* contact i is sampled when i % stride == 0 */
-  uint64_t *ids;      /* ids[i / stride] */
+  uint64_t stride;          /* contact i is sampled when i % stride == 0 */
+  uint64_t *ids;            /* ids[i / stride] */
   uint32_t *company_counts; /* per thread: conns * BH_COMPANIES */
 } load_state;
 
@@ -81,13 +81,11 @@ typedef struct load_thread {
 
 /* Appends s as a JSON string at p (at most end); NULL when it does not fit. */
 static char *json_string(char *p, char *end, const char *s) {
-  if (end - p < 2)
-    return NULL;
+  if (end - p < 2) return NULL;
   *p++ = '"';
   for (; *s != '\0'; s++) {
     unsigned char c = (unsigned char)*s;
-    if (end - p < 8)
-      return NULL;
+    if (end - p < 8) return NULL;
     if (c == '"' || c == '\\') {
       *p++ = '\\';
       *p++ = (char)c;
@@ -97,8 +95,7 @@ static char *json_string(char *p, char *end, const char *s) {
       *p++ = (char)c;
     }
   }
-  if (end - p < 1)
-    return NULL;
+  if (end - p < 1) return NULL;
   *p++ = '"';
   return p;
 }
@@ -106,19 +103,16 @@ static char *json_string(char *p, char *end, const char *s) {
 /* The create body of one contact (no id or timestamps: the server sets
  * them). Returns the end of what was written, or NULL. */
 static char *contact_body(char *p, char *end, const bh_contact *c) {
-  const char *names[] = {"first_name", "last_name", "email",    "phone",
+  const char *names[] = {"first_name", "last_name", "email", "phone",
                          "company",    "job_title", "notes"};
-  const char *values[] = {c->first_name, c->last_name, c->email,   c->phone,
+  const char *values[] = {c->first_name, c->last_name, c->email, c->phone,
                           c->company,    c->job_title, c->notes};
   for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
-    if (end - p < 32)
-      return NULL;
+    if (end - p < 32) return NULL;
     p += sprintf(p, "%s\"%s\":", f == 0 ? "{" : ",", names[f]);
-    if ((p = json_string(p, end, values[f])) == NULL)
-      return NULL;
+    if ((p = json_string(p, end, values[f])) == NULL) return NULL;
   }
-  if (end - p < 1)
-    return NULL;
+  if (end - p < 1) return NULL;
   *p++ = '}';
   return p;
 }
@@ -146,8 +140,7 @@ static void url_encode(const char *s, char *out, size_t cap) {
 
 static int connect_to(const load_opts *o) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   struct sockaddr_in sa;
@@ -165,10 +158,8 @@ static int connect_to(const load_opts *o) {
 static int write_all(int fd, const char *p, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
     p += n;
     len -= (size_t)n;
   }
@@ -185,24 +176,19 @@ static int read_response(int fd, char **buf, size_t *cap, char **body,
     if (have + 4096 > *cap) {
       size_t ncap = *cap * 2 + 8192;
       char *nb = realloc(*buf, ncap);
-      if (nb == NULL)
-        return -1;
+      if (nb == NULL) return -1;
       *buf = nb;
       *cap = ncap;
     }
     ssize_t n = read(fd, *buf + have, *cap - have - 1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
     have += (size_t)n;
     (*buf)[have] = '\0';
-    if ((hdr_end = strstr(*buf, "\r\n\r\n")) != NULL)
-      break;
+    if ((hdr_end = strstr(*buf, "\r\n\r\n")) != NULL) break;
   }
   int status = 0;
-  if (sscanf(*buf, "HTTP/1.%*d %d", &status) != 1)
-    return -1;
+  if (sscanf(*buf, "HTTP/1.%*d %d", &status) != 1) return -1;
   size_t clen = 0;
   bool found = false;
   for (char *line = strstr(*buf, "\r\n"); line != NULL && line < hdr_end;
@@ -213,22 +199,18 @@ static int read_response(int fd, char **buf, size_t *cap, char **body,
       break;
     }
   }
-  if (!found)
-    return -1;
+  if (!found) return -1;
   size_t hlen = (size_t)(hdr_end + 4 - *buf);
   if (hlen + clen + 1 > *cap) {
     char *nb = realloc(*buf, hlen + clen + 1);
-    if (nb == NULL)
-      return -1;
+    if (nb == NULL) return -1;
     *buf = nb;
     *cap = hlen + clen + 1;
   }
   while (have < hlen + clen) {
     ssize_t n = read(fd, *buf + have, hlen + clen - have);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
     have += (size_t)n;
   }
   (*buf)[hlen + clen] = '\0';
@@ -244,11 +226,9 @@ static int read_response(int fd, char **buf, size_t *cap, char **body,
 static long parse_results(const char *p, const char *end, uint64_t *ids,
                           long max) {
   const char *r = strstr(p, "\"results\"");
-  if (r == NULL)
-    return -1;
+  if (r == NULL) return -1;
   p = strchr(r, '[');
-  if (p == NULL)
-    return -1;
+  if (p == NULL) return -1;
   p++;
   long items = 0;
   int depth = 1;
@@ -256,8 +236,7 @@ static long parse_results(const char *p, const char *end, uint64_t *ids,
     char c = *p;
     if (c == '"') {
       for (p++; p < end && *p != '"'; p++)
-        if (*p == '\\')
-          p++;
+        if (*p == '\\') p++;
       p++;
       continue;
     }
@@ -268,13 +247,11 @@ static long parse_results(const char *p, const char *end, uint64_t *ids,
         const char *k = p + 1;
         while (k < end && (*k == ' ' || *k == '\n'))
           k++;
-        if (items >= max)
-          return -1;
+        if (items >= max) return -1;
         ids[items] = 0;
         if (strncmp(k, "\"id\"", 4) == 0) {
           const char *v = strchr(k + 4, '"');
-          if (v != NULL)
-            ids[items] = strtoull(v + 1, NULL, 10);
+          if (v != NULL) ids[items] = strtoull(v + 1, NULL, 10);
         }
         items++;
       }
@@ -307,15 +284,12 @@ static void *load_main(void *arg) {
   }
   uint64_t batches = (o->count + (uint64_t)o->batch - 1) / (uint64_t)o->batch;
   for (;;) {
-    if (atomic_load(&st->failed))
-      break;
+    if (atomic_load(&st->failed)) break;
     uint64_t b = atomic_fetch_add(&st->next_batch, 1);
-    if (b >= batches)
-      break;
+    if (b >= batches) break;
     uint64_t first = b * (uint64_t)o->batch;
     uint64_t last = first + (uint64_t)o->batch;
-    if (last > o->count)
-      last = o->count;
+    if (last > o->count) last = o->count;
 
     /* The body goes after room for the head, which is written last. */
     char *body = req + 512, *p = body, *end = req + body_cap + 512;
@@ -324,8 +298,7 @@ static void *load_main(void *arg) {
       bh_contact c;
       bh_gen_contact(st->gen, i, &c);
       counts[c.company_index]++;
-      if (i > first)
-        *p++ = ',';
+      if (i > first) *p++ = ',';
       p = contact_body(p, end - 4, &c);
       if (p == NULL) {
         fprintf(stderr, "http_load: contact %llu does not fit\n",
@@ -378,15 +351,13 @@ static void *load_main(void *arg) {
       else if (atomic_load(&st->refused) < 3)
         fprintf(stderr, "http_load: contact %llu refused\n",
                 (unsigned long long)i);
-      if (i % st->stride == 0)
-        st->ids[i / st->stride] = ids[k];
+      if (i % st->stride == 0) st->ids[i / st->stride] = ids[k];
     }
     atomic_fetch_add(&st->stored, ok);
     atomic_fetch_add(&st->refused, (uint64_t)n - ok);
   }
 out:
-  if (fd >= 0)
-    close(fd);
+  if (fd >= 0) close(fd);
   free(req);
   free(rbuf);
   free(ids);
@@ -402,8 +373,7 @@ typedef struct company_count {
 
 static int by_count(const void *a, const void *b) {
   const company_count *x = a, *y = b;
-  if (x->count != y->count)
-    return x->count < y->count ? -1 : 1;
+  if (x->count != y->count) return x->count < y->count ? -1 : 1;
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
@@ -411,8 +381,7 @@ static FILE *open_out(const char *dir, const char *name) {
   char path[4096];
   snprintf(path, sizeof(path), "%s/%s", dir, name);
   FILE *f = fopen(path, "w");
-  if (f == NULL)
-    fprintf(stderr, "http_load: %s: %s\n", path, strerror(errno));
+  if (f == NULL) fprintf(stderr, "http_load: %s: %s\n", path, strerror(errno));
   return f;
 }
 
@@ -421,8 +390,7 @@ static int write_outputs(load_state *st) {
   uint64_t n = (o->count + st->stride - 1) / st->stride;
   /* A shuffled order, so consecutive requests touch unrelated records. */
   uint64_t *order = malloc(sizeof(uint64_t) * n);
-  if (order == NULL)
-    return -1;
+  if (order == NULL) return -1;
   for (uint64_t k = 0; k < n; k++)
     order[k] = k;
   bh_rng rng;
@@ -437,12 +405,10 @@ static int write_outputs(load_state *st) {
   FILE *fe = open_out(o->out, "emails.txt");
   FILE *fc = open_out(o->out, "companies.txt");
   int rc = -1;
-  if (fi == NULL || fe == NULL || fc == NULL)
-    goto out;
+  if (fi == NULL || fe == NULL || fc == NULL) goto out;
   for (uint64_t k = 0; k < n; k++) {
     uint64_t slot = order[k];
-    if (st->ids[slot] == 0)
-      continue;
+    if (st->ids[slot] == 0) continue;
     bh_contact c;
     bh_gen_contact(st->gen, slot * st->stride, &c);
     char enc[512];
@@ -467,14 +433,12 @@ static int write_outputs(load_state *st) {
   for (uint64_t i = 0; i < o->count; i++) {
     bh_contact c;
     bh_gen_contact(st->gen, i, &c);
-    if (member[c.company_index] == 0)
-      member[c.company_index] = i + 1;
+    if (member[c.company_index] == 0) member[c.company_index] = i + 1;
   }
   qsort(cc, BH_COMPANIES, sizeof(*cc), by_count);
   int written = 0;
   for (uint32_t k = 0; k < BH_COMPANIES && written < LOAD_COMPANIES_OUT; k++) {
-    if (cc[k].count < LOAD_PAGE)
-      continue;
+    if (cc[k].count < LOAD_PAGE) continue;
     bh_contact c;
     bh_gen_contact(st->gen, member[cc[k].index] - 1, &c);
     char enc[512];
@@ -489,12 +453,9 @@ static int write_outputs(load_state *st) {
             LOAD_PAGE);
   rc = written > 0 ? 0 : -1;
 out:
-  if (fi != NULL)
-    fclose(fi);
-  if (fe != NULL)
-    fclose(fe);
-  if (fc != NULL)
-    fclose(fc);
+  if (fi != NULL) fclose(fi);
+  if (fe != NULL) fclose(fe);
+  if (fc != NULL) fclose(fc);
   free(order);
   return rc;
 }
@@ -502,15 +463,17 @@ out:
 /* ---------------------------------------------------------------- main */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: http_load --port P --key KEY --count N --out DIR\n"
-          "                 [--host 127.0.0.1] [--seed 42] [--conns 4]\n"
-          "                 [--batch 1000] [--sample 10000]\n");
+  fprintf(f, "usage: http_load --port P --key KEY --count N --out DIR\n"
+             "                 [--host 127.0.0.1] [--seed 42] [--conns 4]\n"
+             "                 [--batch 1000] [--sample 10000]\n");
 }
 
 int main(int argc, char **argv) {
-  load_opts o = {.host = "127.0.0.1", .seed = 42, .conns = 4,
-                 .batch = LOAD_BATCH_MAX, .sample = 10000};
+  load_opts o = {.host = "127.0.0.1",
+                 .seed = 42,
+                 .conns = 4,
+                 .batch = LOAD_BATCH_MAX,
+                 .sample = 10000};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -547,8 +510,8 @@ int main(int argc, char **argv) {
     }
   }
   if (o.port <= 0 || o.port > 65535 || o.key == NULL || o.count == 0 ||
-      o.out == NULL || o.conns < 1 || o.conns > LOAD_CONNS_MAX ||
-      o.batch < 1 || o.batch > LOAD_BATCH_MAX || o.sample == 0) {
+      o.out == NULL || o.conns < 1 || o.conns > LOAD_CONNS_MAX || o.batch < 1 ||
+      o.batch > LOAD_BATCH_MAX || o.sample == 0) {
     usage(stderr);
     return 2;
   }
@@ -583,8 +546,7 @@ int main(int argc, char **argv) {
   uint64_t stored = atomic_load(&st.stored);
   uint64_t refused = atomic_load(&st.refused);
   int rc = atomic_load(&st.failed) || refused > 0 || stored != o.count ? 1 : 0;
-  if (write_outputs(&st) != 0)
-    rc = 1;
+  if (write_outputs(&st) != 0) rc = 1;
   printf("loaded %llu contacts (%llu refused) in %.1f s, %.0f contacts/s, "
          "over %d connections, %d a batch\n",
          (unsigned long long)stored, (unsigned long long)refused, secs,

@@ -74,12 +74,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err) {
-  if (err != NULL)
-    return;
+  if (err != NULL) return;
   worker *w = listener->data;
   h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-  if (sock != NULL)
-    h2o_accept(&w->accept_ctx, sock);
+  if (sock != NULL) h2o_accept(&w->accept_ctx, sock);
 }
 
 static void *worker_main(void *arg) {
@@ -121,8 +119,7 @@ static int bind_listener(const char *host, const char *port) {
       bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
       listen(fd, SOMAXCONN) != 0) {
     fprintf(stderr, "trivial_h2o: %s:%s: %s\n", host, port, strerror(errno));
-    if (fd >= 0)
-      close(fd);
+    if (fd >= 0) close(fd);
     freeaddrinfo(ai);
     return -1;
   }
@@ -162,8 +159,7 @@ int main(int argc, char **argv) {
 
   signal(SIGPIPE, SIG_IGN);
   int fd = bind_listener(host, colon + 1);
-  if (fd < 0)
-    return 1;
+  if (fd < 0) return 1;
 
   h2o_config_init(&globalconf);
   globalconf.server_name = h2o_iovec_init(H2O_STRLIT("trivial"));

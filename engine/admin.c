@@ -131,9 +131,9 @@ static int walk_segment(walker *w, seg_map *m, uint64_t off, bool last) {
   if (off < SEG_HEADER_BYTES) {
     if (seg_header_check(m->map, m->size, m->no) != 0) {
       /* Records may still be intact behind a damaged header. */
-      int rc = w->on_bad(w->ctx, m, 0,
-                         m->size < SEG_HEADER_BYTES ? m->size : SEG_HEADER_BYTES,
-                         false, "bad segment header");
+      int rc = w->on_bad(
+          w->ctx, m, 0, m->size < SEG_HEADER_BYTES ? m->size : SEG_HEADER_BYTES,
+          false, "bad segment header");
       if (rc) return rc;
     }
     off = SEG_HEADER_BYTES;
@@ -162,8 +162,8 @@ static int walk_segment(walker *w, seg_map *m, uint64_t off, bool last) {
         break;
     }
     if (next + REC_HEADER_BYTES > m->size) next = m->size;
-    int rc = w->on_bad(w->ctx, m, off, next - off, last && next == m->size,
-                       why);
+    int rc =
+        w->on_bad(w->ctx, m, off, next - off, last && next == m->size, why);
     if (rc) return rc;
     off = next;
   }
@@ -190,12 +190,12 @@ typedef struct replay {
   uint64_t progress_done;
 } replay;
 
-static void finding(cs_finding_fn fn, void *ctx, bool problem,
-                    const char *file, int64_t offset, const char *fmt, ...)
+static void finding(cs_finding_fn fn, void *ctx, bool problem, const char *file,
+                    int64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-static void finding(cs_finding_fn fn, void *ctx, bool problem,
-                    const char *file, int64_t offset, const char *fmt, ...) {
+static void finding(cs_finding_fn fn, void *ctx, bool problem, const char *file,
+                    int64_t offset, const char *fmt, ...) {
   if (!fn) return;
   char msg[600];
   va_list ap;
@@ -221,8 +221,9 @@ static int replay_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
   }
   if (rec_decode(r, &s->czone, &b, &why) != 0) {
     if (!rp->salvage)
-      return cs_err(rp->err, CS_ECORRUPT, "%s/%s: record at offset %" PRIu64
-                    ": %s", s->dir, name, off, why);
+      return cs_err(rp->err, CS_ECORRUPT,
+                    "%s/%s: record at offset %" PRIu64 ": %s", s->dir, name,
+                    off, why);
     rp->skipped_ranges++;
     rp->skipped_bytes += REC_HEADER_BYTES + r->len;
     finding(rp->fn, rp->ctx, true, name, (int64_t)off,
@@ -274,7 +275,8 @@ static int replay_bad(void *ctx, seg_map *m, uint64_t off, uint64_t len,
 static int replay_log(replay *rp, bool from_snapshot) {
   cs_store *s = rp->s;
   walker w = {rp, replay_rec, replay_bad, s->applied_seq};
-  for (uint32_t i = 0; i < s->seg_count; i++) rp->progress_total += s->segs[i].size;
+  for (uint32_t i = 0; i < s->seg_count; i++)
+    rp->progress_total += s->segs[i].size;
   if (!from_snapshot) ix_bulk_begin(s->ix);
   int rc = 0;
   for (uint32_t i = 0; i < s->seg_count && !rc; i++) {
@@ -307,9 +309,13 @@ typedef struct scan_ctx {
 
 static int scan_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
   scan_ctx *sc = ctx;
-  cs_raw_record raw = {.seg = m->no, .offset = off, .status = CS_RAW_OK,
-                       .type = r->type, .len = REC_HEADER_BYTES + r->len,
-                       .seq = r->seq, .checksum = r->checksum};
+  cs_raw_record raw = {.seg = m->no,
+                       .offset = off,
+                       .status = CS_RAW_OK,
+                       .type = r->type,
+                       .len = REC_HEADER_BYTES + r->len,
+                       .seq = r->seq,
+                       .checksum = r->checksum};
   rec_body b;
   const char *why;
   if (rec_decode(r, &sc->zone, &b, &why) != 0) {
@@ -325,14 +331,15 @@ static int scan_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
 static int scan_bad(void *ctx, seg_map *m, uint64_t off, uint64_t len,
                     bool torn, const char *why) {
   scan_ctx *sc = ctx;
-  cs_raw_record raw = {.seg = m->no, .offset = off,
-                       .status = torn ? CS_RAW_TORN : CS_RAW_BAD, .len = len};
+  cs_raw_record raw = {.seg = m->no,
+                       .offset = off,
+                       .status = torn ? CS_RAW_TORN : CS_RAW_BAD,
+                       .len = len};
   return sc->fn(sc->ctx, &raw);
 }
 
-int cs_admin_scan(const char *dir,
-                  int (*fn)(void *ctx, const cs_raw_record *r), void *ctx,
-                  cs_error *err) {
+int cs_admin_scan(const char *dir, int (*fn)(void *ctx, const cs_raw_record *r),
+                  void *ctx, cs_error *err) {
   cs_store *s;
   uint64_t floor;
   int rc = bare_open(dir, NULL, &s, &floor, err);
@@ -409,8 +416,12 @@ static void verify_strays(cs_store *s, vctx *v) {
 static void verify_search(cs_store *snap, cs_store *full, vctx *v,
                           uint32_t account, int field, cs_match match,
                           const char *term, size_t len) {
-  cs_query q = {.account = account, .field = field, .match = match,
-                .term = term, .term_len = len, .limit = 50};
+  cs_query q = {.account = account,
+                .field = field,
+                .match = match,
+                .term = term,
+                .term_len = len,
+                .limit = 50};
   cs_page a, b;
   cs_error ea, eb;
   int ra = cs_search(snap, &q, &a, &ea);
@@ -428,10 +439,11 @@ static void verify_search(cs_store *snap, cs_store *full, vctx *v,
             "search %s %s \"%.*s\" in account %u answers %" PRIu64
             " from the snapshot, %" PRIu64 " from the log",
             cs_field_name(field),
-            match == CS_MATCH_PREFIX ? "prefix"
-            : match == CS_MATCH_WORDS ? "words" : "exact",
-            (int)(len > 60 ? 60 : len), term, account,
-            ra ? 0 : a.total, rb ? 0 : b.total);
+            match == CS_MATCH_PREFIX  ? "prefix"
+            : match == CS_MATCH_WORDS ? "words"
+                                      : "exact",
+            (int)(len > 60 ? 60 : len), term, account, ra ? 0 : a.total,
+            rb ? 0 : b.total);
   }
   if (!ra) cs_page_free(&a);
   if (!rb) cs_page_free(&b);
@@ -450,8 +462,7 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
   if (a->count != b->count) {
     v->res->problems++;
     finding(v->fn, v->ctx, true, sn, -1,
-            "holds %u index slots where the log gives %u", a->count,
-            b->count);
+            "holds %u index slots where the log gives %u", a->count, b->count);
   }
   msgpack_zone za, zb;
   msgpack_zone_init(&za, 4096);
@@ -503,17 +514,18 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
     }
   }
   if (reported > 20)
-    finding(v->fn, v->ctx, true, sn, -1, "... %" PRIu64 " index problems in all",
-            reported);
+    finding(v->fn, v->ctx, true, sn, -1,
+            "... %" PRIu64 " index problems in all", reported);
   if (snap->live_contacts != full->live_contacts ||
       snap->live_bytes != full->live_bytes ||
       snap->log_bytes != full->log_bytes ||
       snap->max_id_seen != full->max_id_seen) {
     v->res->problems++;
     finding(v->fn, v->ctx, true, sn, -1,
-            "counts differ: %" PRIu64 " contacts, %" PRIu64 " live bytes, %"
-            PRIu64 " log bytes, highest id %" PRIu64 " from the snapshot; %"
-            PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 " from the log",
+            "counts differ: %" PRIu64 " contacts, %" PRIu64
+            " live bytes, %" PRIu64 " log bytes, highest id %" PRIu64
+            " from the snapshot; %" PRIu64 ", %" PRIu64 ", %" PRIu64
+            ", %" PRIu64 " from the log",
             snap->live_contacts, snap->live_bytes, snap->log_bytes,
             snap->max_id_seen, full->live_contacts, full->live_bytes,
             full->log_bytes, full->max_id_seen);
@@ -537,11 +549,12 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
       verify_search(snap, full, v, c->account, f, CS_MATCH_DEFAULT, t.ptr,
                     t.len);
       size_t plen = t.len < 3 ? t.len : 3;
-      while (plen < t.len && (t.ptr[plen] & 0xc0) == 0x80) plen++;
-      verify_search(snap, full, v, c->account, f, CS_MATCH_PREFIX, t.ptr,
-                    plen);
+      while (plen < t.len && (t.ptr[plen] & 0xc0) == 0x80)
+        plen++;
+      verify_search(snap, full, v, c->account, f, CS_MATCH_PREFIX, t.ptr, plen);
       size_t wlen = 0;
-      while (wlen < t.len && t.ptr[wlen] != ' ') wlen++;
+      while (wlen < t.len && t.ptr[wlen] != ' ')
+        wlen++;
       verify_search(snap, full, v, c->account, f, CS_MATCH_WORDS, t.ptr, wlen);
     }
     char id[CS_ID_DIGITS + 1];
@@ -553,9 +566,8 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
   msgpack_zone_destroy(&zb);
 }
 
-int cs_admin_verify(const char *dir, const cs_verify_opts *o,
-                    cs_finding_fn fn, void *ctx, cs_verify_result *res,
-                    cs_error *err) {
+int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
+                    void *ctx, cs_verify_result *res, cs_error *err) {
   cs_verify_opts none = {0};
   if (!o) o = &none;
   memset(res, 0, sizeof *res);
@@ -590,8 +602,12 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o,
 
   /* 2. The whole log replayed, as open without a snapshot does. */
   cs_error rerr;
-  replay rp = {.s = full, .fn = fn, .ctx = ctx, .err = &rerr,
-               .progress = o->progress, .progress_ctx = o->progress_ctx};
+  replay rp = {.s = full,
+               .fn = fn,
+               .ctx = ctx,
+               .err = &rerr,
+               .progress = o->progress,
+               .progress_ctx = o->progress_ctx};
   if (replay_log(&rp, false) != 0) {
     res->problems++;
     finding(fn, ctx, true, "", -1, "replaying the log fails: %s", rerr.msg);
@@ -743,8 +759,9 @@ static int compact_write(cs_store *src, cs_store *dst, uint32_t seg_max,
   if (rc) goto out;
   *last_no = no;
   rc = dst->io->fsync_dir(dst->io->ctx, dst->dir);
-  if (rc) rc = cs_err(err, rc, "cannot sync directory %s: %s", dst->dir,
-                      cs_strerror(rc));
+  if (rc)
+    rc = cs_err(err, rc, "cannot sync directory %s: %s", dst->dir,
+                cs_strerror(rc));
   if (o->progress) o->progress(o->progress_ctx, total, total);
 out:
   rec_buf_free(&b);
@@ -780,8 +797,8 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
   memset(res, 0, sizeof *res);
   if (err) memset(err, 0, sizeof *err), err->field = -1;
   const cs_io *io = o->io ? o->io : cs_io_posix();
-  uint32_t seg_max = o->segment_bytes_max ? o->segment_bytes_max
-                                          : CS_SEGMENT_BYTES_DEFAULT;
+  uint32_t seg_max =
+      o->segment_bytes_max ? o->segment_bytes_max : CS_SEGMENT_BYTES_DEFAULT;
   if (seg_max < CS_SEGMENT_BYTES_MIN || seg_max > CS_SEGMENT_BYTES_MAX)
     return cs_err(err, CS_EINVAL, "segment size %u is outside %u..%u", seg_max,
                   CS_SEGMENT_BYTES_MIN, CS_SEGMENT_BYTES_MAX);
@@ -792,9 +809,11 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
   int rc;
   struct notice_to_finding nf = {fn, ctx};
   if (!o->salvage) {
-    cs_options opts = {.io = io, .no_snapshot_on_close = true,
+    cs_options opts = {.io = io,
+                       .no_snapshot_on_close = true,
                        .segment_bytes_max = seg_max,
-                       .notice = notice_note, .notice_ctx = &nf};
+                       .notice = notice_note,
+                       .notice_ctx = &nf};
     rc = cs_open(dir, &opts, &opened, err);
     if (rc) return rc;
     src = opened;
@@ -886,8 +905,10 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
     store_path(dst, path, sizeof path, name);
     int urc = io->unlink(io->ctx, path);
     if (urc && urc != -ENOENT && !rc)
-      rc = cs_err(err, urc, "compacted, but cannot remove %s (the next open "
-                  "removes it): %s", path, cs_strerror(urc));
+      rc = cs_err(err, urc,
+                  "compacted, but cannot remove %s (the next open "
+                  "removes it): %s",
+                  path, cs_strerror(urc));
   }
   int drc = io->fsync_dir(io->ctx, dir);
   if (drc && !rc)
@@ -942,7 +963,8 @@ int cs_dryrun_create(cs_store *s, cs_dryrun **out) {
 
 void cs_dryrun_destroy(cs_dryrun *d) {
   if (!d) return;
-  for (size_t i = 0; i <= d->mask; i++) free(d->t[i].email);
+  for (size_t i = 0; i <= d->mask; i++)
+    free(d->t[i].email);
   free(d->t);
   fold_buf_free(&d->key);
   fold_buf_free(&d->fcase);
@@ -968,7 +990,8 @@ static int dry_grow(cs_dryrun *d) {
   for (size_t i = 0; i <= d->mask; i++) {
     if (!d->t[i].hash) continue;
     size_t j = d->t[i].hash & (cap - 1);
-    while (t[j].hash) j = (j + 1) & (cap - 1);
+    while (t[j].hash)
+      j = (j + 1) & (cap - 1);
     t[j] = d->t[i];
   }
   free(d->t);
@@ -1005,8 +1028,8 @@ static int dry_probe_slot(void *ctx, uint32_t slot) {
   return 0;
 }
 
-int cs_dryrun_check(cs_dryrun *d, uint32_t account, cs_contact *c,
-                    uint64_t tag, uint64_t *dup_tag, cs_error *err) {
+int cs_dryrun_check(cs_dryrun *d, uint32_t account, cs_contact *c, uint64_t tag,
+                    uint64_t *dup_tag, cs_error *err) {
   *dup_tag = 0;
   if (account == CS_ALL_ACCOUNTS)
     return cs_err(err, CS_EINVAL, "invalid account number");

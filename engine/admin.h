@@ -80,15 +80,14 @@ typedef struct cs_raw_record {
  * header after damage). fn returning non-zero stops the scan (returned).
  * A bad segment header is reported as damage at offset 0. Changes nothing.
  */
-int cs_admin_scan(const char *dir,
-                  int (*fn)(void *ctx, const cs_raw_record *r), void *ctx,
-                  cs_error *err);
+int cs_admin_scan(const char *dir, int (*fn)(void *ctx, const cs_raw_record *r),
+                  void *ctx, cs_error *err);
 
 /* ----------------------------------------------------------------- verify */
 
 typedef struct cs_verify_opts {
-  uint32_t sample_contacts;  /* contacts whose values are searched; 0: 100 */
-  cs_progress_fn progress;   /* may be NULL */
+  uint32_t sample_contacts; /* contacts whose values are searched; 0: 100 */
+  cs_progress_fn progress;  /* may be NULL */
   void *progress_ctx;
 } cs_verify_opts;
 
@@ -97,8 +96,8 @@ typedef struct cs_verify_result {
   uint64_t notes;
   uint64_t segments;
   uint64_t records;
-  uint64_t contacts;   /* live, from the replay */
-  uint64_t searches;   /* compared between snapshot and replay */
+  uint64_t contacts; /* live, from the replay */
+  uint64_t searches; /* compared between snapshot and replay */
 } cs_verify_result;
 
 /*
@@ -112,9 +111,8 @@ typedef struct cs_verify_result {
  * whether it is clean), or an error that kept it from looking (CS_ELOCKED,
  * no manifest, out of memory).
  */
-int cs_admin_verify(const char *dir, const cs_verify_opts *o,
-                    cs_finding_fn fn, void *ctx, cs_verify_result *res,
-                    cs_error *err);
+int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
+                    void *ctx, cs_verify_result *res, cs_error *err);
 
 /* ----------------------------------------------------------------- compact */
 
@@ -129,10 +127,10 @@ typedef struct cs_compact_opts {
 typedef struct cs_compact_result {
   uint64_t bytes_before; /* segments, snapshot and manifest */
   uint64_t bytes_after;
-  uint64_t contacts;     /* live contacts rewritten */
+  uint64_t contacts; /* live contacts rewritten */
   uint32_t segments_before;
   uint32_t segments_after;
-  uint64_t next_id;      /* the id floor the new store keeps */
+  uint64_t next_id;        /* the id floor the new store keeps */
   uint64_t skipped_ranges; /* salvage: damaged ranges skipped */
   uint64_t skipped_bytes;
 } cs_compact_result;
@@ -172,8 +170,8 @@ void cs_dryrun_destroy(cs_dryrun *d);
  * err->id 0 and *dup_tag the tag of the earlier create holding it. Trims
  * c's values in place as cs_create does.
  */
-int cs_dryrun_check(cs_dryrun *d, uint32_t account, cs_contact *c,
-                    uint64_t tag, uint64_t *dup_tag, cs_error *err);
+int cs_dryrun_check(cs_dryrun *d, uint32_t account, cs_contact *c, uint64_t tag,
+                    uint64_t *dup_tag, cs_error *err);
 
 #ifdef __cplusplus
 }

@@ -79,7 +79,8 @@ int cs_id_parse(const char *s, size_t len, uint64_t *id_out) {
 }
 
 static void put_digits(char *p, unsigned v, int n) {
-  for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+  for (int i = n - 1; i >= 0; i--, v /= 10)
+    p[i] = (char)('0' + v % 10);
 }
 
 /* Every answer carries two timestamps, so this avoids gmtime and printf:
@@ -100,15 +101,16 @@ void cs_time_format(int64_t ms, char out[32]) {
   /* Days since 0000-03-01, so that leap days end each cycle's year. */
   int64_t z = days + 719468;
   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);                     /* day of era */
+  unsigned doe = (unsigned)(z - era * 146097); /* day of era */
   unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);          /* from Mar 1 */
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* from Mar 1 */
   unsigned mp = (5 * doy + 2) / 153;
   unsigned day = doy - (153 * mp + 2) / 5 + 1;
   unsigned month = mp < 10 ? mp + 3 : mp - 9;
   int64_t year = (int64_t)yoe + era * 400 + (month <= 2);
-  if (year < 0 || year > 9999) year = year < 0 ? 0 : 9999; /* not reachable
-                                                               from a clock */
+  if (year < 0 || year > 9999)
+    year = year < 0 ? 0 : 9999; /* not reachable
+                                    from a clock */
   put_digits(out, (unsigned)year, 4);
   out[4] = '-';
   put_digits(out + 5, month, 2);
@@ -196,8 +198,8 @@ long cs_utf8_chars(const char *s, size_t len) {
 size_t cs_space_len(const char *s, size_t len) {
   if (len == 0) return 0;
   utf8proc_int32_t cp;
-  utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s,
-                                        (utf8proc_ssize_t)len, &cp);
+  utf8proc_ssize_t k =
+      utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &cp);
   return k > 0 && is_space_cp(cp) ? (size_t)k : 0;
 }
 
@@ -220,7 +222,8 @@ static void trim(cs_str *v) {
   }
   while (end > start) {
     size_t b = end - 1; /* find the start of the last code point */
-    while (b > start && (p[b] & 0xC0) == 0x80 && end - b < 4) b--;
+    while (b > start && (p[b] & 0xC0) == 0x80 && end - b < 4)
+      b--;
     utf8proc_int32_t cp;
     utf8proc_ssize_t k =
         utf8proc_iterate(p + b, (utf8proc_ssize_t)(end - b), &cp);
@@ -257,8 +260,7 @@ static int phone_check(const char *s, size_t len) {
 }
 
 int cs_field_check(int f, cs_str *v, cs_error *err) {
-  if (f < 0 || f >= CS_FIELD_COUNT)
-    return cs_err_field(err, f);
+  if (f < 0 || f >= CS_FIELD_COUNT) return cs_err_field(err, f);
   trim(v);
   bool has_space;
   long chars = utf8_count(v->ptr, v->len, &has_space);

@@ -114,7 +114,8 @@ typedef struct cs_contact {
 void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]);
 /* Parses exactly 20 digits with a non-zero first one. 0 or CS_EINVAL. */
 int cs_id_parse(const char *s, size_t len, uint64_t *id_out);
-/* Formats Unix ms as RFC 3339 UTC with milliseconds ("2026-11-26T08:58:00.123Z"). */
+/* Formats Unix ms as RFC 3339 UTC with milliseconds
+ * ("2026-11-26T08:58:00.123Z"). */
 void cs_time_format(int64_t ms, char out[32]);
 
 /*
@@ -150,7 +151,8 @@ cs_str cs_trim(cs_str v);
  */
 typedef struct cs_io {
   void *ctx;
-  int (*open)(void *ctx, const char *path, int flags, int mode); /* fd or -errno */
+  int (*open)(void *ctx, const char *path, int flags,
+              int mode); /* fd or -errno */
   int (*close)(void *ctx, int fd);
   long (*pwrite)(void *ctx, int fd, const void *buf, size_t len, uint64_t off);
   int (*fdatasync)(void *ctx, int fd);
@@ -290,7 +292,7 @@ typedef enum cs_match {
 
 typedef struct cs_query {
   uint32_t account;
-  int field;      /* a cs_field, or CS_SEARCH_BY_ID */
+  int field; /* a cs_field, or CS_SEARCH_BY_ID */
   cs_match match;
   const char *term; /* need not be NUL-terminated */
   size_t term_len;
@@ -327,18 +329,18 @@ int cs_iterate(cs_store *s, uint32_t account,
                cs_error *err);
 
 typedef struct cs_stats {
-  uint64_t contacts;       /* live contacts, all accounts */
-  uint64_t segments;       /* segment files in the store */
-  uint64_t disk_bytes;     /* segments + snapshot + manifest */
-  uint64_t live_bytes;     /* bytes of records that are current */
-  uint64_t garbage_bytes;  /* bytes of records superseded or deleted */
-  uint64_t next_id;        /* the id the next create gets */
-  uint64_t commits;        /* records committed since open */
-  uint64_t fsyncs;         /* log syncs since open */
-  uint64_t index_bytes;    /* memory held by the indexes */
-  uint64_t snapshot_seq;   /* log sequence the newest snapshot covers, 0 none */
-  int64_t snapshot_time_ms;/* when it was written, 0 none */
-  int failed;              /* 0, or the error that made the store refuse writes */
+  uint64_t contacts;      /* live contacts, all accounts */
+  uint64_t segments;      /* segment files in the store */
+  uint64_t disk_bytes;    /* segments + snapshot + manifest */
+  uint64_t live_bytes;    /* bytes of records that are current */
+  uint64_t garbage_bytes; /* bytes of records superseded or deleted */
+  uint64_t next_id;       /* the id the next create gets */
+  uint64_t commits;       /* records committed since open */
+  uint64_t fsyncs;        /* log syncs since open */
+  uint64_t index_bytes;   /* memory held by the indexes */
+  uint64_t snapshot_seq;  /* log sequence the newest snapshot covers, 0 none */
+  int64_t snapshot_time_ms; /* when it was written, 0 none */
+  int failed; /* 0, or the error that made the store refuse writes */
 } cs_stats;
 
 void cs_stats_get(cs_store *s, cs_stats *out);

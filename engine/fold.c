@@ -49,38 +49,78 @@
 enum { FC_SPACE = 1, FC_UPPER = 2, FC_WORD = 4, FC_DIGIT = 8 };
 
 static const uint8_t fold_class[128] = {
-    ['\t'] = FC_SPACE, ['\n'] = FC_SPACE, ['\v'] = FC_SPACE,
-    ['\f'] = FC_SPACE, ['\r'] = FC_SPACE, [' '] = FC_SPACE,
-    ['0'] = FC_WORD | FC_DIGIT, ['1'] = FC_WORD | FC_DIGIT,
-    ['2'] = FC_WORD | FC_DIGIT, ['3'] = FC_WORD | FC_DIGIT,
-    ['4'] = FC_WORD | FC_DIGIT, ['5'] = FC_WORD | FC_DIGIT,
-    ['6'] = FC_WORD | FC_DIGIT, ['7'] = FC_WORD | FC_DIGIT,
-    ['8'] = FC_WORD | FC_DIGIT, ['9'] = FC_WORD | FC_DIGIT,
-    ['A'] = FC_WORD | FC_UPPER, ['B'] = FC_WORD | FC_UPPER,
-    ['C'] = FC_WORD | FC_UPPER, ['D'] = FC_WORD | FC_UPPER,
-    ['E'] = FC_WORD | FC_UPPER, ['F'] = FC_WORD | FC_UPPER,
-    ['G'] = FC_WORD | FC_UPPER, ['H'] = FC_WORD | FC_UPPER,
-    ['I'] = FC_WORD | FC_UPPER, ['J'] = FC_WORD | FC_UPPER,
-    ['K'] = FC_WORD | FC_UPPER, ['L'] = FC_WORD | FC_UPPER,
-    ['M'] = FC_WORD | FC_UPPER, ['N'] = FC_WORD | FC_UPPER,
-    ['O'] = FC_WORD | FC_UPPER, ['P'] = FC_WORD | FC_UPPER,
-    ['Q'] = FC_WORD | FC_UPPER, ['R'] = FC_WORD | FC_UPPER,
-    ['S'] = FC_WORD | FC_UPPER, ['T'] = FC_WORD | FC_UPPER,
-    ['U'] = FC_WORD | FC_UPPER, ['V'] = FC_WORD | FC_UPPER,
-    ['W'] = FC_WORD | FC_UPPER, ['X'] = FC_WORD | FC_UPPER,
-    ['Y'] = FC_WORD | FC_UPPER, ['Z'] = FC_WORD | FC_UPPER,
-    ['a'] = FC_WORD, ['b'] = FC_WORD, ['c'] = FC_WORD, ['d'] = FC_WORD,
-    ['e'] = FC_WORD, ['f'] = FC_WORD, ['g'] = FC_WORD, ['h'] = FC_WORD,
-    ['i'] = FC_WORD, ['j'] = FC_WORD, ['k'] = FC_WORD, ['l'] = FC_WORD,
-    ['m'] = FC_WORD, ['n'] = FC_WORD, ['o'] = FC_WORD, ['p'] = FC_WORD,
-    ['q'] = FC_WORD, ['r'] = FC_WORD, ['s'] = FC_WORD, ['t'] = FC_WORD,
-    ['u'] = FC_WORD, ['v'] = FC_WORD, ['w'] = FC_WORD, ['x'] = FC_WORD,
-    ['y'] = FC_WORD, ['z'] = FC_WORD,
+    ['\t'] = FC_SPACE,
+    ['\n'] = FC_SPACE,
+    ['\v'] = FC_SPACE,
+    ['\f'] = FC_SPACE,
+    ['\r'] = FC_SPACE,
+    [' '] = FC_SPACE,
+    ['0'] = FC_WORD | FC_DIGIT,
+    ['1'] = FC_WORD | FC_DIGIT,
+    ['2'] = FC_WORD | FC_DIGIT,
+    ['3'] = FC_WORD | FC_DIGIT,
+    ['4'] = FC_WORD | FC_DIGIT,
+    ['5'] = FC_WORD | FC_DIGIT,
+    ['6'] = FC_WORD | FC_DIGIT,
+    ['7'] = FC_WORD | FC_DIGIT,
+    ['8'] = FC_WORD | FC_DIGIT,
+    ['9'] = FC_WORD | FC_DIGIT,
+    ['A'] = FC_WORD | FC_UPPER,
+    ['B'] = FC_WORD | FC_UPPER,
+    ['C'] = FC_WORD | FC_UPPER,
+    ['D'] = FC_WORD | FC_UPPER,
+    ['E'] = FC_WORD | FC_UPPER,
+    ['F'] = FC_WORD | FC_UPPER,
+    ['G'] = FC_WORD | FC_UPPER,
+    ['H'] = FC_WORD | FC_UPPER,
+    ['I'] = FC_WORD | FC_UPPER,
+    ['J'] = FC_WORD | FC_UPPER,
+    ['K'] = FC_WORD | FC_UPPER,
+    ['L'] = FC_WORD | FC_UPPER,
+    ['M'] = FC_WORD | FC_UPPER,
+    ['N'] = FC_WORD | FC_UPPER,
+    ['O'] = FC_WORD | FC_UPPER,
+    ['P'] = FC_WORD | FC_UPPER,
+    ['Q'] = FC_WORD | FC_UPPER,
+    ['R'] = FC_WORD | FC_UPPER,
+    ['S'] = FC_WORD | FC_UPPER,
+    ['T'] = FC_WORD | FC_UPPER,
+    ['U'] = FC_WORD | FC_UPPER,
+    ['V'] = FC_WORD | FC_UPPER,
+    ['W'] = FC_WORD | FC_UPPER,
+    ['X'] = FC_WORD | FC_UPPER,
+    ['Y'] = FC_WORD | FC_UPPER,
+    ['Z'] = FC_WORD | FC_UPPER,
+    ['a'] = FC_WORD,
+    ['b'] = FC_WORD,
+    ['c'] = FC_WORD,
+    ['d'] = FC_WORD,
+    ['e'] = FC_WORD,
+    ['f'] = FC_WORD,
+    ['g'] = FC_WORD,
+    ['h'] = FC_WORD,
+    ['i'] = FC_WORD,
+    ['j'] = FC_WORD,
+    ['k'] = FC_WORD,
+    ['l'] = FC_WORD,
+    ['m'] = FC_WORD,
+    ['n'] = FC_WORD,
+    ['o'] = FC_WORD,
+    ['p'] = FC_WORD,
+    ['q'] = FC_WORD,
+    ['r'] = FC_WORD,
+    ['s'] = FC_WORD,
+    ['t'] = FC_WORD,
+    ['u'] = FC_WORD,
+    ['v'] = FC_WORD,
+    ['w'] = FC_WORD,
+    ['x'] = FC_WORD,
+    ['y'] = FC_WORD,
+    ['z'] = FC_WORD,
 };
 
 void fold_buf_free(fold_buf *b) {
-  if (!b)
-    return;
+  if (!b) return;
   free(b->ptr);
   b->ptr = NULL;
   b->len = b->cap = 0;
@@ -88,18 +128,15 @@ void fold_buf_free(fold_buf *b) {
 
 /* Makes room for cap bytes. The old contents need not survive. */
 static int fold_reserve(fold_buf *b, size_t cap) {
-  if (b->cap >= cap)
-    return 0;
+  if (b->cap >= cap) return 0;
   size_t n = b->cap ? b->cap : 64;
   while (n < cap) {
-    if (n > SIZE_MAX / 2)
-      return -ENOMEM;
+    if (n > SIZE_MAX / 2) return -ENOMEM;
     n *= 2;
   }
   /* free + malloc rather than realloc: nothing needs copying. */
   char *p = malloc(n);
-  if (!p)
-    return -ENOMEM;
+  if (!p) return -ENOMEM;
   free(b->ptr);
   b->ptr = p;
   b->cap = n;
@@ -107,18 +144,15 @@ static int fold_reserve(fold_buf *b, size_t cap) {
 }
 
 static bool fold_is_space_cp(int32_t cp) {
-  if (cp < 0x80)
-    return fold_class[cp] & FC_SPACE;
-  if (cp == 0x85)
-    return true;
+  if (cp < 0x80) return fold_class[cp] & FC_SPACE;
+  if (cp == 0x85) return true;
   utf8proc_category_t c = utf8proc_category(cp);
   return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL ||
          c == UTF8PROC_CATEGORY_ZP;
 }
 
 static bool fold_is_word_cp(int32_t cp) {
-  if (cp < 0x80)
-    return fold_class[cp] & FC_WORD;
+  if (cp < 0x80) return fold_class[cp] & FC_WORD;
   utf8proc_category_t c = utf8proc_category(cp);
   return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) ||
          (c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO);
@@ -132,39 +166,31 @@ static bool fold_is_word_cp(int32_t cp) {
  */
 static int fold_utf8proc(const char *s, size_t len, utf8proc_option_t options,
                          bool spaces, fold_buf *out, size_t *len_out) {
-  if (len > (size_t)INT32_MAX)
-    return CS_EINVAL;
-  if (memchr(s, 0, len))
-    return CS_EINVAL;
+  if (len > (size_t)INT32_MAX) return CS_EINVAL;
+  if (memchr(s, 0, len)) return CS_EINVAL;
   /* Most text keeps its code point count through folding; the count is at
    * most the byte count plus a few expansions. Retry once with the exact
    * size when that guess is short. */
   size_t want = len + 16;
   utf8proc_ssize_t n;
   for (;;) {
-    if (want > SIZE_MAX / 4 - 1)
-      return -ENOMEM;
+    if (want > SIZE_MAX / 4 - 1) return -ENOMEM;
     int rc = fold_reserve(out, (want + 1) * sizeof(int32_t));
-    if (rc)
-      return rc;
+    if (rc) return rc;
     size_t room = out->cap / sizeof(int32_t) - 1; /* one spare for the NUL */
     n = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len,
                            (utf8proc_int32_t *)(void *)out->ptr,
                            (utf8proc_ssize_t)room, options);
-    if (n < 0)
-      return n == UTF8PROC_ERROR_NOMEM ? -ENOMEM : CS_EINVAL;
-    if ((size_t)n <= room)
-      break;
+    if (n < 0) return n == UTF8PROC_ERROR_NOMEM ? -ENOMEM : CS_EINVAL;
+    if ((size_t)n <= room) break;
     want = (size_t)n;
   }
   int32_t *cp = (int32_t *)(void *)out->ptr;
   if (spaces)
     for (utf8proc_ssize_t i = 0; i < n; i++)
-      if (fold_is_space_cp(cp[i]))
-        cp[i] = ' ';
+      if (fold_is_space_cp(cp[i])) cp[i] = ' ';
   utf8proc_ssize_t bytes = utf8proc_reencode(cp, n, options);
-  if (bytes < 0)
-    return bytes == UTF8PROC_ERROR_NOMEM ? -ENOMEM : CS_EINVAL;
+  if (bytes < 0) return bytes == UTF8PROC_ERROR_NOMEM ? -ENOMEM : CS_EINVAL;
   *len_out = (size_t)bytes;
   return 0;
 }
@@ -190,12 +216,10 @@ static size_t fold_collapse(char *p, size_t len) {
 }
 
 int fold_text_unicode(const char *s, size_t len, fold_buf *out) {
-  if (!s && len)
-    return CS_EINVAL;
+  if (!s && len) return CS_EINVAL;
   size_t n;
   int rc = fold_utf8proc(s ? s : "", len, FOLD_OPTIONS, true, out, &n);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   out->len = fold_collapse(out->ptr, n);
   return 0;
 }
@@ -206,23 +230,20 @@ int fold_text_unicode(const char *s, size_t len, fold_buf *out) {
  */
 static int fold_text_ascii(const char *s, size_t len, fold_buf *out) {
   int rc = fold_reserve(out, len + 1);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   const unsigned char *u = (const unsigned char *)s;
   char *o = out->ptr;
   size_t n = 0;
   bool pending = false;
   for (size_t i = 0; i < len; i++) {
     unsigned c = u[i];
-    if (c >= 0x80)
-      return 1;
+    if (c >= 0x80) return 1;
     uint8_t k = fold_class[c];
     if (k & FC_SPACE) {
       pending = n > 0;
       continue;
     }
-    if (c == 0)
-      return CS_EINVAL;
+    if (c == 0) return CS_EINVAL;
     if (pending) {
       o[n++] = ' ';
       pending = false;
@@ -235,11 +256,9 @@ static int fold_text_ascii(const char *s, size_t len, fold_buf *out) {
 }
 
 int fold_text(const char *s, size_t len, fold_buf *out) {
-  if (!s && len)
-    return CS_EINVAL;
+  if (!s && len) return CS_EINVAL;
   int rc = fold_text_ascii(s, len, out);
-  if (rc <= 0)
-    return rc;
+  if (rc <= 0) return rc;
   return fold_text_unicode(s, len, out);
 }
 
@@ -247,20 +266,16 @@ int fold_text(const char *s, size_t len, fold_buf *out) {
 static void fold_digits_only(fold_buf *b) {
   size_t o = 0;
   for (size_t i = 0; i < b->len; i++)
-    if (b->ptr[i] >= '0' && b->ptr[i] <= '9')
-      b->ptr[o++] = b->ptr[i];
+    if (b->ptr[i] >= '0' && b->ptr[i] <= '9') b->ptr[o++] = b->ptr[i];
   b->ptr[o] = '\0';
   b->len = o;
 }
 
 int fold_key(int field, const char *s, size_t len, fold_buf *out) {
-  if (field != CS_PHONE)
-    return fold_text(s, len, out);
-  if (!s && len)
-    return CS_EINVAL;
+  if (field != CS_PHONE) return fold_text(s, len, out);
+  if (!s && len) return CS_EINVAL;
   int rc = fold_reserve(out, len + 1);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   const unsigned char *u = (const unsigned char *)s;
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
@@ -268,13 +283,11 @@ int fold_key(int field, const char *s, size_t len, fold_buf *out) {
     if (c >= 0x80 || c == 0) {
       /* Fullwidth and other compatibility digits need NFKC first. */
       rc = fold_text_unicode(s, len, out);
-      if (rc)
-        return rc;
+      if (rc) return rc;
       fold_digits_only(out);
       return 0;
     }
-    if (fold_class[c] & FC_DIGIT)
-      out->ptr[n++] = (char)c;
+    if (fold_class[c] & FC_DIGIT) out->ptr[n++] = (char)c;
   }
   out->ptr[n] = '\0';
   out->len = n;
@@ -282,19 +295,16 @@ int fold_key(int field, const char *s, size_t len, fold_buf *out) {
 }
 
 int fold_case(const char *s, size_t len, fold_buf *out) {
-  if (!s && len)
-    return CS_EINVAL;
+  if (!s && len) return CS_EINVAL;
   int rc = fold_reserve(out, len + 1);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   const unsigned char *u = (const unsigned char *)s;
   for (size_t i = 0; i < len; i++) {
     unsigned c = u[i];
     if (c >= 0x80 || c == 0) {
       size_t n;
       rc = fold_utf8proc(s, len, UTF8PROC_CASEFOLD, false, out, &n);
-      if (rc)
-        return rc;
+      if (rc) return rc;
       out->len = n;
       return 0;
     }
@@ -308,8 +318,7 @@ int fold_case(const char *s, size_t len, fold_buf *out) {
 int fold_words(const char *folded, size_t len,
                int (*fn)(void *ctx, const char *word, size_t word_len),
                void *ctx) {
-  if (!folded && len)
-    return CS_EINVAL;
+  if (!folded && len) return CS_EINVAL;
   const unsigned char *u = (const unsigned char *)folded;
   size_t i = 0, start = 0;
   bool in_word = false;
@@ -322,8 +331,7 @@ int fold_words(const char *folded, size_t len,
       utf8proc_int32_t cp;
       utf8proc_ssize_t k =
           utf8proc_iterate(u + i, (utf8proc_ssize_t)(len - i), &cp);
-      if (k <= 0)
-        return CS_EINVAL;
+      if (k <= 0) return CS_EINVAL;
       step = (size_t)k;
       word = fold_is_word_cp(cp);
     }
@@ -333,12 +341,10 @@ int fold_words(const char *folded, size_t len,
     } else if (!word && in_word) {
       in_word = false;
       int rc = fn(ctx, folded + start, i - start);
-      if (rc)
-        return rc;
+      if (rc) return rc;
     }
     i += step;
   }
-  if (in_word)
-    return fn(ctx, folded + start, len - start);
+  if (in_word) return fn(ctx, folded + start, len - start);
   return 0;
 }

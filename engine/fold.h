@@ -24,7 +24,8 @@ typedef struct fold_buf {
   size_t cap;
 } fold_buf;
 
-/* Folds UTF-8 text into *out (replacing its contents). 0, CS_EINVAL, -ENOMEM. */
+/* Folds UTF-8 text into *out (replacing its contents). 0, CS_EINVAL, -ENOMEM.
+ */
 int fold_text(const char *s, size_t len, fold_buf *out);
 
 /* The exact-match key of a field's value: fold_text, or the digits only for

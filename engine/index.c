@@ -233,8 +233,7 @@ static void *ix_huge(void *p, size_t bytes) {
   if (p && bytes >= IX_HUGE_MIN) {
     uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
     uintptr_t b = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
-    if (b > a)
-      (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
   }
 #else
   (void)bytes;
@@ -269,17 +268,14 @@ static uint32_t lower_u32(const uint32_t *v, uint32_t n, uint32_t x) {
 }
 
 static uint64_t post_card(ix_post p) {
-  if (POST_IS_ONE(p))
-    return 1;
-  if (POST_IS_RB(p))
-    return roaring_bitmap_get_cardinality(POST_RB(p));
+  if (POST_IS_ONE(p)) return 1;
+  if (POST_IS_RB(p)) return roaring_bitmap_get_cardinality(POST_RB(p));
   return POST_ARR(p)->n;
 }
 
 /* How many slots of p are >= min. */
 static uint64_t post_count_ge(ix_post p, uint32_t min) {
-  if (POST_IS_ONE(p))
-    return POST_ONE(p) >= min;
+  if (POST_IS_ONE(p)) return POST_ONE(p) >= min;
   if (POST_IS_RB(p)) {
     const roaring_bitmap_t *r = POST_RB(p);
     uint64_t c = roaring_bitmap_get_cardinality(r);
@@ -290,10 +286,8 @@ static uint64_t post_count_ge(ix_post p, uint32_t min) {
 }
 
 static bool post_contains(ix_post p, uint32_t x) {
-  if (POST_IS_ONE(p))
-    return POST_ONE(p) == x;
-  if (POST_IS_RB(p))
-    return roaring_bitmap_contains(POST_RB(p), x);
+  if (POST_IS_ONE(p)) return POST_ONE(p) == x;
+  if (POST_IS_RB(p)) return roaring_bitmap_contains(POST_RB(p), x);
   const ix_arr *a = POST_ARR(p);
   uint32_t i = lower_u32(a->v, a->n, x);
   return i < a->n && a->v[i] == x;
@@ -329,14 +323,12 @@ static void post_iter_init(post_iter *pi, ix_post p, uint32_t min) {
 
 static bool post_iter_next(post_iter *pi, uint32_t *out) {
   if (pi->rb) {
-    if (!pi->it.has_value)
-      return false;
+    if (!pi->it.has_value) return false;
     *out = pi->it.current_value;
     roaring_advance_uint32_iterator(&pi->it);
     return true;
   }
-  if (pi->i >= pi->n)
-    return false;
+  if (pi->i >= pi->n) return false;
   *out = pi->v[pi->i++];
   return true;
 }
@@ -344,19 +336,16 @@ static bool post_iter_next(post_iter *pi, uint32_t *out) {
 /* Writes up to limit slots >= min of p to out; returns how many. */
 static uint32_t post_first_ge(ix_post p, uint32_t min, uint32_t *out,
                               uint32_t limit) {
-  if (limit == 0)
-    return 0;
+  if (limit == 0) return 0;
   if (POST_IS_ONE(p)) {
-    if (POST_ONE(p) < min)
-      return 0;
+    if (POST_ONE(p) < min) return 0;
     out[0] = POST_ONE(p);
     return 1;
   }
   if (POST_IS_RB(p)) {
     roaring_uint32_iterator_t it;
     roaring_init_iterator(POST_RB(p), &it);
-    if (!roaring_move_uint32_iterator_equalorlarger(&it, min))
-      return 0;
+    if (!roaring_move_uint32_iterator_equalorlarger(&it, min)) return 0;
     return roaring_read_uint32_iterator(&it, out, limit);
   }
   const ix_arr *a = POST_ARR(p);
@@ -392,8 +381,7 @@ static int big_add(ix_dict *d, uint32_t e) {
   if (d->nbig == d->big_cap) {
     uint32_t cap = d->big_cap ? d->big_cap * 2 : 16;
     uint32_t *p = realloc(d->big, (size_t)cap * 4);
-    if (!p)
-      return -ENOMEM;
+    if (!p) return -ENOMEM;
     d->big = p;
     d->big_cap = cap;
   }
@@ -402,8 +390,7 @@ static int big_add(ix_dict *d, uint32_t e) {
 }
 
 static void post_free(ix_dict *d, ix_post p) {
-  if (!p || POST_IS_ONE(p))
-    return;
+  if (!p || POST_IS_ONE(p)) return;
   if (POST_IS_RB(p)) {
     roaring_bitmap_free(POST_RB(p));
     return;
@@ -415,12 +402,10 @@ static void post_free(ix_dict *d, ix_post p) {
 /* Replaces entry e's posting p with a bitmap of the n slots in v (v may
  * belong to p: it is copied before p is freed); the bitmap in *out. 0 or
  * -ENOMEM, which leaves p in place. */
-static int post_to_bitmap(ix_dict *d, uint32_t e, ix_post p,
-                          const uint32_t *v, uint32_t n,
-                          roaring_bitmap_t **out) {
+static int post_to_bitmap(ix_dict *d, uint32_t e, ix_post p, const uint32_t *v,
+                          uint32_t n, roaring_bitmap_t **out) {
   roaring_bitmap_t *r = roaring_bitmap_of_ptr(n, v);
-  if (!r)
-    return -ENOMEM;
+  if (!r) return -ENOMEM;
   if (big_add(d, e)) {
     roaring_bitmap_free(r);
     return -ENOMEM;
@@ -433,8 +418,7 @@ static int post_to_bitmap(ix_dict *d, uint32_t e, ix_post p,
 
 static ix_arr *arr_new(ix_dict *d, uint32_t cap) {
   ix_arr *a = malloc(sizeof(ix_arr) + (size_t)cap * 4);
-  if (!a)
-    return NULL;
+  if (!a) return NULL;
   a->n = 0;
   a->cap = cap;
   d->arr_bytes += arr_bytes(cap);
@@ -447,11 +431,9 @@ static int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
   ix_post p = d->ents[e].post;
   if (POST_IS_ONE(p)) {
     uint32_t s = POST_ONE(p);
-    if (s == slot)
-      return 0;
+    if (s == slot) return 0;
     ix_arr *a = arr_new(d, 2);
-    if (!a)
-      return -ENOMEM;
+    if (!a) return -ENOMEM;
     a->n = 2;
     a->v[0] = s < slot ? s : slot;
     a->v[1] = s < slot ? slot : s;
@@ -464,20 +446,17 @@ static int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
   }
   ix_arr *a = POST_ARR(p);
   uint32_t i = a->v[a->n - 1] < slot ? a->n : lower_u32(a->v, a->n, slot);
-  if (i < a->n && a->v[i] == slot)
-    return 0;
+  if (i < a->n && a->v[i] == slot) return 0;
   if (a->n == IX_ARRAY_MAX) {
     roaring_bitmap_t *r;
-    if (post_to_bitmap(d, e, p, a->v, a->n, &r))
-      return -ENOMEM;
+    if (post_to_bitmap(d, e, p, a->v, a->n, &r)) return -ENOMEM;
     roaring_bitmap_add(r, slot);
     return 0;
   }
   if (a->n == a->cap) {
     uint32_t cap = a->cap * 2 > IX_ARRAY_MAX ? IX_ARRAY_MAX : a->cap * 2;
     ix_arr *b = realloc(a, sizeof(ix_arr) + (size_t)cap * 4);
-    if (!b)
-      return -ENOMEM;
+    if (!b) return -ENOMEM;
     d->arr_bytes += arr_bytes(cap) - arr_bytes(b->cap);
     b->cap = cap;
     a = b;
@@ -495,16 +474,14 @@ static int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
 static void post_remove(ix_dict *d, uint32_t e, uint32_t slot) {
   ix_post p = d->ents[e].post;
   if (POST_IS_ONE(p)) {
-    if (POST_ONE(p) == slot)
-      d->ents[e].post = 0;
+    if (POST_ONE(p) == slot) d->ents[e].post = 0;
     return;
   }
   if (POST_IS_RB(p)) {
     roaring_bitmap_t *r = POST_RB(p);
     roaring_bitmap_remove(r, slot);
     uint64_t c = roaring_bitmap_get_cardinality(r);
-    if (c > IX_ARRAY_LOW)
-      return;
+    if (c > IX_ARRAY_LOW) return;
     if (c <= 1) {
       d->ents[e].post = c ? POST_MAKE_ONE(roaring_bitmap_minimum(r)) : 0;
       roaring_bitmap_free(r);
@@ -512,8 +489,7 @@ static void post_remove(ix_dict *d, uint32_t e, uint32_t slot) {
       return;
     }
     ix_arr *a = arr_new(d, (uint32_t)c);
-    if (!a)
-      return;
+    if (!a) return;
     roaring_bitmap_to_uint32_array(r, a->v);
     a->n = (uint32_t)c;
     roaring_bitmap_free(r);
@@ -523,8 +499,7 @@ static void post_remove(ix_dict *d, uint32_t e, uint32_t slot) {
   }
   ix_arr *a = POST_ARR(p);
   uint32_t i = lower_u32(a->v, a->n, slot);
-  if (i == a->n || a->v[i] != slot)
-    return;
+  if (i == a->n || a->v[i] != slot) return;
   memmove(a->v + i, a->v + i + 1, (size_t)(a->n - i - 1) * 4);
   a->n--;
   if (a->n == 1) {
@@ -568,12 +543,10 @@ static inline const uint8_t *ent_key(const ix_dict *d, uint32_t e,
 static int key_cmp(const uint8_t *k, size_t klen, const uint8_t acct[4],
                    const char *text, size_t tlen) {
   int c = memcmp(k, acct, 4);
-  if (c)
-    return c;
+  if (c) return c;
   size_t kt = klen - 4, m = kt < tlen ? kt : tlen;
   c = m ? memcmp(k + 4, text, m) : 0;
-  if (c)
-    return c;
+  if (c) return c;
   return (kt > tlen) - (kt < tlen);
 }
 
@@ -581,8 +554,7 @@ static int key_cmp_raw(const uint8_t *a, size_t alen, const uint8_t *b,
                        size_t blen) {
   size_t m = alen < blen ? alen : blen;
   int c = memcmp(a, b, m);
-  if (c)
-    return c;
+  if (c) return c;
   return (alen > blen) - (alen < blen);
 }
 
@@ -612,16 +584,13 @@ static inline uint64_t tab_size_for(uint64_t keys) {
 
 static uint32_t dict_find(const ix_dict *d, uint32_t account, const char *text,
                           size_t len, uint32_t h) {
-  if (!d->tab_size)
-    return IX_NONE;
+  if (!d->tab_size) return IX_NONE;
   uint8_t acct[4];
   acct_be(account, acct);
   for (uint64_t i = tab_home(h, d->tab_size);; i = tab_next(i, d->tab_size)) {
     uint64_t c = d->tab[i];
-    if (!c)
-      return IX_NONE;
-    if ((uint32_t)(c >> 32) != h)
-      continue;
+    if (!c) return IX_NONE;
+    if ((uint32_t)(c >> 32) != h) continue;
     uint32_t e = (uint32_t)c - 1;
     size_t klen;
     const uint8_t *k = ent_key(d, e, &klen);
@@ -639,15 +608,12 @@ static void tab_put(uint64_t *tab, uint64_t size, uint64_t cell) {
 
 /* Makes room in the table for one more key. */
 static int tab_reserve(ix_dict *d, uint64_t keys) {
-  if (d->tab_size && !IX_TAB_FULL(keys, d->tab_size))
-    return 0;
+  if (d->tab_size && !IX_TAB_FULL(keys, d->tab_size)) return 0;
   uint64_t size = keys * 2 > 16 ? keys * 2 : 16;
   uint64_t *t = ix_huge(calloc(size, sizeof(uint64_t)), size * 8);
-  if (!t)
-    return -ENOMEM;
+  if (!t) return -ENOMEM;
   for (uint64_t i = 0; i < d->tab_size; i++)
-    if (d->tab[i])
-      tab_put(t, size, d->tab[i]);
+    if (d->tab[i]) tab_put(t, size, d->tab[i]);
   free(d->tab);
   d->tab = t;
   d->tab_size = size;
@@ -663,8 +629,7 @@ static void tab_delete(ix_dict *d, uint32_t e, uint32_t h) {
    * would move one before its home position. */
   for (uint64_t j = tab_next(i, size);; j = tab_next(j, size)) {
     uint64_t c = d->tab[j];
-    if (!c)
-      break;
+    if (!c) break;
     uint64_t home = tab_home((uint32_t)(c >> 32), size);
     if (tab_dist(home, j, size) >= tab_dist(i, j, size)) {
       d->tab[i] = c;
@@ -711,8 +676,7 @@ static int log2_ceil(uint64_t n) {
  */
 static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
   uint64_t *tmp = malloc((n ? n : 1) * sizeof(uint64_t));
-  if (!tmp)
-    return -ENOMEM;
+  if (!tmp) return -ENOMEM;
   /* homes ascend with hashes: sorting by hash sorts by home */
   uint64_t *sorted = radix_sort(cells, tmp, n, 32, 32);
   uint64_t size = d->tab_size;
@@ -720,7 +684,8 @@ static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
     /* equal keys have equal hashes: compare within runs of one hash */
     for (size_t i = 0; i < n;) {
       size_t j = i + 1;
-      while (j < n && (uint32_t)(sorted[j] >> 32) == (uint32_t)(sorted[i] >> 32))
+      while (j < n &&
+             (uint32_t)(sorted[j] >> 32) == (uint32_t)(sorted[i] >> 32))
         j++;
       for (size_t a = i; a < j; a++)
         for (size_t b = a + 1; b < j; b++) {
@@ -763,8 +728,7 @@ static int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups) {
  * stays as it is. */
 static void tab_fit(ix_dict *d) {
   uint64_t size = tab_size_for(d->live);
-  if (!d->tab_size || d->tab_size <= size + size / 4)
-    return;
+  if (!d->tab_size || d->tab_size <= size + size / 4) return;
   uint64_t *cells = malloc(((size_t)d->live + 1) * sizeof(uint64_t));
   uint64_t *t = ix_huge(calloc(size, sizeof(uint64_t)), size * 8);
   if (!cells || !t) {
@@ -774,8 +738,7 @@ static void tab_fit(ix_dict *d) {
   }
   size_t n = 0;
   for (uint64_t i = 0; i < d->tab_size; i++)
-    if (d->tab[i])
-      cells[n++] = d->tab[i];
+    if (d->tab[i]) cells[n++] = d->tab[i];
   uint64_t *old = d->tab;
   uint64_t old_size = d->tab_size;
   d->tab = t;
@@ -791,16 +754,12 @@ static void tab_fit(ix_dict *d) {
 }
 
 static int arena_reserve(ix_dict *d, uint64_t more) {
-  if (d->arena_len + more <= d->arena_cap)
-    return 0;
+  if (d->arena_len + more <= d->arena_cap) return 0;
   uint64_t cap = d->arena_cap ? d->arena_cap + d->arena_cap / 2 : 4096;
-  if (cap < d->arena_len + more)
-    cap = d->arena_len + more;
-  if (cap >> IX_OFF_BITS)
-    return -ENOMEM;
+  if (cap < d->arena_len + more) cap = d->arena_len + more;
+  if (cap >> IX_OFF_BITS) return -ENOMEM;
   char *p = ix_huge(realloc(d->arena, cap), cap);
-  if (!p)
-    return -ENOMEM;
+  if (!p) return -ENOMEM;
   d->arena = p;
   d->arena_cap = cap;
   return 0;
@@ -811,12 +770,10 @@ static void arena_compact(ix_dict *d) {
   uint64_t need = d->arena_len - d->arena_garbage;
   uint64_t cap = need + need / 4 + 4096;
   char *p = malloc(cap);
-  if (!p)
-    return;
+  if (!p) return;
   uint64_t off = 0;
   for (uint32_t e = 0; e < d->nents; e++) {
-    if (!d->ents[e].post)
-      continue;
+    if (!d->ents[e].post) continue;
     size_t len;
     const uint8_t *k = ent_key(d, e, &len);
     memcpy(p + off, k, len);
@@ -859,10 +816,8 @@ static inline ix_pfx text_pk(const uint8_t *t, size_t len) {
 }
 
 static inline int pfx_cmp(uint64_t a, uint32_t b, const ix_pfx *t) {
-  if (a != t->a)
-    return a < t->a ? -1 : 1;
-  if (b != t->b)
-    return b < t->b ? -1 : 1;
+  if (a != t->a) return a < t->a ? -1 : 1;
+  if (b != t->b) return b < t->b ? -1 : 1;
   return 0;
 }
 
@@ -923,11 +878,9 @@ static void target_init(order_target *t, uint32_t account, const char *text,
 /* Compares entry e (of account acct, prefix pk) with the target. */
 static inline int order_cmp(const ix_dict *d, uint32_t e, uint32_t acct,
                             uint64_t pa, uint32_t pb, const order_target *t) {
-  if (acct != t->acct)
-    return acct < t->acct ? -1 : 1;
+  if (acct != t->acct) return acct < t->acct ? -1 : 1;
   int c = pfx_cmp(pa, pb, &t->pk);
-  if (c)
-    return c;
+  if (c) return c;
   size_t klen;
   const uint8_t *k = ent_key(d, e, &klen);
   return key_cmp(k, klen, t->acct_be, t->text, t->tlen);
@@ -997,14 +950,12 @@ static void order_lower(const ix_dict *d, uint32_t account, const char *text,
 }
 
 static int chunks_reserve(ix_dict *d, uint32_t n) {
-  if (n <= d->chunks_cap)
-    return 0;
+  if (n <= d->chunks_cap) return 0;
   uint32_t cap = d->chunks_cap ? d->chunks_cap * 2 : 16;
   while (cap < n)
     cap *= 2;
   ix_chunk *p = realloc(d->chunks, (size_t)cap * sizeof(ix_chunk));
-  if (!p)
-    return -ENOMEM;
+  if (!p) return -ENOMEM;
   d->chunks = p;
   d->chunks_cap = cap;
   return 0;
@@ -1016,11 +967,9 @@ static int order_insert(ix_dict *d, uint32_t e) {
   order_target t;
   target_init(&t, key_acct(k), (const char *)k + 4, klen - 4);
   if (d->nchunks == 0) {
-    if (chunks_reserve(d, 1))
-      return -ENOMEM;
+    if (chunks_reserve(d, 1)) return -ENOMEM;
     uint32_t *v = malloc(IX_CHUNK_BYTES);
-    if (!v)
-      return -ENOMEM;
+    if (!v) return -ENOMEM;
     d->chunks[0] = (ix_chunk){0, 0, 0, 0, 1, v};
     chunk_set(&d->chunks[0], 0, e, t.pk);
     d->nchunks = 1;
@@ -1029,17 +978,16 @@ static int order_insert(ix_dict *d, uint32_t e) {
   }
   uint32_t c, i;
   order_lower_t(d, &t, &c, &i);
-  if (c == d->nchunks || (i == 0 && c > 0 && d->chunks[c - 1].n < IX_CHUNK_CAP)) {
+  if (c == d->nchunks ||
+      (i == 0 && c > 0 && d->chunks[c - 1].n < IX_CHUNK_CAP)) {
     c--;
     i = d->chunks[c].n;
   }
   ix_chunk *ch = &d->chunks[c];
   if (ch->n == IX_CHUNK_CAP) {
-    if (chunks_reserve(d, d->nchunks + 1))
-      return -ENOMEM;
+    if (chunks_reserve(d, d->nchunks + 1)) return -ENOMEM;
     uint32_t *v = malloc(IX_CHUNK_BYTES);
-    if (!v)
-      return -ENOMEM;
+    if (!v) return -ENOMEM;
     ch = &d->chunks[c];
     uint32_t half = IX_CHUNK_CAP / 2;
     memmove(d->chunks + c + 2, d->chunks + c + 1,
@@ -1065,8 +1013,7 @@ static int order_insert(ix_dict *d, uint32_t e) {
     ch->pb0 = t.pk.b;
     ch->acct0 = t.acct;
   }
-  if (i == ch->n - 1)
-    ch->acct1 = t.acct;
+  if (i == ch->n - 1) ch->acct1 = t.acct;
   return 0;
 }
 
@@ -1108,8 +1055,7 @@ static void order_remove(ix_dict *d, uint32_t e) {
     chunk_fix(d, c);
     return;
   }
-  if (i == 0 || i == ch->n)
-    chunk_fix(d, c);
+  if (i == 0 || i == ch->n) chunk_fix(d, c);
 }
 
 /* ------------------------------------------------- bulk sort and merge */
@@ -1137,10 +1083,8 @@ static void sitem_load(const ix_dict *d, ix_sitem *it, size_t off) {
 }
 
 static inline int sitem_cmp(const ix_sitem *a, const ix_sitem *b) {
-  if (a->k0 != b->k0)
-    return a->k0 < b->k0 ? -1 : 1;
-  if (a->k1 != b->k1)
-    return a->k1 < b->k1 ? -1 : 1;
+  if (a->k0 != b->k0) return a->k0 < b->k0 ? -1 : 1;
+  if (a->k1 != b->k1) return a->k1 < b->k1 ? -1 : 1;
   return 0;
 }
 
@@ -1209,8 +1153,7 @@ static void sitem_sort(const ix_dict *d, ix_sitem *a, size_t n, size_t off,
         longer |= len > off + 16;
         sitem_load(d, &a[t], off + 16);
       }
-      if (longer)
-        sitem_sort(d, a + i, j - i, off + 16, rng);
+      if (longer) sitem_sort(d, a + i, j - i, off + 16, rng);
     }
     i = j;
   }
@@ -1218,12 +1161,10 @@ static void sitem_sort(const ix_dict *d, ix_sitem *a, size_t n, size_t off,
 
 /* Merges the pending keys into the order: one sort, one linear merge. */
 static int order_merge_pending(ix_dict *d) {
-  if (!d->npending)
-    return 0;
+  if (!d->npending) return 0;
   size_t np = d->npending;
   ix_sitem *s = malloc(np * sizeof(ix_sitem));
-  if (!s)
-    return -ENOMEM;
+  if (!s) return -ENOMEM;
   for (size_t i = 0; i < np; i++) {
     s[i].e = d->pending[i];
     sitem_load(d, &s[i], 0);
@@ -1268,7 +1209,8 @@ static int order_merge_pending(ix_dict *d) {
       tpk = text_pk(kb + 4, lb - 4);
       take = s[pi++].e;
     } else if (pi == np) {
-      tpk = (ix_pfx){chunk_pa(&d->chunks[cc])[ci], chunk_pb(&d->chunks[cc])[ci]};
+      tpk =
+          (ix_pfx){chunk_pa(&d->chunks[cc])[ci], chunk_pb(&d->chunks[cc])[ci]};
       take = d->chunks[cc].v[ci];
       if (++ci == d->chunks[cc].n) {
         cc++;
@@ -1279,7 +1221,8 @@ static int order_merge_pending(ix_dict *d) {
       const uint8_t *ka = ent_key(d, d->chunks[cc].v[ci], &la);
       const uint8_t *kb = ent_key(d, s[pi].e, &lb);
       if (key_cmp_raw(ka, la, kb, lb) < 0) {
-        tpk = (ix_pfx){chunk_pa(&d->chunks[cc])[ci], chunk_pb(&d->chunks[cc])[ci]};
+        tpk = (ix_pfx){chunk_pa(&d->chunks[cc])[ci],
+                       chunk_pb(&d->chunks[cc])[ci]};
         take = d->chunks[cc].v[ci];
         if (++ci == d->chunks[cc].n) {
           cc++;
@@ -1293,8 +1236,7 @@ static int order_merge_pending(ix_dict *d) {
     IX_EMIT(take, tpk);
   }
 #undef IX_EMIT
-  if (oi)
-    out[oc++].n = oi;
+  if (oi) out[oc++].n = oi;
   for (uint32_t c = oc; c < nch; c++)
     free(out[c].v);
   for (uint32_t c = 0; c < d->nchunks; c++)
@@ -1338,23 +1280,17 @@ static void dict_deinit(ix_dict *d) {
 static int dict_new_key(ix_dict *d, bool bulk, uint32_t account,
                         const char *text, size_t len, uint32_t h,
                         uint32_t slot) {
-  if (len + 4 > IX_KEY_BYTES_MAX)
-    return CS_EINVAL;
-  if (d->live == UINT32_MAX - 1)
-    return -ENOMEM;
+  if (len + 4 > IX_KEY_BYTES_MAX) return CS_EINVAL;
+  if (d->live == UINT32_MAX - 1) return -ENOMEM;
   int rc = tab_reserve(d, (uint64_t)d->live + 1);
-  if (rc)
-    return rc;
-  if ((rc = arena_reserve(d, len + 4)))
-    return rc;
+  if (rc) return rc;
+  if ((rc = arena_reserve(d, len + 4))) return rc;
   if (d->free_head == IX_NONE && d->nents == d->ents_cap) {
     uint32_t cap = d->ents_cap ? d->ents_cap + d->ents_cap / 2 + 1 : 64;
-    if (cap < d->ents_cap)
-      return -ENOMEM;
+    if (cap < d->ents_cap) return -ENOMEM;
     ix_ent *p = ix_huge(realloc(d->ents, (size_t)cap * sizeof(ix_ent)),
                         (size_t)cap * sizeof(ix_ent));
-    if (!p)
-      return -ENOMEM;
+    if (!p) return -ENOMEM;
     d->ents = p;
     d->ents_cap = cap;
   }
@@ -1362,8 +1298,7 @@ static int dict_new_key(ix_dict *d, bool bulk, uint32_t account,
   if (pend && d->npending == d->pending_cap) {
     uint32_t cap = d->pending_cap ? d->pending_cap * 2 : 1024;
     uint32_t *p = realloc(d->pending, (size_t)cap * 4);
-    if (!p)
-      return -ENOMEM;
+    if (!p) return -ENOMEM;
     d->pending = p;
     d->pending_cap = cap;
   }
@@ -1395,19 +1330,16 @@ static int dict_new_key(ix_dict *d, bool bulk, uint32_t account,
     }
   }
   d->arena_len += len + 4;
-  if (pend)
-    d->pending[d->npending++] = e;
+  if (pend) d->pending[d->npending++] = e;
   tab_put(d->tab, d->tab_size, (uint64_t)h << 32 | (e + 1));
   d->live++;
   return 0;
 }
 
 static void dict_del_key(ix_dict *d, uint32_t e, uint32_t h) {
-  if (d->sorted)
-    order_remove(d, e);
+  if (d->sorted) order_remove(d, e);
   tab_delete(d, e, h);
-  if (POST_IS_RB(d->ents[e].post))
-    big_remove(d, e);
+  if (POST_IS_RB(d->ents[e].post)) big_remove(d, e);
   post_free(d, d->ents[e].post);
   d->arena_garbage += d->ents[e].kref & IX_KEY_BYTES_MAX;
   d->ents[e].post = 0;
@@ -1447,12 +1379,10 @@ static int stage_apply_one(ix_dict *d, uint32_t e, uint32_t *buf, size_t k) {
     qsort(all, m, 4, u32_cmp);
     size_t u = 1;
     for (size_t i = 1; i < m; i++)
-      if (all[i] != all[u - 1])
-        all[u++] = all[i];
+      if (all[i] != all[u - 1]) all[u++] = all[i];
     m = u;
   }
-  if (m == n)
-    return 0;
+  if (m == n) return 0;
   if (m > IX_ARRAY_MAX) {
     roaring_bitmap_t *r;
     return post_to_bitmap(d, e, p, all, m, &r);
@@ -1460,14 +1390,12 @@ static int stage_apply_one(ix_dict *d, uint32_t e, uint32_t *buf, size_t k) {
   ix_arr *a;
   if (old) {
     a = realloc(POST_ARR(p), sizeof(ix_arr) + m * 4);
-    if (!a)
-      return -ENOMEM;
+    if (!a) return -ENOMEM;
     d->arr_bytes += arr_bytes((uint32_t)m) - arr_bytes(a->cap);
     a->cap = (uint32_t)m;
   } else {
     a = arr_new(d, (uint32_t)m);
-    if (!a)
-      return -ENOMEM;
+    if (!a) return -ENOMEM;
   }
   memcpy(a->v, all, m * 4);
   a->n = (uint32_t)m;
@@ -1479,12 +1407,10 @@ static int stage_apply_one(ix_dict *d, uint32_t e, uint32_t *buf, size_t k) {
  * entry's slots in arrival order, which is usually ascending). On failure
  * the pairs not applied stay staged. */
 static int stage_apply(ix_dict *d) {
-  if (!d->nstage)
-    return 0;
+  if (!d->nstage) return 0;
   size_t n = d->nstage;
   uint64_t *tmp = malloc(n * sizeof(uint64_t));
-  if (!tmp)
-    return -ENOMEM;
+  if (!tmp) return -ENOMEM;
   uint64_t *sorted = radix_sort(d->stage, tmp, n, 32, log2_ceil(d->nents));
   size_t cap = 0;
   uint32_t *buf = NULL;
@@ -1508,8 +1434,7 @@ static int stage_apply(ix_dict *d) {
     uint32_t *slots = buf + IX_ARRAY_MAX;
     for (size_t t = 0; t < k; t++)
       slots[t] = (uint32_t)sorted[i + t];
-    if ((rc = stage_apply_one(d, e, slots, k)))
-      break;
+    if ((rc = stage_apply_one(d, e, slots, k))) break;
     i = j;
   }
   /* keep what was not applied */
@@ -1523,20 +1448,16 @@ static int stage_apply(ix_dict *d) {
 static int dict_add(ix_dict *d, bool bulk, uint32_t account, const char *text,
                     size_t len, uint32_t h, uint32_t slot) {
   uint32_t e = dict_find(d, account, text, len, h);
-  if (e == IX_NONE)
-    return dict_new_key(d, bulk, account, text, len, h, slot);
-  if (!bulk)
-    return post_add(d, e, slot);
+  if (e == IX_NONE) return dict_new_key(d, bulk, account, text, len, h, slot);
+  if (!bulk) return post_add(d, e, slot);
   if (d->nstage == d->stage_cap) {
     if (d->stage_cap == IX_STAGE_MAX) {
       int rc = stage_apply(d);
-      if (rc)
-        return rc;
+      if (rc) return rc;
     } else {
       size_t cap = d->stage_cap ? d->stage_cap * 2 : 4096;
       uint64_t *p = realloc(d->stage, cap * sizeof(uint64_t));
-      if (!p)
-        return -ENOMEM;
+      if (!p) return -ENOMEM;
       d->stage = p;
       d->stage_cap = cap;
     }
@@ -1549,11 +1470,9 @@ static void dict_remove(ix_dict *d, uint32_t account, const char *text,
                         size_t len, uint32_t slot) {
   uint32_t h = key_hash(account, text, len);
   uint32_t e = dict_find(d, account, text, len, h);
-  if (e == IX_NONE)
-    return;
+  if (e == IX_NONE) return;
   post_remove(d, e, slot);
-  if (!d->ents[e].post)
-    dict_del_key(d, e, h);
+  if (!d->ents[e].post) dict_del_key(d, e, h);
 }
 
 static size_t dict_memory(const ix_dict *d) {
@@ -1573,8 +1492,7 @@ static size_t dict_memory(const ix_dict *d) {
 
 ix_index *ix_create(void) {
   ix_index *ix = calloc(1, sizeof(*ix));
-  if (!ix)
-    return NULL;
+  if (!ix) return NULL;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     dict_init(&ix->exact[f], true);
     dict_init(&ix->words[f], false);
@@ -1590,8 +1508,7 @@ static void ix_clear(ix_index *ix) {
 }
 
 void ix_destroy(ix_index *ix) {
-  if (!ix)
-    return;
+  if (!ix) return;
   ix_clear(ix);
   fold_buf_free(&ix->fb);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
@@ -1615,8 +1532,7 @@ static int job_push(ix_index *ix, ix_dict *d, const char *text, size_t len) {
   if (ix->njobs == ix->jobs_cap) {
     size_t cap = ix->jobs_cap ? ix->jobs_cap * 2 : 64;
     ix_job *p = realloc(ix->jobs, cap * sizeof(ix_job));
-    if (!p)
-      return -ENOMEM;
+    if (!p) return -ENOMEM;
     ix->jobs = p;
     ix->jobs_cap = cap;
   }
@@ -1640,13 +1556,11 @@ static int word_remove_cb(void *ctx, const char *w, size_t n) {
 static void ix_erase_upto(ix_index *ix, uint32_t account, uint32_t slot,
                           const cs_str field[CS_FIELD_COUNT], int upto) {
   for (int f = 0; f <= upto; f++) {
-    if (!field[f].ptr)
-      continue;
+    if (!field[f].ptr) continue;
     if (fold_key(f, field[f].ptr, field[f].len, &ix->fb) || !ix->fb.len)
       continue;
     dict_remove(&ix->exact[f], account, ix->fb.ptr, ix->fb.len, slot);
-    if (f == CS_PHONE)
-      continue;
+    if (f == CS_PHONE) continue;
     word_ctx c = {&ix->words[f], false, account, slot};
     fold_words(ix->fb.ptr, ix->fb.len, word_remove_cb, &c);
   }
@@ -1666,20 +1580,15 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
   int rc = 0;
   ix->njobs = 0;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (!field[f].ptr)
-      continue;
+    if (!field[f].ptr) continue;
     fold_buf *fb = &ix->ff[f];
     if ((rc = fold_key(f, field[f].ptr, field[f].len, fb)))
       return rc; /* nothing added yet */
-    if (!fb->len)
-      continue;
-    if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len)))
-      return rc;
-    if (f == CS_PHONE)
-      continue;
+    if (!fb->len) continue;
+    if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len))) return rc;
+    if (f == CS_PHONE) continue;
     job_ctx c = {ix, &ix->words[f]};
-    if ((rc = fold_words(fb->ptr, fb->len, word_job_cb, &c)))
-      return rc;
+    if ((rc = fold_words(fb->ptr, fb->len, word_job_cb, &c))) return rc;
   }
   ix_job *jobs = ix->jobs;
   size_t n = ix->njobs;
@@ -1692,13 +1601,11 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
   for (size_t j = 0; j < n; j++) {
     ix_job *jb = &jobs[j];
     const ix_dict *d = jb->d;
-    if (!d->tab_size)
-      continue;
+    if (!d->tab_size) continue;
     for (uint64_t i = tab_home(jb->h, d->tab_size), k = 0; k < 4;
          i = tab_next(i, d->tab_size), k++) {
       uint64_t c = d->tab[i];
-      if (!c)
-        break;
+      if (!c) break;
       if ((uint32_t)(c >> 32) == jb->h) {
         jb->e = (uint32_t)c - 1;
         __builtin_prefetch(&d->ents[jb->e]);
@@ -1707,14 +1614,14 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
     }
   }
   for (size_t j = 0; j < n; j++) {
-    if (jobs[j].e == IX_NONE)
-      continue;
+    if (jobs[j].e == IX_NONE) continue;
     const ix_ent *en = &jobs[j].d->ents[jobs[j].e];
     __builtin_prefetch(jobs[j].d->arena + (en->kref >> 24));
     /* and the list the slot will join, when it is not inline */
     if (en->post && !POST_IS_ONE(en->post))
-      __builtin_prefetch(POST_IS_RB(en->post) ? (const void *)POST_RB(en->post)
-                                              : (const void *)POST_ARR(en->post));
+      __builtin_prefetch(POST_IS_RB(en->post)
+                             ? (const void *)POST_RB(en->post)
+                             : (const void *)POST_ARR(en->post));
   }
   for (size_t j = 0; j < n; j++) {
     ix_job *jb = &jobs[j];
@@ -1728,11 +1635,11 @@ fail:
    * indexed before, and an erase applies the stages. Those already applied
    * and the new keys it made are removed by the erase below. */
   for (int g = 0; g < 2 * CS_FIELD_COUNT; g++) {
-    ix_dict *d = g < CS_FIELD_COUNT ? &ix->exact[g] : &ix->words[g - CS_FIELD_COUNT];
+    ix_dict *d =
+        g < CS_FIELD_COUNT ? &ix->exact[g] : &ix->words[g - CS_FIELD_COUNT];
     size_t k = 0;
     for (size_t i = 0; i < d->nstage; i++)
-      if ((uint32_t)d->stage[i] != slot)
-        d->stage[k++] = d->stage[i];
+      if ((uint32_t)d->stage[i] != slot) d->stage[k++] = d->stage[i];
     d->nstage = k;
   }
   ix_erase_upto(ix, account, slot, field, CS_FIELD_COUNT - 1);
@@ -1743,10 +1650,8 @@ fail:
 static int ix_stage_flush(ix_index *ix) {
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     int rc = stage_apply(&ix->exact[f]);
-    if (!rc)
-      rc = stage_apply(&ix->words[f]);
-    if (rc)
-      return rc;
+    if (!rc) rc = stage_apply(&ix->words[f]);
+    if (rc) return rc;
   }
   return 0;
 }
@@ -1755,13 +1660,14 @@ int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
              const cs_str field[CS_FIELD_COUNT]) {
   /* Not expected in bulk mode, but kept exact: staged slots first. */
   int rc = ix_stage_flush(ix);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   ix_erase_upto(ix, account, slot, field, CS_FIELD_COUNT - 1);
   return 0;
 }
 
-void ix_bulk_begin(ix_index *ix) { ix->bulk = true; }
+void ix_bulk_begin(ix_index *ix) {
+  ix->bulk = true;
+}
 
 /* Gives back the slack of growth by doubling once a bulk load is over. */
 static void dict_shrink(ix_dict *d) {
@@ -1790,15 +1696,12 @@ static void dict_shrink(ix_dict *d) {
 
 int ix_bulk_end(ix_index *ix) {
   int rc = ix_stage_flush(ix);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     int r = order_merge_pending(&ix->exact[f]);
-    if (r && !rc)
-      rc = r;
+    if (r && !rc) rc = r;
   }
-  if (rc)
-    return rc; /* still in bulk mode: the caller may retry */
+  if (rc) return rc; /* still in bulk mode: the caller may retry */
   ix->bulk = false;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     dict_shrink(&ix->exact[f]);
@@ -1811,18 +1714,15 @@ int ix_bulk_end(ix_index *ix) {
       ix_dict *d = ds[k];
       for (uint32_t e = 0; e < d->nents; e++) {
         ix_post p = d->ents[e].post;
-        if (!p || POST_IS_ONE(p))
-          continue;
+        if (!p || POST_IS_ONE(p)) continue;
         if (POST_IS_RB(p)) {
           roaring_bitmap_shrink_to_fit(POST_RB(p));
           continue;
         }
         ix_arr *a = POST_ARR(p);
-        if (a->cap == a->n)
-          continue;
+        if (a->cap == a->n) continue;
         ix_arr *b = realloc(a, sizeof(ix_arr) + (size_t)a->n * 4);
-        if (!b)
-          continue;
+        if (!b) continue;
         d->arr_bytes -= arr_bytes(b->cap) - arr_bytes(b->n);
         b->cap = b->n;
         d->ents[e].post = (uint64_t)(uintptr_t)b;
@@ -1847,18 +1747,15 @@ int ix_exact_slots(const ix_index *ix, uint32_t account, int field,
   if (field < 0 || field >= CS_FIELD_COUNT || (!key && key_len))
     return CS_EINVAL;
   const ix_dict *d = &ix->exact[field];
-  uint32_t e =
-      dict_find(d, account, key ? key : "", key_len,
-                key_hash(account, key ? key : "", key_len));
-  if (e == IX_NONE)
-    return 0;
+  uint32_t e = dict_find(d, account, key ? key : "", key_len,
+                         key_hash(account, key ? key : "", key_len));
+  if (e == IX_NONE) return 0;
   post_iter it;
   post_iter_init(&it, d->ents[e].post, 0);
   uint32_t s;
   while (post_iter_next(&it, &s)) {
     int rc = fn(ctx, s);
-    if (rc)
-      return rc;
+    if (rc) return rc;
   }
   return 0;
 }
@@ -1869,10 +1766,9 @@ int ix_posting_kind(const ix_index *ix, uint32_t account, int field,
     return CS_EINVAL;
   const ix_dict *d = &ix->exact[field];
   key = key ? key : "";
-  uint32_t e = dict_find(d, account, key, key_len,
-                         key_hash(account, key, key_len));
-  if (e == IX_NONE)
-    return 0;
+  uint32_t e =
+      dict_find(d, account, key, key_len, key_hash(account, key, key_len));
+  if (e == IX_NONE) return 0;
   ix_post p = d->ents[e].post;
   return POST_IS_ONE(p) ? 1 : POST_IS_RB(p) ? 3 : 2;
 }
@@ -1890,15 +1786,15 @@ static void ix_tls_free(void *p) {
   free(p);
 }
 
-static void ix_tls_init(void) { pthread_key_create(&ix_tls_key, ix_tls_free); }
+static void ix_tls_init(void) {
+  pthread_key_create(&ix_tls_key, ix_tls_free);
+}
 
 static fold_buf *ix_term_buf(void) {
-  if (ix_tls_buf)
-    return ix_tls_buf;
+  if (ix_tls_buf) return ix_tls_buf;
   pthread_once(&ix_tls_once, ix_tls_init);
   fold_buf *b = calloc(1, sizeof(*b));
-  if (!b)
-    return NULL;
+  if (!b) return NULL;
   pthread_setspecific(ix_tls_key, b);
   ix_tls_buf = b;
   return b;
@@ -1920,12 +1816,9 @@ static void answer_one(ix_post p, uint32_t min, ix_result *r) {
 static void heap_sift_down(uint32_t *h, uint32_t n, uint32_t i) {
   for (;;) {
     uint32_t l = 2 * i + 1, m = i;
-    if (l < n && h[l] > h[m])
-      m = l;
-    if (l + 1 < n && h[l + 1] > h[m])
-      m = l + 1;
-    if (m == i)
-      return;
+    if (l < n && h[l] > h[m]) m = l;
+    if (l + 1 < n && h[l + 1] > h[m]) m = l + 1;
+    if (m == i) return;
     uint32_t t = h[i];
     h[i] = h[m];
     h[m] = t;
@@ -1938,8 +1831,7 @@ static void heap_push(uint32_t *h, uint32_t n, uint32_t x) {
   h[i] = x;
   while (i > 0) {
     uint32_t p = (i - 1) / 2;
-    if (h[p] >= h[i])
-      break;
+    if (h[p] >= h[i]) break;
     uint32_t t = h[p];
     h[p] = h[i];
     h[i] = t;
@@ -1966,8 +1858,7 @@ static void search_prefix(const ix_dict *d, uint32_t account, const char *t,
         /* the common case: a unique value */
         uint32_t s = POST_ONE(p);
         r->total++;
-        if (s < min)
-          continue;
+        if (s < min) continue;
         r->ge++;
         if (hn < r->limit) {
           heap_push(h, hn++, s);
@@ -1980,8 +1871,7 @@ static void search_prefix(const ix_dict *d, uint32_t account, const char *t,
       r->total += post_card(p);
       uint64_t g = post_count_ge(p, min);
       r->ge += g;
-      if (!g || !r->limit)
-        continue;
+      if (!g || !r->limit) continue;
       post_iter it;
       post_iter_init(&it, p, min);
       uint32_t s;
@@ -2054,8 +1944,7 @@ typedef struct post_ref {
 static int post_ref_cmp(const void *a, const void *b) {
   const post_ref *x = a, *y = b;
   if (x->p != y->p) {
-    if (x->card != y->card)
-      return x->card < y->card ? -1 : 1;
+    if (x->card != y->card) return x->card < y->card ? -1 : 1;
     return x->p < y->p ? -1 : 1;
   }
   return 0;
@@ -2069,10 +1958,8 @@ static int search_words(const ix_dict *d, uint32_t account, const char *t,
   tw.cap = 16;
   int rc = fold_words(t, tlen, term_word_cb, &tw);
   post_ref refs_stack[16], *refs = refs_stack;
-  if (rc)
-    goto out;
-  if (tw.n == 0)
-    goto out;
+  if (rc) goto out;
+  if (tw.n == 0) goto out;
   if (tw.n > 16 && !(refs = malloc(tw.n * sizeof(post_ref)))) {
     rc = -ENOMEM;
     goto out;
@@ -2080,8 +1967,7 @@ static int search_words(const ix_dict *d, uint32_t account, const char *t,
   for (size_t i = 0; i < tw.n; i++) {
     uint32_t e = dict_find(d, account, tw.w[i], tw.len[i],
                            key_hash(account, tw.w[i], tw.len[i]));
-    if (e == IX_NONE)
-      goto out; /* a word no value has: no match */
+    if (e == IX_NONE) goto out; /* a word no value has: no match */
     refs[i].p = d->ents[e].post;
     refs[i].card = post_card(refs[i].p);
   }
@@ -2089,8 +1975,7 @@ static int search_words(const ix_dict *d, uint32_t account, const char *t,
   qsort(refs, tw.n, sizeof(post_ref), post_ref_cmp);
   size_t k = 1;
   for (size_t i = 1; i < tw.n; i++)
-    if (refs[i].p != refs[k - 1].p)
-      refs[k++] = refs[i];
+    if (refs[i].p != refs[k - 1].p) refs[k++] = refs[i];
   if (k == 1) {
     answer_one(refs[0].p, min, r);
     goto out;
@@ -2107,19 +1992,16 @@ static int search_words(const ix_dict *d, uint32_t account, const char *t,
       size_t j = 1;
       while (j < k && post_contains(refs[j].p, s))
         j++;
-      if (j < k)
-        continue;
+      if (j < k) continue;
       r->total++;
-      if (s < min)
-        continue;
+      if (s < min) continue;
       r->ge++;
-      if (r->count < r->limit)
-        r->out[r->count++] = s;
+      if (r->count < r->limit) r->out[r->count++] = s;
     }
     goto out;
   }
-  roaring_bitmap_t *acc = roaring_bitmap_and(POST_RB(refs[0].p),
-                                             POST_RB(refs[1].p));
+  roaring_bitmap_t *acc =
+      roaring_bitmap_and(POST_RB(refs[0].p), POST_RB(refs[1].p));
   if (!acc) {
     rc = -ENOMEM;
     goto out;
@@ -2129,8 +2011,7 @@ static int search_words(const ix_dict *d, uint32_t account, const char *t,
   answer_one((uint64_t)(uintptr_t)acc | 2u, min, r);
   roaring_bitmap_free(acc);
 out:
-  if (refs != refs_stack)
-    free(refs);
+  if (refs != refs_stack) free(refs);
   if (tw.w != tw.w_stack) {
     free(tw.w);
     free(tw.len);
@@ -2154,30 +2035,24 @@ int ix_search(const ix_index *ix, uint32_t account, int field, cs_match match,
       match != CS_MATCH_WORDS)
     return CS_EINVAL;
   /* A phone folds to one word of digits: words is exact there. */
-  if (field == CS_PHONE && match == CS_MATCH_WORDS)
-    match = CS_MATCH_EXACT;
+  if (field == CS_PHONE && match == CS_MATCH_WORDS) match = CS_MATCH_EXACT;
   fold_buf *fb = ix_term_buf();
-  if (!fb)
-    return -ENOMEM;
+  if (!fb) return -ENOMEM;
   int rc = fold_key(field, term ? term : "", term_len, fb);
-  if (rc)
-    return rc;
-  if (!fb->len)
-    return 0;
+  if (rc) return rc;
+  if (!fb->len) return 0;
   ix_result r = {slots_out, limit, 0, 0, 0};
   const ix_dict *d = &ix->exact[field];
   if (match == CS_MATCH_EXACT) {
     uint32_t e = dict_find(d, account, fb->ptr, fb->len,
                            key_hash(account, fb->ptr, fb->len));
-    if (e != IX_NONE)
-      answer_one(d->ents[e].post, min_slot, &r);
+    if (e != IX_NONE) answer_one(d->ents[e].post, min_slot, &r);
   } else if (match == CS_MATCH_PREFIX) {
     search_prefix(d, account, fb->ptr, fb->len, min_slot, &r);
   } else {
     rc = search_words(&ix->words[field], account, fb->ptr, fb->len, min_slot,
                       &r);
-    if (rc)
-      return rc;
+    if (rc) return rc;
   }
   *count_out = r.count;
   *total_out = r.total;
@@ -2214,13 +2089,11 @@ static bool varint_get(const uint8_t *p, size_t len, size_t *pos,
                        uint32_t *out) {
   uint64_t v = 0;
   for (int shift = 0; shift < 35; shift += 7) {
-    if (*pos >= len)
-      return false;
+    if (*pos >= len) return false;
     uint8_t b = p[(*pos)++];
     v |= (uint64_t)(b & 0x7f) << shift;
     if (!(b & 0x80)) {
-      if (v > UINT32_MAX)
-        return false;
+      if (v > UINT32_MAX) return false;
       *out = (uint32_t)v;
       return true;
     }
@@ -2245,11 +2118,9 @@ static void save_flush(save_out *o) {
 static void save_bytes(save_out *o, const void *p, size_t n) {
   const uint8_t *s = p;
   while (n) {
-    if (o->n == sizeof o->buf)
-      save_flush(o);
+    if (o->n == sizeof o->buf) save_flush(o);
     size_t k = sizeof o->buf - o->n;
-    if (k > n)
-      k = n;
+    if (k > n) k = n;
     memcpy(o->buf + o->n, s, k);
     o->n += k;
     s += k;
@@ -2258,8 +2129,7 @@ static void save_bytes(save_out *o, const void *p, size_t n) {
 }
 
 static void save_varint(save_out *o, uint64_t v) {
-  if (sizeof o->buf - o->n < 10)
-    save_flush(o);
+  if (sizeof o->buf - o->n < 10) save_flush(o);
   o->n += varint_put(o->buf + o->n, v);
 }
 
@@ -2275,14 +2145,14 @@ static void save_varint(save_out *o, uint64_t v) {
           if (i_ + 16 < (d)->chunks[c_].n)                                     \
             __builtin_prefetch(&(d)->ents[v_[i_ + 16]]);                       \
           if (i_ + 8 < (d)->chunks[c_].n)                                      \
-            __builtin_prefetch((d)->arena + ((d)->ents[v_[i_ + 8]].kref >> 24)); \
+            __builtin_prefetch((d)->arena +                                    \
+                               ((d)->ents[v_[i_ + 8]].kref >> 24));            \
           uint32_t e = v_[i_];                                                 \
           body;                                                                \
         }                                                                      \
     } else {                                                                   \
       for (uint32_t e = 0; e < (d)->nents; e++) {                              \
-        if (!(d)->ents[e].post)                                                \
-          continue;                                                            \
+        if (!(d)->ents[e].post) continue;                                      \
         body;                                                                  \
       }                                                                        \
     }                                                                          \
@@ -2291,8 +2161,7 @@ static void save_varint(save_out *o, uint64_t v) {
 /* Bytes of one posting's encoding; with o set, writes it. */
 static uint64_t post_encode(ix_post p, save_out *o) {
   uint64_t n = post_card(p), bytes = varint_len(n);
-  if (o)
-    save_varint(o, n);
+  if (o) save_varint(o, n);
   post_iter it;
   post_iter_init(&it, p, 0);
   uint32_t s, prev = 0;
@@ -2300,8 +2169,7 @@ static uint64_t post_encode(ix_post p, save_out *o) {
   while (post_iter_next(&it, &s)) {
     uint32_t v = first ? s : s - prev - 1;
     bytes += varint_len(v);
-    if (o)
-      save_varint(o, v);
+    if (o) save_varint(o, v);
     prev = s;
     first = false;
   }
@@ -2319,8 +2187,7 @@ static int save_dict(const ix_dict *d, save_out *o) {
     kbytes += varint_len(len) + len;
     pbytes += post_encode(d->ents[e].post, NULL);
   });
-  if (kbytes > UINT32_MAX || pbytes > UINT32_MAX)
-    return -EFBIG;
+  if (kbytes > UINT32_MAX || pbytes > UINT32_MAX) return -EFBIG;
   if (msgpack_pack_array(pk, 3) || msgpack_pack_uint32(pk, d->live) ||
       msgpack_pack_bin(pk, (size_t)kbytes))
     return -EIO;
@@ -2331,10 +2198,8 @@ static int save_dict(const ix_dict *d, save_out *o) {
     save_bytes(o, k, len);
   });
   save_flush(o);
-  if (o->rc)
-    return o->rc;
-  if (msgpack_pack_bin(pk, (size_t)pbytes))
-    return -EIO;
+  if (o->rc) return o->rc;
+  if (msgpack_pack_bin(pk, (size_t)pbytes)) return -EIO;
   DICT_FOREACH(d, e, { post_encode(d->ents[e].post, o); });
   save_flush(o);
   return o->rc;
@@ -2342,8 +2207,7 @@ static int save_dict(const ix_dict *d, save_out *o) {
 
 int ix_save(const ix_index *ix, msgpack_packer *pk) {
   save_out *o = malloc(sizeof(*o));
-  if (!o)
-    return -ENOMEM;
+  if (!o) return -ENOMEM;
   o->pk = pk;
   o->n = 0;
   o->rc = 0;
@@ -2354,17 +2218,14 @@ int ix_save(const ix_index *ix, msgpack_packer *pk) {
       msgpack_pack_array(pk, CS_FIELD_COUNT))
     goto out;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (msgpack_pack_array(pk, 2))
-      goto out;
-    if ((rc = save_dict(&ix->exact[f], o)))
-      goto out;
+    if (msgpack_pack_array(pk, 2)) goto out;
+    if ((rc = save_dict(&ix->exact[f], o))) goto out;
     if (f == CS_PHONE) {
       rc = msgpack_pack_nil(pk) ? -EIO : 0;
     } else {
       rc = save_dict(&ix->words[f], o);
     }
-    if (rc)
-      goto out;
+    if (rc) goto out;
   }
   rc = 0;
 out:
@@ -2381,9 +2242,8 @@ typedef struct load_ctx {
   size_t scratch_cap;
 } load_ctx;
 
-__attribute__((format(printf, 2, 3))) static int load_err(load_ctx *lc,
-                                                          const char *fmt,
-                                                          ...) {
+__attribute__((format(printf, 2, 3))) static int
+load_err(load_ctx *lc, const char *fmt, ...) {
   if (lc->errbuf && lc->errlen) {
     va_list ap;
     va_start(ap, fmt);
@@ -2407,8 +2267,7 @@ static int load_post(load_ctx *lc, ix_dict *d, uint32_t e, const uint8_t *p,
     while (cap < n)
       cap *= 2;
     uint32_t *sc = realloc(lc->scratch, cap * 4);
-    if (!sc)
-      return -ENOMEM;
+    if (!sc) return -ENOMEM;
     lc->scratch = sc;
     lc->scratch_cap = cap;
   }
@@ -2435,14 +2294,12 @@ static int load_post(load_ctx *lc, ix_dict *d, uint32_t e, const uint8_t *p,
     d->ents[e].post = POST_MAKE_ONE(lc->scratch[0]);
   } else if (n <= IX_ARRAY_MAX) {
     ix_arr *a = arr_new(d, n);
-    if (!a)
-      return -ENOMEM;
+    if (!a) return -ENOMEM;
     memcpy(a->v, lc->scratch, (size_t)n * 4);
     a->n = n;
     d->ents[e].post = (uint64_t)(uintptr_t)a;
   } else {
-    if (big_add(d, e))
-      return -ENOMEM;
+    if (big_add(d, e)) return -ENOMEM;
     roaring_bitmap_t *r = roaring_bitmap_of_ptr(n, lc->scratch);
     if (!r) {
       d->nbig--;
@@ -2473,8 +2330,8 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   /* a key takes at least 6 bytes (length, account, one byte of text) and a
    * posting at least 2 */
   if ((uint64_t)nkeys * 6 > klen || (uint64_t)nkeys * 2 > plen)
-    return load_err(lc, "index %s: %u keys cannot fit in %zu + %zu bytes",
-                    what, nkeys, klen, plen);
+    return load_err(lc, "index %s: %u keys cannot fit in %zu + %zu bytes", what,
+                    nkeys, klen, plen);
   if (nkeys == 0) {
     if (klen || plen)
       return load_err(lc, "index %s: bytes after the last key", what);
@@ -2485,30 +2342,26 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   uint64_t ts = tab_size_for(nkeys);
   d->tab = ix_huge(calloc(ts, sizeof(uint64_t)), ts * 8);
   uint32_t nch = d->sorted ? (nkeys + IX_CHUNK_FILL - 1) / IX_CHUNK_FILL : 0;
-  if (nch)
-    d->chunks = calloc(nch, sizeof(ix_chunk));
-  if (!d->ents || !d->arena || !d->tab || (nch && !d->chunks))
-    return -ENOMEM;
+  if (nch) d->chunks = calloc(nch, sizeof(ix_chunk));
+  if (!d->ents || !d->arena || !d->tab || (nch && !d->chunks)) return -ENOMEM;
   d->ents_cap = d->nents = nkeys;
   d->arena_cap = klen;
   d->tab_size = ts;
   d->chunks_cap = nch;
   for (uint32_t c = 0; c < nch; c++) {
-    if (!(d->chunks[c].v = malloc(IX_CHUNK_BYTES)))
-      return -ENOMEM;
+    if (!(d->chunks[c].v = malloc(IX_CHUNK_BYTES))) return -ENOMEM;
     d->nchunks++;
   }
 
   uint64_t *cells = malloc((size_t)nkeys * sizeof(uint64_t));
-  if (!cells)
-    return -ENOMEM;
+  if (!cells) return -ENOMEM;
   size_t pos = 0;
   const uint8_t *prev = NULL;
   size_t prev_len = 0;
   for (uint32_t e = 0; e < nkeys; e++) {
     uint32_t len;
-    if (!varint_get(kp, klen, &pos, &len) || len < 5 || len > IX_KEY_BYTES_MAX ||
-        len > klen - pos) {
+    if (!varint_get(kp, klen, &pos, &len) || len < 5 ||
+        len > IX_KEY_BYTES_MAX || len > klen - pos) {
       free(cells);
       return load_err(lc, "index %s: bad key length at byte %zu", what, pos);
     }
@@ -2544,14 +2397,12 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   free(cells);
   if (brc == -EEXIST)
     return load_err(lc, "index %s: a key appears twice", what);
-  if (brc)
-    return brc;
+  if (brc) return brc;
   d->live = nkeys;
   pos = 0;
   for (uint32_t e = 0; e < nkeys; e++) {
     int rc = load_post(lc, d, e, pp, plen, &pos, what);
-    if (rc)
-      return rc;
+    if (rc) return rc;
   }
   if (pos != plen)
     return load_err(lc, "index %s: %zu stray bytes after the postings", what,
@@ -2577,8 +2428,7 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
     return load_err(lc, "index: expected %d fields", CS_FIELD_COUNT);
   size_t words = ((size_t)lc->slot_limit + 63) / 64;
   uint64_t *seen = calloc(words ? words : 1, sizeof(uint64_t));
-  if (!seen)
-    return -ENOMEM;
+  if (!seen) return -ENOMEM;
   int rc = 0;
   for (int f = 0; f < CS_FIELD_COUNT && !rc; f++) {
     const msgpack_object *fo = &fs->via.array.ptr[f];
@@ -2593,8 +2443,7 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
     snprintf(what, sizeof what, "%s exact", ix_field_names[f]);
     rc = load_dict(lc, &ix->exact[f], &fo->via.array.ptr[0], what);
     lc->seen = NULL;
-    if (rc)
-      break;
+    if (rc) break;
     const msgpack_object *wo = &fo->via.array.ptr[1];
     if (f == CS_PHONE) {
       if (wo->type != MSGPACK_OBJECT_NIL)
@@ -2617,8 +2466,7 @@ int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
   int rc = ix_load_fields(ix, obj, &lc);
   free(lc.scratch);
   if (rc) {
-    if (rc == -ENOMEM)
-      load_err(&lc, "index: out of memory while loading");
+    if (rc == -ENOMEM) load_err(&lc, "index: out of memory while loading");
     ix_clear(ix);
   }
   return rc;

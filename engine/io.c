@@ -25,8 +25,8 @@ static long px_pwrite(void *ctx, int fd, const void *buf, size_t len,
                       uint64_t off) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
-                       (off_t)(off + done));
+    ssize_t n =
+        pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
@@ -78,4 +78,6 @@ static const cs_io posix_io = {
     .fsync_dir = px_fsync_dir,
 };
 
-const cs_io *cs_io_posix(void) { return &posix_io; }
+const cs_io *cs_io_posix(void) {
+  return &posix_io;
+}

@@ -144,8 +144,8 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
     line[strcspn(line, "\n")] = 0;
     if (lineno == 1) {
       if (strcmp(line, KEYS_HEADER) != 0) {
-        rc = cs_err(err, CS_EFORMAT, "%s: not a key file (first line)",
-                    k->path);
+        rc =
+            cs_err(err, CS_EFORMAT, "%s: not a key file (first line)", k->path);
         break;
       }
       continue;
@@ -162,7 +162,8 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
       if (same_name != (k->keys[i].info.account_id == e.info.account_id)) {
         rc = cs_err(err, CS_ECORRUPT,
                     "%s:%d: account %s and its number disagree with an "
-                    "earlier line", k->path, lineno, e.info.account);
+                    "earlier line",
+                    k->path, lineno, e.info.account);
         break;
       }
     }
@@ -188,7 +189,9 @@ void cs_keys_close(cs_keyring *k) {
   free(k);
 }
 
-const char *cs_keys_path(const cs_keyring *k) { return k->path; }
+const char *cs_keys_path(const cs_keyring *k) {
+  return k->path;
+}
 
 static int ring_save(cs_keyring *k, cs_error *err) {
   char tmp[4096];
@@ -304,7 +307,9 @@ int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
   return cs_err(err, CS_EKEY, "no key with id %.*s", (int)n, key_id);
 }
 
-size_t cs_keys_count(const cs_keyring *k) { return k->count; }
+size_t cs_keys_count(const cs_keyring *k) {
+  return k->count;
+}
 
 const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i) {
   return i < k->count ? &k->keys[i].info : NULL;
@@ -318,7 +323,8 @@ int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
   for (size_t i = 0; i < k->count; i++) {
     int same = CRYPTO_memcmp(h, k->keys[i].hash, sizeof h) == 0;
     /* Select without branching on the secret comparison's result. */
-    uintptr_t mask = (uintptr_t)0 - (uintptr_t)(same & !k->keys[i].info.revoked);
+    uintptr_t mask =
+        (uintptr_t)0 - (uintptr_t)(same & !k->keys[i].info.revoked);
     found = (const cs_key_info *)(((uintptr_t)&k->keys[i].info & mask) |
                                   ((uintptr_t)found & ~mask));
   }

@@ -15,19 +15,23 @@
 #include <xxhash.h>
 
 static inline void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
 }
 static inline void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
 }
 static inline uint32_t get_u32(const uint8_t *p) {
   uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+  for (int i = 3; i >= 0; i--)
+    v = (v << 8) | p[i];
   return v;
 }
 static inline uint64_t get_u64(const uint8_t *p) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
   return v;
 }
 
@@ -86,7 +90,8 @@ int rec_check(const uint8_t *p, size_t avail, rec_view *out) {
 int rec_buf_reserve(rec_buf *b, size_t more) {
   if (b->cap - b->len >= more) return 0;
   size_t cap = b->cap ? b->cap : 4096;
-  while (cap - b->len < more) cap *= 2;
+  while (cap - b->len < more)
+    cap *= 2;
   uint8_t *p = realloc(b->ptr, cap);
   if (!p) return -ENOMEM;
   b->ptr = p;
@@ -136,7 +141,8 @@ static int rec_append(rec_buf *b, uint8_t type, uint64_t seq,
 static void fill_put(msgpack_packer *pk, const void *arg) {
   const cs_contact *c = arg;
   size_t n = 4;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) n += c->field[f].ptr != NULL;
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    n += c->field[f].ptr != NULL;
   msgpack_pack_map(pk, n);
   pack_key(pk, "id");
   msgpack_pack_uint64(pk, c->id);
@@ -178,8 +184,7 @@ int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c) {
   return rec_append(b, REC_PUT, seq, fill_put, c);
 }
 
-int rec_append_delete(rec_buf *b, uint64_t seq, uint64_t id,
-                      uint32_t account) {
+int rec_append_delete(rec_buf *b, uint64_t seq, uint64_t id, uint32_t account) {
   struct del_arg d = {id, account};
   return rec_append(b, REC_DELETE, seq, fill_delete, &d);
 }
@@ -215,7 +220,8 @@ static bool as_i64(const msgpack_object *v, int64_t *out) {
 /* Big-endian length of w bytes at p. */
 static uint64_t be_len(const uint8_t *p, int w) {
   uint64_t v = 0;
-  for (int i = 0; i < w; i++) v = v << 8 | p[i];
+  for (int i = 0; i < w; i++)
+    v = v << 8 | p[i];
   return v;
 }
 
@@ -226,9 +232,9 @@ bool rec_msgpack_fits(const uint8_t *p, size_t n) {
     if (i >= n || pending > n - i) return false;
     pending--;
     uint8_t b = p[i++];
-    int lw = 0;          /* width of a length or count that follows */
-    uint64_t fixed = 0;  /* bytes of payload that follow */
-    int kind = 0;        /* 0 scalar, 1 bytes of length, 2 array, 3 map */
+    int lw = 0;         /* width of a length or count that follows */
+    uint64_t fixed = 0; /* bytes of payload that follow */
+    int kind = 0;       /* 0 scalar, 1 bytes of length, 2 array, 3 map */
     if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
     } else if (b <= 0x8f) {
       pending += 2u * (b & 0x0f);
@@ -238,34 +244,84 @@ bool rec_msgpack_fits(const uint8_t *p, size_t n) {
       fixed = b & 0x1f;
     } else {
       switch (b) {
-      case 0xc4: case 0xd9: lw = 1, kind = 1; break; /* bin8, str8 */
-      case 0xc5: case 0xda: lw = 2, kind = 1; break;
-      case 0xc6: case 0xdb: lw = 4, kind = 1; break;
-      case 0xc7: lw = 1, kind = 1, fixed = 1; break; /* ext: type byte */
-      case 0xc8: lw = 2, kind = 1, fixed = 1; break;
-      case 0xc9: lw = 4, kind = 1, fixed = 1; break;
-      case 0xca: case 0xce: case 0xd2: fixed = 4; break;
-      case 0xcb: case 0xcf: case 0xd3: fixed = 8; break;
-      case 0xcc: case 0xd0: fixed = 1; break;
-      case 0xcd: case 0xd1: fixed = 2; break;
-      case 0xd4: fixed = 2; break; /* fixext: type and data */
-      case 0xd5: fixed = 3; break;
-      case 0xd6: fixed = 5; break;
-      case 0xd7: fixed = 9; break;
-      case 0xd8: fixed = 17; break;
-      case 0xdc: lw = 2, kind = 2; break;
-      case 0xdd: lw = 4, kind = 2; break;
-      case 0xde: lw = 2, kind = 3; break;
-      case 0xdf: lw = 4, kind = 3; break;
-      default: return false; /* 0xc1 is never used */
+      case 0xc4:
+      case 0xd9:
+        lw = 1, kind = 1;
+        break; /* bin8, str8 */
+      case 0xc5:
+      case 0xda:
+        lw = 2, kind = 1;
+        break;
+      case 0xc6:
+      case 0xdb:
+        lw = 4, kind = 1;
+        break;
+      case 0xc7:
+        lw = 1, kind = 1, fixed = 1;
+        break; /* ext: type byte */
+      case 0xc8:
+        lw = 2, kind = 1, fixed = 1;
+        break;
+      case 0xc9:
+        lw = 4, kind = 1, fixed = 1;
+        break;
+      case 0xca:
+      case 0xce:
+      case 0xd2:
+        fixed = 4;
+        break;
+      case 0xcb:
+      case 0xcf:
+      case 0xd3:
+        fixed = 8;
+        break;
+      case 0xcc:
+      case 0xd0:
+        fixed = 1;
+        break;
+      case 0xcd:
+      case 0xd1:
+        fixed = 2;
+        break;
+      case 0xd4:
+        fixed = 2;
+        break; /* fixext: type and data */
+      case 0xd5:
+        fixed = 3;
+        break;
+      case 0xd6:
+        fixed = 5;
+        break;
+      case 0xd7:
+        fixed = 9;
+        break;
+      case 0xd8:
+        fixed = 17;
+        break;
+      case 0xdc:
+        lw = 2, kind = 2;
+        break;
+      case 0xdd:
+        lw = 4, kind = 2;
+        break;
+      case 0xde:
+        lw = 2, kind = 3;
+        break;
+      case 0xdf:
+        lw = 4, kind = 3;
+        break;
+      default:
+        return false; /* 0xc1 is never used */
       }
     }
     if (lw) {
       if ((size_t)lw > n - i) return false;
       uint64_t v = be_len(p + i, lw);
       i += (size_t)lw;
-      if (kind == 1) fixed += v;
-      else pending += kind == 3 ? 2 * v : v;
+      if (kind == 1)
+        fixed += v;
+      else
+        pending += kind == 3 ? 2 * v : v;
     }
     if (fixed > n - i) return false;
     i += (size_t)fixed;

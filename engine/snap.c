@@ -228,8 +228,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   size_t len = (size_t)fst.st_size;
   if ((uint64_t)fst.st_size > CS_SNAPSHOT_BYTES_MAX || len == 0) {
     close(fd);
-    return cs_err(err, CS_ECORRUPT, "snapshot %s has an impossible size",
-                  path);
+    return cs_err(err, CS_ECORRUPT, "snapshot %s has an impossible size", path);
   }
   uint8_t *buf = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
   close(fd);
@@ -261,21 +260,21 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
     why = "payload is not one msgpack object that fits its length";
   if (!why) {
     size_t off = 0;
-    if (msgpack_unpack((const char *)buf + SNAP_HEADER_BYTES, plen, &off,
-                       &zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+    if (msgpack_unpack((const char *)buf + SNAP_HEADER_BYTES, plen, &off, &zone,
+                       &root) != MSGPACK_UNPACK_SUCCESS ||
         off != plen || root.type != MSGPACK_OBJECT_MAP)
       why = "payload is not one msgpack map";
   }
   uint64_t seq = 0, seg = 0, offset = 0, next_id = 0, log_bytes = 0;
-  if (!why && (!get_u64(&root, "seq", &seq) || !get_u64(&root, "segment", &seg) ||
-               !get_u64(&root, "offset", &offset) ||
-               !get_u64(&root, "next_id", &next_id) ||
-               !get_u64(&root, "log_bytes", &log_bytes)))
+  if (!why &&
+      (!get_u64(&root, "seq", &seq) || !get_u64(&root, "segment", &seg) ||
+       !get_u64(&root, "offset", &offset) ||
+       !get_u64(&root, "next_id", &next_id) ||
+       !get_u64(&root, "log_bytes", &log_bytes)))
     why = "missing position";
   if (!why && seq > 0 &&
       (seg < s->first_seg || seg - s->first_seg >= s->seg_count ||
-       offset < SEG_HEADER_BYTES ||
-       offset > s->segs[seg - s->first_seg].size))
+       offset < SEG_HEADER_BYTES || offset > s->segs[seg - s->first_seg].size))
     why = "its log position is outside the log";
   const msgpack_object *slots = why ? NULL : map_get(&root, "slots");
   const msgpack_object *index = why ? NULL : map_get(&root, "index");
@@ -305,7 +304,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   s->snapshot_log_bytes = log_bytes;
   struct stat st;
   if (stat(path, &st) == 0)
-    s->snapshot_time_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
-                          st.st_mtim.tv_nsec / 1000000;
+    s->snapshot_time_ms =
+        (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
   return 0;
 }

@@ -104,7 +104,8 @@ static int u64map_grow(u64map *m) {
     for (size_t i = 0; i <= m->mask; i++) {
       if (!m->keys[i]) continue;
       size_t j = mix64(m->keys[i]) & (cap - 1);
-      while (keys[j]) j = (j + 1) & (cap - 1);
+      while (keys[j])
+        j = (j + 1) & (cap - 1);
       keys[j] = m->keys[i];
       vals[j] = m->vals[i];
     }
@@ -123,7 +124,8 @@ int u64map_put(u64map *m, uint64_t key, uint64_t val) {
     if (rc) return rc;
   }
   size_t j = mix64(key) & m->mask;
-  while (m->keys[j] && m->keys[j] != key) j = (j + 1) & m->mask;
+  while (m->keys[j] && m->keys[j] != key)
+    j = (j + 1) & m->mask;
   if (!m->keys[j]) {
     m->keys[j] = key;
     m->count++;
@@ -153,7 +155,8 @@ void u64map_free(u64map *m) {
 static int slots_reserve(slot_table *t, uint32_t want) {
   if (want <= t->cap) return 0;
   uint32_t cap = t->cap ? t->cap : 1024;
-  while (cap < want) cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+  while (cap < want)
+    cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
   cs_slot *p = realloc(t->v, (size_t)cap * sizeof *p);
   if (!p) return -ENOMEM;
   t->v = p;
@@ -218,16 +221,20 @@ int store_read_slot(cs_store *s, uint32_t slot, msgpack_zone *zone,
   char name[32];
   seg_name(name, sizeof name, sl->seg);
   return cs_err(err, CS_ECORRUPT,
-                "%s/%s: record of contact %llu at offset %u: %s", s->dir,
-                name, (unsigned long long)sl->id, off, why);
+                "%s/%s: record of contact %llu at offset %u: %s", s->dir, name,
+                (unsigned long long)sl->id, off, why);
 }
 
 /* A msgpack zone per reader thread, freed when the thread ends. */
 static pthread_key_t zone_key;
 static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
 
-static void zone_free(void *z) { msgpack_zone_free(z); }
-static void zone_key_make(void) { pthread_key_create(&zone_key, zone_free); }
+static void zone_free(void *z) {
+  msgpack_zone_free(z);
+}
+static void zone_key_make(void) {
+  pthread_key_create(&zone_key, zone_free);
+}
 
 static msgpack_zone *reader_zone(void) {
   pthread_once(&zone_once, zone_key_make);
@@ -271,7 +278,8 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
       rc = s->opts.no_indexes
                ? 0
                : ix_erase(s->ix, c->account, slot, old.contact.field);
-      if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
+      if (rc)
+        return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
       s->live_bytes -= sl->len;
       sl->acct_live &= ~1u;
       s->live_contacts--;
@@ -296,7 +304,8 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
     sl->acct_live = c->account << 1;
   }
   /* A put: index the new version. Its strings point into the record. */
-  int rc = s->opts.no_indexes ? 0 : ix_insert(s->ix, c->account, slot, c->field);
+  int rc =
+      s->opts.no_indexes ? 0 : ix_insert(s->ix, c->account, slot, c->field);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   sl->seg = seg;
   sl->off = off;
@@ -318,7 +327,7 @@ static void pack_cstr(msgpack_packer *pk, const char *str) {
 
 /* Writes buf to dir/name atomically through the seam. */
 int store_write_atomic(cs_store *s, const char *name, const void *buf,
-                        size_t len, cs_error *err) {
+                       size_t len, cs_error *err) {
   char tmp[4096], path[4096];
   char tmpname[300];
   snprintf(tmpname, sizeof tmpname, "%s.tmp", name);
@@ -326,7 +335,8 @@ int store_write_atomic(cs_store *s, const char *name, const void *buf,
   store_path(s, path, sizeof path, name);
   const cs_io *io = s->io;
   int fd = io->open(io->ctx, tmp, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  if (fd < 0) return cs_err(err, fd, "cannot create %s: %s", tmp, cs_strerror(fd));
+  if (fd < 0)
+    return cs_err(err, fd, "cannot create %s: %s", tmp, cs_strerror(fd));
   long n = io->pwrite(io->ctx, fd, buf, len, 0);
   int rc = n < 0 ? (int)n : 0;
   if (!rc) rc = io->fsync(io->ctx, fd);
@@ -337,11 +347,13 @@ int store_write_atomic(cs_store *s, const char *name, const void *buf,
     return cs_err(err, rc, "cannot write %s: %s", tmp, cs_strerror(rc));
   }
   rc = io->rename(io->ctx, tmp, path);
-  if (rc) return cs_err(err, rc, "cannot rename %s to %s: %s", tmp, path,
-                        cs_strerror(rc));
+  if (rc)
+    return cs_err(err, rc, "cannot rename %s to %s: %s", tmp, path,
+                  cs_strerror(rc));
   rc = io->fsync_dir(io->ctx, s->dir);
-  if (rc) return cs_err(err, rc, "cannot sync directory %s: %s", s->dir,
-                        cs_strerror(rc));
+  if (rc)
+    return cs_err(err, rc, "cannot sync directory %s: %s", s->dir,
+                  cs_strerror(rc));
   return 0;
 }
 
@@ -367,16 +379,18 @@ int manifest_write(cs_store *s, uint64_t next_id, cs_error *err) {
   msgpack_pack_uint64(&pk, next_id);
   uint64_t plen = b.len - MANIFEST_HEADER_BYTES;
   memcpy(b.ptr, MANIFEST_MAGIC, 8);
-  for (int i = 0; i < 8; i++) b.ptr[8 + i] = (uint8_t)(plen >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    b.ptr[8 + i] = (uint8_t)(plen >> (8 * i));
   uint64_t sum = XXH3_64bits(b.ptr + MANIFEST_HEADER_BYTES, plen);
-  for (int i = 0; i < 8; i++) b.ptr[16 + i] = (uint8_t)(sum >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    b.ptr[16 + i] = (uint8_t)(sum >> (8 * i));
   int rc = store_write_atomic(s, MANIFEST_NAME, b.ptr, b.len, err);
   rec_buf_free(&b);
   return rc;
 }
 
 int store_read_file(const char *path, uint8_t **out, size_t *len,
-                     uint64_t max) {
+                    uint64_t max) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
   struct stat st;
@@ -420,8 +434,10 @@ int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err) {
   msgpack_zone_init(&zone, 1024);
   uint64_t plen = 0, sum = 0;
   if (len >= MANIFEST_HEADER_BYTES && memcmp(buf, MANIFEST_MAGIC, 8) == 0) {
-    for (int i = 7; i >= 0; i--) plen = (plen << 8) | buf[8 + i];
-    for (int i = 7; i >= 0; i--) sum = (sum << 8) | buf[16 + i];
+    for (int i = 7; i >= 0; i--)
+      plen = (plen << 8) | buf[8 + i];
+    for (int i = 7; i >= 0; i--)
+      sum = (sum << 8) | buf[16 + i];
   }
   if (plen && plen == len - MANIFEST_HEADER_BYTES &&
       sum == XXH3_64bits(buf + MANIFEST_HEADER_BYTES, plen) &&
@@ -475,8 +491,9 @@ int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err) {
 out:
   msgpack_zone_destroy(&zone);
   free(buf);
-  if (rc) return cs_err(err, rc, "%s is damaged (%s); run contactctl verify",
-                        path, why);
+  if (rc)
+    return cs_err(err, rc, "%s is damaged (%s); run contactctl verify", path,
+                  why);
   return 0;
 }
 
@@ -555,8 +572,8 @@ int store_map_segments(cs_store *s, cs_error *err) {
   s->segs = calloc(n, sizeof *s->segs);
   if (!s->segs) return cs_err(err, -ENOMEM, "out of memory");
   for (uint32_t i = 0; i < n; i++) {
-    int rc = seg_map_file(s, s->first_seg + i, seg_bytes_max(s), &s->segs[i],
-                          err);
+    int rc =
+        seg_map_file(s, s->first_seg + i, seg_bytes_max(s), &s->segs[i], err);
     if (rc) return rc;
     s->seg_count = i + 1; /* store_free unmaps what is counted */
   }
@@ -701,11 +718,13 @@ static ov_entry *ov_find(const cs_store *s, uint64_t id) {
 
 static void ov_unlink(cs_store *s, ov_entry *e) {
   ov_entry **pp = &s->ov_by_id[ov_bucket(s, e->id)];
-  while (*pp != e) pp = &(*pp)->next_id;
+  while (*pp != e)
+    pp = &(*pp)->next_id;
   *pp = e->next_id;
   if (e->email_hash) {
     pp = &s->ov_by_email[ov_bucket(s, e->email_hash)];
-    while (*pp != e) pp = &(*pp)->next_email;
+    while (*pp != e)
+      pp = &(*pp)->next_email;
     *pp = e->next_email;
   }
   s->ov_count--;
@@ -870,15 +889,16 @@ static int email_owner(cs_store *s, uint32_t account, const cs_str *email,
   ix_exact_slots(s->ix, account, CS_EMAIL, s->fb_key.ptr, s->fb_key.len,
                  probe_slot, &p);
   if (!p.found && !p.rc && s->bulk) {
-    uint64_t *idp = u64map_get(&s->bulk_emails,
-                               email_hash(account, s->fb_case.ptr,
-                                          s->fb_case.len));
+    uint64_t *idp = u64map_get(
+        &s->bulk_emails, email_hash(account, s->fb_case.ptr, s->fb_case.len));
     int64_t slot = idp && *idp != exclude ? store_slot_of(s, *idp) : -1;
     if (slot >= 0 && !ov_find(s, *idp)) probe_slot(&p, (uint32_t)slot);
   }
   pthread_rwlock_unlock(&s->ilock);
-  if (p.rc) return cs_err(err, p.rc, "cannot read a contact while checking "
-                          "the email");
+  if (p.rc)
+    return cs_err(err, p.rc,
+                  "cannot read a contact while checking "
+                  "the email");
   *owner = p.found;
   return 0;
 }
@@ -889,14 +909,16 @@ static int writable(cs_store *s, cs_error *err);
 
 /* Edits and deletes are not part of a bulk load. Caller holds wmu. */
 static int not_bulk(cs_store *s, cs_error *err) {
-  return s->bulk ? cs_err(err, CS_EINVAL, "a bulk load is in progress: "
+  return s->bulk ? cs_err(err, CS_EINVAL,
+                          "a bulk load is in progress: "
                           "only creates until cs_bulk_end")
                  : writable(s, err);
 }
 
 static int writable(cs_store *s, cs_error *err) {
   if (s->opts.no_indexes)
-    return cs_err(err, CS_EINVAL, "the store was opened without indexes, "
+    return cs_err(err, CS_EINVAL,
+                  "the store was opened without indexes, "
                   "for reading only");
   if (s->failed)
     return cs_err(err, CS_EFAILED, "the store refuses writes: %s",
@@ -911,8 +933,7 @@ static int enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
                    void *ctx) {
   wqueue *q = &s->wq;
   uint32_t len = (uint32_t)rec->len;
-  if (s->tail_off + len > seg_bytes_max(s) &&
-      s->tail_off > SEG_HEADER_BYTES) {
+  if (s->tail_off + len > seg_bytes_max(s) && s->tail_off > SEG_HEADER_BYTES) {
     s->tail_seg++;
     s->tail_off = SEG_HEADER_BYTES;
   }
@@ -962,8 +983,7 @@ static int enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
 /* Frames rec for the next sequence number, queues it and records the
  * pending state. Caller holds wmu. c == NULL for a deletion. */
 static int submit(cs_store *s, uint8_t type, const cs_contact *c, uint64_t id,
-                  uint32_t account, cs_done_fn done, void *ctx,
-                  cs_error *err) {
+                  uint32_t account, cs_done_fn done, void *ctx, cs_error *err) {
   rec_buf *rec = &s->rbuf; /* reused: encoding allocates nothing */
   rec->len = 0;
   uint64_t seq = s->next_seq;
@@ -1091,9 +1111,9 @@ int cs_update(cs_store *s, uint32_t account, uint64_t id, cs_patch *p,
       uint64_t owner = 0;
       rc = email_owner(s, account, &next.field[CS_EMAIL], id, &owner, err);
       if (!rc && owner) {
-        rc = cs_err(err, CS_EDUPLICATE,
-                    "email: already used by contact %020llu",
-                    (unsigned long long)owner);
+        rc =
+            cs_err(err, CS_EDUPLICATE, "email: already used by contact %020llu",
+                   (unsigned long long)owner);
         if (err) {
           err->id = owner;
           err->field = CS_EMAIL;
@@ -1128,7 +1148,8 @@ int cs_flush(cs_store *s, cs_error *err) {
   uint64_t target = s->next_seq - 1;
   if (target > s->sync_req_seq) s->sync_req_seq = target;
   pthread_cond_signal(&s->wcv);
-  while (s->synced_seq < target && !s->failed) pthread_cond_wait(&s->fcv, &s->wmu);
+  while (s->synced_seq < target && !s->failed)
+    pthread_cond_wait(&s->fcv, &s->wmu);
   int rc = 0;
   if (s->failed)
     rc = cs_err(err, CS_EFAILED, "the store refuses writes: %s", s->failed_msg);
@@ -1142,8 +1163,9 @@ int cs_bulk_begin(cs_store *s, cs_error *err) {
   pthread_mutex_lock(&s->wmu);
   pthread_rwlock_wrlock(&s->ilock);
   if (s->opts.no_indexes || s->bulk) {
-    rc = cs_err(err, CS_EINVAL, s->bulk ? "a bulk load is in progress"
-                                        : "opened without indexes");
+    rc = cs_err(err, CS_EINVAL,
+                s->bulk ? "a bulk load is in progress"
+                        : "opened without indexes");
   } else {
     ix_bulk_begin(s->ix);
     s->bulk = true;
@@ -1254,8 +1276,8 @@ static int write_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
       int rc = roll(s, ch->seg, what, what_len);
       if (rc) return rc;
     }
-    long n = io->pwrite(io->ctx, s->active_fd, ch->buf.ptr, ch->buf.len,
-                        ch->off);
+    long n =
+        io->pwrite(io->ctx, s->active_fd, ch->buf.ptr, ch->buf.len, ch->off);
     if (n < 0) {
       snprintf(what, what_len, "write to segment %u at offset %u failed: %s",
                ch->seg, ch->off, cs_strerror((int)n));
@@ -1303,7 +1325,8 @@ static void *committer_main(void *arg) {
   const cs_io *io = s->io;
   pthread_mutex_lock(&s->wmu);
   for (;;) {
-    while (!has_work(s) && !s->closing) pthread_cond_wait(&s->wcv, &s->wmu);
+    while (!has_work(s) && !s->closing)
+      pthread_cond_wait(&s->wcv, &s->wmu);
     if (!has_work(s)) break; /* closing, and nothing left to do */
     wqueue t = s->wq;
     s->wq = batch;
@@ -1330,10 +1353,11 @@ static void *committer_main(void *arg) {
 
     pthread_mutex_lock(&s->wmu);
     if (rc) {
-      fail_store(s, rc < 0 ? rc : CS_EFAILED, "%s", what[0] ? what : cs_strerror(rc));
+      fail_store(s, rc < 0 ? rc : CS_EFAILED, "%s",
+                 what[0] ? what : cs_strerror(rc));
     } else {
-      uint64_t last = batch.count ? batch.ops[batch.count - 1].seq
-                                  : s->written_seq;
+      uint64_t last =
+          batch.count ? batch.ops[batch.count - 1].seq : s->written_seq;
       s->written_seq = last;
       if (want_sync) s->synced_seq = last;
       for (size_t i = 0; i < batch.count; i++) {
@@ -1349,8 +1373,8 @@ static void *committer_main(void *arg) {
 
     /* Bound the replay a crash would cost. A failed snapshot is only
      * reported: the log is whole without it. */
-    if (!rc && s->log_bytes - s->snapshot_log_bytes >=
-                   s->opts.snapshot_every_bytes) {
+    if (!rc &&
+        s->log_bytes - s->snapshot_log_bytes >= s->opts.snapshot_every_bytes) {
       cs_error serr;
       pthread_rwlock_rdlock(&s->ilock);
       int src = s->bulk ? 0 : snap_save(s, &serr); /* not mid-bulk */
@@ -1373,7 +1397,8 @@ static void *committer_main(void *arg) {
   }
   pthread_mutex_unlock(&s->wmu);
   free(batch.ops);
-  for (size_t i = 0; i < batch.chunk_cap; i++) rec_buf_free(&batch.chunks[i].buf);
+  for (size_t i = 0; i < batch.chunk_cap; i++)
+    rec_buf_free(&batch.chunks[i].buf);
   free(batch.chunks);
   return NULL;
 }
@@ -1403,7 +1428,8 @@ void store_free(cs_store *s) {
   free(s->ov_by_id);
   free(s->ov_by_email);
   free(s->wq.ops);
-  for (size_t i = 0; i < s->wq.chunk_cap; i++) rec_buf_free(&s->wq.chunks[i].buf);
+  for (size_t i = 0; i < s->wq.chunk_cap; i++)
+    rec_buf_free(&s->wq.chunks[i].buf);
   free(s->wq.chunks);
   rec_buf_free(&s->rbuf);
   fold_buf_free(&s->fb_key);
@@ -1504,9 +1530,9 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
      * header: no record was ever written without a manifest. */
     struct stat sst;
     if (stat(segpath, &sst) == 0 && sst.st_size > SEG_HEADER_BYTES) {
-      rc = cs_err(err, CS_ECORRUPT,
-                  "%s has segments but no manifest; run contactctl verify",
-                  dir);
+      rc =
+          cs_err(err, CS_ECORRUPT,
+                 "%s has segments but no manifest; run contactctl verify", dir);
       goto fail;
     }
     s->first_seg = s->last_seg = 1;
@@ -1606,8 +1632,7 @@ int cs_close(cs_store *s, cs_error *err) {
   } else {
     if (s->active_dirty) {
       rc = s->io->fdatasync(s->io->ctx, s->active_fd);
-      if (rc)
-        cs_err(err, rc, "final sync failed: %s", cs_strerror(rc));
+      if (rc) cs_err(err, rc, "final sync failed: %s", cs_strerror(rc));
     }
     if (!rc && !brc && !s->opts.no_snapshot_on_close && !s->opts.no_indexes &&
         s->applied_seq != s->snapshot_seq) {
@@ -1616,8 +1641,10 @@ int cs_close(cs_store *s, cs_error *err) {
       cs_error serr;
       pthread_rwlock_rdlock(&s->ilock);
       if (snap_save(s, &serr) != 0)
-        store_notice(s, "no snapshot written at close (the next open "
-                     "replays the log): %s", serr.msg);
+        store_notice(s,
+                     "no snapshot written at close (the next open "
+                     "replays the log): %s",
+                     serr.msg);
       pthread_rwlock_unlock(&s->ilock);
     }
   }
@@ -1674,8 +1701,10 @@ static int search_ids(cs_store *s, const cs_query *q, uint32_t min_slot,
   *more = false;
   const char *t = q->term;
   size_t n = q->term_len;
-  while (n && (*t == ' ' || *t == '\t')) t++, n--;
-  while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
+  while (n && (*t == ' ' || *t == '\t'))
+    t++, n--;
+  while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+    n--;
   if (n == 0 || n > CS_ID_DIGITS) return 0;
   uint64_t lo = 0;
   for (size_t i = 0; i < n; i++) {
@@ -1686,7 +1715,8 @@ static int search_ids(cs_store *s, const cs_query *q, uint32_t min_slot,
   uint64_t hi;
   if (q->match == CS_MATCH_PREFIX) {
     uint64_t scale = 1;
-    for (size_t i = n; i < CS_ID_DIGITS; i++) scale *= 10;
+    for (size_t i = n; i < CS_ID_DIGITS; i++)
+      scale *= 10;
     /* lo * scale may exceed 2^64 for large prefixes: no id there. */
     if (lo > UINT64_MAX / scale) return 0;
     uint64_t base = lo * scale;
@@ -1793,9 +1823,10 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
   o->segments = s->seg_count;
   o->live_bytes = s->live_bytes;
   o->garbage_bytes = s->log_bytes - s->live_bytes;
-  for (uint32_t i = 0; i < s->seg_count; i++) o->disk_bytes += s->segs[i].size;
-  o->index_bytes = ix_memory_bytes(s->ix) +
-                   (size_t)s->slots.cap * sizeof(cs_slot);
+  for (uint32_t i = 0; i < s->seg_count; i++)
+    o->disk_bytes += s->segs[i].size;
+  o->index_bytes =
+      ix_memory_bytes(s->ix) + (size_t)s->slots.cap * sizeof(cs_slot);
   pthread_rwlock_unlock(&s->ilock);
   pthread_mutex_lock(&s->mmu);
   o->snapshot_seq = s->snapshot_seq;
@@ -1834,4 +1865,6 @@ int cs_health(cs_store *s, cs_error *err) {
   return rc;
 }
 
-const char *cs_dir(const cs_store *s) { return s->dir; }
+const char *cs_dir(const cs_store *s) {
+  return s->dir;
+}

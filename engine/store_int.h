@@ -40,7 +40,8 @@
 #define MANIFEST_HEADER_BYTES 24 /* magic 8, payload length 8, XXH3 8 */
 #define LOCK_NAME "LOCK"
 #define SNAP_MAGIC "CTSNAPS1"
-#define SNAP_HEADER_BYTES 32 /* magic 8, version 4, zero 4, length 8, XXH3 8 */
+/* Snapshot header: magic 8, version 4, zero 4, length 8, XXH3 8. */
+#define SNAP_HEADER_BYTES 32
 #define SNAP_FORMAT_VERSION 1
 
 /* u64 -> u64 open-addressing map; key 0 is never stored. */
@@ -57,10 +58,10 @@ uint64_t *u64map_get(const u64map *m, uint64_t key);
 void u64map_free(u64map *m);
 
 typedef struct seg_map {
-  uint32_t no;     /* segment number */
-  uint8_t *map;    /* PROT_READ mapping of the file */
-  size_t map_len;  /* bytes mapped (may exceed the file) */
-  uint64_t size;   /* bytes of valid data: header and whole records */
+  uint32_t no;    /* segment number */
+  uint8_t *map;   /* PROT_READ mapping of the file */
+  size_t map_len; /* bytes mapped (may exceed the file) */
+  uint64_t size;  /* bytes of valid data: header and whole records */
 } seg_map;
 
 /* Where one contact's current record is: 24 bytes, so a get touches one
@@ -77,7 +78,9 @@ _Static_assert(sizeof(cs_slot) == 24, "a slot is 24 bytes, on disk too");
 static inline uint32_t slot_account(const cs_slot *sl) {
   return sl->acct_live >> 1;
 }
-static inline bool slot_live(const cs_slot *sl) { return sl->acct_live & 1; }
+static inline bool slot_live(const cs_slot *sl) {
+  return sl->acct_live & 1;
+}
 
 /* The slot table, one entry per contact ever created since the store was
  * rebuilt (dead ones included), in id order. Ids are handed out one after
@@ -188,9 +191,9 @@ struct cs_store {
   msgpack_zone czone;
   pthread_t committer;
   bool committer_started;
-  int active_fd;      /* the last segment, open for appending */
+  int active_fd; /* the last segment, open for appending */
   uint32_t active_seg;
-  bool active_dirty;  /* written since its last sync */
+  bool active_dirty; /* written since its last sync */
 
   /* ---- under mmu */
   pthread_mutex_t mmu;
@@ -232,8 +235,7 @@ int store_write_atomic(cs_store *s, const char *name, const void *buf,
 
 /* Reads a whole file (at most max bytes, else -EFBIG) into a malloc'd
  * buffer (*out, to free). */
-int store_read_file(const char *path, uint8_t **out, size_t *len,
-                    uint64_t max);
+int store_read_file(const char *path, uint8_t **out, size_t *len, uint64_t max);
 
 /* Rewrites the manifest atomically from s->first_seg, s->last_seg,
  * s->snapshot_name and next_id. Caller holds mmu. */

@@ -53,7 +53,7 @@ typedef struct cd_request {
   /* "GET", NUL-terminated. A HEAD request runs the GET route with method
    * "HEAD"; the host sends the answer's headers without its body. */
   const char *method;
-  const char *path;   /* the path without the query string, NUL-terminated */
+  const char *path; /* the path without the query string, NUL-terminated */
   /* Path parameters from the route pattern ("{id}"), in pattern order. */
   const cd_pair *params;
   size_t param_count;
@@ -72,7 +72,7 @@ typedef struct cd_request {
   /* The authenticated caller, on CD_ROUTE_AUTH routes. */
   uint32_t account;
   const char *account_name; /* NULL on routes without authentication */
-  cs_role role;   /* CS_ROLE_READ_ONLY on routes without authentication */
+  cs_role role;    /* CS_ROLE_READ_ONLY on routes without authentication */
   cs_store *store; /* the store create was given */
 } cd_request;
 

@@ -20,8 +20,7 @@ static size_t utf8_sequence(const unsigned char *s, size_t n) {
   unsigned char c = s[0];
   size_t len;
   uint32_t cp;
-  if (c < 0x80)
-    return 1;
+  if (c < 0x80) return 1;
   if (c >= 0xc2 && c <= 0xdf) {
     len = 2;
     cp = c & 0x1f;
@@ -34,11 +33,9 @@ static size_t utf8_sequence(const unsigned char *s, size_t n) {
   } else {
     return 0;
   }
-  if (n < len)
-    return 0;
+  if (n < len) return 0;
   for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
+    if ((s[i] & 0xc0) != 0x80) return 0;
     cp = cp << 6 | (s[i] & 0x3f);
   }
   if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
@@ -55,18 +52,15 @@ static const char *valid_utf8(const char *s, size_t len, size_t *out_len,
   size_t i = 0;
   while (i < len) {
     size_t n = utf8_sequence(u + i, len - i);
-    if (n == 0)
-      break;
+    if (n == 0) break;
     i += n;
   }
   *owned = false;
   *out_len = len;
-  if (i == len)
-    return s;
+  if (i == len) return s;
 
   char *copy = malloc(len * 3 + 1);
-  if (copy == NULL)
-    return NULL;
+  if (copy == NULL) return NULL;
   size_t o = 0;
   i = 0;
   while (i < len) {
@@ -91,13 +85,12 @@ static int gen_string(yajl_gen g, const char *s) {
   size_t len;
   bool owned;
   const char *v = valid_utf8(s, strlen(s), &len, &owned);
-  if (v == NULL)
-    return -1;
-  int rc = yajl_gen_string(g, (const unsigned char *)v, len) == yajl_gen_status_ok
-               ? 0
-               : -1;
-  if (owned)
-    free((char *)v);
+  if (v == NULL) return -1;
+  int rc =
+      yajl_gen_string(g, (const unsigned char *)v, len) == yajl_gen_status_ok
+          ? 0
+          : -1;
+  if (owned) free((char *)v);
   return rc;
 }
 
@@ -107,8 +100,7 @@ char *fe_json_error(const char *code, const char *message, const char *field,
                     uint64_t id, size_t *len_out) {
   char *out = NULL;
   yajl_gen g = yajl_gen_alloc(NULL);
-  if (g == NULL)
-    return NULL;
+  if (g == NULL) return NULL;
 
   int rc = 0;
   rc |= yajl_gen_map_open(g) != yajl_gen_status_ok;
@@ -147,16 +139,27 @@ char *fe_json_error(const char *code, const char *message, const char *field,
 
 const char *fe_json_code_for_status(int status) {
   switch (status) {
-  case 400: return "bad_request";
-  case 401: return "unauthorized";
-  case 403: return "forbidden";
-  case 404: return "not_found";
-  case 405: return "method_not_allowed";
-  case 408: return "request_timeout";
-  case 411: return "length_required";
-  case 413: return "payload_too_large";
-  case 417: return "expectation_failed";
-  case 503: return "unavailable";
-  default: return status >= 500 ? "internal" : "bad_request";
+  case 400:
+    return "bad_request";
+  case 401:
+    return "unauthorized";
+  case 403:
+    return "forbidden";
+  case 404:
+    return "not_found";
+  case 405:
+    return "method_not_allowed";
+  case 408:
+    return "request_timeout";
+  case 411:
+    return "length_required";
+  case 413:
+    return "payload_too_large";
+  case 417:
+    return "expectation_failed";
+  case 503:
+    return "unavailable";
+  default:
+    return status >= 500 ? "internal" : "bad_request";
   }
 }

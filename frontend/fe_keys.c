@@ -24,52 +24,44 @@ int fe_write_file_atomic(const char *path, const void *data, size_t len,
   snprintf(dir, sizeof(dir), "%s", path);
 
   fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0)
-    return -errno;
+  if (fd < 0) return -errno;
   /* The umask may have taken bits away; it never gives more than mode. */
-  if (fchmod(fd, (mode_t)mode) != 0)
-    goto werr;
+  if (fchmod(fd, (mode_t)mode) != 0) goto werr;
   const char *p = data;
   size_t left = len;
   while (left > 0) {
     ssize_t n = write(fd, p, left);
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       goto werr;
     }
     p += n;
     left -= (size_t)n;
   }
-  if (fsync(fd) != 0)
-    goto werr;
+  if (fsync(fd) != 0) goto werr;
   if (close(fd) != 0) {
     fd = -1;
     goto werr;
   }
   fd = -1;
-  if (rename(tmp, path) != 0)
-    goto werr;
+  if (rename(tmp, path) != 0) goto werr;
 
   int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    return -errno;
+  if (dfd < 0) return -errno;
   rc = fsync(dfd) != 0 ? -errno : 0;
   close(dfd);
   return rc;
 
 werr:
   rc = -errno;
-  if (fd >= 0)
-    close(fd);
+  if (fd >= 0) close(fd);
   unlink(tmp);
   return rc;
 }
 
 int fe_keys_bootstrap(cs_keyring *k, const char *data_dir, char *err,
                       size_t errlen) {
-  if (cs_keys_count(k) > 0)
-    return 0;
+  if (cs_keys_count(k) > 0) return 0;
 
   char key[CS_KEY_BYTES + 1];
   cs_key_info info;
@@ -82,7 +74,8 @@ int fe_keys_bootstrap(cs_keyring *k, const char *data_dir, char *err,
   }
 
   char path[4096 + sizeof(FE_DEFAULT_KEY_FILE) + 1], abs_dir[4096];
-  const char *shown_dir = realpath(data_dir, abs_dir) != NULL ? abs_dir : data_dir;
+  const char *shown_dir =
+      realpath(data_dir, abs_dir) != NULL ? abs_dir : data_dir;
   snprintf(path, sizeof(path), "%.4095s/%s", shown_dir, FE_DEFAULT_KEY_FILE);
 
   char line[CS_KEY_BYTES + 2];
@@ -90,8 +83,10 @@ int fe_keys_bootstrap(cs_keyring *k, const char *data_dir, char *err,
   rc = fe_write_file_atomic(path, line, (size_t)n, 0600);
   if (rc != 0) {
     /* The key exists in the keyring now; show it anyway so it is not lost. */
-    fprintf(stderr, "contactd: API key for account default: %s (could not "
-            "keep it in %s: %s)\n", key, path, strerror(-rc));
+    fprintf(stderr,
+            "contactd: API key for account default: %s (could not "
+            "keep it in %s: %s)\n",
+            key, path, strerror(-rc));
     memset(key, 0, sizeof(key));
     memset(line, 0, sizeof(line));
     return 0;

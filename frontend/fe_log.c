@@ -40,11 +40,9 @@ int fe_access_log_open(const char *path, fe_access_log **out, char *err,
 }
 
 void fe_access_log_close(fe_access_log *log) {
-  if (log == NULL)
-    return;
+  if (log == NULL) return;
   fflush(log->f);
-  if (log->owned)
-    fclose(log->f);
+  if (log->owned) fclose(log->f);
   free(log);
 }
 
@@ -81,8 +79,7 @@ size_t fe_access_log_format(char *buf, size_t len, const fe_access_entry *e) {
                    e->request_id != NULL ? e->request_id : "-",
                    e->account != NULL ? e->account : "-", e->method);
   size_t used = n < 0 ? 0 : (size_t)n;
-  if (used >= len)
-    used = len - 1;
+  if (used >= len) used = len - 1;
 
   /* The tail (status, bytes, micros, newline) needs at most ~64 bytes;
    * keep room for it and cut a long path. */
@@ -96,13 +93,11 @@ size_t fe_access_log_format(char *buf, size_t len, const fe_access_entry *e) {
   for (size_t i = 0; i < e->path_len; i++) {
     unsigned char c = (unsigned char)e->path[i];
     if (c > 0x20 && c < 0x7f && c != '\\') {
-      if (room < 1)
-        break;
+      if (room < 1) break;
       buf[used++] = (char)c;
       room--;
     } else {
-      if (room < 4)
-        break;
+      if (room < 4) break;
       buf[used++] = '\\';
       buf[used++] = 'x';
       buf[used++] = hex[c >> 4];
@@ -131,8 +126,7 @@ void fe_log_line(int level, const char *request_id, const char *line) {
   static const char *const names[] = {"info", "warning", "error"};
   char when[32];
   fe_time_format(fe_now_ms(), when);
-  if (level < 0 || level > 2)
-    level = 2;
+  if (level < 0 || level > 2) level = 2;
   if (request_id != NULL)
     fprintf(stderr, "%s %s [%s] %s\n", when, names[level], request_id, line);
   else

@@ -20,10 +20,9 @@
 #define STATUS_FIRST 100
 #define STATUS_COUNT 500 /* 100..599 */
 
-static const uint64_t bucket_micros[] = {500,    1000,    2500,    5000,
-                                         10000,  25000,   50000,   100000,
-                                         250000, 500000,  1000000, 2500000,
-                                         5000000, 10000000};
+static const uint64_t bucket_micros[] = {
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 enum { BUCKET_COUNT = sizeof(bucket_micros) / sizeof(bucket_micros[0]) };
 
 typedef struct slot {
@@ -44,8 +43,7 @@ struct fe_metrics {
 int fe_metrics_create(size_t route_count, const char *const *methods,
                       const char *const *patterns, fe_metrics **out) {
   fe_metrics *m = calloc(1, sizeof(*m));
-  if (m == NULL)
-    return -1;
+  if (m == NULL) return -1;
   m->route_count = route_count;
   m->slots = calloc(route_count + 1, sizeof(slot));
   if (m->slots == NULL) {
@@ -66,8 +64,7 @@ int fe_metrics_create(size_t route_count, const char *const *methods,
 }
 
 void fe_metrics_destroy(fe_metrics *m) {
-  if (m == NULL)
-    return;
+  if (m == NULL) return;
   for (size_t i = 0; i <= m->route_count; i++) {
     free(m->slots[i].method);
     free(m->slots[i].route);
@@ -104,8 +101,7 @@ static void sb_printf(strbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void sb_printf(strbuf *b, const char *fmt, ...) {
-  if (b->failed)
-    return;
+  if (b->failed) return;
   for (;;) {
     va_list ap;
     va_start(ap, fmt);
@@ -159,10 +155,8 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
   size_t had = *buf != NULL ? strlen(*buf) : 0;
   b.cap = had + 4096;
   b.p = malloc(b.cap);
-  if (b.p == NULL)
-    return 0;
-  if (had > 0)
-    memcpy(b.p, *buf, had);
+  if (b.p == NULL) return 0;
+  if (had > 0) memcpy(b.p, *buf, had);
   b.len = had;
   b.p[b.len] = '\0';
 
@@ -173,8 +167,7 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
     const slot *s = &m->slots[i];
     for (int st = 0; st < STATUS_COUNT; st++) {
       uint64_t n = load(&s->status[st]);
-      if (n == 0)
-        continue;
+      if (n == 0) continue;
       sb_printf(&b, "contactd_http_requests_total{");
       sb_labels(&b, s);
       sb_printf(&b, ",status=\"%d\"} %" PRIu64 "\n", st + STATUS_FIRST, n);
@@ -202,8 +195,7 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
                 (double)bucket_micros[bk] / 1e6, cumulative);
     }
     /* +Inf equals _count by definition; read count once for both. */
-    if (count < cumulative)
-      count = cumulative;
+    if (count < cumulative) count = cumulative;
     sb_printf(&b, "contactd_http_request_duration_seconds_bucket{");
     sb_labels(&b, s);
     sb_printf(&b, ",le=\"+Inf\"} %" PRIu64 "\n", count);

@@ -70,8 +70,8 @@ int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
   char *end;
   errno = 0;
   unsigned long port = strtoul(port_text, &end, 10);
-  if (port_text[0] < '0' || port_text[0] > '9' || *end != '\0' ||
-      errno != 0 || port > 65535) {
+  if (port_text[0] < '0' || port_text[0] > '9' || *end != '\0' || errno != 0 ||
+      port > 65535) {
     snprintf(err, errlen, "--listen %s: bad port '%s' (0-65535)", text,
              port_text);
     return -1;
@@ -110,7 +110,8 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
     size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
     const char *value = NULL;
 
-#define IS(name) (name_len == sizeof(name) - 1 && memcmp(arg, name, name_len) == 0)
+#define IS(name)                                                               \
+  (name_len == sizeof(name) - 1 && memcmp(arg, name, name_len) == 0)
 #define VALUE()                                                                \
   do {                                                                         \
     if (option_value(argc, argv, &i, arg, eq, &value, err, errlen) != 0)       \
@@ -123,8 +124,7 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
       o->version = true;
     } else if (IS("--listen")) {
       VALUE();
-      if (!listen_given)
-        o->listen_count = 0;
+      if (!listen_given) o->listen_count = 0;
       listen_given = true;
       if (o->listen_count == FE_LISTEN_MAX) {
         snprintf(err, errlen, "--listen: at most %d addresses", FE_LISTEN_MAX);
@@ -203,7 +203,8 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "with ALPN when given a certificate).\n"
       "\n"
       "  --listen ADDR:PORT      address to listen on; repeat for several\n"
-      "                          (default 127.0.0.1:8080; [::1]:8080 for IPv6,\n"
+      "                          (default 127.0.0.1:8080; [::1]:8080 for "
+      "IPv6,\n"
       "                          port 0 picks a free port)\n"
       "  --data DIR              data directory (default ./data)\n"
       "  --threads N             worker threads (default: one per core)\n"

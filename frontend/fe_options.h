@@ -16,9 +16,9 @@
 #include "fe_limits.h"
 
 typedef struct fe_listen_addr {
-  const char *text;              /* as given, "127.0.0.1:8080" */
-  char host[256];                /* "127.0.0.1", "::1", "" for any */
-  unsigned port;                 /* 0: any free port */
+  const char *text; /* as given, "127.0.0.1:8080" */
+  char host[256];   /* "127.0.0.1", "::1", "" for any */
+  unsigned port;    /* 0: any free port */
 } fe_listen_addr;
 
 typedef struct fe_options {

@@ -33,7 +33,9 @@ int fe_plugins_create(fe_plugin_set **out) {
   return *out != NULL ? 0 : -1;
 }
 
-size_t fe_plugins_count(const fe_plugin_set *set) { return set->count; }
+size_t fe_plugins_count(const fe_plugin_set *set) {
+  return set->count;
+}
 
 const char *fe_plugins_name(const fe_plugin_set *set, size_t i) {
   return i < set->count ? set->items[i].plugin->name : NULL;
@@ -61,8 +63,7 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
   for (size_t i = 0; i < p->route_count; i++) {
     if (p->routes[i].handle == NULL) {
       snprintf(err, errlen, "plugin %s (%s): route %s %s has no handler",
-               origin, p->name,
-               p->routes[i].method ? p->routes[i].method : "?",
+               origin, p->name, p->routes[i].method ? p->routes[i].method : "?",
                p->routes[i].pattern ? p->routes[i].pattern : "?");
       return -1;
     }
@@ -74,8 +75,10 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
   }
   for (size_t i = 0; i < set->count; i++) {
     if (strcmp(set->items[i].plugin->name, p->name) == 0) {
-      snprintf(err, errlen, "plugin %s: a plugin named %s is already loaded "
-               "from %s", origin, p->name, set->items[i].origin);
+      snprintf(err, errlen,
+               "plugin %s: a plugin named %s is already loaded "
+               "from %s",
+               origin, p->name, set->items[i].origin);
       return -1;
     }
   }
@@ -84,8 +87,8 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
   memset(l, 0, sizeof(*l));
   l->plugin = p;
   l->origin = strdup(origin);
-  l->targets = calloc(p->route_count > 0 ? p->route_count : 1,
-                      sizeof(fe_target));
+  l->targets =
+      calloc(p->route_count > 0 ? p->route_count : 1, sizeof(fe_target));
   if (l->origin == NULL || l->targets == NULL) {
     snprintf(err, errlen, "plugin %s: out of memory", origin);
     goto fail;
@@ -108,15 +111,13 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
     t->plugin = p->name;
     char why[256];
     unsigned flags = r->flags;
-    if (flags & CD_ROUTE_WRITE)
-      flags |= CD_ROUTE_AUTH;
+    if (flags & CD_ROUTE_WRITE) flags |= CD_ROUTE_AUTH;
     if (fe_router_add(router, r->method, r->pattern, flags, t, why,
                       sizeof(why)) != 0) {
       snprintf(err, errlen, "plugin %s (%s): %s", origin, p->name, why);
       /* Routes added before stay in the router pointing at targets we are
        * about to free; the caller gives up on the whole start then. */
-      if (p->destroy != NULL)
-        p->destroy(l->state);
+      if (p->destroy != NULL) p->destroy(l->state);
       goto fail;
     }
   }
@@ -151,8 +152,7 @@ int fe_plugins_load_dir(fe_plugin_set *set, const char *dir,
   for (int i = 0; i < n; i++) {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-    if (rc != 0)
-      continue;
+    if (rc != 0) continue;
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
       snprintf(err, errlen, "plugin %s: %s", path, dlerror());
@@ -181,16 +181,13 @@ int fe_plugins_load_dir(fe_plugin_set *set, const char *dir,
 }
 
 void fe_plugins_destroy(fe_plugin_set *set) {
-  if (set == NULL)
-    return;
+  if (set == NULL) return;
   for (size_t i = set->count; i-- > 0;) {
     loaded *l = &set->items[i];
-    if (l->plugin->destroy != NULL)
-      l->plugin->destroy(l->state);
+    if (l->plugin->destroy != NULL) l->plugin->destroy(l->state);
     free(l->targets);
     free(l->origin);
-    if (l->dl != NULL)
-      dlclose(l->dl);
+    if (l->dl != NULL) dlclose(l->dl);
   }
   free(set);
 }

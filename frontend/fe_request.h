@@ -46,7 +46,8 @@ bool fe_request_id_valid(const char *s, size_t len);
 
 /* Writes a fresh request id (FE_REQUEST_ID_GEN_CHARS hex digits and a NUL)
  * from the caller's random state, which must be seeded non-zero. */
-void fe_request_id_generate(uint64_t *state, char out[FE_REQUEST_ID_GEN_CHARS + 1]);
+void fe_request_id_generate(uint64_t *state,
+                            char out[FE_REQUEST_ID_GEN_CHARS + 1]);
 
 /* A random 64-bit seed from the kernel (falls back to time and address). */
 uint64_t fe_random_seed(void);

@@ -40,8 +40,7 @@ enum { METHOD_COUNT = sizeof(method_names) / sizeof(method_names[0]) };
 
 static int method_index(const char *m) {
   for (int i = 0; i < METHOD_COUNT; i++)
-    if (strcmp(m, method_names[i]) == 0)
-      return i;
+    if (strcmp(m, method_names[i]) == 0) return i;
   return -1;
 }
 
@@ -51,8 +50,7 @@ int fe_router_create(fe_router **out) {
 }
 
 static void route_free(route_int *ri) {
-  if (ri == NULL)
-    return;
+  if (ri == NULL) return;
   for (size_t i = 0; i < ri->segment_count; i++)
     free(ri->seg[i].text);
   free((char *)ri->pub.method);
@@ -61,19 +59,16 @@ static void route_free(route_int *ri) {
 }
 
 void fe_router_destroy(fe_router *r) {
-  if (r == NULL)
-    return;
+  if (r == NULL) return;
   for (size_t i = 0; i < r->count; i++)
     route_free(r->routes[i]);
   free(r);
 }
 
 static bool same_shape(const route_int *a, const route_int *b) {
-  if (a->segment_count != b->segment_count)
-    return false;
+  if (a->segment_count != b->segment_count) return false;
   for (size_t i = 0; i < a->segment_count; i++) {
-    if (a->seg[i].param != b->seg[i].param)
-      return false;
+    if (a->seg[i].param != b->seg[i].param) return false;
     if (!a->seg[i].param &&
         (a->seg[i].len != b->seg[i].len ||
          memcmp(a->seg[i].text, b->seg[i].text, a->seg[i].len) != 0))
@@ -105,12 +100,10 @@ int fe_router_add(fe_router *r, const char *method, const char *pattern,
   }
 
   route_int *ri = calloc(1, sizeof(*ri));
-  if (ri == NULL)
-    goto nomem;
+  if (ri == NULL) goto nomem;
   ri->pub.method = strdup(method);
   ri->pub.pattern = strdup(pattern);
-  if (ri->pub.method == NULL || ri->pub.pattern == NULL)
-    goto nomem;
+  if (ri->pub.method == NULL || ri->pub.pattern == NULL) goto nomem;
   ri->pub.flags = flags;
   ri->pub.payload = payload;
 
@@ -145,11 +138,9 @@ int fe_router_add(fe_router *r, const char *method, const char *pattern,
       s->len = len;
       ri->score |= 1u << (FE_ROUTE_SEGMENTS_MAX - 1 - ri->segment_count);
     }
-    if (s->text == NULL)
-      goto nomem;
+    if (s->text == NULL) goto nomem;
     ri->segment_count++;
-    if (slash == NULL)
-      break;
+    if (slash == NULL) break;
     p = slash + 1;
     if (*p == '\0') {
       snprintf(err, errlen, "route %s %s: trailing '/'", method, pattern);
@@ -177,7 +168,9 @@ fail:
   return -1;
 }
 
-size_t fe_router_count(const fe_router *r) { return r->count; }
+size_t fe_router_count(const fe_router *r) {
+  return r->count;
+}
 
 const fe_route *fe_router_at(const fe_router *r, size_t index) {
   return index < r->count ? &r->routes[index]->pub : NULL;
@@ -185,12 +178,10 @@ const fe_route *fe_router_at(const fe_router *r, size_t index) {
 
 static bool pattern_matches(const route_int *ri, const char *const *segs,
                             const size_t *lens, size_t count) {
-  if (ri->segment_count != count)
-    return false;
+  if (ri->segment_count != count) return false;
   for (size_t i = 0; i < count; i++) {
     if (ri->seg[i].param) {
-      if (lens[i] == 0)
-        return false;
+      if (lens[i] == 0) return false;
     } else if (lens[i] != ri->seg[i].len ||
                memcmp(segs[i], ri->seg[i].text, lens[i]) != 0) {
       return false;
@@ -210,8 +201,7 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
   m->param_count = 0;
   m->allow[0] = '\0';
 
-  if (path_len == 0 || path[0] != '/')
-    return FE_ROUTE_NOT_FOUND;
+  if (path_len == 0 || path[0] != '/') return FE_ROUTE_NOT_FOUND;
 
   /* Split on the raw '/' first and decode each segment after, so that an
    * encoded "%2F" stays inside its segment. */
@@ -221,8 +211,7 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
     const char *seg = path + pos;
     const char *slash = memchr(seg, '/', path_len - pos);
     size_t len = slash != NULL ? (size_t)(slash - seg) : path_len - pos;
-    if (count == FE_ROUTE_SEGMENTS_MAX)
-      return FE_ROUTE_NOT_FOUND;
+    if (count == FE_ROUTE_SEGMENTS_MAX) return FE_ROUTE_NOT_FOUND;
     segs[count] = out;
     lens[count] = fe_percent_decode(out, seg, len, false);
     out += lens[count];
@@ -231,8 +220,7 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
     pos += len + 1;
     if (slash != NULL && pos == path_len) {
       /* A trailing '/' is an empty last segment, which nothing matches. */
-      if (count == FE_ROUTE_SEGMENTS_MAX)
-        return FE_ROUTE_NOT_FOUND;
+      if (count == FE_ROUTE_SEGMENTS_MAX) return FE_ROUTE_NOT_FOUND;
       segs[count] = out;
       lens[count] = 0;
       *out++ = '\0';
@@ -245,23 +233,20 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
   unsigned allowed = 0;
   for (size_t i = 0; i < r->count; i++) {
     const route_int *ri = r->routes[i];
-    if (!pattern_matches(ri, segs, lens, count))
-      continue;
+    if (!pattern_matches(ri, segs, lens, count)) continue;
     int mi = method_index(ri->pub.method);
     allowed |= 1u << mi;
     if (strcmp(ri->pub.method, "GET") == 0)
       allowed |= 1u << method_index("HEAD");
     bool method_ok = strcmp(ri->pub.method, method) == 0 ||
                      (is_head && strcmp(ri->pub.method, "GET") == 0);
-    if (method_ok && (best == NULL || ri->score > best->score))
-      best = ri;
+    if (method_ok && (best == NULL || ri->score > best->score)) best = ri;
   }
 
   if (best != NULL) {
     m->route = &best->pub;
     for (size_t i = 0; i < count; i++) {
-      if (!best->seg[i].param)
-        continue;
+      if (!best->seg[i].param) continue;
       cd_pair *p = &m->params[m->param_count++];
       p->name = best->seg[i].text;
       p->name_len = best->seg[i].len;
@@ -270,17 +255,14 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
     }
     return FE_ROUTE_FOUND;
   }
-  if (allowed == 0)
-    return FE_ROUTE_NOT_FOUND;
+  if (allowed == 0) return FE_ROUTE_NOT_FOUND;
 
   size_t used = 0;
   for (int i = 0; i < METHOD_COUNT; i++) {
-    if ((allowed & (1u << i)) == 0)
-      continue;
+    if ((allowed & (1u << i)) == 0) continue;
     int n = snprintf(m->allow + used, sizeof(m->allow) - used, "%s%s",
                      used > 0 ? ", " : "", method_names[i]);
-    if (n > 0)
-      used += (size_t)n;
+    if (n > 0) used += (size_t)n;
   }
   return FE_ROUTE_METHOD_NOT_ALLOWED;
 }

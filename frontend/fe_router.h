@@ -40,7 +40,7 @@ typedef enum fe_route_result {
 } fe_route_result;
 
 typedef struct fe_match {
-  const fe_route *route; /* FE_ROUTE_FOUND */
+  const fe_route *route;                 /* FE_ROUTE_FOUND */
   cd_pair params[FE_ROUTE_SEGMENTS_MAX]; /* values decoded, NUL-terminated */
   size_t param_count;
   /* FE_ROUTE_METHOD_NOT_ALLOWED: "DELETE, GET, HEAD" */
@@ -73,7 +73,7 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
                                 char *scratch, fe_match *m);
 
 /* Bytes of scratch fe_router_match needs for a path of path_len bytes. */
-#define FE_ROUTER_SCRATCH_BYTES(path_len)                                     \
+#define FE_ROUTER_SCRATCH_BYTES(path_len)                                      \
   ((path_len) + 1 + FE_ROUTE_SEGMENTS_MAX)
 
 #endif

@@ -177,24 +177,21 @@ static void log_res(const cd_response *res, int level, const char *fmt, ...) {
 static h2o_generator_t fe_generator = {NULL, NULL};
 
 static void res_free(cd_response *res) {
-  if (res->guard != NULL)
-    res->guard->res = NULL;
+  if (res->guard != NULL) res->guard->res = NULL;
   for (fe_header *h = res->headers, *next; h != NULL; h = next) {
     next = h->next;
     free(h->name);
     free(h->value);
     free(h);
   }
-  if (res->body != NULL)
-    h2o_mem_release_shared(res->body);
+  if (res->body != NULL) h2o_mem_release_shared(res->body);
   free(res->content_type);
   res->worker->pending--;
   free(res);
 }
 
 static void res_maybe_free(cd_response *res) {
-  if (res->sent && !res->handler_running)
-    res_free(res);
+  if (res->sent && !res->handler_running) res_free(res);
 }
 
 static void add_header(h2o_req_t *req, const char *name, size_t name_len,
@@ -239,10 +236,9 @@ static void res_finish(cd_response *res) {
   uint64_t micros = micros_since(&res->started);
   res->sent = true;
 
-  fe_metrics_observe(s->metrics,
-                     res->route != NULL ? res->route->index
-                                        : FE_METRICS_UNMATCHED,
-                     res->status, micros);
+  fe_metrics_observe(
+      s->metrics, res->route != NULL ? res->route->index : FE_METRICS_UNMATCHED,
+      res->status, micros);
   if (s->access_log != NULL) {
     fe_access_entry e = {
         .time_ms = fe_now_ms(),
@@ -272,8 +268,8 @@ static void res_finish(cd_response *res) {
 static void on_answers(h2o_multithread_receiver_t *receiver,
                        h2o_linklist_t *messages) {
   while (!h2o_linklist_is_empty(messages)) {
-    h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(
-        h2o_multithread_message_t, link, messages->next);
+    h2o_multithread_message_t *msg =
+        H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
     h2o_linklist_unlink(&msg->link);
     res_finish(H2O_STRUCT_FROM_MEMBER(cd_response, msg, msg));
   }
@@ -282,8 +278,7 @@ static void on_answers(h2o_multithread_receiver_t *receiver,
 /* ------------------------------------------------------- the host (API) */
 
 static bool header_name_ok(const char *s) {
-  if (*s == '\0')
-    return false;
+  if (*s == '\0') return false;
   for (; *s != '\0'; s++) {
     unsigned char c = (unsigned char)*s;
     if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
@@ -295,8 +290,7 @@ static bool header_name_ok(const char *s) {
 static bool header_value_ok(const char *s) {
   for (; *s != '\0'; s++) {
     unsigned char c = (unsigned char)*s;
-    if ((c < 0x20 && c != '\t') || c == 0x7f)
-      return false;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
   }
   return true;
 }
@@ -304,29 +298,27 @@ static bool header_value_ok(const char *s) {
 /* Headers the transport owns; a plugin setting one would corrupt framing. */
 static bool header_reserved(const char *lower) {
   static const char *const names[] = {
-      "content-length", "transfer-encoding", "connection", "keep-alive",
+      "content-length", "transfer-encoding", "connection",  "keep-alive",
       "upgrade",        "x-request-id",      "content-type"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-    if (strcmp(lower, names[i]) == 0)
-      return true;
+    if (strcmp(lower, names[i]) == 0) return true;
   return false;
 }
 
 static void host_header(cd_response *res, const char *name, const char *value) {
-  if (res == NULL || name == NULL || value == NULL)
-    return;
+  if (res == NULL || name == NULL || value == NULL) return;
   if (atomic_load(&res->answered)) {
     log_res(res, 1, "plugin bug: header %s added after the answer", name);
     return;
   }
   if (!header_name_ok(name) || !header_value_ok(value) ||
-      strlen(name) > FE_HEADER_MAX_BYTES || strlen(value) > FE_HEADER_MAX_BYTES) {
+      strlen(name) > FE_HEADER_MAX_BYTES ||
+      strlen(value) > FE_HEADER_MAX_BYTES) {
     log_res(res, 1, "plugin bug: header %s dropped (bad name or value)", name);
     return;
   }
   fe_header *h = calloc(1, sizeof(*h));
-  if (h == NULL)
-    return;
+  if (h == NULL) return;
   h->name = strdup(name);
   h->value = strdup(value);
   if (h->name == NULL || h->value == NULL) {
@@ -336,8 +328,7 @@ static void host_header(cd_response *res, const char *name, const char *value) {
     return;
   }
   for (char *p = h->name; *p != '\0'; p++)
-    if (*p >= 'A' && *p <= 'Z')
-      *p = (char)(*p - 'A' + 'a');
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
   if (header_reserved(h->name)) {
     log_res(res, 1, "plugin bug: header %s is the server's to set", h->name);
     free(h->name);
@@ -351,8 +342,7 @@ static void host_header(cd_response *res, const char *name, const char *value) {
 
 static void host_respond(cd_response *res, int status, const char *content_type,
                          const char *body, size_t body_len) {
-  if (res == NULL)
-    return;
+  if (res == NULL) return;
   if (atomic_exchange(&res->answered, 1) != 0) {
     log_res(res, 2, "plugin bug: a second answer (%d) ignored", status);
     return;
@@ -402,8 +392,7 @@ static void host_log(void *ctx, cd_response *res, int level, const char *line) {
 
 static size_t host_metrics(void *ctx, char **out) {
   fe_server *s = ctx;
-  if (s->metrics == NULL)
-    return 0;
+  if (s->metrics == NULL) return 0;
   return fe_metrics_render(s->metrics, out);
 }
 
@@ -420,8 +409,8 @@ static void guard_dispose(void *p) {
 
 static void request_id_of(fe_worker *w, h2o_req_t *req,
                           char out[CS_REQUEST_ID_MAX_BYTES + 1]) {
-  ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"),
-                                     -1);
+  ssize_t i =
+      h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
   if (i >= 0) {
     h2o_iovec_t v = req->headers.entries[i].value;
     if (fe_request_id_valid(v.base, v.len)) {
@@ -439,8 +428,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
 
   size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
   cd_response *res = calloc(1, sizeof(*res) + path_len + 1);
-  fe_guard *guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard),
-                                         guard_dispose);
+  fe_guard *guard =
+      h2o_mem_alloc_shared(&req->pool, sizeof(*guard), guard_dispose);
   if (res == NULL) {
     h2o_send_error_500(req, "Internal Server Error", "out of memory", 0);
     guard->res = NULL;
@@ -465,10 +454,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   res->is_head = strcmp(res->method, "HEAD") == 0;
   request_id_of(w, req, res->request_id);
 
-  const char *method = h2o_strdup(&req->pool, req->method.base,
-                                  req->method.len).base;
-  char *scratch = h2o_mem_alloc_pool(&req->pool,
-                                     FE_ROUTER_SCRATCH_BYTES(path_len));
+  const char *method =
+      h2o_strdup(&req->pool, req->method.base, req->method.len).base;
+  char *scratch =
+      h2o_mem_alloc_pool(&req->pool, FE_ROUTER_SCRATCH_BYTES(path_len));
   fe_match m;
   fe_route_result rr =
       fe_router_match(s->router, method, req->path.base, path_len, scratch, &m);
@@ -502,14 +491,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     ssize_t ki =
         h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
     if (ki < 0 || req->headers.entries[ki].value.len == 0) {
-      host_error(res, 401, "missing_api_key", "x-api-key header required",
-                 NULL, 0);
+      host_error(res, 401, "missing_api_key", "x-api-key header required", NULL,
+                 0);
       goto done;
     }
     h2o_iovec_t key = req->headers.entries[ki].value;
     const cs_key_info *info = NULL;
-    if (s->keys == NULL || cs_keys_check(s->keys, key.base, key.len, &info) != 0 ||
-        info == NULL) {
+    if (s->keys == NULL ||
+        cs_keys_check(s->keys, key.base, key.len, &info) != 0 || info == NULL) {
       host_error(res, 401, "invalid_api_key", "unknown or revoked API key",
                  NULL, 0);
       goto done;
@@ -537,7 +526,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     size_t qlen = req->path.len - req->query_at - 1;
     size_t max = fe_query_pairs_max(q, qlen);
     cd_pair *pairs = h2o_mem_alloc_pool(&req->pool, max * sizeof(cd_pair));
-    char *qscratch = h2o_mem_alloc_pool(&req->pool, FE_QUERY_SCRATCH_BYTES(qlen));
+    char *qscratch =
+        h2o_mem_alloc_pool(&req->pool, FE_QUERY_SCRATCH_BYTES(qlen));
     view.query = pairs;
     view.query_count = fe_query_parse(q, qlen, qscratch, pairs, max);
   }
@@ -567,8 +557,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   const fe_target *t = m.route->payload;
   int rc = t->handle(t->state, &view, res);
   if (rc != CD_ASYNC && !atomic_load(&res->answered)) {
-    log_res(res, 2, "plugin %s: %s %s returned without answering",
-            t->plugin, m.route->method, m.route->pattern);
+    log_res(res, 2, "plugin %s: %s %s returned without answering", t->plugin,
+            m.route->method, m.route->pattern);
     host_error(res, 500, "internal", "internal error", NULL, 0);
   }
 
@@ -609,7 +599,8 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
   request_id_of(w, req, rid);
   add_header(req, H2O_STRLIT("x-request-id"), rid, strlen(rid));
 
-  bool is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+  bool is_head =
+      h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
   size_t body_len = req->res.content_length;
   if (req->res.status >= 400) {
     char msg[96];
@@ -628,8 +619,8 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
                      H2O_STRLIT("application/json"), 1);
       req->res.content_length = body.len;
       body_len = body.len;
-      fe_swap_ostream *o = (fe_swap_ostream *)h2o_add_ostream(
-          req, sizeof(*o), *slot);
+      fe_swap_ostream *o =
+          (fe_swap_ostream *)h2o_add_ostream(req, sizeof(*o), *slot);
       o->super.do_send = swap_do_send;
       o->body = is_head ? h2o_iovec_init(NULL, 0) : body;
       *slot = &o->super.next;
@@ -641,8 +632,7 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
   int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
                    1000000 +
                (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
-  if (req->timestamps.request_begin_at.tv_sec == 0 || us < 0)
-    us = 0;
+  if (req->timestamps.request_begin_at.tv_sec == 0 || us < 0) us = 0;
   if (s->metrics != NULL)
     fe_metrics_observe(s->metrics, FE_METRICS_UNMATCHED, req->res.status,
                        (uint64_t)us);
@@ -678,17 +668,14 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
 /* ------------------------------------------------------------- workers */
 
 static void on_accept(h2o_socket_t *listener, const char *err) {
-  if (err != NULL)
-    return;
+  if (err != NULL) return;
   fe_worker *w = listener->data;
   h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-  if (sock != NULL)
-    h2o_accept(&w->accept_ctx, sock);
+  if (sock != NULL) h2o_accept(&w->accept_ctx, sock);
 }
 
 static void begin_stop(fe_worker *w) {
-  if (w->stopping)
-    return;
+  if (w->stopping) return;
   w->stopping = true;
   w->stop_deadline_ms = fe_now_ms() + FE_SHUTDOWN_DRAIN_MS;
   for (size_t i = 0; i < w->listener_count; i++) {
@@ -740,13 +727,13 @@ static void *worker_main(void *arg) {
   for (;;) {
     h2o_evloop_run(w->ctx.loop, w->stopping ? 50 : INT32_MAX);
     if (w->stopping) {
-      if (w->pending == 0 && w->live == 0)
-        break;
+      if (w->pending == 0 && w->live == 0) break;
       if (fe_now_ms() > w->stop_deadline_ms) {
         char line[160];
         snprintf(line, sizeof(line),
                  "worker %zu: %zu answers still pending after %d ms; "
-                 "stopping anyway", w->index, w->pending, FE_SHUTDOWN_DRAIN_MS);
+                 "stopping anyway",
+                 w->index, w->pending, FE_SHUTDOWN_DRAIN_MS);
         fe_log_line(1, NULL, line);
         break;
       }
@@ -829,8 +816,7 @@ static int bind_listener(fe_server *s, const fe_listen_addr *a, bool tls,
 
   int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   int one = 1;
-  if (fd < 0)
-    goto syserr;
+  if (fd < 0) goto syserr;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
     goto syserr;
   if (ai->ai_family == AF_INET6 &&
@@ -855,8 +841,7 @@ static int bind_listener(fe_server *s, const fe_listen_addr *a, bool tls,
 
 syserr:
   snprintf(err, errlen, "--listen %s: %s", a->text, strerror(errno));
-  if (fd >= 0)
-    close(fd);
+  if (fd >= 0) close(fd);
   freeaddrinfo(ai);
   return -1;
 }
@@ -872,8 +857,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   for (size_t i = 0; i < FE_LISTEN_MAX; i++)
     s->listeners[i].fd = -1;
 
-  if (o->tls_cert != NULL && make_ssl_ctx(s, o, err, errlen) != 0)
-    goto fail;
+  if (o->tls_cert != NULL && make_ssl_ctx(s, o, err, errlen) != 0) goto fail;
   for (size_t i = 0; i < o->listen_count; i++)
     if (bind_listener(s, &o->listen[i], s->ssl_ctx != NULL, err, errlen) != 0)
       goto fail;
@@ -913,7 +897,9 @@ fail:
   return -1;
 }
 
-const cd_host *fe_server_host(fe_server *s) { return &s->host; }
+const cd_host *fe_server_host(fe_server *s) {
+  return &s->host;
+}
 
 int fe_server_set_routes(fe_server *s, const fe_router *router,
                          const cs_keyring *keys, cs_store *store, char *err,
@@ -941,7 +927,9 @@ int fe_server_set_routes(fe_server *s, const fe_router *router,
   return 0;
 }
 
-size_t fe_server_listener_count(const fe_server *s) { return s->listener_count; }
+size_t fe_server_listener_count(const fe_server *s) {
+  return s->listener_count;
+}
 
 const char *fe_server_listener_url(const fe_server *s, size_t i) {
   return i < s->listener_count ? s->listeners[i].url : NULL;
@@ -982,8 +970,7 @@ int fe_server_start(fe_server *s, char *err, size_t errlen) {
 }
 
 void fe_server_stop(fe_server *s) {
-  if (s == NULL || !s->started || s->stopped)
-    return;
+  if (s == NULL || !s->started || s->stopped) return;
   s->stopped = true;
   for (size_t i = 0; i < s->worker_count; i++)
     h2o_multithread_send_message(&s->workers[i].control,
@@ -999,11 +986,9 @@ void fe_server_stop(fe_server *s) {
 }
 
 void fe_server_destroy(fe_server *s) {
-  if (s == NULL)
-    return;
+  if (s == NULL) return;
   for (size_t i = 0; i < FE_LISTEN_MAX; i++)
-    if (s->listeners[i].fd >= 0)
-      close(s->listeners[i].fd);
+    if (s->listeners[i].fd >= 0) close(s->listeners[i].fd);
   fe_access_log_close(s->access_log);
   s->access_log = NULL;
   if (s->workers != NULL) {
@@ -1015,10 +1000,8 @@ void fe_server_destroy(fe_server *s) {
     return;
   }
   /* Never started: nothing refers to the configuration any more. */
-  if (s->configured)
-    h2o_config_dispose(&s->globalconf);
+  if (s->configured) h2o_config_dispose(&s->globalconf);
   fe_metrics_destroy(s->metrics);
-  if (s->ssl_ctx != NULL)
-    SSL_CTX_free(s->ssl_ctx);
+  if (s->ssl_ctx != NULL) SSL_CTX_free(s->ssl_ctx);
   free(s);
 }

@@ -122,14 +122,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "contactd: out of memory\n");
     goto out;
   }
-  if (fe_plugins_load_dir(plugins, opts.plugins_dir, fe_server_host(srv),
-                          store, router, err, sizeof(err)) != 0) {
+  if (fe_plugins_load_dir(plugins, opts.plugins_dir, fe_server_host(srv), store,
+                          router, err, sizeof(err)) != 0) {
     fprintf(stderr, "contactd: %s\n", err);
     goto out;
   }
   if (fe_plugins_count(plugins) == 0)
-    fprintf(stderr, "contactd: warning: no plugins in %s; every request "
-            "will be answered 404\n", opts.plugins_dir);
+    fprintf(stderr,
+            "contactd: warning: no plugins in %s; every request "
+            "will be answered 404\n",
+            opts.plugins_dir);
   if (fe_server_set_routes(srv, router, keys, store, err, sizeof(err)) != 0 ||
       fe_server_start(srv, err, sizeof(err)) != 0) {
     fprintf(stderr, "contactd: %s\n", err);
@@ -137,7 +139,8 @@ int main(int argc, char **argv) {
   }
 
   for (size_t i = 0; i < fe_plugins_count(plugins); i++)
-    fprintf(stderr, "contactd: plugin %s loaded\n", fe_plugins_name(plugins, i));
+    fprintf(stderr, "contactd: plugin %s loaded\n",
+            fe_plugins_name(plugins, i));
   for (size_t i = 0; i < fe_server_listener_count(srv); i++)
     fprintf(stderr, "contactd: listening on %s\n",
             fe_server_listener_url(srv, i));
@@ -171,8 +174,7 @@ out:
   }
   fe_plugins_destroy(plugins);
   fe_router_destroy(router);
-  if (keys != NULL)
-    cs_keys_close(keys);
+  if (keys != NULL) cs_keys_close(keys);
   fe_server_destroy(srv);
   return status;
 }

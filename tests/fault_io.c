@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static fault_io *F(void *ctx) { return ctx; }
+static fault_io *F(void *ctx) {
+  return ctx;
+}
 
 /* Should this call fail? Counts it either way. */
 static int should_fail(fault_io *f, int kind) {
@@ -153,9 +155,8 @@ void fault_io_power_loss(fault_io *f, int mode, unsigned seed) {
     fault_file *t = &f->files[i];
     if (!t->path[0] || t->size <= t->synced) continue;
     uint64_t unsynced = t->size - t->synced;
-    uint64_t keep = mode == POWER_DROP_UNSYNCED
-                        ? 0
-                        : (uint64_t)rand() % (unsynced + 1);
+    uint64_t keep =
+        mode == POWER_DROP_UNSYNCED ? 0 : (uint64_t)rand() % (unsynced + 1);
     if (truncate(t->path, (off_t)(t->synced + keep)) < 0) continue;
     if (mode == POWER_GARBAGE_TAIL && keep > 0) {
       int fd = open(t->path, O_WRONLY | O_CLOEXEC);

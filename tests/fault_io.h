@@ -29,9 +29,9 @@ enum fault_kind {
 };
 
 enum power_loss_mode {
-  POWER_DROP_UNSYNCED,  /* every unsynced byte is lost */
-  POWER_KEEP_SOME,      /* a random prefix of the unsynced bytes survives */
-  POWER_GARBAGE_TAIL,   /* part survives, and part of that is garbage */
+  POWER_DROP_UNSYNCED, /* every unsynced byte is lost */
+  POWER_KEEP_SOME,     /* a random prefix of the unsynced bytes survives */
+  POWER_GARBAGE_TAIL,  /* part survives, and part of that is garbage */
 };
 
 #define FAULT_FILES_MAX 256
@@ -44,13 +44,13 @@ typedef struct fault_file {
 } fault_file;
 
 typedef struct fault_io {
-  cs_io io; /* give &f->io to cs_options.io */
-  int fail_kind;    /* a fault_kind, or -1 for none */
-  long fail_at;     /* fail the Nth call of fail_kind (1-based) */
-  bool persistent;  /* and every later one of that kind */
-  int fail_errno;   /* EIO unless set */
+  cs_io io;        /* give &f->io to cs_options.io */
+  int fail_kind;   /* a fault_kind, or -1 for none */
+  long fail_at;    /* fail the Nth call of fail_kind (1-based) */
+  bool persistent; /* and every later one of that kind */
+  int fail_errno;  /* EIO unless set */
   long calls[FAULT_KINDS];
-  long failures;    /* calls failed on purpose */
+  long failures; /* calls failed on purpose */
   bool crashed;
   fault_file files[FAULT_FILES_MAX];
   int file_count;

@@ -76,7 +76,8 @@ void tu_done(void *ctx, int rc, uint64_t id) {
 
 int tu_waiter_wait(tu_waiter *w) {
   pthread_mutex_lock(&w->mu);
-  while (w->pending > 0) pthread_cond_wait(&w->cv, &w->mu);
+  while (w->pending > 0)
+    pthread_cond_wait(&w->cv, &w->mu);
   int rc = w->first_rc;
   pthread_mutex_unlock(&w->mu);
   return rc;
@@ -130,7 +131,8 @@ struct dump_ctx {
 static int dump_one(void *ctx, const cs_contact *c) {
   struct dump_ctx *d = ctx;
   size_t need = 256;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) need += c->field[f].len + 16;
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    need += c->field[f].len + 16;
   if (d->len + need > d->cap) {
     d->cap = (d->len + need) * 2;
     d->buf = realloc(d->buf, d->cap);

@@ -107,10 +107,12 @@ static void usage(FILE *out, const char *cmd) {
           "Administers a contactd data directory (default ./data) while the\n"
           "server is stopped.\n\ncommands:\n",
           prog);
-  for (size_t i = 0; i < n; i++) fprintf(out, "  %s", usage_text[i][1]);
-  fprintf(out, "\n%s COMMAND --help shows one command's usage.\n"
-               "Exit status: 0 success, 1 problem found or operation failed, "
-               "2 bad usage.\n",
+  for (size_t i = 0; i < n; i++)
+    fprintf(out, "  %s", usage_text[i][1]);
+  fprintf(out,
+          "\n%s COMMAND --help shows one command's usage.\n"
+          "Exit status: 0 success, 1 problem found or operation failed, "
+          "2 bad usage.\n",
           prog);
 }
 
@@ -168,12 +170,13 @@ static void progress_show(void *ctx, uint64_t done, uint64_t total) {
   double secs = (double)(t - p->start_ns) / 1e9;
   double rate = secs > 0 ? (double)done / secs : 0;
   if (total) {
-    double left = rate > 0 ? (double)(total - (done < total ? done : total)) / rate
-                           : 0;
-    fprintf(stderr, "\r%s: %5.1f%% %" PRIu64 "/%" PRIu64 " %s, %.0f/s, %.0f s "
+    double left =
+        rate > 0 ? (double)(total - (done < total ? done : total)) / rate : 0;
+    fprintf(stderr,
+            "\r%s: %5.1f%% %" PRIu64 "/%" PRIu64 " %s, %.0f/s, %.0f s "
             "left   ",
-            p->what, 100.0 * (double)done / (double)total, done, total,
-            p->unit, rate, left);
+            p->what, 100.0 * (double)done / (double)total, done, total, p->unit,
+            rate, left);
   } else {
     fprintf(stderr, "\r%s: %" PRIu64 " %s, %.0f/s   ", p->what, done, p->unit,
             rate);
@@ -193,7 +196,8 @@ static void human_bytes(uint64_t n, char out[32]) {
   const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = (double)n;
   int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, u++;
+  while (v >= 1024 && u < 4)
+    v /= 1024, u++;
   if (u == 0)
     snprintf(out, 32, "%" PRIu64 " B", n);
   else
@@ -210,8 +214,8 @@ static int store_open_ro(const char *dir, cs_store **s, cs_error *err) {
     snprintf(err->msg, sizeof err->msg, "%s: %s", dir, strerror(errno));
     return -errno;
   }
-  cs_options o = {.no_snapshot_on_close = true, .no_indexes = true,
-                  .notice = notice_print};
+  cs_options o = {
+      .no_snapshot_on_close = true, .no_indexes = true, .notice = notice_print};
   return cs_open(dir, &o, s, err);
 }
 
@@ -237,9 +241,9 @@ static int account_lookup(const char *dir, const char *name, uint32_t *id) {
 
 static int cmd_stats(const char *dir, int argc, char **argv) {
   if (argc > 1)
-    return strcmp(argv[1], "--help") == 0 ? (usage(stdout, "stats"), EXIT_OK)
-                                          : bad_usage("stats", "unexpected %s",
-                                                      argv[1]);
+    return strcmp(argv[1], "--help") == 0
+               ? (usage(stdout, "stats"), EXIT_OK)
+               : bad_usage("stats", "unexpected %s", argv[1]);
   cs_store *s = NULL;
   cs_keyring *k = NULL;
   cs_error err = {0};
@@ -324,10 +328,16 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc - 1, argv + 1, "+", opts, NULL)) != -1) {
     switch (c) {
-    case 'a': account = optarg; break;
-    case 'r': read_only = true; break;
-    case 'h': return usage(stdout, "keys"), EXIT_OK;
-    default: return bad_usage("keys", "bad option");
+    case 'a':
+      account = optarg;
+      break;
+    case 'r':
+      read_only = true;
+      break;
+    case 'h':
+      return usage(stdout, "keys"), EXIT_OK;
+    default:
+      return bad_usage("keys", "bad option");
     }
   }
   int rest = argc - 1 - optind;
@@ -368,9 +378,9 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "add") == 0) {
     char key[CS_KEY_BYTES + 1];
     cs_key_info info;
-    rc = cs_keys_add(k, account, read_only ? CS_ROLE_READ_ONLY
-                                           : CS_ROLE_READ_WRITE,
-                     key, &info, &err);
+    rc = cs_keys_add(k, account,
+                     read_only ? CS_ROLE_READ_ONLY : CS_ROLE_READ_WRITE, key,
+                     &info, &err);
     if (rc == CS_EACCOUNT) {
       ex = bad_usage("keys", "%s", err.msg);
       goto out;
@@ -382,8 +392,10 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
     printf("key      %s\nkey_id   %s\naccount  %s\nrole     %s\n", key,
            info.key_id, info.account,
            info.role == CS_ROLE_READ_ONLY ? "read-only" : "read-write");
-    fprintf(stderr, "%s: the key is shown this once; only its hash is kept "
-            "in %s\n", prog, cs_keys_path(k));
+    fprintf(stderr,
+            "%s: the key is shown this once; only its hash is kept "
+            "in %s\n",
+            prog, cs_keys_path(k));
   } else if (strcmp(sub, "list") == 0) {
     printf("%-12s %-24s %-10s %-25s %s\n", "key_id", "account", "role",
            "created", "revoked");
@@ -421,14 +433,14 @@ typedef struct dumper {
 } dumper;
 
 static const char *const csv_columns[] = {
-    "id", "first_name", "last_name", "email", "phone", "company",
-    "job_title", "notes", "created_at", "updated_at"};
+    "id",      "first_name", "last_name", "email",      "phone",
+    "company", "job_title",  "notes",     "created_at", "updated_at"};
 
 /* One CSV field: quoted only when it must be (RFC 4180). */
 static void csv_field(FILE *out, const char *s, size_t len) {
-  if (len && (memchr(s, ',', len) || memchr(s, '"', len) ||
-              memchr(s, '\n', len) || memchr(s, '\r', len) ||
-              s[0] == ' ' || s[len - 1] == ' '))
+  if (len &&
+      (memchr(s, ',', len) || memchr(s, '"', len) || memchr(s, '\n', len) ||
+       memchr(s, '\r', len) || s[0] == ' ' || s[len - 1] == ' '))
     csv_fwrite(out, s, len);
   else
     fwrite(s, 1, len, out);
@@ -498,12 +510,22 @@ static int cmd_dump(const char *dir, int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (c) {
-    case 'f': format = optarg; break;
-    case 'a': account = optarg; break;
-    case 'o': output = optarg; break;
-    case 'r': raw = true; break;
-    case 'h': return usage(stdout, "dump"), EXIT_OK;
-    default: return bad_usage("dump", "bad option");
+    case 'f':
+      format = optarg;
+      break;
+    case 'a':
+      account = optarg;
+      break;
+    case 'o':
+      output = optarg;
+      break;
+    case 'r':
+      raw = true;
+      break;
+    case 'h':
+      return usage(stdout, "dump"), EXIT_OK;
+    default:
+      return bad_usage("dump", "bad option");
     }
   }
   if (optind < argc) return bad_usage("dump", "unexpected %s", argv[optind]);
@@ -592,15 +614,15 @@ typedef struct loader {
   uint64_t first_id; /* of this run's creates, which are consecutive */
   uint64_t *lines;   /* line of each of this run's creates, by id - first_id */
   size_t line_cap;
-  int fatal;         /* a store failure: stop */
+  int fatal; /* a store failure: stop */
   cs_error fatal_err;
 } loader;
 
-static void reject(loader *L, uint64_t line, const char *code,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reject(loader *L, uint64_t line, const char *code, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
 
-static void reject(loader *L, uint64_t line, const char *code,
-                   const char *fmt, ...) {
+static void reject(loader *L, uint64_t line, const char *code, const char *fmt,
+                   ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "line %" PRIu64 ": %s: ", line, code);
@@ -738,8 +760,8 @@ static int st_key(void *c, const unsigned char *k, size_t len) {
 }
 
 static const yajl_callbacks strip_callbacks = {
-    st_null, st_bool, NULL, NULL, st_number, st_string, st_start_map, st_key,
-    st_end_map, st_start_array, st_end_array};
+    st_null,      st_bool, NULL,       NULL,           st_number,   st_string,
+    st_start_map, st_key,  st_end_map, st_start_array, st_end_array};
 
 /* 0 with the stripped text in g's buffer, -1 when it is not valid JSON
  * (the API's parser then says why). */
@@ -802,11 +824,11 @@ static bool blank(const char *s, size_t len) {
 
 typedef struct csv_load {
   loader *L;
-  uint64_t cur_line;   /* the physical line being fed */
-  uint64_t row_line;   /* where the current row started */
+  uint64_t cur_line; /* the physical line being fed */
+  uint64_t row_line; /* where the current row started */
   bool in_row;
   bool header_done;
-  int col;             /* column of the next field */
+  int col; /* column of the next field */
   int ncols;
   int map[CSV_COLUMNS_MAX]; /* column -> cs_field, -1 ignored */
   char *vals[CSV_COLUMNS_MAX];
@@ -841,8 +863,8 @@ static void csv_header(csv_load *cl, int cols) {
   cl->ncols = cols;
   if (cl->ncols > CSV_COLUMNS_MAX) {
     cl->bad_header = true;
-    snprintf(cl->header_err, sizeof cl->header_err,
-             "more than %d columns", CSV_COLUMNS_MAX);
+    snprintf(cl->header_err, sizeof cl->header_err, "more than %d columns",
+             CSV_COLUMNS_MAX);
     return;
   }
   uint32_t seen = 0;
@@ -881,8 +903,8 @@ static void csv_on_row(int term, void *data) {
     return;
   }
   if (cols != cl->ncols) {
-    reject(L, line, "invalid_body", "%d fields where the header names %d",
-           cols, cl->ncols);
+    reject(L, line, "invalid_body", "%d fields where the header names %d", cols,
+           cl->ncols);
     return;
   }
   cs_contact c = {0};
@@ -922,18 +944,27 @@ static int cmd_load(const char *dir, int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (c) {
-    case 'f': format = optarg; break;
-    case 'a': account = optarg; break;
-    case 'n': dry = true; break;
-    case 'h': return usage(stdout, "load"), EXIT_OK;
-    default: return bad_usage("load", "bad option");
+    case 'f':
+      format = optarg;
+      break;
+    case 'a':
+      account = optarg;
+      break;
+    case 'n':
+      dry = true;
+      break;
+    case 'h':
+      return usage(stdout, "load"), EXIT_OK;
+    default:
+      return bad_usage("load", "bad option");
     }
   }
   bool csv = strcmp(format, "csv") == 0;
   if (!csv && strcmp(format, "jsonl") != 0)
     return bad_usage("load", "--format is jsonl or csv, not %s", format);
   if (!account) return bad_usage("load", "load needs --account NAME");
-  if (argc - optind != 1) return bad_usage("load", "load needs one FILE (or -)");
+  if (argc - optind != 1)
+    return bad_usage("load", "load needs one FILE (or -)");
   const char *path = argv[optind];
 
   loader L = {0};
@@ -1022,8 +1053,7 @@ static int cmd_load(const char *dir, int argc, char **argv) {
   }
   if (ferror(in)) {
     progress_end(&pg);
-    fprintf(stderr, "%s: reading %s failed: %s\n", prog, path,
-            strerror(errno));
+    fprintf(stderr, "%s: reading %s failed: %s\n", prog, path, strerror(errno));
     ex = EXIT_PROBLEM;
   }
   if (csv && !cl.bad_header && csv_error(&parser) == CSV_SUCCESS &&
@@ -1043,13 +1073,14 @@ static int cmd_load(const char *dir, int argc, char **argv) {
   }
   /* One sync for everything (the store was opened without per-write
    * syncs), the indexes built; the snapshot is written at close. */
-  if (!dry && ((rc = cs_flush(L.s, &err)) != 0 ||
-               (rc = cs_bulk_end(L.s, &err)) != 0)) {
+  if (!dry &&
+      ((rc = cs_flush(L.s, &err)) != 0 || (rc = cs_bulk_end(L.s, &err)) != 0)) {
     ex = fail("the final sync failed", rc, &err);
     goto out;
   }
   double secs = (double)(now_ns() - pg.start_ns) / 1e9;
-  fprintf(stderr, "%s: %s %" PRIu64 " contacts, rejected %" PRIu64
+  fprintf(stderr,
+          "%s: %s %" PRIu64 " contacts, rejected %" PRIu64
           " lines (%.2f s, %.0f/s)%s\n",
           prog, dry ? "would load" : "loaded", L.loaded, L.rejected, secs,
           secs > 0 ? (double)L.loaded / secs : 0.0,
@@ -1057,7 +1088,8 @@ static int cmd_load(const char *dir, int argc, char **argv) {
   if (L.rejected && ex == EXIT_OK) ex = EXIT_PROBLEM;
 out:
   if (parser_live) csv_free(&parser);
-  for (int i = 0; i < CSV_COLUMNS_MAX; i++) free(cl.vals[i]);
+  for (int i = 0; i < CSV_COLUMNS_MAX; i++)
+    free(cl.vals[i]);
   free(line);
   if (g) yajl_gen_free(g);
   if (in && in != stdin) fclose(in);
@@ -1085,9 +1117,9 @@ static void finding_print(void *ctx, const cs_finding *f) {
 
 static int cmd_verify(const char *dir, int argc, char **argv) {
   if (argc > 1)
-    return strcmp(argv[1], "--help") == 0 ? (usage(stdout, "verify"), EXIT_OK)
-                                          : bad_usage("verify", "unexpected %s",
-                                                      argv[1]);
+    return strcmp(argv[1], "--help") == 0
+               ? (usage(stdout, "verify"), EXIT_OK)
+               : bad_usage("verify", "unexpected %s", argv[1]);
   progress pg;
   progress_begin(&pg, "verify", "bytes");
   cs_verify_opts o = {.progress = progress_show, .progress_ctx = &pg};
@@ -1097,8 +1129,8 @@ static int cmd_verify(const char *dir, int argc, char **argv) {
   progress_end(&pg);
   if (rc) return fail("cannot verify", rc, &err);
   printf("%s: %" PRIu64 " segments, %" PRIu64 " records, %" PRIu64
-         " contacts, %" PRIu64 " searches compared: %" PRIu64 " problems, %"
-         PRIu64 " notes\n",
+         " contacts, %" PRIu64 " searches compared: %" PRIu64
+         " problems, %" PRIu64 " notes\n",
          dir, res.segments, res.records, res.contacts, res.searches,
          res.problems, res.notes);
   return res.problems ? EXIT_PROBLEM : EXIT_OK;
@@ -1115,13 +1147,16 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (c) {
-    case 's': salvage = true; break;
-    case 'h': return usage(stdout, "compact"), EXIT_OK;
-    default: return bad_usage("compact", "bad option");
+    case 's':
+      salvage = true;
+      break;
+    case 'h':
+      return usage(stdout, "compact"), EXIT_OK;
+    default:
+      return bad_usage("compact", "bad option");
     }
   }
-  if (optind < argc)
-    return bad_usage("compact", "unexpected %s", argv[optind]);
+  if (optind < argc) return bad_usage("compact", "unexpected %s", argv[optind]);
   struct stat st;
   if (stat(dir, &st) < 0) {
     fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
@@ -1129,8 +1164,8 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
   }
   progress pg;
   progress_begin(&pg, "compact", "contacts");
-  cs_compact_opts o = {.salvage = salvage, .progress = progress_show,
-                       .progress_ctx = &pg};
+  cs_compact_opts o = {
+      .salvage = salvage, .progress = progress_show, .progress_ctx = &pg};
   cs_compact_result res;
   cs_error err = {0};
   int rc = cs_admin_compact(dir, &o, finding_print, &pg, &res, &err);

@@ -40,8 +40,7 @@ static const char ct_deleted[] = "Document deleted successfully";
 /* ------------------------------------------------------------- answers */
 
 static void ct_send_err(const ct_state *st, cd_response *res, const ct_err *e) {
-  if (e->status == 503)
-    st->host->header(res, "retry-after", CT_RETRY_AFTER_S);
+  if (e->status == 503) st->host->header(res, "retry-after", CT_RETRY_AFTER_S);
   st->host->error(res, e->status, e->code, e->msg,
                   e->field[0] ? e->field : NULL, e->id);
 }
@@ -88,9 +87,8 @@ static bool ct_store_unavailable(int rc) {
  * needs for the ones that are not the client's fault (err->msg may name
  * files; it goes to the log, never to the client). err may be NULL.
  */
-static void ct_err_from_rc(const ct_state *st, cd_response *res,
-                           const char *op, int rc, const cs_error *err,
-                           ct_err *e) {
+static void ct_err_from_rc(const ct_state *st, cd_response *res, const char *op,
+                           int rc, const cs_error *err, ct_err *e) {
   const char *detail = err && err->msg[0] ? err->msg : cs_strerror(rc);
   if (rc == CS_EINVAL) {
     int field = err ? err->field : -1;
@@ -199,8 +197,8 @@ static int ct_create(const ct_state *st, const cd_request *req,
   if (!w) return ct_send_oom(st, res), CD_DONE;
   cs_error err = {0};
   uint64_t id = 0;
-  int rc = cs_create(ct_store(st, req), req->account, &c, ct_write_done, w,
-                     &id, &err);
+  int rc = cs_create(ct_store(st, req), req->account, &c, ct_write_done, w, &id,
+                     &err);
   return ct_write_started(st, res, w, rc, &err);
 }
 
@@ -220,8 +218,8 @@ static int ct_delete(const ct_state *st, const cd_request *req,
   ct_write *w = ct_write_new(st, res, CT_WRITE_DELETE, "delete");
   if (!w) return ct_send_oom(st, res), CD_DONE;
   cs_error err = {0};
-  int rc = cs_delete(ct_store(st, req), req->account, id, ct_write_done, w,
-                     &err);
+  int rc =
+      cs_delete(ct_store(st, req), req->account, id, ct_write_done, w, &err);
   return ct_write_started(st, res, w, rc, &err);
 }
 
@@ -397,8 +395,7 @@ static int ct_handle_batch(void *state, const cd_request *req,
 
 /* ---------------------------------------------------------------- reads */
 
-static int ct_handle_get(void *state, const cd_request *req,
-                         cd_response *res) {
+static int ct_handle_get(void *state, const cd_request *req, cd_response *res) {
   const ct_state *st = state;
   uint64_t id;
   if (!ct_path_id(req, &id)) return ct_send_not_found(st, res), CD_DONE;
@@ -478,8 +475,7 @@ static int ct_search_query(const cs_str *prm, const cd_request *req,
   q->limit = CS_PAGE_LIMIT_DEFAULT;
   if (lim.ptr && ct_parse_limit(lim.ptr, lim.len, &q->limit))
     return ct_fail(e, 400, "invalid_field", "limit", 5,
-                   "limit: must be an integer from 1 to %d",
-                   CS_PAGE_LIMIT_MAX);
+                   "limit: must be an integer from 1 to %d", CS_PAGE_LIMIT_MAX);
 
   cs_str cur = prm[CT_P_CURSOR];
   if (cur.ptr && cur.len && ct_cursor_decode(cur.ptr, cur.len, &q->after_id))
@@ -590,7 +586,9 @@ static int ct_create_state(const cd_host *host, cs_store *store,
   return 0;
 }
 
-static void ct_destroy_state(void *state) { free(state); }
+static void ct_destroy_state(void *state) {
+  free(state);
+}
 
 #define CT_READ CD_ROUTE_AUTH
 #define CT_WRITE (CD_ROUTE_AUTH | CD_ROUTE_WRITE)

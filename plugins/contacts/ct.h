@@ -43,8 +43,8 @@
 
 /* An answer that is not a success, before it is sent. */
 typedef struct ct_err {
-  int status;       /* 0: no error */
-  const char *code; /* a static snake_case word */
+  int status;                        /* 0: no error */
+  const char *code;                  /* a static snake_case word */
   char field[CT_ECHO_MAX_BYTES + 1]; /* "" when no one field is to blame */
   char msg[256];
   uint64_t id; /* duplicate_email: the contact holding the email */
@@ -129,9 +129,9 @@ void ct_body_free(ct_body *b);
 
 /*
  * Checks a string value given for field with the engine's cs_field_check:
- * no NUL, valid UTF-8, and within the field's limits after trimming. On success *out is the trimmed value
- * (len 0 for an empty optional field, which callers treat as null). -1 with
- * *e filled otherwise.
+ * no NUL, valid UTF-8, and within the field's limits after trimming. On success
+ * *out is the trimmed value (len 0 for an empty optional field, which callers
+ * treat as null). -1 with *e filled otherwise.
  */
 int ct_check_value(int field, const char *s, size_t len, cs_str *out,
                    ct_err *e);

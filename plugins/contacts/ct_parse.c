@@ -52,13 +52,13 @@ typedef enum ct_where {
 
 /* What the value after the pending key is for. */
 typedef enum ct_slot {
-  CT_S_FIELD,         /* a contact field, p->slot_index */
-  CT_S_NAME,          /* "name": first word and the rest */
+  CT_S_FIELD, /* a contact field, p->slot_index */
+  CT_S_NAME,  /* "name": first word and the rest */
   CT_S_CONTACT_ID,
   CT_S_UPDATE_FIELDS,
   CT_S_CONTACTS,
-  CT_S_PARAM,         /* a search parameter, p->slot_index */
-  CT_S_IGNORE,        /* the rest of a failed batch item */
+  CT_S_PARAM,  /* a search parameter, p->slot_index */
+  CT_S_IGNORE, /* the rest of a failed batch item */
 } ct_slot;
 
 typedef enum ct_vtype {
@@ -143,8 +143,8 @@ static int ct_see(ct_parser *p, ct_fields *f, int bit, const char *name) {
 
 /* A key of a contact/patch object. 1 when it names a field (slot set), 0
  * when it is not a field's key at all, -1 on error (written). */
-static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch,
-                         const char *k, size_t len) {
+static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch, const char *k,
+                         size_t len) {
   int field = cs_field_from_name(k, len);
   if (field >= 0) {
     const char *name = cs_field_name(field);
@@ -265,9 +265,8 @@ static int ct_fields_value(ct_parser *p, ct_vtype vt, const char *s,
     if (ct_check_phone_number(s, len, &v, ct_err_of(p))) return ct_stop(p, vt);
     break;
   default:
-    return ct_wrong_type(p, vt,
-                         field == CS_PHONE ? "a string or an integer"
-                                           : "a string");
+    return ct_wrong_type(
+        p, vt, field == CS_PHONE ? "a string or an integer" : "a string");
   }
   if (v.len && !(v.ptr = ct_keep(p, v.ptr, v.len))) {
     ct_fail(ct_err_of(p), 500, "internal", NULL, 0, "out of arena");
@@ -414,8 +413,8 @@ static int ct_top_value(ct_parser *p, ct_vtype vt, const char *s, size_t len) {
       /* kept as written: limit checks its digits, a phone search folds
        * to them */
     } else if (vt != CT_V_STRING) {
-      return ct_wrong_type(p, vt, number_ok ? "a string or an integer"
-                                            : "a string");
+      return ct_wrong_type(p, vt,
+                           number_ok ? "a string or an integer" : "a string");
     }
     const char *kept = len ? ct_keep(p, s, len) : "";
     if (!kept) return 0;
@@ -554,10 +553,9 @@ static int ct_body_finish(ct_parser *p) {
     if (b->has_id) {
       b->is_edit = true;
       if (p->stray)
-        return ct_fail(&b->err, 400, "unknown_field", p->stray,
-                       strlen(p->stray),
-                       "%s: not a field of an edit; put it in update_fields",
-                       p->stray);
+        return ct_fail(
+            &b->err, 400, "unknown_field", p->stray, strlen(p->stray),
+            "%s: not a field of an edit; put it in update_fields", p->stray);
       if (!b->has_upd)
         return ct_fail(&b->err, 400, "missing_field", "update_fields", 13,
                        "update_fields: required to edit a contact");
@@ -568,10 +566,9 @@ static int ct_body_finish(ct_parser *p) {
       return 0;
     }
     if (b->has_upd)
-      return ct_fail(&b->err, 400, "unknown_field", p->upd_name,
-                     strlen(p->upd_name),
-                     "%s: only an edit (with contact_id) takes it",
-                     p->upd_name);
+      return ct_fail(
+          &b->err, 400, "unknown_field", p->upd_name, strlen(p->upd_name),
+          "%s: only an edit (with contact_id) takes it", p->upd_name);
     return ct_fields_complete(&b->top, &b->err);
   case CT_BODY_PATCH:
     if (!(b->upd.v.set_mask | b->upd.v.clear_mask))
@@ -603,8 +600,7 @@ static bool ct_blank(const char *s, size_t len) {
   return true;
 }
 
-int ct_body_parse(ct_body *b, ct_body_kind kind, const char *json,
-                  size_t len) {
+int ct_body_parse(ct_body *b, ct_body_kind kind, const char *json, size_t len) {
   memset(b, 0, sizeof *b);
   b->kind = kind;
   if (!json || ct_blank(json, len)) {
@@ -640,8 +636,7 @@ int ct_body_parse(ct_body *b, ct_body_kind kind, const char *json,
     if (nl) *nl = '\0';
     rc = ct_fail(&b->err, 400, "invalid_json", NULL, 0,
                  "the body is not valid JSON (%s at byte %zu)",
-                 why ? (const char *)why : "error",
-                 yajl_get_bytes_consumed(h));
+                 why ? (const char *)why : "error", yajl_get_bytes_consumed(h));
     if (why) yajl_free_error(h, why);
   } else {
     rc = ct_body_finish(&p);

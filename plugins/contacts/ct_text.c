@@ -28,7 +28,8 @@ int ct_fail(ct_err *e, int status, const char *code, const char *field,
     if (flen > CT_ECHO_MAX_BYTES) {
       flen = CT_ECHO_MAX_BYTES;
       /* Never cut inside a code point: the answer must stay valid UTF-8. */
-      while (flen > 0 && ((unsigned char)field[flen] & 0xC0) == 0x80) flen--;
+      while (flen > 0 && ((unsigned char)field[flen] & 0xC0) == 0x80)
+        flen--;
     }
     memcpy(e->field, field, flen);
     e->field[flen] = '\0';
@@ -80,7 +81,8 @@ void ct_name_split(cs_str name, cs_str *first, cs_str *rest) {
    * point (a lead byte, then its continuation bytes). */
   while (i < name.len && !cs_space_len(name.ptr + i, name.len - i)) {
     i++;
-    while (i < name.len && ((unsigned char)name.ptr[i] & 0xC0) == 0x80) i++;
+    while (i < name.len && ((unsigned char)name.ptr[i] & 0xC0) == 0x80)
+      i++;
   }
   *first = (cs_str){name.ptr, i};
   *rest = cs_trim((cs_str){name.ptr + i, name.len - i});
@@ -94,7 +96,8 @@ static const char ct_b64url[] =
 void ct_cursor_encode(uint64_t id, char out[CT_CURSOR_CHARS + 1]) {
   unsigned char raw[9];
   raw[0] = CT_CURSOR_VERSION;
-  for (int i = 0; i < 8; i++) raw[1 + i] = (unsigned char)(id >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++)
+    raw[1 + i] = (unsigned char)(id >> (56 - 8 * i));
   for (int i = 0; i < 3; i++) {
     uint32_t v = (uint32_t)raw[3 * i] << 16 | (uint32_t)raw[3 * i + 1] << 8 |
                  raw[3 * i + 2];
@@ -122,7 +125,8 @@ int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out) {
   }
   if (raw[0] != CT_CURSOR_VERSION) return -1;
   uint64_t id = 0;
-  for (int i = 0; i < 8; i++) id = id << 8 | raw[1 + i];
+  for (int i = 0; i < 8; i++)
+    id = id << 8 | raw[1 + i];
   /* Every cursor handed out names a real id; anything else was made up. */
   char digits[CS_ID_DIGITS + 1];
   if (id < CS_ID_MIN) return -1;

@@ -72,7 +72,9 @@ static int hl_create(const cd_host *host, cs_store *store, void **state_out,
   return 0;
 }
 
-static void hl_destroy(void *state) { free(state); }
+static void hl_destroy(void *state) {
+  free(state);
+}
 
 static const cd_route hl_routes[] = {
     {"GET", "/healthz", 0, hl_handle},

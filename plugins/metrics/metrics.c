@@ -31,8 +31,8 @@ static void mt_store(FILE *f, cs_store *store) {
   cs_stats_get(store, &s);
   mt_metric(f, "contactd_contacts", "gauge", "Live contacts stored.",
             s.contacts);
-  mt_metric(f, "contactd_store_segments", "gauge", "Segment files in the store.",
-            s.segments);
+  mt_metric(f, "contactd_store_segments", "gauge",
+            "Segment files in the store.", s.segments);
   mt_metric(f, "contactd_store_disk_bytes", "gauge",
             "Bytes on disk: segments, snapshot and manifest.", s.disk_bytes);
   mt_metric(f, "contactd_store_live_bytes", "gauge",
@@ -104,7 +104,9 @@ static int mt_create(const cd_host *host, cs_store *store, void **state_out,
   return 0;
 }
 
-static void mt_destroy(void *state) { free(state); }
+static void mt_destroy(void *state) {
+  free(state);
+}
 
 static const cd_route mt_routes[] = {
     {"GET", "/metrics", 0, mt_handle},

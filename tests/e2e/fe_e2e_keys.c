@@ -21,8 +21,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4)
-    return usage();
+  if (argc < 4) return usage();
   const char *dir = argv[1], *cmd = argv[2];
   bool add = strcmp(cmd, "add") == 0;
   if (!(add && argc == 5) && !(strcmp(cmd, "revoke") == 0 && argc == 4))
@@ -65,8 +64,7 @@ int main(int argc, char **argv) {
   }
   status = 0;
 out:
-  if (keys != NULL)
-    cs_keys_close(keys);
+  if (keys != NULL) cs_keys_close(keys);
   cs_close(store, NULL);
   return status;
 }

@@ -131,9 +131,10 @@ static int run_workload(cs_store *s, op *ops, int n, model *acked,
     if (o->kind == 0) {
       char email[32];
       snprintf(email, sizeof email, "m%d@x.com", o->target);
-      o->rc = tu_create(s, 1, tu_contact("Model", NULL, email, NULL,
-                                         o->company, NULL, "words"),
-                        &o->id, &err);
+      o->rc = tu_create(
+          s, 1,
+          tu_contact("Model", NULL, email, NULL, o->company, NULL, "words"),
+          &o->id, &err);
     } else if (o->kind == 1) {
       cs_patch p = {.set_mask = 1u << CS_COMPANY};
       p.field[CS_COMPANY] = (cs_str){o->company, strlen(o->company)};
@@ -177,15 +178,16 @@ static int make_workload(op *ops) {
   return n;
 }
 
-static const char *kind_name[FAULT_KINDS] = {"write", "sync", "rename",
-                                             "open", "dirsync", "truncate"};
+static const char *kind_name[FAULT_KINDS] = {"write", "sync",    "rename",
+                                             "open",  "dirsync", "truncate"};
 
 static void one_fault_run(int kind, long nth, bool persistent, int e) {
   char *dir = tu_tmpdir();
   fault_io f;
   fault_io_init(&f);
   fault_io_arm(&f, kind, nth, persistent, e);
-  cs_options o = {.durability = CS_DURABILITY_FSYNC, .io = &f.io,
+  cs_options o = {.durability = CS_DURABILITY_FSYNC,
+                  .io = &f.io,
                   .segment_bytes_max = 4096,
                   .notice = quiet};
   static op ops[200];
@@ -204,10 +206,9 @@ static void one_fault_run(int kind, long nth, bool persistent, int e) {
         fail_msg("%s #%ld: failed op answered %s", kind_name[kind], nth,
                  cs_strerror(frc));
       /* From now on the store refuses writes, and says why. */
-      cs_contact c = tu_contact("X", NULL, "refused@x.com", NULL, NULL, NULL,
-                                NULL);
-      assert_int_equal(cs_create(s, 1, &c, NULL, NULL, NULL, &err),
-                       CS_EFAILED);
+      cs_contact c =
+          tu_contact("X", NULL, "refused@x.com", NULL, NULL, NULL, NULL);
+      assert_int_equal(cs_create(s, 1, &c, NULL, NULL, NULL, &err), CS_EFAILED);
       assert_int_equal(cs_health(s, &err), CS_EFAILED);
       assert_true(strlen(err.msg) > 10);
     }
@@ -244,8 +245,10 @@ static void test_faults_every_call_of_every_kind(void **state) {
   char *dir = tu_tmpdir();
   fault_io f;
   fault_io_init(&f);
-  cs_options o = {.durability = CS_DURABILITY_FSYNC, .io = &f.io,
-                  .segment_bytes_max = 4096, .notice = quiet};
+  cs_options o = {.durability = CS_DURABILITY_FSYNC,
+                  .io = &f.io,
+                  .segment_bytes_max = 4096,
+                  .notice = quiet};
   cs_store *s;
   cs_error err;
   assert_int_equal(cs_open(dir, &o, &s, &err), 0);
@@ -294,7 +297,8 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
   char *dir = tu_tmpdir();
   fault_io f;
   fault_io_init(&f);
-  cs_options o = {.durability = CS_DURABILITY_FSYNC, .io = &f.io,
+  cs_options o = {.durability = CS_DURABILITY_FSYNC,
+                  .io = &f.io,
                   .notice = quiet,
                   .segment_bytes_max = 4096 + rnd(&r) % 8192,
                   .no_snapshot_on_close = rnd(&r) % 2};
@@ -358,8 +362,8 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
         tu_waiter_add(&w);
         char email[32];
         snprintf(email, sizeof email, "m%d@x.com", o2->target);
-        cs_contact c = tu_contact("Model", NULL, email, NULL, o2->company,
-                                  NULL, "words");
+        cs_contact c =
+            tu_contact("Model", NULL, email, NULL, o2->company, NULL, "words");
         o2->rc = cs_create(s, 1, &c, op_done, o2, &o2->id, &e2);
       } else if (pick == 1) {
         o2->kind = 2;
@@ -385,7 +389,8 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
     if (b == crash_batch) fault_io_crash(&f); /* power goes mid-batch */
     tu_waiter_wait(&w);
     if (b < crash_batch) {
-      for (int i = first; i < nops; i++) model_apply(&acked, &ops[i]);
+      for (int i = first; i < nops; i++)
+        model_apply(&acked, &ops[i]);
       applied_prefix_start = nops;
     }
   }
@@ -397,7 +402,8 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
   for (int i = applied_prefix_start; i < nops; i++)
     if (ops[i].acked) min_prefix = i + 1;
   cs_options plain = {.durability = CS_DURABILITY_NONE,
-                      .no_snapshot_on_close = true, .notice = quiet};
+                      .no_snapshot_on_close = true,
+                      .notice = quiet};
   if (cs_open(dir, &plain, &s, &err)) {
     snprintf(why, why_len, "seed %u: reopen failed: %.300s", seed, err.msg);
     tu_rmrf(dir);
@@ -414,8 +420,10 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
     if (p >= min_prefix && store_matches(s, &m, w2, sizeof w2)) matched = true;
   }
   if (!matched) {
-    snprintf(why, why_len, "seed %u: recovered state is no prefix of the "
-             "writes (%s)", seed, w2);
+    snprintf(why, why_len,
+             "seed %u: recovered state is no prefix of the "
+             "writes (%s)",
+             seed, w2);
     ok = false;
   }
   cs_close(s, NULL);

@@ -85,19 +85,19 @@ static void test_fold_empty_after_fold(void **state) {
 
 static void test_fold_nfkc_compatibility(void **state) {
   (void)state;
-  expect_fold("\xef\xac\x81nance", "finance");      /* U+FB01 fi ligature */
+  expect_fold("\xef\xac\x81nance", "finance"); /* U+FB01 fi ligature */
   expect_fold("\xef\xbc\xa1\xef\xbc\xa2\xef\xbd\x83", "abc"); /* fullwidth */
-  expect_fold("\xe2\x84\xab", "a");                 /* Angstrom sign */
-  expect_fold("\xe2\x91\xa0", "1");                 /* circled one */
-  expect_fold("x\xc2\xb2", "x2");                   /* superscript two */
+  expect_fold("\xe2\x84\xab", "a"); /* Angstrom sign */
+  expect_fold("\xe2\x91\xa0", "1"); /* circled one */
+  expect_fold("x\xc2\xb2", "x2");   /* superscript two */
 }
 
 static void test_fold_invalid_utf8_is_einval(void **state) {
   (void)state;
   static const char *bad[] = {
-      "\xff",         "abc\x80",         "\xc3",         "\xc3\x28",
-      "\xe2\x82",     "\xed\xa0\x80",    "\xc0\xaf",     "\xf8\x88\x80\x80",
-      "ok \xfe ok",
+      "\xff",     "abc\x80",          "\xc3",
+      "\xc3\x28", "\xe2\x82",         "\xed\xa0\x80",
+      "\xc0\xaf", "\xf8\x88\x80\x80", "ok \xfe ok",
   };
   fold_buf b = {0};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -141,7 +141,10 @@ static void test_fold_case_only(void **state) {
   assert_string_equal(b.ptr, " jos\xc3\xa9 \xef\xbc\x91");
   assert_int_equal(fold_case("STRASSE", 7, &b), 0);
   assert_string_equal(b.ptr, "strasse");
-  assert_int_equal(fold_case("Stra\xc3\x9f" "e", 7, &b), 0);
+  assert_int_equal(fold_case("Stra\xc3\x9f"
+                             "e",
+                             7, &b),
+                   0);
   assert_string_equal(b.ptr, "strasse");
   fold_buf_free(&b);
 }
@@ -154,8 +157,7 @@ typedef struct words_acc {
 
 static int words_collect(void *ctx, const char *w, size_t n) {
   words_acc *a = ctx;
-  if (a->count)
-    strcat(a->out, "|");
+  if (a->count) strcat(a->out, "|");
   strncat(a->out, w, n);
   a->count++;
   return a->count == a->stop_after ? 42 : 0;
@@ -237,7 +239,8 @@ static void test_fold_ascii_fast_path_equals_unicode_path(void **state) {
       seed = seed * 1103515245u + 12345u;
       unsigned r = (seed >> 16) % 110;
       /* Mostly printable ASCII, with whitespace runs and controls mixed in. */
-      buf[i] = r < 95 ? (char)(' ' + r) : "\t\n\v\f\r  \x01\x1f\x7f    "[r - 95];
+      buf[i] =
+          r < 95 ? (char)(' ' + r) : "\t\n\v\f\r  \x01\x1f\x7f    "[r - 95];
     }
     check_same(buf, n, &fast, &slow);
   }

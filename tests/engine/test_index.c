@@ -62,8 +62,8 @@ typedef struct answer {
 } answer;
 
 static void find(const ix_index *ix, uint32_t account, int field,
-                 cs_match match, const char *term, uint32_t min,
-                 uint32_t limit, answer *a) {
+                 cs_match match, const char *term, uint32_t min, uint32_t limit,
+                 answer *a) {
   assert_true(limit <= 2048);
   int rc = ix_search(ix, account, field, match, term, strlen(term), min, limit,
                      a->slots, &a->count, &a->total, &a->more);
@@ -134,11 +134,15 @@ static int load_bytes(const char *buf, size_t len, uint32_t slot_limit,
   return rc;
 }
 
-static const char *const john[NF] = {
-    "John", "Doe", "John.Doe@Example.com", "+1 (234) 567-890",
-    "Example Inc.", "Senior Engineer", "met at the Berlin fair; likes jazz"};
+static const char *const john[NF] = {"John",
+                                     "Doe",
+                                     "John.Doe@Example.com",
+                                     "+1 (234) 567-890",
+                                     "Example Inc.",
+                                     "Senior Engineer",
+                                     "met at the Berlin fair; likes jazz"};
 static const char *const jose[NF] = {
-    "  JOSÉ  ", "Müller", "jose@beispiel.de", "１２３４",
+    "  JOSÉ  ",  "Müller",   "jose@beispiel.de", "１２３４",
     "Straße AG", "engineer", "Kaffee und Kuchen"};
 static const char *const jane[NF] = {
     "Jane", "Doe", "jane@example.com", NULL, "Example Industries", NULL, NULL};
@@ -171,7 +175,8 @@ static void test_index_exact_every_field(void **state) {
   put(ix, 1, 12, jane);
   assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_EXACT, "JOHN"), "1:10");
   assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_EXACT, "jose"), "1:11");
-  assert_string_equal(q(ix, 1, CS_LAST_NAME, CS_MATCH_EXACT, " doe "), "2:10,12");
+  assert_string_equal(q(ix, 1, CS_LAST_NAME, CS_MATCH_EXACT, " doe "),
+                      "2:10,12");
   assert_string_equal(q(ix, 1, CS_LAST_NAME, CS_MATCH_EXACT, "MULLER"), "1:11");
   assert_string_equal(
       q(ix, 1, CS_EMAIL, CS_MATCH_EXACT, "JOHN.DOE@EXAMPLE.COM"), "1:10");
@@ -180,11 +185,13 @@ static void test_index_exact_every_field(void **state) {
   assert_string_equal(q(ix, 1, CS_PHONE, CS_MATCH_EXACT, "+1 234-567-890"),
                       "1:10");
   assert_string_equal(q(ix, 1, CS_PHONE, CS_MATCH_EXACT, "1234"), "1:11");
-  assert_string_equal(q(ix, 1, CS_COMPANY, CS_MATCH_EXACT, "strasse ag"), "1:11");
+  assert_string_equal(q(ix, 1, CS_COMPANY, CS_MATCH_EXACT, "strasse ag"),
+                      "1:11");
   assert_string_equal(q(ix, 1, CS_COMPANY, CS_MATCH_EXACT, "Example"), "0:");
-  assert_string_equal(q(ix, 1, CS_JOB_TITLE, CS_MATCH_EXACT, "ENGINEER"), "1:11");
-  assert_string_equal(
-      q(ix, 1, CS_NOTES, CS_MATCH_EXACT, "kaffee   und kuchen"), "1:11");
+  assert_string_equal(q(ix, 1, CS_JOB_TITLE, CS_MATCH_EXACT, "ENGINEER"),
+                      "1:11");
+  assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_EXACT, "kaffee   und kuchen"),
+                      "1:11");
   /* A term that folds to nothing matches nothing. */
   assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_EXACT, "   "), "0:");
   assert_string_equal(q(ix, 1, CS_PHONE, CS_MATCH_EXACT, "+()"), "0:");
@@ -195,8 +202,8 @@ static void test_index_exact_every_field(void **state) {
   assert_int_equal(got.n, 2);
   assert_int_equal(got.v[0], 10);
   assert_int_equal(got.v[1], 12);
-  assert_int_equal(ix_exact_slots(ix, 1, CS_LAST_NAME, "doe", 3, slot_stop, NULL),
-                   7);
+  assert_int_equal(
+      ix_exact_slots(ix, 1, CS_LAST_NAME, "doe", 3, slot_stop, NULL), 7);
   ix_destroy(ix);
 }
 
@@ -206,8 +213,10 @@ static void test_index_prefix_every_field(void **state) {
   put(ix, 1, 10, john);
   put(ix, 1, 11, jose);
   put(ix, 1, 12, jane);
-  assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_PREFIX, "J"), "3:10,11,12");
-  assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_PREFIX, "JO"), "2:10,11");
+  assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_PREFIX, "J"),
+                      "3:10,11,12");
+  assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_PREFIX, "JO"),
+                      "2:10,11");
   assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_PREFIX, "josé"), "1:11");
   assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_PREFIX, "josef"), "0:");
   assert_string_equal(q(ix, 1, CS_LAST_NAME, CS_MATCH_PREFIX, "d"), "2:10,12");
@@ -240,8 +249,10 @@ static void test_index_words_every_field(void **state) {
   assert_string_equal(q(ix, 1, CS_EMAIL, CS_MATCH_WORDS, "com example john"),
                       "1:10");
   assert_string_equal(q(ix, 1, CS_EMAIL, CS_MATCH_WORDS, "exam"), "0:");
-  assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_WORDS, "JAZZ berlin"), "1:10");
-  assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_DEFAULT, "jazz jazz"), "1:10");
+  assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_WORDS, "JAZZ berlin"),
+                      "1:10");
+  assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_DEFAULT, "jazz jazz"),
+                      "1:10");
   assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_WORDS, "jazz tokyo"), "0:");
   assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_WORDS, "kuchen"), "1:11");
   assert_string_equal(q(ix, 1, CS_NOTES, CS_MATCH_WORDS, "!!"), "0:");
@@ -280,8 +291,8 @@ static void test_index_bad_arguments(void **state) {
   /* An insert whose value cannot be folded changes nothing. */
   msgpack_sbuffer before, after;
   save_image(ix, &before);
-  const char *bad[NF] = {"Ann", "Lee", "ann@x.org", "123", "Co", "Boss",
-                         "bad \xff note"};
+  const char *bad[NF] = {"Ann", "Lee",  "ann@x.org",    "123",
+                         "Co",  "Boss", "bad \xff note"};
   cs_str s[NF];
   vals(s, bad);
   assert_int_equal(ix_insert(ix, 1, 2, s), CS_EINVAL);
@@ -291,8 +302,8 @@ static void test_index_bad_arguments(void **state) {
   msgpack_sbuffer_destroy(&after);
   /* The same in bulk mode, where slots of existing keys are staged. */
   ix_bulk_begin(ix);
-  const char *twin[NF] = {"John", "Doe", "john.doe@example.com", NULL, NULL,
-                          NULL, "bad \xff note"};
+  const char *twin[NF] = {"John", "Doe", "john.doe@example.com", NULL,
+                          NULL,   NULL,  "bad \xff note"};
   vals(s, twin);
   assert_int_equal(ix_insert(ix, 1, 3, s), CS_EINVAL);
   assert_int_equal(ix_bulk_end(ix), 0);
@@ -362,8 +373,7 @@ static void test_index_pagination_min_slot_and_limit(void **state) {
         for (uint32_t i = 0; i < a.count; i++)
           assert_int_equal(a.slots[i], (seen + i) * 2);
         seen += a.count;
-        if (!a.more)
-          break;
+        if (!a.more) break;
         assert_int_equal(a.count, limits[l]);
         min = a.slots[a.count - 1] + 1;
       }
@@ -394,7 +404,7 @@ static void test_index_pagination_min_slot_and_limit(void **state) {
   assert_int_equal(a.slots[1], 2 * 101);
   assert_true(a.more);
   find(ix, 7, CS_EMAIL, CS_MATCH_PREFIX, "ann1", 0, 3, &a);
-  assert_int_equal(a.slots[0], 2); /* ann1 */
+  assert_int_equal(a.slots[0], 2);  /* ann1 */
   assert_int_equal(a.slots[1], 20); /* ann10 */
   assert_int_equal(a.slots[2], 22);
   ix_destroy(ix);
@@ -472,14 +482,12 @@ static void test_index_posting_transitions(void **state) {
       bool add = rnd(&seed) % 4 ? grow : !grow;
       if (add) {
         uint32_t s = (uint32_t)(rnd(&seed) % SPACE);
-        if (in[s])
-          continue;
+        if (in[s]) continue;
         put(ix, 3, s, v);
         in[s] = true;
         live[n++] = s;
       } else {
-        if (!n)
-          continue;
+        if (!n) continue;
         uint32_t i = (uint32_t)(rnd(&seed) % n);
         uint32_t s = live[i];
         live[i] = live[--n];
@@ -505,8 +513,7 @@ static void test_index_posting_transitions(void **state) {
         assert_int_equal(got.n, n);
         uint32_t j = 0;
         for (uint32_t x = 0; x < SPACE; x++)
-          if (in[x])
-            assert_int_equal(got.v[j++], x);
+          if (in[x]) assert_int_equal(got.v[j++], x);
         answer a;
         find(ix, 3, CS_LAST_NAME, CS_MATCH_WORDS, "smith", 0, 10, &a);
         assert_int_equal(a.total, n);
@@ -529,12 +536,12 @@ typedef struct orec {
 } orec;
 
 static const char *const or_words[] = {
-    "ann", "Ann", "anna", "ÀNN", "bob", "bo", "b", "Ñu", "nu", "x-y",
-    "42", "4 2", "Straße", "strasse", "ﬁn", "fin", "é", "e"};
+    "ann", "Ann", "anna", "ÀNN",    "bob",     "bo", "b",   "Ñu", "nu",
+    "x-y", "42",  "4 2",  "Straße", "strasse", "ﬁn", "fin", "é",  "e"};
 #define OR_NWORDS (sizeof or_words / sizeof or_words[0])
 static const char *const or_seps[] = {" ", "  ", ".", "-", " \t", "@"};
-static const char *const or_phones[] = {"12", "123", "+1 2", "１２", "12 3",
-                                        "(4) 56", "456", "1-2-3-4"};
+static const char *const or_phones[] = {"12",   "123",    "+1 2", "１２",
+                                        "12 3", "(4) 56", "456",  "1-2-3-4"};
 
 static void or_value(uint64_t *rng, int f, char *out) {
   if (f == CS_PHONE) {
@@ -544,8 +551,7 @@ static void or_value(uint64_t *rng, int f, char *out) {
   int n = 1 + (int)(rnd(rng) % 3);
   out[0] = 0;
   for (int i = 0; i < n; i++) {
-    if (i)
-      strcat(out, or_seps[rnd(rng) % 6]);
+    if (i) strcat(out, or_seps[rnd(rng) % 6]);
     strcat(out, or_words[rnd(rng) % OR_NWORDS]);
   }
 }
@@ -571,8 +577,7 @@ static int ws_add(void *ctx, const char *w, size_t n) {
 
 static bool ws_has(const wordset *ws, const char *w) {
   for (int i = 0; i < ws->n; i++)
-    if (!strcmp(ws->w[i], w))
-      return true;
+    if (!strcmp(ws->w[i], w)) return true;
   return false;
 }
 
@@ -686,33 +691,28 @@ static void test_index_oracle_random(void **state) {
       continue;
     } else if (op < 7) {
       s = (uint32_t)(rnd(&seed) % next); /* reuse a dead slot */
-      if (tab[s].live)
-        continue;
+      if (tab[s].live) continue;
     } else {
       s = (uint32_t)(rnd(&seed) % next);
-      if (!tab[s].live)
-        continue;
+      if (!tab[s].live) continue;
       cs_str f[NF];
       or_fields(&tab[s], f);
       assert_int_equal(ix_erase(ix, tab[s].account, s, f), 0);
       tab[s].live = false;
       continue;
     }
-    if (s >= OR_SLOTS)
-      continue;
+    if (s >= OR_SLOTS) continue;
     orec *r = &tab[s];
     r->account = (uint32_t)(rnd(&seed) % OR_ACCOUNTS);
     for (int f = 0; f < NF; f++) {
       r->has[f] = f == CS_FIRST_NAME || f == CS_EMAIL || rnd(&seed) % 4;
-      if (r->has[f])
-        or_value(&seed, f, r->v[f]);
+      if (r->has[f]) or_value(&seed, f, r->v[f]);
     }
     cs_str f[NF];
     or_fields(r, f);
     assert_int_equal(ix_insert(ix, r->account, s, f), 0);
     r->live = true;
-    if (step % 3000 == 0)
-      or_check_all(ix, tab, &seed);
+    if (step % 3000 == 0) or_check_all(ix, tab, &seed);
   }
   or_check_all(ix, tab, &seed);
 
@@ -736,8 +736,7 @@ static void test_index_oracle_random(void **state) {
   or_check_all(loaded, tab, &seed);
   uint32_t top = 0;
   for (uint32_t s = 0; s < OR_SLOTS; s++)
-    if (tab[s].live)
-      top = s;
+    if (tab[s].live) top = s;
   /* A loaded index keeps working under writes. */
   for (uint32_t s = 0; s < OR_SLOTS; s += 3)
     if (tab[s].live) {
@@ -755,8 +754,7 @@ static void test_index_oracle_random(void **state) {
   assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, &off),
                    MSGPACK_UNPACK_SUCCESS);
   ix_index *small = ix_create();
-  assert_int_equal(ix_load(small, &u.data, top, err, sizeof err),
-                   CS_ECORRUPT);
+  assert_int_equal(ix_load(small, &u.data, top, err, sizeof err), CS_ECORRUPT);
   assert_non_null(strstr(err, "out of range"));
   ix_destroy(small);
   msgpack_unpacked_destroy(&u);
@@ -787,16 +785,15 @@ static void test_index_bulk_equals_incremental(void **state) {
     for (int f = 0; f < NF; f++)
       v[f] = buf[f];
     put(a, s % 2, s, v);
-    if (s == 1000)
-      ix_bulk_begin(b);
+    if (s == 1000) ix_bulk_begin(b);
     put(b, s % 2, s, v);
   }
   assert_int_equal(ix_bulk_end(b), 0);
-  const char *terms[] = {"name1",  "a-very-long-shared-prefix-of-thirty 1",
-                         "user1",  "+1 555 00",
+  const char *terms[] = {"name1",     "a-very-long-shared-prefix-of-thirty 1",
+                         "user1",     "+1 555 00",
                          "company 1", "c",
-                         "note 3", "host3 example",
-                         "",       "a"};
+                         "note 3",    "host3 example",
+                         "",          "a"};
   for (uint32_t acc = 0; acc < 2; acc++)
     for (int f = 0; f < NF; f++)
       for (int m = CS_MATCH_EXACT; m <= CS_MATCH_WORDS; m++)
@@ -836,7 +833,7 @@ static void test_index_save_load_round_trip(void **state) {
   assert_int_equal(ix_posting_kind(ld, 1, CS_FIRST_NAME, "john", 4), 1);
   assert_int_equal(ix_posting_kind(ld, 3, CS_EMAIL, "b@c.de", 6), 3);
   const char *terms[] = {"john", "j", "doe", "example.com", "1234", "big",
-                         "bulk", "b",    "e",   "strasse",     "x"};
+                         "bulk", "b", "e",   "strasse",     "x"};
   for (uint32_t acc = 0; acc < 4; acc++)
     for (int f = 0; f < NF; f++)
       for (int m = CS_MATCH_EXACT; m <= CS_MATCH_WORDS; m++)
@@ -903,8 +900,7 @@ static void test_index_load_truncated_fails(void **state) {
     msgpack_object *fo = &fields->via.array.ptr[f];
     for (uint32_t k = 0; k < 2; k++) {
       msgpack_object *d = &fo->via.array.ptr[k];
-      if (d->type != MSGPACK_OBJECT_ARRAY)
-        continue;
+      if (d->type != MSGPACK_OBJECT_ARRAY) continue;
       for (uint32_t b = 1; b <= 2; b++) {
         msgpack_object_bin *bin = &d->via.array.ptr[b].via.bin;
         uint32_t full = bin->size;
@@ -995,13 +991,13 @@ static void test_index_load_rejects_bad_shapes(void **state) {
   struct {
     const char *name;
     int kind;
-  } cases[] = {{"not an array", 0},      {"wrong magic", 1},
-               {"wrong version", 2},     {"six fields", 3},
-               {"key out of order", 4},  {"slot in two keys", 5},
-               {"slot too big", 6},      {"duplicate word", 7},
-               {"count too big", 8},     {"gap overflows", 9},
-               {"phone has words", 10},  {"overlong varint", 11},
-               {"empty key text", 12},   {"zero count posting", 13}};
+  } cases[] = {{"not an array", 0},     {"wrong magic", 1},
+               {"wrong version", 2},    {"six fields", 3},
+               {"key out of order", 4}, {"slot in two keys", 5},
+               {"slot too big", 6},     {"duplicate word", 7},
+               {"count too big", 8},    {"gap overflows", 9},
+               {"phone has words", 10}, {"overlong varint", 11},
+               {"empty key text", 12},  {"zero count posting", 13}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     int kind = cases[c].kind;
     msgpack_sbuffer sb;
@@ -1038,10 +1034,8 @@ static void test_index_load_rejects_bad_shapes(void **state) {
           uint8_t p1[] = {1, 5, 2, 6, 0};
           memcpy(posts, p1, sizeof p1);
           pn = sizeof p1;
-          if (kind == 5)
-            posts[3] = 5; /* slot 5 under both keys */
-          if (kind == 6)
-            posts[3] = 100; /* >= slot_limit 50 */
+          if (kind == 5) posts[3] = 5;   /* slot 5 under both keys */
+          if (kind == 6) posts[3] = 100; /* >= slot_limit 50 */
           if (kind == 9) {
             uint8_t p2[] = {1, 5, 2, 40, 0xff, 0xff, 0xff, 0xff, 0x0f};
             memcpy(posts, p2, sizeof p2);
@@ -1052,8 +1046,7 @@ static void test_index_load_rejects_bad_shapes(void **state) {
             memcpy(posts, p2, sizeof p2);
             pn = sizeof p2;
           }
-          if (kind == 13)
-            posts[0] = 0;
+          if (kind == 13) posts[0] = 0;
         }
         msgpack_pack_array(&pk, 3);
         msgpack_pack_uint32(&pk, nkeys);
@@ -1102,7 +1095,8 @@ static void test_index_load_rejects_bad_shapes(void **state) {
   msgpack_pack_array(&pk, NF);
   for (int f = 0; f < NF; f++) {
     msgpack_pack_array(&pk, 2);
-    uint8_t keys[] = {7, 0, 0, 0, 1, 'a', 'b', 'e', 7, 0, 0, 0, 1, 'b', 'o', 'b'};
+    uint8_t keys[] = {7, 0, 0, 0, 1, 'a', 'b', 'e',
+                      7, 0, 0, 0, 1, 'b', 'o', 'b'};
     uint8_t posts[] = {1, 5, 2, 6, 0};
     bool fill = f == CS_FIRST_NAME;
     msgpack_pack_array(&pk, 3);
@@ -1141,20 +1135,20 @@ static void test_index_many_keys_tables_and_order(void **state) {
   for (int bulk = 0; bulk < 2; bulk++) {
     ix_index *ix = ix_create();
     assert_non_null(ix);
-    if (bulk)
-      ix_bulk_begin(ix);
+    if (bulk) ix_bulk_begin(ix);
     char email[64];
     for (uint32_t i = 0; i < N; i++) {
       cs_str f[NF] = {{0}};
-      snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io", i * 7919u % N);
+      snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io",
+               i * 7919u % N);
       f[CS_EMAIL] = (cs_str){email, strlen(email)};
       assert_int_equal(ix_insert(ix, 1 + i % 3, i, f), 0);
     }
-    if (bulk)
-      assert_int_equal(ix_bulk_end(ix), 0);
+    if (bulk) assert_int_equal(ix_bulk_end(ix), 0);
     for (uint32_t i = 0; i < N; i += 2) {
       cs_str f[NF] = {{0}};
-      snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io", i * 7919u % N);
+      snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io",
+               i * 7919u % N);
       f[CS_EMAIL] = (cs_str){email, strlen(email)};
       assert_int_equal(ix_erase(ix, 1 + i % 3, i, f), 0);
     }
@@ -1165,10 +1159,12 @@ static void test_index_many_keys_tables_and_order(void **state) {
     const ix_index *both[2] = {ix, ix2};
     for (int k = 0; k < 2; k++) {
       for (uint32_t i = 0; i < N; i++) {
-        snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io", i * 7919u % N);
+        snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io",
+                 i * 7919u % N);
         for (uint32_t a = 1; a <= 3; a++)
-          assert_int_equal(ix_posting_kind(both[k], a, CS_EMAIL, email, strlen(email)),
-                           a == 1 + i % 3 && i % 2 ? 1 : 0);
+          assert_int_equal(
+              ix_posting_kind(both[k], a, CS_EMAIL, email, strlen(email)),
+              a == 1 + i % 3 && i % 2 ? 1 : 0);
       }
       uint64_t total = 0;
       for (uint32_t a = 1; a <= 3; a++) {

@@ -45,15 +45,16 @@ static unsigned rnd(void) {
   return (rng >> 16) & 0x7fff;
 }
 
-static const char *names[] = {"José", "jose", "JOSE", "Jo", "Joseph",
-                              "Müller", "Muller", "Ann", "anne", "Straße",
-                              "STRASSE", "Zoë", "zoe smith", "Ann Lee"};
+static const char *names[] = {
+    "José", "jose", "JOSE",   "Jo",      "Joseph", "Müller",    "Muller",
+    "Ann",  "anne", "Straße", "STRASSE", "Zoë",    "zoe smith", "Ann Lee"};
 static const char *companies[] = {"Example Inc.", "example inc", "Acme",
-                                  "ACME Corp", "Globex", "Initech", "Umbrella"};
+                                  "ACME Corp",    "Globex",      "Initech",
+                                  "Umbrella"};
 static const char *phones[] = {"+1 (234) 567-890", "1234567890", "555 0100",
                                "555-0101", "(555) 010 0"};
-static const char *words[] = {"green", "tea", "coffee", "Café", "met",
-                              "fair", "call", "back", "TEA", "vip"};
+static const char *words[] = {"green", "tea",  "coffee", "Café", "met",
+                              "fair",  "call", "back",   "TEA",  "vip"};
 
 static const char *pick(const char **list, size_t n) {
   return list[rnd() % n];
@@ -114,7 +115,8 @@ static bool matches(int field, cs_match m, const char *value,
   if (fold_key(field, value, strlen(value), &fv) ||
       fold_key(field, term, strlen(term), &ft))
     abort();
-  if (m == CS_MATCH_DEFAULT) m = field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
+  if (m == CS_MATCH_DEFAULT)
+    m = field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
   if (field == CS_PHONE && m == CS_MATCH_WORDS) m = CS_MATCH_EXACT;
   if (ft.len == 0) {
     ok = false;
@@ -127,7 +129,8 @@ static bool matches(int field, cs_match m, const char *value,
     fold_words(fv.ptr, fv.len, add_word, &vw);
     fold_words(ft.ptr, ft.len, add_word, &tw);
     ok = tw.n > 0;
-    for (int i = 0; i < tw.n && ok; i++) ok = has_word(&vw, tw.w[i]);
+    for (int i = 0; i < tw.n && ok; i++)
+      ok = has_word(&vw, tw.w[i]);
   }
   fold_buf_free(&fv);
   fold_buf_free(&ft);
@@ -136,12 +139,11 @@ static bool matches(int field, cs_match m, const char *value,
 
 /* ------------------------------------------------------------- checking */
 
-static const char *probes[] = {"jose", "JOSÉ", "jo", "muller", "MÜLLER",
-                               "ann", "ann lee", "strasse", "example",
-                               "example inc", "acme", "1234567890", "555",
-                               "+1 234", "tea", "green tea", "cafe",
-                               "example.com", "mail.io", "john", "zoe",
-                               "z", "a", "x.org"};
+static const char *probes[] = {
+    "jose",    "JOSÉ",    "jo",      "muller",      "MÜLLER", "ann",
+    "ann lee", "strasse", "example", "example inc", "acme",   "1234567890",
+    "555",     "+1 234",  "tea",     "green tea",   "cafe",   "example.com",
+    "mail.io", "john",    "zoe",     "z",           "a",      "x.org"};
 
 static bool check_all(cs_store *s, char *why, size_t why_len) {
   cs_match modes[] = {CS_MATCH_EXACT, CS_MATCH_PREFIX, CS_MATCH_WORDS,
@@ -159,8 +161,11 @@ static bool check_all(cs_store *s, char *why, size_t why_len) {
                 matches(field, modes[mi], table[i].v[field], term))
               expect[ne++] = table[i].id;
           /* Walk every page. */
-          cs_query q = {.account = acct, .field = field, .match = modes[mi],
-                        .term = term, .term_len = strlen(term),
+          cs_query q = {.account = acct,
+                        .field = field,
+                        .match = modes[mi],
+                        .term = term,
+                        .term_len = strlen(term),
                         .limit = 1 + rnd() % 7};
           int got = 0;
           for (;;) {
@@ -171,17 +176,20 @@ static bool check_all(cs_store *s, char *why, size_t why_len) {
               return false;
             }
             if (page.total != (uint64_t)ne) {
-              snprintf(why, why_len, "%s %d '%s' acct %u: total %llu, "
-                       "expected %d", cs_field_name(field), modes[mi], term,
-                       acct, (unsigned long long)page.total, ne);
+              snprintf(why, why_len,
+                       "%s %d '%s' acct %u: total %llu, "
+                       "expected %d",
+                       cs_field_name(field), modes[mi], term, acct,
+                       (unsigned long long)page.total, ne);
               cs_page_free(&page);
               return false;
             }
             for (uint32_t i = 0; i < page.count; i++, got++) {
               if (got >= ne || page.contacts[i].id != expect[got]) {
-                snprintf(why, why_len, "%s %d '%s' acct %u: result %d is "
-                         "%llu, expected %llu", cs_field_name(field),
-                         modes[mi], term, acct, got,
+                snprintf(why, why_len,
+                         "%s %d '%s' acct %u: result %d is "
+                         "%llu, expected %llu",
+                         cs_field_name(field), modes[mi], term, acct, got,
                          (unsigned long long)page.contacts[i].id,
                          got < ne ? (unsigned long long)expect[got] : 0ull);
                 cs_page_free(&page);
@@ -215,7 +223,8 @@ static void step(cs_store *s) {
     random_values(e, table_count);
     e->account = 1 + rnd() % 3;
     cs_contact c = to_contact(e);
-    if (tu_create(s, e->account, c, &e->id, &err)) fail_msg("create: %s", err.msg);
+    if (tu_create(s, e->account, c, &e->id, &err))
+      fail_msg("create: %s", err.msg);
     e->live = true;
     table_count++;
   } else if (r < 8) {
@@ -239,7 +248,8 @@ static void step(cs_store *s) {
       snprintf(e->v[CS_COMPANY], 64, "Globex");
       p.field[CS_COMPANY] = (cs_str){"Globex", 6};
     }
-    if (tu_update(s, e->account, e->id, p, &err)) fail_msg("update: %s", err.msg);
+    if (tu_update(s, e->account, e->id, p, &err))
+      fail_msg("update: %s", err.msg);
   } else {
     entry *e = &table[live[rnd() % (unsigned)nl]];
     if (tu_delete(s, e->account, e->id, &err)) fail_msg("delete: %s", err.msg);

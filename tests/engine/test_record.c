@@ -58,8 +58,8 @@ static size_t frame(uint8_t *out, const uint8_t *payload, uint32_t len) {
   return REC_HEADER_BYTES + len;
 }
 
-static void test_record_impossible_counts_are_refused_before_decoding(
-    void **state) {
+static void
+test_record_impossible_counts_are_refused_before_decoding(void **state) {
   /* A map claiming 2^31 entries in a 20-byte payload: msgpack would ask
    * for 2^31 * 32 bytes before reading any. */
   uint8_t payload[20] = {0xdf, 0x80, 0x00, 0x00, 0x00, 0xa2, 'i', 'd'};
@@ -75,8 +75,8 @@ static void test_record_impossible_counts_are_refused_before_decoding(
   assert_non_null(strstr(why, "fits"));
   msgpack_zone_destroy(&z);
 
-  const uint8_t ok[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'b', 0x92, 0xc0, 0xcd,
-                        0x01, 0x02};
+  const uint8_t ok[] = {0x82, 0xa1, 'a',  0x01, 0xa1, 'b',
+                        0x92, 0xc0, 0xcd, 0x01, 0x02};
   assert_true(rec_msgpack_fits(ok, sizeof ok));
   assert_false(rec_msgpack_fits(ok, sizeof ok - 1)); /* cut short */
   uint8_t extra[sizeof ok + 1];
@@ -96,7 +96,8 @@ static void test_record_impossible_counts_are_refused_before_decoding(
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_record_put_round_trips),
-      cmocka_unit_test(test_record_impossible_counts_are_refused_before_decoding),
+      cmocka_unit_test(
+          test_record_impossible_counts_are_refused_before_decoding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,8 +51,8 @@ static char *build(const char *dir, int n, uint32_t seg_bytes, bool snapshot) {
     snprintf(em, sizeof em, "c%d@x.com", i);
     snprintf(note, sizeof note, "note number %d", i);
     uint64_t id;
-    if (tu_create(s, 1, tu_contact("Name", "Last", em, "555 0100", "Co", NULL,
-                                   note),
+    if (tu_create(s, 1,
+                  tu_contact("Name", "Last", em, "555 0100", "Co", NULL, note),
                   &id, &err))
       fail_msg("create: %s", err.msg);
     if (i % 3 == 2) {
@@ -75,9 +75,9 @@ static void add_contacts(cs_store *s, uint32_t account, const char *prefix,
     char em[64];
     snprintf(em, sizeof em, "%s%d@x.com", prefix, i);
     uint64_t id;
-    if (tu_create(s, account, tu_contact("Added", NULL, em, NULL, NULL, NULL,
-                                         NULL),
-                  &id, &err))
+    if (tu_create(s, account,
+                  tu_contact("Added", NULL, em, NULL, NULL, NULL, NULL), &id,
+                  &err))
       fail_msg("create %s: %s", em, err.msg);
     if (delete_every && i % delete_every == 0 &&
         tu_delete(s, account, id, &err))
@@ -94,7 +94,8 @@ static off_t file_size(const char *path) {
 /* Lines of a dump (contacts). */
 static int lines(const char *d) {
   int n = 0;
-  for (; *d; d++) n += *d == '\n';
+  for (; *d; d++)
+    n += *d == '\n';
   return n;
 }
 
@@ -132,8 +133,9 @@ static void test_recovery_torn_tail_is_cut_at_every_offset(void **state) {
     }
     /* The store is writable again after the cut. */
     uint64_t id;
-    assert_int_equal(tu_create(s, 1, tu_contact("After", NULL, "after@x.com",
-                                                NULL, NULL, NULL, NULL),
+    assert_int_equal(tu_create(s, 1,
+                               tu_contact("After", NULL, "after@x.com", NULL,
+                                          NULL, NULL, NULL),
                                &id, &err),
                      0);
     free(d);
@@ -181,8 +183,8 @@ static void flip(const char *path, off_t at) {
   close(fd);
 }
 
-static void test_recovery_flipped_byte_in_sealed_segment_is_reported(
-    void **state) {
+static void
+test_recovery_flipped_byte_in_sealed_segment_is_reported(void **state) {
   char *dir = tu_tmpdir();
   free(build(dir, 60, 4096, false)); /* several small segments */
   char seg[1024];
@@ -211,8 +213,8 @@ static void test_recovery_flipped_byte_in_sealed_segment_is_reported(
   free(dir);
 }
 
-static void test_recovery_flip_in_last_segment_middle_is_corruption(
-    void **state) {
+static void
+test_recovery_flip_in_last_segment_middle_is_corruption(void **state) {
   char *dir = tu_tmpdir();
   free(build(dir, 20, 0, false));
   char seg[1024];
@@ -237,8 +239,8 @@ static char *snapshot_path(const char *dir) {
   return path[0] ? path : NULL;
 }
 
-static void test_recovery_damaged_snapshot_is_rebuilt_from_the_log(
-    void **state) {
+static void
+test_recovery_damaged_snapshot_is_rebuilt_from_the_log(void **state) {
   char *dir = tu_tmpdir();
   char *full = build(dir, 50, 0, true);
   const char *snap = snapshot_path(dir);
@@ -273,8 +275,8 @@ static void test_recovery_damaged_snapshot_is_rebuilt_from_the_log(
     assert_string_equal(d, full);
     free(d);
     /* Searches work after the rebuild. */
-    cs_query q = {.account = 1, .field = CS_COMPANY, .term = "edited",
-                  .term_len = 6};
+    cs_query q = {
+        .account = 1, .field = CS_COMPANY, .term = "edited", .term_len = 6};
     cs_page page;
     assert_int_equal(cs_search(s, &q, &page, &err), 0);
     assert_int_equal(page.total, 16);
@@ -362,7 +364,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_recovery_torn_tail_is_cut_at_every_offset),
       cmocka_unit_test(test_recovery_cut_keeps_every_whole_record),
-      cmocka_unit_test(test_recovery_flipped_byte_in_sealed_segment_is_reported),
+      cmocka_unit_test(
+          test_recovery_flipped_byte_in_sealed_segment_is_reported),
       cmocka_unit_test(test_recovery_flip_in_last_segment_middle_is_corruption),
       cmocka_unit_test(test_recovery_damaged_snapshot_is_rebuilt_from_the_log),
       cmocka_unit_test(test_recovery_snapshot_then_log_equals_full_replay),

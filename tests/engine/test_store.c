@@ -64,17 +64,18 @@ static uint64_t make(cs_store *s, uint32_t acct, const char *first,
                      const char *email) {
   uint64_t id = 0;
   cs_error err;
-  int rc = tu_create(s, acct, tu_contact(first, NULL, email, NULL, NULL, NULL,
-                                         NULL), &id, &err);
+  int rc =
+      tu_create(s, acct, tu_contact(first, NULL, email, NULL, NULL, NULL, NULL),
+                &id, &err);
   if (rc) fail_msg("create %s: %s", email, err.msg);
   return id;
 }
 
 static void test_store_create_then_get_returns_every_field(void **state) {
   fixture *f = *state;
-  cs_contact c = tu_contact("  John ", "Smith", "John.Smith@Example.com",
-                            "+1 (234) 567-890", "Example Inc.", "CTO",
-                            "met at the fair");
+  cs_contact c =
+      tu_contact("  John ", "Smith", "John.Smith@Example.com",
+                 "+1 (234) 567-890", "Example Inc.", "CTO", "met at the fair");
   uint64_t id;
   cs_error err;
   int64_t before = (int64_t)time(NULL) * 1000;
@@ -161,7 +162,8 @@ static void test_store_validation_rejects_bad_contacts(void **state) {
 static char *repeat(const char *ch, size_t n) {
   size_t k = strlen(ch);
   char *p = malloc(k * n + 1);
-  for (size_t i = 0; i < n; i++) memcpy(p + i * k, ch, k);
+  for (size_t i = 0; i < n; i++)
+    memcpy(p + i * k, ch, k);
   p[k * n] = 0;
   return p;
 }
@@ -193,10 +195,10 @@ static void test_store_limits_at_and_past_their_edges(void **state) {
   memset(email, 'a', sizeof email);
   memcpy(email + CS_EMAIL_MAX_BYTES - 6, "@x.com", 7);
   assert_int_equal(strlen(email), CS_EMAIL_MAX_BYTES);
-  assert_int_equal(tu_create(f->s, 1, tu_contact("A", NULL, email, NULL, NULL,
-                                                 NULL, NULL),
-                             &id, &err),
-                   0);
+  assert_int_equal(
+      tu_create(f->s, 1, tu_contact("A", NULL, email, NULL, NULL, NULL, NULL),
+                &id, &err),
+      0);
   memset(email, 'b', sizeof email);
   memcpy(email + CS_EMAIL_MAX_BYTES + 1 - 6, "@x.com", 7);
   cs_contact c = tu_contact("A", NULL, email, NULL, NULL, NULL, NULL);
@@ -207,17 +209,19 @@ static void test_store_limits_at_and_past_their_edges(void **state) {
   for (int i = 0; i < 4; i++) {
     char em[32];
     snprintf(em, sizeof em, "p%d@x.com", i);
-    assert_int_equal(tu_create(f->s, 1, tu_contact("A", NULL, em, phones_ok[i],
-                                                   NULL, NULL, NULL),
-                               &id, &err),
-                     0);
+    assert_int_equal(
+        tu_create(f->s, 1,
+                  tu_contact("A", NULL, em, phones_ok[i], NULL, NULL, NULL),
+                  &id, &err),
+        0);
   }
   /* Notes: 64 KiB accepted, one byte more refused. */
   char *notes = repeat("n", CS_NOTES_MAX_BYTES);
-  assert_int_equal(tu_create(f->s, 1, tu_contact("A", NULL, "notes@x.com",
-                                                 NULL, NULL, NULL, notes),
-                             &id, &err),
-                   0);
+  assert_int_equal(
+      tu_create(f->s, 1,
+                tu_contact("A", NULL, "notes@x.com", NULL, NULL, NULL, notes),
+                &id, &err),
+      0);
   cs_contact got;
   assert_int_equal(cs_get(f->s, 1, id, &got, &err), 0);
   assert_int_equal(got.field[CS_NOTES].len, CS_NOTES_MAX_BYTES);
@@ -234,8 +238,8 @@ static void test_store_duplicate_email_is_refused_per_account(void **state) {
   cs_error err;
   uint64_t first = make(f->s, 1, "A", "Dup@Example.com");
   uint64_t id = 0;
-  cs_contact c = tu_contact("B", NULL, "dup@EXAMPLE.com", NULL, NULL, NULL,
-                            NULL);
+  cs_contact c =
+      tu_contact("B", NULL, "dup@EXAMPLE.com", NULL, NULL, NULL, NULL);
   assert_int_equal(cs_create(f->s, 1, &c, NULL, NULL, &id, &err),
                    CS_EDUPLICATE);
   assert_int_equal(err.id, first);
@@ -264,9 +268,9 @@ static void test_store_update_changes_fields_atomically(void **state) {
   fixture *f = *state;
   cs_error err;
   uint64_t id = 0, other = make(f->s, 1, "Other", "other@x.com");
-  assert_int_equal(tu_create(f->s, 1, tu_contact("Ann", "Lee", "ann@x.com",
-                                                 "555-1234", "Acme", "CEO",
-                                                 "n"),
+  assert_int_equal(tu_create(f->s, 1,
+                             tu_contact("Ann", "Lee", "ann@x.com", "555-1234",
+                                        "Acme", "CEO", "n"),
                              &id, &err),
                    0);
   cs_patch p = {0};
@@ -291,8 +295,7 @@ static void test_store_update_changes_fields_atomically(void **state) {
   assert_int_equal(err.field, CS_EMAIL);
   /* A duplicate email: nothing applies, 409 with the holder. */
   p.field[CS_EMAIL] = (cs_str){"OTHER@x.com", 11};
-  assert_int_equal(cs_update(f->s, 1, id, &p, NULL, NULL, &err),
-                   CS_EDUPLICATE);
+  assert_int_equal(cs_update(f->s, 1, id, &p, NULL, NULL, &err), CS_EDUPLICATE);
   assert_int_equal(err.id, other);
   /* Removing a required field, an empty patch. */
   memset(&p, 0, sizeof p);
@@ -312,8 +315,8 @@ static void test_store_update_changes_fields_atomically(void **state) {
   p.field[CS_EMAIL] = (cs_str){"ANN@x.com", 9};
   assert_int_equal(tu_update(f->s, 1, id, p, &err), 0);
   /* Searches follow the edit at once. */
-  cs_query q = {.account = 1, .field = CS_COMPANY, .term = "globex",
-                .term_len = 6};
+  cs_query q = {
+      .account = 1, .field = CS_COMPANY, .term = "globex", .term_len = 6};
   cs_page page;
   assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
   assert_int_equal(page.total, 1);
@@ -336,8 +339,8 @@ static void test_store_delete_then_everything_answers_not_found(void **state) {
   cs_patch p = {.set_mask = 1u << CS_COMPANY};
   p.field[CS_COMPANY] = (cs_str){"X", 1};
   assert_int_equal(cs_update(f->s, 1, id, &p, NULL, NULL, &err), CS_ENOTFOUND);
-  cs_query q = {.account = 1, .field = CS_EMAIL, .term = "gone@x.com",
-                .term_len = 10};
+  cs_query q = {
+      .account = 1, .field = CS_EMAIL, .term = "gone@x.com", .term_len = 10};
   cs_page page;
   assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
   assert_int_equal(page.total, 0);
@@ -360,10 +363,13 @@ static void test_store_other_account_sees_nothing(void **state) {
     char idbuf[21];
     cs_id_format(id, idbuf);
     const char *term = field == CS_SEARCH_BY_ID ? idbuf
-                       : field == CS_EMAIL       ? "mine@x.com"
-                                                 : "mine";
-    cs_query q = {.account = 2, .field = field, .match = CS_MATCH_PREFIX,
-                  .term = term, .term_len = strlen(term)};
+                       : field == CS_EMAIL      ? "mine@x.com"
+                                                : "mine";
+    cs_query q = {.account = 2,
+                  .field = field,
+                  .match = CS_MATCH_PREFIX,
+                  .term = term,
+                  .term_len = strlen(term)};
     cs_page page;
     assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
     assert_int_equal(page.total, 0);
@@ -383,8 +389,8 @@ static void test_store_search_by_id_exact_and_prefix(void **state) {
   }
   char buf[21];
   cs_id_format(ids[3], buf);
-  cs_query q = {.account = 1, .field = CS_SEARCH_BY_ID, .term = buf,
-                .term_len = 20};
+  cs_query q = {
+      .account = 1, .field = CS_SEARCH_BY_ID, .term = buf, .term_len = 20};
   cs_page page;
   assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
   assert_int_equal(page.count, 1);
@@ -395,7 +401,8 @@ static void test_store_search_by_id_exact_and_prefix(void **state) {
   q.term_len = 19;
   assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
   uint64_t expect = 0;
-  for (int i = 0; i < 12; i++) expect += ids[i] / 10 == ids[3] / 10;
+  for (int i = 0; i < 12; i++)
+    expect += ids[i] / 10 == ids[3] / 10;
   assert_int_equal(page.total, expect);
   cs_page_free(&page);
   q.term = "1";
@@ -409,12 +416,12 @@ static void test_store_search_folds_and_pages(void **state) {
   fixture *f = *state;
   cs_error err;
   uint64_t id;
-  assert_int_equal(tu_create(f->s, 1, tu_contact("José", "Müller", "jm@x.com",
-                                                 "+1 (234) 567-890",
-                                                 "Straße AG", NULL,
-                                                 "Likes green tea"),
-                             &id, &err),
-                   0);
+  assert_int_equal(
+      tu_create(f->s, 1,
+                tu_contact("José", "Müller", "jm@x.com", "+1 (234) 567-890",
+                           "Straße AG", NULL, "Likes green tea"),
+                &id, &err),
+      0);
   struct {
     int field;
     cs_match match;
@@ -431,13 +438,15 @@ static void test_store_search_folds_and_pages(void **state) {
       {CS_LAST_NAME, CS_MATCH_PREFIX, "mü"},
   };
   for (size_t i = 0; i < sizeof hits / sizeof hits[0]; i++) {
-    cs_query q = {.account = 1, .field = hits[i].field,
-                  .match = hits[i].match, .term = hits[i].term,
+    cs_query q = {.account = 1,
+                  .field = hits[i].field,
+                  .match = hits[i].match,
+                  .term = hits[i].term,
                   .term_len = strlen(hits[i].term)};
     cs_page page;
     assert_int_equal(cs_search(f->s, &q, &page, &err), 0);
-    if (page.total != 1) fail_msg("search %s: %s", cs_field_name(hits[i].field),
-                                  hits[i].term);
+    if (page.total != 1)
+      fail_msg("search %s: %s", cs_field_name(hits[i].field), hits[i].term);
     assert_int_equal(page.contacts[0].id, id);
     cs_page_free(&page);
   }
@@ -445,13 +454,16 @@ static void test_store_search_folds_and_pages(void **state) {
   for (int i = 0; i < 25; i++) {
     char em[32];
     snprintf(em, sizeof em, "page%d@x.com", i);
-    assert_int_equal(tu_create(f->s, 1, tu_contact("P", NULL, em, NULL,
-                                                   "Pager", NULL, NULL),
-                               &id, &err),
-                     0);
+    assert_int_equal(
+        tu_create(f->s, 1, tu_contact("P", NULL, em, NULL, "Pager", NULL, NULL),
+                  &id, &err),
+        0);
   }
-  cs_query q = {.account = 1, .field = CS_COMPANY, .term = "pager",
-                .term_len = 5, .limit = 10};
+  cs_query q = {.account = 1,
+                .field = CS_COMPANY,
+                .term = "pager",
+                .term_len = 5,
+                .limit = 10};
   uint64_t last = 0;
   int seen = 0, pages = 0;
   for (;;) {
@@ -529,8 +541,8 @@ static void test_store_reopen_gives_the_same_state(void **state) {
     char em[32];
     snprintf(em, sizeof em, "r%d@x.com", i);
     uint64_t id;
-    assert_int_equal(tu_create(f->s, 1 + i % 3, tu_contact("R", "S", em, NULL,
-                                                           "Co", NULL, "w"),
+    assert_int_equal(tu_create(f->s, 1 + i % 3,
+                               tu_contact("R", "S", em, NULL, "Co", NULL, "w"),
                                &id, &err),
                      0);
     if (i % 7 == 0) assert_int_equal(tu_delete(f->s, 1 + i % 3, id, &err), 0);
@@ -593,9 +605,11 @@ static void test_store_many_threads_write_at_once(void **state) {
     a[i] = (struct writer_arg){f->s, i, EACH, ids + i * EACH};
     pthread_create(&t[i], NULL, writer, &a[i]);
   }
-  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
   qsort(ids, THREADS * EACH, sizeof *ids, cmp_u64);
-  for (int i = 1; i < THREADS * EACH; i++) assert_true(ids[i] > ids[i - 1]);
+  for (int i = 1; i < THREADS * EACH; i++)
+    assert_true(ids[i] > ids[i - 1]);
   assert_int_equal(cs_account_count(f->s, 1), THREADS * EACH);
   cs_stats st;
   cs_stats_get(f->s, &st);
@@ -638,16 +652,19 @@ static void test_store_cursor_walk_while_others_write(void **state) {
   for (int i = 0; i < STABLE; i++) {
     char em[32];
     snprintf(em, sizeof em, "st%d@x.com", i);
-    assert_int_equal(tu_create(f->s, 1, tu_contact("S", NULL, em, NULL,
-                                                   "Walk", NULL, NULL),
-                               &stable[i], &err),
-                     0);
+    assert_int_equal(
+        tu_create(f->s, 1, tu_contact("S", NULL, em, NULL, "Walk", NULL, NULL),
+                  &stable[i], &err),
+        0);
   }
   struct pager_arg a = {f->s, 0};
   pthread_t t;
   pthread_create(&t, NULL, churn, &a);
-  cs_query q = {.account = 1, .field = CS_COMPANY, .term = "walk",
-                .term_len = 4, .limit = 7};
+  cs_query q = {.account = 1,
+                .field = CS_COMPANY,
+                .term = "walk",
+                .term_len = 4,
+                .limit = 7};
   uint64_t last = 0;
   int found = 0;
   for (;;) {
@@ -657,7 +674,8 @@ static void test_store_cursor_walk_while_others_write(void **state) {
     for (uint32_t i = 0; i < page.count; i++) {
       assert_true(page.contacts[i].id > last); /* never twice */
       last = page.contacts[i].id;
-      for (int k = 0; k < STABLE; k++) found += stable[k] == last;
+      for (int k = 0; k < STABLE; k++)
+        found += stable[k] == last;
     }
     bool more = page.more;
     cs_page_free(&page);
@@ -698,8 +716,8 @@ static void test_store_opened_without_indexes_reads_only(void **state) {
   assert_string_equal(before, got);
   cs_contact c;
   assert_int_equal(cs_get(f->s, 1, id, &c, &err), 0);
-  cs_query q = {.account = 1, .field = CS_FIRST_NAME, .term = "reader",
-                .term_len = 6};
+  cs_query q = {
+      .account = 1, .field = CS_FIRST_NAME, .term = "reader", .term_len = 6};
   cs_page page;
   assert_int_equal(cs_search(f->s, &q, &page, &err), CS_EINVAL);
   c = tu_contact("New", NULL, "new@x.com", NULL, NULL, NULL, NULL);
@@ -744,8 +762,8 @@ static void test_store_bulk_load_keeps_emails_unique(void **state) {
     assert_int_equal(cs_create(f->s, 1, &c, NULL, NULL, NULL, &err), 0);
   }
   /* Only creates while it lasts. */
-  cs_query q = {.account = 1, .field = CS_COMPANY, .term = "bulk",
-                .term_len = 4};
+  cs_query q = {
+      .account = 1, .field = CS_COMPANY, .term = "bulk", .term_len = 4};
   cs_page page;
   assert_int_equal(cs_search(f->s, &q, &page, &err), CS_EINVAL);
   assert_int_equal(cs_delete(f->s, 1, before, NULL, NULL, &err), CS_EINVAL);
@@ -815,8 +833,8 @@ static void test_store_time_format_matches_gmtime(void **state) {
   for (int i = 0; i < 200000; i++) {
     r = r * 1103515245u + 12345u;
     /* 1970 to about 2230, with every millisecond and day edge drawn. */
-    int64_t ms = (int64_t)(((uint64_t)r << 13) ^ (uint64_t)i * 7919) %
-                 8200000000000ll;
+    int64_t ms =
+        (int64_t)(((uint64_t)r << 13) ^ (uint64_t)i * 7919) % 8200000000000ll;
     if (i % 3 == 0) ms = ms / 86400000 * 86400000 + (i % 2 ? 0 : 86399999);
     char got[32], want[64];
     cs_time_format(ms, got);
@@ -826,7 +844,8 @@ static void test_store_time_format_matches_gmtime(void **state) {
     snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-    if (strcmp(got, want) != 0) fail_msg("%lld: %s, not %s", (long long)ms, got, want);
+    if (strcmp(got, want) != 0)
+      fail_msg("%lld: %s, not %s", (long long)ms, got, want);
   }
   char t[32];
   cs_time_format(951782400000, t); /* a leap day of a century year */

@@ -27,8 +27,9 @@ static void expect(const char *code, const char *message, const char *field,
 }
 
 static void test_fe_json_error_shape(void **state) {
-  expect("not_found", "no such contact", NULL, 0,
-         "{\"error\":{\"code\":\"not_found\",\"message\":\"no such contact\"}}");
+  expect(
+      "not_found", "no such contact", NULL, 0,
+      "{\"error\":{\"code\":\"not_found\",\"message\":\"no such contact\"}}");
   expect("invalid_field", "email: not an email address", "email", 0,
          "{\"error\":{\"code\":\"invalid_field\",\"message\":\"email: not an "
          "email address\",\"field\":\"email\"}}");

@@ -40,8 +40,11 @@ static void test_fe_log_line_fields(void **state) {
 
 static void test_fe_log_path_cannot_forge_lines(void **state) {
   const char path[] = "/x\n2026 fake\\ \x01";
-  fe_access_entry e = {.time_ms = 0, .request_id = "r", .method = "GET",
-                       .path = path, .path_len = sizeof(path) - 1,
+  fe_access_entry e = {.time_ms = 0,
+                       .request_id = "r",
+                       .method = "GET",
+                       .path = path,
+                       .path_len = sizeof(path) - 1,
                        .status = 404};
   char buf[512];
   fe_access_log_format(buf, sizeof(buf), &e);
@@ -52,9 +55,14 @@ static void test_fe_log_path_cannot_forge_lines(void **state) {
 static void test_fe_log_long_path_is_cut(void **state) {
   static char path[10000];
   memset(path, 'a', sizeof(path));
-  fe_access_entry e = {.time_ms = 0, .request_id = "r", .method = "GET",
-                       .path = path, .path_len = sizeof(path), .status = 200,
-                       .bytes = 5, .micros = 7};
+  fe_access_entry e = {.time_ms = 0,
+                       .request_id = "r",
+                       .method = "GET",
+                       .path = path,
+                       .path_len = sizeof(path),
+                       .status = 200,
+                       .bytes = 5,
+                       .micros = 7};
   char buf[256];
   size_t n = fe_access_log_format(buf, sizeof(buf), &e);
   assert_true(n < sizeof(buf));
@@ -79,8 +87,12 @@ static void test_fe_log_file_gets_whole_lines(void **state) {
   fe_access_log *log;
   char err[256];
   assert_int_equal(fe_access_log_open(path, &log, err, sizeof(err)), 0);
-  fe_access_entry e = {.time_ms = 0, .request_id = "r", .method = "GET",
-                       .path = "/", .path_len = 1, .status = 200};
+  fe_access_entry e = {.time_ms = 0,
+                       .request_id = "r",
+                       .method = "GET",
+                       .path = "/",
+                       .path_len = 1,
+                       .status = 200};
   fe_access_log_write(log, &e);
   fe_access_log_write(log, &e);
   fe_access_log_close(log);
@@ -93,8 +105,8 @@ static void test_fe_log_file_gets_whole_lines(void **state) {
   unlink(path);
   assert_int_equal(lines, 2);
 
-  assert_int_equal(fe_access_log_open("/nonexistent/dir/log", &log, err,
-                                      sizeof(err)), -1);
+  assert_int_equal(
+      fe_access_log_open("/nonexistent/dir/log", &log, err, sizeof(err)), -1);
   assert_non_null(strstr(err, "--access-log /nonexistent/dir/log"));
 }
 

@@ -140,11 +140,10 @@ static void test_fe_options_listen_limit(void **state) {
 static void test_fe_options_usage_shows_defaults(void **state) {
   char buf[4096];
   fe_options_usage(buf, sizeof(buf), "/the/plugins");
-  const char *needles[] = {"--listen", "127.0.0.1:8080", "--data", "./data",
-                           "--threads", "--tls-cert", "--tls-key",
-                           "--durability", "fsync", "--plugins",
-                           "/the/plugins", "--access-log", "--version",
-                           "--help"};
+  const char *needles[] = {
+      "--listen",     "127.0.0.1:8080", "--data",       "./data", "--threads",
+      "--tls-cert",   "--tls-key",      "--durability", "fsync",  "--plugins",
+      "/the/plugins", "--access-log",   "--version",    "--help"};
   for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
     assert_non_null(strstr(buf, needles[i]));
 }

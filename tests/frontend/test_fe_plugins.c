@@ -38,8 +38,12 @@ static int create_fail(const cd_host *host, cs_store *store, void **state_out,
   return -1;
 }
 
-static void destroy_a(void *state) { destroyed[destroyed_len++] = 'a'; }
-static void destroy_b(void *state) { destroyed[destroyed_len++] = 'b'; }
+static void destroy_a(void *state) {
+  destroyed[destroyed_len++] = 'a';
+}
+static void destroy_b(void *state) {
+  destroyed[destroyed_len++] = 'b';
+}
 
 static const cd_route routes_a[] = {
     {"GET", "/a", 0, handler},
@@ -49,10 +53,10 @@ static const cd_route routes_b[] = {{"GET", "/b/{id}", CD_ROUTE_AUTH, handler}};
 static const cd_route routes_clash[] = {{"GET", "/a", 0, handler}};
 static const cd_route routes_nohandler[] = {{"GET", "/x", 0, NULL}};
 
-static const cd_plugin plugin_a = {CD_PLUGIN_API_VERSION, "a", create_ok,
-                                   destroy_a, routes_a, 2};
-static const cd_plugin plugin_b = {CD_PLUGIN_API_VERSION, "b", NULL, destroy_b,
-                                   routes_b, 1};
+static const cd_plugin plugin_a = {
+    CD_PLUGIN_API_VERSION, "a", create_ok, destroy_a, routes_a, 2};
+static const cd_plugin plugin_b = {
+    CD_PLUGIN_API_VERSION, "b", NULL, destroy_b, routes_b, 1};
 
 static const cd_host host;
 
@@ -64,8 +68,8 @@ static void test_fe_plugins_other_version_is_refused(void **state) {
   p.api_version = CD_PLUGIN_API_VERSION + 6;
   assert_int_equal(fe_plugins_create(&set), 0);
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_plugins_add(set, &p, "/x/a.so", &host, NULL, r, err,
-                                  sizeof(err)), -1);
+  assert_int_equal(
+      fe_plugins_add(set, &p, "/x/a.so", &host, NULL, r, err, sizeof(err)), -1);
   char want[64];
   snprintf(want, sizeof(want), "version %d", CD_PLUGIN_API_VERSION + 6);
   assert_non_null(strstr(err, "/x/a.so"));
@@ -85,10 +89,12 @@ static void test_fe_plugins_routes_are_registered(void **state) {
   destroyed_len = 0;
   assert_int_equal(fe_plugins_create(&set), 0);
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_plugins_add(set, &plugin_a, "a.so", &host, NULL, r, err,
-                                  sizeof(err)), 0);
-  assert_int_equal(fe_plugins_add(set, &plugin_b, "b.so", &host, NULL, r, err,
-                                  sizeof(err)), 0);
+  assert_int_equal(
+      fe_plugins_add(set, &plugin_a, "a.so", &host, NULL, r, err, sizeof(err)),
+      0);
+  assert_int_equal(
+      fe_plugins_add(set, &plugin_b, "b.so", &host, NULL, r, err, sizeof(err)),
+      0);
   assert_int_equal(fe_plugins_count(set), 2);
   assert_string_equal(fe_plugins_name(set, 1), "b");
   assert_int_equal(fe_router_count(r), 3);
@@ -113,8 +119,8 @@ static void test_fe_plugins_create_failure_is_reported(void **state) {
   p.create = create_fail;
   assert_int_equal(fe_plugins_create(&set), 0);
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_plugins_add(set, &p, "a.so", &host, NULL, r, err,
-                                  sizeof(err)), -1);
+  assert_int_equal(
+      fe_plugins_add(set, &p, "a.so", &host, NULL, r, err, sizeof(err)), -1);
   assert_non_null(strstr(err, "no database here"));
   assert_non_null(strstr(err, "a.so"));
   assert_int_equal(fe_plugins_count(set), 0);
@@ -128,35 +134,41 @@ static void test_fe_plugins_bad_tables_are_refused(void **state) {
   char err[512];
   assert_int_equal(fe_plugins_create(&set), 0);
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_plugins_add(set, &plugin_a, "a.so", &host, NULL, r, err,
-                                  sizeof(err)), 0);
+  assert_int_equal(
+      fe_plugins_add(set, &plugin_a, "a.so", &host, NULL, r, err, sizeof(err)),
+      0);
 
-  cd_plugin clash = {CD_PLUGIN_API_VERSION, "clash", NULL, NULL, routes_clash,
-                     1};
-  assert_int_equal(fe_plugins_add(set, &clash, "c.so", &host, NULL, r, err,
-                                  sizeof(err)), -1);
+  cd_plugin clash = {CD_PLUGIN_API_VERSION, "clash", NULL, NULL,
+                     routes_clash,          1};
+  assert_int_equal(
+      fe_plugins_add(set, &clash, "c.so", &host, NULL, r, err, sizeof(err)),
+      -1);
   assert_non_null(strstr(err, "already taken"));
 
   cd_plugin nohandler = {CD_PLUGIN_API_VERSION, "nh", NULL, NULL,
-                         routes_nohandler, 1};
-  assert_int_equal(fe_plugins_add(set, &nohandler, "n.so", &host, NULL, r,
-                                  err, sizeof(err)), -1);
+                         routes_nohandler,      1};
+  assert_int_equal(
+      fe_plugins_add(set, &nohandler, "n.so", &host, NULL, r, err, sizeof(err)),
+      -1);
   assert_non_null(strstr(err, "no handler"));
 
   cd_plugin noname = plugin_b;
   noname.name = NULL;
-  assert_int_equal(fe_plugins_add(set, &noname, "x.so", &host, NULL, r, err,
-                                  sizeof(err)), -1);
+  assert_int_equal(
+      fe_plugins_add(set, &noname, "x.so", &host, NULL, r, err, sizeof(err)),
+      -1);
 
   cd_plugin again = plugin_b;
   again.name = "a";
-  assert_int_equal(fe_plugins_add(set, &again, "a2.so", &host, NULL, r, err,
-                                  sizeof(err)), -1);
+  assert_int_equal(
+      fe_plugins_add(set, &again, "a2.so", &host, NULL, r, err, sizeof(err)),
+      -1);
   assert_non_null(strstr(err, "already loaded"));
 
   cd_plugin noroutes = {CD_PLUGIN_API_VERSION, "none", NULL, NULL, NULL, 2};
-  assert_int_equal(fe_plugins_add(set, &noroutes, "z.so", &host, NULL, r, err,
-                                  sizeof(err)), -1);
+  assert_int_equal(
+      fe_plugins_add(set, &noroutes, "z.so", &host, NULL, r, err, sizeof(err)),
+      -1);
   assert_int_equal(fe_plugins_count(set), 1);
   fe_plugins_destroy(set);
   fe_router_destroy(r);
@@ -168,12 +180,13 @@ static void test_fe_plugins_missing_dir_is_named(void **state) {
   char err[512];
   assert_int_equal(fe_plugins_create(&set), 0);
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_plugins_load_dir(set, "/nonexistent/plugins", &host,
-                                       NULL, r, err, sizeof(err)), -1);
+  assert_int_equal(fe_plugins_load_dir(set, "/nonexistent/plugins", &host, NULL,
+                                       r, err, sizeof(err)),
+                   -1);
   assert_non_null(strstr(err, "/nonexistent/plugins"));
   /* A directory without any *.so loads nothing and is fine. */
-  assert_int_equal(fe_plugins_load_dir(set, "/", &host, NULL, r, err,
-                                       sizeof(err)), 0);
+  assert_int_equal(
+      fe_plugins_load_dir(set, "/", &host, NULL, r, err, sizeof(err)), 0);
   assert_int_equal(fe_plugins_count(set), 0);
   fe_plugins_destroy(set);
   fe_router_destroy(r);

@@ -58,8 +58,8 @@ static void test_fe_request_percent_decode(void **state) {
 static void test_fe_request_query_pairs_in_order(void **state) {
   cd_pair p[16];
   char *scratch;
-  size_t n = parse("searchby=company&search=Example+Inc.&limit=10", p, 16,
-                   &scratch);
+  size_t n =
+      parse("searchby=company&search=Example+Inc.&limit=10", p, 16, &scratch);
   assert_int_equal(n, 3);
   assert_pair(&p[0], "searchby", "company");
   assert_pair(&p[1], "search", "Example Inc.");
@@ -72,11 +72,12 @@ static void test_fe_request_query_pairs_in_order(void **state) {
 static void test_fe_request_query_decodes_names_and_values(void **state) {
   cd_pair p[16];
   char *scratch;
-  size_t n = parse("s%65arch=Jos%C3%A9%20Garc%C3%ADa&a%26b=c%3Dd", p, 16,
-                   &scratch);
+  size_t n =
+      parse("s%65arch=Jos%C3%A9%20Garc%C3%ADa&a%26b=c%3Dd", p, 16, &scratch);
   assert_int_equal(n, 2);
-  assert_pair(&p[0], "search", "Jos\xc3\xa9 Garc\xc3\xad"
-                               "a");
+  assert_pair(&p[0], "search",
+              "Jos\xc3\xa9 Garc\xc3\xad"
+              "a");
   assert_pair(&p[1], "a&b", "c=d");
   free(scratch);
 }

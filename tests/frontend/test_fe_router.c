@@ -24,25 +24,31 @@ static fe_router *make_router(void) {
   char err[256];
   assert_int_equal(fe_router_create(&r), 0);
   assert_int_equal(fe_router_add(r, "GET", "/contacts", CD_ROUTE_AUTH,
-                                 &tag_list, err, sizeof(err)), 0);
+                                 &tag_list, err, sizeof(err)),
+                   0);
   assert_int_equal(fe_router_add(r, "POST", "/contacts", CD_ROUTE_WRITE,
-                                 &tag_create, err, sizeof(err)), 0);
+                                 &tag_create, err, sizeof(err)),
+                   0);
   assert_int_equal(fe_router_add(r, "GET", "/contacts/{id}", CD_ROUTE_AUTH,
-                                 &tag_get, err, sizeof(err)), 0);
+                                 &tag_get, err, sizeof(err)),
+                   0);
   assert_int_equal(fe_router_add(r, "PATCH", "/contacts/{id}", CD_ROUTE_WRITE,
-                                 &tag_patch, err, sizeof(err)), 0);
-  assert_int_equal(fe_router_add(r, "DELETE", "/contacts/{id}",
-                                 CD_ROUTE_WRITE, &tag_delete, err,
-                                 sizeof(err)), 0);
+                                 &tag_patch, err, sizeof(err)),
+                   0);
+  assert_int_equal(fe_router_add(r, "DELETE", "/contacts/{id}", CD_ROUTE_WRITE,
+                                 &tag_delete, err, sizeof(err)),
+                   0);
   assert_int_equal(fe_router_add(r, "POST", "/contacts/batch", CD_ROUTE_WRITE,
-                                 &tag_batch, err, sizeof(err)), 0);
-  assert_int_equal(fe_router_add(r, "GET", "/a/{x}/b/{y}", 0, &tag_nested,
-                                 err, sizeof(err)), 0);
+                                 &tag_batch, err, sizeof(err)),
+                   0);
+  assert_int_equal(
+      fe_router_add(r, "GET", "/a/{x}/b/{y}", 0, &tag_nested, err, sizeof(err)),
+      0);
   return r;
 }
 
-static fe_route_result match(fe_router *r, const char *method,
-                             const char *path, fe_match *m) {
+static fe_route_result match(fe_router *r, const char *method, const char *path,
+                             fe_match *m) {
   static char scratch[4096];
   return fe_router_match(r, method, path, strlen(path), scratch, m);
 }
@@ -120,10 +126,10 @@ static void test_fe_router_head_uses_get(void **state) {
 static void test_fe_router_unknown_paths_are_404(void **state) {
   fe_router *r = make_router();
   fe_match m;
-  const char *paths[] = {"/",          "/contact",     "/contacts/",
-                         "/contacts//", "/contacts/1/x", "//contacts",
-                         "/Contacts",  "",             "contacts",
-                         "/a/1/b/",    "/a//b/2"};
+  const char *paths[] = {
+      "/",          "/contact",  "/contacts/", "/contacts//", "/contacts/1/x",
+      "//contacts", "/Contacts", "",           "contacts",    "/a/1/b/",
+      "/a//b/2"};
   for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
     assert_int_equal(match(r, "GET", paths[i], &m), FE_ROUTE_NOT_FOUND);
   fe_router_destroy(r);
@@ -158,23 +164,23 @@ static void test_fe_router_bad_patterns_are_refused(void **state) {
   char err[256];
   int tag;
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_router_add(r, "GET", "contacts", 0, &tag, err,
-                                 sizeof(err)), -1);
-  assert_int_equal(fe_router_add(r, "GET", "/a/{x", 0, &tag, err,
-                                 sizeof(err)), -1);
-  assert_int_equal(fe_router_add(r, "GET", "/a/x{y}", 0, &tag, err,
-                                 sizeof(err)), -1);
-  assert_int_equal(fe_router_add(r, "GET", "/a/{}", 0, &tag, err,
-                                 sizeof(err)), -1);
-  assert_int_equal(fe_router_add(r, "GET", "/a//b", 0, &tag, err,
-                                 sizeof(err)), -1);
-  assert_int_equal(fe_router_add(r, "GET", "/a/", 0, &tag, err,
-                                 sizeof(err)), -1);
-  assert_int_equal(fe_router_add(r, "FETCH", "/a", 0, &tag, err,
-                                 sizeof(err)), -1);
+  assert_int_equal(
+      fe_router_add(r, "GET", "contacts", 0, &tag, err, sizeof(err)), -1);
+  assert_int_equal(fe_router_add(r, "GET", "/a/{x", 0, &tag, err, sizeof(err)),
+                   -1);
+  assert_int_equal(
+      fe_router_add(r, "GET", "/a/x{y}", 0, &tag, err, sizeof(err)), -1);
+  assert_int_equal(fe_router_add(r, "GET", "/a/{}", 0, &tag, err, sizeof(err)),
+                   -1);
+  assert_int_equal(fe_router_add(r, "GET", "/a//b", 0, &tag, err, sizeof(err)),
+                   -1);
+  assert_int_equal(fe_router_add(r, "GET", "/a/", 0, &tag, err, sizeof(err)),
+                   -1);
+  assert_int_equal(fe_router_add(r, "FETCH", "/a", 0, &tag, err, sizeof(err)),
+                   -1);
   assert_non_null(strstr(err, "FETCH"));
-  assert_int_equal(fe_router_add(r, "HEAD", "/a", 0, &tag, err,
-                                 sizeof(err)), -1);
+  assert_int_equal(fe_router_add(r, "HEAD", "/a", 0, &tag, err, sizeof(err)),
+                   -1);
   assert_int_equal(fe_router_count(r), 0);
   fe_router_destroy(r);
 }
@@ -184,13 +190,13 @@ static void test_fe_router_duplicate_shape_is_refused(void **state) {
   char err[256];
   int tag;
   assert_int_equal(fe_router_create(&r), 0);
-  assert_int_equal(fe_router_add(r, "GET", "/c/{id}", 0, &tag, err,
-                                 sizeof(err)), 0);
-  assert_int_equal(fe_router_add(r, "GET", "/c/{other}", 0, &tag, err,
-                                 sizeof(err)), -1);
+  assert_int_equal(
+      fe_router_add(r, "GET", "/c/{id}", 0, &tag, err, sizeof(err)), 0);
+  assert_int_equal(
+      fe_router_add(r, "GET", "/c/{other}", 0, &tag, err, sizeof(err)), -1);
   assert_non_null(strstr(err, "already taken"));
-  assert_int_equal(fe_router_add(r, "POST", "/c/{other}", 0, &tag, err,
-                                 sizeof(err)), 0);
+  assert_int_equal(
+      fe_router_add(r, "POST", "/c/{other}", 0, &tag, err, sizeof(err)), 0);
   assert_int_equal(fe_router_count(r), 2);
   assert_int_equal(fe_router_at(r, 1)->index, 1);
   assert_null(fe_router_at(r, 2));

@@ -37,8 +37,11 @@ static long utf8_chars(const char *str, size_t len) {
   long count = 0;
   for (size_t i = 0; i < len; count++) {
     unsigned c = s[i];
-    size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
     if (n == 0 || i + n > len) return -1;
     uint32_t cp = n == 1 ? c : c & (0x7F >> n);
     for (size_t k = 1; k < n; k++) {
@@ -58,7 +61,8 @@ static void check_utf8(const char *s, size_t len, const char *what) {
 }
 
 static bool ascii_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+         c == '\f';
 }
 
 static void check_err(const ct_err *e) {
@@ -79,7 +83,8 @@ static void check_value(int f, cs_str v) {
   FZ_CHECK(inside(v.ptr, v.len), "%s points outside the body and arena", name);
   FZ_CHECK(!memchr(v.ptr, 0, v.len), "%s holds a NUL", name);
   check_utf8(v.ptr, v.len, name);
-  FZ_CHECK(v.len == 0 || (!ascii_space(v.ptr[0]) && !ascii_space(v.ptr[v.len - 1])),
+  FZ_CHECK(v.len == 0 ||
+               (!ascii_space(v.ptr[0]) && !ascii_space(v.ptr[v.len - 1])),
            "%s is not trimmed", name);
   long chars = utf8_chars(v.ptr, v.len);
   switch (f) {
@@ -123,7 +128,8 @@ static void check_fields(const ct_fields *f, bool create) {
            "parser accepted what the engine refuses: %s (field %d)", err.msg,
            err.field);
   for (int i = 0; rc == 0 && i < CS_FIELD_COUNT; i++)
-    FZ_CHECK(c.field[i].len == f->v.field[i].len || !(f->v.set_mask & (1u << i)),
+    FZ_CHECK(c.field[i].len == f->v.field[i].len ||
+                 !(f->v.set_mask & (1u << i)),
              "the engine trimmed %s further", cs_field_name(i));
 }
 

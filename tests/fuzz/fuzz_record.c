@@ -28,16 +28,22 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   rec_buf buf = {0};
   int rc;
   switch (b->type) {
-  case REC_PUT: rc = rec_append_put(&buf, v->seq, &b->contact); break;
+  case REC_PUT:
+    rc = rec_append_put(&buf, v->seq, &b->contact);
+    break;
   case REC_DELETE:
     rc = rec_append_delete(&buf, v->seq, b->contact.id, b->contact.account);
     break;
-  default: rc = rec_append_meta(&buf, v->seq, b->next_id); break;
+  default:
+    rc = rec_append_meta(&buf, v->seq, b->next_id);
+    break;
   }
   FZ_CHECK(rc == 0, "re-encoding failed: %d", rc);
   rec_view v2;
-  FZ_CHECK(rec_check(buf.ptr, buf.len, &v2) == 0, "re-encoded record fails its check");
-  FZ_CHECK(v2.type == v->type && v2.seq == v->seq && v2.len + REC_HEADER_BYTES == buf.len,
+  FZ_CHECK(rec_check(buf.ptr, buf.len, &v2) == 0,
+           "re-encoded record fails its check");
+  FZ_CHECK(v2.type == v->type && v2.seq == v->seq &&
+               v2.len + REC_HEADER_BYTES == buf.len,
            "re-encoded header differs");
   msgpack_zone zone;
   msgpack_zone_init(&zone, 4096);
@@ -49,7 +55,8 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   switch (b->type) {
   case REC_PUT:
     FZ_CHECK(a->id == c->id && a->account == c->account &&
-                 a->created_ms == c->created_ms && a->updated_ms == c->updated_ms,
+                 a->created_ms == c->created_ms &&
+                 a->updated_ms == c->updated_ms,
              "put round trip: header fields differ");
     for (int f = 0; f < CS_FIELD_COUNT; f++)
       FZ_CHECK(str_eq(a->field[f], c->field[f]), "put round trip: %s differs",
@@ -58,7 +65,9 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   case REC_DELETE:
     FZ_CHECK(a->id == c->id && a->account == c->account, "delete round trip");
     break;
-  default: FZ_CHECK(b->next_id == b2.next_id, "meta round trip"); break;
+  default:
+    FZ_CHECK(b->next_id == b2.next_id, "meta round trip");
+    break;
   }
   msgpack_zone_destroy(&zone);
   rec_buf_free(&buf);
@@ -70,17 +79,20 @@ static void check_one(const uint8_t *p, size_t size) {
   FZ_CHECK(rc == 0 || rc == REC_TRUNCATED || rc == REC_BAD, "rec_check %d", rc);
   if (rc) return;
   FZ_CHECK(v.payload == p + REC_HEADER_BYTES &&
-               (size_t)v.len <= size - REC_HEADER_BYTES && v.len <= REC_PAYLOAD_MAX,
+               (size_t)v.len <= size - REC_HEADER_BYTES &&
+               v.len <= REC_PAYLOAD_MAX,
            "accepted payload outside the input");
   msgpack_zone zone;
   msgpack_zone_init(&zone, 4096);
   rec_body b;
   const char *why = NULL;
   rc = rec_decode(&v, &zone, &b, &why);
-  FZ_CHECK(rc == 0 || (rc == CS_ECORRUPT && why && why[0]), "rec_decode %d", rc);
+  FZ_CHECK(rc == 0 || (rc == CS_ECORRUPT && why && why[0]), "rec_decode %d",
+           rc);
   if (rc == 0) {
     FZ_CHECK(b.type == v.type, "decoded type differs");
-    if (b.type != REC_META) FZ_CHECK(b.contact.id >= CS_ID_MIN, "id below the floor");
+    if (b.type != REC_META)
+      FZ_CHECK(b.contact.id >= CS_ID_MIN, "id below the floor");
     for (int f = 0; b.type == REC_PUT && f < CS_FIELD_COUNT; f++) {
       const cs_str *s = &b.contact.field[f];
       FZ_CHECK(!s->ptr || s->len == 0 ||
@@ -102,8 +114,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint32_t len = (uint32_t)(size - REC_HEADER_BYTES);
     if (len > REC_PAYLOAD_MAX) len = REC_PAYLOAD_MAX;
     uint64_t seq = 0;
-    for (int i = 7; i >= 0; i--) seq = (seq << 8) | p[8 + i];
-    uint8_t type = p[4] >= REC_PUT && p[4] <= REC_META ? p[4] : (uint8_t)(REC_PUT + p[4] % 3);
+    for (int i = 7; i >= 0; i--)
+      seq = (seq << 8) | p[8 + i];
+    uint8_t type = p[4] >= REC_PUT && p[4] <= REC_META
+                       ? p[4]
+                       : (uint8_t)(REC_PUT + p[4] % 3);
     rec_frame(p, type, seq, len);
     rec_view v;
     FZ_CHECK(rec_check(p, size, &v) == 0, "a framed record fails its check");

@@ -35,7 +35,8 @@ static int run_file(const char *path) {
   unsigned char *exact = malloc(len ? len : 1);
   memcpy(exact, buf, len);
   free(buf);
-  if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "input %s (%zu bytes)\n", path, len);
+  if (getenv("FUZZ_VERBOSE"))
+    fprintf(stderr, "input %s (%zu bytes)\n", path, len);
   LLVMFuzzerTestOneInput(exact, len);
   free(exact);
   return 0;

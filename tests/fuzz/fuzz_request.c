@@ -58,7 +58,8 @@ static void host_header(cd_response *res, const char *name, const char *value) {
   for (const char *c = name; *c; c++)
     FZ_CHECK((unsigned char)*c > 0x20 && *c != 0x7f, "header name %s", name);
   for (const char *c = value; *c; c++)
-    FZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f, "header value of %s", name);
+    FZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f, "header value of %s",
+             name);
   if (strcmp(name, "retry-after") == 0) res->retry_after = true;
   pthread_mutex_unlock(&res->mu);
 }
@@ -83,7 +84,8 @@ static void host_respond(cd_response *res, int status, const char *type,
     memcpy(copy, body, len);
     copy[len] = 0;
     yajl_val v = yajl_tree_parse(copy, errbuf, sizeof errbuf);
-    FZ_CHECK(v != NULL, "a %d answer is not JSON (%s): %.200s", status, errbuf, copy);
+    FZ_CHECK(v != NULL, "a %d answer is not JSON (%s): %.200s", status, errbuf,
+             copy);
     yajl_tree_free(v);
     free(copy);
   }
@@ -100,8 +102,8 @@ static void host_error(cd_response *res, int status, const char *code,
   yajl_gen_config(g, yajl_gen_validate_utf8, 1);
   yajl_gen_array_open(g);
   FZ_CHECK(message && message[0], "error %s without a message", code);
-  FZ_CHECK(yajl_gen_string(g, (const unsigned char *)message, strlen(message)) ==
-               yajl_gen_status_ok,
+  FZ_CHECK(yajl_gen_string(g, (const unsigned char *)message,
+                           strlen(message)) == yajl_gen_status_ok,
            "error %s: message is not valid UTF-8", code);
   if (field)
     FZ_CHECK(yajl_gen_string(g, (const unsigned char *)field, strlen(field)) ==
@@ -120,9 +122,11 @@ static size_t host_metrics(void *ctx, char **out) {
   return 0;
 }
 
-static const cd_host fz_host = {
-    .header = host_header, .respond = host_respond, .error = host_error,
-    .log = host_log, .metrics = host_metrics};
+static const cd_host fz_host = {.header = host_header,
+                                .respond = host_respond,
+                                .error = host_error,
+                                .log = host_log,
+                                .metrics = host_metrics};
 
 /* ------------------------------------------------------------- fixture */
 
@@ -163,7 +167,8 @@ static void fixture_open(void) {
   }
   char errbuf[256] = "";
   if (contactd_plugin.create &&
-      contactd_plugin.create(&fz_host, g_store, &g_state, errbuf, sizeof errbuf))
+      contactd_plugin.create(&fz_host, g_store, &g_state, errbuf,
+                             sizeof errbuf))
     fz_fail("plugin create: %s", errbuf);
 }
 
@@ -183,10 +188,11 @@ static int match(const char *pattern, const char *path, size_t path_len,
     if (!se) se = end;
     if (*pattern == '{') {
       if (*param_count == 4) return 0;
-      param[(*param_count)++] = (cd_pair){pattern + 1, (size_t)(pe - pattern - 2),
-                                          path, (size_t)(se - path)};
+      param[(*param_count)++] = (cd_pair){
+          pattern + 1, (size_t)(pe - pattern - 2), path, (size_t)(se - path)};
       kind = 2;
-    } else if (pe - pattern != se - path || memcmp(pattern, path, (size_t)(se - path))) {
+    } else if (pe - pattern != se - path ||
+               memcmp(pattern, path, (size_t)(se - path))) {
       return 0;
     }
     pattern = pe, path = se;
@@ -257,7 +263,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (name[i] >= 'A' && name[i] <= 'Z') name[i] = (char)(name[i] + 32);
     const char *value = colon + 1;
     size_t vlen = (size_t)(line + n - value);
-    while (vlen && *value == ' ') value++, vlen--;
+    while (vlen && *value == ' ')
+      value++, vlen--;
     if (nlen == 14 && memcmp(name, "x-fuzz-account", 14) == 0) {
       account = vlen && value[0] == '2' ? 2 : 1;
     } else if (nlen == 11 && memcmp(name, "x-fuzz-role", 11) == 0) {
@@ -288,18 +295,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         route = r;
     }
 
-  if (route && !((route->flags & CD_ROUTE_WRITE) && role == CS_ROLE_READ_ONLY)) {
+  if (route &&
+      !((route->flags & CD_ROUTE_WRITE) && role == CS_ROLE_READ_ONLY)) {
     size_t max = fe_query_pairs_max(query ? query : "", query_len);
     cd_pair *pairs = malloc(max * sizeof *pairs);
     char *scratch = malloc(FE_QUERY_SCRATCH_BYTES(query_len));
-    size_t qcount = fe_query_parse(query ? query : "", query_len, scratch, pairs, max);
-    cd_request req = {
-        .method = method, .path = path, .params = params,
-        .param_count = param_count, .query = pairs, .query_count = qcount,
-        .headers = headers, .header_count = header_count, .body = body,
-        .body_len = body_len, .request_id = "fuzz", .account = account,
-        .account_name = account == 1 ? "one" : "two", .role = role,
-        .store = g_store};
+    size_t qcount =
+        fe_query_parse(query ? query : "", query_len, scratch, pairs, max);
+    cd_request req = {.method = method,
+                      .path = path,
+                      .params = params,
+                      .param_count = param_count,
+                      .query = pairs,
+                      .query_count = qcount,
+                      .headers = headers,
+                      .header_count = header_count,
+                      .body = body,
+                      .body_len = body_len,
+                      .request_id = "fuzz",
+                      .account = account,
+                      .account_name = account == 1 ? "one" : "two",
+                      .role = role,
+                      .store = g_store};
     cd_response *res = calloc(1, sizeof *res);
     pthread_mutex_init(&res->mu, NULL);
     pthread_cond_init(&res->cv, NULL);

@@ -28,8 +28,8 @@
 
 static const char *g_out;
 
-static void put(const char *sub, const char *name, uint8_t flags,
-                const void *p, size_t len) {
+static void put(const char *sub, const char *name, uint8_t flags, const void *p,
+                size_t len) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/%s", g_out, sub);
   mkdir(dir, 0755);
@@ -77,12 +77,17 @@ int main(int argc, char **argv) {
   cs_error err;
   must(cs_open(dir, &o, &s, &err), &err, "open");
   static const char *const people[][6] = {
-      {"Ada", "Lovelace", "ada@example.com", "+44 20 7946 0000", "Analytical Engines", "Countess"},
-      {"Grace", "Hopper", "grace@navy.example", "(703) 555-0100", "US Navy", "Rear Admiral"},
-      {"José", "Müller", "jose@example.com", "1234567890", "Exámple Inc.", NULL},
-      {"Straße", "Ünïcödé", "strasse@example.de", NULL, "Großhandel GmbH", "Verkäufer"},
+      {"Ada", "Lovelace", "ada@example.com", "+44 20 7946 0000",
+       "Analytical Engines", "Countess"},
+      {"Grace", "Hopper", "grace@navy.example", "(703) 555-0100", "US Navy",
+       "Rear Admiral"},
+      {"José", "Müller", "jose@example.com", "1234567890", "Exámple Inc.",
+       NULL},
+      {"Straße", "Ünïcödé", "strasse@example.de", NULL, "Großhandel GmbH",
+       "Verkäufer"},
       {"李", "小龙", "li@example.cn", "+86 10 5555 0100", "功夫", NULL},
-      {"Alan", "Turing", "alan@example.co.uk", NULL, "Bletchley Park", "Cryptanalyst"},
+      {"Alan", "Turing", "alan@example.co.uk", NULL, "Bletchley Park",
+       "Cryptanalyst"},
       {"Edsger", "Dijkstra", "ewd@example.nl", "+31 40 555 0100", NULL, NULL},
       {"Barbara", "Liskov", "liskov@example.edu", NULL, "MIT", "Professor"},
       {"Ken", "Thompson", "ken@example.com", "555 0101", "Bell Labs", NULL},
@@ -91,9 +96,10 @@ int main(int argc, char **argv) {
   uint64_t ids[16];
   int n = 0;
   for (int i = 0; i < 10; i++) {
-    cs_contact c = tu_contact(people[i][0], people[i][1], people[i][2],
-                              people[i][3], people[i][4], people[i][5],
-                              i % 3 == 0 ? "met at the conference; follow up in spring" : NULL);
+    cs_contact c = tu_contact(
+        people[i][0], people[i][1], people[i][2], people[i][3], people[i][4],
+        people[i][5],
+        i % 3 == 0 ? "met at the conference; follow up in spring" : NULL);
     must(tu_create(s, i < 7 ? 1 : 2, c, &ids[n++], &err), &err, "create");
     if (i == 5) {
       must(cs_snapshot(s, &err), &err, "snapshot");
@@ -109,7 +115,8 @@ int main(int argc, char **argv) {
   must(tu_update(s, 1, ids[1], p, &err), &err, "update");
   must(tu_delete(s, 1, ids[4], &err), &err, "delete");
   must(tu_delete(s, 2, ids[8], &err), &err, "delete");
-  cs_contact again = tu_contact("Li", "Xiaolong", "li@example.cn", NULL, NULL, NULL, NULL);
+  cs_contact again =
+      tu_contact("Li", "Xiaolong", "li@example.cn", NULL, NULL, NULL, NULL);
   must(tu_create(s, 1, again, &ids[n++], &err), &err, "create again");
   must(cs_snapshot(s, &err), &err, "snapshot");
   size_t snap_len;
@@ -137,7 +144,8 @@ int main(int argc, char **argv) {
   put("corpus/segment", "header-only", 0, seg, SEG_HEADER_BYTES);
   uint8_t *junk = malloc(seg_len + 40);
   memcpy(junk, seg, seg_len);
-  for (int i = 0; i < 40; i++) junk[seg_len + i] = (uint8_t)(i * 37 + 11);
+  for (int i = 0; i < 40; i++)
+    junk[seg_len + i] = (uint8_t)(i * 37 + 11);
   put("corpus/segment", "garbage-tail", 0, junk, seg_len + 40);
   free(junk);
 
@@ -149,7 +157,10 @@ int main(int argc, char **argv) {
     if (rec_check(seg + off, seg_len - off, &v)) break;
     char name[32];
     snprintf(name, sizeof name, "%s-%02d",
-             v.type == REC_PUT ? "put" : v.type == REC_DELETE ? "delete" : "meta", k++);
+             v.type == REC_PUT      ? "put"
+             : v.type == REC_DELETE ? "delete"
+                                    : "meta",
+             k++);
     put("corpus/record", name, 0, seg + off, REC_HEADER_BYTES + v.len);
     off += REC_HEADER_BYTES + v.len;
   }

@@ -34,7 +34,8 @@ static void reframe(uint8_t *p, size_t size) {
     uint8_t type = p[off + 4];
     if (type < REC_PUT || type > REC_META) type = (uint8_t)(REC_PUT + type % 3);
     uint64_t seq = 0;
-    for (int i = 7; i >= 0; i--) seq = (seq << 8) | p[off + 8 + i];
+    for (int i = 7; i >= 0; i--)
+      seq = (seq << 8) | p[off + 8 + i];
     rec_frame(p + off, type, seq, len);
     off += REC_HEADER_BYTES + len;
   }
@@ -71,9 +72,12 @@ static char *look(cs_store *s) {
              (unsigned long long)v.id[i], err.msg);
     FZ_CHECK(c.id == v.id[i], "read the wrong contact");
     if (c.field[CS_EMAIL].len && c.field[CS_EMAIL].len <= 254) {
-      cs_query q = {.account = v.account[i], .field = CS_EMAIL,
-                    .match = CS_MATCH_EXACT, .term = c.field[CS_EMAIL].ptr,
-                    .term_len = c.field[CS_EMAIL].len, .limit = 10};
+      cs_query q = {.account = v.account[i],
+                    .field = CS_EMAIL,
+                    .match = CS_MATCH_EXACT,
+                    .term = c.field[CS_EMAIL].ptr,
+                    .term_len = c.field[CS_EMAIL].len,
+                    .limit = 10};
       cs_page pg = {0};
       rc = cs_search(s, &q, &pg, &err);
       FZ_CHECK(rc == 0 || rc == CS_ECORRUPT, "search failed: %s", err.msg);

@@ -62,8 +62,12 @@ static void emit(sctx *x, const char *line) {
 
 static void query(sctx *x, uint32_t account, int field, cs_match m, cs_str t) {
   if (!t.ptr || !t.len) return;
-  cs_query q = {.account = account, .field = field, .match = m,
-                .term = t.ptr, .term_len = t.len, .limit = 50};
+  cs_query q = {.account = account,
+                .field = field,
+                .match = m,
+                .term = t.ptr,
+                .term_len = t.len,
+                .limit = 50};
   cs_page pg = {0};
   cs_error err;
   int rc = cs_search(x->s, &q, &pg, &err);
@@ -168,8 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!forged) {
     FZ_CHECK(strcmp(d, g_replay) == 0,
              "opening from the snapshot differs from a full replay");
-    FZ_CHECK(strcmp(q, g_searches) == 0,
-             "searches after opening from the snapshot differ from a full replay");
+    FZ_CHECK(
+        strcmp(q, g_searches) == 0,
+        "searches after opening from the snapshot differ from a full replay");
   }
   free(d);
   free(q);

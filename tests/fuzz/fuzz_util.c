@@ -27,7 +27,8 @@ void fz_fail(const char *fmt, ...) {
 }
 
 char *fz_tmpdir(void) {
-  const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+  const char *base =
+      access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
   char tmpl[512];
   snprintf(tmpl, sizeof tmpl, "%s/csfuzz-XXXXXX", base ? base : "/tmp");
   if (!mkdtemp(tmpl)) fz_fail("mkdtemp %s: %s", tmpl, strerror(errno));
@@ -97,7 +98,9 @@ static long nosync_pwrite(void *ctx, int fd, const void *buf, size_t len,
   const cs_io *p = cs_io_posix();
   return p->pwrite(p->ctx, fd, buf, len, off);
 }
-static int nosync_sync(void *ctx, int fd) { return 0; }
+static int nosync_sync(void *ctx, int fd) {
+  return 0;
+}
 static int nosync_ftruncate(void *ctx, int fd, uint64_t len) {
   const cs_io *p = cs_io_posix();
   return p->ftruncate(p->ctx, fd, len);
@@ -110,7 +113,9 @@ static int nosync_unlink(void *ctx, const char *path) {
   const cs_io *p = cs_io_posix();
   return p->unlink(p->ctx, path);
 }
-static int nosync_dir(void *ctx, const char *dir) { return 0; }
+static int nosync_dir(void *ctx, const char *dir) {
+  return 0;
+}
 
 static const cs_io fz_nosync = {
     .ctx = NULL,
@@ -125,7 +130,9 @@ static const cs_io fz_nosync = {
     .fsync_dir = nosync_dir,
 };
 
-const cs_io *fz_io_nosync(void) { return &fz_nosync; }
+const cs_io *fz_io_nosync(void) {
+  return &fz_nosync;
+}
 
 static void fz_quiet(void *ctx, const char *line) {
   if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "notice: %s\n", line);

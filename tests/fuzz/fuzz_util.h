@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* Prints the broken invariant and aborts. */
-void fz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fz_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 #define FZ_CHECK(cond, ...)                                                    \
   do {                                                                         \
     if (!(cond)) fz_fail(__VA_ARGS__);                                         \

@@ -80,9 +80,9 @@ static void fh_error_cb(cd_response *res, int status, const char *code,
   fh_gen_str(g, code);
   fh_gen_str(g, "message");
   /* The real host checks this too: a message must be valid UTF-8. */
-  assert_int_equal(yajl_gen_string(g, (const unsigned char *)message,
-                                   strlen(message)),
-                   yajl_gen_status_ok);
+  assert_int_equal(
+      yajl_gen_string(g, (const unsigned char *)message, strlen(message)),
+      yajl_gen_status_ok);
   if (field) {
     fh_gen_str(g, "field");
     assert_int_equal(
@@ -136,7 +136,9 @@ static const cd_host fh_the_host = {
     .metrics = fh_metrics_cb,
 };
 
-const cd_host *fh_host(void) { return &fh_the_host; }
+const cd_host *fh_host(void) {
+  return &fh_the_host;
+}
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -161,9 +163,9 @@ void fh_open(fh_fixture *fx, const cd_plugin *plugin, const cs_options *opts) {
   fx->plugin = plugin;
   char errbuf[256] = "";
   if (plugin->create)
-    assert_int_equal(plugin->create(fh_host(), fx->store, &fx->state, errbuf,
-                                    sizeof errbuf),
-                     0);
+    assert_int_equal(
+        plugin->create(fh_host(), fx->store, &fx->state, errbuf, sizeof errbuf),
+        0);
   fx->account = 1;
 }
 
@@ -242,7 +244,8 @@ static int fh_match(const char *pattern, const char *path, cd_pair *param,
                                       path, (size_t)(se - path)};
       ++*param_count;
       kind = 2;
-    } else if (pe - pattern != se - path || memcmp(pattern, path, (size_t)(se - path))) {
+    } else if (pe - pattern != se - path ||
+               memcmp(pattern, path, (size_t)(se - path))) {
       return 0;
     }
     pattern = pe, path = se;
@@ -360,7 +363,8 @@ const char *fh_str(struct cd_response *res, ...) {
   va_list ap;
   va_start(ap, res);
   const char *k;
-  while ((k = va_arg(ap, const char *)) && n < 7) path[n++] = k;
+  while ((k = va_arg(ap, const char *)) && n < 7)
+    path[n++] = k;
   va_end(ap);
   path[n] = NULL;
   yajl_val v = yajl_tree_get(fh_json(res), path, yajl_t_string);

@@ -63,7 +63,8 @@ static char *id_str(uint64_t id) {
 static char *rep(const char *unit, size_t n) {
   size_t u = strlen(unit);
   char *s = malloc(u * n + 1);
-  for (size_t i = 0; i < n; i++) memcpy(s + i * u, unit, u);
+  for (size_t i = 0; i < n; i++)
+    memcpy(s + i * u, unit, u);
   s[u * n] = '\0';
   return s;
 }
@@ -209,8 +210,8 @@ static void test_contacts_create_ids_increase(void **state) {
   assert_true(b > a);
 }
 
-static void test_contacts_create_null_and_empty_optional_are_absent(
-    void **state) {
+static void
+test_contacts_create_null_and_empty_optional_are_absent(void **state) {
   fh_fixture *fx = *state;
   uint64_t id = fh_create(fx, "{\"first_name\":\"Ann\",\"email\":\"ann@x.io\","
                               "\"last_name\":null,\"phone\":null,"
@@ -313,11 +314,13 @@ static void test_contacts_create_phone_integer(void **state) {
   assert_string_equal(fh_str(r, "phone", NULL), "1234567890");
   fh_free(r);
   /* an integer is held to the same digit limits */
-  expect_create_error(fx, "{\"first_name\":\"A\",\"email\":\"b@x.io\","
-                          "\"phone\":12}",
+  expect_create_error(fx,
+                      "{\"first_name\":\"A\",\"email\":\"b@x.io\","
+                      "\"phone\":12}",
                       400, "invalid_field", "phone");
-  expect_create_error(fx, "{\"first_name\":\"A\",\"email\":\"b@x.io\","
-                          "\"phone\":123456789012345678901}",
+  expect_create_error(fx,
+                      "{\"first_name\":\"A\",\"email\":\"b@x.io\","
+                      "\"phone\":123456789012345678901}",
                       400, "invalid_field", "phone");
 }
 
@@ -352,8 +355,8 @@ static void test_contacts_body_not_json(void **state) {
   for (size_t i = 0; i < sizeof not_json / sizeof *not_json; i++)
     expect_create_error(fx, not_json[i], 400, "invalid_json", NULL);
   expect_create_error(fx, NULL, 400, "invalid_json", NULL);
-  static const char *const not_object[] = {"[1]", "\"x\"", "5", "null",
-                                           "true", "[]"};
+  static const char *const not_object[] = {"[1]",  "\"x\"", "5",
+                                           "null", "true",  "[]"};
   for (size_t i = 0; i < sizeof not_object / sizeof *not_object; i++)
     expect_create_error(fx, not_object[i], 400, "invalid_body", NULL);
   /* the same on every route that takes a body */
@@ -388,11 +391,12 @@ static void test_contacts_invalid_utf8_and_nul(void **state) {
   fh_assert_error(r, 400, "unknown_field", NULL);
   fh_free(r);
   /* a raw control character is not JSON */
-  expect_create_error(fx, "{\"first_name\":\"a\x01\",\"email\":\"a@x.io\"}", 400,
-                      "invalid_json", NULL);
+  expect_create_error(fx, "{\"first_name\":\"a\x01\",\"email\":\"a@x.io\"}",
+                      400, "invalid_json", NULL);
   /* valid multi-byte text passes and comes back as sent */
   uint64_t id = fh_create(
-      fx, "{\"first_name\":\"J\\u00f6rg \xf0\x9f\x98\x80\",\"email\":\"j@x.io\"}");
+      fx,
+      "{\"first_name\":\"J\\u00f6rg \xf0\x9f\x98\x80\",\"email\":\"j@x.io\"}");
   r = get_ok(fx, id);
   assert_string_equal(fh_str(r, "first_name", NULL),
                       "J\xc3\xb6rg \xf0\x9f\x98\x80");
@@ -495,14 +499,14 @@ static void test_contacts_limit_phone_digits(void **state) {
   create_field(fx, "phone", "+1 (2) -.", 400);
   create_field(fx, "phone", "+1 (234) 567-890", 200);
   /* integers alike */
-  char *body = fmt("{\"first_name\":\"F\",\"email\":\"pi1@x.io\",\"phone\":%s}",
-                   max);
+  char *body =
+      fmt("{\"first_name\":\"F\",\"email\":\"pi1@x.io\",\"phone\":%s}", max);
   res_t *r = fh_call(fx, "POST", "/contacts", NULL, body);
   assert_int_equal(r->status, 200);
   fh_free(r);
   free(body);
-  body = fmt("{\"first_name\":\"F\",\"email\":\"pi2@x.io\",\"phone\":%s}",
-             below);
+  body =
+      fmt("{\"first_name\":\"F\",\"email\":\"pi2@x.io\",\"phone\":%s}", below);
   expect_create_error(fx, body, 400, "invalid_field", "phone");
   free(body);
   free(min), free(below), free(max), free(above);
@@ -566,8 +570,9 @@ static void test_contacts_edit_updates_updated_at_only(void **state) {
   fh_fixture *fx = *state;
   uint64_t id = make_jane(fx);
   res_t *before = get_ok(fx, id);
-  char *body = fmt("{\"contact_id\":\"%s\",\"update_fields\":{\"notes\":\"n\"}}",
-                   id_str(id));
+  char *body =
+      fmt("{\"contact_id\":\"%s\",\"update_fields\":{\"notes\":\"n\"}}",
+          id_str(id));
   fh_free(fh_call(fx, "POST", "/contacts", NULL, body));
   free(body);
   res_t *after = get_ok(fx, id);
@@ -705,8 +710,8 @@ static void test_contacts_edit_shape_errors(void **state) {
                       "\"X\"}}",
                       400, "invalid_field", "contact_id");
   /* unknown and server-set fields inside update_fields */
-  body = fmt("{\"contact_id\":\"%s\",\"update_fields\":{\"age\":3}}",
-             id_str(id));
+  body =
+      fmt("{\"contact_id\":\"%s\",\"update_fields\":{\"age\":3}}", id_str(id));
   expect_create_error(fx, body, 400, "unknown_field", "age");
   free(body);
   body = fmt("{\"contact_id\":\"%s\",\"update_fields\":{\"id\":\"1\"}}",
@@ -730,8 +735,8 @@ static void test_contacts_edit_shape_errors(void **state) {
 static void test_contacts_edit_contact_id_as_number(void **state) {
   fh_fixture *fx = *state;
   uint64_t id = make_jane(fx);
-  char *body =
-      fmt("{\"contact_id\":%s,\"update_fields\":{\"company\":\"N\"}}", id_str(id));
+  char *body = fmt("{\"contact_id\":%s,\"update_fields\":{\"company\":\"N\"}}",
+                   id_str(id));
   res_t *r = fh_call(fx, "POST", "/contacts", NULL, body);
   assert_int_equal(r->status, 200);
   fh_free(r);
@@ -764,8 +769,7 @@ static void test_contacts_edit_unknown_contact(void **state) {
       expect_error(fx, "DELETE", p, NULL, NULL, 404, "not_found", NULL);
     }
     body = fmt("{\"contact_id\":\"%s\"}", ids[i]);
-    expect_error(fx, "DELETE", "/contacts", NULL, body, 404, "not_found",
-                 NULL);
+    expect_error(fx, "DELETE", "/contacts", NULL, body, 404, "not_found", NULL);
     free(body);
   }
 }
@@ -775,8 +779,8 @@ static void test_contacts_edit_duplicate_email(void **state) {
   uint64_t a = fh_create(fx, "{\"first_name\":\"A\",\"email\":\"a@x.io\"}");
   uint64_t b = fh_create(fx, "{\"first_name\":\"B\",\"email\":\"b@x.io\"}");
   char p[64];
-  res_t *r = fh_call(fx, "PATCH", id_path(b, p), NULL,
-                     "{\"email\":\"A@x.io\"}");
+  res_t *r =
+      fh_call(fx, "PATCH", id_path(b, p), NULL, "{\"email\":\"A@x.io\"}");
   fh_assert_error(r, 409, "duplicate_email", "email");
   assert_string_equal(fh_str(r, "error", "id", NULL), id_str(a));
   fh_free(r);
@@ -905,8 +909,8 @@ static void test_contacts_other_account_is_not_found(void **state) {
       char *q = fmt("searchby=id&search=%s", id_str(ids[k]));
       r[5] = fh_call(fx, "GET", "/contacts", q, NULL);
       free(q);
-      r[6] = fh_call(fx, "GET", "/contacts", "searchby=company&search=Them",
-                     NULL);
+      r[6] =
+          fh_call(fx, "GET", "/contacts", "searchby=company&search=Them", NULL);
       for (int i = 0; i < 7; i++) {
         statuses[k][i] = r[i]->status;
         answers[k][i] = strdup(r[i]->body);
@@ -977,8 +981,8 @@ static void test_contacts_search_query_string(void **state) {
   assert_string_equal(obj_str(a, "phone"), "+1 (234) 567-890");
   fh_free(r);
   /* '+' in a query string is a space */
-  assert_int_equal(search_total(fx, "searchby=company&search=example+inc.", NULL),
-                   2);
+  assert_int_equal(
+      search_total(fx, "searchby=company&search=example+inc.", NULL), 2);
 }
 
 static void test_contacts_search_json_body_and_query_wins(void **state) {
@@ -1009,10 +1013,11 @@ static void test_contacts_search_json_body_and_query_wins(void **state) {
                                 "1234567890,\"limit\":1}"),
                    1);
   /* null means not given */
-  assert_int_equal(search_total(fx, NULL,
-                                "{\"searchby\":\"company\",\"search\":"
-                                "\"Other Ltd\",\"cursor\":null,\"match\":null}"),
-                   1);
+  assert_int_equal(
+      search_total(fx, NULL,
+                   "{\"searchby\":\"company\",\"search\":"
+                   "\"Other Ltd\",\"cursor\":null,\"match\":null}"),
+      1);
 }
 
 static void test_contacts_search_errors(void **state) {
@@ -1025,10 +1030,11 @@ static void test_contacts_search_errors(void **state) {
   res_t *r = fh_call(fx, "GET", "/contacts", "searchby=age&search=3", NULL);
   fh_assert_error(r, 400, "invalid_searchby", "searchby");
   const char *msg = fh_str(r, "error", "message", NULL);
-  static const char *const valid[] = {"id",      "first_name", "last_name",
-                                      "email",   "phone",      "company",
+  static const char *const valid[] = {"id",        "first_name", "last_name",
+                                      "email",     "phone",      "company",
                                       "job_title", "notes"};
-  for (size_t i = 0; i < 8; i++) assert_non_null(strstr(msg, valid[i]));
+  for (size_t i = 0; i < 8; i++)
+    assert_non_null(strstr(msg, valid[i]));
   fh_free(r);
   expect_error(fx, "GET", "/contacts", "searchby=ID&search=3", NULL, 400,
                "invalid_searchby", "searchby");
@@ -1046,8 +1052,8 @@ static void test_contacts_search_errors(void **state) {
                NULL, 400, "invalid_field", "match");
   expect_error(fx, "GET", "/contacts", "searchby=email&search=a&match=EXACT",
                NULL, 400, "invalid_field", "match");
-  static const char *const bad_limits[] = {"0", "1001", "-1", "abc", "1.5",
-                                           "", "99999999999999999999"};
+  static const char *const bad_limits[] = {
+      "0", "1001", "-1", "abc", "1.5", "", "99999999999999999999"};
   for (size_t i = 0; i < sizeof bad_limits / sizeof *bad_limits; i++) {
     char *q = fmt("searchby=email&search=a&limit=%s", bad_limits[i]);
     expect_error(fx, "GET", "/contacts", q, NULL, 400, "invalid_field",
@@ -1060,9 +1066,13 @@ static void test_contacts_search_errors(void **state) {
   expect_error(fx, "GET", "/contacts", NULL,
                "{\"searchby\":\"email\",\"search\":\"a\",\"limit\":true}", 400,
                "invalid_field", "limit");
-  static const char *const bad_cursors[] = {
-      "x", "AAAAAAAAAAAA", "AQAAAAAAAAAA" /* id 0 */, "AQAAAAAAAAA!", "AQAAAAAAAAAAA", "%2B%2B%2B",
-      "AgCKxyMEiegA" /* version 2 */};
+  static const char *const bad_cursors[] = {"x",
+                                            "AAAAAAAAAAAA",
+                                            "AQAAAAAAAAAA" /* id 0 */,
+                                            "AQAAAAAAAAA!",
+                                            "AQAAAAAAAAAAA",
+                                            "%2B%2B%2B",
+                                            "AgCKxyMEiegA" /* version 2 */};
   for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
     char *q = fmt("searchby=email&search=a&cursor=%s", bad_cursors[i]);
     expect_error(fx, "GET", "/contacts", q, NULL, 400, "invalid_cursor",
@@ -1150,12 +1160,11 @@ static void test_contacts_search_modes_and_folding(void **state) {
 
 static void test_contacts_search_empty_page(void **state) {
   fh_fixture *fx = *state;
-  res_t *r = fh_call(fx, "GET", "/contacts", "searchby=email&search=a@b.co",
-                     NULL);
+  res_t *r =
+      fh_call(fx, "GET", "/contacts", "searchby=email&search=a@b.co", NULL);
   assert_int_equal(r->status, 200);
-  assert_string_equal(r->body,
-                      "{\"contacts\":[],\"count\":0,\"total\":0,"
-                      "\"next_cursor\":null}");
+  assert_string_equal(r->body, "{\"contacts\":[],\"count\":0,\"total\":0,"
+                               "\"next_cursor\":null}");
   fh_free(r);
 }
 
@@ -1174,9 +1183,9 @@ static void test_contacts_search_by_id(void **state) {
 }
 
 /* Walks every page of a search; checks order, no duplicates, totals. */
-static size_t walk(fh_fixture *fx, const char *base, int limit,
-                   uint64_t *seen, size_t seen_cap,
-                   void (*between)(fh_fixture *, int), long long *first_total) {
+static size_t walk(fh_fixture *fx, const char *base, int limit, uint64_t *seen,
+                   size_t seen_cap, void (*between)(fh_fixture *, int),
+                   long long *first_total) {
   char cursor[64] = "";
   size_t n = 0;
   int page = 0;
@@ -1267,7 +1276,8 @@ static void test_contacts_search_cursor_survives_writes(void **state) {
   /* every contact that matched for the whole walk is there, once */
   for (int i = 0; i < 30; i++) {
     bool found = false;
-    for (size_t j = 0; j < n; j++) found |= seen[j] == made[i];
+    for (size_t j = 0; j < n; j++)
+      found |= seen[j] == made[i];
     assert_true(found);
   }
   assert_true(n >= 30);
@@ -1286,8 +1296,8 @@ static void test_contacts_read_your_writes(void **state) {
     assert_int_equal(search_total(fx, q, NULL), 1);
     free(q);
     char p[64];
-    res_t *r = fh_call(fx, "PATCH", id_path(id, p), NULL,
-                       "{\"company\":\"Moved\"}");
+    res_t *r =
+        fh_call(fx, "PATCH", id_path(id, p), NULL, "{\"company\":\"Moved\"}");
     assert_int_equal(r->status, 200);
     fh_free(r);
     q = fmt("searchby=company&search=ryw%%20%d", i);
@@ -1380,9 +1390,9 @@ static char *batch_body(size_t n, const char *tag) {
   char *s = malloc(cap);
   size_t o = (size_t)snprintf(s, cap, "{\"contacts\":[");
   for (size_t i = 0; i < n; i++)
-    o += (size_t)snprintf(s + o, cap - o,
-                          "%s{\"first_name\":\"N%zu\",\"email\":\"%s%zu@x.io\"}",
-                          i ? "," : "", i, tag, i);
+    o += (size_t)snprintf(
+        s + o, cap - o, "%s{\"first_name\":\"N%zu\",\"email\":\"%s%zu@x.io\"}",
+        i ? "," : "", i, tag, i);
   snprintf(s + o, cap - o, "]}");
   return s;
 }
@@ -1432,8 +1442,8 @@ static void test_contacts_batch_shape_errors(void **state) {
                "contacts");
   expect_error(fx, "POST", "/contacts/batch", NULL, "{\"contacts\":{}}", 400,
                "invalid_field", "contacts");
-  expect_error(fx, "POST", "/contacts/batch", NULL,
-               "{\"contacts\":[],\"x\":1}", 400, "unknown_field", "x");
+  expect_error(fx, "POST", "/contacts/batch", NULL, "{\"contacts\":[],\"x\":1}",
+               400, "unknown_field", "x");
   expect_error(fx, "POST", "/contacts/batch", NULL,
                "{\"contacts\":[{\"first_name\":\"A\",\"email\":\"a@x.io\"}"
                "],\"contacts\":[]}",
@@ -1444,8 +1454,6 @@ static void test_contacts_batch_shape_errors(void **state) {
                "{\"contacts\":[{\"first_name\":\"A\",\"email\":\"a@x.io\"}",
                400, "invalid_json", NULL);
 }
-
-
 
 /* Flips one byte of the first occurrence of marker in the store's segment
  * files, behind the store's back (its reads see it through mmap). */
@@ -1477,9 +1485,10 @@ static void flip_in_segments(const char *dir, const char *marker) {
  * store in the body; its neighbours still read. */
 static void test_contacts_corrupt_record_is_500(void **state) {
   fh_fixture *fx = *state;
-  uint64_t good = fh_create(fx, "{\"first_name\":\"Good\",\"email\":\"g@x.io\"}");
-  uint64_t bad = fh_create(
-      fx, "{\"first_name\":\"Zyxwvutsrq\",\"email\":\"z@x.io\"}");
+  uint64_t good =
+      fh_create(fx, "{\"first_name\":\"Good\",\"email\":\"g@x.io\"}");
+  uint64_t bad =
+      fh_create(fx, "{\"first_name\":\"Zyxwvutsrq\",\"email\":\"z@x.io\"}");
   cs_error err = {0};
   assert_int_equal(cs_flush(fx->store, &err), 0);
   flip_in_segments(fx->dir, "Zyxwvutsrq");
@@ -1493,7 +1502,6 @@ static void test_contacts_corrupt_record_is_500(void **state) {
   assert_true(fh_error_logs > logs);
   fh_free(get_ok(fx, good));
 }
-
 
 /* ------------------------------------------------------------ hostile */
 
@@ -1522,14 +1530,14 @@ static void test_contacts_truncated_and_mangled_bodies(void **state) {
       fh_free(r);
     }
     for (size_t pos = 0; pos < len; pos++) {
-      static const char subst[] = {'"', '{', '}', '[', ']', ',', ':', '\\',
-                                   '\0', '\xff', 'x', '1', ' '};
+      static const char subst[] = {'"',  '{',  '}',    '[', ']', ',', ':',
+                                   '\\', '\0', '\xff', 'x', '1', ' '};
       for (size_t k = 0; k < sizeof subst; k++) {
         char *m = strdup(bodies[b]);
         m[pos] = subst[k];
         res_t *r = fh_call_n(fx, method[b], path[b], NULL, m, len);
-        assert_true(r->status == 200 || r->status == 400 ||
-                    r->status == 404 || r->status == 409);
+        assert_true(r->status == 200 || r->status == 400 || r->status == 404 ||
+                    r->status == 409);
         fh_free(r);
         free(m);
       }
@@ -1589,7 +1597,8 @@ static void test_contacts_concurrent_requests(void **state) {
     args[i].thread = i;
     assert_int_equal(pthread_create(&t[i], NULL, cc_writer, &args[i]), 0);
   }
-  for (int i = 0; i < CC_THREADS; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < CC_THREADS; i++)
+    pthread_join(t[i], NULL);
   for (int i = 0; i < CC_THREADS; i++) {
     for (int k = 0; k < CC_WRITES; k++) {
       assert_true(args[i].ids[k] >= CS_ID_MIN);

@@ -79,8 +79,8 @@ static void test_health_unavailable_after_failed_write(void **state) {
   int rc = cs_create(fx.store, 1, &c, hl_done, NULL, &id, &err);
   if (rc == 0) {
     cs_flush(fx.store, &err);
-    for (int i = 0; i < 5000 && __atomic_load_n(&hl_done_rc, __ATOMIC_SEQ_CST) == 1;
-         i++) {
+    for (int i = 0;
+         i < 5000 && __atomic_load_n(&hl_done_rc, __ATOMIC_SEQ_CST) == 1; i++) {
       struct timespec ms = {0, 1000000};
       nanosleep(&ms, NULL);
     }

@@ -65,12 +65,16 @@ static void test_metrics_front_end_and_store(void **state) {
   /* the front end's lines, as given */
   assert_non_null(strstr(body, fh_front_metrics));
   /* the store's, with HELP and TYPE */
-  static const char *const names[] = {
-      "contactd_contacts",           "contactd_store_disk_bytes",
-      "contactd_store_live_bytes",   "contactd_store_garbage_bytes",
-      "contactd_store_garbage_ratio", "contactd_store_commits_total",
-      "contactd_store_fsyncs_total", "contactd_store_index_bytes",
-      "contactd_store_segments",     "contactd_store_failed"};
+  static const char *const names[] = {"contactd_contacts",
+                                      "contactd_store_disk_bytes",
+                                      "contactd_store_live_bytes",
+                                      "contactd_store_garbage_bytes",
+                                      "contactd_store_garbage_ratio",
+                                      "contactd_store_commits_total",
+                                      "contactd_store_fsyncs_total",
+                                      "contactd_store_index_bytes",
+                                      "contactd_store_segments",
+                                      "contactd_store_failed"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char help[128], type[128];
     snprintf(help, sizeof help, "# HELP %s ", names[i]);
@@ -87,10 +91,12 @@ static void test_metrics_front_end_and_store(void **state) {
   assert_true(mt_value(body, "contactd_store_disk_bytes") > 0);
   /* every line ends, and TYPE lines name a known type */
   assert_int_equal(body[r->body_len - 1], '\n');
-  for (const char *t = strstr(body, "# TYPE "); t; t = strstr(t + 1, "# TYPE ")) {
+  for (const char *t = strstr(body, "# TYPE "); t;
+       t = strstr(t + 1, "# TYPE ")) {
     const char *eol = strchr(t, '\n');
     const char *sp = eol;
-    while (sp > t && sp[-1] != ' ') sp--;
+    while (sp > t && sp[-1] != ' ')
+      sp--;
     size_t n = (size_t)(eol - sp);
     assert_true((n == 5 && !strncmp(sp, "gauge", 5)) ||
                 (n == 7 && !strncmp(sp, "counter", 7)) ||

@@ -48,20 +48,41 @@ static void test_openapi_document(void **state) {
     const char *statuses[10];
     bool body, secured;
   } routes[] = {
-      {"/contacts", "post", {"200", "400", "401", "403", "404", "409", "413", "500", "503"}, true, true},
-      {"/contacts/batch", "post", {"200", "400", "401", "403", "413"}, true, true},
+      {"/contacts",
+       "post",
+       {"200", "400", "401", "403", "404", "409", "413", "500", "503"},
+       true,
+       true},
+      {"/contacts/batch",
+       "post",
+       {"200", "400", "401", "403", "413"},
+       true,
+       true},
       {"/contacts", "get", {"200", "400", "401"}, true, true},
       {"/contacts/{id}", "get", {"200", "401", "404"}, false, true},
-      {"/contacts/{id}", "patch", {"200", "400", "401", "403", "404", "409", "503"}, true, true},
-      {"/contacts", "delete", {"200", "400", "401", "403", "404", "503"}, true, true},
-      {"/contacts/{id}", "delete", {"200", "401", "403", "404", "503"}, false, true},
+      {"/contacts/{id}",
+       "patch",
+       {"200", "400", "401", "403", "404", "409", "503"},
+       true,
+       true},
+      {"/contacts",
+       "delete",
+       {"200", "400", "401", "403", "404", "503"},
+       true,
+       true},
+      {"/contacts/{id}",
+       "delete",
+       {"200", "401", "403", "404", "503"},
+       false,
+       true},
       {"/healthz", "get", {"200", "503"}, false, false},
       {"/metrics", "get", {"200"}, false, false},
       {"/openapi.json", "get", {"200"}, false, false},
   };
   for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
     yajl_val op = oa_get(doc, "paths", routes[i].path, routes[i].method);
-    if (!op) fprintf(stderr, "missing %s %s\n", routes[i].method, routes[i].path);
+    if (!op)
+      fprintf(stderr, "missing %s %s\n", routes[i].method, routes[i].path);
     assert_non_null(op);
     assert_true(YAJL_IS_OBJECT(op));
     for (size_t k = 0; routes[i].statuses[k]; k++) {
@@ -94,8 +115,8 @@ static void test_openapi_document(void **state) {
     bool found = false;
     for (size_t k = 0; k < YAJL_GET_ARRAY(list)->len; k++) {
       const char *np[] = {"name", NULL};
-      yajl_val name = yajl_tree_get(YAJL_GET_ARRAY(list)->values[k], np,
-                                    yajl_t_string);
+      yajl_val name =
+          yajl_tree_get(YAJL_GET_ARRAY(list)->values[k], np, yajl_t_string);
       const char *got = name ? YAJL_GET_STRING(name) : NULL;
       found |= got && !strcmp(got, names[n]);
     }

@@ -60,7 +60,9 @@ static void collect(void *ctx, const cs_finding *f) {
 }
 
 static cs_store *open_store(const char *dir, const cs_io *io) {
-  cs_options o = {.segment_bytes_max = SEG_BYTES, .io = io, .notice = quiet,
+  cs_options o = {.segment_bytes_max = SEG_BYTES,
+                  .io = io,
+                  .notice = quiet,
                   .durability = CS_DURABILITY_NONE};
   cs_store *s = NULL;
   cs_error err;
@@ -98,8 +100,8 @@ static uint64_t fill(const char *dir, int n) {
   for (int i = 0; i < n; i += 2)
     assert_int_equal(tu_delete(s, 1 + (uint32_t)(i % 2), ids[i], &err), 0);
   if ((n - 1) % 2)
-    assert_int_equal(tu_delete(s, 1 + (uint32_t)((n - 1) % 2), ids[n - 1], &err),
-                     0);
+    assert_int_equal(
+        tu_delete(s, 1 + (uint32_t)((n - 1) % 2), ids[n - 1], &err), 0);
   uint64_t top = ids[n - 1];
   free(ids);
   assert_int_equal(cs_close(s, &err), 0);
@@ -159,8 +161,8 @@ static void test_admin_compact_keeps_live_drops_dead_and_shrinks(void **st) {
   cs_store *s = open_store(dir, NULL);
   assert_non_null(s);
   uint64_t id;
-  cs_contact c = tu_contact("New", NULL, "new@example.com", NULL, NULL, NULL,
-                            NULL);
+  cs_contact c =
+      tu_contact("New", NULL, "new@example.com", NULL, NULL, NULL, NULL);
   assert_int_equal(tu_create(s, 1, c, &id, &err), 0);
   assert_true(id > top);
   /* And without the snapshot, the meta record alone keeps the floor. */
@@ -172,7 +174,8 @@ static void test_admin_compact_keeps_live_drops_dead_and_shrinks(void **st) {
   dir = tu_tmpdir();
   top = fill(dir, 50);
   assert_int_equal(cs_admin_compact(dir, &o, NULL, NULL, &res, &err), 0);
-  cs_options no_snap = {.segment_bytes_max = SEG_BYTES, .notice = quiet,
+  cs_options no_snap = {.segment_bytes_max = SEG_BYTES,
+                        .notice = quiet,
                         .no_snapshot_load = true};
   assert_int_equal(cs_open(dir, &no_snap, &s, &err), 0);
   assert_int_equal(tu_create(s, 1, c, &id, &err), 0);
@@ -266,8 +269,8 @@ static void crash_io_init(crash_io *c, fault_io *f, long at, bool once) {
   c->f = f;
   c->at = at;
   c->once = once;
-  c->io = (cs_io){c, ci_open, ci_close, ci_pwrite, ci_fdatasync, ci_fsync,
-                  ci_ftruncate, ci_rename, ci_unlink, ci_fsync_dir};
+  c->io = (cs_io){c,        ci_open,      ci_close,  ci_pwrite, ci_fdatasync,
+                  ci_fsync, ci_ftruncate, ci_rename, ci_unlink, ci_fsync_dir};
 }
 
 static void compact_faults(bool once) {
@@ -301,8 +304,9 @@ static void compact_faults(bool once) {
 
     char *got = dump_of(dir);
     if (!got || strcmp(got, expect) != 0)
-      fail_msg("%s at call %ld of %ld: the store %s", once ? "failure" : "crash",
-               n, total, got ? "differs" : "does not open");
+      fail_msg("%s at call %ld of %ld: the store %s",
+               once ? "failure" : "crash", n, total,
+               got ? "differs" : "does not open");
     free(got);
     found fd;
     int problems = verify_dir(dir, &fd);
@@ -312,8 +316,8 @@ static void compact_faults(bool once) {
     cs_store *s = open_store(dir, NULL);
     assert_non_null(s);
     uint64_t id;
-    cs_contact nc = tu_contact("Late", NULL, "late@example.com", NULL, NULL,
-                               NULL, NULL);
+    cs_contact nc =
+        tu_contact("Late", NULL, "late@example.com", NULL, NULL, NULL, NULL);
     assert_int_equal(tu_create(s, 1, nc, &id, &err), 0);
     assert_true(id > top);
     cs_close(s, &err);
@@ -413,8 +417,8 @@ static void test_admin_verify_finds_wrong_index_entry(void **st) {
   }
   assert_true(b != UINT32_MAX);
   cs_error err;
-  cs_contact c = tu_contact("Bump", NULL, "bump@example.com", NULL, NULL, NULL,
-                            NULL);
+  cs_contact c =
+      tu_contact("Bump", NULL, "bump@example.com", NULL, NULL, NULL, NULL);
   uint64_t id;
   assert_int_equal(tu_create(s, 1, c, &id, &err), 0); /* a new position */
   s->slots.v[a].off = s->slots.v[b].off;
