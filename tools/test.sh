@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's second command: installs the packages, then builds and runs
-# every test twice: a plain gcc build with warnings as errors, and a clang
-# build with AddressSanitizer, UndefinedBehaviorSanitizer and the libFuzzer
+# The README's second command: installs the packages, checks that every C
+# file follows .clang-format, then builds and runs every test twice: a plain
+# gcc build with warnings as errors, and a clang build with AddressSanitizer, UndefinedBehaviorSanitizer and the libFuzzer
 # targets, which it also fuzzes for a bounded time (FUZZ_SECONDS a target).
 # The sanitizer pass runs the slowest randomized tests with fewer rounds;
 # the plain pass runs them in full.
@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh
 jobs=$(nproc)
 status=0
+
+echo "== format check (clang-format)" >&2
+bash tools/format.sh --check || status=1
 
 echo "== plain build (gcc)" >&2
 cmake -S . -B build-test-plain -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCS_WERROR=ON \
