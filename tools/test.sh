@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: installs the packages, checks that every C
 # file follows .clang-format, then builds and runs every test twice: a plain
-# gcc build with warnings as errors, and a clang build with AddressSanitizer, UndefinedBehaviorSanitizer and the libFuzzer
-# targets, which it also fuzzes for a bounded time (FUZZ_SECONDS a target).
+# gcc build with warnings as errors, and a clang build with AddressSanitizer,
+# UndefinedBehaviorSanitizer and the libFuzzer targets, which it also fuzzes
+# for a bounded time (FUZZ_SECONDS a target).
 # The sanitizer pass runs the slowest randomized tests with fewer rounds;
 # the plain pass runs them in full.
 set -euo pipefail
