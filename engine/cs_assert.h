@@ -25,8 +25,8 @@
 #define CS_ASSERT(cond)                                                        \
   do {                                                                         \
     if (__builtin_expect(!(cond), 0)) {                                        \
-      fprintf(stderr, "%s:%d: %s: assertion failed: %s\n", __FILE__,          \
-              __LINE__, __func__, #cond);                                      \
+      fprintf(stderr, "%s:%d: %s: assertion failed: %s\n", __FILE__, __LINE__, \
+              __func__, #cond);                                                \
       abort();                                                                 \
     }                                                                          \
   } while (0)
