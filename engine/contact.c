@@ -45,18 +45,79 @@ const char *cs_strerror(int rc) {
   }
 }
 
-static const char *const field_names[CS_FIELD_COUNT + 1] = {
-    "first_name", "last_name", "email", "phone",
-    "company",    "job_title", "notes", "id"};
+/* The contact's rules (cs.h, "cs_field_info"). The limits are the named
+ * ones of cs_limits.h; the shape rules of each kind are in cs_field_check. */
+const cs_field_info cs_field_table[CS_FIELD_COUNT] = {
+    [CS_FIRST_NAME] = {"first_name", CS_KIND_NAME, CS_UNIT_CHARS,
+                       CS_NAME_MAX_CHARS, CS_FIRST_NAME_MIN_CHARS, true, true},
+    [CS_LAST_NAME] = {"last_name", CS_KIND_NAME, CS_UNIT_CHARS,
+                      CS_NAME_MAX_CHARS, 0, false, true},
+    [CS_EMAIL] = {"email", CS_KIND_EMAIL, CS_UNIT_BYTES, CS_EMAIL_MAX_BYTES, 0,
+                  true, true},
+    [CS_PHONE] = {"phone", CS_KIND_PHONE, CS_UNIT_BYTES, CS_PHONE_MAX_BYTES, 0,
+                  false, true},
+    [CS_COMPANY] = {"company", CS_KIND_NAME, CS_UNIT_CHARS, CS_NAME_MAX_CHARS,
+                    0, false, true},
+    [CS_JOB_TITLE] = {"job_title", CS_KIND_NAME, CS_UNIT_CHARS,
+                      CS_NAME_MAX_CHARS, 0, false, true},
+    [CS_NOTES] = {"notes", CS_KIND_TEXT, CS_UNIT_BYTES, CS_NOTES_MAX_BYTES, 0,
+                  false, true},
+};
 
+/* Field masks (cs_patch, cs_field_first_missing) are 32 bits wide. */
+_Static_assert(CS_FIELD_COUNT <= 32, "field masks are 32 bits");
+
+static const char *const server_field_names[CS_SERVER_FIELD_COUNT] = {
+    [CS_SERVER_ID] = "id",
+    [CS_SERVER_CREATED_AT] = "created_at",
+    [CS_SERVER_UPDATED_AT] = "updated_at",
+};
+
+const cs_field_info *cs_field_info_of(int field) {
+  return field >= 0 && field < CS_FIELD_COUNT ? &cs_field_table[field] : NULL;
+}
+
+bool cs_field_required(int field) {
+  return field >= 0 && field < CS_FIELD_COUNT && cs_field_table[field].required;
+}
+
+uint32_t cs_field_required_mask(void) {
+  uint32_t mask = 0;
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    if (cs_field_table[f].required) mask |= 1u << f;
+  return mask;
+}
+
+int cs_field_first_missing(uint32_t present_mask) {
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    if (cs_field_table[f].required && !(present_mask & (1u << f))) return f;
+  return -1;
+}
+
+const char *cs_server_field_name(int sf) {
+  if (sf < 0 || sf >= CS_SERVER_FIELD_COUNT) return "?";
+  return server_field_names[sf];
+}
+
+int cs_server_field_from_name(const char *name, size_t len) {
+  for (int sf = 0; sf < CS_SERVER_FIELD_COUNT; sf++)
+    if (strlen(server_field_names[sf]) == len &&
+        memcmp(server_field_names[sf], name, len) == 0)
+      return sf;
+  return -1;
+}
+
+/* CS_SEARCH_BY_ID, one past the fields, is the id: its name is the server's. */
 const char *cs_field_name(int field) {
-  if (field < 0 || field > CS_FIELD_COUNT) return "?";
-  return field_names[field];
+  if (field >= 0 && field < CS_FIELD_COUNT) return cs_field_table[field].name;
+  if (field == CS_SEARCH_BY_ID) return server_field_names[CS_SERVER_ID];
+  return "?";
 }
 
 int cs_field_from_name(const char *name, size_t len) {
   for (int f = 0; f < CS_FIELD_COUNT; f++)
-    if (strlen(field_names[f]) == len && memcmp(field_names[f], name, len) == 0)
+    if (strlen(cs_field_table[f].name) == len &&
+        memcmp(cs_field_table[f].name, name, len) == 0)
       return f;
   return -1;
 }
@@ -259,57 +320,61 @@ static int phone_check(const char *s, size_t len) {
   return digits;
 }
 
+/* The limit of a field's row, in its unit; "longer than N units". */
+static int over_limit(const cs_field_info *fi, long chars, size_t bytes) {
+  return fi->unit == CS_UNIT_CHARS ? chars > (long)fi->limit
+                                   : bytes > fi->limit;
+}
+
+static int limit_error(cs_error *err, int f, const cs_field_info *fi) {
+  return field_error(err, f, "longer than %u %s", fi->limit,
+                     fi->unit == CS_UNIT_CHARS ? "characters" : "bytes");
+}
+
 int cs_field_check(int f, cs_str *v, cs_error *err) {
   if (f < 0 || f >= CS_FIELD_COUNT) return cs_err_field(err, f);
+  const cs_field_info *fi = &cs_field_table[f];
   trim(v);
   bool has_space;
   long chars = utf8_count(v->ptr, v->len, &has_space);
   if (chars < 0)
     return field_error(err, f, "not valid UTF-8, or contains a NUL");
-  switch (f) {
-  case CS_FIRST_NAME:
-    if (chars < CS_FIRST_NAME_MIN_CHARS)
-      return field_error(err, f, "must not be empty");
-    /* fallthrough */
-  case CS_LAST_NAME:
-  case CS_COMPANY:
-  case CS_JOB_TITLE:
-    if (chars > CS_NAME_MAX_CHARS)
-      return field_error(err, f, "longer than %d characters",
-                         CS_NAME_MAX_CHARS);
+  if (chars < (long)fi->min_chars)
+    return field_error(err, f, "must not be empty");
+  switch (fi->kind) {
+  case CS_KIND_NAME:
+  case CS_KIND_TEXT:
+    if (over_limit(fi, chars, v->len)) return limit_error(err, f, fi);
     break;
-  case CS_EMAIL:
-    if (v->len > CS_EMAIL_MAX_BYTES)
-      return field_error(err, f, "longer than %d bytes", CS_EMAIL_MAX_BYTES);
+  case CS_KIND_EMAIL:
+    if (over_limit(fi, chars, v->len)) return limit_error(err, f, fi);
     if (has_space || !email_ok(v->ptr, v->len))
       return field_error(err, f, "not an email address");
     break;
-  case CS_PHONE: {
-    int digits = v->len > CS_PHONE_MAX_BYTES ? -1 : phone_check(v->ptr, v->len);
+  case CS_KIND_PHONE: {
+    /* The byte limit is part of the shape, and so of its one message. */
+    int digits =
+        over_limit(fi, chars, v->len) ? -1 : phone_check(v->ptr, v->len);
     if (digits < CS_PHONE_MIN_DIGITS || digits > CS_PHONE_MAX_DIGITS)
       return field_error(err, f,
                          "needs %d to %d digits and only + ( ) - . or "
-                         "spaces besides, at most %d characters",
-                         CS_PHONE_MIN_DIGITS, CS_PHONE_MAX_DIGITS,
-                         CS_PHONE_MAX_BYTES);
+                         "spaces besides, at most %u characters",
+                         CS_PHONE_MIN_DIGITS, CS_PHONE_MAX_DIGITS, fi->limit);
     break;
   }
-  case CS_NOTES:
-    if (v->len > CS_NOTES_MAX_BYTES)
-      return field_error(err, f, "longer than %d bytes", CS_NOTES_MAX_BYTES);
-    break;
   }
   return 0;
 }
 
 int cs_contact_validate(cs_contact *c, cs_error *err) {
+  uint32_t present = 0;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (!c->field[f].ptr) continue;
     int rc = cs_field_check(f, &c->field[f], err);
     if (rc) return rc;
+    present |= 1u << f;
   }
-  if (!c->field[CS_FIRST_NAME].ptr)
-    return field_error(err, CS_FIRST_NAME, "required");
-  if (!c->field[CS_EMAIL].ptr) return field_error(err, CS_EMAIL, "required");
+  int missing = cs_field_first_missing(present);
+  if (missing >= 0) return field_error(err, missing, "required");
   return 0;
 }

@@ -92,6 +92,64 @@ const char *cs_field_name(int field);
 /* The field with that name (not NUL-terminated), or -1. "id" is not a field. */
 int cs_field_from_name(const char *name, size_t len);
 
+/*
+ * The contact's rules, one row per field, in cs_field order: the one place
+ * that says what a field is called, what kind of value it holds, its limit,
+ * whether a contact must have it and whether it can be searched. Everything
+ * that lists fields, maps names or checks "required" (validation here, the
+ * API's parser, the load tool, the record and index code) reads this table,
+ * so a new field is one row here (and its cs_field) and nothing else.
+ */
+typedef enum cs_kind {
+  CS_KIND_NAME,  /* a name-like line of text, limited in code points */
+  CS_KIND_EMAIL, /* an address: one '@', a dotted domain, no whitespace */
+  CS_KIND_PHONE, /* digits and + ( ) - . or spaces */
+  CS_KIND_TEXT,  /* free text, limited in bytes */
+} cs_kind;
+
+typedef enum cs_unit { CS_UNIT_CHARS, CS_UNIT_BYTES } cs_unit;
+
+typedef struct cs_field_info {
+  const char *name;   /* the API's key, also the record's map key */
+  cs_kind kind;       /* which shape check applies */
+  cs_unit unit;       /* what limit counts */
+  unsigned limit;     /* at most this many units, after trimming */
+  unsigned min_chars; /* a present value holds at least this many */
+  bool required;      /* a contact cannot be without it */
+  bool searchable;    /* GET /contacts?searchby= takes it */
+} cs_field_info;
+
+/* The table itself, CS_FIELD_COUNT rows indexed by cs_field. */
+extern const cs_field_info cs_field_table[CS_FIELD_COUNT];
+
+/* The row of field, or NULL when field is not a cs_field. */
+const cs_field_info *cs_field_info_of(int field);
+/* Whether field is required (false for anything that is not a field). */
+bool cs_field_required(int field);
+/* Bits (1 << cs_field) of the required fields. */
+uint32_t cs_field_required_mask(void);
+/* The first required field (in cs_field order) whose bit is not in
+ * present_mask, or -1 when none is missing: "which required field does
+ * this contact or record lack". */
+int cs_field_first_missing(uint32_t present_mask);
+
+/*
+ * The keys the server sets on every contact and writes in every contact
+ * object (and so in every dump), which a client may not send: a create or
+ * an edit that gives one is refused, a load ignores them.
+ */
+typedef enum cs_server_field {
+  CS_SERVER_ID = 0,
+  CS_SERVER_CREATED_AT,
+  CS_SERVER_UPDATED_AT,
+  CS_SERVER_FIELD_COUNT
+} cs_server_field;
+
+/* "id", "created_at", "updated_at"; "?" for anything else. */
+const char *cs_server_field_name(int sf);
+/* The cs_server_field with that name (not NUL-terminated), or -1. */
+int cs_server_field_from_name(const char *name, size_t len);
+
 /* A string that need not be NUL-terminated. ptr == NULL means absent. */
 typedef struct cs_str {
   const char *ptr;
