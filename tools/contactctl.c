@@ -13,13 +13,16 @@
  * does not exist).
  *
  * load validates exactly as the API does because it runs the API's own
- * code: the contacts plugin's JSON parser (ct_parse.c) and per-value rules
- * (ct_text.c) are compiled into this program, and every contact then goes
- * through cs_create, as a POST /contacts does. The only difference is that
- * a line may carry the keys a dump writes and the server sets (id,
- * created_at, updated_at): they are dropped, so that a dump loads back; the
- * loaded contacts get new ids and times, as any create does. dump writes
- * the API's contact object with the plugin's own generator (ct_out.c).
+ * code: the contact's JSON codec (plugins/contacts/codec, ct_codec.h) reads
+ * each line as a POST /contacts body and checks each value, and every
+ * contact then goes through cs_create, as a POST /contacts does. The only
+ * difference is that a line may carry the keys a dump writes and the
+ * server sets (id, created_at, updated_at): the codec's
+ * CT_PARSE_SERVER_FIELDS lets them through and they are ignored, so that a
+ * dump loads back; the loaded contacts get new ids and times, as any
+ * create does. dump writes the API's contact object with the codec's
+ * generator. Field names, which are required and which the server sets
+ * come from the engine's field table (cs.h), for CSV as for JSON.
  *
  * Long commands show progress on standard error when it is a terminal.
  */
@@ -38,11 +41,10 @@
 
 #include <csv.h>
 #include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
 
 #include "admin.h"
 #include "cs.h"
-#include "ct.h"
+#include "ct_codec.h"
 
 enum { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2 };
 
@@ -432,10 +434,6 @@ typedef struct dumper {
   progress *prog;
 } dumper;
 
-static const char *const csv_columns[] = {
-    "id",      "first_name", "last_name", "email",      "phone",
-    "company", "job_title",  "notes",     "created_at", "updated_at"};
-
 /* One CSV field: quoted only when it must be (RFC 4180). */
 static void csv_field(FILE *out, const char *s, size_t len) {
   if (len &&
@@ -444,6 +442,16 @@ static void csv_field(FILE *out, const char *s, size_t len) {
     csv_fwrite(out, s, len);
   else
     fwrite(s, 1, len, out);
+}
+
+/* The header row: the columns dump_one writes, as a contact object orders
+ * its keys (id, the fields in table order, the two times). */
+static void csv_header_write(FILE *out) {
+  fputs(cs_server_field_name(CS_SERVER_ID), out);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    fprintf(out, ",%s", cs_field_name(f));
+  fprintf(out, ",%s,%s\r\n", cs_server_field_name(CS_SERVER_CREATED_AT),
+          cs_server_field_name(CS_SERVER_UPDATED_AT));
 }
 
 static int dump_one(void *ctx, const cs_contact *c) {
@@ -578,11 +586,7 @@ static int cmd_dump(const char *dir, int argc, char **argv) {
   d.total = acct == CS_ALL_ACCOUNTS ? st.contacts : cs_account_count(s, acct);
   progress_begin(&pg, "dump", "contacts");
   d.prog = &pg;
-  if (csv) {
-    for (size_t i = 0; i < sizeof csv_columns / sizeof *csv_columns; i++)
-      fprintf(out, "%s%s", i ? "," : "", csv_columns[i]);
-    fputs("\r\n", out);
-  }
+  if (csv) csv_header_write(out);
   rc = cs_iterate(s, acct, dump_one, &d, &err);
   progress_end(&pg);
   if (rc == -EIO || fflush(out) != 0 || ferror(out)) {
@@ -679,124 +683,14 @@ static void load_one(loader *L, uint64_t line, cs_contact *c) {
 
 /* ----- JSON lines */
 
-/* Regenerates a JSON object without the top-level keys the server sets,
- * which a dump writes and a create may not give. */
-typedef struct strip {
-  yajl_gen g;
-  int depth;
-  int skip;     /* nesting of a value being dropped */
-  bool pending; /* the next value is a dropped key's */
-} strip;
-
-/* true when this value event is dropped. */
-static bool strip_drop(strip *st, int open_close) {
-  if (st->skip) {
-    st->skip += open_close;
-    return true;
-  }
-  if (st->pending) {
-    st->pending = false;
-    if (open_close > 0) st->skip = 1;
-    return true;
-  }
-  return false;
-}
-
-static int st_null(void *c) {
-  strip *st = c;
-  return strip_drop(st, 0) || yajl_gen_null(st->g) == yajl_gen_status_ok;
-}
-static int st_bool(void *c, int v) {
-  strip *st = c;
-  return strip_drop(st, 0) || yajl_gen_bool(st->g, v) == yajl_gen_status_ok;
-}
-static int st_number(void *c, const char *s, size_t len) {
-  strip *st = c;
-  return strip_drop(st, 0) ||
-         yajl_gen_number(st->g, s, len) == yajl_gen_status_ok;
-}
-static int st_string(void *c, const unsigned char *s, size_t len) {
-  strip *st = c;
-  return strip_drop(st, 0) ||
-         yajl_gen_string(st->g, s, len) == yajl_gen_status_ok;
-}
-static int st_start_map(void *c) {
-  strip *st = c;
-  if (strip_drop(st, 1)) return 1;
-  st->depth++;
-  return yajl_gen_map_open(st->g) == yajl_gen_status_ok;
-}
-static int st_end_map(void *c) {
-  strip *st = c;
-  if (strip_drop(st, -1)) return 1;
-  st->depth--;
-  return yajl_gen_map_close(st->g) == yajl_gen_status_ok;
-}
-static int st_start_array(void *c) {
-  strip *st = c;
-  if (strip_drop(st, 1)) return 1;
-  st->depth++;
-  return yajl_gen_array_open(st->g) == yajl_gen_status_ok;
-}
-static int st_end_array(void *c) {
-  strip *st = c;
-  if (strip_drop(st, -1)) return 1;
-  st->depth--;
-  return yajl_gen_array_close(st->g) == yajl_gen_status_ok;
-}
-static int st_key(void *c, const unsigned char *k, size_t len) {
-  strip *st = c;
-  if (st->skip) return 1;
-  static const char *const server_set[] = {"id", "created_at", "updated_at"};
-  if (st->depth == 1) {
-    for (size_t i = 0; i < 3; i++) {
-      if (len == strlen(server_set[i]) && !memcmp(k, server_set[i], len)) {
-        st->pending = true;
-        return 1;
-      }
-    }
-  }
-  return yajl_gen_string(st->g, k, len) == yajl_gen_status_ok;
-}
-
-static const yajl_callbacks strip_callbacks = {
-    st_null,      st_bool, NULL,       NULL,           st_number,   st_string,
-    st_start_map, st_key,  st_end_map, st_start_array, st_end_array};
-
-/* 0 with the stripped text in g's buffer, -1 when it is not valid JSON
- * (the API's parser then says why). */
-static int strip_server_keys(yajl_gen g, const char *json, size_t len) {
-  strip st = {.g = g};
-  yajl_gen_clear(g);
-  yajl_gen_reset(g, NULL);
-  yajl_handle h = yajl_alloc(&strip_callbacks, NULL, &st);
-  if (!h) return -1;
-  yajl_config(h, yajl_dont_validate_strings, 1);
-  yajl_status rc = yajl_parse(h, (const unsigned char *)json, len);
-  if (rc == yajl_status_ok) rc = yajl_complete_parse(h);
-  yajl_free(h);
-  return rc == yajl_status_ok ? 0 : -1;
-}
-
-static bool is_server_key(const char *f) {
-  return !strcmp(f, "id") || !strcmp(f, "created_at") ||
-         !strcmp(f, "updated_at");
-}
-
-static void load_json_line(loader *L, yajl_gen g, uint64_t line,
-                           const char *json, size_t len) {
+/* One line read as a POST /contacts body, except that the keys a dump
+ * writes and the server sets are let through (and ignored: the contact
+ * gets a new id and new times). */
+static void load_json_line(loader *L, uint64_t line, const char *json,
+                           size_t len) {
   ct_body b;
-  int rc = ct_body_parse(&b, CT_BODY_POST, json, len);
-  if (rc && strcmp(b.err.code, "invalid_field") == 0 &&
-      is_server_key(b.err.field)) {
-    const unsigned char *buf;
-    size_t blen;
-    if (strip_server_keys(g, json, len) == 0) {
-      yajl_gen_get_buf(g, &buf, &blen);
-      ct_body_free(&b);
-      rc = ct_body_parse(&b, CT_BODY_POST, (const char *)buf, blen);
-    }
-  }
+  int rc =
+      ct_body_parse_flags(&b, CT_BODY_POST, CT_PARSE_SERVER_FIELDS, json, len);
   if (rc) {
     reject(L, line, b.err.code, "%s", b.err.msg);
   } else if (b.is_edit) {
@@ -872,12 +766,8 @@ static void csv_header(csv_load *cl, int cols) {
     cs_str name = cs_trim((cs_str){cl->vals[i], cl->lens[i]});
     int f = cs_field_from_name(name.ptr, name.len);
     cl->map[i] = f;
-    if (f < 0 && name.len < 20) {
-      char n[20];
-      memcpy(n, name.ptr, name.len);
-      n[name.len] = 0;
-      if (is_server_key(n)) continue; /* a dump's; ignored */
-    }
+    if (f < 0 && cs_server_field_from_name(name.ptr, name.len) >= 0)
+      continue; /* a dump's; ignored */
     if (f < 0 || (seen & (1u << f))) {
       cl->bad_header = true;
       snprintf(cl->header_err, sizeof cl->header_err,
@@ -908,38 +798,46 @@ static void csv_on_row(int term, void *data) {
     return;
   }
   cs_contact c = {0};
+  uint32_t present = 0;
+  ct_err e;
   for (int i = 0; i < cols; i++) {
     int f = cl->map[i];
     if (f < 0) continue;
-    ct_err e;
     cs_str v;
     if (ct_check_value(f, cl->vals[i], cl->lens[i], &v, &e)) {
       reject(L, line, e.code, "%s", e.msg);
       return;
     }
-    if (v.len) c.field[f] = v; /* an empty optional value is null */
-  }
-  static const int required[] = {CS_FIRST_NAME, CS_EMAIL};
-  for (int i = 0; i < 2; i++) {
-    if (!c.field[required[i]].ptr) {
-      reject(L, line, "missing_field", "%s: required",
-             cs_field_name(required[i]));
-      return;
+    if (v.len) { /* an empty optional value is null */
+      c.field[f] = v;
+      present |= 1u << f;
     }
+  }
+  if (ct_check_required(present, &e)) {
+    reject(L, line, e.code, "%s", e.msg);
+    return;
   }
   load_one(L, line, &c);
 }
 
 /* ----- the command */
 
-static int cmd_load(const char *dir, int argc, char **argv) {
-  const char *format = "jsonl", *account = NULL;
-  bool dry = false;
+typedef struct load_opts {
+  bool csv;
+  bool dry;
+  const char *account;
+  const char *path;
+} load_opts;
+
+/* Reads load's options into *o: -1 to go on, or the exit status. */
+static int load_options(int argc, char **argv, load_opts *o) {
+  const char *format = "jsonl";
   static const struct option opts[] = {{"format", required_argument, 0, 'f'},
                                        {"account", required_argument, 0, 'a'},
                                        {"dry-run", no_argument, 0, 'n'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
+  *o = (load_opts){0};
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -948,10 +846,10 @@ static int cmd_load(const char *dir, int argc, char **argv) {
       format = optarg;
       break;
     case 'a':
-      account = optarg;
+      o->account = optarg;
       break;
     case 'n':
-      dry = true;
+      o->dry = true;
       break;
     case 'h':
       return usage(stdout, "load"), EXIT_OK;
@@ -959,139 +857,148 @@ static int cmd_load(const char *dir, int argc, char **argv) {
       return bad_usage("load", "bad option");
     }
   }
-  bool csv = strcmp(format, "csv") == 0;
-  if (!csv && strcmp(format, "jsonl") != 0)
+  o->csv = strcmp(format, "csv") == 0;
+  if (!o->csv && strcmp(format, "jsonl") != 0)
     return bad_usage("load", "--format is jsonl or csv, not %s", format);
-  if (!account) return bad_usage("load", "load needs --account NAME");
+  if (!o->account) return bad_usage("load", "load needs --account NAME");
   if (argc - optind != 1)
     return bad_usage("load", "load needs one FILE (or -)");
-  const char *path = argv[optind];
+  o->path = argv[optind];
+  return -1;
+}
 
-  loader L = {0};
-  cs_error err = {0};
-  FILE *in = NULL;
-  yajl_gen g = NULL;
-  char *line = NULL;
-  size_t line_cap = 0;
-  struct csv_parser parser;
-  bool parser_live = false;
-  csv_load cl = {0};
-  progress pg;
-  int ex = EXIT_OK;
-
-  struct stat st;
-  if (stat(dir, &st) < 0) {
-    fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
-    return EXIT_PROBLEM;
-  }
+/* Opens the store for the load (L->s, closed by the caller even on
+ * failure), finds the account and enters the bulk mode, or in a dry run
+ * the checker. The exit status. */
+static int load_open(const char *dir, const load_opts *o, loader *L,
+                     cs_error *err) {
   /* No sync per write and no periodic snapshot: one sync at the end, and
    * the snapshot at close covers the whole load. */
-  cs_options o = {.durability = CS_DURABILITY_NONE,
-                  .snapshot_every_bytes = UINT64_MAX,
-                  .no_snapshot_on_close = dry,
-                  .notice = notice_print};
-  int rc = cs_open(dir, &o, &L.s, &err);
-  if (rc) {
-    ex = fail("cannot open the store", rc, &err);
-    goto out;
-  }
-  if ((ex = account_lookup(dir, account, &L.account)) != EXIT_OK) goto out;
+  cs_options opts = {.durability = CS_DURABILITY_NONE,
+                     .snapshot_every_bytes = UINT64_MAX,
+                     .no_snapshot_on_close = o->dry,
+                     .notice = notice_print};
+  int rc = cs_open(dir, &opts, &L->s, err);
+  if (rc) return fail("cannot open the store", rc, err);
+  int ex = account_lookup(dir, o->account, &L->account);
+  if (ex != EXIT_OK) return ex;
   /* Creates only: the indexes are built once at the end (cs_bulk_end)
    * rather than kept sorted at every contact. */
-  if (!dry && (rc = cs_bulk_begin(L.s, &err)) != 0) {
-    ex = fail("cannot start the load", rc, &err);
-    goto out;
-  }
-  if (dry && cs_dryrun_create(L.s, &L.dry) != 0) {
-    ex = fail("out of memory", -ENOMEM, NULL);
-    goto out;
-  }
-  in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-  if (!in) {
-    fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
-    ex = EXIT_PROBLEM;
-    goto out;
-  }
+  if (!o->dry && (rc = cs_bulk_begin(L->s, err)) != 0)
+    return fail("cannot start the load", rc, err);
+  if (o->dry && cs_dryrun_create(L->s, &L->dry) != 0)
+    return fail("out of memory", -ENOMEM, NULL);
+  return EXIT_OK;
+}
+
+/* Reads every line of in (named path) and loads it, starting *pg. The exit
+ * status of what reading met (the lines rejected are counted in L). */
+static int load_read(loader *L, const load_opts *o, FILE *in, progress *pg) {
+  struct stat st;
   uint64_t in_bytes = 0;
   if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
     in_bytes = (uint64_t)st.st_size;
-  g = ct_gen_new();
-  if (!g) {
-    ex = fail("out of memory", -ENOMEM, NULL);
-    goto out;
-  }
-  if (csv) {
-    if (csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0) {
-      ex = fail("out of memory", -ENOMEM, NULL);
-      goto out;
-    }
-    parser_live = true;
-    cl.L = &L;
-  }
-  progress_begin(&pg, dry ? "check" : "load", "bytes");
+  struct csv_parser parser;
+  csv_load cl = {.L = L};
+  if (o->csv && csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0)
+    return fail("out of memory", -ENOMEM, NULL);
+  int ex = EXIT_OK;
+  char *line = NULL;
+  size_t line_cap = 0;
+  progress_begin(pg, o->dry ? "check" : "load", "bytes");
   uint64_t lineno = 0, read_bytes = 0;
   ssize_t n;
-  while (!L.fatal && (n = getline(&line, &line_cap, in)) >= 0) {
+  while (!L->fatal && (n = getline(&line, &line_cap, in)) >= 0) {
     lineno++;
     read_bytes += (uint64_t)n;
-    if ((lineno & 0x3fff) == 0) progress_show(&pg, read_bytes, in_bytes);
-    if (csv) {
+    if ((lineno & 0x3fff) == 0) progress_show(pg, read_bytes, in_bytes);
+    if (o->csv) {
       cl.cur_line = lineno;
       if (csv_parse(&parser, line, (size_t)n, csv_on_field, csv_on_row, &cl) !=
           (size_t)n) {
-        progress_end(&pg);
+        progress_end(pg);
         fprintf(stderr, "line %" PRIu64 ": invalid_csv: %s; stopped here\n",
                 lineno, csv_strerror(csv_error(&parser)));
-        L.rejected++;
+        L->rejected++;
         break;
       }
       if (cl.bad_header) break;
       continue;
     }
     if (blank(line, (size_t)n)) continue;
-    load_json_line(&L, g, lineno, line, (size_t)n);
+    load_json_line(L, lineno, line, (size_t)n);
   }
   if (ferror(in)) {
-    progress_end(&pg);
-    fprintf(stderr, "%s: reading %s failed: %s\n", prog, path, strerror(errno));
+    progress_end(pg);
+    fprintf(stderr, "%s: reading %s failed: %s\n", prog, o->path,
+            strerror(errno));
     ex = EXIT_PROBLEM;
   }
-  if (csv && !cl.bad_header && csv_error(&parser) == CSV_SUCCESS &&
+  if (o->csv && !cl.bad_header && csv_error(&parser) == CSV_SUCCESS &&
       csv_fini(&parser, csv_on_field, csv_on_row, &cl) != 0) {
     fprintf(stderr, "line %" PRIu64 ": invalid_csv: %s\n", lineno,
             csv_strerror(csv_error(&parser)));
-    L.rejected++;
+    L->rejected++;
   }
-  progress_end(&pg);
+  progress_end(pg);
   if (cl.bad_header) {
     fprintf(stderr, "%s: line 1: %s; nothing loaded\n", prog, cl.header_err);
     ex = EXIT_PROBLEM;
   }
-  if (L.fatal) {
-    ex = fail("the store failed; stopped", L.fatal, &L.fatal_err);
-    goto out;
-  }
-  /* One sync for everything (the store was opened without per-write
-   * syncs), the indexes built; the snapshot is written at close. */
-  if (!dry &&
-      ((rc = cs_flush(L.s, &err)) != 0 || (rc = cs_bulk_end(L.s, &err)) != 0)) {
-    ex = fail("the final sync failed", rc, &err);
-    goto out;
-  }
-  double secs = (double)(now_ns() - pg.start_ns) / 1e9;
-  fprintf(stderr,
-          "%s: %s %" PRIu64 " contacts, rejected %" PRIu64
-          " lines (%.2f s, %.0f/s)%s\n",
-          prog, dry ? "would load" : "loaded", L.loaded, L.rejected, secs,
-          secs > 0 ? (double)L.loaded / secs : 0.0,
-          dry ? "; nothing was changed" : "");
-  if (L.rejected && ex == EXIT_OK) ex = EXIT_PROBLEM;
-out:
-  if (parser_live) csv_free(&parser);
+  if (o->csv) csv_free(&parser);
   for (int i = 0; i < CSV_COLUMNS_MAX; i++)
     free(cl.vals[i]);
   free(line);
-  if (g) yajl_gen_free(g);
+  return ex;
+}
+
+/* After reading: the store's failure, or the final sync and the summary.
+ * ex is what reading returned; the exit status. */
+static int load_finish(loader *L, const load_opts *o, const progress *pg,
+                       int ex, cs_error *err) {
+  if (L->fatal)
+    return fail("the store failed; stopped", L->fatal, &L->fatal_err);
+  /* One sync for everything (the store was opened without per-write
+   * syncs), the indexes built; the snapshot is written at close. */
+  int rc;
+  if (!o->dry &&
+      ((rc = cs_flush(L->s, err)) != 0 || (rc = cs_bulk_end(L->s, err)) != 0))
+    return fail("the final sync failed", rc, err);
+  double secs = (double)(now_ns() - pg->start_ns) / 1e9;
+  fprintf(stderr,
+          "%s: %s %" PRIu64 " contacts, rejected %" PRIu64
+          " lines (%.2f s, %.0f/s)%s\n",
+          prog, o->dry ? "would load" : "loaded", L->loaded, L->rejected, secs,
+          secs > 0 ? (double)L->loaded / secs : 0.0,
+          o->dry ? "; nothing was changed" : "");
+  if (L->rejected && ex == EXIT_OK) ex = EXIT_PROBLEM;
+  return ex;
+}
+
+static int cmd_load(const char *dir, int argc, char **argv) {
+  load_opts o;
+  int ex = load_options(argc, argv, &o);
+  if (ex >= 0) return ex;
+
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+    return EXIT_PROBLEM;
+  }
+  loader L = {0};
+  cs_error err = {0};
+  FILE *in = NULL;
+  progress pg;
+  if ((ex = load_open(dir, &o, &L, &err)) != EXIT_OK) goto out;
+  in = strcmp(o.path, "-") == 0 ? stdin : fopen(o.path, "r");
+  if (!in) {
+    fprintf(stderr, "%s: cannot open %s: %s\n", prog, o.path, strerror(errno));
+    ex = EXIT_PROBLEM;
+    goto out;
+  }
+  ex = load_read(&L, &o, in, &pg);
+  ex = load_finish(&L, &o, &pg, ex, &err);
+out:
   if (in && in != stdin) fclose(in);
   cs_dryrun_destroy(L.dry);
   if (L.s && cs_close(L.s, &err) != 0 && ex == EXIT_OK)

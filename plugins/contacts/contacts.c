@@ -31,6 +31,8 @@
 typedef struct ct_state {
   const cd_host *host;
   cs_store *store;
+  /* What searchby may be, from the engine's field table, for its error. */
+  char searchby_list[CT_SEARCHBY_LIST_BYTES];
 } ct_state;
 
 static const char ct_json_type[] = "application/json";
@@ -410,9 +412,6 @@ static int ct_handle_get(void *state, const cd_request *req, cd_response *res) {
   return CD_DONE;
 }
 
-static const char ct_searchby_list[] =
-    "id, first_name, last_name, email, phone, company, job_title, notes";
-
 static int ct_param_fail(ct_err *e, const char *code, int param,
                          const char *why) {
   const char *name = ct_param_name[param];
@@ -421,8 +420,9 @@ static int ct_param_fail(ct_err *e, const char *code, int param,
 
 /* Checks the merged search parameters into *q (term not yet set for an id
  * that cannot exist: *none is set instead). */
-static int ct_search_query(const cs_str *prm, const cd_request *req,
-                           cs_query *q, bool *none, ct_err *e) {
+static int ct_search_query(const ct_state *st, const cs_str *prm,
+                           const cd_request *req, cs_query *q, bool *none,
+                           ct_err *e) {
   memset(q, 0, sizeof *q);
   *none = false;
   q->account = req->account;
@@ -430,12 +430,13 @@ static int ct_search_query(const cs_str *prm, const cd_request *req,
   cs_str by = prm[CT_P_SEARCHBY];
   if (!by.ptr)
     return ct_fail(e, 400, "missing_field", "searchby", 8,
-                   "searchby: required; one of %s", ct_searchby_list);
+                   "searchby: required; one of %s", st->searchby_list);
   if (by.len == 2 && !memcmp(by.ptr, "id", 2))
     q->field = CS_SEARCH_BY_ID;
-  else if ((q->field = cs_field_from_name(by.ptr, by.len)) < 0)
+  else if ((q->field = cs_field_from_name(by.ptr, by.len)) < 0 ||
+           !cs_field_table[q->field].searchable)
     return ct_fail(e, 400, "invalid_searchby", "searchby", 8,
-                   "searchby: must be one of %s", ct_searchby_list);
+                   "searchby: must be one of %s", st->searchby_list);
 
   cs_str term = prm[CT_P_SEARCH];
   if (!term.ptr)
@@ -549,7 +550,7 @@ static int ct_handle_search(void *state, const cd_request *req,
   }
   cs_query q;
   bool none = false;
-  if (!e.status) ct_search_query(prm, req, &q, &none, &e);
+  if (!e.status) ct_search_query(st, prm, req, &q, &none, &e);
   if (e.status) {
     ct_send_err(st, res, &e);
     ct_body_free(&b);
@@ -582,6 +583,12 @@ static int ct_create_state(const cd_host *host, cs_store *store,
   }
   st->host = host;
   st->store = store;
+  if (ct_searchby_names(st->searchby_list, sizeof st->searchby_list) >=
+      sizeof st->searchby_list) {
+    snprintf(errbuf, errlen, "contacts: the searchby list outgrew its room");
+    free(st);
+    return -1;
+  }
   *state_out = st;
   return 0;
 }

@@ -5,7 +5,8 @@
  * here too lets the parser stop at the first bad value of a large body, name
  * the field in the answer without a round trip, and tell a wrong type from a
  * wrong value. The whitespace trimmed and the limits are the engine's: the
- * same Unicode spaces, the limits by their names in cs_limits.h.
+ * same Unicode spaces, the limits by their names in cs_limits.h, and which
+ * fields are required read from the engine's field table, never listed here.
  *
  * yajl's own UTF-8 check lets overlong forms, encoded surrogates and code
  * points past U+10FFFF through, so the parser turns it off and every string
@@ -16,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ct.h"
+#include "ct_codec.h"
 
 int ct_fail(ct_err *e, int status, const char *code, const char *field,
             size_t flen, const char *fmt, ...) {
@@ -52,8 +53,8 @@ int ct_check_value(int field, const char *s, size_t len, cs_str *out,
   /* An optional value empty after trimming is absent (README); everything
    * else meets the engine's rules for the field, checked by the engine's
    * own function so the two can never disagree. */
-  if (field != CS_FIRST_NAME && field != CS_EMAIL &&
-      cs_utf8_chars(s, len) >= 0 && cs_trim(v).len == 0) {
+  if (!cs_field_table[field].required && cs_utf8_chars(s, len) >= 0 &&
+      cs_trim(v).len == 0) {
     *out = cs_trim(v);
     return 0;
   }
@@ -73,6 +74,27 @@ int ct_check_phone_number(const char *s, size_t len, cs_str *out, ct_err *e) {
       return ct_fail(e, 400, "invalid_field", name, strlen(name),
                      "%s: must be a string or a non-negative integer", name);
   return ct_check_value(CS_PHONE, s, len, out, e);
+}
+
+int ct_check_required(uint32_t present_mask, ct_err *e) {
+  int missing = cs_field_first_missing(present_mask);
+  if (missing < 0) return 0;
+  const char *name = cs_field_name(missing);
+  return ct_fail(e, 400, "missing_field", name, strlen(name), "%s: required",
+                 name);
+}
+
+size_t ct_searchby_names(char *out, size_t cap) {
+  const char *id = cs_server_field_name(CS_SERVER_ID);
+  int n = snprintf(out, cap, "%s", id);
+  size_t used = n > 0 ? (size_t)n : 0;
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    if (!cs_field_table[f].searchable) continue;
+    n = snprintf(out + (used < cap ? used : cap), used < cap ? cap - used : 0,
+                 ", %s", cs_field_table[f].name);
+    used += n > 0 ? (size_t)n : 0;
+  }
+  return used;
 }
 
 void ct_name_split(cs_str name, cs_str *first, cs_str *rest) {

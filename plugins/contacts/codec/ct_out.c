@@ -2,13 +2,14 @@
  * ct_out.c: the contacts API's JSON answers, written with yajl_gen.
  *
  * Everything is streamed into the generator's buffer; no tree is built. A
- * contact object lists id, the fields it has (absent optional fields are
- * left out rather than written as null, so that an object shows what is
- * stored), then created_at and updated_at.
+ * contact object lists id, the fields it has in the engine's table order
+ * (absent optional fields are left out rather than written as null, so that
+ * an object shows what is stored), then created_at and updated_at. The
+ * plugin sends these answers; contactctl dump writes the same objects.
  */
 #include <string.h>
 
-#include "ct.h"
+#include "ct_codec.h"
 
 yajl_gen ct_gen_new(void) {
   yajl_gen g = yajl_gen_alloc(NULL);
@@ -35,17 +36,17 @@ void ct_gen_id(yajl_gen g, uint64_t id) {
 void ct_gen_contact(yajl_gen g, const cs_contact *c) {
   char when[32];
   yajl_gen_map_open(g);
-  ct_gen_key(g, "id");
+  ct_gen_key(g, cs_server_field_name(CS_SERVER_ID));
   ct_gen_id(g, c->id);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (!c->field[f].ptr) continue;
     ct_gen_key(g, cs_field_name(f));
     ct_gen_str(g, c->field[f].ptr, c->field[f].len);
   }
-  ct_gen_key(g, "created_at");
+  ct_gen_key(g, cs_server_field_name(CS_SERVER_CREATED_AT));
   cs_time_format(c->created_ms, when);
   ct_gen_key(g, when);
-  ct_gen_key(g, "updated_at");
+  ct_gen_key(g, cs_server_field_name(CS_SERVER_UPDATED_AT));
   cs_time_format(c->updated_ms, when);
   ct_gen_key(g, when);
   yajl_gen_map_close(g);

@@ -20,6 +20,11 @@
  *
  * Duplicate keys are refused (yajl would let the second silently win), and
  * two spellings of one key (contact_id and contactID) count as the same key.
+ *
+ * Which keys are fields, which are required and which the server sets all
+ * come from the engine's table (cs_field_table, cs_server_field_from_name);
+ * this file names no field but "name", the edit-only pair of first_name
+ * and last_name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +32,7 @@
 
 #include <yajl/yajl_parse.h>
 
-#include "ct.h"
+#include "ct_codec.h"
 
 const char *const ct_param_name[CT_P_COUNT] = {"searchby", "search", "match",
                                                "limit", "cursor"};
@@ -58,6 +63,7 @@ typedef enum ct_slot {
   CT_S_UPDATE_FIELDS,
   CT_S_CONTACTS,
   CT_S_PARAM,  /* a search parameter, p->slot_index */
+  CT_S_SERVER, /* a server-set key's value, p->slot_index (a flag allows it) */
   CT_S_IGNORE, /* the rest of a failed batch item */
 } ct_slot;
 
@@ -141,8 +147,19 @@ static int ct_see(ct_parser *p, ct_fields *f, int bit, const char *name) {
   return 0;
 }
 
-/* A key of a contact/patch object. 1 when it names a field (slot set), 0
- * when it is not a field's key at all, -1 on error (written). */
+/* What ct_fields_key found. */
+enum { CT_KEY_OTHER = 0, CT_KEY_FIELD = 1, CT_KEY_SERVER = 2 };
+
+/* Whether the key being read belongs to the body's own object. */
+static bool ct_at_top(const ct_parser *p) {
+  return p->where == CT_W_TOP ||
+         (p->where == CT_W_FIELDS && p->fields_parent == CT_W_END);
+}
+
+/* A key of a contact/patch object. CT_KEY_FIELD when it names a field
+ * (slot set), CT_KEY_SERVER when it is a server-set key the flag lets
+ * through (slot set), CT_KEY_OTHER when it is not a field's key at all, -1
+ * on error (written). */
 static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch, const char *k,
                          size_t len) {
   int field = cs_field_from_name(k, len);
@@ -158,7 +175,7 @@ static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch, const char *k,
     p->slot = CT_S_FIELD;
     p->slot_index = field;
     p->slot_name = name;
-    return 1;
+    return CT_KEY_FIELD;
   }
   if (patch && len == 4 && !memcmp(k, "name", 4)) {
     if (ct_see(p, f, CT_K_NAME, "name")) return -1;
@@ -169,17 +186,37 @@ static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch, const char *k,
     }
     p->slot = CT_S_NAME;
     p->slot_name = "name";
-    return 1;
+    return CT_KEY_FIELD;
   }
-  static const char *const server_set[] = {"id", "created_at", "updated_at"};
-  for (size_t i = 0; i < sizeof server_set / sizeof *server_set; i++) {
-    if (len == strlen(server_set[i]) && !memcmp(k, server_set[i], len)) {
-      ct_fail(ct_err_of(p), 400, "invalid_field", k, len,
-              "%s: set by the server, cannot be given", server_set[i]);
-      return -1;
+  int sf = cs_server_field_from_name(k, len);
+  if (sf >= 0) {
+    const char *name = cs_server_field_name(sf);
+    /* Not marked seen: a dump's line is taken whatever it repeats. */
+    if ((p->b->flags & CT_PARSE_SERVER_FIELDS) && ct_at_top(p)) {
+      p->slot = CT_S_SERVER;
+      p->slot_index = sf;
+      p->slot_name = name;
+      return CT_KEY_SERVER;
     }
+    ct_fail(ct_err_of(p), 400, "invalid_field", k, len,
+            "%s: set by the server, cannot be given", name);
+    return -1;
   }
-  return 0;
+  return CT_KEY_OTHER;
+}
+
+/* The value of a server-set key the flag lets through: a string is handed
+ * back as written, anything else (nested values included) skipped. */
+static int ct_server_value(ct_parser *p, ct_vtype vt, const char *s,
+                           size_t len) {
+  if (vt == CT_V_MAP || vt == CT_V_ARRAY) {
+    p->skip = 1;
+  } else if (vt == CT_V_STRING) {
+    const char *kept = len ? ct_keep(p, s, len) : "";
+    if (!kept) return 0;
+    p->b->server[p->slot_index] = (cs_str){kept, len};
+  }
+  return 1;
 }
 
 static int ct_unknown_key(ct_parser *p, const char *k, size_t len) {
@@ -195,7 +232,7 @@ static int ct_fields_put(ct_parser *p, ct_vtype vt, int field, cs_str v) {
   ct_fields *f = p->cur;
   uint32_t bit = 1u << field;
   if (vt == CT_V_NULL || v.len == 0) {
-    if (field == CS_FIRST_NAME || field == CS_EMAIL) {
+    if (cs_field_table[field].required) {
       const char *name = cs_field_name(field);
       ct_fail(ct_err_of(p), 400, "invalid_field", name, strlen(name),
               "%s: required, cannot be %s", name,
@@ -219,6 +256,7 @@ static int ct_fields_value(ct_parser *p, ct_vtype vt, const char *s,
     if (vt == CT_V_MAP || vt == CT_V_ARRAY) p->skip = 1;
     return 1;
   }
+  if (p->slot == CT_S_SERVER) return ct_server_value(p, vt, s, len);
   cs_str v = {NULL, 0};
   if (p->slot == CT_S_NAME) {
     if (vt == CT_V_NULL) {
@@ -277,15 +315,7 @@ static int ct_fields_value(ct_parser *p, ct_vtype vt, const char *s,
 
 /* Checks the required fields of a create. 0 or -1 with *e written. */
 static int ct_fields_complete(const ct_fields *f, ct_err *e) {
-  static const int required[] = {CS_FIRST_NAME, CS_EMAIL};
-  for (size_t i = 0; i < 2; i++) {
-    if (!(f->v.set_mask & (1u << required[i]))) {
-      const char *name = cs_field_name(required[i]);
-      return ct_fail(e, 400, "missing_field", name, strlen(name),
-                     "%s: required", name);
-    }
-  }
-  return 0;
+  return ct_check_required(f->v.set_mask, e);
 }
 
 /* -------------------------------------------------------- batch items */
@@ -338,7 +368,8 @@ static int ct_top_key(ct_parser *p, const char *k, size_t len) {
   if (b->kind == CT_BODY_POST) {
     int rc = ct_fields_key(p, top, false, k, len);
     if (rc < 0) return -1;
-    if (rc > 0) {
+    if (rc == CT_KEY_SERVER) return 0; /* not a field: no stray */
+    if (rc == CT_KEY_FIELD) {
       if (!p->stray) p->stray = p->slot_name;
       return 0;
     }
@@ -421,6 +452,8 @@ static int ct_top_value(ct_parser *p, ct_vtype vt, const char *s, size_t len) {
     b->param[i] = (cs_str){kept, len};
     return 1;
   }
+  case CT_S_SERVER:
+    return ct_server_value(p, vt, s, len);
   case CT_S_IGNORE:
     break;
   }
@@ -493,7 +526,7 @@ static int ct_cb_map_key(void *ctx, const unsigned char *key, size_t len) {
   int rc;
   if (p->where == CT_W_FIELDS) {
     rc = ct_fields_key(p, p->cur, p->cur_patch, k, len);
-    if (rc == 0) rc = ct_unknown_key(p, k, len);
+    if (rc == CT_KEY_OTHER) rc = ct_unknown_key(p, k, len);
     rc = rc < 0 ? -1 : 0;
   } else {
     rc = ct_top_key(p, k, len);
@@ -601,8 +634,14 @@ static bool ct_blank(const char *s, size_t len) {
 }
 
 int ct_body_parse(ct_body *b, ct_body_kind kind, const char *json, size_t len) {
+  return ct_body_parse_flags(b, kind, 0, json, len);
+}
+
+int ct_body_parse_flags(ct_body *b, ct_body_kind kind, unsigned flags,
+                        const char *json, size_t len) {
   memset(b, 0, sizeof *b);
   b->kind = kind;
+  b->flags = flags;
   if (!json || ct_blank(json, len)) {
     /* A search or a delete by body may come with no body at all; then it
      * is missing its parameters, which the handler reports by name. */

@@ -1,0 +1,216 @@
+/*
+ * ct_codec.h: the contact's JSON codec, a leaf library of its own (ctcodec).
+ *
+ * It reads the JSON bodies of the contacts API (a contact, a patch, a batch,
+ * a delete, search parameters) straight into the engine's cs_contact /
+ * cs_patch values, checks each value against the contact's rules as it
+ * arrives, and writes contact objects and error objects back out. The
+ * contacts plugin answers requests with it, and contactctl loads and dumps
+ * with it, so that a loaded line is read exactly as a POST /contacts and a
+ * dumped line is exactly the API's contact object.
+ *
+ *   ct_parse.c  bodies read with yajl's event parser (no tree)
+ *   ct_text.c   the per-value rules applied while reading: strict UTF-8,
+ *               trimming, lengths, phone digits, name splitting, cursors
+ *   ct_out.c    contact and error objects written with yajl_gen (no tree)
+ *
+ * It needs only the engine's public header (cs.h, whose field table it
+ * reads for every name, rule and required field) and yajl; nothing of the
+ * server or the plugin API. Its errors are its own ct_err, carrying the
+ * HTTP status the API answers with, so that every user gives the same code
+ * word and message for the same fault.
+ *
+ * Invariants: a ct_err with status 0 means "no error"; every string a
+ * ct_body hands out points into the body's arena or into the parsed text
+ * and stays valid until ct_body_free (and as long as the text); every value
+ * the parser accepts has already been trimmed and checked against its
+ * field's limits, so the engine's own validation (cs_contact_validate, run
+ * again by cs_create/cs_update) only adds the shape checks it owns (email
+ * syntax).
+ *
+ * Thread safety: no global state; any number of bodies may be parsed and
+ * generators used at once from different threads.
+ */
+#ifndef CT_CODEC_H
+#define CT_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "cs.h"
+
+/* A field or key named in an error is cut to this many bytes, so a hostile
+ * megabyte-long key is not echoed back whole. */
+#define CT_ECHO_MAX_BYTES 64
+
+/* The cursor: base64url (no padding) of a version byte and the last id of
+ * the page, big-endian. 9 bytes make 12 characters. */
+#define CT_CURSOR_VERSION 1
+#define CT_CURSOR_CHARS 12
+
+/* ---------------------------------------------------------------- errors */
+
+/* An answer that is not a success, before it is sent or printed. */
+typedef struct ct_err {
+  int status;                        /* HTTP status; 0: no error */
+  const char *code;                  /* a static snake_case word */
+  char field[CT_ECHO_MAX_BYTES + 1]; /* "" when no one field is to blame */
+  char msg[256];
+  uint64_t id; /* duplicate_email: the contact holding the email */
+} ct_err;
+
+/* Fills *e (printf-style message) and returns -1, so callers can write
+ * `return ct_fail(...)`. field may be NULL or not NUL-terminated (flen); it
+ * is cut to CT_ECHO_MAX_BYTES on a code point boundary. */
+int ct_fail(ct_err *e, int status, const char *code, const char *field,
+            size_t flen, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* ---------------------------------------------------------------- bodies */
+
+/*
+ * The fields a body gave, as the engine's patch: for a create, absent
+ * fields are simply not in v.set_mask; for an edit, v.clear_mask names the
+ * fields to remove. Masks have bit (1 << cs_field).
+ */
+typedef struct ct_fields {
+  uint32_t seen; /* keys met in this object (duplicate detection) */
+  cs_patch v;    /* the values, read straight in; for a create, set_mask */
+  ct_err err;    /* batch items: this item's error; elsewhere unused */
+} ct_fields;
+
+/* Search parameters as given, before their values are checked. A parameter
+ * absent has ptr == NULL. */
+enum {
+  CT_P_SEARCHBY = 0,
+  CT_P_SEARCH,
+  CT_P_MATCH,
+  CT_P_LIMIT,
+  CT_P_CURSOR,
+  CT_P_COUNT
+};
+extern const char *const ct_param_name[CT_P_COUNT];
+
+typedef enum ct_body_kind {
+  CT_BODY_POST,   /* POST /contacts: a create, or an edit with contact_id */
+  CT_BODY_PATCH,  /* PATCH /contacts/{id}: the fields object itself */
+  CT_BODY_BATCH,  /* POST /contacts/batch: {"contacts": [...]} */
+  CT_BODY_SEARCH, /* GET /contacts: the search parameters */
+  CT_BODY_DELETE, /* DELETE /contacts: {"contact_id": ...} */
+} ct_body_kind;
+
+/* Flags of ct_body_parse_flags. */
+enum {
+  /* The body's own object may carry the keys the server sets and a contact
+   * object (a dump's line) carries: id, created_at and updated_at. Each is
+   * then taken whatever its value, any number of times, and not as a field:
+   * a string value is handed back in ct_body.server, anything else is
+   * skipped. Without the flag (the API) each is refused as invalid_field
+   * ("set by the server"). Keys of nested objects (update_fields, batch
+   * items) are refused either way. */
+  CT_PARSE_SERVER_FIELDS = 1u << 0,
+};
+
+typedef struct ct_body {
+  ct_body_kind kind;
+  unsigned flags;
+  ct_err err;
+  /* POST and DELETE: contact_id/contactID. id_ok is false when it was given
+   * but cannot be an id (the handler answers 404, as for a missing one). */
+  bool has_id;
+  bool id_ok;
+  uint64_t id;
+  /* POST: is_edit when contact_id was given; then upd holds update_fields
+   * (has_upd says it was given) and top is unused. PATCH: upd. */
+  bool is_edit;
+  bool has_upd;
+  ct_fields top;
+  ct_fields upd;
+  /* BATCH: the items in order, each with its own err. */
+  bool has_items;
+  ct_fields *items;
+  size_t item_count;
+  size_t item_cap;
+  /* SEARCH */
+  cs_str param[CT_P_COUNT];
+  /* CT_PARSE_SERVER_FIELDS: the last string given for each server-set key,
+   * as written (not checked); ptr NULL when none was. */
+  cs_str server[CS_SERVER_FIELD_COUNT];
+  /* Decoded strings live here; one allocation as large as the body, which
+   * no decoded string can outgrow. */
+  char *arena;
+  size_t arena_used;
+  size_t arena_cap;
+} ct_body;
+
+/*
+ * Reads a JSON body of the given kind into *b (which it initialises). 0, or
+ * -1 with b->err filled (invalid_json, invalid_body, unknown_field,
+ * invalid_field, duplicate_field, missing_field, empty_update, ...). Batch
+ * items' own errors are in their err and do not fail the whole parse. When
+ * a body has several faults, the first met in document order is the one
+ * reported. Call ct_body_free in every case.
+ */
+int ct_body_parse(ct_body *b, ct_body_kind kind, const char *json, size_t len);
+/* The same, with CT_PARSE_* flags. */
+int ct_body_parse_flags(ct_body *b, ct_body_kind kind, unsigned flags,
+                        const char *json, size_t len);
+void ct_body_free(ct_body *b);
+
+/* ------------------------------------------------------- values, cursors */
+
+/*
+ * Checks a string value given for field with the engine's cs_field_check:
+ * no NUL, valid UTF-8, and within the field's limits after trimming. On
+ * success *out is the trimmed value (len 0 for an empty optional field,
+ * which callers treat as null). -1 with *e filled otherwise (invalid_field
+ * naming the field; unknown_field for a field number out of range).
+ */
+int ct_check_value(int field, const char *s, size_t len, cs_str *out,
+                   ct_err *e);
+
+/* Checks a JSON number given as a phone: a non-negative integer, kept as
+ * its decimal digits. */
+int ct_check_phone_number(const char *s, size_t len, cs_str *out, ct_err *e);
+
+/* 0 when present_mask (bits 1 << cs_field) holds every required field, or
+ * -1 with *e a missing_field naming the first one missing. */
+int ct_check_required(uint32_t present_mask, ct_err *e);
+
+/* Splits a (checked, trimmed, non-empty) name at its first whitespace run:
+ * first word in *first, the rest trimmed in *rest (len 0 when none). */
+void ct_name_split(cs_str name, cs_str *first, cs_str *rest);
+
+/* Writes "id, " and the names of every searchable field, comma-separated
+ * and NUL-terminated, into out (cut to cap): the list an invalid searchby
+ * answer gives. Returns the length it needed, as snprintf does. */
+size_t ct_searchby_names(char *out, size_t cap);
+
+/* Cursor of the page ending at id; out gets CT_CURSOR_CHARS and a NUL. */
+void ct_cursor_encode(uint64_t id, char out[CT_CURSOR_CHARS + 1]);
+/* 0 with the id, or -1 for anything this server did not hand out. */
+int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out);
+
+/* Parses a decimal page size. -1 for anything that is not 1..max. */
+int ct_parse_limit(const char *s, size_t len, uint32_t *out);
+
+/* ---------------------------------------------------------------- output */
+
+/* A generator configured for answers and dumps (no UTF-8 re-validation:
+ * everything written was validated on the way in); NULL on allocation
+ * failure. The caller frees it with yajl_gen_free. */
+yajl_gen ct_gen_new(void);
+/* Writes the API's contact object: id, the fields present in table order
+ * (absent ones omitted), created_at, updated_at. */
+void ct_gen_contact(yajl_gen g, const cs_contact *c);
+/* Writes an id as its 20-digit string. */
+void ct_gen_id(yajl_gen g, uint64_t id);
+/* Writes a string given by pointer and length. */
+void ct_gen_str(yajl_gen g, const char *s, size_t len);
+/* Writes the error object {"error": {"code", "message", "field"?, "id"?}}. */
+void ct_gen_error(yajl_gen g, const ct_err *e);
+
+#endif
