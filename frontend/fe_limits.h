@@ -48,4 +48,10 @@
  * that stops reading must not hold the shutdown forever. */
 #define FE_SHUTDOWN_DRAIN_MS 30000
 
+/* What a 503 for a store that refuses writes tells a client (and a probe)
+ * to wait before retrying, in seconds. Such a store needs an operator and a
+ * restart (or freed disk space), so a tight retry loop would only add load;
+ * 30 s is about how long an orchestrator takes to notice and act. */
+#define FE_RETRY_AFTER_S 30
+
 #endif

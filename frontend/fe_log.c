@@ -123,10 +123,12 @@ void fe_access_log_write(fe_access_log *log, const fe_access_entry *e) {
 }
 
 void fe_log_line(int level, const char *request_id, const char *line) {
-  static const char *const names[] = {"info", "warning", "error"};
+  static const char *const names[] = {[CD_LOG_INFO] = "info",
+                                      [CD_LOG_WARN] = "warning",
+                                      [CD_LOG_ERROR] = "error"};
   char when[32];
   fe_time_format(fe_now_ms(), when);
-  if (level < 0 || level > 2) level = 2;
+  if (level < CD_LOG_INFO || level > CD_LOG_ERROR) level = CD_LOG_ERROR;
   if (request_id != NULL)
     fprintf(stderr, "%s %s [%s] %s\n", when, names[level], request_id, line);
   else

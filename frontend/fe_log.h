@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cd_plugin.h"
+
 typedef struct fe_access_entry {
   int64_t time_ms; /* Unix time of the answer, in milliseconds */
   const char *request_id;
@@ -49,7 +51,8 @@ void fe_time_format(int64_t ms, char out[32]);
 int64_t fe_now_ms(void);
 
 /* Writes "TIME LEVEL [request_id] line" to stderr; request_id may be NULL.
- * level: 0 info, 1 warning, 2 error. */
+ * level: CD_LOG_INFO, CD_LOG_WARN or CD_LOG_ERROR; any other value is
+ * written as an error, so a plugin's bad level never hides a line. */
 void fe_log_line(int level, const char *request_id, const char *line);
 
 #endif

@@ -43,6 +43,7 @@
 #include "h2o/http1.h"
 #include "h2o/http2.h"
 
+#include "fe_errors.h"
 #include "fe_json.h"
 #include "fe_log.h"
 #include "fe_metrics.h"
@@ -254,13 +255,13 @@ static void res_finish(cd_response *res) {
     fe_access_log_write(s->access_log, &e);
   }
   if (res->status >= 500)
-    log_res(res, 2, "%s %.*s answered %d", res->method, (int)res->path_len,
-            res->path, res->status);
+    log_res(res, CD_LOG_ERROR, "%s %.*s answered %d", res->method,
+            (int)res->path_len, res->path, res->status);
 
   if (res->req != NULL)
     send_to_h2o(res);
   else
-    log_res(res, 0, "%s %.*s: the client left before the answer (%d)",
+    log_res(res, CD_LOG_INFO, "%s %.*s: the client left before the answer (%d)",
             res->method, (int)res->path_len, res->path, res->status);
   res_maybe_free(res);
 }
@@ -308,13 +309,15 @@ static bool header_reserved(const char *lower) {
 static void host_header(cd_response *res, const char *name, const char *value) {
   if (res == NULL || name == NULL || value == NULL) return;
   if (atomic_load(&res->answered)) {
-    log_res(res, 1, "plugin bug: header %s added after the answer", name);
+    log_res(res, CD_LOG_WARN, "plugin bug: header %s added after the answer",
+            name);
     return;
   }
   if (!header_name_ok(name) || !header_value_ok(value) ||
       strlen(name) > FE_HEADER_MAX_BYTES ||
       strlen(value) > FE_HEADER_MAX_BYTES) {
-    log_res(res, 1, "plugin bug: header %s dropped (bad name or value)", name);
+    log_res(res, CD_LOG_WARN,
+            "plugin bug: header %s dropped (bad name or value)", name);
     return;
   }
   fe_header *h = calloc(1, sizeof(*h));
@@ -330,7 +333,8 @@ static void host_header(cd_response *res, const char *name, const char *value) {
   for (char *p = h->name; *p != '\0'; p++)
     if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
   if (header_reserved(h->name)) {
-    log_res(res, 1, "plugin bug: header %s is the server's to set", h->name);
+    log_res(res, CD_LOG_WARN, "plugin bug: header %s is the server's to set",
+            h->name);
     free(h->name);
     free(h->value);
     free(h);
@@ -344,11 +348,12 @@ static void host_respond(cd_response *res, int status, const char *content_type,
                          const char *body, size_t body_len) {
   if (res == NULL) return;
   if (atomic_exchange(&res->answered, 1) != 0) {
-    log_res(res, 2, "plugin bug: a second answer (%d) ignored", status);
+    log_res(res, CD_LOG_ERROR, "plugin bug: a second answer (%d) ignored",
+            status);
     return;
   }
   if (status < 100 || status > 599) {
-    log_res(res, 2, "plugin bug: status %d answered as 500", status);
+    log_res(res, CD_LOG_ERROR, "plugin bug: status %d answered as 500", status);
     status = 500;
     content_type = NULL;
     body = NULL;
@@ -557,8 +562,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   const fe_target *t = m.route->payload;
   int rc = t->handle(t->state, &view, res);
   if (rc != CD_ASYNC && !atomic_load(&res->answered)) {
-    log_res(res, 2, "plugin %s: %s %s returned without answering", t->plugin,
-            m.route->method, m.route->pattern);
+    log_res(res, CD_LOG_ERROR, "plugin %s: %s %s returned without answering",
+            t->plugin, m.route->method, m.route->pattern);
     host_error(res, 500, "internal", "internal error", NULL, 0);
   }
 
@@ -713,7 +718,8 @@ static void *worker_main(void *arg) {
   for (size_t i = 0; i < s->listener_count; i++) {
     int fd = fcntl(s->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
-      fe_log_line(2, NULL, "worker cannot duplicate a listening socket");
+      fe_log_line(CD_LOG_ERROR, NULL,
+                  "worker cannot duplicate a listening socket");
       continue;
     }
     h2o_socket_t *sock =
@@ -734,7 +740,7 @@ static void *worker_main(void *arg) {
                  "worker %zu: %zu answers still pending after %d ms; "
                  "stopping anyway",
                  w->index, w->pending, FE_SHUTDOWN_DRAIN_MS);
-        fe_log_line(1, NULL, line);
+        fe_log_line(CD_LOG_WARN, NULL, line);
         break;
       }
     }
@@ -889,6 +895,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->host.error = host_error;
   s->host.log = host_log;
   s->host.metrics = host_metrics;
+  s->host.store_error = fe_store_error;
   *out = s;
   return 0;
 
