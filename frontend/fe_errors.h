@@ -40,12 +40,16 @@
 
 /* The answers several rows share. */
 #define FE_ERR_UNAVAILABLE_ANSWER                                              \
-  {503, "store_unavailable", "the store cannot accept writes now",             \
-   FE_RETRY_AFTER_S, FE_STR(FE_RETRY_AFTER_S), CD_LOG_WARN}
+  {                                                                            \
+    503, "store_unavailable", "the store cannot accept writes now",            \
+        FE_RETRY_AFTER_S, FE_STR(FE_RETRY_AFTER_S), CD_LOG_WARN                \
+  }
 #define FE_ERR_INTERNAL_ANSWER                                                 \
-  {500, "internal", "internal error", 0, NULL, CD_LOG_ERROR}
-#define FE_ERR_UNAVAILABLE(rc) {rc, FE_ERR_UNAVAILABLE_ANSWER}
-#define FE_ERR_INTERNAL(rc) {rc, FE_ERR_INTERNAL_ANSWER}
+  { 500, "internal", "internal error", 0, NULL, CD_LOG_ERROR }
+#define FE_ERR_UNAVAILABLE(rc)                                                 \
+  { rc, FE_ERR_UNAVAILABLE_ANSWER }
+#define FE_ERR_INTERNAL(rc)                                                    \
+  { rc, FE_ERR_INTERNAL_ANSWER }
 
 typedef struct fe_store_error_row {
   int rc;
