@@ -56,8 +56,8 @@ static const want *want_of(int rc) {
   return NULL;
 }
 
-static void test_fe_errors_every_engine_code_has_its_documented_answer(
-    void **state) {
+static void
+test_fe_errors_every_engine_code_has_its_documented_answer(void **state) {
   (void)state;
   static const int codes[] = {
 #define X(name, value, word, text) name,
@@ -118,8 +118,8 @@ static void test_fe_errors_client_mistakes_are_not_logged(void **state) {
 
 /* The engine's word and the API's are the same where the cause is the
  * client's, and differ on purpose for a failed store (see fe_errors.h). */
-static void test_fe_errors_words_agree_with_the_engine_where_they_should(
-    void **state) {
+static void
+test_fe_errors_words_agree_with_the_engine_where_they_should(void **state) {
   (void)state;
   static const int same[] = {CS_EINVAL, CS_ENOTFOUND, CS_EDUPLICATE};
   for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
