@@ -1269,19 +1269,56 @@ static uint64_t sql_index_bytes(sconn *c) {
   return bytes;
 }
 
-int main(int argc, char **argv) {
-  bench B = {0}, *b = &B;
-  sconn *wconns = NULL, rconns[2] = {{0}}, sql_main = {0};
-  int rc = parse_args(argc, argv, &b->o);
-  if (rc) return rc > 0 ? 0 : 2;
-  verbose = b->o.verbose;
-  /* SQLite's memory statistics take a global mutex on every allocation;
-   * a tuned deployment turns them off, so the peer runs without them. */
-  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  rc = 1;
-  const uint64_t N = b->o.count, K = b->o.creates;
-  char buf[5][64];
+/* Bounds of the per-rep arrays: --reps is refused past READ_REPS_MAX, and
+ * the create and open reps are set by parse_args (at most 3). */
+#define READ_REPS_MAX 99
+#define CREATE_REPS_MAX 8
+#define OPEN_REPS_MAX 16
 
+/* The reads measured, in the table's order; metric NULL: the query set's
+ * label. target: the ratio over SQLite the design asks for (0: none). */
+static const struct {
+  const char *metric;
+  int kind, threads;
+  double target;
+} reads[] = {
+    {"get by id, 1 thread", R_GET, 1, 3},
+    {"get by id, 2 threads", R_GET, 2, 3},
+    {NULL, Q_EMAIL, 1, 3},
+    {NULL, Q_COMPANY_FEW, 1, 3},
+    {NULL, Q_COMPANY_MANY, 1, 3},
+    {NULL, Q_PREFIX, 1, 2},
+    {NULL, Q_WORDS, 1, 0},
+};
+enum { READ_ROWS = sizeof reads / sizeof reads[0] };
+
+/* The SQLite connections the phases share; closed by run_cleanup. */
+typedef struct conns {
+  sconn *w;   /* b->o.writers writers, during the creates */
+  sconn r[2]; /* readers */
+  sconn main; /* the bulk loader, checkpointed at the end */
+} conns;
+
+/* What the phases measure, for the tables at the end. */
+typedef struct results {
+  double eng_load_s, sql_load_s, eng_rss_load, sql_rss_load;
+  uint64_t eng_index_bytes;
+  double eng_cr[CREATE_REPS_MAX], sql_cr[CREATE_REPS_MAX];
+  double eng_cr1[CREATE_REPS_MAX], sql_cr1[CREATE_REPS_MAX];
+  double eng_per_sync;
+  double read_eng[READ_ROWS], read_sql[READ_ROWS];
+  double cpu_eng[READ_ROWS], cpu_sql[READ_ROWS];
+  int mismatches;
+  cs_stats est;
+  double eng_disk, sql_disk, sql_index;
+  double eo_snap[OPEN_REPS_MAX], eo_replay[OPEN_REPS_MAX], so[OPEN_REPS_MAX];
+  double eng_rss_open;
+} results;
+
+/* The fresh data directories under --dir. 0, or the exit status: 2 for a
+ * bad --dir, 1 when the directory cannot be made (nothing to clean up), -1
+ * when the SQLite directory cannot be made (the root is to be removed). */
+static int run_dirs(bench *b) {
   if (strlen(b->o.dir) > 900) {
     note("bench_engine: --dir is too long");
     return 2;
@@ -1297,11 +1334,14 @@ int main(int argc, char **argv) {
   snprintf(b->sql_path, sizeof b->sql_path, "%.1100s/contacts.db", b->sql_dir);
   if (mkdir(b->sql_dir, 0700) != 0) {
     note("bench_engine: mkdir %s: %s", b->sql_dir, strerror(errno));
-    goto out;
+    return -1;
   }
-  bh_table_init(&b->table, "contactd", "SQLite");
-  print_machine(b, argc, argv);
+  return 0;
+}
 
+/* The generator, the id arrays, the survey and the query sets. */
+static int run_generate(bench *b) {
+  const uint64_t N = b->o.count;
   /* The id arrays are written now so that their pages are resident before
    * the memory measurements begin. */
   b->gen = bh_gen_create(b->o.seed);
@@ -1309,7 +1349,7 @@ int main(int argc, char **argv) {
   b->sql_ids = malloc(N * sizeof *b->sql_ids);
   if (!b->gen || !b->eng_ids || !b->sql_ids) {
     note("bench_engine: out of memory");
-    goto out;
+    return -1;
   }
   memset(b->eng_ids, 0, N * sizeof *b->eng_ids);
   memset(b->sql_ids, 0, N * sizeof *b->sql_ids);
@@ -1317,143 +1357,141 @@ int main(int argc, char **argv) {
   uint64_t t0 = bh_now_ns();
   if (survey_run(b) != 0 || queries_build(b) != 0) {
     note("bench_engine: out of memory");
-    goto out;
+    return -1;
   }
   note("generated and surveyed %llu contacts in %.1f s (mean JSON %.0f B)",
        (unsigned long long)N, bh_seconds(t0, bh_now_ns()), b->sv.json_bytes);
+  return 0;
+}
 
-  /* ---- bulk load [K, N) */
-  double eng_load_s = 0, sql_load_s = 0, eng_rss_load = 0, sql_rss_load = 0;
-  uint64_t eng_index_bytes = 0;
+/* Bulk load of [K, N) into each side; the engine is closed after (with a
+ * snapshot), SQLite's loader connection stays open. */
+static int run_load(bench *b, conns *cn, results *res) {
+  const uint64_t N = b->o.count, K = b->o.creates;
   if (b->o.engine) {
     malloc_trim(0);
     uint64_t rss0 = bh_rss_bytes();
-    t0 = bh_now_ns();
+    uint64_t t0 = bh_now_ns();
     if (eng_open(b, CS_DURABILITY_NONE, true, true, &b->store) != 0 ||
         eng_bulk_load(b, K, N) != 0)
-      goto out;
-    eng_load_s = bh_seconds(t0, bh_now_ns());
-    eng_rss_load = (double)(bh_rss_bytes() - rss0) / (double)(N - K);
+      return -1;
+    res->eng_load_s = bh_seconds(t0, bh_now_ns());
+    res->eng_rss_load = (double)(bh_rss_bytes() - rss0) / (double)(N - K);
     cs_stats st;
     cs_stats_get(b->store, &st);
-    eng_index_bytes = st.index_bytes;
+    res->eng_index_bytes = st.index_bytes;
     note("engine: loaded %llu contacts in %.2f s, index %.1f MiB, RSS +%.1f "
          "MiB",
-         (unsigned long long)(N - K), eng_load_s,
+         (unsigned long long)(N - K), res->eng_load_s,
          (double)st.index_bytes / (1 << 20),
-         eng_rss_load * (double)(N - K) / (1 << 20));
+         res->eng_rss_load * (double)(N - K) / (1 << 20));
     t0 = bh_now_ns();
-    rc = eng_close(b->store);
+    int rc = eng_close(b->store);
     b->store = NULL;
-    if (rc != 0) goto out;
-    rc = 1;
+    if (rc != 0) return -1;
     note("engine: close with snapshot %.2f s", bh_seconds(t0, bh_now_ns()));
   }
   if (b->o.sqlite) {
     uint64_t rss0 = bh_rss_bytes();
-    t0 = bh_now_ns();
-    if (sconn_open(b->sql_path, true, 'a', &sql_main) != 0 ||
-        sql_bulk_load(b, &sql_main, K, N) != 0)
-      goto out;
-    sql_load_s = bh_seconds(t0, bh_now_ns());
-    sql_rss_load = (double)(bh_rss_bytes() - rss0) / (double)(N - K);
+    uint64_t t0 = bh_now_ns();
+    if (sconn_open(b->sql_path, true, 'a', &cn->main) != 0 ||
+        sql_bulk_load(b, &cn->main, K, N) != 0)
+      return -1;
+    res->sql_load_s = bh_seconds(t0, bh_now_ns());
+    res->sql_rss_load = (double)(bh_rss_bytes() - rss0) / (double)(N - K);
     note("sqlite: loaded %llu contacts in %.2f s", (unsigned long long)(N - K),
-         sql_load_s);
+         res->sql_load_s);
   }
+  return 0;
+}
 
-  /* ---- durable creates: [0, K64) from 64 writers, then [K64, K) from one
-   * writer for reference (one create waits for the previous one's sync, so
-   * no batching is possible), alternating sides */
-  double eng_cr[8] = {0}, sql_cr[8] = {0}, eng_per_sync = 0;
-  double eng_cr1[8] = {0}, sql_cr1[8] = {0};
+static void close_writers(bench *b, conns *cn) {
+  if (!cn->w) return;
+  for (int t = 0; t < b->o.writers; t++)
+    sconn_close(&cn->w[t]);
+  free(cn->w);
+  cn->w = NULL;
+}
+
+/* Durable creates: [0, K64) from the writers, then [K64, K) from one writer
+ * for reference (one create waits for the previous one's sync, so no
+ * batching is possible), alternating sides. The engine stays open (fsync
+ * durability) for the reads. */
+static int run_creates(bench *b, conns *cn, results *res) {
+  const uint64_t K = b->o.creates;
   const uint64_t K64 = K - K / 10;
   int ncr = b->o.create_reps;
   if (b->o.engine &&
       eng_open(b, CS_DURABILITY_FSYNC, true, true, &b->store) != 0)
-    goto out;
+    return -1;
   if (b->o.sqlite) {
-    wconns = calloc((size_t)b->o.writers, sizeof *wconns);
-    if (!wconns) goto out;
+    cn->w = calloc((size_t)b->o.writers, sizeof *cn->w);
+    if (!cn->w) return -1;
     for (int t = 0; t < b->o.writers; t++)
-      if (sconn_open(b->sql_path, false, 'w', &wconns[t]) != 0) goto out;
+      if (sconn_open(b->sql_path, false, 'w', &cn->w[t]) != 0) return -1;
   }
-  {
-    uint64_t creates = 0, syncs = 0;
-    for (int r = 0; r < ncr; r++) {
-      uint64_t from = K64 * (uint64_t)r / (uint64_t)ncr,
-               to = K64 * (uint64_t)(r + 1) / (uint64_t)ncr;
-      if (b->o.engine) {
-        cs_stats s0, s1;
-        cs_stats_get(b->store, &s0);
-        eng_cr[r] = durable_creates(b, NULL, b->o.writers, from, to);
-        cs_stats_get(b->store, &s1);
-        creates += to - from;
-        syncs += s1.fsyncs - s0.fsyncs;
-        if (eng_cr[r] < 0) goto out;
-      }
-      if (b->o.sqlite) {
-        sql_cr[r] = durable_creates(b, wconns, b->o.writers, from, to);
-        if (sql_cr[r] < 0) goto out;
-      }
-      note("durable creates rep %d (%llu each): engine %.0f/s, sqlite %.0f/s",
-           r + 1, (unsigned long long)(to - from), eng_cr[r], sql_cr[r]);
+  uint64_t creates = 0, syncs = 0;
+  for (int r = 0; r < ncr; r++) {
+    uint64_t from = K64 * (uint64_t)r / (uint64_t)ncr,
+             to = K64 * (uint64_t)(r + 1) / (uint64_t)ncr;
+    if (b->o.engine) {
+      cs_stats s0, s1;
+      cs_stats_get(b->store, &s0);
+      res->eng_cr[r] = durable_creates(b, NULL, b->o.writers, from, to);
+      cs_stats_get(b->store, &s1);
+      creates += to - from;
+      syncs += s1.fsyncs - s0.fsyncs;
+      if (res->eng_cr[r] < 0) return -1;
     }
-    for (int r = 0; r < ncr; r++) {
-      uint64_t from = K64 + (K - K64) * (uint64_t)r / (uint64_t)ncr,
-               to = K64 + (K - K64) * (uint64_t)(r + 1) / (uint64_t)ncr;
-      if (b->o.engine &&
-          (eng_cr1[r] = durable_creates(b, NULL, 1, from, to)) < 0)
-        goto out;
-      if (b->o.sqlite &&
-          (sql_cr1[r] = durable_creates(b, wconns, 1, from, to)) < 0)
-        goto out;
-      note("durable creates, one writer, rep %d (%llu each): engine %.0f/s, "
-           "sqlite %.0f/s",
-           r + 1, (unsigned long long)(to - from), eng_cr1[r], sql_cr1[r]);
+    if (b->o.sqlite) {
+      res->sql_cr[r] = durable_creates(b, cn->w, b->o.writers, from, to);
+      if (res->sql_cr[r] < 0) return -1;
     }
-    eng_per_sync = syncs ? (double)creates / (double)syncs : 0;
+    note("durable creates rep %d (%llu each): engine %.0f/s, sqlite %.0f/s",
+         r + 1, (unsigned long long)(to - from), res->eng_cr[r],
+         res->sql_cr[r]);
   }
-  if (wconns) {
-    for (int t = 0; t < b->o.writers; t++)
-      sconn_close(&wconns[t]);
-    free(wconns);
-    wconns = NULL;
+  for (int r = 0; r < ncr; r++) {
+    uint64_t from = K64 + (K - K64) * (uint64_t)r / (uint64_t)ncr,
+             to = K64 + (K - K64) * (uint64_t)(r + 1) / (uint64_t)ncr;
+    if (b->o.engine &&
+        (res->eng_cr1[r] = durable_creates(b, NULL, 1, from, to)) < 0)
+      return -1;
+    if (b->o.sqlite &&
+        (res->sql_cr1[r] = durable_creates(b, cn->w, 1, from, to)) < 0)
+      return -1;
+    note("durable creates, one writer, rep %d (%llu each): engine %.0f/s, "
+         "sqlite %.0f/s",
+         r + 1, (unsigned long long)(to - from), res->eng_cr1[r],
+         res->sql_cr1[r]);
   }
+  res->eng_per_sync = syncs ? (double)creates / (double)syncs : 0;
+  close_writers(b, cn);
+  return 0;
+}
 
-  /* ---- reads */
+/* Reads: both sides' answers are compared first (cross_check), then each
+ * kind of read is timed, a warm-up rep first and then b->o.reps reps. */
+static int run_reads(bench *b, conns *cn, results *res) {
   if (b->o.sqlite) {
     for (int t = 0; t < 2; t++)
-      if (sconn_open(b->sql_path, false, 'r', &rconns[t]) != 0) goto out;
+      if (sconn_open(b->sql_path, false, 'r', &cn->r[t]) != 0) return -1;
     if (verbose) {
-      sql_explain(&rconns[0], rconns[0].exact[CS_COMPANY], "exact");
-      sql_explain(&rconns[0], rconns[0].exact_count[CS_COMPANY], "exact count");
-      sql_explain(&rconns[0], rconns[0].prefix[CS_LAST_NAME], "prefix");
-      sql_explain(&rconns[0], rconns[0].prefix_count[CS_LAST_NAME],
+      sql_explain(&cn->r[0], cn->r[0].exact[CS_COMPANY], "exact");
+      sql_explain(&cn->r[0], cn->r[0].exact_count[CS_COMPANY], "exact count");
+      sql_explain(&cn->r[0], cn->r[0].prefix[CS_LAST_NAME], "prefix");
+      sql_explain(&cn->r[0], cn->r[0].prefix_count[CS_LAST_NAME],
                   "prefix count");
-      sql_explain(&rconns[0], rconns[0].words, "words");
-      sql_explain(&rconns[0], rconns[0].words_count, "words count");
+      sql_explain(&cn->r[0], cn->r[0].words, "words");
+      sql_explain(&cn->r[0], cn->r[0].words_count, "words count");
     }
   }
-  int mismatches = cross_check(b, &rconns[0]);
-  warm_up(b, &rconns[0]);
+  res->mismatches = cross_check(b, &cn->r[0]);
+  warm_up(b, &cn->r[0]);
 
-  struct {
-    const char *metric;
-    int kind, threads;
-    double target;
-  } reads[] = {
-      {"get by id, 1 thread", R_GET, 1, 3},
-      {"get by id, 2 threads", R_GET, 2, 3},
-      {NULL, Q_EMAIL, 1, 3},
-      {NULL, Q_COMPANY_FEW, 1, 3},
-      {NULL, Q_COMPANY_MANY, 1, 3},
-      {NULL, Q_PREFIX, 1, 2},
-      {NULL, Q_WORDS, 1, 0},
-  };
-  double read_eng[7] = {0}, read_sql[7] = {0};
-  double cpu_eng[7] = {0}, cpu_sql[7] = {0};
-  for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
-    double ev[99] = {0}, sv[99] = {0}, ec[99] = {0}, scpu[99] = {0};
+  for (size_t k = 0; k < READ_ROWS; k++) {
+    double ev[READ_REPS_MAX] = {0}, sv[READ_REPS_MAX] = {0};
+    double ec[READ_REPS_MAX] = {0}, scpu[READ_REPS_MAX] = {0};
     /* Rep -1 warms this kind of query up and is not counted. */
     for (int r = -1; r < b->o.reps; r++) {
       if (r < 0) {
@@ -1461,7 +1499,7 @@ int main(int argc, char **argv) {
         if (b->o.engine)
           read_rep(b, NULL, reads[k].kind, reads[k].threads, 1, &ignored);
         if (b->o.sqlite)
-          read_rep(b, rconns, reads[k].kind, reads[k].threads, 1, &ignored);
+          read_rep(b, cn->r, reads[k].kind, reads[k].threads, 1, &ignored);
         continue;
       }
       uint64_t seed = b->o.seed + k * 1000 + (uint64_t)r;
@@ -1469,199 +1507,215 @@ int main(int argc, char **argv) {
         ev[r] =
             read_rep(b, NULL, reads[k].kind, reads[k].threads, seed, &ec[r]);
       if (b->o.sqlite)
-        sv[r] = read_rep(b, rconns, reads[k].kind, reads[k].threads, seed,
-                         &scpu[r]);
+        sv[r] =
+            read_rep(b, cn->r, reads[k].kind, reads[k].threads, seed, &scpu[r]);
     }
-    read_eng[k] = median_of(ev, b->o.reps);
-    read_sql[k] = median_of(sv, b->o.reps);
-    cpu_eng[k] = median_of(ec, b->o.reps);
-    cpu_sql[k] = median_of(scpu, b->o.reps);
+    res->read_eng[k] = median_of(ev, b->o.reps);
+    res->read_sql[k] = median_of(sv, b->o.reps);
+    res->cpu_eng[k] = median_of(ec, b->o.reps);
+    res->cpu_sql[k] = median_of(scpu, b->o.reps);
     debug("read %zu: engine %.0f/s (%.0f per CPU s), sqlite %.0f/s (%.0f per "
           "CPU s)",
-          k, read_eng[k], cpu_eng[k], read_sql[k], cpu_sql[k]);
+          k, res->read_eng[k], res->cpu_eng[k], res->read_sql[k],
+          res->cpu_sql[k]);
   }
+  return 0;
+}
 
-  /* ---- sizes */
-  cs_stats est = {0};
-  double eng_disk = 0, sql_disk = 0, sql_index = 0;
+/* Sizes on disk and of the indexes; closes both sides. */
+static int run_sizes(bench *b, conns *cn, results *res) {
   if (b->o.engine) {
-    cs_stats_get(b->store, &est);
-    t0 = bh_now_ns();
-    if (eng_close(b->store) != 0) {
-      b->store = NULL;
-      goto out;
-    }
+    cs_stats_get(b->store, &res->est);
+    uint64_t t0 = bh_now_ns();
+    int rc = eng_close(b->store);
     b->store = NULL;
+    if (rc != 0) return -1;
     note("engine: close with snapshot %.2f s", bh_seconds(t0, bh_now_ns()));
-    eng_disk = (double)bh_dir_bytes(b->eng_dir);
+    res->eng_disk = (double)bh_dir_bytes(b->eng_dir);
   }
   if (b->o.sqlite) {
-    sql_index = (double)sql_index_bytes(&rconns[0]);
+    res->sql_index = (double)sql_index_bytes(&cn->r[0]);
     for (int t = 0; t < 2; t++)
-      sconn_close(&rconns[t]);
-    sql_exec(sql_main.db, "PRAGMA wal_checkpoint(TRUNCATE)");
-    sconn_close(&sql_main);
-    sql_disk = (double)bh_dir_bytes(b->sql_dir);
+      sconn_close(&cn->r[t]);
+    sql_exec(cn->main.db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sconn_close(&cn->main);
+    res->sql_disk = (double)bh_dir_bytes(b->sql_dir);
   }
+  return 0;
+}
 
-  /* ---- opening: engine from its snapshot and by replay, SQLite open and
-   * its first query; each followed by a get of one contact. */
-  double eo_snap[16] = {0}, eo_replay[16] = {0}, so[16] = {0};
-  double eng_rss_open = 0;
+/* Opening: the engine from its snapshot and by replay, SQLite open and its
+ * first query; each followed by a get of one contact. */
+static int run_opens(bench *b, results *res) {
+  const uint64_t N = b->o.count;
   for (int r = 0; r < b->o.open_reps; r++) {
     uint64_t sink = 0, id_probe = b->eng_ids[N / 2];
     if (b->o.engine) {
       cs_store *s = NULL;
       malloc_trim(0);
       uint64_t rss0 = bh_rss_bytes();
-      t0 = bh_now_ns();
-      if (eng_open(b, CS_DURABILITY_FSYNC, true, false, &s) != 0) goto out;
+      uint64_t t0 = bh_now_ns();
+      if (eng_open(b, CS_DURABILITY_FSYNC, true, false, &s) != 0) return -1;
       if (eng_get(s, id_probe, &sink) != 0)
         note("engine: get after open failed");
-      eo_snap[r] = bh_seconds(t0, bh_now_ns());
-      if (r == 0) eng_rss_open = (double)(bh_rss_bytes() - rss0) / (double)N;
-      if (eng_close(s) != 0) goto out;
+      res->eo_snap[r] = bh_seconds(t0, bh_now_ns());
+      if (r == 0)
+        res->eng_rss_open = (double)(bh_rss_bytes() - rss0) / (double)N;
+      if (eng_close(s) != 0) return -1;
       t0 = bh_now_ns();
-      if (eng_open(b, CS_DURABILITY_FSYNC, false, false, &s) != 0) goto out;
+      if (eng_open(b, CS_DURABILITY_FSYNC, false, false, &s) != 0) return -1;
       if (eng_get(s, id_probe, &sink) != 0)
         note("engine: get after replay failed");
-      eo_replay[r] = bh_seconds(t0, bh_now_ns());
-      if (eng_close(s) != 0) goto out;
+      res->eo_replay[r] = bh_seconds(t0, bh_now_ns());
+      if (eng_close(s) != 0) return -1;
     }
     if (b->o.sqlite) {
       sconn c;
-      t0 = bh_now_ns();
-      if (sconn_open(b->sql_path, false, 'g', &c) != 0) goto out;
+      uint64_t t0 = bh_now_ns();
+      if (sconn_open(b->sql_path, false, 'g', &c) != 0) return -1;
       if (sql_get(&c, b->sql_ids[N / 2], &sink) != 0)
         note("sqlite: get after open failed");
-      so[r] = bh_seconds(t0, bh_now_ns());
+      res->so[r] = bh_seconds(t0, bh_now_ns());
       sconn_close(&c);
     }
     note("open rep %d: engine snapshot %.3f s, replay %.3f s; sqlite %.4f s",
-         r + 1, eo_snap[r], eo_replay[r], so[r]);
+         r + 1, res->eo_snap[r], res->eo_replay[r], res->so[r]);
   }
+  return 0;
+}
 
-  /* ---- the table */
-  {
-    bh_table *t = &b->table;
-    char m[96];
-    double ec = median_of(eng_cr, ncr), sc = median_of(sql_cr, ncr);
-    snprintf(m, sizeof m, "durable creates, %d writers", b->o.writers);
-    row_rate(b, m, ec, sc, 5);
-    bh_table_add(t, "  contacts per fsync",
-                 eng_per_sync > 0
-                     ? (snprintf(buf[0], 64, "%.1f", eng_per_sync), buf[0])
-                     : NULL,
-                 "<= 1 (WAL sync per commit)", NULL, NULL, NULL);
-    row_rate(b, "durable creates, 1 writer (reference)",
-             median_of(eng_cr1, ncr), median_of(sql_cr1, ncr), 0);
-    snprintf(m, sizeof m, "bulk load %s contacts (setup)",
-             bh_fmt_count(buf[4], 64, (double)(N - K)));
-    row_rate(b, m, eng_load_s > 0 ? (double)(N - K) / eng_load_s : 0,
-             sql_load_s > 0 ? (double)(N - K) / sql_load_s : 0, 0);
-    for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
-      const char *metric = reads[k].metric;
-      if (!metric) {
-        const qset *q = &b->q[reads[k].kind];
-        snprintf(m, sizeof m, "%s (mean total %s)", q->label,
-                 bh_fmt_count(buf[4], 64, q->mean_total));
-        metric = m;
-      }
-      row_rate(b, metric, read_eng[k], read_sql[k], reads[k].target);
+/* The main table: creates, loads, reads, opens and sizes. The medians sort
+ * their reps in place, hence res is not const. */
+static void print_main_table(bench *b, results *res) {
+  const uint64_t N = b->o.count, K = b->o.creates;
+  int ncr = b->o.create_reps;
+  bh_table *t = &b->table;
+  char buf[5][64];
+  char m[96];
+  double ec = median_of(res->eng_cr, ncr), sc = median_of(res->sql_cr, ncr);
+  snprintf(m, sizeof m, "durable creates, %d writers", b->o.writers);
+  row_rate(b, m, ec, sc, 5);
+  bh_table_add(t, "  contacts per fsync",
+               res->eng_per_sync > 0
+                   ? (snprintf(buf[0], 64, "%.1f", res->eng_per_sync), buf[0])
+                   : NULL,
+               "<= 1 (WAL sync per commit)", NULL, NULL, NULL);
+  row_rate(b, "durable creates, 1 writer (reference)",
+           median_of(res->eng_cr1, ncr), median_of(res->sql_cr1, ncr), 0);
+  snprintf(m, sizeof m, "bulk load %s contacts (setup)",
+           bh_fmt_count(buf[4], 64, (double)(N - K)));
+  row_rate(b, m, res->eng_load_s > 0 ? (double)(N - K) / res->eng_load_s : 0,
+           res->sql_load_s > 0 ? (double)(N - K) / res->sql_load_s : 0, 0);
+  for (size_t k = 0; k < READ_ROWS; k++) {
+    const char *metric = reads[k].metric;
+    if (!metric) {
+      const qset *q = &b->q[reads[k].kind];
+      snprintf(m, sizeof m, "%s (mean total %s)", q->label,
+               bh_fmt_count(buf[4], 64, q->mean_total));
+      metric = m;
     }
-    double es = median_of(eo_snap, b->o.open_reps),
-           er = median_of(eo_replay, b->o.open_reps),
-           sq = median_of(so, b->o.open_reps);
-    bh_table_add(t, "open from snapshot + first get",
-                 b->o.engine ? bh_fmt_seconds(buf[0], 64, es) : NULL,
-                 b->o.sqlite ? bh_fmt_seconds(buf[1], 64, sq) : NULL,
-                 es > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, es / sq) : NULL,
-                 "< 1 s", b->o.engine ? (es < 1 ? "yes" : "NO") : NULL);
-    bh_table_add(t, "open by full replay + first get",
-                 b->o.engine ? bh_fmt_seconds(buf[0], 64, er) : NULL,
-                 b->o.sqlite ? bh_fmt_seconds(buf[1], 64, sq) : NULL,
-                 er > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, er / sq) : NULL,
-                 "< 5 s", b->o.engine ? (er < 5 ? "yes" : "NO") : NULL);
-    bh_table_add(t, "resident bytes/contact after load",
-                 b->o.engine ? bh_fmt_bytes(buf[0], 64, eng_rss_load) : NULL,
-                 b->o.sqlite ? bh_fmt_bytes(buf[1], 64, sql_rss_load) : NULL,
-                 eng_rss_load > 0 && sql_rss_load > 0
-                     ? bh_fmt_ratio(buf[2], 64, eng_rss_load / sql_rss_load)
-                     : NULL,
-                 NULL, NULL);
-    bh_table_add(t, "resident bytes/contact after open",
-                 b->o.engine ? bh_fmt_bytes(buf[0], 64, eng_rss_open) : NULL,
-                 NULL, NULL, NULL, NULL);
+    row_rate(b, metric, res->read_eng[k], res->read_sql[k], reads[k].target);
+  }
+  double es = median_of(res->eo_snap, b->o.open_reps),
+         er = median_of(res->eo_replay, b->o.open_reps),
+         sq = median_of(res->so, b->o.open_reps);
+  bh_table_add(t, "open from snapshot + first get",
+               b->o.engine ? bh_fmt_seconds(buf[0], 64, es) : NULL,
+               b->o.sqlite ? bh_fmt_seconds(buf[1], 64, sq) : NULL,
+               es > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, es / sq) : NULL,
+               "< 1 s", b->o.engine ? (es < 1 ? "yes" : "NO") : NULL);
+  bh_table_add(t, "open by full replay + first get",
+               b->o.engine ? bh_fmt_seconds(buf[0], 64, er) : NULL,
+               b->o.sqlite ? bh_fmt_seconds(buf[1], 64, sq) : NULL,
+               er > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, er / sq) : NULL,
+               "< 5 s", b->o.engine ? (er < 5 ? "yes" : "NO") : NULL);
+  bh_table_add(
+      t, "resident bytes/contact after load",
+      b->o.engine ? bh_fmt_bytes(buf[0], 64, res->eng_rss_load) : NULL,
+      b->o.sqlite ? bh_fmt_bytes(buf[1], 64, res->sql_rss_load) : NULL,
+      res->eng_rss_load > 0 && res->sql_rss_load > 0
+          ? bh_fmt_ratio(buf[2], 64, res->eng_rss_load / res->sql_rss_load)
+          : NULL,
+      NULL, NULL);
+  bh_table_add(t, "resident bytes/contact after open",
+               b->o.engine ? bh_fmt_bytes(buf[0], 64, res->eng_rss_open) : NULL,
+               NULL, NULL, NULL, NULL);
+  bh_table_add(
+      t, "disk bytes/contact",
+      b->o.engine ? bh_fmt_bytes(buf[0], 64, res->eng_disk / (double)N) : NULL,
+      b->o.sqlite ? bh_fmt_bytes(buf[1], 64, res->sql_disk / (double)N) : NULL,
+      res->eng_disk > 0 && res->sql_disk > 0
+          ? bh_fmt_ratio(buf[2], 64, res->eng_disk / res->sql_disk)
+          : NULL,
+      NULL, NULL);
+  double eib = (double)(res->est.index_bytes ? res->est.index_bytes
+                                             : res->eng_index_bytes) /
+               (double)N;
+  bool idx_ok = eib < b->sv.json_bytes;
+  bh_table_add(t, "index bytes/contact",
+               b->o.engine ? bh_fmt_bytes(buf[0], 64, eib) : NULL,
+               res->sql_index > 0
+                   ? bh_fmt_bytes(buf[1], 64, res->sql_index / (double)N)
+                   : NULL,
+               eib > 0 && res->sql_index > 0
+                   ? bh_fmt_ratio(buf[2], 64, eib * (double)N / res->sql_index)
+                   : NULL,
+               "< JSON bytes", b->o.engine ? (idx_ok ? "yes" : "NO") : NULL);
+  bh_table_add(t, "raw JSON bytes/contact",
+               bh_fmt_bytes(buf[0], 64, b->sv.json_bytes),
+               bh_fmt_bytes(buf[1], 64, b->sv.json_bytes), NULL, NULL, NULL);
+  bh_table_print(t, stdout);
+}
+
+/* The same reads per CPU-second of the reading threads, and the notes
+ * under the tables. */
+static void print_cpu_table(bench *b, const results *res) {
+  char buf[3][64];
+  char m[96];
+  bh_table cpu_table;
+  bh_table_init(&cpu_table, "contactd", "SQLite");
+  for (size_t k = 0; k < READ_ROWS; k++) {
+    const char *metric = reads[k].metric;
+    if (!metric) {
+      snprintf(m, sizeof m, "%s", b->q[reads[k].kind].label);
+      metric = m;
+    }
+    bool have = res->cpu_eng[k] > 0 && res->cpu_sql[k] > 0;
     bh_table_add(
-        t, "disk bytes/contact",
-        b->o.engine ? bh_fmt_bytes(buf[0], 64, eng_disk / (double)N) : NULL,
-        b->o.sqlite ? bh_fmt_bytes(buf[1], 64, sql_disk / (double)N) : NULL,
-        eng_disk > 0 && sql_disk > 0
-            ? bh_fmt_ratio(buf[2], 64, eng_disk / sql_disk)
-            : NULL,
+        &cpu_table, metric,
+        res->cpu_eng[k] > 0 ? bh_fmt_rate(buf[0], 64, res->cpu_eng[k]) : NULL,
+        res->cpu_sql[k] > 0 ? bh_fmt_rate(buf[1], 64, res->cpu_sql[k]) : NULL,
+        have ? bh_fmt_ratio(buf[2], 64, res->cpu_eng[k] / res->cpu_sql[k])
+             : NULL,
         NULL, NULL);
-    double eib = (double)(est.index_bytes ? est.index_bytes : eng_index_bytes) /
-                 (double)N;
-    bool idx_ok = eib < b->sv.json_bytes;
-    bh_table_add(t, "index bytes/contact",
-                 b->o.engine ? bh_fmt_bytes(buf[0], 64, eib) : NULL,
-                 sql_index > 0 ? bh_fmt_bytes(buf[1], 64, sql_index / (double)N)
-                               : NULL,
-                 eib > 0 && sql_index > 0
-                     ? bh_fmt_ratio(buf[2], 64, eib * (double)N / sql_index)
-                     : NULL,
-                 "< JSON bytes", b->o.engine ? (idx_ok ? "yes" : "NO") : NULL);
-    bh_table_add(t, "raw JSON bytes/contact",
-                 bh_fmt_bytes(buf[0], 64, b->sv.json_bytes),
-                 bh_fmt_bytes(buf[1], 64, b->sv.json_bytes), NULL, NULL, NULL);
-    bh_table_print(t, stdout);
-
-    /* The same reads per CPU-second of the reading threads. */
-    bh_table cpu_table;
-    bh_table_init(&cpu_table, "contactd", "SQLite");
-    for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
-      const char *metric = reads[k].metric;
-      if (!metric) {
-        snprintf(m, sizeof m, "%s", b->q[reads[k].kind].label);
-        metric = m;
-      }
-      bool have = cpu_eng[k] > 0 && cpu_sql[k] > 0;
-      bh_table_add(&cpu_table, metric,
-                   cpu_eng[k] > 0 ? bh_fmt_rate(buf[0], 64, cpu_eng[k]) : NULL,
-                   cpu_sql[k] > 0 ? bh_fmt_rate(buf[1], 64, cpu_sql[k]) : NULL,
-                   have ? bh_fmt_ratio(buf[2], 64, cpu_eng[k] / cpu_sql[k])
-                        : NULL,
-                   NULL, NULL);
-    }
-    printf("\nreads per CPU-second of the reading threads (less disturbed by "
-           "other load on the machine):\n\n");
-    bh_table_print(&cpu_table, stdout);
-    bh_table_free(&cpu_table);
-    printf("\nmedians of %d reps (%d for creates, %d for opens); reads %.2f s "
-           "per rep; search limit %d; SQLite words search: FTS5.\n",
-           b->o.reps, ncr, b->o.open_reps, b->o.rep_seconds, SEARCH_LIMIT);
-    double load[3] = {0};
-    if (getloadavg(load, 3) == 3)
-      printf("load average at the end: %.2f %.2f %.2f (this machine has %ld "
-             "CPUs; other programs share it)\n",
-             load[0], load[1], load[2], sysconf(_SC_NPROCESSORS_ONLN));
-    if (mismatches)
-      printf("WARNING: %d cross-check mismatches between the engine and "
-             "SQLite (see stderr)\n",
-             mismatches);
   }
-  rc = mismatches ? 3 : 0;
+  printf("\nreads per CPU-second of the reading threads (less disturbed by "
+         "other load on the machine):\n\n");
+  bh_table_print(&cpu_table, stdout);
+  bh_table_free(&cpu_table);
+  printf("\nmedians of %d reps (%d for creates, %d for opens); reads %.2f s "
+         "per rep; search limit %d; SQLite words search: FTS5.\n",
+         b->o.reps, b->o.create_reps, b->o.open_reps, b->o.rep_seconds,
+         SEARCH_LIMIT);
+  double load[3] = {0};
+  if (getloadavg(load, 3) == 3)
+    printf("load average at the end: %.2f %.2f %.2f (this machine has %ld "
+           "CPUs; other programs share it)\n",
+           load[0], load[1], load[2], sysconf(_SC_NPROCESSORS_ONLN));
+  if (res->mismatches)
+    printf("WARNING: %d cross-check mismatches between the engine and "
+           "SQLite (see stderr)\n",
+           res->mismatches);
+}
 
-out:
+/* Closes whatever is still open and frees everything; removes the data
+ * unless --keep. */
+static void run_cleanup(bench *b, conns *cn) {
   if (b->store) eng_close(b->store);
-  if (wconns) {
-    for (int t = 0; t < b->o.writers; t++)
-      sconn_close(&wconns[t]);
-    free(wconns);
-  }
+  close_writers(b, cn);
   for (int t = 0; t < 2; t++)
-    sconn_close(&rconns[t]);
-  sconn_close(&sql_main);
+    sconn_close(&cn->r[t]);
+  sconn_close(&cn->main);
   if (!b->o.keep && b->root[0]) bh_rm_rf(b->root);
   for (int k = 0; k < Q_KINDS; k++) {
     for (size_t i = 0; i < b->q[k].count; i++)
@@ -1675,5 +1729,34 @@ out:
   free(b->sql_ids);
   bh_gen_destroy(b->gen);
   bh_table_free(&b->table);
+}
+
+int main(int argc, char **argv) {
+  bench B = {0}, *b = &B;
+  conns cn = {0};
+  results res = {0};
+  int rc = parse_args(argc, argv, &b->o);
+  if (rc) return rc > 0 ? 0 : 2;
+  verbose = b->o.verbose;
+  /* SQLite's memory statistics take a global mutex on every allocation;
+   * a tuned deployment turns them off, so the peer runs without them. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+
+  rc = run_dirs(b);
+  if (rc > 0) return rc;
+  if (rc == 0) {
+    bh_table_init(&b->table, "contactd", "SQLite");
+    print_machine(b, argc, argv);
+  }
+  if (rc == 0 && run_generate(b) == 0 && run_load(b, &cn, &res) == 0 &&
+      run_creates(b, &cn, &res) == 0 && run_reads(b, &cn, &res) == 0 &&
+      run_sizes(b, &cn, &res) == 0 && run_opens(b, &res) == 0) {
+    print_main_table(b, &res);
+    print_cpu_table(b, &res);
+    rc = res.mismatches ? 3 : 0;
+  } else {
+    rc = 1;
+  }
+  run_cleanup(b, &cn);
   return rc;
 }

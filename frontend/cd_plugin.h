@@ -19,6 +19,10 @@
  * Authentication happens before the handler: a route with CD_ROUTE_AUTH is
  * only called with a valid key (the front end answers 401 otherwise), and a
  * route with CD_ROUTE_WRITE only with a read-write key (403 otherwise).
+ *
+ * Store failures: how an engine code becomes an HTTP answer (status, code
+ * word, retry-after) is decided once, by the host (store_error), so that
+ * every plugin answering a failed store answers it the same way.
  */
 #ifndef CD_PLUGIN_H
 #define CD_PLUGIN_H
@@ -82,6 +86,34 @@ typedef struct cd_response cd_response;
 /* Handler results. */
 enum { CD_DONE = 0, CD_ASYNC = 1 };
 
+/* Log levels for host->log. The values are the ABI (plugins built before
+ * the names existed pass the bare numbers). */
+enum {
+  CD_LOG_NONE = -1, /* in cd_store_error only: the client's own mistake,
+                       nothing for an operator to read */
+  CD_LOG_INFO = 0,
+  CD_LOG_WARN = 1,
+  CD_LOG_ERROR = 2
+};
+
+/*
+ * How the API answers one engine code (host->store_error). The rows are
+ * static and live as long as the host; nothing is to be freed.
+ */
+typedef struct cd_store_error {
+  int status;          /* the HTTP status: 400, 404, 409, 500, 503 */
+  const char *code;    /* the API's error code word ("store_unavailable") */
+  const char *message; /* for the client; names no file and no key */
+  /* Seconds a client should wait before retrying, and the same as the
+   * retry-after header's text; 0 and NULL when the answer carries none. */
+  unsigned retry_after_s;
+  const char *retry_after;
+  /* What the plugin logs the engine's detail (cs_error.msg, which may name
+   * files) at: CD_LOG_WARN or CD_LOG_ERROR when the failure is not the
+   * client's, CD_LOG_NONE when it is. */
+  int log_level;
+} cd_store_error;
+
 /*
  * What the host gives plugins. Every response function may be called from
  * any thread; the first respond/error call completes the response and the
@@ -102,8 +134,9 @@ typedef struct cd_host {
    * "id"?}}. field may be NULL; id is included when non-zero. */
   void (*error)(cd_response *res, int status, const char *code,
                 const char *message, const char *field, uint64_t id);
-  /* Logs one line (level 0 info, 1 warning, 2 error) tagged with the
-   * request id when res is not NULL. */
+  /* Logs one line at level (CD_LOG_INFO, CD_LOG_WARN, CD_LOG_ERROR; any
+   * other value as CD_LOG_ERROR) tagged with the request id when res is not
+   * NULL. */
   void (*log)(void *ctx, cd_response *res, int level, const char *line);
   /* Appends the front end's own metrics (requests, latencies) in
    * Prometheus text format to *out: NULL for a new buffer, or a malloc'd
@@ -112,6 +145,13 @@ typedef struct cd_host {
    * length; 0 and *out unchanged when out of memory. ctx is this table's
    * ctx. */
   size_t (*metrics)(void *ctx, char **out);
+  /* The API's answer to a failed store call: rc is the non-zero return of a
+   * cs_* function or the code a completion callback was given. An engine
+   * code the table does not name, and any -errno other than the ones that
+   * mean the disk refuses writes, is 500 internal. Never NULL; callable
+   * from any thread. Added after the rest without changing the version:
+   * a plugin that calls it needs a contactd that has it. */
+  const cd_store_error *(*store_error)(int rc);
 } cd_host;
 
 typedef int (*cd_handler_fn)(void *state, const cd_request *req,

@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fe_limits.h"
+
 int fe_write_file_atomic(const char *path, const void *data, size_t len,
                          int mode) {
-  char tmp[4096], dir[4096];
+  char tmp[FE_PATH_MAX_BYTES], dir[FE_PATH_MAX_BYTES];
   int rc = 0, fd = -1;
 
   if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
@@ -73,7 +75,8 @@ int fe_keys_bootstrap(cs_keyring *k, const char *data_dir, char *err,
     return rc;
   }
 
-  char path[4096 + sizeof(FE_DEFAULT_KEY_FILE) + 1], abs_dir[4096];
+  char path[FE_PATH_MAX_BYTES + sizeof(FE_DEFAULT_KEY_FILE) + 1],
+      abs_dir[FE_PATH_MAX_BYTES];
   const char *shown_dir =
       realpath(data_dir, abs_dir) != NULL ? abs_dir : data_dir;
   snprintf(path, sizeof(path), "%.4095s/%s", shown_dir, FE_DEFAULT_KEY_FILE);

@@ -48,4 +48,70 @@
  * that stops reading must not hold the shutdown forever. */
 #define FE_SHUTDOWN_DRAIN_MS 30000
 
+/* What a 503 for a store that refuses writes tells a client (and a probe)
+ * to wait before retrying, in seconds. Such a store needs an operator and a
+ * restart (or freed disk space), so a tight retry loop would only add load;
+ * 30 s is about how long an orchestrator takes to notice and act. */
+#define FE_RETRY_AFTER_S 30
+
+/* A file path the front end builds or resolves (key file, temporary files,
+ * plugin files): Linux's PATH_MAX, which realpath needs as its buffer. */
+#define FE_PATH_MAX_BYTES 4096
+
+/* A TCP port is 16 bits. */
+#define FE_PORT_MAX 65535
+
+/* The port h2o reads as "any port" when a host configuration is registered:
+ * contactd has one host configuration for every listener. */
+#define FE_H2O_PORT_ANY 65535
+
+/* An error message the front end composes for a client. The longest, the
+ * 405's, holds the method (FE_METHOD_MAX_BYTES) and the allow list (under
+ * 96 bytes) in 40 bytes of text. */
+#define FE_MESSAGE_MAX_BYTES 160
+
+/* A request method as kept for the log and the metrics, with its NUL. The
+ * longest method a route can have is "DELETE"; a longer unknown one is only
+ * ever logged, and cut. */
+#define FE_METHOD_MAX_BYTES 16
+
+/* A listener's URL ("https://[v6 address]:port"): an IPv6 address is at
+ * most 45 characters, so 300 leaves room for any scheme and port. */
+#define FE_LISTENER_URL_MAX_BYTES 300
+
+/* One line of the server's own log, and one of the access log (whose path
+ * is cut to fit; the other fields are short). */
+#define FE_LOG_LINE_MAX_BYTES 1024
+#define FE_ACCESS_LINE_MAX_BYTES 2048
+
+/* An RFC 3339 time with milliseconds is 24 characters; with a year past
+ * 9999 cut, 32 bytes always hold it and its NUL. */
+#define FE_TIME_MAX_BYTES 32
+
+/* The reason a plugin's create or a route gives for refusing to start; it
+ * becomes part of one startup error line. */
+#define FE_PLUGIN_ERR_MAX_BYTES 512
+#define FE_ROUTE_ERR_MAX_BYTES 256
+
+/* A startup error (options, store, plugins): one line for a person. */
+#define FE_STARTUP_ERR_MAX_BYTES 1024
+
+/* --help's text: the options table is about 2 KB. */
+#define FE_USAGE_MAX_BYTES 4096
+
+/* The metrics text grows in steps of this many bytes: one render of the
+ * front end's counters for a dozen routes fits in a few steps. */
+#define FE_METRICS_CHUNK_BYTES 4096
+
+/* While stopping, a worker wakes this often to see whether its last
+ * answers are out, and afterwards turns its loop this many more times, this
+ * long each, so the bytes h2o queued reach their sockets. */
+#define FE_SHUTDOWN_POLL_MS 50
+#define FE_SHUTDOWN_FLUSH_TURNS 4
+#define FE_SHUTDOWN_FLUSH_TURN_MS 10
+
+/* Servers whose workers are kept reachable after fe_server_destroy (see
+ * fe_server.h): one per process is the real use; tests create a few. */
+#define FE_RETAINED_SERVERS_MAX 8
+
 #endif

@@ -46,7 +46,7 @@ void fe_access_log_close(fe_access_log *log) {
   free(log);
 }
 
-void fe_time_format(int64_t ms, char out[32]) {
+void fe_time_format(int64_t ms, char out[FE_TIME_MAX_BYTES]) {
   time_t secs = (time_t)(ms / 1000);
   int millis = (int)(ms % 1000);
   if (millis < 0) {
@@ -61,7 +61,9 @@ void fe_time_format(int64_t ms, char out[32]) {
   int n = snprintf(wide, sizeof(wide), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                    tm.tm_min, tm.tm_sec, millis);
-  size_t len = n < 0 ? 0 : (size_t)n > 31 ? 31 : (size_t)n;
+  size_t len = n < 0                               ? 0
+               : (size_t)n > FE_TIME_MAX_BYTES - 1 ? FE_TIME_MAX_BYTES - 1
+                                                   : (size_t)n;
   memcpy(out, wide, len);
   out[len] = '\0';
 }
@@ -73,7 +75,7 @@ int64_t fe_now_ms(void) {
 }
 
 size_t fe_access_log_format(char *buf, size_t len, const fe_access_entry *e) {
-  char when[32];
+  char when[FE_TIME_MAX_BYTES];
   fe_time_format(e->time_ms, when);
   int n = snprintf(buf, len, "%s %s %s %s ", when,
                    e->request_id != NULL ? e->request_id : "-",
@@ -117,16 +119,18 @@ size_t fe_access_log_format(char *buf, size_t len, const fe_access_entry *e) {
 }
 
 void fe_access_log_write(fe_access_log *log, const fe_access_entry *e) {
-  char line[2048];
+  char line[FE_ACCESS_LINE_MAX_BYTES];
   size_t n = fe_access_log_format(line, sizeof(line), e);
   fwrite(line, 1, n, log->f);
 }
 
 void fe_log_line(int level, const char *request_id, const char *line) {
-  static const char *const names[] = {"info", "warning", "error"};
-  char when[32];
+  static const char *const names[] = {[CD_LOG_INFO] = "info",
+                                      [CD_LOG_WARN] = "warning",
+                                      [CD_LOG_ERROR] = "error"};
+  char when[FE_TIME_MAX_BYTES];
   fe_time_format(fe_now_ms(), when);
-  if (level < 0 || level > 2) level = 2;
+  if (level < CD_LOG_INFO || level > CD_LOG_ERROR) level = CD_LOG_ERROR;
   if (request_id != NULL)
     fprintf(stderr, "%s %s [%s] %s\n", when, names[level], request_id, line);
   else

@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cd_plugin.h"
+#include "fe_limits.h"
+
 typedef struct fe_access_entry {
   int64_t time_ms; /* Unix time of the answer, in milliseconds */
   const char *request_id;
@@ -43,13 +46,14 @@ void fe_access_log_write(fe_access_log *log, const fe_access_entry *e);
 size_t fe_access_log_format(char *buf, size_t len, const fe_access_entry *e);
 
 /* RFC 3339 UTC with milliseconds: "2026-11-26T08:58:00.123Z". */
-void fe_time_format(int64_t ms, char out[32]);
+void fe_time_format(int64_t ms, char out[FE_TIME_MAX_BYTES]);
 
 /* Unix time now, in milliseconds. */
 int64_t fe_now_ms(void);
 
 /* Writes "TIME LEVEL [request_id] line" to stderr; request_id may be NULL.
- * level: 0 info, 1 warning, 2 error. */
+ * level: CD_LOG_INFO, CD_LOG_WARN or CD_LOG_ERROR; any other value is
+ * written as an error, so a plugin's bad level never hides a line. */
 void fe_log_line(int level, const char *request_id, const char *line);
 
 #endif

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fe_limits.h"
+
 #define STATUS_FIRST 100
 #define STATUS_COUNT 500 /* 100..599 */
 
@@ -153,7 +155,7 @@ static uint64_t load(const _Atomic uint64_t *v) {
 size_t fe_metrics_render(const fe_metrics *m, char **buf) {
   strbuf b = {0};
   size_t had = *buf != NULL ? strlen(*buf) : 0;
-  b.cap = had + 4096;
+  b.cap = had + FE_METRICS_CHUNK_BYTES;
   b.p = malloc(b.cap);
   if (b.p == NULL) return 0;
   if (had > 0) memcpy(b.p, *buf, had);

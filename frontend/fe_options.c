@@ -71,7 +71,7 @@ int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
   errno = 0;
   unsigned long port = strtoul(port_text, &end, 10);
   if (port_text[0] < '0' || port_text[0] > '9' || *end != '\0' || errno != 0 ||
-      port > 65535) {
+      port > FE_PORT_MAX) {
     snprintf(err, errlen, "--listen %s: bad port '%s' (0-65535)", text,
              port_text);
     return -1;

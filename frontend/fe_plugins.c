@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fe_limits.h"
+
 typedef struct loaded {
   const cd_plugin *plugin;
   void *state;
@@ -95,7 +97,7 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
   }
 
   if (p->create != NULL) {
-    char msg[512] = "";
+    char msg[FE_PLUGIN_ERR_MAX_BYTES] = "";
     if (p->create(host, store, &l->state, msg, sizeof(msg)) != 0) {
       snprintf(err, errlen, "plugin %s (%s) failed to start: %s", origin,
                p->name, msg[0] != '\0' ? msg : "no reason given");
@@ -109,7 +111,7 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
     t->handle = r->handle;
     t->state = l->state;
     t->plugin = p->name;
-    char why[256];
+    char why[FE_ROUTE_ERR_MAX_BYTES];
     unsigned flags = r->flags;
     if (flags & CD_ROUTE_WRITE) flags |= CD_ROUTE_AUTH;
     if (fe_router_add(router, r->method, r->pattern, flags, t, why,
@@ -150,7 +152,7 @@ int fe_plugins_load_dir(fe_plugin_set *set, const char *dir,
 
   int rc = 0;
   for (int i = 0; i < n; i++) {
-    char path[4096];
+    char path[FE_PATH_MAX_BYTES];
     snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
     if (rc != 0) continue;
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);

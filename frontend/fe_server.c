@@ -43,7 +43,9 @@
 #include "h2o/http1.h"
 #include "h2o/http2.h"
 
+#include "fe_errors.h"
 #include "fe_json.h"
+#include "fe_limits.h"
 #include "fe_log.h"
 #include "fe_metrics.h"
 #include "fe_plugins.h"
@@ -55,7 +57,7 @@ typedef struct fe_worker fe_worker;
 
 typedef struct fe_listener {
   int fd;
-  char url[300];
+  char url[FE_LISTENER_URL_MAX_BYTES];
 } fe_listener;
 
 typedef struct fe_handler {
@@ -136,14 +138,14 @@ struct cd_response {
   const fe_route *route;
   const char *account_name;
   struct timespec started;
-  char method[16];
+  char method[FE_METHOD_MAX_BYTES];
   char request_id[CS_REQUEST_ID_MAX_BYTES + 1];
   size_t path_len;
   char path[]; /* path_len bytes and a NUL */
 };
 
 /* Kept reachable after fe_server_destroy: see its comment. */
-static fe_worker *retained_workers[8];
+static fe_worker *retained_workers[FE_RETAINED_SERVERS_MAX];
 static size_t retained_count;
 
 /* ------------------------------------------------------------- utilities */
@@ -164,7 +166,7 @@ static void log_res(const cd_response *res, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void log_res(const cd_response *res, int level, const char *fmt, ...) {
-  char line[1024];
+  char line[FE_LOG_LINE_MAX_BYTES];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof(line), fmt, ap);
@@ -254,13 +256,13 @@ static void res_finish(cd_response *res) {
     fe_access_log_write(s->access_log, &e);
   }
   if (res->status >= 500)
-    log_res(res, 2, "%s %.*s answered %d", res->method, (int)res->path_len,
-            res->path, res->status);
+    log_res(res, CD_LOG_ERROR, "%s %.*s answered %d", res->method,
+            (int)res->path_len, res->path, res->status);
 
   if (res->req != NULL)
     send_to_h2o(res);
   else
-    log_res(res, 0, "%s %.*s: the client left before the answer (%d)",
+    log_res(res, CD_LOG_INFO, "%s %.*s: the client left before the answer (%d)",
             res->method, (int)res->path_len, res->path, res->status);
   res_maybe_free(res);
 }
@@ -308,13 +310,15 @@ static bool header_reserved(const char *lower) {
 static void host_header(cd_response *res, const char *name, const char *value) {
   if (res == NULL || name == NULL || value == NULL) return;
   if (atomic_load(&res->answered)) {
-    log_res(res, 1, "plugin bug: header %s added after the answer", name);
+    log_res(res, CD_LOG_WARN, "plugin bug: header %s added after the answer",
+            name);
     return;
   }
   if (!header_name_ok(name) || !header_value_ok(value) ||
       strlen(name) > FE_HEADER_MAX_BYTES ||
       strlen(value) > FE_HEADER_MAX_BYTES) {
-    log_res(res, 1, "plugin bug: header %s dropped (bad name or value)", name);
+    log_res(res, CD_LOG_WARN,
+            "plugin bug: header %s dropped (bad name or value)", name);
     return;
   }
   fe_header *h = calloc(1, sizeof(*h));
@@ -330,7 +334,8 @@ static void host_header(cd_response *res, const char *name, const char *value) {
   for (char *p = h->name; *p != '\0'; p++)
     if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
   if (header_reserved(h->name)) {
-    log_res(res, 1, "plugin bug: header %s is the server's to set", h->name);
+    log_res(res, CD_LOG_WARN, "plugin bug: header %s is the server's to set",
+            h->name);
     free(h->name);
     free(h->value);
     free(h);
@@ -344,11 +349,12 @@ static void host_respond(cd_response *res, int status, const char *content_type,
                          const char *body, size_t body_len) {
   if (res == NULL) return;
   if (atomic_exchange(&res->answered, 1) != 0) {
-    log_res(res, 2, "plugin bug: a second answer (%d) ignored", status);
+    log_res(res, CD_LOG_ERROR, "plugin bug: a second answer (%d) ignored",
+            status);
     return;
   }
   if (status < 100 || status > 599) {
-    log_res(res, 2, "plugin bug: status %d answered as 500", status);
+    log_res(res, CD_LOG_ERROR, "plugin bug: status %d answered as 500", status);
     status = 500;
     content_type = NULL;
     body = NULL;
@@ -422,11 +428,18 @@ static void request_id_of(fe_worker *w, h2o_req_t *req,
   fe_request_id_generate(&w->rng, out);
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req) {
-  fe_server *s = ((fe_handler *)self)->srv;
-  fe_worker *w = worker_of(req->conn->ctx);
+/*
+ * A request goes through on_req in steps, each of which either moves it on
+ * or answers it: res_begin (the answer handle), req_route (404, 405),
+ * req_body_fits (413), req_authenticate (401, 403), req_view (the request
+ * view the plugin sees) and req_dispatch (the plugin's handler). The steps
+ * are static and called once each, so the compiler is free to fold them
+ * back into one function: the split costs the request path nothing.
+ */
 
-  size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+/* The answer handle for req, with its guard in the request's pool; NULL
+ * when out of memory, after h2o has been told to answer 500. */
+static cd_response *res_begin(fe_worker *w, h2o_req_t *req, size_t path_len) {
   cd_response *res = calloc(1, sizeof(*res) + path_len + 1);
   fe_guard *guard =
       h2o_mem_alloc_shared(&req->pool, sizeof(*guard), guard_dispose);
@@ -435,7 +448,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     guard->res = NULL;
     guard->worker = w;
     w->live++;
-    return 0;
+    return NULL;
   }
   clock_gettime(CLOCK_MONOTONIC, &res->started);
   w->pending++;
@@ -453,74 +466,88 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   res->path_len = path_len;
   res->is_head = strcmp(res->method, "HEAD") == 0;
   request_id_of(w, req, res->request_id);
+  return res;
+}
 
-  const char *method =
-      h2o_strdup(&req->pool, req->method.base, req->method.len).base;
+/* Finds the route into *m (method: the request's, NUL-terminated, in the
+ * pool). false when there is none and the 404 or 405 has been answered. */
+static bool req_route(const fe_server *s, h2o_req_t *req, cd_response *res,
+                      const char *method, size_t path_len, fe_match *m) {
   char *scratch =
       h2o_mem_alloc_pool(&req->pool, FE_ROUTER_SCRATCH_BYTES(path_len));
-  fe_match m;
   fe_route_result rr =
-      fe_router_match(s->router, method, req->path.base, path_len, scratch, &m);
-
+      fe_router_match(s->router, method, req->path.base, path_len, scratch, m);
   if (rr == FE_ROUTE_NOT_FOUND) {
     host_error(res, 404, "not_found", "no such route", NULL, 0);
-    goto done;
+    return false;
   }
   if (rr == FE_ROUTE_METHOD_NOT_ALLOWED) {
-    char msg[160];
+    char msg[FE_MESSAGE_MAX_BYTES];
     snprintf(msg, sizeof(msg), "method %s is not allowed here; allowed: %s",
-             res->method, m.allow);
-    host_header(res, "allow", m.allow);
+             res->method, m->allow);
+    host_header(res, "allow", m->allow);
     host_error(res, 405, "method_not_allowed", msg, NULL, 0);
-    goto done;
+    return false;
   }
-  res->route = m.route;
+  res->route = m->route;
+  return true;
+}
 
-  if (req->entity.len > CS_BODY_MAX_BYTES) {
-    char msg[96];
-    snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
-             CS_BODY_MAX_BYTES);
-    host_error(res, 413, "payload_too_large", msg, NULL, 0);
-    goto done;
+/* false when the body is over the API's limit and the 413 is answered. */
+static bool req_body_fits(const h2o_req_t *req, cd_response *res) {
+  if (req->entity.len <= CS_BODY_MAX_BYTES) return true;
+  char msg[FE_MESSAGE_MAX_BYTES];
+  snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
+           CS_BODY_MAX_BYTES);
+  host_error(res, 413, "payload_too_large", msg, NULL, 0);
+  return false;
+}
+
+/* Checks the key a route needs and puts the caller into *view; routes
+ * without CD_ROUTE_AUTH pass as read-only with no account. false when the
+ * 401 or 403 is answered. */
+static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
+                             cd_response *res, const fe_route *route,
+                             cd_request *view) {
+  view->role = CS_ROLE_READ_ONLY;
+  if (!(route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE))) return true;
+  ssize_t ki =
+      h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
+  if (ki < 0 || req->headers.entries[ki].value.len == 0) {
+    host_error(res, 401, "missing_api_key", "x-api-key header required", NULL,
+               0);
+    return false;
   }
-
-  cd_request view;
-  memset(&view, 0, sizeof(view));
-  view.role = CS_ROLE_READ_ONLY;
-  if (m.route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE)) {
-    ssize_t ki =
-        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
-    if (ki < 0 || req->headers.entries[ki].value.len == 0) {
-      host_error(res, 401, "missing_api_key", "x-api-key header required", NULL,
-                 0);
-      goto done;
-    }
-    h2o_iovec_t key = req->headers.entries[ki].value;
-    const cs_key_info *info = NULL;
-    if (s->keys == NULL ||
-        cs_keys_check(s->keys, key.base, key.len, &info) != 0 || info == NULL) {
-      host_error(res, 401, "invalid_api_key", "unknown or revoked API key",
-                 NULL, 0);
-      goto done;
-    }
-    if ((m.route->flags & CD_ROUTE_WRITE) && info->role != CS_ROLE_READ_WRITE) {
-      host_error(res, 403, "read_only_key",
-                 "this API key is read-only; this request changes data", NULL,
-                 0);
-      goto done;
-    }
-    view.account = info->account_id;
-    view.account_name = info->account;
-    view.role = info->role;
-    res->account_name = info->account;
+  h2o_iovec_t key = req->headers.entries[ki].value;
+  const cs_key_info *info = NULL;
+  if (s->keys == NULL ||
+      cs_keys_check(s->keys, key.base, key.len, &info) != 0 || info == NULL) {
+    host_error(res, 401, "invalid_api_key", "unknown or revoked API key", NULL,
+               0);
+    return false;
   }
+  if ((route->flags & CD_ROUTE_WRITE) && info->role != CS_ROLE_READ_WRITE) {
+    host_error(res, 403, "read_only_key",
+               "this API key is read-only; this request changes data", NULL, 0);
+    return false;
+  }
+  view->account = info->account_id;
+  view->account_name = info->account;
+  view->role = info->role;
+  res->account_name = info->account;
+  return true;
+}
 
-  /* The view: everything points into the request's pool or the router,
-   * valid until the handler returns. */
-  view.method = method;
-  view.path = h2o_strdup(&req->pool, req->path.base, path_len).base;
-  view.params = m.params;
-  view.param_count = m.param_count;
+/* Fills the rest of the view: path, parameters, decoded query, headers
+ * without the key, body. Everything points into the request's pool or the
+ * router, valid until the handler returns. */
+static void req_view(const fe_server *s, h2o_req_t *req, const cd_response *res,
+                     const char *method, size_t path_len, const fe_match *m,
+                     cd_request *view) {
+  view->method = method;
+  view->path = h2o_strdup(&req->pool, req->path.base, path_len).base;
+  view->params = m->params;
+  view->param_count = m->param_count;
   if (req->query_at != SIZE_MAX) {
     const char *q = req->path.base + req->query_at + 1;
     size_t qlen = req->path.len - req->query_at - 1;
@@ -528,8 +555,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     cd_pair *pairs = h2o_mem_alloc_pool(&req->pool, max * sizeof(cd_pair));
     char *qscratch =
         h2o_mem_alloc_pool(&req->pool, FE_QUERY_SCRATCH_BYTES(qlen));
-    view.query = pairs;
-    view.query_count = fe_query_parse(q, qlen, qscratch, pairs, max);
+    view->query = pairs;
+    view->query_count = fe_query_parse(q, qlen, qscratch, pairs, max);
   }
   if (req->headers.size > 0) {
     cd_pair *hs =
@@ -546,23 +573,45 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
       hs[n].value_len = h->value.len;
       n++;
     }
-    view.headers = hs;
-    view.header_count = n;
+    view->headers = hs;
+    view->header_count = n;
   }
-  view.body = req->entity.base;
-  view.body_len = req->entity.base != NULL ? req->entity.len : 0;
-  view.request_id = res->request_id;
-  view.store = s->store;
+  view->body = req->entity.base;
+  view->body_len = req->entity.base != NULL ? req->entity.len : 0;
+  view->request_id = res->request_id;
+  view->store = s->store;
+}
 
-  const fe_target *t = m.route->payload;
-  int rc = t->handle(t->state, &view, res);
+/* Calls the route's handler; a handler that returns CD_DONE without
+ * answering is a plugin bug, answered 500 here so the client still hears. */
+static void req_dispatch(cd_response *res, const fe_route *route,
+                         const cd_request *view) {
+  const fe_target *t = route->payload;
+  int rc = t->handle(t->state, view, res);
   if (rc != CD_ASYNC && !atomic_load(&res->answered)) {
-    log_res(res, 2, "plugin %s: %s %s returned without answering", t->plugin,
-            m.route->method, m.route->pattern);
+    log_res(res, CD_LOG_ERROR, "plugin %s: %s %s returned without answering",
+            t->plugin, route->method, route->pattern);
     host_error(res, 500, "internal", "internal error", NULL, 0);
   }
+}
 
-done:
+static int on_req(h2o_handler_t *self, h2o_req_t *req) {
+  fe_server *s = ((fe_handler *)self)->srv;
+  fe_worker *w = worker_of(req->conn->ctx);
+  size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+  cd_response *res = res_begin(w, req, path_len);
+  if (res == NULL) return 0;
+
+  const char *method =
+      h2o_strdup(&req->pool, req->method.base, req->method.len).base;
+  fe_match m;
+  cd_request view;
+  memset(&view, 0, sizeof(view));
+  if (req_route(s, req, res, method, path_len, &m) && req_body_fits(req, res) &&
+      req_authenticate(s, req, res, m.route, &view)) {
+    req_view(s, req, res, method, path_len, &m, &view);
+    req_dispatch(res, m.route, &view);
+  }
   res->handler_running = false;
   res_maybe_free(res);
   return 0;
@@ -603,7 +652,7 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
       h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
   size_t body_len = req->res.content_length;
   if (req->res.status >= 400) {
-    char msg[96];
+    char msg[FE_MESSAGE_MAX_BYTES];
     if (req->res.status == 413)
       snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
                CS_BODY_MAX_BYTES);
@@ -637,7 +686,7 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
     fe_metrics_observe(s->metrics, FE_METRICS_UNMATCHED, req->res.status,
                        (uint64_t)us);
   if (s->access_log != NULL) {
-    char method[16];
+    char method[FE_METHOD_MAX_BYTES];
     snprintf(method, sizeof(method), "%.*s", (int)req->method.len,
              req->method.base != NULL ? req->method.base : "-");
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
@@ -713,7 +762,8 @@ static void *worker_main(void *arg) {
   for (size_t i = 0; i < s->listener_count; i++) {
     int fd = fcntl(s->listeners[i].fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
-      fe_log_line(2, NULL, "worker cannot duplicate a listening socket");
+      fe_log_line(CD_LOG_ERROR, NULL,
+                  "worker cannot duplicate a listening socket");
       continue;
     }
     h2o_socket_t *sock =
@@ -725,24 +775,24 @@ static void *worker_main(void *arg) {
   pthread_barrier_wait(&s->ready);
 
   for (;;) {
-    h2o_evloop_run(w->ctx.loop, w->stopping ? 50 : INT32_MAX);
+    h2o_evloop_run(w->ctx.loop, w->stopping ? FE_SHUTDOWN_POLL_MS : INT32_MAX);
     if (w->stopping) {
       if (w->pending == 0 && w->live == 0) break;
       if (fe_now_ms() > w->stop_deadline_ms) {
-        char line[160];
+        char line[FE_MESSAGE_MAX_BYTES];
         snprintf(line, sizeof(line),
                  "worker %zu: %zu answers still pending after %d ms; "
                  "stopping anyway",
                  w->index, w->pending, FE_SHUTDOWN_DRAIN_MS);
-        fe_log_line(1, NULL, line);
+        fe_log_line(CD_LOG_WARN, NULL, line);
         break;
       }
     }
   }
   /* Let the last responses reach their sockets: a few more turns of the
    * loop flush what h2o has queued for writing. */
-  for (int i = 0; i < 4; i++)
-    h2o_evloop_run(w->ctx.loop, 10);
+  for (int i = 0; i < FE_SHUTDOWN_FLUSH_TURNS; i++)
+    h2o_evloop_run(w->ctx.loop, FE_SHUTDOWN_FLUSH_TURN_MS);
   return NULL;
 }
 
@@ -870,7 +920,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("contactd"));
   s->globalconf.max_request_entity_size = FE_BODY_BUFFER_MAX_BYTES;
   h2o_hostconf_t *hostconf = h2o_config_register_host(
-      &s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+      &s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), FE_H2O_PORT_ANY);
   h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
   fe_handler *h = (fe_handler *)h2o_create_handler(pathconf, sizeof(*h));
   h->super.on_req = on_req;
@@ -889,6 +939,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->host.error = host_error;
   s->host.log = host_log;
   s->host.metrics = host_metrics;
+  s->host.store_error = fe_store_error;
   *out = s;
   return 0;
 

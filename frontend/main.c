@@ -19,6 +19,7 @@
 #include "cd_plugin.h"
 #include "cs.h"
 #include "fe_keys.h"
+#include "fe_limits.h"
 #include "fe_options.h"
 #include "fe_plugins.h"
 #include "fe_router.h"
@@ -48,7 +49,7 @@ static void store_notice(void *ctx, const char *line) {
 }
 
 int main(int argc, char **argv) {
-  char err[1024] = "";
+  char err[FE_STARTUP_ERR_MAX_BYTES] = "";
   fe_options opts;
   const char *plugins_default = default_plugins_dir();
   int status = 1;
@@ -66,7 +67,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (opts.help) {
-    static char usage[4096];
+    static char usage[FE_USAGE_MAX_BYTES];
     fe_options_usage(usage, sizeof(usage), plugins_default);
     fputs(usage, stdout);
     return 0;

@@ -41,8 +41,8 @@ static const char ct_deleted[] = "Document deleted successfully";
 
 /* ------------------------------------------------------------- answers */
 
+/* Sends *e; a store failure's retry-after is ct_send_rc's to add. */
 static void ct_send_err(const ct_state *st, cd_response *res, const ct_err *e) {
-  if (e->status == 503) st->host->header(res, "retry-after", CT_RETRY_AFTER_S);
   st->host->error(res, e->status, e->code, e->msg,
                   e->field[0] ? e->field : NULL, e->id);
 }
@@ -52,7 +52,8 @@ static void ct_send_gen(const ct_state *st, cd_response *res, yajl_gen g) {
   const unsigned char *buf;
   size_t len;
   if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
-    st->host->log(st->host->ctx, res, 2, "contacts: generating JSON failed");
+    st->host->log(st->host->ctx, res, CD_LOG_ERROR,
+                  "contacts: generating JSON failed");
     st->host->error(res, 500, "internal", "internal error", NULL, 0);
   } else {
     st->host->respond(res, 200, ct_json_type, (const char *)buf, len);
@@ -61,7 +62,7 @@ static void ct_send_gen(const ct_state *st, cd_response *res, yajl_gen g) {
 }
 
 static void ct_send_oom(const ct_state *st, cd_response *res) {
-  st->host->log(st->host->ctx, res, 2, "contacts: out of memory");
+  st->host->log(st->host->ctx, res, CD_LOG_ERROR, "contacts: out of memory");
   st->host->error(res, 500, "internal", "internal error", NULL, 0);
 }
 
@@ -79,54 +80,55 @@ static void ct_send_not_found(const ct_state *st, cd_response *res) {
   st->host->error(res, 404, "not_found", "no such contact", NULL, 0);
 }
 
-static bool ct_store_unavailable(int rc) {
-  return rc == CS_EFAILED || rc == CS_ECLOSING || rc == -ENOSPC ||
-         rc == -EDQUOT || rc == -EROFS || rc == -EIO;
-}
-
 /*
- * Turns a store failure into the API's answer in *e, logging what a person
- * needs for the ones that are not the client's fault (err->msg may name
+ * Turns a store failure into the API's answer in *e, as the host's table
+ * (host->store_error) says, and returns that row. The failures that are not
+ * the client's fault are logged with what a person needs (err->msg may name
  * files; it goes to the log, never to the client). err may be NULL.
  */
-static void ct_err_from_rc(const ct_state *st, cd_response *res, const char *op,
-                           int rc, const cs_error *err, ct_err *e) {
+static const cd_store_error *ct_err_from_rc(const ct_state *st,
+                                            cd_response *res, const char *op,
+                                            int rc, const cs_error *err,
+                                            ct_err *e) {
+  const cd_store_error *m = st->host->store_error(rc);
   const char *detail = err && err->msg[0] ? err->msg : cs_strerror(rc);
+  if (m->log_level != CD_LOG_NONE) {
+    char line[768];
+    snprintf(line, sizeof line, "contacts: %s failed: %s (%s): %s", op,
+             cs_strcode(rc), cs_strerror(rc), detail);
+    st->host->log(st->host->ctx, res, m->log_level, line);
+  }
   if (rc == CS_EINVAL) {
+    /* The engine's detail says what is wrong with which field. */
     int field = err ? err->field : -1;
     const char *name = field >= 0 ? cs_field_name(field) : NULL;
-    ct_fail(e, 400, "invalid_field", name, name ? strlen(name) : 0, "%s",
-            detail);
-    return;
-  }
-  if (rc == CS_EDUPLICATE) {
-    ct_fail(e, 409, "duplicate_email", "email", 5,
-            "email: another contact of the account has it");
+    ct_fail(e, m->status, m->code, name, name ? strlen(name) : 0, "%s", detail);
+  } else if (rc == CS_EDUPLICATE) {
+    ct_fail(e, m->status, m->code, "email", 5, "%s", m->message);
     e->id = err ? err->id : 0;
-    return;
-  }
-  if (rc == CS_ENOTFOUND) {
-    ct_fail(e, 404, "not_found", NULL, 0, "no such contact");
-    return;
-  }
-  char line[768];
-  snprintf(line, sizeof line, "contacts: %s failed: %s (%s): %s", op,
-           cs_strcode(rc), cs_strerror(rc), detail);
-  if (ct_store_unavailable(rc)) {
-    st->host->log(st->host->ctx, res, 1, line);
-    ct_fail(e, 503, "store_unavailable", NULL, 0,
-            "the store cannot accept writes now");
   } else {
-    st->host->log(st->host->ctx, res, 2, line);
-    ct_fail(e, 500, "internal", NULL, 0, "internal error");
+    ct_fail(e, m->status, m->code, NULL, 0, "%s", m->message);
   }
+  return m;
 }
 
 static void ct_send_rc(const ct_state *st, cd_response *res, const char *op,
                        int rc, const cs_error *err) {
   ct_err e;
-  ct_err_from_rc(st, res, op, rc, err, &e);
+  const cd_store_error *m = ct_err_from_rc(st, res, op, rc, err, &e);
+  if (m->retry_after) st->host->header(res, "retry-after", m->retry_after);
   ct_send_err(st, res, &e);
+}
+
+/*
+ * The code to answer a write the store accepted and then could not commit
+ * with: whatever went wrong, the store now refuses writes, so the answer is
+ * the failed store's unless the table already answers rc that way (rc is
+ * kept then, for the log).
+ */
+static int ct_commit_rc(const ct_state *st, int rc) {
+  int failed_status = st->host->store_error(CS_EFAILED)->status;
+  return st->host->store_error(rc)->status == failed_status ? rc : CS_EFAILED;
 }
 
 /* The {id} path parameter as an id; false when it cannot be one. */
@@ -158,8 +160,7 @@ typedef struct ct_write {
 static void ct_write_done(void *ctx, int rc, uint64_t id) {
   ct_write *w = ctx;
   if (rc != 0)
-    ct_send_rc(w->st, w->res, w->op, ct_store_unavailable(rc) ? rc : CS_EFAILED,
-               NULL);
+    ct_send_rc(w->st, w->res, w->op, ct_commit_rc(w->st, rc), NULL);
   else if (w->kind == CT_WRITE_DELETE)
     w->st->host->respond(w->res, 200, ct_text_type, ct_deleted,
                          sizeof ct_deleted - 1);
@@ -346,8 +347,8 @@ static void ct_batch_done(void *ctx, int rc, uint64_t id) {
   ct_batch *bt = it->batch;
   (void)id; /* known since cs_create returned */
   if (rc != 0)
-    ct_err_from_rc(bt->st, bt->res, "batch create",
-                   ct_store_unavailable(rc) ? rc : CS_EFAILED, NULL, &it->err);
+    ct_err_from_rc(bt->st, bt->res, "batch create", ct_commit_rc(bt->st, rc),
+                   NULL, &it->err);
   ct_batch_release(bt);
 }
 

@@ -5,6 +5,10 @@
  * failed a write or an fsync refuses writes until it is reopened, and a
  * probe should take the instance out of rotation then. No key is needed, and
  * the reason given is the store's message for people, which names no key.
+ *
+ * The status and retry-after of an unhealthy answer are the host's
+ * (host->store_error): the same the contacts API answers a write with at
+ * that moment, so a probe and a client never hear two stories.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +22,6 @@ typedef struct hl_state {
   cs_store *store;
 } hl_state;
 
-/* What a 503 tells a probe to wait, in seconds (as the contacts plugin). */
-#define HL_RETRY_AFTER_S "30"
-
 static void hl_gen_key(yajl_gen g, const char *s) {
   yajl_gen_string(g, (const unsigned char *)s, strlen(s));
 }
@@ -30,6 +31,8 @@ static int hl_handle(void *state, const cd_request *req, cd_response *res) {
   cs_store *store = req->store ? req->store : st->store;
   cs_error err = {0};
   int rc = store ? cs_health(store, &err) : CS_ECLOSING;
+  /* cs_health's codes (failed, closing) are all the table's 503 today. */
+  const cd_store_error *unhealthy = rc != 0 ? st->host->store_error(rc) : NULL;
   yajl_gen g = yajl_gen_alloc(NULL);
   if (!g) {
     st->host->error(res, 500, "internal", "internal error", NULL, 0);
@@ -51,9 +54,10 @@ static int hl_handle(void *state, const cd_request *req, cd_response *res) {
   const unsigned char *buf;
   size_t len;
   yajl_gen_get_buf(g, &buf, &len);
-  if (rc != 0) st->host->header(res, "retry-after", HL_RETRY_AFTER_S);
-  st->host->respond(res, rc == 0 ? 200 : 503, "application/json",
-                    (const char *)buf, len);
+  if (unhealthy && unhealthy->retry_after)
+    st->host->header(res, "retry-after", unhealthy->retry_after);
+  st->host->respond(res, unhealthy ? unhealthy->status : 200,
+                    "application/json", (const char *)buf, len);
   yajl_gen_free(g);
   return CD_DONE;
 }

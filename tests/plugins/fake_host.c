@@ -26,6 +26,8 @@
 #include <cmocka.h>
 #include <yajl/yajl_gen.h>
 
+#include "fe_errors.h"
+
 const char *fh_front_metrics =
     "# HELP contactd_requests_total Requests answered.\n"
     "# TYPE contactd_requests_total counter\n"
@@ -117,7 +119,8 @@ static void fh_log_cb(void *ctx, cd_response *res, int level,
                       const char *line) {
   (void)ctx;
   (void)res;
-  if (level >= 2) __atomic_add_fetch(&fh_error_logs, 1, __ATOMIC_RELAXED);
+  if (level >= CD_LOG_ERROR)
+    __atomic_add_fetch(&fh_error_logs, 1, __ATOMIC_RELAXED);
   if (getenv("FH_VERBOSE")) fprintf(stderr, "log %d: %s\n", level, line);
 }
 
@@ -134,6 +137,8 @@ static const cd_host fh_the_host = {
     .error = fh_error_cb,
     .log = fh_log_cb,
     .metrics = fh_metrics_cb,
+    /* The server's own table, so plugin tests see the answers it serves. */
+    .store_error = fe_store_error,
 };
 
 const cd_host *fh_host(void) {

@@ -53,7 +53,7 @@ typedef struct fh_fixture {
 /* The host every test uses. Its metrics() returns fh_front_metrics. */
 const cd_host *fh_host(void);
 extern const char *fh_front_metrics;
-/* Log lines seen at level 2 (errors), for tests that expect none. */
+/* Log lines seen at CD_LOG_ERROR, for tests that expect none. */
 extern int fh_error_logs;
 
 /* Opens a store (durability none unless opts given) and creates the

@@ -6,6 +6,10 @@
  * answering 503 store_unavailable at the same time. Method: the store is
  * opened with an I/O table whose writes can be made to fail on demand, a
  * write is sent to make the store fail, and both plugins are asked.
+ * Health's status and retry-after must be the host table's row for the
+ * failed store, which is the row the contacts plugin answers its writes
+ * with (test_fe_errors pins that row to 503 store_unavailable, 30 s), so
+ * the two endpoints cannot drift apart.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -60,15 +64,16 @@ static void hl_done(void *ctx, int rc, uint64_t id) {
   __atomic_store_n(&hl_done_rc, rc, __ATOMIC_SEQ_CST);
 }
 
-static void test_health_unavailable_after_failed_write(void **state) {
-  (void)state;
+/* Opens fx on a store whose writes fail, and makes it fail with one
+ * durable create. */
+static void hl_open_failed(fh_fixture *fx) {
   hl_io = *cs_io_posix();
   hl_io.pwrite = hl_pwrite;
   hl_io.fdatasync = hl_fdatasync;
   hl_fail_writes = false;
+  hl_done_rc = 1;
   cs_options opts = {.durability = CS_DURABILITY_FSYNC, .io = &hl_io};
-  fh_fixture fx;
-  fh_open(&fx, &contactd_plugin, &opts);
+  fh_open(fx, &contactd_plugin, &opts);
 
   __atomic_store_n(&hl_fail_writes, true, __ATOMIC_SEQ_CST);
   cs_contact c = {0};
@@ -76,9 +81,9 @@ static void test_health_unavailable_after_failed_write(void **state) {
   c.field[CS_EMAIL] = (cs_str){"a@x.io", 6};
   cs_error err = {0};
   uint64_t id;
-  int rc = cs_create(fx.store, 1, &c, hl_done, NULL, &id, &err);
+  int rc = cs_create(fx->store, 1, &c, hl_done, NULL, &id, &err);
   if (rc == 0) {
-    cs_flush(fx.store, &err);
+    cs_flush(fx->store, &err);
     for (int i = 0;
          i < 5000 && __atomic_load_n(&hl_done_rc, __ATOMIC_SEQ_CST) == 1; i++) {
       struct timespec ms = {0, 1000000};
@@ -86,7 +91,12 @@ static void test_health_unavailable_after_failed_write(void **state) {
     }
     assert_true(hl_done_rc < 0);
   }
+}
 
+static void test_health_unavailable_after_failed_write(void **state) {
+  (void)state;
+  fh_fixture fx;
+  hl_open_failed(&fx);
   struct cd_response *r = fh_call(&fx, "GET", "/healthz", NULL, NULL);
   assert_int_equal(r->status, 503);
   assert_string_equal(r->content_type, "application/json");
@@ -99,10 +109,34 @@ static void test_health_unavailable_after_failed_write(void **state) {
   fh_close(&fx);
 }
 
+static void
+test_health_answers_a_failed_store_as_the_contacts_api(void **state) {
+  (void)state;
+  fh_fixture fx;
+  hl_open_failed(&fx);
+  cs_error err = {0};
+  int rc = cs_health(fx.store, &err);
+  assert_int_equal(rc, CS_EFAILED);
+  /* The row both plugins read: contacts answers a write with it now. */
+  const cd_store_error *row = fh_host()->store_error(rc);
+  assert_ptr_equal(row, fh_host()->store_error(CS_EFAILED));
+  assert_int_equal(row->status, 503);
+  assert_string_equal(row->code, "store_unavailable");
+  assert_string_equal(row->retry_after, "30");
+
+  struct cd_response *r = fh_call(&fx, "GET", "/healthz", NULL, NULL);
+  assert_int_equal(r->status, row->status);
+  assert_non_null(fh_header(r, "retry-after"));
+  assert_string_equal(fh_header(r, "retry-after"), row->retry_after);
+  fh_free(r);
+  fh_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_health_ok),
       cmocka_unit_test(test_health_unavailable_after_failed_write),
+      cmocka_unit_test(test_health_answers_a_failed_store_as_the_contacts_api),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
