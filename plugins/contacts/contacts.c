@@ -20,7 +20,6 @@
  * missing one, and an id that cannot exist (not 20 digits) is answered the
  * same way too.
  */
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,11 +16,6 @@
 #include "cs.h"
 #include "ct_codec.h"
 
-/* What a 503 tells a client to wait before retrying, in seconds: a store
- * that refuses writes needs an operator, so there is no point in a tight
- * retry loop. */
-#define CT_RETRY_AFTER_S "30"
-
 /* Room for the list of searchable fields an invalid searchby answer names
  * (ct_searchby_names): every field name and its separator, with margin. */
 #define CT_SEARCHBY_LIST_BYTES 256

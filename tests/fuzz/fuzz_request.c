@@ -35,6 +35,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "cd_plugin.h"
+#include "fe_errors.h"
 #include "fe_request.h"
 #include "fuzz_util.h"
 #include "test_util.h"
@@ -126,7 +127,8 @@ static const cd_host fz_host = {.header = host_header,
                                 .respond = host_respond,
                                 .error = host_error,
                                 .log = host_log,
-                                .metrics = host_metrics};
+                                .metrics = host_metrics,
+                                .store_error = fe_store_error};
 
 /* ------------------------------------------------------------- fixture */
 
