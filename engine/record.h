@@ -47,6 +47,7 @@
 #include "cs.h"
 
 #define SEG_MAGIC "CTSEG\0\0\1"
+#define SEG_MAGIC_BYTES (sizeof SEG_MAGIC - 1)
 #define SEG_HEADER_BYTES 32
 #define REC_HEADER_BYTES 24
 #define REC_FORMAT_VERSION 1
