@@ -149,8 +149,8 @@ typedef struct compact_src {
 
 /* The store as open sees it, or as salvage can read it. */
 static int compact_source(const char *dir, const cs_io *io, uint32_t seg_max,
-                          const cs_compact_opts *o, cs_finding_fn fn,
-                          void *ctx, compact_src *cs, cs_compact_result *res,
+                          const cs_compact_opts *o, cs_finding_fn fn, void *ctx,
+                          compact_src *cs, cs_compact_result *res,
                           cs_error *err) {
   cs->nf = (struct notice_to_finding){fn, ctx};
   if (!o->salvage) {

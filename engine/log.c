@@ -155,11 +155,11 @@ int log_walk(log_walker *w, seg_map *m, uint64_t off, bool last) {
   if (off < SEG_HEADER_BYTES) {
     int hrc = seg_header_check(m->map, m->size, m->no);
     if (hrc) {
-      log_bad bad = {
-          .off = 0,
-          .len = m->size < SEG_HEADER_BYTES ? m->size : SEG_HEADER_BYTES,
-          .kind = LOG_BAD_HEADER,
-          .hdr_rc = hrc};
+      log_bad bad = {.off = 0,
+                     .len = m->size < SEG_HEADER_BYTES ? m->size
+                                                       : SEG_HEADER_BYTES,
+                     .kind = LOG_BAD_HEADER,
+                     .hdr_rc = hrc};
       int rc = w->on_bad(w->ctx, m, &bad);
       if (rc) return rc;
     }
@@ -207,7 +207,8 @@ const char *log_damage_text(log_damage kind, bool short_words) {
   case LOG_TRUNCATED:
     return short_words ? "truncated" : "truncated record";
   case LOG_BAD_CHECKSUM:
-    return short_words ? "checksum mismatch" : "bad header or checksum mismatch";
+    return short_words ? "checksum mismatch"
+                       : "bad header or checksum mismatch";
   default:
     return "sequence number goes backwards";
   }

@@ -17,8 +17,7 @@
 #include <msgpack.h>
 
 /* Is o a string of exactly the n bytes at s? */
-static inline bool mp_str_is(const msgpack_object *o, const char *s,
-                             size_t n) {
+static inline bool mp_str_is(const msgpack_object *o, const char *s, size_t n) {
   return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
          memcmp(o->via.str.ptr, s, n) == 0;
 }
@@ -33,8 +32,7 @@ static inline const msgpack_object *mp_map_get(const msgpack_object *m,
   if (m->type != MSGPACK_OBJECT_MAP) return NULL;
   size_t n = strlen(k);
   for (uint32_t i = 0; i < m->via.map.size; i++)
-    if (mp_str_is(&m->via.map.ptr[i].key, k, n))
-      return &m->via.map.ptr[i].val;
+    if (mp_str_is(&m->via.map.ptr[i].key, k, n)) return &m->via.map.ptr[i].val;
   return NULL;
 }
 

@@ -115,8 +115,9 @@ static int slot_kill(cs_store *s, uint32_t slot, const cs_contact *c,
   rec_body old;
   int rc = store_read_slot(s, slot, &s->czone, &old, err);
   if (rc) return rc;
-  rc = s->opts.no_indexes ? 0
-                          : ix_erase(s->ix, c->account, slot, old.contact.field);
+  rc = s->opts.no_indexes
+           ? 0
+           : ix_erase(s->ix, c->account, slot, old.contact.field);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   s->live_bytes -= sl->len;
   sl->acct_live &= ~1u;
@@ -249,7 +250,7 @@ static int check_slots(cs_store *s, char *errbuf, size_t errlen) {
 int store_check(cs_store *s, char *errbuf, size_t errlen) {
   errbuf[0] = 0;
   msgpack_zone zone;
-  msgpack_zone_init(&zone, 4096);
+  msgpack_zone_init(&zone, REC_ZONE_CHUNK_BYTES);
   pthread_rwlock_rdlock(&s->ilock);
   int rc = check_slots(s, errbuf, errlen);
   for (uint32_t i = 0; i < s->slots.count && !rc; i++) {

@@ -39,8 +39,8 @@ static int replay_refused(replay *rp, seg_map *m, uint64_t off,
   seg_name(name, sizeof name, m->no);
   rp->skipped_ranges++;
   rp->skipped_bytes += REC_HEADER_BYTES + r->len;
-  finding_emit(rp->fn, rp->ctx, true, name, (int64_t)off, "skipped a record %s%s",
-               what, why);
+  finding_emit(rp->fn, rp->ctx, true, name, (int64_t)off,
+               "skipped a record %s%s", what, why);
   return 0;
 }
 
@@ -106,9 +106,8 @@ static int replay_bad_open(replay *rp, seg_map *m, const log_bad *bad) {
                   path, (unsigned long long)bad->off, why);
   int rc = log_cut(s, m, bad->off, rp->err);
   if (rc) return rc;
-  store_notice(s, "%s: cut a torn tail of %llu bytes at offset %llu (%s)",
-               path, (unsigned long long)bad->len,
-               (unsigned long long)bad->off, why);
+  store_notice(s, "%s: cut a torn tail of %llu bytes at offset %llu (%s)", path,
+               (unsigned long long)bad->len, (unsigned long long)bad->off, why);
   return 0;
 }
 

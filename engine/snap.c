@@ -57,6 +57,9 @@
 #include "mp.h"
 #include "store_int.h"
 
+/* Room for the payload's keys and scalars besides the slot table. */
+#define SNAP_KEYS_BYTES 4096
+
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "snapshot slot arrays are stored little endian as in memory"
 #endif
@@ -71,7 +74,10 @@ static void pack_bin(msgpack_packer *pk, const char *key, const void *p,
 int snap_save(cs_store *s, cs_error *err) {
   rec_buf b = {0};
   const slot_table *t = &s->slots;
-  size_t want = SNAP_HEADER_BYTES + (size_t)t->count * sizeof(cs_slot) + 4096;
+  /* The header, the slot table, and room for the small keys; the index
+   * image grows the buffer as it is packed. */
+  size_t want =
+      SNAP_HEADER_BYTES + (size_t)t->count * sizeof(cs_slot) + SNAP_KEYS_BYTES;
   if (rec_buf_reserve(&b, want)) return cs_err(err, -ENOMEM, "out of memory");
   b.len = SNAP_HEADER_BYTES;
   msgpack_packer pk;

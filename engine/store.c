@@ -50,7 +50,7 @@ static msgpack_zone *reader_zone(void) {
   pthread_once(&zone_once, zone_key_make);
   msgpack_zone *z = pthread_getspecific(zone_key);
   if (!z) {
-    z = msgpack_zone_new(4096);
+    z = msgpack_zone_new(REC_ZONE_CHUNK_BYTES);
     if (z) pthread_setspecific(zone_key, z);
   }
   return z;
@@ -102,8 +102,8 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   pthread_mutex_init(&s->mmu, NULL);
   pthread_cond_init(&s->wcv, NULL);
   pthread_cond_init(&s->fcv, NULL);
-  msgpack_zone_init(&s->wzone, 4096);
-  msgpack_zone_init(&s->czone, 4096);
+  msgpack_zone_init(&s->wzone, REC_ZONE_CHUNK_BYTES);
+  msgpack_zone_init(&s->czone, REC_ZONE_CHUNK_BYTES);
   s->ix = ix_create();
   int orc = ov_init(&s->ov);
   if (!s->dir || !s->ix || orc) {

@@ -77,7 +77,7 @@ int cs_admin_scan(const char *dir, int (*fn)(void *ctx, const cs_raw_record *r),
   int rc = bare_open(dir, NULL, &s, &floor, err);
   if (rc) return rc;
   scan_ctx sc = {fn, ctx};
-  msgpack_zone_init(&sc.zone, 4096);
+  msgpack_zone_init(&sc.zone, REC_ZONE_CHUNK_BYTES);
   log_walker w = {&sc, scan_rec, scan_bad, 0};
   for (uint32_t i = 0; i < s->seg_count && !rc; i++)
     rc = log_walk(&w, &s->segs[i], 0, i + 1 == s->seg_count);
@@ -105,7 +105,8 @@ static int verify_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
     seg_name(name, sizeof name, m->no);
     v->res->problems++;
     finding_emit(v->fn, v->ctx, true, name, (int64_t)off,
-            "record seq %" PRIu64 " has a good checksum but %s", r->seq, why);
+                 "record seq %" PRIu64 " has a good checksum but %s", r->seq,
+                 why);
   }
   return 0;
 }
@@ -119,12 +120,12 @@ static int verify_bad(void *ctx, seg_map *m, const log_bad *bad) {
   if (bad->torn) {
     v->res->notes++;
     finding_emit(v->fn, v->ctx, false, name, (int64_t)off,
-            "torn tail of %" PRIu64 " bytes (%s); open cuts it", len, why);
+                 "torn tail of %" PRIu64 " bytes (%s); open cuts it", len, why);
   } else {
     v->res->problems++;
     finding_emit(v->fn, v->ctx, true, name, (int64_t)off,
-            "%s; %" PRIu64 " bytes damaged before the next valid record", why,
-            len);
+                 "%s; %" PRIu64 " bytes damaged before the next valid record",
+                 why, len);
   }
   return 0;
 }
@@ -138,8 +139,8 @@ static void verify_strays(cs_store *s, vctx *v) {
     if (store_file_is_stray(s, e->d_name)) {
       v->res->notes++;
       finding_emit(v->fn, v->ctx, false, e->d_name, -1,
-              "not part of the store (left by an interrupted write); open "
-              "removes it");
+                   "not part of the store (left by an interrupted write); open "
+                   "removes it");
     }
   }
   closedir(d);
@@ -169,14 +170,14 @@ static void verify_search(cs_store *snap, cs_store *full, vctx *v,
   if (!same) {
     v->res->problems++;
     finding_emit(v->fn, v->ctx, true, snap->snapshot_name, -1,
-            "search %s %s \"%.*s\" in account %u answers %" PRIu64
-            " from the snapshot, %" PRIu64 " from the log",
-            cs_field_name(field),
-            match == CS_MATCH_PREFIX  ? "prefix"
-            : match == CS_MATCH_WORDS ? "words"
-                                      : "exact",
-            (int)(len > 60 ? 60 : len), term, account, ra ? 0 : a.total,
-            rb ? 0 : b.total);
+                 "search %s %s \"%.*s\" in account %u answers %" PRIu64
+                 " from the snapshot, %" PRIu64 " from the log",
+                 cs_field_name(field),
+                 match == CS_MATCH_PREFIX  ? "prefix"
+                 : match == CS_MATCH_WORDS ? "words"
+                                           : "exact",
+                 (int)(len > 60 ? 60 : len), term, account, ra ? 0 : a.total,
+                 rb ? 0 : b.total);
   }
   if (!ra) cs_page_free(&a);
   if (!rb) cs_page_free(&b);
@@ -195,11 +196,12 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
   if (a->count != b->count) {
     v->res->problems++;
     finding_emit(v->fn, v->ctx, true, sn, -1,
-            "holds %u index slots where the log gives %u", a->count, b->count);
+                 "holds %u index slots where the log gives %u", a->count,
+                 b->count);
   }
   msgpack_zone za, zb;
-  msgpack_zone_init(&za, 4096);
-  msgpack_zone_init(&zb, 4096);
+  msgpack_zone_init(&za, REC_ZONE_CHUNK_BYTES);
+  msgpack_zone_init(&zb, REC_ZONE_CHUNK_BYTES);
   uint32_t n = a->count < b->count ? a->count : b->count;
   uint64_t reported = 0;
   for (uint32_t i = 0; i < n; i++) {
@@ -209,12 +211,13 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
     if (x->id != y->id || x->acct_live != y->acct_live || loc) {
       v->res->problems++;
       if (reported++ < 20)
-        finding_emit(v->fn, v->ctx, true, sn, -1,
-                "index entry %u (contact %020" PRIu64 ", %s) says segment %u "
-                "offset %u; the log has contact %020" PRIu64 " (%s) at "
-                "segment %u offset %u",
-                i, x->id, slot_live(x) ? "live" : "deleted", x->seg, x->off,
-                y->id, slot_live(y) ? "live" : "deleted", y->seg, y->off);
+        finding_emit(
+            v->fn, v->ctx, true, sn, -1,
+            "index entry %u (contact %020" PRIu64 ", %s) says segment %u "
+            "offset %u; the log has contact %020" PRIu64 " (%s) at "
+            "segment %u offset %u",
+            i, x->id, slot_live(x) ? "live" : "deleted", x->seg, x->off, y->id,
+            slot_live(y) ? "live" : "deleted", y->seg, y->off);
     }
     if (!slot_live(x)) continue;
     /* Each live entry must point at a put of its own id. */
@@ -226,9 +229,9 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
       v->res->problems++;
       if (reported++ < 20)
         finding_emit(v->fn, v->ctx, true, name, x->off,
-                "the snapshot's index entry for contact %020" PRIu64
-                " points here: %s",
-                x->id, e.msg);
+                     "the snapshot's index entry for contact %020" PRIu64
+                     " points here: %s",
+                     x->id, e.msg);
       continue;
     }
     if (!slot_live(y) || store_read_slot(full, i, &zb, &rb, &e) != 0) continue;
@@ -242,26 +245,26 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
       v->res->problems++;
       if (reported++ < 20)
         finding_emit(v->fn, v->ctx, true, sn, -1,
-                "contact %020" PRIu64 " differs between snapshot and log",
-                x->id);
+                     "contact %020" PRIu64 " differs between snapshot and log",
+                     x->id);
     }
   }
   if (reported > 20)
     finding_emit(v->fn, v->ctx, true, sn, -1,
-            "... %" PRIu64 " index problems in all", reported);
+                 "... %" PRIu64 " index problems in all", reported);
   if (snap->live_contacts != full->live_contacts ||
       snap->live_bytes != full->live_bytes ||
       snap->log_bytes != full->log_bytes ||
       snap->max_id_seen != full->max_id_seen) {
     v->res->problems++;
     finding_emit(v->fn, v->ctx, true, sn, -1,
-            "counts differ: %" PRIu64 " contacts, %" PRIu64
-            " live bytes, %" PRIu64 " log bytes, highest id %" PRIu64
-            " from the snapshot; %" PRIu64 ", %" PRIu64 ", %" PRIu64
-            ", %" PRIu64 " from the log",
-            snap->live_contacts, snap->live_bytes, snap->log_bytes,
-            snap->max_id_seen, full->live_contacts, full->live_bytes,
-            full->log_bytes, full->max_id_seen);
+                 "counts differ: %" PRIu64 " contacts, %" PRIu64
+                 " live bytes, %" PRIu64 " log bytes, highest id %" PRIu64
+                 " from the snapshot; %" PRIu64 ", %" PRIu64 ", %" PRIu64
+                 ", %" PRIu64 " from the log",
+                 snap->live_contacts, snap->live_bytes, snap->log_bytes,
+                 snap->max_id_seen, full->live_contacts, full->live_bytes,
+                 full->log_bytes, full->max_id_seen);
   }
   /* Searches on values of a sample of the log's live contacts, spread over
    * the whole id range. */
@@ -308,7 +311,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
   cs_store *full = NULL, *snap = NULL;
   uint64_t floor = 0;
   vctx v = {fn, ctx, res};
-  msgpack_zone_init(&v.zone, 4096);
+  msgpack_zone_init(&v.zone, REC_ZONE_CHUNK_BYTES);
   int rc = bare_open(dir, NULL, &full, &floor, err);
   if (rc) {
     /* A damaged manifest is a finding, not a failure to look. */
@@ -324,7 +327,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
   if (floor < CS_ID_MIN) {
     res->problems++;
     finding_emit(fn, ctx, true, MANIFEST_NAME, -1,
-            "its id floor %" PRIu64 " is not an id", floor);
+                 "its id floor %" PRIu64 " is not an id", floor);
   }
 
   /* 1. Every byte of every segment. */
@@ -344,7 +347,8 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
                .progress_ctx = o->progress_ctx};
   if (replay_log(&rp, false) != 0) {
     res->problems++;
-    finding_emit(fn, ctx, true, "", -1, "replaying the log fails: %s", rerr.msg);
+    finding_emit(fn, ctx, true, "", -1, "replaying the log fails: %s",
+                 rerr.msg);
     goto out;
   }
   res->contacts = full->live_contacts;
@@ -373,10 +377,11 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
   replay sp = {.s = snap, .mode = REPLAY_STRICT, .err = &rerr};
   if (replay_log(&sp, true) != 0) {
     res->problems++;
-    finding_emit(fn, ctx, true, snap->snapshot_name, -1,
-            "the log after the snapshot's position does not replay onto it: "
-            "%s",
-            rerr.msg);
+    finding_emit(
+        fn, ctx, true, snap->snapshot_name, -1,
+        "the log after the snapshot's position does not replay onto it: "
+        "%s",
+        rerr.msg);
     goto out;
   }
   verify_compare(snap, full, &v, o->sample_contacts ? o->sample_contacts : 100);
@@ -386,4 +391,3 @@ out:
   store_free(full);
   return rc;
 }
-
