@@ -1,6 +1,6 @@
 /*
  * contact.c: what a contact is: its fields, ids, timestamps, the rules a
- * valid contact follows, and the engine's error table.
+ * valid contact follows. (The error table is err.c's.)
  *
  * The rules are the API's (shared/API.md, "The contact"), with every bound
  * named in cs_limits.h. They run on every write, whoever the caller.
@@ -14,36 +14,6 @@
 #include <time.h>
 
 #include <utf8proc.h>
-
-const char *cs_strcode(int rc) {
-  switch (rc) {
-#define CS_ERRNO_WORD(name, value, word, text)                                 \
-  case name:                                                                   \
-    return word;
-    CS_ERRNO_MAP(CS_ERRNO_WORD)
-#undef CS_ERRNO_WORD
-  case 0:
-    return "ok";
-  case -ENOSPC:
-    return "disk_full";
-  default:
-    return "internal";
-  }
-}
-
-const char *cs_strerror(int rc) {
-  switch (rc) {
-#define CS_ERRNO_TEXT(name, value, word, text)                                 \
-  case name:                                                                   \
-    return text;
-    CS_ERRNO_MAP(CS_ERRNO_TEXT)
-#undef CS_ERRNO_TEXT
-  case 0:
-    return "success";
-  default:
-    return rc < 0 ? strerror(-rc) : "unknown error";
-  }
-}
 
 /* The contact's rules (cs.h, "cs_field_info"). The limits are the named
  * ones of cs_limits.h; the shape rules of each kind are in cs_field_check. */

@@ -13,22 +13,29 @@
  * compares its hash with every live key's hash in constant time, without
  * stopping at a match, so timing says nothing about which keys exist.
  *
- * The file is replaced atomically on every change. Callers hold the store's
- * directory lock while they change it.
+ * The file is replaced atomically on every change (dir_replace, through
+ * the cs_io seam). Callers hold the store's directory lock while they
+ * change it.
+ *
+ * Invariants kept: the file always holds a whole, valid key list (old or
+ * new); a key itself is never stored, and the memory that held one is
+ * cleansed.
  */
-#include "store_int.h"
+#include "keys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+
+#include "cs.h"
+#include "dir.h"
+#include "err.h"
 
 #define KEYS_NAME "keys"
 #define KEYS_HEADER "# contactd keys v1"
@@ -47,6 +54,7 @@ struct cs_keyring {
   key_entry *keys;
   size_t count;
   size_t cap;
+  const cs_io *io; /* every write of the file goes through it */
 };
 
 static bool account_name_ok(const char *a) {
@@ -119,6 +127,7 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
   cs_keyring *k = calloc(1, sizeof *k);
   if (!k) return cs_err(err, -ENOMEM, "out of memory");
   k->dir = strdup(dir);
+  k->io = cs_io_posix();
   k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (!k->dir || !k->sha256 ||
       asprintf(&k->path, "%s/%s", dir, KEYS_NAME) < 0) {
@@ -189,25 +198,25 @@ void cs_keys_close(cs_keyring *k) {
   free(k);
 }
 
+void keys_set_io(cs_keyring *k, const cs_io *io) {
+  k->io = io ? io : cs_io_posix();
+}
+
 const char *cs_keys_path(const cs_keyring *k) {
   return k->path;
 }
 
+/* Writes the whole file through the one atomic replace (dir.c), so the
+ * I/O seam sees every step. */
 static int ring_save(cs_keyring *k, cs_error *err) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp", k->path);
-  int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return cs_err(err, -errno, "cannot create %s: %s", tmp, strerror(errno));
-  FILE *f = fdopen(fd, "w");
-  if (!f) {
-    close(fd);
-    return cs_err(err, -ENOMEM, "out of memory");
-  }
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return cs_err(err, -ENOMEM, "out of memory");
   fprintf(f, "%s\n", KEYS_HEADER);
   for (size_t i = 0; i < k->count; i++) {
     const key_entry *e = &k->keys[i];
-    char hex[65];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
     for (int j = 0; j < SHA256_DIGEST_LENGTH; j++)
       snprintf(hex + 2 * j, 3, "%02x", e->hash[j]);
     fprintf(f, "%s\t%s\t%s\t%u\t%s\t%lld\t%d\n", e->info.key_id, hex,
@@ -215,21 +224,14 @@ static int ring_save(cs_keyring *k, cs_error *err) {
             e->info.role == CS_ROLE_READ_ONLY ? "ro" : "rw",
             (long long)e->info.created_ms, e->info.revoked ? 1 : 0);
   }
-  int rc = 0;
-  if (fflush(f) != 0 || fsync(fd) != 0) rc = -errno;
-  if (fclose(f) != 0 && !rc) rc = -errno;
-  if (!rc && rename(tmp, k->path) != 0) rc = -errno;
-  if (rc) {
-    unlink(tmp);
-    return cs_err(err, rc, "cannot write %s: %s", k->path, strerror(-rc));
+  if (fclose(f) != 0) {
+    free(text);
+    return cs_err(err, -ENOMEM, "out of memory");
   }
-  int dfd = open(k->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    if (fsync(dfd) != 0) rc = -errno;
-    close(dfd);
-  }
-  if (rc) return cs_err(err, rc, "cannot sync %s: %s", k->dir, strerror(-rc));
-  return 0;
+  int rc = dir_replace(k->io, k->dir, KEYS_NAME, text, len, err);
+  OPENSSL_cleanse(text, len); /* hashes only, but keep no copies about */
+  free(text);
+  return rc;
 }
 
 int cs_keys_account_id(const cs_keyring *k, const char *account,

@@ -14,43 +14,25 @@
 
 #include <xxhash.h>
 
-static inline void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t get_u32(const uint8_t *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
-static inline uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
+#include "le.h"
+#include "mp.h"
 
-_Static_assert(sizeof(SEG_MAGIC) - 1 == 8, "segment magic is 8 bytes");
+_Static_assert(SEG_MAGIC_BYTES == 8, "segment magic is 8 bytes");
 
 void seg_header_make(uint8_t out[SEG_HEADER_BYTES], uint32_t seg_no) {
   memset(out, 0, SEG_HEADER_BYTES);
-  memcpy(out, SEG_MAGIC, 8);
-  put_u32(out + 8, REC_FORMAT_VERSION);
-  put_u32(out + 12, seg_no);
-  put_u64(out + 24, XXH3_64bits(out, 24));
+  memcpy(out, SEG_MAGIC, SEG_MAGIC_BYTES);
+  le_put32(out + 8, REC_FORMAT_VERSION);
+  le_put32(out + 12, seg_no);
+  le_put64(out + 24, XXH3_64bits(out, 24));
 }
 
 int seg_header_check(const uint8_t *p, size_t avail, uint32_t seg_no) {
   if (avail < SEG_HEADER_BYTES) return CS_ECORRUPT;
-  if (memcmp(p, SEG_MAGIC, 8) != 0) return CS_EFORMAT;
-  if (get_u64(p + 24) != XXH3_64bits(p, 24)) return CS_ECORRUPT;
-  if (get_u32(p + 8) != REC_FORMAT_VERSION) return CS_EFORMAT;
-  if (get_u32(p + 12) != seg_no) return CS_ECORRUPT;
+  if (memcmp(p, SEG_MAGIC, SEG_MAGIC_BYTES) != 0) return CS_EFORMAT;
+  if (le_get64(p + 24) != XXH3_64bits(p, 24)) return CS_ECORRUPT;
+  if (le_get32(p + 8) != REC_FORMAT_VERSION) return CS_EFORMAT;
+  if (le_get32(p + 12) != seg_no) return CS_ECORRUPT;
   return 0;
 }
 
@@ -62,26 +44,26 @@ static uint64_t rec_sum(const uint8_t *hdr, const uint8_t *payload,
 }
 
 void rec_frame(uint8_t *dst, uint8_t type, uint64_t seq, uint32_t len) {
-  put_u32(dst, len);
+  le_put32(dst, len);
   dst[4] = type;
   dst[5] = dst[6] = dst[7] = 0;
-  put_u64(dst + 8, seq);
-  put_u64(dst + 16, rec_sum(dst, dst + REC_HEADER_BYTES, len));
+  le_put64(dst + 8, seq);
+  le_put64(dst + 16, rec_sum(dst, dst + REC_HEADER_BYTES, len));
 }
 
 int rec_check(const uint8_t *p, size_t avail, rec_view *out) {
   if (avail < REC_HEADER_BYTES) return REC_TRUNCATED;
-  uint32_t len = get_u32(p);
+  uint32_t len = le_get32(p);
   uint8_t type = p[4];
   if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_META || p[5] ||
       p[6] || p[7])
     return REC_BAD;
   if (avail - REC_HEADER_BYTES < len) return REC_TRUNCATED;
-  uint64_t sum = get_u64(p + 16);
+  uint64_t sum = le_get64(p + 16);
   if (sum != rec_sum(p, p + REC_HEADER_BYTES, len)) return REC_BAD;
   out->type = type;
   out->len = len;
-  out->seq = get_u64(p + 8);
+  out->seq = le_get64(p + 8);
   out->checksum = sum;
   out->payload = p + REC_HEADER_BYTES;
   return 0;
@@ -112,12 +94,6 @@ int rec_buf_write(void *data, const char *buf, size_t len) {
   return 0;
 }
 
-static void pack_key(msgpack_packer *pk, const char *k) {
-  size_t n = strlen(k);
-  msgpack_pack_str(pk, n);
-  msgpack_pack_str_body(pk, k, n);
-}
-
 /* Reserves the header, lets fill() pack the payload, then frames it. */
 static int rec_append(rec_buf *b, uint8_t type, uint64_t seq,
                       void (*fill)(msgpack_packer *, const void *),
@@ -144,17 +120,17 @@ static void fill_put(msgpack_packer *pk, const void *arg) {
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     n += c->field[f].ptr != NULL;
   msgpack_pack_map(pk, n);
-  pack_key(pk, "id");
+  mp_pack_cstr(pk, "id");
   msgpack_pack_uint64(pk, c->id);
-  pack_key(pk, "account");
+  mp_pack_cstr(pk, "account");
   msgpack_pack_uint32(pk, c->account);
-  pack_key(pk, "created_at");
+  mp_pack_cstr(pk, "created_at");
   msgpack_pack_int64(pk, c->created_ms);
-  pack_key(pk, "updated_at");
+  mp_pack_cstr(pk, "updated_at");
   msgpack_pack_int64(pk, c->updated_ms);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (!c->field[f].ptr) continue;
-    pack_key(pk, cs_field_name(f));
+    mp_pack_cstr(pk, cs_field_name(f));
     msgpack_pack_str(pk, c->field[f].len);
     msgpack_pack_str_body(pk, c->field[f].ptr, c->field[f].len);
   }
@@ -168,15 +144,15 @@ struct del_arg {
 static void fill_delete(msgpack_packer *pk, const void *arg) {
   const struct del_arg *d = arg;
   msgpack_pack_map(pk, 2);
-  pack_key(pk, "id");
+  mp_pack_cstr(pk, "id");
   msgpack_pack_uint64(pk, d->id);
-  pack_key(pk, "account");
+  mp_pack_cstr(pk, "account");
   msgpack_pack_uint32(pk, d->account);
 }
 
 static void fill_meta(msgpack_packer *pk, const void *arg) {
   msgpack_pack_map(pk, 1);
-  pack_key(pk, "next_id");
+  mp_pack_cstr(pk, "next_id");
   msgpack_pack_uint64(pk, *(const uint64_t *)arg);
 }
 
@@ -191,12 +167,6 @@ int rec_append_delete(rec_buf *b, uint64_t seq, uint64_t id, uint32_t account) {
 
 int rec_append_meta(rec_buf *b, uint64_t seq, uint64_t next_id) {
   return rec_append(b, REC_META, seq, fill_meta, &next_id);
-}
-
-static bool key_is(const msgpack_object *k, const char *s) {
-  size_t n = strlen(s);
-  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-         memcmp(k->via.str.ptr, s, n) == 0;
 }
 
 static bool as_u64(const msgpack_object *v, uint64_t *out) {
@@ -357,22 +327,22 @@ int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
     const msgpack_object *k = &root.via.map.ptr[i].key;
     const msgpack_object *v = &root.via.map.ptr[i].val;
     uint64_t u;
-    if (key_is(k, "id")) {
+    if (MP_KEY_IS(k, "id")) {
       if (!as_u64(v, &u) || u < CS_ID_MIN) goto bad_value;
       out->contact.id = u;
       have_id = true;
-    } else if (key_is(k, "account")) {
+    } else if (MP_KEY_IS(k, "account")) {
       if (!as_u64(v, &u) || u >= CS_ALL_ACCOUNTS) goto bad_value;
       out->contact.account = (uint32_t)u;
       have_account = true;
-    } else if (key_is(k, "next_id")) {
+    } else if (MP_KEY_IS(k, "next_id")) {
       if (!as_u64(v, &u) || u < CS_ID_MIN) goto bad_value;
       out->next_id = u;
       have_next = true;
-    } else if (key_is(k, "created_at")) {
+    } else if (MP_KEY_IS(k, "created_at")) {
       if (!as_i64(v, &out->contact.created_ms)) goto bad_value;
       have_created = true;
-    } else if (key_is(k, "updated_at")) {
+    } else if (MP_KEY_IS(k, "updated_at")) {
       if (!as_i64(v, &out->contact.updated_ms)) goto bad_value;
       have_updated = true;
     } else {

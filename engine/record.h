@@ -47,10 +47,14 @@
 #include "cs.h"
 
 #define SEG_MAGIC "CTSEG\0\0\1"
+#define SEG_MAGIC_BYTES (sizeof SEG_MAGIC - 1)
 #define SEG_HEADER_BYTES 32
 #define REC_HEADER_BYTES 24
 #define REC_FORMAT_VERSION 1
 #define REC_PAYLOAD_MAX (CS_RECORD_BYTES_MAX - REC_HEADER_BYTES)
+/* The chunk size of a msgpack zone that decodes records: a typical
+ * record's objects fit in one chunk, and msgpack grows it for larger. */
+#define REC_ZONE_CHUNK_BYTES 4096
 
 enum rec_type { REC_PUT = 1, REC_DELETE = 2, REC_META = 3 };
 

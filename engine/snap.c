@@ -15,9 +15,13 @@
  * The payload:
  *   "seq", "segment", "offset"  the log position it covers: every record up
  *                               to seq, ending at (segment, offset)
- *   "next_id", "time_ms", "log_bytes"
+ *   "next_id", "log_bytes"
+ *   "time_ms"  when it was written (i64 ms). Written for readers of the
+ *              format, never read back: open takes the time from the
+ *              file's mtime instead (cs_stats.snapshot_time_ms). Dropping
+ *              the key would change the format, so it stays.
  *   "slots"  {"count": n, "table": bin of n slots of 24 bytes, as in
- *             memory (store_int.h): id u64, segment u32, offset u32,
+ *             memory (pindex.h): id u64, segment u32, offset u32,
  *             length u32, account << 1 | live u32, all little endian}
  *   "index"  what ix_save writes
  *
@@ -26,8 +30,15 @@
  * value out of range) makes open rebuild from the log instead. The size is
  * checked and the checksum verified before msgpack sees a byte; after
  * msgpack every value is range-checked against the log it describes.
+ *
+ * Invariants kept: a snapshot file is replaced whole (dir_replace) before
+ * the manifest names it, and the old one is removed only after the
+ * manifest stopped naming it (DESIGN promise 8); loading checks sizes and
+ * the checksum before any decoder sees a byte (promise 10).
+ * Relied on: snap_save's caller holds ilock for reading (the state does
+ * not move under it); snap_save takes mmu for the manifest.
  */
-#include "store_int.h"
+#include "snap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,19 +51,22 @@
 
 #include <xxhash.h>
 
+#include "dir.h"
+#include "err.h"
+#include "le.h"
+#include "mp.h"
+#include "store_int.h"
+
+/* Room for the payload's keys and scalars besides the slot table. */
+#define SNAP_KEYS_BYTES 4096
+
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "snapshot slot arrays are stored little endian as in memory"
 #endif
 
-static void pack_key(msgpack_packer *pk, const char *k) {
-  size_t n = strlen(k);
-  msgpack_pack_str(pk, n);
-  msgpack_pack_str_body(pk, k, n);
-}
-
 static void pack_bin(msgpack_packer *pk, const char *key, const void *p,
                      size_t n) {
-  pack_key(pk, key);
+  mp_pack_cstr(pk, key);
   msgpack_pack_bin(pk, n);
   msgpack_pack_bin_body(pk, p, n);
 }
@@ -60,32 +74,35 @@ static void pack_bin(msgpack_packer *pk, const char *key, const void *p,
 int snap_save(cs_store *s, cs_error *err) {
   rec_buf b = {0};
   const slot_table *t = &s->slots;
-  size_t want = SNAP_HEADER_BYTES + (size_t)t->count * sizeof(cs_slot) + 4096;
+  /* The header, the slot table, and room for the small keys; the index
+   * image grows the buffer as it is packed. */
+  size_t want =
+      SNAP_HEADER_BYTES + (size_t)t->count * sizeof(cs_slot) + SNAP_KEYS_BYTES;
   if (rec_buf_reserve(&b, want)) return cs_err(err, -ENOMEM, "out of memory");
   b.len = SNAP_HEADER_BYTES;
   msgpack_packer pk;
   msgpack_packer_init(&pk, &b, rec_buf_write);
   int64_t now = cs_now_ms();
   msgpack_pack_map(&pk, 8);
-  pack_key(&pk, "seq");
+  mp_pack_cstr(&pk, "seq");
   msgpack_pack_uint64(&pk, s->applied_seq);
-  pack_key(&pk, "segment");
+  mp_pack_cstr(&pk, "segment");
   msgpack_pack_uint32(&pk, s->applied_seg);
-  pack_key(&pk, "offset");
+  mp_pack_cstr(&pk, "offset");
   msgpack_pack_uint64(&pk, s->applied_off);
-  pack_key(&pk, "next_id");
+  mp_pack_cstr(&pk, "next_id");
   msgpack_pack_uint64(&pk, s->max_id_seen + 1);
-  pack_key(&pk, "time_ms");
+  mp_pack_cstr(&pk, "time_ms");
   msgpack_pack_int64(&pk, now);
-  pack_key(&pk, "log_bytes");
+  mp_pack_cstr(&pk, "log_bytes");
   msgpack_pack_uint64(&pk, s->log_bytes);
-  pack_key(&pk, "slots");
+  mp_pack_cstr(&pk, "slots");
   msgpack_pack_map(&pk, 2);
-  pack_key(&pk, "count");
+  mp_pack_cstr(&pk, "count");
   msgpack_pack_uint32(&pk, t->count);
   pack_bin(&pk, "table", t->count ? (const void *)t->v : "",
            (size_t)t->count * sizeof(cs_slot));
-  pack_key(&pk, "index");
+  mp_pack_cstr(&pk, "index");
   int rc = ix_save(s->ix, &pk);
   if (rc || b.len < SNAP_HEADER_BYTES) {
     rec_buf_free(&b);
@@ -94,14 +111,13 @@ int snap_save(cs_store *s, cs_error *err) {
   uint64_t plen = b.len - SNAP_HEADER_BYTES;
   uint64_t sum = XXH3_64bits(b.ptr + SNAP_HEADER_BYTES, plen);
   memset(b.ptr, 0, SNAP_HEADER_BYTES);
-  memcpy(b.ptr, SNAP_MAGIC, 8);
-  uint32_t ver = SNAP_FORMAT_VERSION;
-  memcpy(b.ptr + 8, &ver, 4);
-  memcpy(b.ptr + 16, &plen, 8);
-  memcpy(b.ptr + 24, &sum, 8);
+  memcpy(b.ptr, SNAP_MAGIC, SNAP_MAGIC_BYTES);
+  le_put32(b.ptr + 8, SNAP_FORMAT_VERSION);
+  le_put64(b.ptr + 16, plen);
+  le_put64(b.ptr + 24, sum);
 
   char name[64];
-  snprintf(name, sizeof name, "snap-%016llx.snap",
+  snprintf(name, sizeof name, SNAP_NAME_PREFIX "%016llx.snap",
            (unsigned long long)s->applied_seq);
   pthread_mutex_lock(&s->mmu);
   if (s->snapshot_name && strcmp(s->snapshot_name, name) == 0) {
@@ -109,7 +125,7 @@ int snap_save(cs_store *s, cs_error *err) {
     rec_buf_free(&b);
     return 0;
   }
-  rc = store_write_atomic(s, name, b.ptr, b.len, err);
+  rc = dir_replace(s->io, s->dir, name, b.ptr, b.len, err);
   rec_buf_free(&b);
   if (!rc) {
     char *old = s->snapshot_name;
@@ -127,7 +143,7 @@ int snap_save(cs_store *s, cs_error *err) {
         s->snapshot_log_bytes = s->log_bytes;
         s->snapshot_time_ms = now;
         if (old) {
-          char path[4096];
+          char path[DIR_PATH_BYTES];
           store_path(s, path, sizeof path, old);
           s->io->unlink(s->io->ctx, path);
           free(old);
@@ -139,20 +155,8 @@ int snap_save(cs_store *s, cs_error *err) {
   return rc;
 }
 
-static const msgpack_object *map_get(const msgpack_object *m, const char *k) {
-  if (m->type != MSGPACK_OBJECT_MAP) return NULL;
-  size_t n = strlen(k);
-  for (uint32_t i = 0; i < m->via.map.size; i++) {
-    const msgpack_object *key = &m->via.map.ptr[i].key;
-    if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == n &&
-        memcmp(key->via.str.ptr, k, n) == 0)
-      return &m->via.map.ptr[i].val;
-  }
-  return NULL;
-}
-
 static bool get_u64(const msgpack_object *m, const char *k, uint64_t *out) {
-  const msgpack_object *v = map_get(m, k);
+  const msgpack_object *v = mp_map_get(m, k);
   if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
   *out = v->via.u64;
   return true;
@@ -160,7 +164,7 @@ static bool get_u64(const msgpack_object *m, const char *k, uint64_t *out) {
 
 /* Copies a bin of exactly n bytes into a fresh array. */
 static void *get_bin(const msgpack_object *m, const char *k, size_t n) {
-  const msgpack_object *v = map_get(m, k);
+  const msgpack_object *v = mp_map_get(m, k);
   if (!v || v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != n) return NULL;
   void *p = malloc(n ? n : 1);
   if (p) memcpy(p, v->via.bin.ptr, n);
@@ -214,7 +218,7 @@ static int load_slots(cs_store *s, const msgpack_object *o, const char **why) {
 }
 
 int snap_load(cs_store *s, const char *name, cs_error *err) {
-  char path[4096];
+  char path[DIR_PATH_BYTES];
   store_path(s, path, sizeof path, name);
   /* Mapped, not read: loading touches each byte about once, and a copy
    * would double the work and the memory for the load. */
@@ -242,11 +246,12 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   uint64_t plen = 0, sum = 0;
   uint32_t ver = 0;
   if (len >= SNAP_HEADER_BYTES) {
-    memcpy(&ver, buf + 8, 4);
-    memcpy(&plen, buf + 16, 8);
-    memcpy(&sum, buf + 24, 8);
+    ver = le_get32(buf + 8);
+    plen = le_get64(buf + 16);
+    sum = le_get64(buf + 24);
   }
-  if (len < SNAP_HEADER_BYTES || memcmp(buf, SNAP_MAGIC, 8) != 0) {
+  if (len < SNAP_HEADER_BYTES ||
+      memcmp(buf, SNAP_MAGIC, SNAP_MAGIC_BYTES) != 0) {
     why = "not a snapshot file";
   } else if (ver != SNAP_FORMAT_VERSION) {
     why = "unknown snapshot format version";
@@ -276,8 +281,8 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
       (seg < s->first_seg || seg - s->first_seg >= s->seg_count ||
        offset < SEG_HEADER_BYTES || offset > s->segs[seg - s->first_seg].size))
     why = "its log position is outside the log";
-  const msgpack_object *slots = why ? NULL : map_get(&root, "slots");
-  const msgpack_object *index = why ? NULL : map_get(&root, "index");
+  const msgpack_object *slots = why ? NULL : mp_map_get(&root, "slots");
+  const msgpack_object *index = why ? NULL : mp_map_get(&root, "index");
   if (!why && (!slots || !index)) why = "missing slots or index";
   if (!why) {
     rc = load_slots(s, slots, &why);

@@ -25,6 +25,7 @@
 
 #include "cs.h"
 #include "fold.h"
+#include "store_int.h"
 #include "test_util.h"
 
 #define MAXC 400
@@ -272,6 +273,8 @@ static void test_oracle_search_equals_brute_force(void **state) {
   char why[512];
   for (int i = 0; i < steps; i++) {
     step(s);
+    if (store_check(s, why, sizeof why) != 0)
+      fail_msg("seed %u step %d: store_check: %s", seed, i, why);
     /* Checking everything after every step is quadratic: check often early,
      * then every few steps, and always at the end. */
     if (i < 40 || i % 10 == 0 || i == steps - 1) {

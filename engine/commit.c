@@ -1,0 +1,336 @@
+/*
+ * commit.c: the write queue and the commit thread: group commit.
+ *
+ * A caller validates and queues a record under wmu and returns; the commit
+ * thread takes the whole queue, writes it with one pwrite per segment,
+ * syncs once for the batch (fdatasync, under CS_DURABILITY_FSYNC or when
+ * cs_flush asks), applies the records to what readers see, then calls each
+ * write's completion. So one fdatasync acknowledges many writes, and no
+ * reader ever waits for a sync.
+ *
+ * Invariants kept (numbers from store_int.h):
+ *   2. a record is applied (under ilock) only after it is durable (or
+ *      written, under CS_DURABILITY_NONE), and before its completion runs:
+ *      a write answered is on disk (DESIGN promise 1);
+ *   3. a record's overlay entry goes when, and only when, it is applied;
+ *   4. a failed write or fsync sets failed, which stays set: the store
+ *      refuses writes until reopened, and no fsync is ever retried
+ *      (promise 7). store_fail is the only writer of failed;
+ *   - sequence numbers are queued strictly increasing, and each record is
+ *     applied once, past the last applied (asserted).
+ * Relied on: lock order wmu, ilock, mmu (store_int.h); the commit thread
+ * alone touches active_fd, active_seg, active_dirty and czone.
+ */
+#include "commit.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cs_assert.h"
+#include "dir.h"
+#include "err.h"
+#include "log.h"
+#include "overlay.h"
+#include "pindex.h"
+#include "snap.h"
+#include "store_int.h"
+
+/* Queue growth: ops in the first array, chunks in the first array (one
+ * per segment a batch spans), bytes in a chunk's first buffer. */
+#define WQ_OPS_MIN 64
+#define WQ_CHUNKS_MIN 4
+#define WQ_CHUNK_BYTES_MIN (64 * 1024)
+
+void wqueue_free(wqueue *q) {
+  free(q->ops);
+  for (size_t i = 0; i < q->chunk_cap; i++)
+    rec_buf_free(&q->chunks[i].buf);
+  free(q->chunks);
+  memset(q, 0, sizeof *q);
+}
+
+/* The chunk the next record of segment tail_seg goes into. */
+static wchunk *wq_chunk(cs_store *s, wqueue *q) {
+  wchunk *ch = q->chunk_count ? &q->chunks[q->chunk_count - 1] : NULL;
+  if (ch && ch->seg == s->tail_seg) return ch;
+  if (q->chunk_count == q->chunk_cap) {
+    size_t cap = q->chunk_cap ? q->chunk_cap * 2 : WQ_CHUNKS_MIN;
+    wchunk *p = realloc(q->chunks, cap * sizeof *p);
+    if (!p) return NULL;
+    memset(p + q->chunk_cap, 0, (cap - q->chunk_cap) * sizeof *p);
+    q->chunks = p;
+    q->chunk_cap = cap;
+  }
+  ch = &q->chunks[q->chunk_count];
+  if (ch->buf.cap == 0 && rec_buf_reserve(&ch->buf, WQ_CHUNK_BYTES_MIN))
+    return NULL;
+  ch->seg = s->tail_seg;
+  ch->off = (uint32_t)s->tail_off;
+  ch->buf.len = 0;
+  q->chunk_count++;
+  return ch;
+}
+
+int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
+                   uint32_t account, const rec_buf *rec, cs_done_fn done,
+                   void *ctx) {
+  wqueue *q = &s->wq;
+  uint32_t len = (uint32_t)rec->len;
+  CS_ASSERT(q->count == 0 || q->ops[q->count - 1].seq < seq);
+  if (s->tail_off + len > s->opts.segment_bytes_max &&
+      s->tail_off > SEG_HEADER_BYTES) {
+    s->tail_seg++;
+    s->tail_off = SEG_HEADER_BYTES;
+  }
+  if (q->count == q->cap) {
+    size_t cap = q->cap ? q->cap * 2 : WQ_OPS_MIN;
+    wop *p = realloc(q->ops, cap * sizeof *p);
+    if (!p) return -ENOMEM;
+    q->ops = p;
+    q->cap = cap;
+  }
+  wchunk *ch = wq_chunk(s, q);
+  if (!ch || rec_buf_reserve(&ch->buf, len)) return -ENOMEM;
+  memcpy(ch->buf.ptr + ch->buf.len, rec->ptr, len);
+  ch->buf.len += len;
+  wop *op = &q->ops[q->count++];
+  op->type = type;
+  op->seq = seq;
+  op->id = id;
+  op->account = account;
+  op->seg = s->tail_seg;
+  op->off = (uint32_t)s->tail_off;
+  op->len = len;
+  op->done = done;
+  op->ctx = ctx;
+  s->tail_off += len;
+  pthread_cond_signal(&s->wcv);
+  return 0;
+}
+
+void store_fail(cs_store *s, int rc, bool tell, const char *fmt, ...) {
+  if (s->failed) return;
+  s->failed = rc;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->failed_msg, sizeof s->failed_msg, fmt, ap);
+  va_end(ap);
+  if (tell) store_notice(s, "refusing writes from now on: %s", s->failed_msg);
+}
+
+/* Syncs the active segment if written since its last sync. Commit thread
+ * only. */
+static int sync_active(cs_store *s, char *what, size_t what_len) {
+  if (!s->active_dirty) return 0;
+  int rc = s->io->fdatasync(s->io->ctx, s->active_fd);
+  __atomic_add_fetch(&s->fsyncs, 1, __ATOMIC_RELAXED);
+  if (rc) {
+    snprintf(what, what_len, "fdatasync of segment %u failed: %s",
+             s->active_seg, cs_strerror(rc));
+    return rc;
+  }
+  s->active_dirty = false;
+  return 0;
+}
+
+/* Maps new segment no for readers, and names it in the manifest. */
+static int roll_publish(cs_store *s, uint32_t no, cs_error *err) {
+  seg_map m;
+  int rc = log_map_file(s, no, s->opts.segment_bytes_max, &m, err);
+  if (rc) return rc;
+  pthread_rwlock_wrlock(&s->ilock);
+  seg_map *p = realloc(s->segs, (s->seg_count + 1) * sizeof *p);
+  if (p) {
+    s->segs = p;
+    s->segs[s->seg_count++] = m;
+  } else {
+    rc = -ENOMEM;
+    munmap(m.map, m.map_len);
+  }
+  pthread_rwlock_unlock(&s->ilock);
+  if (rc) return rc;
+  pthread_mutex_lock(&s->mmu);
+  uint32_t prev = s->last_seg;
+  s->last_seg = no;
+  pthread_mutex_lock(&s->wmu);
+  uint64_t next_id = s->next_id;
+  pthread_mutex_unlock(&s->wmu);
+  rc = manifest_write(s, next_id, err);
+  if (rc) s->last_seg = prev;
+  pthread_mutex_unlock(&s->mmu);
+  return rc;
+}
+
+/* Seals the active segment and starts segment no. Commit thread only. */
+static int roll(cs_store *s, uint32_t no, char *what, size_t what_len) {
+  const cs_io *io = s->io;
+  int rc = sync_active(s, what, what_len);
+  if (rc) return rc;
+  cs_error err;
+  int fd;
+  rc = log_seg_create(s, no, &fd, &err);
+  if (!rc) {
+    rc = roll_publish(s, no, &err);
+    if (rc) io->close(io->ctx, fd);
+  }
+  if (rc) {
+    snprintf(what, what_len, "%s", err.msg);
+    return rc;
+  }
+  io->close(io->ctx, s->active_fd);
+  s->active_fd = fd;
+  s->active_seg = no;
+  return 0;
+}
+
+static int write_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
+  const cs_io *io = s->io;
+  for (size_t i = 0; i < b->chunk_count; i++) {
+    wchunk *ch = &b->chunks[i];
+    if (ch->seg != s->active_seg) {
+      int rc = roll(s, ch->seg, what, what_len);
+      if (rc) return rc;
+    }
+    long n =
+        io->pwrite(io->ctx, s->active_fd, ch->buf.ptr, ch->buf.len, ch->off);
+    if (n < 0) {
+      snprintf(what, what_len, "write to segment %u at offset %u failed: %s",
+               ch->seg, ch->off, cs_strerror((int)n));
+      return (int)n;
+    }
+    s->active_dirty = true;
+  }
+  return 0;
+}
+
+static int apply_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
+  int rc = 0;
+  pthread_rwlock_wrlock(&s->ilock);
+  for (size_t i = 0; i < b->count && !rc; i++) {
+    wop *op = &b->ops[i];
+    /* Each record once, in order: never one already applied. */
+    CS_ASSERT(op->seq > s->applied_seq);
+    seg_map *m = log_seg(s->segs, s->first_seg, s->seg_count, op->seg);
+    if (m && op->off + op->len > m->size) m->size = op->off + op->len;
+    rec_view r;
+    rec_body body;
+    const char *why = "it fails its checksum after writing";
+    cs_error err;
+    if (!m || rec_check(m->map + op->off, m->size - op->off, &r) != 0 ||
+        rec_decode(&r, &s->czone, &body, &why) != 0) {
+      snprintf(what, what_len, "record %llu in segment %u at offset %u: %s",
+               (unsigned long long)op->seq, op->seg, op->off, why);
+      rc = CS_ECORRUPT;
+      break;
+    }
+    rc = store_apply(s, op->seg, op->off, &r, &body, &err);
+    if (rc) snprintf(what, what_len, "%s", err.msg);
+  }
+  pthread_rwlock_unlock(&s->ilock);
+  __atomic_add_fetch(&s->commits, b->count, __ATOMIC_RELAXED);
+  return rc;
+}
+
+/* A batch to write, or a sync cs_flush waits for. Caller holds wmu. */
+static bool has_work(const cs_store *s) {
+  return s->wq.count > 0 || (s->sync_req_seq > s->synced_seq && !s->failed);
+}
+
+/* Bounds the replay a crash would cost. A failed snapshot is only
+ * reported: the log is whole without it. */
+static void snapshot_if_due(cs_store *s) {
+  if (s->log_bytes - s->snapshot_log_bytes < s->opts.snapshot_every_bytes)
+    return;
+  cs_error serr;
+  pthread_rwlock_rdlock(&s->ilock);
+  int src = s->bulk ? 0 : snap_save(s, &serr); /* not mid-bulk */
+  pthread_rwlock_unlock(&s->ilock);
+  if (src) {
+    store_notice(s, "periodic snapshot failed: %s", serr.msg);
+    pthread_mutex_lock(&s->mmu);
+    s->snapshot_log_bytes = s->log_bytes; /* try again later, not now */
+    pthread_mutex_unlock(&s->mmu);
+  }
+}
+
+/* Writes, syncs and applies one batch (wmu not held): 0 or the failure,
+ * described in what. */
+static int commit_batch(cs_store *s, wqueue *batch, bool want_sync, char *what,
+                        size_t what_len) {
+  int rc = 0;
+  if (batch->count) rc = write_batch(s, batch, what, what_len);
+  if (!rc && want_sync) rc = sync_active(s, what, what_len);
+  if (!rc && batch->count) rc = apply_batch(s, batch, what, what_len);
+  return rc;
+}
+
+static void *committer_main(void *arg) {
+  cs_store *s = arg;
+  wqueue batch = {0};
+  pthread_mutex_lock(&s->wmu);
+  for (;;) {
+    while (!has_work(s) && !s->closing)
+      pthread_cond_wait(&s->wcv, &s->wmu);
+    if (!has_work(s)) break; /* closing, and nothing left to do */
+    wqueue t = s->wq;
+    s->wq = batch;
+    batch = t;
+    s->wq.count = 0;
+    s->wq.chunk_count = 0;
+    bool want_sync = s->opts.durability == CS_DURABILITY_FSYNC ||
+                     s->sync_req_seq > s->synced_seq;
+    int rc = s->failed;
+    pthread_mutex_unlock(&s->wmu);
+
+    char what[sizeof(((cs_error *)0)->msg)] = "";
+    if (!rc) rc = commit_batch(s, &batch, want_sync, what, sizeof what);
+
+    pthread_mutex_lock(&s->wmu);
+    if (rc) {
+      store_fail(s, rc < 0 ? rc : CS_EFAILED, true, "%s",
+                 what[0] ? what : cs_strerror(rc));
+    } else {
+      uint64_t last =
+          batch.count ? batch.ops[batch.count - 1].seq : s->written_seq;
+      s->written_seq = last;
+      if (want_sync) s->synced_seq = last;
+      for (size_t i = 0; i < batch.count; i++)
+        ov_applied(&s->ov, batch.ops[i].id, batch.ops[i].seq);
+    }
+    pthread_cond_broadcast(&s->fcv);
+    pthread_mutex_unlock(&s->wmu);
+
+    if (!rc) snapshot_if_due(s);
+
+    int done_rc = rc ? (rc < 0 ? rc : CS_EFAILED) : 0;
+    for (size_t i = 0; i < batch.count; i++)
+      if (batch.ops[i].done)
+        batch.ops[i].done(batch.ops[i].ctx, done_rc, batch.ops[i].id);
+    batch.count = 0;
+    batch.chunk_count = 0;
+    pthread_mutex_lock(&s->wmu);
+  }
+  pthread_mutex_unlock(&s->wmu);
+  wqueue_free(&batch);
+  return NULL;
+}
+
+int commit_start(cs_store *s, cs_error *err) {
+  if (pthread_create(&s->committer, NULL, committer_main, s) != 0)
+    return cs_err(err, -EAGAIN, "cannot start the commit thread");
+  s->committer_started = true;
+  return 0;
+}
+
+void commit_stop(cs_store *s) {
+  pthread_mutex_lock(&s->wmu);
+  s->closing = true;
+  pthread_cond_signal(&s->wcv);
+  pthread_mutex_unlock(&s->wmu);
+  if (s->committer_started) pthread_join(s->committer, NULL);
+  s->committer_started = false;
+}

@@ -1,0 +1,66 @@
+/*
+ * commit.h: the write queue and the commit thread (private to the
+ * engine).
+ */
+#ifndef CS_COMMIT_H
+#define CS_COMMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs.h"
+#include "record.h"
+
+/* One accepted write: where its record goes and whom to tell. */
+typedef struct wop {
+  uint8_t type;
+  uint64_t seq;
+  uint64_t id;
+  uint32_t account;
+  uint32_t seg;
+  uint32_t off;
+  uint32_t len;
+  cs_done_fn done;
+  void *ctx;
+} wop;
+
+/* The queued records bound for one segment, back to back from off: one
+ * pwrite. */
+typedef struct wchunk {
+  uint32_t seg;
+  uint32_t off;
+  rec_buf buf;
+} wchunk;
+
+typedef struct wqueue {
+  wop *ops;
+  size_t count;
+  size_t cap;
+  wchunk *chunks;
+  size_t chunk_count;
+  size_t chunk_cap;
+} wqueue;
+
+void wqueue_free(wqueue *q);
+
+/* Queues one framed record (rec) for the commit thread, at the log's tail
+ * (rolling to the next segment number when it would pass the limit), and
+ * wakes the thread. 0 or -ENOMEM. Caller holds wmu. */
+int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
+                   uint32_t account, const rec_buf *rec, cs_done_fn done,
+                   void *ctx);
+
+/* Makes the store refuse writes from now on (invariant 4), with rc and a
+ * reason; tell: also as a notice. The first failure wins. Caller holds
+ * wmu. The only writer of s->failed. */
+void store_fail(cs_store *s, int rc, bool tell, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Starts the commit thread (at open, once the log is replayed). */
+int commit_start(cs_store *s, cs_error *err);
+
+/* Tells the thread to finish what is queued and waits for it to end. */
+void commit_stop(cs_store *s);
+
+#endif

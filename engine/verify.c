@@ -1,0 +1,393 @@
+/*
+ * verify.c: the read-only offline operations of admin.h: the raw scan of
+ * every record (contactctl dump --raw) and verify.
+ *
+ * Verify looks at everything and changes nothing: the manifest; every
+ * byte of every segment through the log's one walker (log.c), so it
+ * calls torn and damaged exactly what open calls them; then the whole log
+ * replayed into a bare store as open without a snapshot does; then the
+ * snapshot loaded and caught up as open does, compared with the replay
+ * slot by slot, count by count, contact by contact, and search by search
+ * on a sample of stored values (DESIGN promises 4 and 6).
+ *
+ * Invariants kept: nothing here writes to the directory; every problem
+ * and note goes to the caller's finding callback, none is skipped.
+ * Relied on: bare stores (bare.h) hold the directory lock.
+ */
+#include "admin.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bare.h"
+#include "dir.h"
+#include "err.h"
+#include "log.h"
+#include "pindex.h"
+#include "replay.h"
+#include "snap.h"
+#include "store_int.h"
+
+/* ------------------------------------------------------------- raw scan */
+
+typedef struct scan_ctx {
+  int (*fn)(void *ctx, const cs_raw_record *r);
+  void *ctx;
+  msgpack_zone zone;
+} scan_ctx;
+
+static int scan_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
+  scan_ctx *sc = ctx;
+  cs_raw_record raw = {.seg = m->no,
+                       .offset = off,
+                       .status = CS_RAW_OK,
+                       .type = r->type,
+                       .len = REC_HEADER_BYTES + r->len,
+                       .seq = r->seq,
+                       .checksum = r->checksum};
+  rec_body b;
+  const char *why;
+  if (rec_decode(r, &sc->zone, &b, &why) != 0) {
+    raw.status = CS_RAW_UNDECODABLE;
+  } else {
+    raw.id = b.contact.id;
+    raw.account = b.contact.account;
+    raw.next_id = b.next_id;
+  }
+  return sc->fn(sc->ctx, &raw);
+}
+
+static int scan_bad(void *ctx, seg_map *m, const log_bad *bad) {
+  scan_ctx *sc = ctx;
+  cs_raw_record raw = {.seg = m->no,
+                       .offset = bad->off,
+                       .status = bad->torn ? CS_RAW_TORN : CS_RAW_BAD,
+                       .len = bad->len};
+  return sc->fn(sc->ctx, &raw);
+}
+
+int cs_admin_scan(const char *dir, int (*fn)(void *ctx, const cs_raw_record *r),
+                  void *ctx, cs_error *err) {
+  cs_store *s;
+  uint64_t floor;
+  int rc = bare_open(dir, NULL, &s, &floor, err);
+  if (rc) return rc;
+  scan_ctx sc = {fn, ctx};
+  msgpack_zone_init(&sc.zone, REC_ZONE_CHUNK_BYTES);
+  log_walker w = {&sc, scan_rec, scan_bad, 0};
+  for (uint32_t i = 0; i < s->seg_count && !rc; i++)
+    rc = log_walk(&w, &s->segs[i], 0, i + 1 == s->seg_count);
+  msgpack_zone_destroy(&sc.zone);
+  store_free(s);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+typedef struct vctx {
+  cs_finding_fn fn;
+  void *ctx;
+  cs_verify_result *res;
+  msgpack_zone zone;
+} vctx;
+
+static int verify_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
+  vctx *v = ctx;
+  v->res->records++;
+  rec_body b;
+  const char *why;
+  if (rec_decode(r, &v->zone, &b, &why) != 0) {
+    char name[SEG_NAME_BYTES];
+    seg_name(name, sizeof name, m->no);
+    v->res->problems++;
+    finding_emit(v->fn, v->ctx, true, name, (int64_t)off,
+                 "record seq %" PRIu64 " has a good checksum but %s", r->seq,
+                 why);
+  }
+  return 0;
+}
+
+static int verify_bad(void *ctx, seg_map *m, const log_bad *bad) {
+  vctx *v = ctx;
+  char name[SEG_NAME_BYTES];
+  seg_name(name, sizeof name, m->no);
+  uint64_t off = bad->off, len = bad->len;
+  const char *why = log_damage_text(bad->kind, false);
+  if (bad->torn) {
+    v->res->notes++;
+    finding_emit(v->fn, v->ctx, false, name, (int64_t)off,
+                 "torn tail of %" PRIu64 " bytes (%s); open cuts it", len, why);
+  } else {
+    v->res->problems++;
+    finding_emit(v->fn, v->ctx, true, name, (int64_t)off,
+                 "%s; %" PRIu64 " bytes damaged before the next valid record",
+                 why, len);
+  }
+  return 0;
+}
+
+/* Files in dir that the manifest does not name: open would remove them. */
+static void verify_strays(cs_store *s, vctx *v) {
+  DIR *d = opendir(s->dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (store_file_is_stray(s, e->d_name)) {
+      v->res->notes++;
+      finding_emit(v->fn, v->ctx, false, e->d_name, -1,
+                   "not part of the store (left by an interrupted write); open "
+                   "removes it");
+    }
+  }
+  closedir(d);
+}
+
+/* Both stores' answers to one search, compared. */
+static void verify_search(cs_store *snap, cs_store *full, vctx *v,
+                          uint32_t account, int field, cs_match match,
+                          const char *term, size_t len) {
+  cs_query q = {.account = account,
+                .field = field,
+                .match = match,
+                .term = term,
+                .term_len = len,
+                .limit = 50};
+  cs_page a, b;
+  cs_error ea, eb;
+  int ra = cs_search(snap, &q, &a, &ea);
+  int rb = cs_search(full, &q, &b, &eb);
+  v->res->searches++;
+  bool same = ra == rb;
+  if (same && ra == 0) {
+    same = a.total == b.total && a.count == b.count && a.more == b.more;
+    for (uint32_t i = 0; same && i < a.count; i++)
+      same = a.contacts[i].id == b.contacts[i].id;
+  }
+  if (!same) {
+    v->res->problems++;
+    finding_emit(v->fn, v->ctx, true, snap->snapshot_name, -1,
+                 "search %s %s \"%.*s\" in account %u answers %" PRIu64
+                 " from the snapshot, %" PRIu64 " from the log",
+                 cs_field_name(field),
+                 match == CS_MATCH_PREFIX  ? "prefix"
+                 : match == CS_MATCH_WORDS ? "words"
+                                           : "exact",
+                 (int)(len > 60 ? 60 : len), term, account, ra ? 0 : a.total,
+                 rb ? 0 : b.total);
+  }
+  if (!ra) cs_page_free(&a);
+  if (!rb) cs_page_free(&b);
+}
+
+static bool same_str(cs_str a, cs_str b) {
+  if (!a.ptr || !b.ptr) return !a.ptr && !b.ptr;
+  return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/* The snapshot-loaded store against the replayed one. */
+static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
+                           uint32_t sample) {
+  const char *sn = snap->snapshot_name;
+  const slot_table *a = &snap->slots, *b = &full->slots;
+  if (a->count != b->count) {
+    v->res->problems++;
+    finding_emit(v->fn, v->ctx, true, sn, -1,
+                 "holds %u index slots where the log gives %u", a->count,
+                 b->count);
+  }
+  msgpack_zone za, zb;
+  msgpack_zone_init(&za, REC_ZONE_CHUNK_BYTES);
+  msgpack_zone_init(&zb, REC_ZONE_CHUNK_BYTES);
+  uint32_t n = a->count < b->count ? a->count : b->count;
+  uint64_t reported = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const cs_slot *x = &a->v[i], *y = &b->v[i];
+    bool loc = slot_live(x) && slot_live(y) &&
+               (x->seg != y->seg || x->off != y->off || x->len != y->len);
+    if (x->id != y->id || x->acct_live != y->acct_live || loc) {
+      v->res->problems++;
+      if (reported++ < 20)
+        finding_emit(
+            v->fn, v->ctx, true, sn, -1,
+            "index entry %u (contact %020" PRIu64 ", %s) says segment %u "
+            "offset %u; the log has contact %020" PRIu64 " (%s) at "
+            "segment %u offset %u",
+            i, x->id, slot_live(x) ? "live" : "deleted", x->seg, x->off, y->id,
+            slot_live(y) ? "live" : "deleted", y->seg, y->off);
+    }
+    if (!slot_live(x)) continue;
+    /* Each live entry must point at a put of its own id. */
+    rec_body ra, rb;
+    cs_error e;
+    if (store_read_slot(snap, i, &za, &ra, &e) != 0) {
+      char name[SEG_NAME_BYTES];
+      seg_name(name, sizeof name, x->seg);
+      v->res->problems++;
+      if (reported++ < 20)
+        finding_emit(v->fn, v->ctx, true, name, x->off,
+                     "the snapshot's index entry for contact %020" PRIu64
+                     " points here: %s",
+                     x->id, e.msg);
+      continue;
+    }
+    if (!slot_live(y) || store_read_slot(full, i, &zb, &rb, &e) != 0) continue;
+    bool same = ra.contact.id == rb.contact.id &&
+                ra.contact.account == rb.contact.account &&
+                ra.contact.created_ms == rb.contact.created_ms &&
+                ra.contact.updated_ms == rb.contact.updated_ms;
+    for (int f = 0; same && f < CS_FIELD_COUNT; f++)
+      same = same_str(ra.contact.field[f], rb.contact.field[f]);
+    if (!same) {
+      v->res->problems++;
+      if (reported++ < 20)
+        finding_emit(v->fn, v->ctx, true, sn, -1,
+                     "contact %020" PRIu64 " differs between snapshot and log",
+                     x->id);
+    }
+  }
+  if (reported > 20)
+    finding_emit(v->fn, v->ctx, true, sn, -1,
+                 "... %" PRIu64 " index problems in all", reported);
+  if (snap->live_contacts != full->live_contacts ||
+      snap->live_bytes != full->live_bytes ||
+      snap->log_bytes != full->log_bytes ||
+      snap->max_id_seen != full->max_id_seen) {
+    v->res->problems++;
+    finding_emit(v->fn, v->ctx, true, sn, -1,
+                 "counts differ: %" PRIu64 " contacts, %" PRIu64
+                 " live bytes, %" PRIu64 " log bytes, highest id %" PRIu64
+                 " from the snapshot; %" PRIu64 ", %" PRIu64 ", %" PRIu64
+                 ", %" PRIu64 " from the log",
+                 snap->live_contacts, snap->live_bytes, snap->log_bytes,
+                 snap->max_id_seen, full->live_contacts, full->live_bytes,
+                 full->log_bytes, full->max_id_seen);
+  }
+  /* Searches on values of a sample of the log's live contacts, spread over
+   * the whole id range. */
+  uint64_t live = full->live_contacts;
+  uint32_t step = live > sample && sample ? (uint32_t)(live / sample) : 1;
+  uint32_t seen = 0;
+  for (uint32_t i = 0; i < b->count; i++) {
+    if (!slot_live(&b->v[i]) || seen++ % step) continue;
+    rec_body rb;
+    cs_error e;
+    if (store_read_slot(full, i, &zb, &rb, &e) != 0) continue;
+    const cs_contact *c = &rb.contact;
+    /* The record lives in the map, so its strings stay put while the
+     * searches below reuse the zone. */
+    for (int f = 0; f < CS_FIELD_COUNT; f++) {
+      cs_str t = c->field[f];
+      if (!t.ptr || !t.len) continue;
+      verify_search(snap, full, v, c->account, f, CS_MATCH_DEFAULT, t.ptr,
+                    t.len);
+      size_t plen = t.len < 3 ? t.len : 3;
+      while (plen < t.len && (t.ptr[plen] & 0xc0) == 0x80)
+        plen++;
+      verify_search(snap, full, v, c->account, f, CS_MATCH_PREFIX, t.ptr, plen);
+      size_t wlen = 0;
+      while (wlen < t.len && t.ptr[wlen] != ' ')
+        wlen++;
+      verify_search(snap, full, v, c->account, f, CS_MATCH_WORDS, t.ptr, wlen);
+    }
+    char id[CS_ID_DIGITS + 1];
+    cs_id_format(c->id, id);
+    verify_search(snap, full, v, c->account, CS_SEARCH_BY_ID, CS_MATCH_EXACT,
+                  id, CS_ID_DIGITS);
+  }
+  msgpack_zone_destroy(&za);
+  msgpack_zone_destroy(&zb);
+}
+
+int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
+                    void *ctx, cs_verify_result *res, cs_error *err) {
+  cs_verify_opts none = {0};
+  if (!o) o = &none;
+  memset(res, 0, sizeof *res);
+  if (err) memset(err, 0, sizeof *err), err->field = -1;
+  cs_store *full = NULL, *snap = NULL;
+  uint64_t floor = 0;
+  vctx v = {fn, ctx, res};
+  msgpack_zone_init(&v.zone, REC_ZONE_CHUNK_BYTES);
+  int rc = bare_open(dir, NULL, &full, &floor, err);
+  if (rc) {
+    /* A damaged manifest is a finding, not a failure to look. */
+    if (rc == CS_ECORRUPT || rc == CS_EFORMAT) {
+      res->problems++;
+      finding_emit(fn, ctx, true, MANIFEST_NAME, -1, "%s", err ? err->msg : "");
+      rc = 0;
+    }
+    goto out;
+  }
+  res->segments = full->seg_count;
+  verify_strays(full, &v);
+  if (floor < CS_ID_MIN) {
+    res->problems++;
+    finding_emit(fn, ctx, true, MANIFEST_NAME, -1,
+                 "its id floor %" PRIu64 " is not an id", floor);
+  }
+
+  /* 1. Every byte of every segment. */
+  log_walker w = {&v, verify_rec, verify_bad, 0};
+  for (uint32_t i = 0; i < full->seg_count; i++)
+    log_walk(&w, &full->segs[i], 0, i + 1 == full->seg_count);
+  if (res->problems) goto out; /* a replay would stop at the same damage */
+
+  /* 2. The whole log replayed, as open without a snapshot does. */
+  cs_error rerr;
+  replay rp = {.s = full,
+               .mode = REPLAY_STRICT,
+               .fn = fn,
+               .ctx = ctx,
+               .err = &rerr,
+               .progress = o->progress,
+               .progress_ctx = o->progress_ctx};
+  if (replay_log(&rp, false) != 0) {
+    res->problems++;
+    finding_emit(fn, ctx, true, "", -1, "replaying the log fails: %s",
+                 rerr.msg);
+    goto out;
+  }
+  res->contacts = full->live_contacts;
+
+  /* 3. The snapshot, loaded and caught up as open does, against it. */
+  if (!full->snapshot_name) goto out;
+  snap = bare_new(dir, NULL);
+  if (!snap) {
+    rc = cs_err(err, -ENOMEM, "out of memory");
+    goto out;
+  }
+  snap->first_seg = full->first_seg;
+  snap->last_seg = full->last_seg;
+  snap->snapshot_name = strdup(full->snapshot_name);
+  rc = store_map_segments(snap, err);
+  if (rc) goto out;
+  /* snap_load installs slot arrays of its own. */
+  free(snap->slots.v);
+  memset(&snap->slots, 0, sizeof snap->slots);
+  cs_error serr;
+  if (snap_load(snap, snap->snapshot_name, &serr) != 0) {
+    res->problems++;
+    finding_emit(fn, ctx, true, snap->snapshot_name, -1, "%s", serr.msg);
+    goto out;
+  }
+  replay sp = {.s = snap, .mode = REPLAY_STRICT, .err = &rerr};
+  if (replay_log(&sp, true) != 0) {
+    res->problems++;
+    finding_emit(
+        fn, ctx, true, snap->snapshot_name, -1,
+        "the log after the snapshot's position does not replay onto it: "
+        "%s",
+        rerr.msg);
+    goto out;
+  }
+  verify_compare(snap, full, &v, o->sample_contacts ? o->sample_contacts : 100);
+out:
+  msgpack_zone_destroy(&v.zone);
+  store_free(snap);
+  store_free(full);
+  return rc;
+}
