@@ -70,6 +70,7 @@ static int dict_new_key(ix_dict *d, bool bulk, uint32_t account,
   bool reused = d->free_head != IX_NONE;
   if (reused) {
     e = d->free_head;
+    CS_ASSERT(e < d->nents && !d->ents[e].post); /* the free chain */
     d->free_head = (uint32_t)d->ents[e].kref;
   } else {
     e = d->nents++;
@@ -129,6 +130,7 @@ int stage_apply(ix_dict *d) {
   size_t i = 0;
   while (i < n) {
     uint32_t e = (uint32_t)(sorted[i] >> 32);
+    CS_ASSERT(e < d->nents && d->ents[e].post); /* staged on a live key */
     size_t j = i + 1;
     while (j < n && (uint32_t)(sorted[j] >> 32) == e)
       j++;

@@ -97,6 +97,9 @@
  *     and, for exact dictionaries outside bulk mode, once in the order.
  *  2. Posting lists are strictly increasing; a single slot is inline, an
  *     array holds 2..IX_ARRAY_MAX slots, a bitmap more than IX_ARRAY_LOW.
+ *     (One exception: a shrinking bitmap whose array cannot be allocated
+ *     stays a bitmap, of at least 2 slots; ix_check reports it, and the
+ *     tests, which never fail an allocation, never see it.)
  *  3. Within one exact dictionary the posting lists are disjoint (a slot
  *     has one value per field), so a prefix search's union is a disjoint
  *     union: its size is the sum of the lists' sizes. ix_load checks this.
@@ -344,6 +347,7 @@ static inline uint32_t key_hash(uint32_t account, const char *text,
 
 static inline const uint8_t *ent_key(const ix_dict *d, uint32_t e,
                                      size_t *len) {
+  CS_ASSERT(e < d->nents); /* an entry past its array reads any bytes */
   uint64_t k = d->ents[e].kref;
   *len = (size_t)(k & IX_KEY_BYTES_MAX);
   return (const uint8_t *)d->arena + (k >> 24);

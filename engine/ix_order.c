@@ -38,6 +38,7 @@ static void chunk_copy(ix_chunk *dst, uint32_t to, const ix_chunk *src,
 /* Refreshes chunk c's header from its body (after its ends changed). */
 void chunk_fix(ix_dict *d, uint32_t c) {
   ix_chunk *ch = &d->chunks[c];
+  CS_ASSERT(ch->n > 0);
   size_t len;
   ch->pa0 = chunk_pa(ch)[0];
   ch->pb0 = chunk_pb(ch)[0];
@@ -193,6 +194,7 @@ int order_insert(ix_dict *d, uint32_t e) {
       i -= half;
     }
   }
+  CS_ASSERT(ch->n < IX_CHUNK_CAP && i <= ch->n);
   chunk_move(ch, i + 1, i, ch->n - i);
   chunk_set(ch, i, e, t.pk);
   ch->n++;
@@ -217,7 +219,8 @@ void order_remove(ix_dict *d, uint32_t e) {
         d->pending[j] = d->pending[--d->npending];
         return;
       }
-    return;
+    /* in neither: the order would keep naming a freed entry */
+    CS_ASSERT(!"key in neither the order nor the pending keys");
   }
   ix_chunk *ch = &d->chunks[c];
   chunk_move(ch, i, i + 1, ch->n - i - 1);

@@ -36,8 +36,12 @@ int tab_reserve(ix_dict *d, uint64_t keys) {
 void tab_delete(ix_dict *d, uint32_t e, uint32_t h) {
   uint64_t size = d->tab_size;
   uint64_t i = tab_home(h, size);
-  while ((uint32_t)d->tab[i] != e + 1)
+  /* An empty cell ends the key's run: the key is not in the table, and
+   * going on would spin forever or delete another key. */
+  while ((uint32_t)d->tab[i] != e + 1) {
+    CS_ASSERT(d->tab[i] != 0);
     i = tab_next(i, size);
+  }
   /* Backward shift: pull later cells of the run into the hole unless that
    * would move one before its home position. */
   for (uint64_t j = tab_next(i, size);; j = tab_next(j, size)) {
