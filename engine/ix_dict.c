@@ -41,9 +41,8 @@ void dict_deinit(ix_dict *d) {
 
 /* Adds a new key (not present) with a single-slot posting. Everything that
  * can fail happens before anything changes. */
-static int dict_new_key(ix_dict *d, bool bulk, uint32_t account,
-                        const char *text, size_t len, uint32_t h,
-                        uint32_t slot) {
+int dict_new_key(ix_dict *d, bool bulk, uint32_t account, const char *text,
+                 size_t len, uint32_t h, uint32_t slot) {
   if (len + 4 > IX_KEY_BYTES_MAX) return CS_EINVAL;
   if (d->live == UINT32_MAX - 1) return -ENOMEM;
   int rc = tab_reserve(d, (uint64_t)d->live + 1);
@@ -158,24 +157,15 @@ int stage_apply(ix_dict *d) {
   return rc;
 }
 
-int dict_add(ix_dict *d, bool bulk, uint32_t account, const char *text,
-             size_t len, uint32_t h, uint32_t slot) {
-  uint32_t e = dict_find(d, account, text, len, h);
-  if (e == IX_NONE) return dict_new_key(d, bulk, account, text, len, h, slot);
-  if (!bulk) return post_add(d, e, slot);
-  if (d->nstage == d->stage_cap) {
-    if (d->stage_cap == IX_STAGE_MAX) {
-      int rc = stage_apply(d);
-      if (rc) return rc;
-    } else {
-      size_t cap = d->stage_cap ? d->stage_cap * 2 : 4096;
-      uint64_t *p = realloc(d->stage, cap * sizeof(uint64_t));
-      if (!p) return -ENOMEM;
-      d->stage = p;
-      d->stage_cap = cap;
-    }
-  }
-  d->stage[d->nstage++] = (uint64_t)e << 32 | slot;
+/* Makes room for one more staged pair: applies the stage when it is full,
+ * else grows it. 0 or -ENOMEM. */
+int stage_reserve(ix_dict *d) {
+  if (d->stage_cap == IX_STAGE_MAX) return stage_apply(d);
+  size_t cap = d->stage_cap ? d->stage_cap * 2 : 4096;
+  uint64_t *p = realloc(d->stage, cap * sizeof(uint64_t));
+  if (!p) return -ENOMEM;
+  d->stage = p;
+  d->stage_cap = cap;
   return 0;
 }
 

@@ -7,32 +7,6 @@
  * paths (a lookup, a key comparison, a posting walk), kept static inline so
  * that searching, inserting and loading pay no call across files for them.
  *
- * Files, each depending only on those below it (no file calls one above):
- *
- *     index.c       create/destroy, insert, erase, bulk mode, memory
- *     ix_search.c   search, exact lookups, per-thread folding buffers
- *     ix_snap.c     the snapshot codec (ix_save, ix_load)
- *     ix_check.c    the whole-index checker (ix_check), for tests
- *        |
- *     ix_dict.c     a dictionary as a whole: new and removed keys,
- *        |          bulk staging, memory, shrink after bulk
- *        +------------------+------------------+
- *     ix_post.c          ix_tab.c           ix_order.c
- *     posting lists      key arena and      sorted order, bulk
- *     and their sets     hash table         sort and merge
- *        |                  |                  |
- *     ix_int.h      types, limits, inline helpers (includes no ix file)
- *
- * ix_search.c uses ix_order.c (prefix search) beside the inline helpers;
- * ix_snap.c uses ix_post.c, ix_tab.c, ix_order.c and ix_dict.c; ix_check.c
- * reads the structures through the inline helpers only.
- *
- * Who runs when (the store serialises the calls): ix_insert, ix_erase,
- * ix_load and the bulk calls run alone; ix_search, ix_exact_slots, ix_save,
- * ix_memory_bytes and ix_check may run in many threads at once and must not
- * change anything (invariant 4 below).
- *
- *
  * Why: searches must answer exactly and at once (read-your-writes), for
  * exact, prefix and words matching, over a million contacts, with indexes
  * smaller than the data they index, rebuilt from the log in well under the
@@ -108,8 +82,33 @@
  *     During bulk mode staged slots and pending keys are not yet visible
  *     (the store does not search then); ix_erase applies the stage first.
  *
- *
  * The snapshot format is described at the top of ix_snap.c.
+ *
+ * Files, each calling only files below it (the four at the top call none
+ * of each other, and no file calls one above it):
+ *
+ *     index.c       create/destroy, insert, erase, bulk mode, memory
+ *     ix_search.c   search, exact lookups, per-thread folding buffers
+ *     ix_snap.c     the snapshot codec (ix_save, ix_load)
+ *     ix_check.c    the whole-index checker (ix_check), for tests
+ *        |
+ *     ix_dict.c     a dictionary as a whole: new and removed keys,
+ *        |          bulk staging, memory, shrink after bulk
+ *        +------------------+------------------+
+ *     ix_post.c          ix_tab.c           ix_order.c
+ *     posting lists      key arena and      sorted order, bulk
+ *     and their sets     hash table         sort and merge
+ *        |                  |                  |
+ *     ix_int.h      types, limits, inline helpers (includes no ix file)
+ *
+ * ix_search.c uses ix_order.c (prefix search) beside the inline helpers;
+ * ix_snap.c uses ix_post.c, ix_tab.c, ix_order.c and ix_dict.c; ix_check.c
+ * reads the structures through the inline helpers only.
+ *
+ * Who runs when (the store serialises the calls): ix_insert, ix_erase,
+ * ix_load and the bulk calls run alone; ix_search, ix_exact_slots, ix_save,
+ * ix_memory_bytes and ix_check may run in many threads at once and must not
+ * change anything (invariant 4 above).
  */
 #ifndef CS_IX_INT_H
 #define CS_IX_INT_H
@@ -347,7 +346,6 @@ static inline uint32_t key_hash(uint32_t account, const char *text,
 
 static inline const uint8_t *ent_key(const ix_dict *d, uint32_t e,
                                      size_t *len) {
-  CS_ASSERT(e < d->nents); /* an entry past its array reads any bytes */
   uint64_t k = d->ents[e].kref;
   *len = (size_t)(k & IX_KEY_BYTES_MAX);
   return (const uint8_t *)d->arena + (k >> 24);
@@ -406,6 +404,7 @@ static inline uint32_t dict_find(const ix_dict *d, uint32_t account,
     if (!c) return IX_NONE;
     if ((uint32_t)(c >> 32) != h) continue;
     uint32_t e = (uint32_t)c - 1;
+    CS_ASSERT(e < d->nents); /* a cell past the entries: any bytes */
     size_t klen;
     const uint8_t *k = ent_key(d, e, &klen);
     if (klen == len + 4 && !memcmp(k, acct, 4) && !memcmp(k + 4, text, len))
@@ -531,11 +530,12 @@ int order_merge_pending(ix_dict *d);
 void dict_init(ix_dict *d, bool sorted);
 /* Frees everything d holds and leaves it empty (as dict_init). */
 void dict_deinit(ix_dict *d);
-/* Adds slot under (account, text) of hash h, staging it in bulk mode when
- * the key exists. 0, CS_EINVAL (key too long) or -ENOMEM; on failure d is
- * as it was. */
-int dict_add(ix_dict *d, bool bulk, uint32_t account, const char *text,
-             size_t len, uint32_t h, uint32_t slot);
+/* Adds the key (account, text) of hash h, not present, with slot as its
+ * list. 0, CS_EINVAL (key too long) or -ENOMEM; on failure d is as it was. */
+int dict_new_key(ix_dict *d, bool bulk, uint32_t account, const char *text,
+                 size_t len, uint32_t h, uint32_t slot);
+/* Room for one more staged pair (bulk mode). 0 or -ENOMEM. */
+int stage_reserve(ix_dict *d);
 /* Removes slot from (account, text), and the key when its list empties. */
 void dict_remove(ix_dict *d, uint32_t account, const char *text, size_t len,
                  uint32_t slot);
@@ -547,4 +547,22 @@ void dict_shrink(ix_dict *d);
 size_t dict_memory(const ix_dict *d);
 /* Empties every dictionary of ix. */
 void ix_clear(ix_index *ix);
+
+/* Adds slot under (account, text) of hash h, staging it in bulk mode when
+ * the key exists. 0, CS_EINVAL (key too long) or -ENOMEM; on failure d is
+ * as it was. Inline: ix_insert calls it for every key of every contact, and
+ * in bulk mode the common case (a key that exists) is a lookup and a store. */
+static inline int dict_add(ix_dict *d, bool bulk, uint32_t account,
+                           const char *text, size_t len, uint32_t h,
+                           uint32_t slot) {
+  uint32_t e = dict_find(d, account, text, len, h);
+  if (e == IX_NONE) return dict_new_key(d, bulk, account, text, len, h, slot);
+  if (!bulk) return post_add(d, e, slot);
+  if (d->nstage == d->stage_cap) {
+    int rc = stage_reserve(d);
+    if (rc) return rc;
+  }
+  d->stage[d->nstage++] = (uint64_t)e << 32 | slot;
+  return 0;
+}
 #endif
