@@ -83,4 +83,14 @@ int ix_save(const ix_index *ix, msgpack_packer *pk);
 int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
             char *errbuf, size_t errlen);
 
+/* Checks the whole index against its invariants (engine/ix_int.h): every
+ * posting list strictly increasing, below slot_limit and held as its size
+ * says, the posting lists of one field's exact keys disjoint, every key once
+ * in its hash table and in its sorted order, and every count consistent.
+ * Reads only, so it may run beside searches; slow (it visits everything):
+ * for tests. 0 when sound; CS_ECORRUPT with a message in errbuf naming the
+ * dictionary and what is wrong; -ENOMEM. */
+int ix_check(const ix_index *ix, uint32_t slot_limit, char *errbuf,
+             size_t errlen);
+
 #endif

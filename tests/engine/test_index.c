@@ -13,8 +13,11 @@
  * search on every field in every mode with a scan of a plain table folded
  * with fold_key / fold_words; save -> load compared search by search;
  * every truncation and many random byte flips of a saved image fed to
- * ix_load (run under ASan in CI). The seed is printed; set IX_TEST_SEED to
- * replay one.
+ * ix_load (run under ASan in CI). ix_check runs after every step of the
+ * oracle and after every load, so a broken invariant shows at the step
+ * that broke it; and an index damaged on purpose through its internals
+ * (ix_int.h) proves ix_check sees each kind of damage. The seed is printed;
+ * set IX_TEST_SEED to replay one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +33,7 @@
 #include "cs.h"
 #include "fold.h"
 #include "index.h"
+#include "ix_int.h"
 
 #define NF CS_FIELD_COUNT
 
@@ -104,6 +108,13 @@ static void save_image(const ix_index *ix, msgpack_sbuffer *sb) {
   assert_int_equal(ix_save(ix, &pk), 0);
 }
 
+/* Fails the test, with ix_check's message, unless the index is sound. */
+static void check_sound(const ix_index *ix, uint32_t slot_limit) {
+  char err[256] = "";
+  int rc = ix_check(ix, slot_limit, err, sizeof err);
+  if (rc) fail_msg("ix_check: %d %s", rc, err);
+}
+
 /* Loads bytes into a new index: the ix_load code, or 1 when the bytes are
  * not one whole msgpack object. *out gets the index on success. */
 static int load_bytes(const char *buf, size_t len, uint32_t slot_limit,
@@ -126,6 +137,8 @@ static int load_bytes(const char *buf, size_t len, uint32_t slot_limit,
     assert_true(err[0] != '\0');
     ix_destroy(ix);
     ix = NULL;
+  } else {
+    check_sound(ix, slot_limit);
   }
   if (out)
     *out = ix;
@@ -496,6 +509,8 @@ static void test_index_posting_transitions(void **state) {
       }
       int kind = ix_posting_kind(ix, 3, CS_LAST_NAME, "smith", 5);
       kinds_seen |= 1 << kind;
+      if (n < 4 || n % 97 == 0 || (n > 500 && n < 530) || n > 1020)
+        check_sound(ix, SPACE);
       if (n == 0)
         assert_int_equal(kind, 0);
       else if (n == 1)
@@ -699,6 +714,7 @@ static void test_index_oracle_random(void **state) {
       or_fields(&tab[s], f);
       assert_int_equal(ix_erase(ix, tab[s].account, s, f), 0);
       tab[s].live = false;
+      check_sound(ix, OR_SLOTS);
       continue;
     }
     if (s >= OR_SLOTS) continue;
@@ -712,6 +728,7 @@ static void test_index_oracle_random(void **state) {
     or_fields(r, f);
     assert_int_equal(ix_insert(ix, r->account, s, f), 0);
     r->live = true;
+    check_sound(ix, OR_SLOTS);
     if (step % 3000 == 0) or_check_all(ix, tab, &seed);
   }
   or_check_all(ix, tab, &seed);
@@ -725,7 +742,9 @@ static void test_index_oracle_random(void **state) {
       or_fields(&tab[s], f);
       assert_int_equal(ix_insert(bulk, tab[s].account, s, f), 0);
     }
+  check_sound(bulk, OR_SLOTS); /* staged and pending, not yet merged */
   assert_int_equal(ix_bulk_end(bulk), 0);
+  check_sound(bulk, OR_SLOTS);
   or_check_all(bulk, tab, &seed);
 
   /* And after a save and load. */
@@ -745,6 +764,7 @@ static void test_index_oracle_random(void **state) {
       assert_int_equal(ix_erase(loaded, tab[s].account, s, f), 0);
       tab[s].live = false;
     }
+  check_sound(loaded, OR_SLOTS);
   or_check_all(loaded, tab, &seed);
   /* The image's slots must be below slot_limit. */
   char err[128];
@@ -787,8 +807,11 @@ static void test_index_bulk_equals_incremental(void **state) {
     put(a, s % 2, s, v);
     if (s == 1000) ix_bulk_begin(b);
     put(b, s % 2, s, v);
+    if (s % 500 == 0) check_sound(b, 5000);
   }
   assert_int_equal(ix_bulk_end(b), 0);
+  check_sound(a, 5000);
+  check_sound(b, 5000);
   const char *terms[] = {"name1",     "a-very-long-shared-prefix-of-thirty 1",
                          "user1",     "+1 555 00",
                          "company 1", "c",
@@ -825,6 +848,7 @@ static void test_index_save_load_round_trip(void **state) {
   const char *v[NF] = {"Bulk", NULL, "b@c.de", NULL, NULL, NULL, "big list"};
   for (uint32_t s = 100; s < 3100; s++)
     put(ix, 3, s, v); /* a bitmap posting, and an array in the words */
+  check_sound(ix, 3100);
   msgpack_sbuffer sb, sb2;
   save_image(ix, &sb);
   ix_index *ld = NULL;
@@ -1145,6 +1169,7 @@ static void test_index_many_keys_tables_and_order(void **state) {
       assert_int_equal(ix_insert(ix, 1 + i % 3, i, f), 0);
     }
     if (bulk) assert_int_equal(ix_bulk_end(ix), 0);
+    check_sound(ix, N);
     for (uint32_t i = 0; i < N; i += 2) {
       cs_str f[NF] = {{0}};
       snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io",
@@ -1152,6 +1177,7 @@ static void test_index_many_keys_tables_and_order(void **state) {
       f[CS_EMAIL] = (cs_str){email, strlen(email)};
       assert_int_equal(ix_erase(ix, 1 + i % 3, i, f), 0);
     }
+    check_sound(ix, N);
     msgpack_sbuffer sb;
     save_image(ix, &sb);
     ix_index *ix2 = NULL;
@@ -1191,6 +1217,123 @@ static void test_index_many_keys_tables_and_order(void **state) {
   }
 }
 
+/* ix_check's verdict on ix, which must be CS_ECORRUPT naming want. */
+static void check_damaged(const ix_index *ix, uint32_t slot_limit,
+                          const char *want) {
+  char err[256] = "";
+  assert_int_equal(ix_check(ix, slot_limit, err, sizeof err), CS_ECORRUPT);
+  if (!strstr(err, want))
+    fail_msg("ix_check said \"%s\", not \"%s\"", err, want);
+}
+
+/* The entry of an exact key (folded) of field f in account 1. */
+static uint32_t exact_entry(ix_index *ix, int f, const char *key) {
+  uint32_t e = dict_find(&ix->exact[f], 1, key, strlen(key),
+                         key_hash(1, key, strlen(key)));
+  assert_true(e != IX_NONE);
+  return e;
+}
+
+/* Each kind of damage, made through the internals and undone after, is
+ * reported: a posting list out of order, a slot past the limit, one slot
+ * under two keys of a field, a hash cell with a wrong hash, the sorted
+ * order out of order, a stale chunk prefix, a wrong live count, a bitmap
+ * too small, a key missing from the order. */
+static void test_index_check_sees_damage(void **state) {
+  (void)state;
+  ix_index *ix = ix_create();
+  const char *v[NF] = {"Zed", NULL, NULL, NULL, "Acme", NULL, NULL};
+  char email[32];
+  for (uint32_t s = 0; s < 1200; s++) {
+    snprintf(email, sizeof email, "u%04u@x.io", s);
+    v[CS_FIRST_NAME] = s < 1100 ? "Zed" : "Amy";
+    v[CS_COMPANY] = s < 20 ? "Acme" : NULL;
+    v[CS_EMAIL] = email;
+    put(ix, 1, s, v);
+  }
+  check_sound(ix, 1200);
+
+  /* a posting list out of order */
+  ix_dict *d = &ix->exact[CS_COMPANY];
+  uint32_t e = exact_entry(ix, CS_COMPANY, "acme");
+  assert_false(POST_IS_ONE(d->ents[e].post) || POST_IS_RB(d->ents[e].post));
+  ix_arr *a = POST_ARR(d->ents[e].post);
+  uint32_t t = a->v[3];
+  a->v[3] = a->v[4];
+  a->v[4] = t;
+  check_damaged(ix, 1200, "after");
+  a->v[4] = a->v[3];
+  a->v[3] = t;
+  check_sound(ix, 1200);
+
+  /* a slot past the limit */
+  check_damaged(ix, 1100, "past the limit");
+
+  /* one slot under two keys of one field */
+  d = &ix->exact[CS_EMAIL];
+  e = exact_entry(ix, CS_EMAIL, "u0007@x.io");
+  ix_post keep = d->ents[e].post;
+  d->ents[e].post = POST_MAKE_ONE(8);
+  check_damaged(ix, 1200, "two keys");
+  d->ents[e].post = keep;
+
+  /* a hash cell with a wrong hash */
+  uint64_t i = 0;
+  while (!d->tab[i])
+    i++;
+  d->tab[i] ^= (uint64_t)1 << 40;
+  check_damaged(ix, 1200, "wrong hash");
+  d->tab[i] ^= (uint64_t)1 << 40;
+  check_sound(ix, 1200);
+
+  /* the order out of order: two neighbours swapped with their prefixes */
+  ix_chunk *ch = &d->chunks[0];
+  assert_true(ch->n > 3);
+  uint32_t ve = ch->v[1];
+  uint64_t pa = chunk_pa(ch)[1];
+  uint32_t pb = chunk_pb(ch)[1];
+  ch->v[1] = ch->v[2];
+  chunk_pa(ch)[1] = chunk_pa(ch)[2];
+  chunk_pb(ch)[1] = chunk_pb(ch)[2];
+  ch->v[2] = ve;
+  chunk_pa(ch)[2] = pa;
+  chunk_pb(ch)[2] = pb;
+  check_damaged(ix, 1200, "out of order");
+  ch->v[2] = ch->v[1];
+  chunk_pa(ch)[2] = chunk_pa(ch)[1];
+  chunk_pb(ch)[2] = chunk_pb(ch)[1];
+  ch->v[1] = ve;
+  chunk_pa(ch)[1] = pa;
+  chunk_pb(ch)[1] = pb;
+  check_sound(ix, 1200);
+
+  /* a stale prefix beside a key */
+  chunk_pb(ch)[2] ^= 1;
+  check_damaged(ix, 1200, "stale prefix");
+  chunk_pb(ch)[2] ^= 1;
+
+  /* a wrong live count */
+  d->live--;
+  check_damaged(ix, 1200, "live entries");
+  d->live++;
+
+  /* a key missing from the order */
+  uint32_t n = ch->n;
+  ch->n = n - 1;
+  check_damaged(ix, 1200, "in the order");
+  ch->n = n;
+  check_sound(ix, 1200);
+
+  /* a bitmap too small for one */
+  d = &ix->exact[CS_FIRST_NAME];
+  e = exact_entry(ix, CS_FIRST_NAME, "zed");
+  assert_true(POST_IS_RB(d->ents[e].post));
+  roaring_bitmap_t *r = POST_RB(d->ents[e].post);
+  roaring_bitmap_remove_range(r, 10, 1100);
+  check_damaged(ix, 1200, "a bitmap of 10 slots");
+  ix_destroy(ix);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_index_exact_every_field),
@@ -1208,6 +1351,7 @@ int main(void) {
       cmocka_unit_test(test_index_load_garbled_never_crashes),
       cmocka_unit_test(test_index_load_rejects_bad_shapes),
       cmocka_unit_test(test_index_many_keys_tables_and_order),
+      cmocka_unit_test(test_index_check_sees_damage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
