@@ -29,12 +29,7 @@
 #include <string.h>
 
 #include "ix_int.h"
-
-/* Field names for load errors (the engine's own table lives with the
- * contact code; the index keeps to its own file). */
-static const char *const ix_field_names[CS_FIELD_COUNT] = {
-    "first_name", "last_name", "email", "phone",
-    "company",    "job_title", "notes"};
+#include "mp.h"
 
 #define IX_MAGIC "csix"
 #define IX_VERSION 1
@@ -384,15 +379,10 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   return 0;
 }
 
-static bool obj_is_str(const msgpack_object *o, const char *s) {
-  return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-         !memcmp(o->via.str.ptr, s, o->via.str.size);
-}
-
 static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
                           load_ctx *lc) {
   if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 3 ||
-      !obj_is_str(&obj->via.array.ptr[0], IX_MAGIC))
+      !MP_KEY_IS(&obj->via.array.ptr[0], IX_MAGIC))
     return load_err(lc, "index: not an index image");
   const msgpack_object *v = &obj->via.array.ptr[1];
   if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != IX_VERSION)
@@ -409,12 +399,12 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
     char what[64];
     if (fo->type != MSGPACK_OBJECT_ARRAY || fo->via.array.size != 2) {
       rc = load_err(lc, "index: field %s is not [exact, words]",
-                    ix_field_names[f]);
+                    cs_field_name(f));
       break;
     }
     memset(seen, 0, words * sizeof(uint64_t));
     lc->seen = seen;
-    snprintf(what, sizeof what, "%s exact", ix_field_names[f]);
+    snprintf(what, sizeof what, "%s exact", cs_field_name(f));
     rc = load_dict(lc, &ix->exact[f], &fo->via.array.ptr[0], what);
     lc->seen = NULL;
     if (rc) break;
@@ -423,7 +413,7 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
       if (wo->type != MSGPACK_OBJECT_NIL)
         rc = load_err(lc, "index: phone has a words dictionary");
     } else {
-      snprintf(what, sizeof what, "%s words", ix_field_names[f]);
+      snprintf(what, sizeof what, "%s words", cs_field_name(f));
       rc = load_dict(lc, &ix->words[f], wo, what);
     }
   }

@@ -267,8 +267,8 @@ int store_check(cs_store *s, char *errbuf, size_t errlen) {
       rc = CS_ECORRUPT;
     }
   }
-  /* The inverted indexes' own checker goes here, once index.h offers one:
-   * if (!rc) rc = ix_check(s->ix, ..., errbuf, errlen); */
+  /* Then the inverted indexes, by their own checker. */
+  if (!rc && s->ix) rc = ix_check(s->ix, s->slots.count, errbuf, errlen);
   pthread_rwlock_unlock(&s->ilock);
   msgpack_zone_destroy(&zone);
   return rc;

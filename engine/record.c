@@ -361,7 +361,7 @@ int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
   switch (r->type) {
   case REC_PUT:
     if (!have_id || !have_account || !have_created || !have_updated ||
-        !(seen & (1u << CS_FIRST_NAME)) || !(seen & (1u << CS_EMAIL))) {
+        cs_field_first_missing(seen) >= 0) {
       *why = "put record lacks a required key";
       return CS_ECORRUPT;
     }

@@ -391,7 +391,7 @@ int cs_update(cs_store *s, uint32_t account, uint64_t id, cs_patch *p,
   if ((p->set_mask | p->clear_mask) & ~all)
     return cs_err(err, CS_EINVAL, "unknown field in the change");
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if ((p->clear_mask & (1u << f)) && (f == CS_FIRST_NAME || f == CS_EMAIL)) {
+    if ((p->clear_mask & (1u << f)) && cs_field_required(f)) {
       cs_err(err, CS_EINVAL, "%s: required, cannot be removed",
              cs_field_name(f));
       if (err) err->field = f;
