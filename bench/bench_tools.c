@@ -59,12 +59,11 @@ static int write_input(const char *path, uint64_t n, uint64_t seed) {
   for (uint64_t i = 0; i < n; i++) {
     bh_contact c;
     bh_gen_contact(g, i, &c);
-    const char *k[] = {"first_name", "last_name", "email", "phone",
-                       "company",    "job_title", "notes"};
-    const char *v[] = {c.first_name, c.last_name, c.email, c.phone,
-                       c.company,    c.job_title, c.notes};
+    const char *const *k = bh_field_names;
+    const char *v[BH_FIELDS];
+    bh_contact_values(&c, v);
     yajl_gen_map_open(y);
-    for (int j = 0; j < 7; j++) {
+    for (int j = 0; j < BH_FIELDS; j++) {
       yajl_gen_string(y, (const unsigned char *)k[j], strlen(k[j]));
       yajl_gen_string(y, (const unsigned char *)v[j], strlen(v[j]));
     }

@@ -580,18 +580,27 @@ static char *json_str(char *p, char *end, const char *s) {
   return p;
 }
 
+const char *const bh_field_names[BH_FIELDS] = {
+    "first_name", "last_name", "email", "phone",
+    "company",    "job_title", "notes"};
+
+void bh_contact_values(const bh_contact *c, const char *out[BH_FIELDS]) {
+  const char *v[BH_FIELDS] = {c->first_name, c->last_name, c->email, c->phone,
+                              c->company,    c->job_title, c->notes};
+  memcpy(out, v, sizeof v);
+}
+
 size_t bh_contact_json(const bh_contact *c, uint64_t id, char *buf,
                        size_t cap) {
   static const char stamp[] = "\"2026-01-01T00:00:00.000Z\"";
-  const char *names[] = {"first_name", "last_name", "email", "phone",
-                         "company",    "job_title", "notes"};
-  const char *values[] = {c->first_name, c->last_name, c->email, c->phone,
-                          c->company,    c->job_title, c->notes};
+  const char *const *names = bh_field_names;
+  const char *values[BH_FIELDS];
+  bh_contact_values(c, values);
   char *p = buf, *end = buf + cap;
   int n = snprintf(p, cap, "{\"id\":\"%020llu\"", (unsigned long long)id);
   if (n < 0 || (size_t)n >= cap) return 0;
   p += n;
-  for (size_t f = 0; f < COUNT_OF(names); f++) {
+  for (size_t f = 0; f < BH_FIELDS; f++) {
     if (end - p < 32) return 0;
     p += sprintf(p, ",\"%s\":", names[f]);
     if (!(p = json_str(p, end, values[f]))) return 0;

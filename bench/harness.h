@@ -100,6 +100,12 @@ typedef struct bh_contact {
   uint32_t company_index; /* 0 .. BH_COMPANIES-1: which company it is */
 } bh_contact;
 
+/* A generated contact's fields in the API's order, by name and value (the
+ * API's field names; the benchmarks do not link the engine's table). */
+#define BH_FIELDS 7
+extern const char *const bh_field_names[BH_FIELDS];
+void bh_contact_values(const bh_contact *c, const char *out[BH_FIELDS]);
+
 /* Makes contact number i. Pure and thread-safe: the same (seed, i) always
  * gives the same contact, and emails and phones differ for different i. */
 void bh_gen_contact(const bh_gen *g, uint64_t i, bh_contact *out);

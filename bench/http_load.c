@@ -103,11 +103,10 @@ static char *json_string(char *p, char *end, const char *s) {
 /* The create body of one contact (no id or timestamps: the server sets
  * them). Returns the end of what was written, or NULL. */
 static char *contact_body(char *p, char *end, const bh_contact *c) {
-  const char *names[] = {"first_name", "last_name", "email", "phone",
-                         "company",    "job_title", "notes"};
-  const char *values[] = {c->first_name, c->last_name, c->email, c->phone,
-                          c->company,    c->job_title, c->notes};
-  for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+  const char *const *names = bh_field_names;
+  const char *values[BH_FIELDS];
+  bh_contact_values(c, values);
+  for (size_t f = 0; f < BH_FIELDS; f++) {
     if (end - p < 32) return NULL;
     p += sprintf(p, "%s\"%s\":", f == 0 ? "{" : ",", names[f]);
     if ((p = json_string(p, end, values[f])) == NULL) return NULL;
