@@ -1,5 +1,5 @@
 /*
- * bench_index.c: CPU cost of the inverted indexes (engine/index.c) at a
+ * bench_index.c: CPU cost of the inverted indexes (engine/index.c, ix_*.c) at a
  * given size, phase by phase: a bulk load (replay), ix_bulk_end, ix_save,
  * ix_load, then live (non-bulk) inserts into the loaded index, and
  * ix_memory_bytes.

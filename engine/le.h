@@ -6,7 +6,7 @@
  * turn each into one load or store on little-endian machines. Static
  * inline: record checks run these on every read.
  *
- * Private to the engine; index.c's images may use it too.
+ * Private to the engine.
  */
 #ifndef CS_LE_H
 #define CS_LE_H

@@ -5,7 +5,7 @@
  * keys; one matcher means one rule for what a key is (a str object of
  * exactly these bytes; never a bin, never a prefix).
  *
- * Private to the engine; index.c's image reader may use mp_str_is too.
+ * Private to the engine; the index's image reader (ix_snap.c) uses it too.
  */
 #ifndef CS_MP_H
 #define CS_MP_H

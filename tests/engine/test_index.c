@@ -1,5 +1,6 @@
 /*
- * test_index.c: unit tests of the inverted indexes (engine/index.c).
+ * test_index.c: unit tests of the inverted indexes (engine/index.c and its
+ * ix_*.c family), checked after every step by ix_check.
  *
  * Goal: every search the index answers (exact, prefix, words; every field;
  * every account; any page) equals what a brute-force scan of the live
