@@ -120,9 +120,29 @@ static int open_dir(cs_store *s, const char *dir, cs_error *err) {
     return cs_err(err, CS_EINVAL, "segment size %u is outside %u..%u",
                   s->opts.segment_bytes_max, CS_SEGMENT_BYTES_MIN,
                   CS_SEGMENT_BYTES_MAX);
-  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+  if (mkdir(dir, 0700) == 0) {
+    /* A new directory is an entry of its parent: until the parent is
+     * synced a power cut may take it, and every store file in it, away
+     * (promise 8). */
+    char parent[DIR_PATH_BYTES];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    while (slash && slash > parent && slash[1] == '\0') { /* "a/b/" */
+      *slash = '\0';
+      slash = strrchr(parent, '/');
+    }
+    if (!slash)
+      snprintf(parent, sizeof parent, ".");
+    else
+      slash[slash == parent] = '\0'; /* "/b" keeps its root */
+    int rc = s->io->fsync_dir(s->io->ctx, parent);
+    if (rc)
+      return cs_err(err, rc, "cannot sync %s after creating %s: %s", parent,
+                    dir, cs_strerror(rc));
+  } else if (errno != EEXIST) {
     return cs_err(err, -errno, "cannot create data directory %s: %s", dir,
                   strerror(errno));
+  }
   struct stat st;
   if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
     return cs_err(err, -ENOTDIR, "%s is not a directory", dir);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -867,8 +868,60 @@ static void test_store_error_words_are_stable(void **state) {
   assert_string_equal(t, "2023-11-14T22:13:20.123Z");
 }
 
+/* The directories fsynced through the seam, in order, for the test below. */
+static char synced_dirs[8][512];
+static int synced_count;
+static int (*posix_fsync_dir)(void *ctx, const char *dir);
+
+static int record_fsync_dir(void *ctx, const char *dir) {
+  if (synced_count < 8)
+    snprintf(synced_dirs[synced_count++], sizeof synced_dirs[0], "%s", dir);
+  return posix_fsync_dir(ctx, dir);
+}
+
+static int fail_fsync_dir(void *ctx, const char *dir) {
+  (void)ctx;
+  (void)dir;
+  return -EIO;
+}
+
+/* A data directory the store makes is an entry of its parent: the parent is
+ * synced before anything is written into it, or a power cut could take the
+ * whole store away; a failed sync of it fails the open. */
+static void test_store_new_directory_is_synced_in_its_parent(void **state) {
+  (void)state;
+  char *parent = tu_tmpdir();
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/new-store", parent);
+  cs_io io = *cs_io_posix();
+  posix_fsync_dir = io.fsync_dir;
+  io.fsync_dir = record_fsync_dir;
+  cs_options o = {.io = &io};
+  cs_store *s = NULL;
+  cs_error err = {0};
+  synced_count = 0;
+  assert_int_equal(cs_open(dir, &o, &s, &err), 0);
+  assert_true(synced_count >= 1);
+  assert_string_equal(synced_dirs[0], parent);
+  assert_int_equal(cs_close(s, &err), 0);
+  /* an existing directory is not made again, so its parent is not synced */
+  synced_count = 0;
+  assert_int_equal(cs_open(dir, &o, &s, &err), 0);
+  for (int i = 0; i < synced_count; i++)
+    assert_string_not_equal(synced_dirs[i], parent);
+  assert_int_equal(cs_close(s, &err), 0);
+  snprintf(dir, sizeof dir, "%s/other-store", parent);
+  io.fsync_dir = fail_fsync_dir;
+  assert_int_equal(cs_open(dir, &o, &s, &err), -EIO);
+  assert_null(s);
+  assert_non_null(strstr(err.msg, "cannot sync"));
+  tu_rmrf(parent);
+  free(parent);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_store_new_directory_is_synced_in_its_parent),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
       T(test_store_create_then_get_returns_every_field),
       T(test_store_ids_increase_and_parse),
