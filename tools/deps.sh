@@ -9,6 +9,7 @@ packages=(
   libh2o-evloop-dev libssl-dev libmsgpack-dev libxxhash-dev libyajl-dev
   libutf8proc-dev libroaring-dev libcsv-dev libcmocka-dev libsqlite3-dev
   curl nghttp2-client wrk openssl python3 clang clang-format libclang-rt-14-dev
+  fuse3 libfuse3-dev
 )
 
 as_root() {
