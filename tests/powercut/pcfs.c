@@ -45,7 +45,7 @@
  *     give its entries in BACKING.
  */
 #define FUSE_USE_VERSION 31
-#define _GNU_SOURCE
+
 
 #include <dirent.h>
 #include <errno.h>

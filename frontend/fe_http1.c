@@ -1,0 +1,145 @@
+/*
+ * fe_http1.c: every HTTP/1.x request head is checked before h2o acts on it.
+ *
+ * Why this file exists. h2o 2.2.5 (Debian 12's) parses a request head with
+ * picohttpparser's phr_parse_request and then, on its own:
+ *   - answers a head it cannot parse (a DEL byte in a header value, a bad
+ *     request line, a head over H2O_MAX_REQLEN) by writing a fixed
+ *     "400 Bad Request" in text/plain straight to the socket, past every
+ *     filter, so the answer has no x-request-id and no JSON body;
+ *   - reads the body by the FIRST Content-Length when several are sent, and
+ *     lets Transfer-Encoding win over Content-Length silently: two parties
+ *     that disagree on where a request ends is request smuggling, which
+ *     RFC 9112 section 6.3 answers with 400 and closing the connection.
+ * Neither can be changed through h2o's API. libh2o-evloop calls
+ * phr_parse_request through its PLT, and contactd exports its symbols
+ * (ENABLE_EXPORTS), so the definition below is the one h2o's HTTP/1 code
+ * calls. It calls picohttpparser's own (the next definition in the lookup
+ * order) and, when the head must be refused, hands h2o instead a complete
+ * head of its own: "GET <marker>" in HTTP/1.0 with no headers and no body.
+ * h2o then runs that request through the server like any other; the front
+ * end recognises the marker by its address (fe_http1_refusal) and answers
+ * 400 in the API's JSON shape, with x-request-id, and closes the
+ * connection (HTTP/1.0 without keep-alive). No body is read, so whatever
+ * bytes followed are never taken for a request.
+ *
+ * What is left alone: the HTTP/2 connection preface ("PRI * HTTP/2"),
+ * which h2o upgrades on a parse error, and input of only CR and LF, which
+ * h2o closes quietly. Over HTTP/2 h2o's HPACK decoder applies its own
+ * rules and content-length is a single number.
+ */
+
+#include "fe_http1.h"
+
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "h2o.h"
+
+/* picohttpparser's header, as its phr_parse_request fills it (the library
+ * installs no header of its own). */
+struct phr_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+};
+
+typedef int (*phr_parse_request_fn)(const char *, size_t, const char **,
+                                    size_t *, const char **, size_t *, int *,
+                                    struct phr_header *, size_t *, size_t);
+
+/* The markers: paths no parsed request can have (picohttpparser refuses a
+ * control character in the target), told apart by address. */
+static const char refused_malformed[] = "\x01malformed";
+static const char refused_framing[] = "\x01framing";
+static const char refused_too_large[] = "\x01too-large";
+
+static phr_parse_request_fn real_parse(void) {
+  static phr_parse_request_fn fn;
+  if (fn == NULL) {
+    fn = (phr_parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
+    if (fn == NULL) {
+      /* Without the real parser no request could be served at all. */
+      fprintf(stderr, "contactd: phr_parse_request not found: %s\n", dlerror());
+      abort();
+    }
+  }
+  return fn;
+}
+
+static bool name_is(const struct phr_header *h, const char *name) {
+  size_t n = strlen(name);
+  return h->name != NULL && h->name_len == n &&
+         strncasecmp(h->name, name, n) == 0;
+}
+
+/* Several Content-Length fields (equal or not), several Transfer-Encoding
+ * fields, or both kinds together: the request's end is ambiguous. */
+static bool framing_ambiguous(const struct phr_header *h, size_t n) {
+  int lengths = 0, encodings = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (name_is(&h[i], "content-length")) lengths++;
+    if (name_is(&h[i], "transfer-encoding")) encodings++;
+  }
+  return lengths > 1 || encodings > 1 || (lengths && encodings);
+}
+
+static bool only_crlf(const char *buf, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] != '\r' && buf[i] != '\n') return false;
+  return true;
+}
+
+static int refuse(const char *marker, size_t consumed, const char **method,
+                  size_t *method_len, const char **path, size_t *path_len,
+                  int *minor_version, size_t *num_headers) {
+  *method = "GET";
+  *method_len = 3;
+  *path = marker;
+  *path_len = strlen(marker);
+  *minor_version = 0;
+  *num_headers = 0;
+  return (int)consumed;
+}
+
+int phr_parse_request(const char *buf, size_t len, const char **method,
+                      size_t *method_len, const char **path, size_t *path_len,
+                      int *minor_version, struct phr_header *headers,
+                      size_t *num_headers, size_t last_len) {
+  int rc = real_parse()(buf, len, method, method_len, path, path_len,
+                        minor_version, headers, num_headers, last_len);
+  if (rc >= 0) {
+    if (framing_ambiguous(headers, *num_headers))
+      return refuse(refused_framing, (size_t)rc, method, method_len, path,
+                    path_len, minor_version, num_headers);
+    return rc;
+  }
+  if (rc == -1) {
+    static const char preface[] = "PRI * HTTP/2";
+    if ((len >= sizeof(preface) - 1 &&
+         memcmp(buf, preface, sizeof(preface) - 1) == 0) ||
+        (len <= 4 && only_crlf(buf, len)))
+      return rc;
+    return refuse(refused_malformed, len, method, method_len, path, path_len,
+                  minor_version, num_headers);
+  }
+  if (rc == -2 && len >= H2O_MAX_REQLEN)
+    return refuse(refused_too_large, len, method, method_len, path, path_len,
+                  minor_version, num_headers);
+  return rc;
+}
+
+const char *fe_http1_refusal(const h2o_req_t *req) {
+  const char *p = req->input.path.base;
+  if (p == refused_malformed) return "malformed request";
+  if (p == refused_framing)
+    return "ambiguous request framing: several Content-Length or "
+           "Transfer-Encoding fields, or both";
+  if (p == refused_too_large) return "request line and headers too large";
+  return NULL;
+}
