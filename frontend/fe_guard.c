@@ -1,8 +1,12 @@
 /*
- * fe_http1.c: every HTTP/1.x request head is checked before h2o acts on it.
+ * fe_guard.c: request heads are checked before h2o acts on them.
  *
- * Why this file exists. h2o 2.2.5 (Debian 12's) parses a request head with
- * picohttpparser's phr_parse_request and then, on its own:
+ * Why this file exists. Some answers h2o 2.2.5 (Debian 12's) gives on its
+ * own, before any handler runs, break the API's promises, and h2o's API
+ * offers no way to change them.
+ *
+ * HTTP/1.x. h2o parses a request head with picohttpparser's
+ * phr_parse_request and then:
  *   - answers a head it cannot parse (a DEL byte in a header value, a bad
  *     request line, a head over H2O_MAX_REQLEN) by writing a fixed
  *     "400 Bad Request" in text/plain straight to the socket, past every
@@ -11,13 +15,12 @@
  *     lets Transfer-Encoding win over Content-Length silently: two parties
  *     that disagree on where a request ends is request smuggling, which
  *     RFC 9112 section 6.3 answers with 400 and closing the connection.
- * Neither can be changed through h2o's API. libh2o-evloop calls
- * phr_parse_request through its PLT, and contactd exports its symbols
- * (ENABLE_EXPORTS), so the definition below is the one h2o's HTTP/1 code
- * calls. It calls picohttpparser's own (the next definition in the lookup
- * order) and, when the head must be refused, hands h2o instead a complete
- * head of its own: "GET <marker>" in HTTP/1.0 with no headers and no body.
- * h2o then runs that request through the server like any other; the front
+ * libh2o-evloop calls phr_parse_request through its PLT, and contactd
+ * exports its symbols (ENABLE_EXPORTS), so the definition below is the one
+ * h2o's HTTP/1 code calls. It calls picohttpparser's own (the next definition
+ * in the lookup order) and, when the head must be refused, hands h2o instead a
+ * complete head of its own: "GET <marker>" in HTTP/1.0 with no headers and no
+ * body. h2o then runs that request through the server like any other; the front
  * end recognises the marker by its address (fe_http1_refusal) and answers
  * 400 in the API's JSON shape, with x-request-id, and closes the
  * connection (HTTP/1.0 without keep-alive). No body is read, so whatever
@@ -38,7 +41,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cs_limits.h"
 #include "h2o.h"
+#include "h2o/http2_internal.h"
 
 /* picohttpparser's header, as its phr_parse_request fills it (the library
  * installs no header of its own). */
@@ -58,6 +63,7 @@ typedef int (*phr_parse_request_fn)(const char *, size_t, const char **,
 static const char refused_malformed[] = "\x01malformed";
 static const char refused_framing[] = "\x01framing";
 static const char refused_too_large[] = "\x01too-large";
+static const char refused_body_too_large[] = "\x01body-too-large";
 
 static phr_parse_request_fn real_parse(void) {
   static phr_parse_request_fn fn;
@@ -134,12 +140,36 @@ int phr_parse_request(const char *buf, size_t len, const char **method,
   return rc;
 }
 
-const char *fe_http1_refusal(const h2o_req_t *req) {
+int h2o_hpack_parse_headers(
+    h2o_req_t *req, h2o_hpack_header_table_t *header_table, const uint8_t *src,
+    size_t len, int *pseudo_header_exists_map, size_t *content_length,
+    h2o_cache_digests_t **digests, const char **err_desc) {
+  static hpack_parse_fn fn;
+  if (fn == NULL) fn = (hpack_parse_fn)real("h2o_hpack_parse_headers");
+  int rc = fn(req, header_table, src, len, pseudo_header_exists_map,
+              content_length, digests, err_desc);
+  /* Only a request's own headers (trailers come without the map). */
+  if (rc == 0 && pseudo_header_exists_map != NULL &&
+      *content_length != SIZE_MAX && *content_length > CS_BODY_MAX_BYTES) {
+    req->input.path =
+        h2o_iovec_init(refused_body_too_large, strlen(refused_body_too_large));
+    *err_desc = "request body too large";
+    return H2O_HTTP2_ERROR_INVALID_HEADER_CHAR;
+  }
+  return rc;
+}
+
+const char *fe_guard_refusal(const h2o_req_t *req, int *status) {
   const char *p = req->input.path.base;
+  *status = 400;
   if (p == refused_malformed) return "malformed request";
   if (p == refused_framing)
     return "ambiguous request framing: several Content-Length or "
            "Transfer-Encoding fields, or both";
   if (p == refused_too_large) return "request line and headers too large";
+  if (p == refused_body_too_large) {
+    *status = 413;
+    return "request body too large";
+  }
   return NULL;
 }
