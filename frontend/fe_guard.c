@@ -21,18 +21,27 @@
  * in the lookup order) and, when the head must be refused, hands h2o instead a
  * complete head of its own: "GET <marker>" in HTTP/1.0 with no headers and no
  * body. h2o then runs that request through the server like any other; the front
- * end recognises the marker by its address (fe_http1_refusal) and answers
+ * end recognises the marker by its address (fe_guard_refusal) and answers
  * 400 in the API's JSON shape, with x-request-id, and closes the
  * connection (HTTP/1.0 without keep-alive). No body is read, so whatever
- * bytes followed are never taken for a request.
+ * bytes followed are never taken for a request. Left alone: the HTTP/2
+ * connection preface ("PRI * HTTP/2"), which h2o upgrades on a parse error,
+ * and input of only CR and LF, which h2o closes quietly.
  *
- * What is left alone: the HTTP/2 connection preface ("PRI * HTTP/2"),
- * which h2o upgrades on a parse error, and input of only CR and LF, which
- * h2o closes quietly. Over HTTP/2 h2o's HPACK decoder applies its own
- * rules and content-length is a single number.
+ * HTTP/2. h2o runs a handler only once the whole body has arrived, and
+ * resets a stream whose body passes its buffer limit with REFUSED_STREAM,
+ * which tells a client "not processed, try again": curl retries forever. The
+ * one answer h2o can give while a body streams is the 400 it sends when
+ * h2o_hpack_parse_headers reports a bad header character. So the definition
+ * of h2o_hpack_parse_headers below, also called through the PLT, reports
+ * exactly that for a request whose content-length is over
+ * CS_BODY_MAX_BYTES, after marking the request's path the same way; the
+ * front end turns that 400 into the API's 413. The rest of the body is
+ * refused by h2o (RST_STREAM after the answer). A body with no
+ * content-length is still buffered up to FE_BODY_BUFFER_MAX_BYTES and
+ * answered 413 by the handler; one past that is reset, as before.
  */
-
-#include "fe_http1.h"
+#include "fe_guard.h"
 
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -43,7 +52,17 @@
 
 #include "cs_limits.h"
 #include "h2o.h"
-#include "h2o/http2_internal.h"
+#include "h2o/cache_digests.h"
+
+/* h2o/http2_internal.h declares h2o_hpack_parse_headers but includes a
+ * header Debian does not install (khash.h); only pointers to the table pass
+ * through here, so its type stays incomplete. */
+struct st_h2o_hpack_header_table_t;
+int h2o_hpack_parse_headers(
+    h2o_req_t *req, struct st_struct st_h2o_hpack_header_table_t *header_table,
+    const uint8_t *src, size_t len, int *pseudo_header_exists_map,
+    size_t *content_length, h2o_cache_digests_t **digests,
+    const char **err_desc);
 
 /* picohttpparser's header, as its phr_parse_request fills it (the library
  * installs no header of its own). */
@@ -140,10 +159,13 @@ int phr_parse_request(const char *buf, size_t len, const char **method,
   return rc;
 }
 
-int h2o_hpack_parse_headers(
-    h2o_req_t *req, h2o_hpack_header_table_t *header_table, const uint8_t *src,
-    size_t len, int *pseudo_header_exists_map, size_t *content_length,
-    h2o_cache_digests_t **digests, const char **err_desc) {
+int h2o_hpack_parse_headers(h2o_req_t *req,
+                            struct st_h2o_hpack_header_table_t *header_table,
+                            const uint8_t *src, size_t len,
+                            int *pseudo_header_exists_map,
+                            size_t *content_length,
+                            h2o_cache_digests_t **digests,
+                            const char **err_desc) {
   static hpack_parse_fn fn;
   if (fn == NULL) fn = (hpack_parse_fn)real("h2o_hpack_parse_headers");
   int rc = fn(req, header_table, src, len, pseudo_header_exists_map,
