@@ -58,11 +58,13 @@
  * header Debian does not install (khash.h); only pointers to the table pass
  * through here, so its type stays incomplete. */
 struct st_h2o_hpack_header_table_t;
-int h2o_hpack_parse_headers(
-    h2o_req_t *req, struct st_struct st_h2o_hpack_header_table_t *header_table,
-    const uint8_t *src, size_t len, int *pseudo_header_exists_map,
-    size_t *content_length, h2o_cache_digests_t **digests,
-    const char **err_desc);
+int h2o_hpack_parse_headers(h2o_req_t *req,
+                            struct st_h2o_hpack_header_table_t *header_table,
+                            const uint8_t *src, size_t len,
+                            int *pseudo_header_exists_map,
+                            size_t *content_length,
+                            h2o_cache_digests_t **digests,
+                            const char **err_desc);
 
 /* picohttpparser's header, as its phr_parse_request fills it (the library
  * installs no header of its own). */
@@ -84,16 +86,24 @@ static const char refused_framing[] = "\x01framing";
 static const char refused_too_large[] = "\x01too-large";
 static const char refused_body_too_large[] = "\x01body-too-large";
 
+typedef int (*hpack_parse_fn)(h2o_req_t *, struct st_h2o_hpack_header_table_t *,
+                              const uint8_t *, size_t, int *, size_t *,
+                              h2o_cache_digests_t **, const char **);
+
+/* The library's own definition of name. Without it no request could be
+ * served at all, so its absence is fatal. */
+static void *real(const char *name) {
+  void *fn = dlsym(RTLD_NEXT, name);
+  if (fn == NULL) {
+    fprintf(stderr, "contactd: %s not found: %s\n", name, dlerror());
+    abort();
+  }
+  return fn;
+}
+
 static phr_parse_request_fn real_parse(void) {
   static phr_parse_request_fn fn;
-  if (fn == NULL) {
-    fn = (phr_parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
-    if (fn == NULL) {
-      /* Without the real parser no request could be served at all. */
-      fprintf(stderr, "contactd: phr_parse_request not found: %s\n", dlerror());
-      abort();
-    }
-  }
+  if (fn == NULL) fn = (phr_parse_request_fn)real("phr_parse_request");
   return fn;
 }
 
