@@ -32,14 +32,19 @@
  * resets a stream whose body passes its buffer limit with REFUSED_STREAM,
  * which tells a client "not processed, try again": curl retries forever. The
  * one answer h2o can give while a body streams is the 400 it sends when
- * h2o_hpack_parse_headers reports a bad header character. So the definition
- * of h2o_hpack_parse_headers below, also called through the PLT, reports
- * exactly that for a request whose content-length is over
- * CS_BODY_MAX_BYTES, after marking the request's path the same way; the
- * front end turns that 400 into the API's 413. The rest of the body is
- * refused by h2o (RST_STREAM after the answer). A body with no
- * content-length is still buffered up to FE_BODY_BUFFER_MAX_BYTES and
- * answered 413 by the handler; one past that is reset, as before.
+ * h2o_hpack_parse_headers reports a bad header character. A body over
+ * CS_BODY_MAX_BYTES but within h2o's buffer (FE_BODY_BUFFER_MAX_BYTES) is
+ * received whole and the handler answers it 413 with the API's JSON. For
+ * one whose content-length says it would pass the buffer, the definition
+ * of h2o_hpack_parse_headers below (also called through the PLT) reports
+ * that bad character, after marking the request's path the same way; the
+ * front end turns h2o's 400 into the API's 413. h2o then resets the stream
+ * when the next DATA frame arrives, and a frame of the answer not yet sent
+ * by then is lost with it: the status (the HEADERS frame, sent at once)
+ * always reaches the client, the JSON body only when the client paused
+ * between its headers and its body (curl with "Expect" would). A body with
+ * no content-length that passes the buffer is still reset by h2o with
+ * REFUSED_STREAM: there is no earlier moment to answer it.
  */
 #include "fe_guard.h"
 
@@ -51,6 +56,7 @@
 #include <strings.h>
 
 #include "cs_limits.h"
+#include "fe_limits.h"
 #include "h2o.h"
 #include "h2o/cache_digests.h"
 
@@ -182,7 +188,8 @@ int h2o_hpack_parse_headers(h2o_req_t *req,
               content_length, digests, err_desc);
   /* Only a request's own headers (trailers come without the map). */
   if (rc == 0 && pseudo_header_exists_map != NULL &&
-      *content_length != SIZE_MAX && *content_length > CS_BODY_MAX_BYTES) {
+      *content_length != SIZE_MAX &&
+      *content_length > FE_BODY_BUFFER_MAX_BYTES) {
     req->input.path =
         h2o_iovec_init(refused_body_too_large, strlen(refused_body_too_large));
     *err_desc = "request body too large";
