@@ -89,7 +89,81 @@ typedef struct ct_parser {
   int skip;              /* >0: inside a value being ignored */
   const char *stray;     /* POST: first top-level key of a create */
   const char *upd_name;  /* POST: how update_fields was spelled */
+  yajl_handle h;
+  const char *json; /* the whole body, for ct_escape_next */
+  size_t json_len;
+  size_t bad_escape_at; /* offset of the next bad \u escape, or SIZE_MAX */
 } ct_parser;
+
+/*
+ * Lone surrogates. yajl decodes a \u escape of a high surrogate (D800-DBFF)
+ * without checking what follows: alone it becomes "?", and followed by any
+ * other \u escape the two are joined into a code point that was never sent
+ * (so "\ud800\u0041" loses its "A"). A low surrogate alone becomes bytes
+ * that are not UTF-8, which the value check refuses. The API stores values
+ * as given and refuses text that is not valid Unicode, so a body is scanned
+ * for escapes that do not form a high-low pair before yajl decodes them, and
+ * the string (value or key) holding one is handed on as invalid UTF-8,
+ * refused like any other with the field's name.
+ *
+ * A backslash only ever stands inside a string in a body yajl accepts, so
+ * the scan needs no string state: it steps over each escape whole.
+ */
+static int ct_hex4(const char *s) {
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = s[i];
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
+    if (d < 0) return -1;
+    v = v << 4 | d;
+  }
+  return v;
+}
+
+/* The offset of the first escape at or after from that is a surrogate not
+ * in a high-low pair, or SIZE_MAX. */
+static size_t ct_escape_next(const char *s, size_t len, size_t from) {
+  for (size_t i = from; i < len; i++) {
+    const char *bs = memchr(s + i, '\\', len - i);
+    if (!bs) return SIZE_MAX;
+    i = (size_t)(bs - s);
+    if (i + 1 >= len) return SIZE_MAX;
+    if (s[i + 1] != 'u' || i + 6 > len) {
+      i++; /* a one-character escape, or a broken one yajl will refuse */
+      continue;
+    }
+    int cp = ct_hex4(s + i + 2);
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return i;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      int lo = i + 12 <= len && s[i + 6] == '\\' && s[i + 7] == 'u'
+                   ? ct_hex4(s + i + 8)
+                   : -1;
+      if (lo < 0xDC00 || lo > 0xDFFF) return i;
+      i += 6;
+    }
+    i += 5;
+  }
+  return SIZE_MAX;
+}
+
+/* Whether the string token yajl just decoded holds a bad escape (moving
+ * past every one it holds). */
+static bool ct_escape_bad(ct_parser *p) {
+  size_t end = yajl_get_bytes_consumed(p->h);
+  bool bad = false;
+  while (p->bad_escape_at < end) {
+    bad = true;
+    p->bad_escape_at =
+        ct_escape_next(p->json, p->json_len, p->bad_escape_at + 1);
+  }
+  return bad;
+}
+
+/* What a string with a bad escape is handed on as: not UTF-8. */
+static const char ct_not_utf8[] = "\xff";
 
 static ct_err *ct_err_of(ct_parser *p) {
   return p->where == CT_W_FIELDS && p->fields_parent == CT_W_ITEMS
@@ -502,6 +576,8 @@ static int ct_cb_number(void *ctx, const char *s, size_t len) {
   return ct_on_value(ctx, CT_V_NUMBER, s, len);
 }
 static int ct_cb_string(void *ctx, const unsigned char *s, size_t len) {
+  if (ct_escape_bad(ctx))
+    return ct_on_value(ctx, CT_V_STRING, ct_not_utf8, sizeof ct_not_utf8 - 1);
   return ct_on_value(ctx, CT_V_STRING, (const char *)s, len);
 }
 static int ct_cb_start_map(void *ctx) {
@@ -514,10 +590,11 @@ static int ct_cb_start_array(void *ctx) {
 static int ct_cb_map_key(void *ctx, const unsigned char *key, size_t len) {
   ct_parser *p = ctx;
   const char *k = (const char *)key;
+  bool bad_escape = ct_escape_bad(p); /* first: it tracks every string */
   if (p->skip) return 1;
   if (p->where == CT_W_FIELDS && p->item_failed) return 1;
   /* A key is echoed in errors: it must be text we can send back. */
-  if (cs_utf8_chars(k, len) < 0) {
+  if (bad_escape || cs_utf8_chars(k, len) < 0) {
     ct_fail(ct_err_of(p), 400, "unknown_field", NULL, 0,
             "a field name is not valid UTF-8 or holds a NUL");
     p->slot = CT_S_IGNORE;
@@ -657,9 +734,14 @@ int ct_body_parse_flags(ct_body *b, ct_body_kind kind, unsigned flags,
   if (!b->arena)
     return ct_fail(&b->err, 500, "internal", NULL, 0, "out of memory");
 
-  ct_parser p = {.b = b, .where = CT_W_BEGIN};
+  ct_parser p = {.b = b,
+                 .where = CT_W_BEGIN,
+                 .json = json,
+                 .json_len = len,
+                 .bad_escape_at = ct_escape_next(json, len, 0)};
   yajl_handle h = yajl_alloc(&ct_callbacks, NULL, &p);
   if (!h) return ct_fail(&b->err, 500, "internal", NULL, 0, "out of memory");
+  p.h = h;
   /* Strings are checked strictly by ct_check_value (yajl's check is lax). */
   yajl_config(h, yajl_dont_validate_strings, 1);
   yajl_status st = yajl_parse(h, (const unsigned char *)json, len);
