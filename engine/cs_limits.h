@@ -24,9 +24,11 @@
  * national prefixes take more), plus + ( ) - . and spaces. */
 #define CS_PHONE_MIN_DIGITS 3
 #define CS_PHONE_MAX_DIGITS 20
-/* Bytes of the whole phone string, punctuation included: 20 digits with a
- * separator between each and a leading "+" fits in 48. */
-#define CS_PHONE_MAX_BYTES 48
+/* Bytes of the whole phone string, punctuation included. The API bounds
+ * the digits, not the separators, so the string has the bound of every
+ * other short field (names, company, job title: 256 characters; a phone's
+ * characters are one byte each). */
+#define CS_PHONE_MAX_BYTES 256
 
 /* Free text notes: 64 KiB, in bytes of UTF-8. */
 #define CS_NOTES_MAX_BYTES (64 * 1024)

@@ -49,6 +49,7 @@
 #include "fe_log.h"
 #include "fe_metrics.h"
 #include "fe_plugins.h"
+#include "fe_refuse.h"
 #include "fe_request.h"
 
 /* ------------------------------------------------------------ structures */
@@ -513,12 +514,26 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
   if (!(route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE))) return true;
   ssize_t ki =
       h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
-  if (ki < 0 || req->headers.entries[ki].value.len == 0) {
+  if (ki < 0) {
     host_error(res, 401, "missing_api_key", "x-api-key header required", NULL,
                0);
     return false;
   }
+  /* A field value excludes the whitespace around it (RFC 9110 section 5.5;
+   * h2o 2.2.5 keeps trailing spaces and tabs in the value). */
   h2o_iovec_t key = req->headers.entries[ki].value;
+  while (key.len > 0 && (key.base[0] == ' ' || key.base[0] == '\t')) {
+    key.base++;
+    key.len--;
+  }
+  while (key.len > 0 &&
+         (key.base[key.len - 1] == ' ' || key.base[key.len - 1] == '\t'))
+    key.len--;
+  if (key.len == 0) {
+    host_error(res, 401, "missing_api_key", "x-api-key header required", NULL,
+               0);
+    return false;
+  }
   const cs_key_info *info = NULL;
   if (s->keys == NULL ||
       cs_keys_check(s->keys, key.base, key.len, &info) != 0 || info == NULL) {
@@ -595,6 +610,20 @@ static void req_dispatch(cd_response *res, const fe_route *route,
   }
 }
 
+/* false when h2o's parser refused the request (fe_refuse.c) and its 400 or
+ * 413 is answered; a refused HTTP/1 connection closes after it. */
+static bool req_parsed(h2o_req_t *req, cd_response *res) {
+  int status;
+  const char *why = fe_refusal(req, &status);
+  if (why == NULL) return true;
+  req->http1_is_persistent = 0;
+  memcpy(res->path, "-", 2); /* the marker is no path to log */
+  res->path_len = 1;
+  host_error(res, status, status == 413 ? "payload_too_large" : "bad_request",
+             why, NULL, 0);
+  return false;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   fe_server *s = ((fe_handler *)self)->srv;
   fe_worker *w = worker_of(req->conn->ctx);
@@ -607,7 +636,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   fe_match m;
   cd_request view;
   memset(&view, 0, sizeof(view));
-  if (req_route(s, req, res, method, path_len, &m) && req_body_fits(req, res) &&
+  if (req_parsed(req, res) && req_route(s, req, res, method, path_len, &m) &&
+      req_body_fits(req, res) &&
       req_authenticate(s, req, res, m.route, &view)) {
     req_view(s, req, res, method, path_len, &m, &view);
     req_dispatch(res, m.route, &view);
@@ -651,6 +681,14 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
   bool is_head =
       h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
   size_t body_len = req->res.content_length;
+  /* An HTTP/2 body refused while it streams comes as h2o's 400 (fe_refuse.c
+   * says why): it is the API's 413. */
+  int refused_status = 0;
+  bool refused = fe_refusal(req, &refused_status) != NULL;
+  if (refused && refused_status != req->res.status) {
+    req->res.status = refused_status;
+    req->res.reason = fe_status_reason(refused_status);
+  }
   if (req->res.status >= 400) {
     char msg[FE_MESSAGE_MAX_BYTES];
     if (req->res.status == 413)
@@ -695,8 +733,10 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
         .request_id = rid,
         .account = NULL,
         .method = method[0] != '\0' ? method : "-",
-        .path = req->path.base,
-        .path_len = req->path.base != NULL ? path_len : 0,
+        .path = refused ? "-" : req->path.base,
+        .path_len = refused                  ? 1
+                    : req->path.base != NULL ? path_len
+                                             : 0,
         .status = req->res.status,
         .bytes = is_head || body_len == SIZE_MAX ? 0 : body_len,
         .micros = (uint64_t)us,

@@ -547,8 +547,18 @@ static void test_contacts_limit_phone_digits(void **state) {
   create_field(fx, "phone", max, 200);
   create_field(fx, "phone", below, 400);
   create_field(fx, "phone", above, 400);
-  /* punctuation does not count as digits */
+  /* punctuation does not count as digits, but the whole string may have
+   * CS_PHONE_MAX_BYTES and no more */
   create_field(fx, "phone", "+1 (2) -.", 400);
+  char *dashes = rep("-", CS_PHONE_MAX_BYTES - 6);
+  char *longest = fmt("123%s456", dashes);
+  char *past = fmt("123-%s456", dashes);
+  assert_int_equal(strlen(longest), CS_PHONE_MAX_BYTES);
+  create_field(fx, "phone", longest, 200);
+  create_field(fx, "phone", past, 400);
+  char *spaced = rep("2 ", CS_PHONE_MAX_DIGITS); /* every digit separated */
+  create_field(fx, "phone", spaced, 200);
+  free(dashes), free(longest), free(past), free(spaced);
   create_field(fx, "phone", "+1 (234) 567-890", 200);
   /* integers alike */
   char *body =

@@ -46,7 +46,6 @@
  */
 #define FUSE_USE_VERSION 31
 
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * fe_guard.c: request heads are checked before h2o acts on them.
+ * fe_refuse.c: request heads are checked before h2o acts on them.
  *
  * Why this file exists. Some answers h2o 2.2.5 (Debian 12's) gives on its
  * own, before any handler runs, break the API's promises, and h2o's API
@@ -21,7 +21,7 @@
  * in the lookup order) and, when the head must be refused, hands h2o instead a
  * complete head of its own: "GET <marker>" in HTTP/1.0 with no headers and no
  * body. h2o then runs that request through the server like any other; the front
- * end recognises the marker by its address (fe_guard_refusal) and answers
+ * end recognises the marker by its address (fe_refusal) and answers
  * 400 in the API's JSON shape, with x-request-id, and closes the
  * connection (HTTP/1.0 without keep-alive). No body is read, so whatever
  * bytes followed are never taken for a request. Left alone: the HTTP/2
@@ -46,7 +46,7 @@
  * no content-length that passes the buffer is still reset by h2o with
  * REFUSED_STREAM: there is no earlier moment to answer it.
  */
-#include "fe_guard.h"
+#include "fe_refuse.h"
 
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -198,7 +198,7 @@ int h2o_hpack_parse_headers(h2o_req_t *req,
   return rc;
 }
 
-const char *fe_guard_refusal(const h2o_req_t *req, int *status) {
+const char *fe_refusal(const h2o_req_t *req, int *status) {
   const char *p = req->input.path.base;
   *status = 400;
   if (p == refused_malformed) return "malformed request";
