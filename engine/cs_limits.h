@@ -54,6 +54,11 @@
  * been applied since the last one, so that a crash never leaves more than
  * this to replay at the next start (about a second of replay). */
 #define CS_SNAPSHOT_EVERY_BYTES (256ull * 1024 * 1024)
+/* What an operator may choose instead (contactd --snapshot-every-bytes):
+ * from every 4 KiB of log (tests) to every TiB (a snapshot only at close,
+ * in effect). */
+#define CS_SNAPSHOT_EVERY_BYTES_MIN (4ull * 1024)
+#define CS_SNAPSHOT_EVERY_BYTES_MAX (1ull << 40)
 
 /* Search pages. */
 #define CS_PAGE_LIMIT_DEFAULT 100

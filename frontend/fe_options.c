@@ -100,6 +100,22 @@ static int option_value(int argc, char **argv, int *i, const char *arg,
   return 0;
 }
 
+/* A byte count in decimal digits, min..max. 0, or -1 with err written. */
+static int parse_bytes(const char *name, const char *value, uint64_t min,
+                       uint64_t max, uint64_t *out, char *err, size_t errlen) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(value, &end, 10);
+  if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
+      n < min || n > max) {
+    snprintf(err, errlen, "%s %s: expected a number of bytes from %llu to %llu",
+             name, value, (unsigned long long)min, (unsigned long long)max);
+    return -1;
+  }
+  *out = n;
+  return 0;
+}
+
 int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
                      size_t errlen) {
   bool listen_given = false;
@@ -164,6 +180,19 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
         snprintf(err, errlen, "--durability %s: expected fsync or none", value);
         return -1;
       }
+    } else if (IS("--segment-bytes")) {
+      VALUE();
+      uint64_t n;
+      if (parse_bytes("--segment-bytes", value, CS_SEGMENT_BYTES_MIN,
+                      CS_SEGMENT_BYTES_MAX, &n, err, errlen) != 0)
+        return -1;
+      o->segment_bytes = (uint32_t)n;
+    } else if (IS("--snapshot-every-bytes")) {
+      VALUE();
+      if (parse_bytes("--snapshot-every-bytes", value,
+                      CS_SNAPSHOT_EVERY_BYTES_MIN, CS_SNAPSHOT_EVERY_BYTES_MAX,
+                      &o->snapshot_every_bytes, err, errlen) != 0)
+        return -1;
     } else if (IS("--plugins")) {
       VALUE();
       o->plugins_dir = value;
@@ -214,6 +243,10 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "  --durability MODE       fsync: answer a write once it is on disk\n"
       "                          (default); none: once it is written, which\n"
       "                          loses recent writes on power loss\n"
+      "  --segment-bytes N       seal a log segment at N bytes (default\n"
+      "                          64 MiB; 4 KiB to 1 GiB)\n"
+      "  --snapshot-every-bytes N  write a snapshot after N bytes of log\n"
+      "                          (default 256 MiB; 4 KiB to 1 TiB)\n"
       "  --plugins DIR           directory of plugins (*.so) to load\n"
       "                          (default %s)\n"
       "  --access-log FILE|-     one line per request to FILE, or - for\n"

@@ -29,6 +29,8 @@ typedef struct fe_options {
   const char *tls_cert;
   const char *tls_key;
   cs_durability durability;
+  uint32_t segment_bytes;        /* 0: the engine's default */
+  uint64_t snapshot_every_bytes; /* 0: the engine's default */
   const char *plugins_dir;
   const char *access_log; /* NULL: none; "-": stdout */
   bool help;

@@ -101,6 +101,8 @@ int main(int argc, char **argv) {
   cs_options so;
   memset(&so, 0, sizeof(so));
   so.durability = opts.durability;
+  so.segment_bytes_max = opts.segment_bytes;
+  so.snapshot_every_bytes = opts.snapshot_every_bytes;
   so.notice = store_notice;
   rc = cs_open(opts.data_dir, &so, &store, &ce);
   if (rc != 0) {

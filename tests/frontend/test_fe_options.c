@@ -8,10 +8,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "cs_limits.h"
 #include "fe_options.h"
 
 static int parse(fe_options *o, char *err, size_t errlen, ...) {
@@ -137,13 +139,53 @@ static void test_fe_options_listen_limit(void **state) {
   assert_non_null(strstr(err, "--listen"));
 }
 
+/* The engine's sizes, at and past their named edges. */
+static void test_fe_options_segment_and_snapshot_bytes(void **state) {
+  char lo[32], hi[32], slo[32], shi[32];
+  snprintf(lo, sizeof lo, "%u", CS_SEGMENT_BYTES_MIN);
+  snprintf(hi, sizeof hi, "%u", CS_SEGMENT_BYTES_MAX);
+  snprintf(slo, sizeof slo, "%llu", CS_SNAPSHOT_EVERY_BYTES_MIN);
+  snprintf(shi, sizeof shi, "%llu", CS_SNAPSHOT_EVERY_BYTES_MAX);
+  char *argv[] = {"contactd", "--segment-bytes", lo, "--snapshot-every-bytes",
+                  shi};
+  fe_options o;
+  char err[256] = "";
+  fe_options_init(&o, "/p");
+  assert_int_equal(o.segment_bytes, 0);
+  assert_int_equal(o.snapshot_every_bytes, 0);
+  assert_int_equal(fe_options_parse(&o, 5, argv, err, sizeof(err)), 0);
+  assert_int_equal(o.segment_bytes, CS_SEGMENT_BYTES_MIN);
+  assert_true(o.snapshot_every_bytes == CS_SNAPSHOT_EVERY_BYTES_MAX);
+  argv[2] = hi;
+  argv[4] = slo;
+  assert_int_equal(fe_options_parse(&o, 5, argv, err, sizeof(err)), 0);
+  assert_int_equal(o.segment_bytes, CS_SEGMENT_BYTES_MAX);
+  assert_true(o.snapshot_every_bytes == CS_SNAPSHOT_EVERY_BYTES_MIN);
+  char below[32], above[32], sbelow[32], sabove[32];
+  snprintf(below, sizeof below, "%u", CS_SEGMENT_BYTES_MIN - 1);
+  snprintf(above, sizeof above, "%llu", CS_SEGMENT_BYTES_MAX + 1ull);
+  snprintf(sbelow, sizeof sbelow, "%llu", CS_SNAPSHOT_EVERY_BYTES_MIN - 1);
+  snprintf(sabove, sizeof sabove, "%llu", CS_SNAPSHOT_EVERY_BYTES_MAX + 1);
+  expect_error("--segment-bytes", "--segment-bytes", below, NULL);
+  expect_error("--segment-bytes", "--segment-bytes", above, NULL);
+  expect_error("--segment-bytes", "--segment-bytes", "64k", NULL);
+  expect_error("--snapshot-every-bytes", "--snapshot-every-bytes", sbelow,
+               NULL);
+  expect_error("--snapshot-every-bytes", "--snapshot-every-bytes", sabove,
+               NULL);
+}
+
 static void test_fe_options_usage_shows_defaults(void **state) {
   char buf[4096];
   fe_options_usage(buf, sizeof(buf), "/the/plugins");
-  const char *needles[] = {
-      "--listen",     "127.0.0.1:8080", "--data",       "./data", "--threads",
-      "--tls-cert",   "--tls-key",      "--durability", "fsync",  "--plugins",
-      "/the/plugins", "--access-log",   "--version",    "--help"};
+  const char *needles[] = {"--listen",        "127.0.0.1:8080",
+                           "--data",          "./data",
+                           "--threads",       "--tls-cert",
+                           "--tls-key",       "--durability",
+                           "fsync",           "--plugins",
+                           "/the/plugins",    "--access-log",
+                           "--version",       "--help",
+                           "--segment-bytes", "--snapshot-every-bytes"};
   for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
     assert_non_null(strstr(buf, needles[i]));
 }
@@ -155,6 +197,7 @@ int main(void) {
       cmocka_unit_test(test_fe_options_bad_input_names_the_option),
       cmocka_unit_test(test_fe_options_listen_forms),
       cmocka_unit_test(test_fe_options_listen_limit),
+      cmocka_unit_test(test_fe_options_segment_and_snapshot_bytes),
       cmocka_unit_test(test_fe_options_usage_shows_defaults),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

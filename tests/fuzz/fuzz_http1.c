@@ -66,8 +66,8 @@ static void start_server(void) {
                    .no_snapshot_on_close = true};
   fe_options o;
   fe_options_init(&o, dir);
-  char *argv[] = {"fuzz_http1", "--listen", "127.0.0.1:0", "--threads", "1",
-                  "--data",     dir,        NULL};
+  char *argv[] = {"fuzz_http1", "--listen", "127.0.0.1:0", "--threads",
+                  "1",          "--data",   dir,           NULL};
   if (fe_options_parse(&o, 7, argv, err, sizeof err) != 0 ||
       fe_server_create(&o, &fz.srv, err, sizeof err) != 0)
     fz_fail("server: %s", err);
@@ -171,8 +171,8 @@ static size_t exchange(int fd, const char *in, size_t in_len, char *out,
   return got;
 }
 
-static const char *header_value(const char *head, size_t len,
-                                const char *name, size_t *vlen) {
+static const char *header_value(const char *head, size_t len, const char *name,
+                                size_t *vlen) {
   size_t n = strlen(name);
   for (const char *p = head; p < head + len;) {
     const char *eol = memchr(p, '\n', (size_t)(head + len - p));
@@ -180,7 +180,8 @@ static const char *header_value(const char *head, size_t len,
     if ((size_t)(eol - p) > n + 1 && strncasecmp(p, name, n) == 0 &&
         p[n] == ':') {
       const char *v = p + n + 1;
-      while (*v == ' ') v++;
+      while (*v == ' ')
+        v++;
       *vlen = (size_t)(eol - v) - (eol > v && eol[-1] == '\r');
       return v;
     }
