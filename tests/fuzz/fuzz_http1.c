@@ -197,13 +197,16 @@ static void check_answers(const char *out, size_t len) {
   while (at < len) {
     const char *head = out + at;
     const char *end = memmem(head, len - at, "\r\n\r\n", 4);
-    FZ_CHECK(end, "an answer without the end of its head: %.80s", head);
+    FZ_CHECK(end,
+             "an answer without the end of its head (%zu of %zu bytes): %.80s",
+             len - at, len, head);
     size_t head_len = (size_t)(end - head) + 4;
     FZ_CHECK(head_len > 12 && (memcmp(head, "HTTP/1.1 ", 9) == 0 ||
                                memcmp(head, "HTTP/1.0 ", 9) == 0),
              "not a status line: %.40s", head);
     int status = atoi(head + 9);
     FZ_CHECK(status >= 100 && status <= 599, "status %d", status);
+    if (status == 101) return; /* what follows is HTTP/2 (Upgrade: h2c) */
     size_t vlen = 0;
     const char *v;
     if (status >= 200) {

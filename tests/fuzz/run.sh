@@ -20,7 +20,7 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 CC=clang cmake -S "$root" -B "$build" -DCS_FUZZ=ON -DCS_SANITIZE=ON \
   -DCS_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets="body request query record segment snapshot"
+targets="body request query record segment snapshot http1"
 for t in $targets; do
   cmake --build "$build" -j"$(nproc)" --target "fuzz_$t" "fuzz_${t}_replay" >/dev/null
 done
