@@ -11,7 +11,7 @@ Method: the data directory lives on pcfs (pcfs.c), a FUSE file system that,
 when the power is cut, forgets everything not yet synced (file data since
 the file's last fsync, directory entries since the directory's last fsync),
 optionally keeping a random part of it torn at 4 KiB pages (odd rounds).
-Server rounds (POWERCUT_ROUNDS, default 6), all on one store so that each
+Server rounds (POWERCUT_ROUNDS, default 12), all on one store so that each
 recovery starts from the last one's result, cycle through four moments:
   writers   32 clients (a quarter of them sending batches of 1 to 20)
             creating and editing contacts, cut after a random delay;
@@ -30,7 +30,7 @@ failed at the cut: its outcome is as unknown as a write in flight), the ids
 created in the round form one
 unbroken run from the first (a prefix in commit order), and `contactctl
 verify` exits 0.
-Compaction rounds (POWERCUT_COMPACT_ROUNDS, default 3): a store with
+Compaction rounds (POWERCUT_COMPACT_ROUNDS, default 6): a store with
 garbage is copied onto pcfs, `contactctl compact` runs there and the power
 is cut at a random moment within its measured run time; afterwards verify
 exits 0 and `contactctl dump` lists exactly the live contacts.
@@ -345,8 +345,8 @@ def main():
     if why:
         print(f"skipped: {why}")
         return 77
-    rounds = int(os.environ.get("POWERCUT_ROUNDS", "6"))
-    crounds = int(os.environ.get("POWERCUT_COMPACT_ROUNDS", "3"))
+    rounds = int(os.environ.get("POWERCUT_ROUNDS", "12"))
+    crounds = int(os.environ.get("POWERCUT_COMPACT_ROUNDS", "6"))
     base = int(os.environ.get("POWERCUT_SEED", str(int(time.time()) % 100000 * 1000)))
     deadline(int(os.environ.get("POWERCUT_BUDGET_S", str(120 + 20 * (rounds + crounds)))))
     print(f"POWERCUT_SEED={base}", flush=True)
