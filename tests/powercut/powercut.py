@@ -158,6 +158,8 @@ class Load:
             if status != 200:
                 with self.lock:
                     self.other.append((status, str(data)[:200]))
+                    if status == 503:  # the store failed at the cut: unknown
+                        self.inflight.append(pending)
                 return
 
     def start(self):
