@@ -112,6 +112,7 @@ struct pc_dir {
 typedef struct pc_handle {
   int fd;
   pc_file *file;
+  struct pc_handle *prev, *next; /* every open handle, for the unmount */
 } pc_handle;
 
 static struct {
@@ -125,6 +126,7 @@ static struct {
   pc_dir **dirs;
   size_t ndirs, capdirs;
   uint64_t kept, pending, dkept, dpending;
+  pc_handle *handles; /* open ones; a cut unmount may never release them */
 } pc;
 
 static volatile sig_atomic_t pc_cut;
@@ -513,6 +515,10 @@ static int open_common(const char *path, struct fuse_file_info *fi, bool create,
   if (!h) abort();
   h->fd = fd;
   h->file = f;
+  h->prev = NULL;
+  h->next = pc.handles;
+  if (pc.handles) pc.handles->prev = h;
+  pc.handles = h;
   fi->fh = (uint64_t)(uintptr_t)h;
   return 0;
 }
@@ -588,6 +594,11 @@ static int pc_fsyncdir(const char *path, int datasync,
 static int pc_release(const char *path, struct fuse_file_info *fi) {
   (void)path;
   pc_handle *h = handle(fi);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    pc.handles = h->next;
+  if (h->next) h->next->prev = h->prev;
   close(h->fd);
   free(h);
   return 0;
@@ -703,6 +714,12 @@ static int pc_unsupported_link(const char *from, const char *to) {
 
 static void pc_destroy(void *data) {
   (void)data;
+  while (pc.handles) {
+    pc_handle *h = pc.handles;
+    pc.handles = h->next;
+    close(h->fd);
+    free(h);
+  }
   if (pc_cut && power_restore() != 0)
     fprintf(stderr, "pcfs: could not rebuild %s after the cut\n", pc.backing);
 }
