@@ -290,7 +290,7 @@ static int email_owner_folded(cs_store *s, uint32_t account, uint64_t h,
 int email_owner(cs_store *s, uint32_t account, const cs_str *email,
                 uint64_t exclude, uint64_t *owner, cs_error *err) {
   *owner = 0;
-  uint64_t h;
+  uint64_t h = 0;
   int rc = email_fold(s, account, email, &h, err);
   if (rc) return rc;
   return email_owner_folded(s, account, h, exclude, owner, err);
@@ -334,7 +334,7 @@ static int dryrun_check_locked(cs_dryrun *d, uint32_t account,
                                const cs_contact *c, uint64_t tag,
                                uint64_t *dup_tag, cs_error *err) {
   cs_store *s = d->s;
-  uint64_t h;
+  uint64_t h = 0;
   int rc = email_fold(s, account, &c->field[CS_EMAIL], &h, err);
   if (rc) return rc;
   ov_entry *e = ov_email_match(s, &d->t, h, account, 0);
