@@ -15,9 +15,11 @@ endpoint, then for --seconds runs at once:
     deletes, so the live set (and the memory it needs) stays level;
   - h2load over HTTP/2 (prior knowledge) in back-to-back 5-second runs of
     gets and searches drawn from the preloaded contacts;
-  - a sampler that reads, each second, the server's VmRSS and its count of
-    open descriptors from /proc, and the p99 of the HTTP/1.1 requests
-    completed in that second.
+  - a sampler that reads, each second, the server's resident memory
+    (VmRSS, split into RssAnon and RssFile: the second is mostly the mapped
+    log, which grows with every write and which the kernel may drop at
+    will; a leak shows in the first) and its count of open descriptors from
+    /proc, and the p99 of the HTTP/1.1 requests completed in that second.
 At the end it prints the first, last, min and max of each series and its
 least-squares slope per minute over the run (after the first 30 s, which
 include warm-up), and writes every sample to --out as CSV.
@@ -135,13 +137,17 @@ def h2_loop(a, port, key, paths_file, stop, h2stats):
 
 
 def proc_sample(pid):
-    rss = 0
+    """(VmRSS, RssAnon, RssFile) in KiB and the open descriptors. RssFile
+    is mostly the mapped log, whose pages the kernel may drop at will; a
+    leak shows in RssAnon."""
+    v = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
+            k, _, rest = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                v[k] = int(rest.split()[0])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return rss, fds
+    return v.get("VmRSS", 0), v.get("RssAnon", 0), v.get("RssFile", 0), fds
 
 
 def p99(xs):
@@ -199,17 +205,22 @@ def main():
         t_start = time.monotonic()
         while time.monotonic() - t_start < a.seconds:
             time.sleep(1)
-            rss, fds = proc_sample(srv.pid)
+            rss, anon, filed, fds = proc_sample(srv.pid)
             lat = stats.take()
-            rows.append((round(time.monotonic() - t_start, 1), rss, fds, len(lat), round(p99(lat) * 1000, 2)))
+            with lock:
+                live = len(ids)
+            rows.append((round(time.monotonic() - t_start, 1), rss, anon, filed, fds,
+                         len(lat), round(p99(lat) * 1000, 2), live))
             if len(rows) % 60 == 0:
-                print(f"  {rows[-1][0]:.0f} s: rss {rss} KiB, fds {fds}, {len(lat)} req/s (HTTP/1.1), p99 {rows[-1][4]} ms", flush=True)
+                print(f"  {rows[-1][0]:.0f} s: rss {rss} KiB (anon {anon}, file {filed}), fds {fds}, "
+                      f"{len(lat)} req/s (HTTP/1.1), p99 {rows[-1][6]} ms, {live} live", flush=True)
         stop.set()
         for th in threads:
             th.join(30)
         with open(a.out, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["t_s", "rss_kib", "fds", "http1_requests", "http1_p99_ms"])
+            w.writerow(["t_s", "rss_kib", "rss_anon_kib", "rss_file_kib", "fds",
+                        "http1_requests", "http1_p99_ms", "live_contacts"])
             w.writerows(rows)
         steady = [r for r in rows if r[0] >= 30]
         ts = [r[0] for r in steady]
@@ -220,8 +231,10 @@ def main():
             print(f"  first h2load run: {h2stats[0]}\n  last h2load run:  {h2stats[-1]}")
         print("| series | first | last | min | max | slope per minute (after 30 s) |")
         print("|---|---|---|---|---|---|")
-        for name, i in (("resident memory (KiB)", 1), ("open descriptors", 2),
-                        ("HTTP/1.1 requests a second", 3), ("HTTP/1.1 p99 (ms)", 4)):
+        for name, i in (("resident memory (KiB)", 1), ("  of it anonymous (KiB)", 2),
+                        ("  of it mapped files, the log (KiB)", 3), ("open descriptors", 4),
+                        ("HTTP/1.1 requests a second", 5), ("HTTP/1.1 p99 (ms)", 6),
+                        ("live contacts", 7)):
             ys = [r[i] for r in steady]
             print(f"| {name} | {steady[0][i]} | {steady[-1][i]} | {min(ys)} | {max(ys)} | "
                   f"{slope_per_min(ts, ys):+.3f} |")
