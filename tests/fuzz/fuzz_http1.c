@@ -190,8 +190,16 @@ static const char *header_value(const char *head, size_t len, const char *name,
   return NULL;
 }
 
-/* Checks every answer in out; answers to HEAD have no body, which the
- * parse cannot tell, so a body is skipped only as far as it is there. */
+/* Is p the start of a status line? */
+static bool status_line_at(const char *p, size_t n) {
+  return n >= 13 &&
+         (memcmp(p, "HTTP/1.1 ", 9) == 0 || memcmp(p, "HTTP/1.0 ", 9) == 0) &&
+         p[9] >= '1' && p[9] <= '5' && p[12] == ' ';
+}
+
+/* Checks every answer in out. An answer to HEAD names the length of a body
+ * it does not send; the API's bodies are JSON, never a status line, so an
+ * answer whose body would begin with one had none. */
 static void check_answers(const char *out, size_t len) {
   size_t at = 0;
   while (at < len) {
@@ -222,6 +230,7 @@ static void check_answers(const char *out, size_t len) {
     v = header_value(head, head_len, "content-length", &vlen);
     if (v) body = strtoull(v, NULL, 10);
     at += head_len;
+    if (status_line_at(out + at, len - at)) body = 0;
     at += body < len - at ? body : len - at;
   }
 }
