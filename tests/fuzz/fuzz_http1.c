@@ -127,8 +127,20 @@ static int dial(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(fz.port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-    fz_fail("cannot connect to the server: %s", strerror(errno));
+  if (fd < 0) fz_fail("socket: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    /* libFuzzer's timer may interrupt the connect, which then goes on in
+     * the background: wait for it and take its outcome. */
+    int e = errno;
+    if (e == EINTR) {
+      struct pollfd p = {.fd = fd, .events = POLLOUT};
+      socklen_t elen = sizeof e;
+      while (poll(&p, 1, FZ_ANSWER_WAIT_MS) < 0 && errno == EINTR)
+        ;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0) e = errno;
+    }
+    if (e != 0) fz_fail("cannot connect to the server: %s", strerror(e));
+  }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
