@@ -79,22 +79,38 @@ void log_unmap_all(cs_store *s) {
   s->seg_count = 0;
 }
 
-int log_seg_create(cs_store *s, uint32_t no, int *fd_out, cs_error *err) {
-  char name[SEG_NAME_BYTES], path[DIR_PATH_BYTES];
+/* Creates segment no (truncating any file of that name) holding len bytes
+ * of buf, synced. 0 with *fd_out open for writing, or an error (nothing
+ * open) with *fd_out -1; path is filled either way, for messages. */
+static int seg_make(cs_store *s, uint32_t no, const void *buf, size_t len,
+                    int *fd_out, char path[DIR_PATH_BYTES]) {
+  char name[SEG_NAME_BYTES];
   seg_name(name, sizeof name, no);
-  store_path(s, path, sizeof path, name);
+  store_path(s, path, DIR_PATH_BYTES, name);
   const cs_io *io = s->io;
+  *fd_out = -1;
   int fd = io->open(io->ctx, path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  if (fd < 0)
-    return cs_err(err, fd, "cannot create %s: %s", path, cs_strerror(fd));
-  uint8_t hdr[SEG_HEADER_BYTES];
-  seg_header_make(hdr, no);
-  long n = io->pwrite(io->ctx, fd, hdr, sizeof hdr, 0);
+  if (fd < 0) return fd;
+  long n = io->pwrite(io->ctx, fd, buf, len, 0);
   int rc = n < 0 ? (int)n : 0;
   if (!rc) rc = io->fdatasync(io->ctx, fd);
-  if (!rc) rc = io->fsync_dir(io->ctx, s->dir);
   if (rc) {
     io->close(io->ctx, fd);
+    return rc;
+  }
+  *fd_out = fd;
+  return 0;
+}
+
+int log_seg_create(cs_store *s, uint32_t no, int *fd_out, cs_error *err) {
+  char path[DIR_PATH_BYTES];
+  uint8_t hdr[SEG_HEADER_BYTES];
+  seg_header_make(hdr, no);
+  int fd;
+  int rc = seg_make(s, no, hdr, sizeof hdr, &fd, path);
+  if (!rc) rc = s->io->fsync_dir(s->io->ctx, s->dir);
+  if (rc) {
+    if (fd >= 0) s->io->close(s->io->ctx, fd);
     return cs_err(err, rc, "cannot create %s: %s", path, cs_strerror(rc));
   }
   *fd_out = fd;
@@ -102,18 +118,10 @@ int log_seg_create(cs_store *s, uint32_t no, int *fd_out, cs_error *err) {
 }
 
 int log_seg_write(cs_store *s, uint32_t no, const rec_buf *b, cs_error *err) {
-  char name[SEG_NAME_BYTES], path[DIR_PATH_BYTES];
-  seg_name(name, sizeof name, no);
-  store_path(s, path, sizeof path, name);
-  const cs_io *io = s->io;
-  int fd = io->open(io->ctx, path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  if (fd < 0)
-    return cs_err(err, fd, "cannot create %s: %s", path, cs_strerror(fd));
-  long n = io->pwrite(io->ctx, fd, b->ptr, b->len, 0);
-  int rc = n < 0 ? (int)n : 0;
-  if (!rc) rc = io->fdatasync(io->ctx, fd);
-  int crc = io->close(io->ctx, fd);
-  if (!rc) rc = crc;
+  char path[DIR_PATH_BYTES];
+  int fd;
+  int rc = seg_make(s, no, b->ptr, b->len, &fd, path);
+  if (!rc) rc = s->io->close(s->io->ctx, fd);
   if (rc) return cs_err(err, rc, "cannot write %s: %s", path, cs_strerror(rc));
   return 0;
 }

@@ -62,15 +62,9 @@
 
 /* h2o/http2_internal.h declares h2o_hpack_parse_headers but includes a
  * header Debian does not install (khash.h); only pointers to the table pass
- * through here, so its type stays incomplete. */
+ * through here, so its type stays incomplete (the definition below is the
+ * only declaration needed). */
 struct st_h2o_hpack_header_table_t;
-int h2o_hpack_parse_headers(h2o_req_t *req,
-                            struct st_h2o_hpack_header_table_t *header_table,
-                            const uint8_t *src, size_t len,
-                            int *pseudo_header_exists_map,
-                            size_t *content_length,
-                            h2o_cache_digests_t **digests,
-                            const char **err_desc);
 
 /* picohttpparser's header, as its phr_parse_request fills it (the library
  * installs no header of its own). */
