@@ -41,6 +41,7 @@ static const char *const server_field_names[CS_SERVER_FIELD_COUNT] = {
     [CS_SERVER_ID] = "id",
     [CS_SERVER_CREATED_AT] = "created_at",
     [CS_SERVER_UPDATED_AT] = "updated_at",
+    [CS_SERVER_VERSION] = "version",
 };
 
 const cs_field_info *cs_field_info_of(int field) {

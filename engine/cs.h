@@ -51,7 +51,13 @@ extern "C" {
   X(CS_EFORMAT, -10007, "bad_format", "unknown file format or version")        \
   X(CS_ECLOSING, -10008, "closing", "the store is closing")                    \
   X(CS_EKEY, -10009, "invalid_key", "no such key")                             \
-  X(CS_EACCOUNT, -10010, "invalid_account", "invalid account name")
+  X(CS_EACCOUNT, -10010, "invalid_account", "invalid account name")            \
+  X(CS_EPRECONDITION, -10011, "precondition_failed",                           \
+    "the contact's version is not one the condition names")                    \
+  X(CS_EIDEM_REUSED, -10012, "idempotency_key_reused",                         \
+    "the idempotency key was used for another request")                        \
+  X(CS_EIDEM_BUSY, -10013, "idempotency_key_in_use",                           \
+    "a request with this idempotency key is in flight")
 
 enum {
 #define CS_ERRNO_ENUM(name, value, word, text) name = value,
@@ -60,9 +66,12 @@ enum {
 };
 
 typedef struct cs_error {
-  int code;      /* the return code, 0 when none */
-  int field;     /* the field to blame (cs_field), or -1 */
-  uint64_t id;   /* CS_EDUPLICATE: the id holding the email; else 0 */
+  int code;    /* the return code, 0 when none */
+  int field;   /* the field to blame (cs_field), or -1 */
+  uint64_t id; /* CS_EDUPLICATE: the id holding the email; else 0 */
+  /* CS_EPRECONDITION: the contact's current version, 0 when it is not
+   * live (then no entity tag is named). */
+  uint64_t version;
   char msg[512]; /* for people; never a key */
 } cs_error;
 
@@ -142,10 +151,11 @@ typedef enum cs_server_field {
   CS_SERVER_ID = 0,
   CS_SERVER_CREATED_AT,
   CS_SERVER_UPDATED_AT,
+  CS_SERVER_VERSION,
   CS_SERVER_FIELD_COUNT
 } cs_server_field;
 
-/* "id", "created_at", "updated_at"; "?" for anything else. */
+/* "id", "created_at", "updated_at", "version"; "?" for anything else. */
 const char *cs_server_field_name(int sf);
 /* The cs_server_field with that name (not NUL-terminated), or -1. */
 int cs_server_field_from_name(const char *name, size_t len);
@@ -165,6 +175,11 @@ typedef struct cs_contact {
   uint32_t account;
   int64_t created_ms; /* Unix time in milliseconds */
   int64_t updated_ms;
+  /* 1 at creation, one more at every change applied (edit, upsert that
+   * changes something, restore); a delete keeps it. Set by the store: what
+   * a caller puts here on a create is ignored. */
+  uint64_t version;
+  int64_t deleted_ms; /* contacts in the trash (cs_trash_list): when */
   cs_str field[CS_FIELD_COUNT];
 } cs_contact;
 
@@ -249,6 +264,12 @@ typedef struct cs_options {
    * tail cut, a damaged snapshot ignored). NULL: print to stderr. */
   void (*notice)(void *ctx, const char *line);
   void *notice_ctx;
+  /* How long a deleted contact stays in the trash. 0: CS_TRASH_MS_DEFAULT. */
+  int64_t trash_ms;
+  /* The clock for trash windows and idempotency expiry (Unix ms); NULL:
+   * the real one. Tests move time on. */
+  int64_t (*now_ms)(void *ctx);
+  void *now_ctx;
 } cs_options;
 
 /*
@@ -315,6 +336,134 @@ int cs_update(cs_store *s, uint32_t account, uint64_t id, cs_patch *p,
 int cs_delete(cs_store *s, uint32_t account, uint64_t id, cs_done_fn done,
               void *ctx, cs_error *err);
 
+/* ------------------------------------------------------------ safe writes */
+
+/*
+ * Every write, also the three above, is one cs_write: a kind, its target,
+ * and optionally a condition on the target's version and an idempotency
+ * entry to keep with its record. The condition, the email match of an
+ * upsert and the write itself are one atomic step in the writer: no other
+ * write to the account's contacts comes between them.
+ */
+typedef enum cs_write_kind {
+  CS_WRITE_CREATE = 0, /* contact: a new contact */
+  CS_WRITE_UPDATE,     /* id, patch: change a live contact */
+  CS_WRITE_DELETE,     /* id: move a live contact to the trash (purge: or
+                          remove it for good, also from the trash) */
+  CS_WRITE_UPSERT,     /* patch with email set: update the account's contact
+                          with that email (folded), or create one */
+  CS_WRITE_RESTORE,    /* id: bring a contact back from the trash */
+} cs_write_kind;
+
+/* If-Match: the versions a write may apply to. An empty list with any set
+ * is "*": any live contact. A contact that is not live (or, for restore,
+ * not in the trash) fails every condition. */
+typedef struct cs_cond {
+  bool any;
+  uint32_t count;
+  uint64_t versions[CS_IF_MATCH_MAX];
+} cs_cond;
+
+/* What a write did. */
+typedef enum cs_result {
+  CS_RESULT_NONE = 0,
+  CS_RESULT_CREATED,
+  CS_RESULT_UPDATED,
+  CS_RESULT_UNCHANGED, /* an upsert whose every given value was stored
+                          already: nothing written, done not called */
+  CS_RESULT_DELETED,
+  CS_RESULT_PURGED,
+  CS_RESULT_RESTORED,
+} cs_result;
+
+typedef struct cs_outcome {
+  uint64_t id;
+  uint64_t version; /* the contact's version after the write */
+  cs_result result;
+} cs_outcome;
+
+/* The answer an idempotent request gave, kept to be given again. */
+typedef enum cs_answer_type {
+  CS_ANSWER_JSON = 0, /* application/json */
+  CS_ANSWER_TEXT = 1, /* text/plain; charset=utf-8 */
+} cs_answer_type;
+
+typedef struct cs_answer {
+  uint16_t status;
+  uint8_t type; /* cs_answer_type */
+  cs_str body;
+} cs_answer;
+
+/*
+ * Renders the answer of an accepted write from its outcome, into memory
+ * the caller owns until cs_write returns. Called with the writer held:
+ * quick, and never calling back into the store.
+ */
+typedef void (*cs_render_fn)(void *ctx, const cs_outcome *o, cs_answer *out);
+
+/* The idempotency entry a write carries: a key reserved with
+ * cs_idem_begin, and how to render the answer kept with it. */
+typedef struct cs_idem {
+  const char *key;
+  size_t key_len;
+  cs_render_fn render;
+  void *render_ctx;
+} cs_idem;
+
+typedef struct cs_write {
+  cs_write_kind kind;
+  uint32_t account;
+  uint64_t id;             /* update, delete, restore */
+  cs_contact *contact;     /* create (trimmed in place) */
+  cs_patch *patch;         /* update, upsert (values trimmed in place) */
+  bool purge;              /* delete */
+  const cs_cond *if_match; /* NULL: unconditional */
+  const cs_idem *idem;     /* NULL: none */
+  cs_done_fn done;         /* as for cs_create; NULL: no callback */
+  void *ctx;
+} cs_write;
+
+/*
+ * Validates and queues one write. 0 when accepted (*out says what it does;
+ * done fires once it is durable) or when an upsert changes nothing
+ * (result CS_RESULT_UNCHANGED, nothing queued, done not called, an idem
+ * reservation stays to be released). Errors as for cs_create and cs_update,
+ * and: CS_ENOTFOUND (restore: not in the trash), CS_EDUPLICATE (restore:
+ * the email was taken meanwhile; err->id holds it), CS_EPRECONDITION
+ * (err->version holds the current version, 0 when not live). A write that
+ * fails changes nothing.
+ */
+int cs_write_apply(cs_store *s, cs_write *w, cs_outcome *out, cs_error *err);
+
+/*
+ * Idempotency keys, per account, kept CS_IDEM_KEEP_MS after the write
+ * that carried them committed. cs_idem_begin looks key up with the
+ * SHA-256 fingerprint of the request (method, path, body):
+ *   0                 unknown: now reserved (in flight) for this request,
+ *                     which ends it by a write carrying it (cs_write.idem),
+ *                     by cs_idem_finish, or by cs_idem_release;
+ *   CS_IDEM_REPLAY    answered before, same fingerprint: *replay is a copy
+ *                     (free body.ptr with free());
+ *   CS_EIDEM_REUSED   answered before, other fingerprint;
+ *   CS_EIDEM_BUSY     in flight;
+ * or CS_EINVAL for a malformed key (1..CS_IDEM_KEY_MAX_BYTES printable
+ * ASCII).
+ */
+#define CS_IDEM_REPLAY 1
+#define CS_IDEM_FP_BYTES 32
+int cs_idem_begin(cs_store *s, uint32_t account, const char *key,
+                  size_t key_len, const uint8_t fp[CS_IDEM_FP_BYTES],
+                  cs_answer *replay, cs_error *err);
+/* Forgets a reservation that no write carried (a refused request). */
+void cs_idem_release(cs_store *s, uint32_t account, const char *key,
+                     size_t key_len);
+/* Ends a reservation with an answer of its own record, queued after every
+ * write accepted before it (a batch's answer, after the batch's writes).
+ * Return and done as for cs_create. */
+int cs_idem_finish(cs_store *s, uint32_t account, const char *key,
+                   size_t key_len, const cs_answer *a, cs_done_fn done,
+                   void *ctx, cs_error *err);
+
 /*
  * A bulk load: many creates and nothing else, as contactctl load does.
  * cs_bulk_begin waits for accepted writes, then puts the indexes in their
@@ -375,6 +524,15 @@ typedef struct cs_page {
  */
 int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err);
 void cs_page_free(cs_page *p);
+
+/*
+ * The account's trash, newest deletion first: contacts deleted (not
+ * purged) less than the trash window ago, each with deleted_ms. before
+ * is 0 for the first page, else the previous page's next; out->more says
+ * whether another follows. Returns as cs_search.
+ */
+int cs_trash_list(cs_store *s, uint32_t account, uint64_t before,
+                  uint32_t limit, cs_page *out, uint64_t *next, cs_error *err);
 
 /*
  * Calls fn for every live contact (of account, or of every account when

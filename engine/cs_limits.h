@@ -35,9 +35,10 @@
 
 /* One encoded record can never exceed this: the largest contact (notes at
  * their limit, every name at 256 four-byte code points, email, phone) with
- * its map keys and framing is under 72 KiB. A length field read from disk
+ * its map keys and framing is under 72 KiB; an idempotency entry adds its
+ * kept answer (CS_IDEM_ANSWER_MAX_BYTES at most). A length field read from disk
  * above this bound is corruption, not a record. */
-#define CS_RECORD_BYTES_MAX (128 * 1024)
+#define CS_RECORD_BYTES_MAX (1024 * 1024)
 
 /* A segment is sealed when the next record would take it past this size.
  * 64 MiB keeps a million contacts in a handful of files while each one maps
@@ -72,6 +73,23 @@
 #define CS_BODY_MAX_BYTES (1024 * 1024) /* 413 past this */
 #define CS_BATCH_MAX 1000               /* contacts in one batch create */
 #define CS_REQUEST_ID_MAX_BYTES 128     /* longest client x-request-id echoed */
+
+/* Safe writes. If-Match may name this many entity tags (a client names
+ * one, or a few it has seen). */
+#define CS_IF_MATCH_MAX 8
+/* Idempotency keys: 1 to 255 printable ASCII characters (what Stripe
+ * allows), kept at least a day after their write committed. */
+#define CS_IDEM_KEY_MAX_BYTES 255
+#define CS_IDEM_KEEP_MS (24ll * 3600 * 1000)
+/* The answer kept with a key: a batch's answer at its largest (1000
+ * results with errors) stays far under this. */
+#define CS_IDEM_ANSWER_MAX_BYTES (512 * 1024)
+/* The trash keeps a deleted contact 30 days unless told otherwise
+ * (contactd --trash-days 1..CS_TRASH_DAYS_MAX). */
+#define CS_DAY_MS (24ll * 3600 * 1000)
+#define CS_TRASH_DAYS_DEFAULT 30
+#define CS_TRASH_DAYS_MAX 3650
+#define CS_TRASH_MS_DEFAULT (CS_TRASH_DAYS_DEFAULT * CS_DAY_MS)
 
 /* Account numbers fit in 31 bits: a slot keeps the account and a live bit
  * in one 32-bit word. */

@@ -53,6 +53,9 @@
  * restart (or freed disk space), so a tight retry loop would only add load;
  * 30 s is about how long an orchestrator takes to notice and act. */
 #define FE_RETRY_AFTER_S 30
+/* What a request whose idempotency key is in flight is told to wait
+ * (API.md: 409 idempotency_key_in_use with retry-after: 1). */
+#define FE_IDEM_RETRY_AFTER_S 1
 
 /* A file path the front end builds or resolves (key file, temporary files,
  * plugin files): Linux's PATH_MAX, which realpath needs as its buffer. */

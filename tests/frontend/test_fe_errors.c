@@ -33,6 +33,9 @@ static const want wants[] = {
     {CS_EINVAL, 400, "invalid_field"},
     {CS_ENOTFOUND, 404, "not_found"},
     {CS_EDUPLICATE, 409, "duplicate_email"},
+    {CS_EPRECONDITION, 412, "precondition_failed"},
+    {CS_EIDEM_REUSED, 422, "idempotency_key_reused"},
+    {CS_EIDEM_BUSY, 409, "idempotency_key_in_use"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
@@ -88,10 +91,16 @@ static void test_fe_errors_only_503_carries_retry_after(void **state) {
   char secs[16];
   snprintf(secs, sizeof secs, "%d", FE_RETRY_AFTER_S);
   assert_int_equal(FE_RETRY_AFTER_S, 30); /* what the API has promised */
+  /* And an idempotency key in flight: retry after a second. */
+  assert_int_equal(FE_IDEM_RETRY_AFTER_S, 1);
+  const cd_store_error *busy = fe_store_error(CS_EIDEM_BUSY);
+  assert_int_equal(busy->retry_after_s, 1);
+  assert_string_equal(busy->retry_after, "1");
   for (size_t i = 0; i < sizeof wants / sizeof wants[0]; i++) {
     const cd_store_error *e = fe_store_error(wants[i].rc);
     assert_non_null(e->message);
     assert_true(e->message[0] != '\0');
+    if (wants[i].rc == CS_EIDEM_BUSY) continue; /* above */
     if (e->status == 503) {
       assert_int_equal(e->retry_after_s, FE_RETRY_AFTER_S);
       assert_non_null(e->retry_after);
