@@ -17,12 +17,14 @@
  * each line as a POST /contacts body and checks each value, and every
  * contact then goes through cs_create, as a POST /contacts does. The only
  * difference is that a line may carry the keys a dump writes and the
- * server sets (id, created_at, updated_at): the codec's
- * CT_PARSE_SERVER_FIELDS lets them through and they are ignored, so that a
- * dump loads back; the loaded contacts get new ids and times, as any
- * create does. dump writes the API's contact object with the codec's
- * generator. Field names, which are required and which the server sets
- * come from the engine's field table (cs.h), for CSV as for JSON.
+ * server sets (id, created_at, updated_at, version): the codec's
+ * CT_PARSE_SERVER_FIELDS lets them through, so that a dump loads back. The
+ * loaded contacts get new ids and times, as any create does, but keep
+ * their version (a missing one is 1), so that a version never goes back
+ * across a dump and a load: the store's bulk mode (cs_bulk_begin) keeps
+ * the version a create gives. dump writes the API's contact object with
+ * the codec's generator. Field names, which are required and which the server
+ * sets come from the engine's field table (cs.h), for CSV as for JSON.
  *
  * Long commands show progress on standard error when it is a terminal.
  */
@@ -74,8 +76,9 @@ static const char *const usage_text[][2] = {
      "  exist (contactctl keys add makes it). Each contact is validated as\n"
      "  the API validates a create; each rejected line is reported with its\n"
      "  number and reason and the rest are loaded. id, created_at and\n"
-     "  updated_at in the input are ignored. --dry-run checks only and\n"
-     "  changes nothing. Exit status 1 when any line was rejected.\n"},
+     "  updated_at in the input are ignored; version is kept (an integer\n"
+     "  from 1; missing means 1). --dry-run checks only and changes\n"
+     "  nothing. Exit status 1 when any line was rejected.\n"},
     {"verify",
      "verify\n"
      "  Checks every segment header and record checksum, the manifest, and\n"
@@ -445,13 +448,14 @@ static void csv_field(FILE *out, const char *s, size_t len) {
 }
 
 /* The header row: the columns dump_one writes, as a contact object orders
- * its keys (id, the fields in table order, the two times). */
+ * its keys (id, the fields in table order, the two times, the version). */
 static void csv_header_write(FILE *out) {
   fputs(cs_server_field_name(CS_SERVER_ID), out);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     fprintf(out, ",%s", cs_field_name(f));
-  fprintf(out, ",%s,%s\r\n", cs_server_field_name(CS_SERVER_CREATED_AT),
-          cs_server_field_name(CS_SERVER_UPDATED_AT));
+  fprintf(out, ",%s,%s,%s\r\n", cs_server_field_name(CS_SERVER_CREATED_AT),
+          cs_server_field_name(CS_SERVER_UPDATED_AT),
+          cs_server_field_name(CS_SERVER_VERSION));
 }
 
 static int dump_one(void *ctx, const cs_contact *c) {
@@ -467,7 +471,7 @@ static int dump_one(void *ctx, const cs_contact *c) {
     cs_time_format(c->created_ms, when);
     fprintf(d->out, ",%s,", when);
     cs_time_format(c->updated_ms, when);
-    fprintf(d->out, "%s\r\n", when);
+    fprintf(d->out, "%s,%" PRIu64 "\r\n", when, c->version);
   } else {
     const unsigned char *buf;
     size_t len;
@@ -618,7 +622,9 @@ typedef struct loader {
   uint64_t first_id; /* of this run's creates, which are consecutive */
   uint64_t *lines;   /* line of each of this run's creates, by id - first_id */
   size_t line_cap;
-  int fatal; /* a store failure: stop */
+  bool version_checked; /* a kept version (not 1) was read back once */
+  int fatal;            /* a store failure, or versions not kept: stop */
+  const char *fatal_what;
   cs_error fatal_err;
 } loader;
 
@@ -634,6 +640,52 @@ static void reject(loader *L, uint64_t line, const char *code, const char *fmt,
   fputc('\n', stderr);
   va_end(ap);
   L->rejected++;
+}
+
+/* How a line gave its version. */
+enum { VERSION_NUMBER, VERSION_STRING, VERSION_OTHER };
+
+/* The version a line gives in v, written as kind (none given: 1), into
+ * *out, or false after rejecting the line. */
+static bool load_version(loader *L, uint64_t line, cs_str v, int kind,
+                         uint64_t *out) {
+  *out = 1;
+  if (kind == VERSION_OTHER) {
+    reject(L, line, "invalid_field",
+           "version: must be an integer from 1 to %" PRIu64
+           ", not a boolean, an object or an array",
+           UINT64_MAX);
+    return false;
+  }
+  if (!v.ptr) return true;
+  if (kind == VERSION_NUMBER && ct_parse_version(v.ptr, v.len, out) == 0)
+    return true;
+  const char *q = kind == VERSION_STRING ? "\"" : "";
+  reject(L, line, "invalid_field",
+         "version: must be an integer from 1 to %" PRIu64 ", not %s%.*s%s",
+         UINT64_MAX, q,
+         (int)(v.len > CT_ECHO_MAX_BYTES ? CT_ECHO_MAX_BYTES : v.len), v.ptr,
+         q);
+  return false;
+}
+
+/* Reads back the first contact loaded with a version other than 1: a store
+ * that does not keep a bulk create's version would make versions go back,
+ * so the load stops at once rather than loading them all wrong. */
+static void load_check_version(loader *L, uint64_t id, uint64_t version) {
+  L->version_checked = true;
+  cs_contact got;
+  int rc = cs_flush(L->s, &L->fatal_err);
+  if (!rc) rc = cs_get(L->s, L->account, id, &got, &L->fatal_err);
+  if (!rc && got.version != version) {
+    rc = CS_EINVAL;
+    L->fatal_what = "stopped";
+    snprintf(L->fatal_err.msg, sizeof L->fatal_err.msg,
+             "this store does not keep the versions a load gives (contact "
+             "%020" PRIu64 ": version %" PRIu64 " given, %" PRIu64 " stored)",
+             id, version, got.version);
+  }
+  if (rc) L->fatal = rc;
 }
 
 /* Creates (or, in a dry run, checks) one contact read from line. */
@@ -679,13 +731,15 @@ static void load_one(loader *L, uint64_t line, cs_contact *c) {
     L->lines[L->loaded] = line;
   }
   L->loaded++;
+  if (!L->dry && !L->version_checked && c->version != 1)
+    load_check_version(L, id, c->version);
 }
 
 /* ----- JSON lines */
 
 /* One line read as a POST /contacts body, except that the keys a dump
- * writes and the server sets are let through (and ignored: the contact
- * gets a new id and new times). */
+ * writes and the server sets are let through: the version is kept, the
+ * rest ignored (the contact gets a new id and new times). */
 static void load_json_line(loader *L, uint64_t line, const char *json,
                            size_t len) {
   ct_body b;
@@ -700,7 +754,12 @@ static void load_json_line(loader *L, uint64_t line, const char *json,
     cs_contact c = {0};
     for (int f = 0; f < CS_FIELD_COUNT; f++)
       if (b.top.v.set_mask & (1u << f)) c.field[f] = b.top.v.field[f];
-    load_one(L, line, &c);
+    uint32_t bit = 1u << CS_SERVER_VERSION;
+    int kind = b.server_other & bit    ? VERSION_OTHER
+               : b.server_number & bit ? VERSION_NUMBER
+                                       : VERSION_STRING;
+    if (load_version(L, line, b.server[CS_SERVER_VERSION], kind, &c.version))
+      load_one(L, line, &c);
   }
   ct_body_free(&b);
 }
@@ -725,6 +784,8 @@ typedef struct csv_load {
   int col; /* column of the next field */
   int ncols;
   int map[CSV_COLUMNS_MAX]; /* column -> cs_field, -1 ignored */
+  bool has_version;
+  int version_col; /* the version column, when has_version */
   char *vals[CSV_COLUMNS_MAX];
   size_t lens[CSV_COLUMNS_MAX];
   size_t caps[CSV_COLUMNS_MAX];
@@ -766,14 +827,19 @@ static void csv_header(csv_load *cl, int cols) {
     cs_str name = cs_trim((cs_str){cl->vals[i], cl->lens[i]});
     int f = cs_field_from_name(name.ptr, name.len);
     cl->map[i] = f;
-    if (f < 0 && cs_server_field_from_name(name.ptr, name.len) >= 0)
-      continue; /* a dump's; ignored */
+    int sf = f < 0 ? cs_server_field_from_name(name.ptr, name.len) : -1;
+    if (sf == CS_SERVER_VERSION && !cl->has_version) {
+      cl->has_version = true; /* kept */
+      cl->version_col = i;
+      continue;
+    }
+    if (sf >= 0 && sf != CS_SERVER_VERSION) continue; /* a dump's; ignored */
     if (f < 0 || (seen & (1u << f))) {
       cl->bad_header = true;
       snprintf(cl->header_err, sizeof cl->header_err,
                "column %d (\"%.*s\"): %s", i + 1,
                (int)(name.len > 64 ? 64 : name.len), name.ptr,
-               f < 0 ? "not a field" : "given twice");
+               f < 0 && sf < 0 ? "not a field" : "given twice");
       return;
     }
     seen |= 1u << f;
@@ -817,7 +883,13 @@ static void csv_on_row(int term, void *data) {
     reject(L, line, e.code, "%s", e.msg);
     return;
   }
-  load_one(L, line, &c);
+  cs_str v = {NULL, 0};
+  if (cl->has_version) {
+    v = cs_trim((cs_str){cl->vals[cl->version_col], cl->lens[cl->version_col]});
+    if (!v.len) v.ptr = NULL; /* an empty cell: none given */
+  }
+  if (load_version(L, line, v, VERSION_NUMBER, &c.version))
+    load_one(L, line, &c);
 }
 
 /* ----- the command */
@@ -957,7 +1029,8 @@ static int load_read(loader *L, const load_opts *o, FILE *in, progress *pg) {
 static int load_finish(loader *L, const load_opts *o, const progress *pg,
                        int ex, cs_error *err) {
   if (L->fatal)
-    return fail("the store failed; stopped", L->fatal, &L->fatal_err);
+    return fail(L->fatal_what ? L->fatal_what : "the store failed; stopped",
+                L->fatal, &L->fatal_err);
   /* One sync for everything (the store was opened without per-write
    * syncs), the indexes built; the snapshot is written at close. */
   int rc;

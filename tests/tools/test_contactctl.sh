@@ -7,12 +7,16 @@
 # number and reason and loads the rest; a dry run rejects exactly what a
 # load rejects and changes no byte; every command refuses a directory
 # another process holds, naming it; verify and compact --salvage on a
-# damaged store.
+# damaged store; dump and load carry each contact's version (missing
+# means 1, a bad one is a rejected line); verify and dump work on a store
+# of record format 1 (tests/fixtures).
 # Method: temporary data directories; input files written here; a load
-# reading from a FIFO holds the lock while the other commands are tried.
-# Usage: test_contactctl.sh PATH_TO_CONTACTCTL
+# reading from a FIFO holds the lock while the other commands are tried;
+# the fixtures are copied before use.
+# Usage: test_contactctl.sh PATH_TO_CONTACTCTL [FIXTURES_DIR]
 set -u
-CTL=${1:?usage: $0 contactctl}
+CTL=${1:?usage: $0 contactctl [fixtures]}
+FIX=${2:-$(cd "$(dirname "$0")/../fixtures" && pwd)}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ctltest-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 FAILS=0
@@ -25,8 +29,9 @@ expect() {
   local got=$?
   [ "$got" = "$want" ] || { fail "exit $got (want $want): $*"; sed 's/^/  | /' "$T/err" | head -5; }
 }
-# Dumps compared without the times the server sets on each create.
-untimed() { sed -E 's/"(created|updated)_at":"[^"]*"//g; s/,[0-9T:.Z-]{24},[0-9T:.Z-]{24}\r?$//' "$1"; }
+# Dumps compared without the times the server sets on each create (the
+# version stays: a load keeps it).
+untimed() { sed -E 's/"(created|updated)_at":"[^"]*"//g; s/,[0-9T:.Z-]{24},[0-9T:.Z-]{24}(,[0-9]*)?(\r?)$/\1\2/' "$1"; }
 
 D=$T/data
 
@@ -126,7 +131,7 @@ cmp -s "$T/a.jsonl" "$T/b.jsonl" && fail "times should be the load's (sanity)"
 
 # ------------------------------------------------------------ CSV round trip
 expect 0 "$CTL" --data "$D" dump --format csv --output "$T/a.csv"
-head -1 "$T/a.csv" | grep -q '^id,first_name,last_name,email,phone,company,job_title,notes,created_at,updated_at' || fail "CSV header"
+head -1 "$T/a.csv" | grep -q '^id,first_name,last_name,email,phone,company,job_title,notes,created_at,updated_at,version' || fail "CSV header"
 grep -q '"line one' "$T/a.csv" || fail "CSV does not quote a newline"
 "$CTL" --data "$T/d3" keys add --account acme >/dev/null 2>&1
 expect 0 "$CTL" --data "$T/d3" load --format csv --account acme "$T/a.csv"
@@ -196,6 +201,89 @@ grep -q "skipped 1 damaged ranges" "$T/out" || fail "salvage summary: $(cat "$T/
 expect 0 "$CTL" --data "$D" verify
 expect 0 "$CTL" --data "$D" dump
 [ "$(wc -l <"$T/out")" = 4 ] || fail "salvage kept $(wc -l <"$T/out") contacts, want 4"
+
+# ---------------------------------------------------------------- versions
+# A dump writes each contact's version; a load keeps it (missing: 1).
+"$CTL" --data "$T/v" keys add --account acme >/dev/null 2>&1
+cat >"$T/v.jsonl" <<'EOF'
+{"first_name":"Kept","email":"kept@example.com","version":7}
+{"first_name":"None","email":"none@example.com"}
+{"first_name":"Null","email":"null@example.com","version":null}
+{"first_name":"Big","email":"big@example.com","version":18446744073709551615}
+EOF
+expect 0 "$CTL" --data "$T/v" load --account acme "$T/v.jsonl"
+expect 0 "$CTL" --data "$T/v" dump --output "$T/v.dump"
+for want in 'kept@example.com.*"version":7}' 'none@example.com.*"version":1}' \
+            'null@example.com.*"version":1}' 'big@example.com.*"version":18446744073709551615}'; do
+  grep -q "$want" "$T/v.dump" || { fail "dump lacks $want"; cat "$T/v.dump"; }
+done
+# and through a dump, JSON Lines and CSV, into other stores
+"$CTL" --data "$T/v2" keys add --account acme >/dev/null 2>&1
+expect 0 "$CTL" --data "$T/v2" load --account acme "$T/v.dump"
+expect 0 "$CTL" --data "$T/v2" dump --output "$T/v2.dump"
+cmp -s <(untimed "$T/v.dump") <(untimed "$T/v2.dump") || { fail "versions differ after a JSONL round trip"; diff "$T/v.dump" "$T/v2.dump"; }
+expect 0 "$CTL" --data "$T/v" dump --format csv --output "$T/v.csv"
+grep -q $',7\r$' "$T/v.csv" || fail "CSV dump lacks version 7: $(cat "$T/v.csv")"
+"$CTL" --data "$T/v3" keys add --account acme >/dev/null 2>&1
+expect 0 "$CTL" --data "$T/v3" load --format csv --account acme "$T/v.csv"
+expect 0 "$CTL" --data "$T/v3" dump --output "$T/v3.dump"
+cmp -s <(untimed "$T/v.dump") <(untimed "$T/v3.dump") || { fail "versions differ after a CSV round trip"; diff "$T/v.dump" "$T/v3.dump"; }
+# A bad version is a rejected line, named, by load and by a dry run alike.
+cat >"$T/vbad.jsonl" <<'EOF'
+{"first_name":"Zero","email":"z@example.com","version":0}
+{"first_name":"Neg","email":"n@example.com","version":-1}
+{"first_name":"Str","email":"s@example.com","version":"2"}
+{"first_name":"Frac","email":"f@example.com","version":1.5}
+{"first_name":"Exp","email":"e@example.com","version":1e3}
+{"first_name":"Huge","email":"h@example.com","version":18446744073709551616}
+{"first_name":"Good","email":"g@example.com","version":2}
+{"first_name":"Obj","email":"o@example.com","version":{"v":1}}
+EOF
+"$CTL" --data "$T/v4" keys add --account acme >/dev/null 2>&1
+expect 1 "$CTL" --data "$T/v4" load --account acme --dry-run "$T/vbad.jsonl"
+grep '^line ' "$T/err" >"$T/vdry.lines"
+expect 1 "$CTL" --data "$T/v4" load --account acme "$T/vbad.jsonl"
+grep '^line ' "$T/err" >"$T/vload.lines"
+cmp -s "$T/vdry.lines" "$T/vload.lines" || { fail "dry run and load reject versions differently"; diff "$T/vdry.lines" "$T/vload.lines"; }
+for n in 1 2 3 4 5 6 8; do
+  grep -q "^line $n: invalid_field: version: must be an integer" "$T/vload.lines" || fail "line $n's bad version not reported: $(cat "$T/vload.lines")"
+done
+grep -q '^line 3: .*not "2"' "$T/vload.lines" || fail "a string version is not shown quoted"
+grep -q "^line 7:" "$T/vload.lines" && fail "a good version rejected"
+grep -q "^line 8: invalid_field: version: must be an integer .*not a boolean" "$T/vload.lines" || fail "a version that is an object is not refused"
+grep -q "loaded 1 contacts, rejected 7" "$T/err" || fail "version load summary: $(tail -1 "$T/err")"
+printf 'first_name,email,version\r\nA,a@example.com,3\r\nB,b@example.com,\r\nC,c@example.com,x3\r\n' >"$T/v.csv2"
+"$CTL" --data "$T/v5" keys add --account acme >/dev/null 2>&1
+expect 1 "$CTL" --data "$T/v5" load --format csv --account acme "$T/v.csv2"
+grep -q '^line 4: invalid_field: version: must be an integer' "$T/err" || fail "CSV bad version: $(cat "$T/err")"
+expect 0 "$CTL" --data "$T/v5" dump
+grep -q 'a@example.com.*"version":3}' "$T/out" || fail "CSV version not kept: $(cat "$T/out")"
+grep -q 'b@example.com.*"version":1}' "$T/out" || fail "CSV empty version is not 1"
+printf 'first_name,email,version,version\r\nA,a@example.com,3,4\r\n' >"$T/v.csv3"
+expect 1 "$CTL" --data "$T/v5" load --format csv --account acme "$T/v.csv3"
+grep -q 'column 4 ("version"): given twice' "$T/err" || fail "a second version column: $(cat "$T/err")"
+
+# ------------------------------------------------------- format 1 fixture
+# verify and dump on copies of a store written by record format 1, with
+# its snapshot and without; every contact has version 1.
+for fx in store-v1 store-v1-nosnap; do
+  rm -rf "$T/fx"
+  cp -a "$FIX/$fx" "$T/fx"
+  expect 0 "$CTL" --data "$T/fx" verify
+  grep -q ' 12 contacts, .* 0 problems' "$T/err" "$T/out" || fail "$fx verify: $(cat "$T/out" "$T/err")"
+  expect 0 "$CTL" --data "$T/fx" dump --output "$T/$fx.jsonl"
+  [ "$(wc -l <"$T/$fx.jsonl")" = 12 ] || fail "$fx dump has $(wc -l <"$T/$fx.jsonl") contacts, want 12"
+  [ "$(grep -c '"version":1}$' "$T/$fx.jsonl")" = 12 ] || fail "$fx: not every contact has version 1: $(head -2 "$T/$fx.jsonl")"
+  grep -q '"id":"10000000000000000005"' "$T/$fx.jsonl" && fail "$fx: the deleted contact is dumped"
+  grep -q '"last_name":"Ólafsdóttir","email":"aegir.o@example.is"' "$T/$fx.jsonl" || fail "$fx: the edit is not dumped"
+  grep -q '"first_name":"太郎"' "$T/$fx.jsonl" || fail "$fx: unicode lost"
+  expect 0 "$CTL" --data "$T/fx" dump --account globex
+  [ "$(wc -l <"$T/out")" = 5 ] || fail "$fx: globex has $(wc -l <"$T/out") contacts, want 5"
+  expect 0 "$CTL" --data "$T/fx" dump --raw
+  [ "$(grep -c $'\tput\t' "$T/out")" = 14 ] || fail "$fx dump --raw: want 14 puts: $(cat "$T/out")"
+  [ "$(grep -c $'\tdelete\t' "$T/out")" = 1 ] || fail "$fx dump --raw: want 1 delete"
+done
+cmp -s "$T/store-v1.jsonl" "$T/store-v1-nosnap.jsonl" || fail "the snapshot and the replay give different dumps"
 
 # --------------------------------------------------------------- compaction
 "$CTL" --data "$T/d5" keys add --account acme >/dev/null 2>&1

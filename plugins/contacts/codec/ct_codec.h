@@ -105,10 +105,11 @@ typedef enum ct_body_kind {
 /* Flags of ct_body_parse_flags. */
 enum {
   /* The body's own object may carry the keys the server sets and a contact
-   * object (a dump's line) carries: id, created_at and updated_at. Each is
-   * then taken whatever its value, any number of times, and not as a field:
-   * a string value is handed back in ct_body.server, anything else is
-   * skipped. Without the flag (the API) each is refused as invalid_field
+   * object (a dump's line) carries: id, created_at, updated_at and version.
+   * Each is then taken whatever its value, any number of times, and not as
+   * a field: a string or number value is handed back in ct_body.server,
+   * anything else is skipped (its kind noted). Without the flag (the API) each
+   * is refused as invalid_field
    * ("set by the server"). Keys of nested objects (update_fields, batch
    * items) are refused either way. */
   CT_PARSE_SERVER_FIELDS = 1u << 0,
@@ -136,9 +137,14 @@ typedef struct ct_body {
   size_t item_cap;
   /* SEARCH */
   cs_str param[CT_P_COUNT];
-  /* CT_PARSE_SERVER_FIELDS: the last string given for each server-set key,
-   * as written (not checked); ptr NULL when none was. */
+  /* CT_PARSE_SERVER_FIELDS: the last value given for each server-set key:
+   * a string or number as written (not checked), ptr NULL when none was,
+   * or when it was null or another kind. Bits (1 << cs_server_field):
+   * server_number when that value was a JSON number, server_other when it
+   * was a boolean, an object or an array. */
   cs_str server[CS_SERVER_FIELD_COUNT];
+  uint32_t server_number;
+  uint32_t server_other;
   /* Decoded strings live here; one allocation as large as the body, which
    * no decoded string can outgrow. */
   char *arena;
@@ -197,6 +203,10 @@ int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out);
 /* Parses a decimal page size. -1 for anything that is not 1..max. */
 int ct_parse_limit(const char *s, size_t len, uint32_t *out);
 
+/* Parses a contact's version as written: decimal digits without a sign,
+ * a leading zero or an exponent, 1 to UINT64_MAX. 0 with *out, or -1. */
+int ct_parse_version(const char *s, size_t len, uint64_t *out);
+
 /* ---------------------------------------------------------------- output */
 
 /* A generator configured for answers and dumps (no UTF-8 re-validation:
@@ -204,7 +214,7 @@ int ct_parse_limit(const char *s, size_t len, uint32_t *out);
  * failure. The caller frees it with yajl_gen_free. */
 yajl_gen ct_gen_new(void);
 /* Writes the API's contact object: id, the fields present in table order
- * (absent ones omitted), created_at, updated_at. */
+ * (absent ones omitted), created_at, updated_at, version (an integer). */
 void ct_gen_contact(yajl_gen g, const cs_contact *c);
 /* Writes an id as its 20-digit string. */
 void ct_gen_id(yajl_gen g, uint64_t id);

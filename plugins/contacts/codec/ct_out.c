@@ -4,9 +4,11 @@
  * Everything is streamed into the generator's buffer; no tree is built. A
  * contact object lists id, the fields it has in the engine's table order
  * (absent optional fields are left out rather than written as null, so that
- * an object shows what is stored), then created_at and updated_at. The
- * plugin sends these answers; contactctl dump writes the same objects.
+ * an object shows what is stored), then created_at, updated_at and version.
+ * The plugin sends these answers; contactctl dump writes the same objects.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ct_codec.h"
@@ -49,6 +51,9 @@ void ct_gen_contact(yajl_gen g, const cs_contact *c) {
   ct_gen_key(g, cs_server_field_name(CS_SERVER_UPDATED_AT));
   cs_time_format(c->updated_ms, when);
   ct_gen_key(g, when);
+  ct_gen_key(g, cs_server_field_name(CS_SERVER_VERSION));
+  int n = snprintf(when, sizeof when, "%" PRIu64, c->version);
+  yajl_gen_number(g, when, (size_t)n);
   yajl_gen_map_close(g);
 }
 

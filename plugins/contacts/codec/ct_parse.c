@@ -279,17 +279,27 @@ static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch, const char *k,
   return CT_KEY_OTHER;
 }
 
-/* The value of a server-set key the flag lets through: a string is handed
- * back as written, anything else (nested values included) skipped. */
+/* The value of a server-set key the flag lets through: a string or a
+ * number is handed back as written, with its kind (server_number,
+ * server_other); null means none was given; anything else (nested values
+ * included) is skipped and marked in server_other. The last one counts. */
 static int ct_server_value(ct_parser *p, ct_vtype vt, const char *s,
                            size_t len) {
-  if (vt == CT_V_MAP || vt == CT_V_ARRAY) {
-    p->skip = 1;
-  } else if (vt == CT_V_STRING) {
-    const char *kept = len ? ct_keep(p, s, len) : "";
-    if (!kept) return 0;
-    p->b->server[p->slot_index] = (cs_str){kept, len};
+  ct_body *b = p->b;
+  uint32_t bit = 1u << p->slot_index;
+  cs_str v = {NULL, 0};
+  if (vt == CT_V_MAP || vt == CT_V_ARRAY) p->skip = 1;
+  if (vt == CT_V_STRING || vt == CT_V_NUMBER) {
+    v.ptr = len ? ct_keep(p, s, len) : "";
+    if (!v.ptr) return 0;
+    v.len = len;
   }
+  b->server[p->slot_index] = v;
+  b->server_number &= ~bit;
+  b->server_other &= ~bit;
+  if (vt == CT_V_NUMBER) b->server_number |= bit;
+  if (vt == CT_V_MAP || vt == CT_V_ARRAY || vt == CT_V_BOOL)
+    b->server_other |= bit;
   return 1;
 }
 

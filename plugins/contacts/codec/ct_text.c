@@ -170,3 +170,16 @@ int ct_parse_limit(const char *s, size_t len, uint32_t *out) {
   *out = v;
   return 0;
 }
+
+int ct_parse_version(const char *s, size_t len, uint64_t *out) {
+  if (len == 0 || s[0] == '0') return -1;
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    uint64_t d = (uint64_t)(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return -1;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 0;
+}
