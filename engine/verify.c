@@ -4,11 +4,19 @@
  *
  * Verify looks at everything and changes nothing: the manifest; every
  * byte of every segment through the log's one walker (log.c), so it
- * calls torn and damaged exactly what open calls them; then the whole log
+ * calls torn and damaged exactly what open calls them, and on the way that
+ * no contact's version goes back along the log; then the whole log
  * replayed into a bare store as open without a snapshot does; then the
  * snapshot loaded and caught up as open does, compared with the replay
  * slot by slot, count by count, contact by contact, and search by search
  * on a sample of stored values (DESIGN promises 4 and 6).
+ *
+ * Versions along the log: each put of an id (a restore is a put too)
+ * carries a version greater than the previous put's of that id; a delete
+ * keeps the version (when its record names one, it is the last put's). A
+ * put without a version is a record format 1 wrote, version 1; format 1
+ * kept no versions, so such a put may follow a put of version 1 (an edit
+ * in format 1) but none of a higher one.
  *
  * Invariants kept: nothing here writes to the directory; every problem
  * and note goes to the caller's finding callback, none is skipped.
@@ -19,12 +27,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bare.h"
 #include "dir.h"
+#include "mp.h"
+#include "u64map.h"
 #include "err.h"
 #include "log.h"
 #include "pindex.h"
@@ -93,7 +104,71 @@ typedef struct vctx {
   void *ctx;
   cs_verify_result *res;
   msgpack_zone zone;
+  u64map versions; /* id -> the version of its last put so far */
+  int oom;         /* -ENOMEM when versions could not grow */
 } vctx;
+
+/* The version a put's bytes carry, or 0 when they carry none (format 1).
+ * Read from the payload itself, so that a put without the key is told from
+ * one whose version is 1 whatever the decoder makes of either. The payload
+ * decoded once already, so it unpacks. */
+static uint64_t put_version_written(vctx *v, const rec_view *r) {
+  msgpack_object o;
+  msgpack_zone_clear(&v->zone);
+  if (msgpack_unpack((const char *)r->payload, r->len, NULL, &v->zone, &o) !=
+      MSGPACK_UNPACK_SUCCESS)
+    return 0;
+  const msgpack_object *ver =
+      mp_map_get(&o, cs_server_field_name(CS_SERVER_VERSION));
+  if (!ver) return 0;
+  return ver->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? ver->via.u64 : 0;
+}
+
+static void version_problem(vctx *v, seg_map *m, uint64_t off, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+
+static void version_problem(vctx *v, seg_map *m, uint64_t off, const char *fmt,
+                            ...) {
+  char name[SEG_NAME_BYTES], msg[300];
+  seg_name(name, sizeof name, m->no);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  v->res->problems++;
+  finding_emit(v->fn, v->ctx, true, name, (int64_t)off, "%s", msg);
+}
+
+/* The version rule of the top of this file, for one decoded record. */
+static void verify_version(vctx *v, seg_map *m, uint64_t off, const rec_view *r,
+                           const rec_body *b) {
+  if (b->type != REC_PUT && b->type != REC_DELETE) return;
+  uint64_t id = b->contact.id, ver = b->contact.version;
+  uint64_t *prev = u64map_get(&v->versions, id);
+  if (b->type == REC_DELETE) {
+    if (prev && ver && ver != *prev)
+      version_problem(v, m, off,
+                      "the delete of contact %020" PRIu64 " (seq %" PRIu64
+                      ") says version %" PRIu64 ", its last put %" PRIu64,
+                      id, r->seq, ver, *prev);
+    return;
+  }
+  /* Most puts are creates or go up: the decoder's word is enough. */
+  if (ver && (!prev || ver > *prev)) {
+    if (u64map_put(&v->versions, id, ver) != 0) v->oom = -ENOMEM;
+    return;
+  }
+  uint64_t written = put_version_written(v, r);
+  bool ok = !prev || (written ? written > *prev : *prev == 1);
+  if (!ok)
+    version_problem(v, m, off,
+                    "contact %020" PRIu64 " goes back: this put (seq %" PRIu64
+                    ") has version %" PRIu64 "%s, its previous put %" PRIu64,
+                    id, r->seq, written ? written : 1,
+                    written ? "" : " (none written: format 1)", *prev);
+  if (u64map_put(&v->versions, id, written ? written : 1) != 0)
+    v->oom = -ENOMEM;
+}
 
 static int verify_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
   vctx *v = ctx;
@@ -107,8 +182,10 @@ static int verify_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
     finding_emit(v->fn, v->ctx, true, name, (int64_t)off,
                  "record seq %" PRIu64 " has a good checksum but %s", r->seq,
                  why);
+    return 0;
   }
-  return 0;
+  verify_version(v, m, off, r, &b);
+  return v->oom;
 }
 
 static int verify_bad(void *ctx, seg_map *m, const log_bad *bad) {
@@ -332,8 +409,13 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
 
   /* 1. Every byte of every segment. */
   log_walker w = {&v, verify_rec, verify_bad, 0};
-  for (uint32_t i = 0; i < full->seg_count; i++)
+  for (uint32_t i = 0; i < full->seg_count && !v.oom; i++)
     log_walk(&w, &full->segs[i], 0, i + 1 == full->seg_count);
+  u64map_free(&v.versions);
+  if (v.oom) {
+    rc = cs_err(err, v.oom, "out of memory for the versions of every id");
+    goto out;
+  }
   if (res->problems) goto out; /* a replay would stop at the same damage */
 
   /* 2. The whole log replayed, as open without a snapshot does. */
@@ -386,6 +468,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
   }
   verify_compare(snap, full, &v, o->sample_contacts ? o->sample_contacts : 100);
 out:
+  u64map_free(&v.versions);
   msgpack_zone_destroy(&v.zone);
   store_free(snap);
   store_free(full);
