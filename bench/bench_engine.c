@@ -30,7 +30,10 @@
  * rest for reference, alternating engine and SQLite repetitions; check that
  * both sides answer every benchmark query with the same totals (and the
  * survey's counts); warm both up; time the reads, alternating sides, by wall
- * time and by the reading threads' CPU time; measure sizes; time opening.
+ * time and by the reading threads' CPU time; measure sizes; time opening;
+ * last, on the engine alone, upserts and idempotent creates beside plain
+ * durable creates, each rep of each in turn (their contacts come after
+ * every other measurement, so none of those sees them).
  * Data live in a fresh directory that is removed at the end unless --keep.
  */
 #ifndef _GNU_SOURCE
@@ -64,6 +67,9 @@
 #define QUERIES 1000
 #define EMAIL_QUERIES 100000
 #define SEARCH_LIMIT 100
+/* Upserts and idempotent creates: at least this share of the rate of plain
+ * durable creates measured beside them (issue 10's target). */
+#define SAFE_WRITE_TARGET 0.8
 
 /* --------------------------------------------------------------- options */
 
@@ -954,6 +960,198 @@ done:
   return rate;
 }
 
+/* ========================================================= safe writes */
+
+/*
+ * Upserts and idempotent creates beside plain durable creates, all from
+ * b->o.writers threads against the same store in the same phase, one rep
+ * of each kind after the other, so that their ratios are fair. Upserts
+ * alternate a new email (a create) and an existing one (an update of a
+ * bulk-loaded contact that changes its job title). Each idempotent create
+ * carries its own key, reserved with cs_idem_begin, and a render callback
+ * that writes the server's answer ({"id": ...}). The fingerprint is made
+ * from the contact's number: the server hashes method, path and body,
+ * which is the front end's work, not the engine's.
+ */
+enum { SW_PLAIN, SW_UPSERT, SW_IDEM, SW_KINDS };
+static const char *const sw_label[SW_KINDS] = {
+    "plain durable creates", "upserts, half new emails", "idempotent creates"};
+
+typedef struct sw_writer {
+  bench *b;
+  int kind;
+  uint64_t from, to, stride; /* operation numbers k */
+  uint64_t new_base;         /* op k's new contact: number new_base + k */
+  uint64_t old_base;         /* an upsert's existing one: old_base + k */
+  pthread_barrier_t *start;
+  sem_t done;
+  int cb_rc;
+  bool accepted; /* the last write was queued (it carries its key) */
+  uint64_t errors, created, updated;
+  char first_error[600];
+  char answer[64]; /* the kept answer, rendered while the writer holds */
+} sw_writer;
+
+static void sw_done(void *ctx, int rc, uint64_t id) {
+  sw_writer *w = ctx;
+  (void)id;
+  w->cb_rc = rc;
+  sem_post(&w->done);
+}
+
+static void sw_render(void *ctx, const cs_outcome *o, cs_answer *out) {
+  sw_writer *w = ctx;
+  char id[CS_ID_DIGITS + 1];
+  cs_id_format(o->id, id);
+  int n = snprintf(w->answer, sizeof w->answer, "{\"id\":\"%s\"}", id);
+  *out = (cs_answer){200, CS_ANSWER_JSON, {w->answer, (size_t)n}};
+}
+
+/* Applies one write and waits for it to be durable (an unchanged upsert
+ * writes nothing and is not waited for). */
+static int sw_apply(sw_writer *w, cs_write *wr, cs_error *err) {
+  cs_outcome out = {0};
+  wr->done = sw_done;
+  wr->ctx = w;
+  int rc = cs_write_apply(w->b->store, wr, &out, err);
+  w->accepted = rc == 0;
+  if (rc == 0 && out.result != CS_RESULT_UNCHANGED) {
+    sem_wait(&w->done);
+    rc = w->cb_rc;
+  }
+  if (rc == 0 && out.result == CS_RESULT_CREATED) w->created++;
+  if (rc == 0 && out.result == CS_RESULT_UPDATED) w->updated++;
+  return rc;
+}
+
+static int sw_idem_create(sw_writer *w, uint64_t i, cs_contact *c,
+                          cs_error *err) {
+  cs_store *s = w->b->store;
+  char key[48];
+  int len =
+      snprintf(key, sizeof key, "bench-create-%llu", (unsigned long long)i);
+  uint8_t fp[CS_IDEM_FP_BYTES] = {0};
+  memcpy(fp, &i, sizeof i);
+  cs_answer replay;
+  int rc = cs_idem_begin(s, ACCOUNT, key, (size_t)len, fp, &replay, err);
+  if (rc == CS_IDEM_REPLAY) {
+    free((void *)replay.body.ptr);
+    return -EEXIST; /* every key is new: a replay is a fault */
+  }
+  if (rc != 0) return rc;
+  cs_idem idem = {key, (size_t)len, sw_render, w};
+  cs_write wr = {
+      .kind = CS_WRITE_CREATE, .account = ACCOUNT, .contact = c, .idem = &idem};
+  rc = sw_apply(w, &wr, err);
+  if (rc != 0 && !w->accepted) cs_idem_release(s, ACCOUNT, key, (size_t)len);
+  return rc;
+}
+
+static int sw_upsert(sw_writer *w, uint64_t k, cs_error *err) {
+  bh_contact bc;
+  cs_patch p = {0};
+  bool fresh = k % 2 == 0;
+  bh_gen_contact(w->b->gen, fresh ? w->new_base + k : w->old_base + k, &bc);
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    if (!fresh && f != CS_EMAIL && f != CS_JOB_TITLE) continue;
+    const char *v = f == CS_JOB_TITLE && !fresh ? "Upserted" : bc_field(&bc, f);
+    p.field[f] = (cs_str){v, strlen(v)};
+    p.set_mask |= 1u << f;
+  }
+  cs_write wr = {.kind = CS_WRITE_UPSERT, .account = ACCOUNT, .patch = &p};
+  return sw_apply(w, &wr, err);
+}
+
+static void *sw_thread(void *arg) {
+  sw_writer *w = arg;
+  bh_contact bc;
+  cs_contact c;
+  pthread_barrier_wait(w->start);
+  for (uint64_t k = w->from; k < w->to; k += w->stride) {
+    cs_error err = {0};
+    int rc;
+    if (w->kind == SW_UPSERT) {
+      rc = sw_upsert(w, k, &err);
+    } else {
+      bh_gen_contact(w->b->gen, w->new_base + k, &bc);
+      bc_to_cs(&bc, &c);
+      if (w->kind == SW_IDEM) {
+        rc = sw_idem_create(w, w->new_base + k, &c, &err);
+      } else {
+        cs_write wr = {
+            .kind = CS_WRITE_CREATE, .account = ACCOUNT, .contact = &c};
+        rc = sw_apply(w, &wr, &err);
+      }
+    }
+    if (rc != 0 && w->errors++ == 0)
+      snprintf(w->first_error, sizeof w->first_error, "op %llu: %s",
+               (unsigned long long)k, err.msg[0] ? err.msg : cs_strerror(rc));
+  }
+  return NULL;
+}
+
+/* What one rep of one kind did. */
+typedef struct sw_rep {
+  double rate; /* writes per second, or < 0 on failure */
+  uint64_t created, updated;
+  double heap_bytes; /* malloc'd bytes in use, after less before */
+  double disk_bytes; /* the store's, after less before */
+} sw_rep;
+
+static double heap_in_use(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (double)(mi.uordblks + mi.hblkhd);
+}
+
+/* Runs ops [0, n) of kind from b->o.writers threads. */
+static sw_rep sw_run(bench *b, int kind, uint64_t n, uint64_t new_base,
+                     uint64_t old_base) {
+  int nw = b->o.writers;
+  sw_rep rep = {.rate = -1};
+  sw_writer *ws = calloc((size_t)nw, sizeof *ws);
+  pthread_t *th = calloc((size_t)nw, sizeof *th);
+  pthread_barrier_t start;
+  if (!ws || !th) goto done;
+  pthread_barrier_init(&start, NULL, (unsigned)nw + 1);
+  for (int t = 0; t < nw; t++) {
+    ws[t] = (sw_writer){.b = b,
+                        .kind = kind,
+                        .from = (uint64_t)t,
+                        .to = n,
+                        .stride = (uint64_t)nw,
+                        .new_base = new_base,
+                        .old_base = old_base,
+                        .start = &start};
+    sem_init(&ws[t].done, 0, 0);
+    pthread_create(&th[t], NULL, sw_thread, &ws[t]);
+  }
+  cs_stats s0, s1;
+  cs_stats_get(b->store, &s0);
+  double heap0 = heap_in_use();
+  pthread_barrier_wait(&start);
+  uint64_t t0 = bh_now_ns(), errors = 0;
+  for (int t = 0; t < nw; t++) {
+    pthread_join(th[t], NULL);
+    if (ws[t].errors && !errors)
+      note("engine: %s: %llu failed, first: %s", sw_label[kind],
+           (unsigned long long)ws[t].errors, ws[t].first_error);
+    errors += ws[t].errors;
+    rep.created += ws[t].created;
+    rep.updated += ws[t].updated;
+    sem_destroy(&ws[t].done);
+  }
+  uint64_t t1 = bh_now_ns();
+  rep.heap_bytes = heap_in_use() - heap0;
+  cs_stats_get(b->store, &s1);
+  rep.disk_bytes = (double)s1.disk_bytes - (double)s0.disk_bytes;
+  pthread_barrier_destroy(&start);
+  if (errors == 0) rep.rate = (double)n / bh_seconds(t0, t1);
+done:
+  free(ws);
+  free(th);
+  return rep;
+}
+
 /* ================================================================= reads */
 
 enum { R_GET = Q_KINDS, R_KINDS };
@@ -1116,18 +1314,18 @@ static void warm_up(bench *b, sconn *sc) {
 
 /* ================================================================= table */
 
-static void row_rate(bench *b, const char *metric, double ours, double base,
-                     double target_ratio) {
+static void row_rate(bh_table *table, const char *metric, double ours,
+                     double base, double target_ratio) {
   char o[40], s[40], r[24], t[24];
   bool have = ours > 0 && base > 0;
   if (target_ratio > 0) snprintf(t, sizeof t, ">= %gx", target_ratio);
-  bh_table_add(
-      &b->table, metric, ours > 0 ? bh_fmt_rate(o, sizeof o, ours) : NULL,
-      base > 0 ? bh_fmt_rate(s, sizeof s, base) : NULL,
-      have ? bh_fmt_ratio(r, sizeof r, ours / base) : NULL,
-      target_ratio > 0 ? t : NULL,
-      have && target_ratio > 0 ? (ours / base >= target_ratio ? "yes" : "NO")
-                               : NULL);
+  bh_table_add(table, metric, ours > 0 ? bh_fmt_rate(o, sizeof o, ours) : NULL,
+               base > 0 ? bh_fmt_rate(s, sizeof s, base) : NULL,
+               have ? bh_fmt_ratio(r, sizeof r, ours / base) : NULL,
+               target_ratio > 0 ? t : NULL,
+               have && target_ratio > 0
+                   ? (ours / base >= target_ratio ? "yes" : "NO")
+                   : NULL);
 }
 
 static double median_of(double *v, int n) {
@@ -1313,6 +1511,9 @@ typedef struct results {
   double eng_disk, sql_disk, sql_index;
   double eo_snap[OPEN_REPS_MAX], eo_replay[OPEN_REPS_MAX], so[OPEN_REPS_MAX];
   double eng_rss_open;
+  bool sw_measured; /* the engine has safe writes */
+  sw_rep sw[SW_KINDS][CREATE_REPS_MAX];
+  uint64_t sw_ops[SW_KINDS]; /* over all reps */
 } results;
 
 /* The fresh data directories under --dir. 0, or the exit status: 2 for a
@@ -1584,6 +1785,92 @@ static int run_opens(bench *b, results *res) {
   return 0;
 }
 
+/* Safe writes beside plain durable creates on the store as the reads left
+ * it (so that nothing measured before sees their contacts), each rep of
+ * each kind in turn, as many ops a rep as a rep of the main creates.
+ * Skipped, saying so, when the engine's safe writes are not built. */
+static int run_safe_writes(bench *b, results *res) {
+  if (!b->o.engine) return 0;
+  const uint64_t N = b->o.count, K = b->o.creates;
+  const int ncr = b->o.create_reps;
+  const uint64_t n = (K - K / 10) / (uint64_t)ncr;
+  if (eng_open(b, CS_DURABILITY_FSYNC, true, false, &b->store) != 0) return -1;
+  cs_write probe = {.kind = CS_WRITE_DELETE, .account = ACCOUNT, .id = 1};
+  cs_outcome out;
+  if (cs_write_apply(b->store, &probe, &out, NULL) == -ENOSYS) {
+    note("engine: safe writes not built; upserts and idempotent creates not "
+         "measured");
+  } else {
+    for (int r = 0; r < ncr; r++) {
+      for (int k = 0; k < SW_KINDS; k++) {
+        uint64_t new_base = N + ((uint64_t)r * SW_KINDS + (uint64_t)k) * n;
+        sw_rep *rep = &res->sw[k][r];
+        *rep = sw_run(b, k, n, new_base, K + (uint64_t)r * n);
+        if (rep->rate < 0) return -1;
+        res->sw_ops[k] += n;
+      }
+      note("safe writes rep %d (%llu each): plain %.0f/s, upsert %.0f/s "
+           "(%llu created, %llu updated), idempotent %.0f/s",
+           r + 1, (unsigned long long)n, res->sw[SW_PLAIN][r].rate,
+           res->sw[SW_UPSERT][r].rate,
+           (unsigned long long)res->sw[SW_UPSERT][r].created,
+           (unsigned long long)res->sw[SW_UPSERT][r].updated,
+           res->sw[SW_IDEM][r].rate);
+    }
+    res->sw_measured = true;
+  }
+  int rc = eng_close(b->store);
+  b->store = NULL;
+  return rc ? -1 : 0;
+}
+
+/* The safe writes' table: each rate beside the plain creates' of the same
+ * phase, and what an idempotency entry costs while it is kept. */
+static void print_safe_table(bench *b, results *res) {
+  if (!res->sw_measured) return;
+  const int ncr = b->o.create_reps;
+  double rate[SW_KINDS], heap[SW_KINDS] = {0}, disk[SW_KINDS] = {0};
+  uint64_t created = 0, updated = 0;
+  for (int k = 0; k < SW_KINDS; k++) {
+    double v[CREATE_REPS_MAX];
+    for (int r = 0; r < ncr; r++) {
+      v[r] = res->sw[k][r].rate;
+      heap[k] += res->sw[k][r].heap_bytes / (double)res->sw_ops[k];
+      disk[k] += res->sw[k][r].disk_bytes / (double)res->sw_ops[k];
+    }
+    rate[k] = median_of(v, ncr);
+  }
+  for (int r = 0; r < ncr; r++) {
+    created += res->sw[SW_UPSERT][r].created;
+    updated += res->sw[SW_UPSERT][r].updated;
+  }
+  bh_table t;
+  bh_table_init(&t, "contactd", "plain creates");
+  char m[96], buf[2][64];
+  snprintf(m, sizeof m, "plain durable creates, %d writers", b->o.writers);
+  row_rate(&t, m, rate[SW_PLAIN], rate[SW_PLAIN], 0);
+  snprintf(m, sizeof m, "upserts, half new emails, %d writers", b->o.writers);
+  row_rate(&t, m, rate[SW_UPSERT], rate[SW_PLAIN], SAFE_WRITE_TARGET);
+  snprintf(buf[0], 64, "%llu / %llu", (unsigned long long)created,
+           (unsigned long long)updated);
+  bh_table_add(&t, "  of them created / updated", buf[0], NULL, NULL, NULL,
+               NULL);
+  snprintf(m, sizeof m, "idempotent creates, %d writers", b->o.writers);
+  row_rate(&t, m, rate[SW_IDEM], rate[SW_PLAIN], SAFE_WRITE_TARGET);
+  bh_table_add(&t, "idempotency entry, memory bytes/contact while kept",
+               bh_fmt_bytes(buf[0], 64, heap[SW_IDEM] - heap[SW_PLAIN]), NULL,
+               NULL, NULL, NULL);
+  bh_table_add(&t, "idempotency entry, log bytes/contact",
+               bh_fmt_bytes(buf[1], 64, disk[SW_IDEM] - disk[SW_PLAIN]), NULL,
+               NULL, NULL, NULL);
+  printf("\nsafe writes beside plain durable creates, measured in one phase "
+         "after the reads (%d reps of %llu writes each; memory is malloc'd "
+         "bytes in use, idempotent less plain):\n\n",
+         ncr, (unsigned long long)res->sw_ops[SW_PLAIN] / (unsigned)ncr);
+  bh_table_print(&t, stdout);
+  bh_table_free(&t);
+}
+
 /* The main table: creates, loads, reads, opens and sizes. The medians sort
  * their reps in place, hence res is not const. */
 static void print_main_table(bench *b, results *res) {
@@ -1594,17 +1881,18 @@ static void print_main_table(bench *b, results *res) {
   char m[96];
   double ec = median_of(res->eng_cr, ncr), sc = median_of(res->sql_cr, ncr);
   snprintf(m, sizeof m, "durable creates, %d writers", b->o.writers);
-  row_rate(b, m, ec, sc, 5);
+  row_rate(&b->table, m, ec, sc, 5);
   bh_table_add(t, "  contacts per fsync",
                res->eng_per_sync > 0
                    ? (snprintf(buf[0], 64, "%.1f", res->eng_per_sync), buf[0])
                    : NULL,
                "<= 1 (WAL sync per commit)", NULL, NULL, NULL);
-  row_rate(b, "durable creates, 1 writer (reference)",
+  row_rate(&b->table, "durable creates, 1 writer (reference)",
            median_of(res->eng_cr1, ncr), median_of(res->sql_cr1, ncr), 0);
   snprintf(m, sizeof m, "bulk load %s contacts (setup)",
            bh_fmt_count(buf[4], 64, (double)(N - K)));
-  row_rate(b, m, res->eng_load_s > 0 ? (double)(N - K) / res->eng_load_s : 0,
+  row_rate(&b->table, m,
+           res->eng_load_s > 0 ? (double)(N - K) / res->eng_load_s : 0,
            res->sql_load_s > 0 ? (double)(N - K) / res->sql_load_s : 0, 0);
   for (size_t k = 0; k < READ_ROWS; k++) {
     const char *metric = reads[k].metric;
@@ -1614,7 +1902,8 @@ static void print_main_table(bench *b, results *res) {
                bh_fmt_count(buf[4], 64, q->mean_total));
       metric = m;
     }
-    row_rate(b, metric, res->read_eng[k], res->read_sql[k], reads[k].target);
+    row_rate(&b->table, metric, res->read_eng[k], res->read_sql[k],
+             reads[k].target);
   }
   double es = median_of(res->eo_snap, b->o.open_reps),
          er = median_of(res->eo_replay, b->o.open_reps),
@@ -1750,8 +2039,10 @@ int main(int argc, char **argv) {
   }
   if (rc == 0 && run_generate(b) == 0 && run_load(b, &cn, &res) == 0 &&
       run_creates(b, &cn, &res) == 0 && run_reads(b, &cn, &res) == 0 &&
-      run_sizes(b, &cn, &res) == 0 && run_opens(b, &res) == 0) {
+      run_sizes(b, &cn, &res) == 0 && run_opens(b, &res) == 0 &&
+      run_safe_writes(b, &res) == 0) {
     print_main_table(b, &res);
+    print_safe_table(b, &res);
     print_cpu_table(b, &res);
     rc = res.mismatches ? 3 : 0;
   } else {
