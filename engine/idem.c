@@ -177,8 +177,8 @@ int idem_fill(idem_table *t, idem_ent *e, const cs_answer *a,
   return 0;
 }
 
-int idem_load(idem_table *t, uint32_t account, const rec_idem *r,
-              uint64_t seq, int64_t now) {
+int idem_load(idem_table *t, uint32_t account, const rec_idem *r, uint64_t seq,
+              int64_t now) {
   idem_ent *old = idem_find(t, account, r->key.ptr, r->key.len, now);
   if (old) idem_remove(t, old);
   if (r->expires_ms <= now) return 0;

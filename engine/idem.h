@@ -43,13 +43,13 @@ typedef struct idem_ent {
   size_t key_len;
   char *body;
   size_t body_len;
-  struct idem_ent *chain;      /* same hash */
+  struct idem_ent *chain;       /* same hash */
   struct idem_ent *prev, *next; /* the committed list */
 } idem_ent;
 
 typedef struct idem_table {
-  u64map heads;       /* hash -> chain head (a pointer), 0 for none */
-  size_t empty_heads; /* cells whose chain emptied */
+  u64map heads;           /* hash -> chain head (a pointer), 0 for none */
+  size_t empty_heads;     /* cells whose chain emptied */
   idem_ent *first, *last; /* PENDING and DONE, in commit order */
   size_t count;
   uint64_t bytes; /* memory the entries hold, for cs_stats */
@@ -77,8 +77,8 @@ void idem_remove(idem_table *t, idem_ent *e);
 /* Adds a committed entry as a record carries it (open's replay, a
  * snapshot), replacing any entry of the same key; an expired one is
  * skipped. 0 or -ENOMEM. */
-int idem_load(idem_table *t, uint32_t account, const rec_idem *r,
-              uint64_t seq, int64_t now);
+int idem_load(idem_table *t, uint32_t account, const rec_idem *r, uint64_t seq,
+              int64_t now);
 
 /* The record form of an entry (pointing into it). */
 void idem_to_rec(const idem_ent *e, rec_idem *out);

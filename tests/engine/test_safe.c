@@ -81,9 +81,9 @@ static uint64_t make(fixture *f, uint32_t acct, const char *first,
                      const char *email) {
   uint64_t id = 0;
   cs_error err;
-  int rc = tu_create(
-      f->s, acct, tu_contact(first, NULL, email, NULL, NULL, NULL, NULL), &id,
-      &err);
+  int rc = tu_create(f->s, acct,
+                     tu_contact(first, NULL, email, NULL, NULL, NULL, NULL),
+                     &id, &err);
   if (rc) fail_msg("create %s: %s", email, err.msg);
   return id;
 }
@@ -482,9 +482,9 @@ static void test_safe_idempotency_keys_replay(void **state) {
   /* Malformed keys. */
   char longkey[CS_IDEM_KEY_MAX_BYTES + 2];
   memset(longkey, 'k', sizeof longkey);
-  assert_int_equal(cs_idem_begin(f->s, 1, longkey, CS_IDEM_KEY_MAX_BYTES + 1,
-                                 fp, &a, &err),
-                   CS_EINVAL);
+  assert_int_equal(
+      cs_idem_begin(f->s, 1, longkey, CS_IDEM_KEY_MAX_BYTES + 1, fp, &a, &err),
+      CS_EINVAL);
   assert_int_equal(cs_idem_begin(f->s, 1, "", 0, fp, &a, &err), CS_EINVAL);
   assert_int_equal(cs_idem_begin(f->s, 1, "a b", 3, fp, &a, &err), CS_EINVAL);
   assert_int_equal(
@@ -552,9 +552,8 @@ static void compact(fixture *f) {
   cs_error err;
   assert_int_equal(cs_close(f->s, &err), 0);
   f->s = NULL;
-  cs_compact_opts o = {.trash_ms = f->o.trash_ms,
-                       .now_ms = clock_of,
-                       .now_ctx = f};
+  cs_compact_opts o = {
+      .trash_ms = f->o.trash_ms, .now_ms = clock_of, .now_ctx = f};
   cs_compact_result res;
   if (cs_admin_compact(f->dir, &o, NULL, NULL, &res, &err))
     fail_msg("compact: %s", err.msg);
@@ -576,8 +575,7 @@ static void test_safe_compaction_keeps_the_trash_window(void **state) {
   uint8_t fp[CS_IDEM_FP_BYTES] = {5};
   cs_answer a;
   char body[64];
-  assert_int_equal(idem_create(f, "keep", fp, "kept@example.com", &a, body),
-                   0);
+  assert_int_equal(idem_create(f, "keep", fp, "kept@example.com", &a, body), 0);
   compact(f);
   assert_false(dir_holds(f->dir, "Zq7PurgeMarker"));
   assert_false(dir_holds(f->dir, "old@example.com"));
