@@ -204,17 +204,34 @@ expect 0 "$CTL" --data "$D" dump
 
 # ---------------------------------------------------------------- versions
 # A dump writes each contact's version; a load keeps it (missing: 1).
+# Keeping a version above 1 needs the store to take a bulk create's version
+# (cs_bulk_begin's mode); a load on a store that does not stops at once,
+# saying so, and those checks are skipped here, saying so too.
+"$CTL" --data "$T/vp" keys add --account acme >/dev/null 2>&1
+echo '{"first_name":"Probe","email":"probe@example.com","version":2}' >"$T/vp.jsonl"
+KEEPS=yes
+if ! "$CTL" --data "$T/vp" load --account acme "$T/vp.jsonl" >/dev/null 2>"$T/vp.err"; then
+  grep -q "does not keep the versions a load gives" "$T/vp.err" || fail "probe load: $(cat "$T/vp.err")"
+  KEEPS=no
+  echo "SKIP: the store does not keep a bulk create's version; kept-version checks skipped"
+fi
 "$CTL" --data "$T/v" keys add --account acme >/dev/null 2>&1
 cat >"$T/v.jsonl" <<'EOF'
-{"first_name":"Kept","email":"kept@example.com","version":7}
+{"first_name":"One","email":"one@example.com","version":1}
 {"first_name":"None","email":"none@example.com"}
 {"first_name":"Null","email":"null@example.com","version":null}
+EOF
+if [ $KEEPS = yes ]; then
+  cat >>"$T/v.jsonl" <<'EOF'
+{"first_name":"Kept","email":"kept@example.com","version":7}
 {"first_name":"Big","email":"big@example.com","version":18446744073709551615}
 EOF
+fi
 expect 0 "$CTL" --data "$T/v" load --account acme "$T/v.jsonl"
 expect 0 "$CTL" --data "$T/v" dump --output "$T/v.dump"
-for want in 'kept@example.com.*"version":7}' 'none@example.com.*"version":1}' \
-            'null@example.com.*"version":1}' 'big@example.com.*"version":18446744073709551615}'; do
+wants='one@example.com.*"version":1} none@example.com.*"version":1} null@example.com.*"version":1}'
+[ $KEEPS = yes ] && wants="$wants kept@example.com.*\"version\":7} big@example.com.*\"version\":18446744073709551615}"
+for want in $wants; do
   grep -q "$want" "$T/v.dump" || { fail "dump lacks $want"; cat "$T/v.dump"; }
 done
 # and through a dump, JSON Lines and CSV, into other stores
@@ -223,7 +240,8 @@ expect 0 "$CTL" --data "$T/v2" load --account acme "$T/v.dump"
 expect 0 "$CTL" --data "$T/v2" dump --output "$T/v2.dump"
 cmp -s <(untimed "$T/v.dump") <(untimed "$T/v2.dump") || { fail "versions differ after a JSONL round trip"; diff "$T/v.dump" "$T/v2.dump"; }
 expect 0 "$CTL" --data "$T/v" dump --format csv --output "$T/v.csv"
-grep -q $',7\r$' "$T/v.csv" || fail "CSV dump lacks version 7: $(cat "$T/v.csv")"
+want=',1'; [ $KEEPS = yes ] && want=',7'
+grep -q "$want"$'\r$' "$T/v.csv" || fail "CSV dump lacks version ${want#,}: $(cat "$T/v.csv")"
 "$CTL" --data "$T/v3" keys add --account acme >/dev/null 2>&1
 expect 0 "$CTL" --data "$T/v3" load --format csv --account acme "$T/v.csv"
 expect 0 "$CTL" --data "$T/v3" dump --output "$T/v3.dump"
@@ -236,8 +254,9 @@ cat >"$T/vbad.jsonl" <<'EOF'
 {"first_name":"Frac","email":"f@example.com","version":1.5}
 {"first_name":"Exp","email":"e@example.com","version":1e3}
 {"first_name":"Huge","email":"h@example.com","version":18446744073709551616}
-{"first_name":"Good","email":"g@example.com","version":2}
+{"first_name":"Good","email":"g@example.com","version":1}
 {"first_name":"Obj","email":"o@example.com","version":{"v":1}}
+{"first_name":"Bool","email":"b@example.com","version":true}
 EOF
 "$CTL" --data "$T/v4" keys add --account acme >/dev/null 2>&1
 expect 1 "$CTL" --data "$T/v4" load --account acme --dry-run "$T/vbad.jsonl"
@@ -245,20 +264,23 @@ grep '^line ' "$T/err" >"$T/vdry.lines"
 expect 1 "$CTL" --data "$T/v4" load --account acme "$T/vbad.jsonl"
 grep '^line ' "$T/err" >"$T/vload.lines"
 cmp -s "$T/vdry.lines" "$T/vload.lines" || { fail "dry run and load reject versions differently"; diff "$T/vdry.lines" "$T/vload.lines"; }
-for n in 1 2 3 4 5 6 8; do
+for n in 1 2 3 4 5 6 8 9; do
   grep -q "^line $n: invalid_field: version: must be an integer" "$T/vload.lines" || fail "line $n's bad version not reported: $(cat "$T/vload.lines")"
 done
-grep -q '^line 3: .*not "2"' "$T/vload.lines" || fail "a string version is not shown quoted"
+grep -q '^line 3: .*not "2"$' "$T/vload.lines" || fail "a string version is not shown quoted"
+grep -q '^line 6: .*not 18446744073709551616$' "$T/vload.lines" || fail "an overflowing version is not shown"
 grep -q "^line 7:" "$T/vload.lines" && fail "a good version rejected"
-grep -q "^line 8: invalid_field: version: must be an integer .*not a boolean" "$T/vload.lines" || fail "a version that is an object is not refused"
-grep -q "loaded 1 contacts, rejected 7" "$T/err" || fail "version load summary: $(tail -1 "$T/err")"
-printf 'first_name,email,version\r\nA,a@example.com,3\r\nB,b@example.com,\r\nC,c@example.com,x3\r\n' >"$T/v.csv2"
+grep -q "^line 8: .*not a boolean, an object or an array" "$T/vload.lines" || fail "a version that is an object is not refused"
+grep -q "loaded 1 contacts, rejected 8" "$T/err" || fail "version load summary: $(tail -1 "$T/err")"
+printf 'first_name,email,version\r\nA,a@example.com,1\r\nB,b@example.com,\r\nC,c@example.com,x3\r\nD,d@example.com, 1 \r\n' >"$T/v.csv2"
 "$CTL" --data "$T/v5" keys add --account acme >/dev/null 2>&1
 expect 1 "$CTL" --data "$T/v5" load --format csv --account acme "$T/v.csv2"
 grep -q '^line 4: invalid_field: version: must be an integer' "$T/err" || fail "CSV bad version: $(cat "$T/err")"
+grep -q "loaded 3 contacts, rejected 1" "$T/err" || fail "CSV version summary: $(tail -1 "$T/err")"
 expect 0 "$CTL" --data "$T/v5" dump
-grep -q 'a@example.com.*"version":3}' "$T/out" || fail "CSV version not kept: $(cat "$T/out")"
-grep -q 'b@example.com.*"version":1}' "$T/out" || fail "CSV empty version is not 1"
+for e in a b d; do
+  grep -q "$e@example.com.*\"version\":1}" "$T/out" || fail "CSV version of $e is not 1: $(cat "$T/out")"
+done
 printf 'first_name,email,version,version\r\nA,a@example.com,3,4\r\n' >"$T/v.csv3"
 expect 1 "$CTL" --data "$T/v5" load --format csv --account acme "$T/v.csv3"
 grep -q 'column 4 ("version"): given twice' "$T/err" || fail "a second version column: $(cat "$T/err")"
