@@ -9,7 +9,8 @@
  *
  * Concurrency: every function may be called from any thread. Reads (cs_get,
  * cs_search, cs_iterate, cs_stats_get) run in parallel and never wait for a
- * sync. Writes (cs_create, cs_update, cs_delete) are validated at once and
+ * sync. Writes (cs_write_apply, and cs_create, cs_update, cs_delete, its
+ * three original cases) are validated at once and
  * either rejected synchronously or accepted; an accepted write's completion
  * callback fires from the store's commit thread once its record is durable
  * (durability CS_DURABILITY_FSYNC) or written (CS_DURABILITY_NONE). Many

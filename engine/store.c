@@ -1,11 +1,11 @@
 /*
- * store.c: opening and closing a store, and the public calls of cs.h:
- * create, update, delete, flush, bulk, get, search, iterate, stats,
- * health.
+ * store.c: opening and closing a store, and the public calls of cs.h
+ * besides the writes: flush, bulk, get, search, iterate, stats, health.
  *
- * Writes: a call validates under wmu against the overlay and the applied
- * state (overlay.c), frames its record, and queues it (commit.c), which
- * answers through the completion once the record is durable and applied.
+ * Writes (write.c): a call validates under wmu against the overlay and the
+ * applied state (overlay.c), frames its record, and queues it (commit.c),
+ * which answers through the completion once the record is durable and
+ * applied.
  * Reads take ilock for reading and never wait for a sync.
  *
  * Open: lock the directory, read (or create) the manifest, remove strays,
