@@ -505,7 +505,12 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
     o->disk_bytes += s->segs[i].size; /* what the log holds, torn tail cut */
   o->index_bytes =
       ix_memory_bytes(s->ix) + (size_t)s->slots.cap * sizeof(cs_slot);
+  o->trash_contacts = s->trash.count - s->trash.gone;
   pthread_rwlock_unlock(&s->ilock);
+  pthread_mutex_lock(&s->imu);
+  o->idem_keys = s->idem.count;
+  o->idem_bytes = s->idem.bytes;
+  pthread_mutex_unlock(&s->imu);
   pthread_mutex_lock(&s->mmu);
   o->snapshot_seq = s->snapshot_seq;
   o->snapshot_time_ms = s->snapshot_time_ms;
