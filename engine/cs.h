@@ -554,7 +554,8 @@ typedef struct cs_stats {
   uint64_t next_id;        /* the id the next create gets */
   uint64_t commits;        /* records committed since open */
   uint64_t fsyncs;         /* log syncs since open */
-  uint64_t index_bytes;    /* memory held by the indexes (slots included) */
+  uint64_t index_bytes;    /* memory held by the indexes (slots and the trash
+                             list included) */
   uint64_t trash_contacts; /* in the trash, any window (until compaction) */
   uint64_t idem_keys;      /* idempotency keys kept or in flight */
   uint64_t idem_bytes;     /* the memory they hold */

@@ -506,6 +506,8 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
   o->index_bytes =
       ix_memory_bytes(s->ix) + (size_t)s->slots.cap * sizeof(cs_slot);
   o->trash_contacts = s->trash.count - s->trash.gone;
+  o->index_bytes += (uint64_t)s->trash.cap * sizeof(trash_ent) +
+                    (s->trash.where.keys ? (s->trash.where.mask + 1) * 16 : 0);
   pthread_rwlock_unlock(&s->ilock);
   pthread_mutex_lock(&s->imu);
   o->idem_keys = s->idem.count;
