@@ -70,7 +70,8 @@ void store_free(cs_store *s) {
   trash_free(&s->trash);
   idem_free(&s->idem);
   pthread_mutex_destroy(&s->imu);
-  wqueue_free(&s->wq);
+  wqueue_free(&s->queues[0]);
+  wqueue_free(&s->queues[1]);
   rec_buf_free(&s->rbuf);
   fold_buf_free(&s->fb_key);
   fold_buf_free(&s->fb_case);
@@ -93,6 +94,7 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   if (!s) return NULL;
   s->lock_fd = -1;
   s->active_fd = -1;
+  s->wq = &s->queues[0];
   if (opts) s->opts = *opts;
   if (!s->opts.segment_bytes_max)
     s->opts.segment_bytes_max = CS_SEGMENT_BYTES_DEFAULT;
