@@ -582,6 +582,57 @@ static void test_admin_verify_finds_a_version_going_back(void **st) {
   free(dir);
 }
 
+/* Verify raises nothing on versions a store made itself: edits, a trashed
+ * contact, a purged one, compaction (which carries the trashed contact
+ * over), and a restore after it. */
+static void
+test_admin_verify_versions_clean_through_trash_and_compaction(void **st) {
+  char *dir = tu_tmpdir();
+  cs_contact x;
+  if (!versioned_store(dir, &x)) {
+    tu_rmrf(dir);
+    free(dir);
+    skip();
+  }
+  cs_store *s = open_store(dir, NULL);
+  assert_non_null(s);
+  cs_error err;
+  uint64_t z, p;
+  cs_contact c =
+      tu_contact("Zora", NULL, "zora@example.com", NULL, NULL, NULL, NULL);
+  assert_int_equal(tu_create(s, 1, c, &z, &err), 0);
+  cs_patch edit = {.set_mask = 1u << CS_COMPANY};
+  edit.field[CS_COMPANY] = (cs_str){"Z Co", 4};
+  assert_int_equal(tu_update(s, 1, z, edit, &err), 0);
+  c = tu_contact("Pia", NULL, "pia@example.com", NULL, NULL, NULL, NULL);
+  assert_int_equal(tu_create(s, 1, c, &p, &err), 0);
+  cs_outcome out;
+  cs_write dz = {.kind = CS_WRITE_DELETE, .account = 1, .id = z};
+  assert_int_equal(write_wait(s, &dz, &out), 0);
+  cs_write dp = {.kind = CS_WRITE_DELETE, .account = 1, .id = p, .purge = true};
+  assert_int_equal(write_wait(s, &dp, &out), 0);
+  assert_int_equal(cs_close(s, &err), 0);
+
+  found fd;
+  if (verify_dir(dir, &fd)) fail_msg("before compaction:\n%s", fd.text);
+  cs_compact_result res;
+  assert_int_equal(cs_admin_compact(dir, NULL, NULL, NULL, &res, &err), 0);
+  if (verify_dir(dir, &fd)) fail_msg("after compaction:\n%s", fd.text);
+
+  s = open_store(dir, NULL);
+  assert_non_null(s);
+  cs_write rz = {.kind = CS_WRITE_RESTORE, .account = 1, .id = z};
+  assert_int_equal(write_wait(s, &rz, &out), 0);
+  assert_int_equal(out.version, 3);
+  cs_contact got;
+  assert_int_equal(cs_get(s, 1, x.id, &got, &err), 0);
+  assert_int_equal(got.version, 3);
+  assert_int_equal(cs_close(s, &err), 0);
+  if (verify_dir(dir, &fd)) fail_msg("after the restore:\n%s", fd.text);
+  tu_rmrf(dir);
+  free(dir);
+}
+
 /* --------------------------------------------------------------- salvage */
 
 static void test_admin_salvage_skips_damage_and_reports_it(void **st) {
@@ -688,6 +739,8 @@ int main(void) {
       cmocka_unit_test(test_admin_verify_finds_truncated_snapshot),
       cmocka_unit_test(test_admin_verify_finds_wrong_index_entry),
       cmocka_unit_test(test_admin_verify_finds_a_version_going_back),
+      cmocka_unit_test(
+          test_admin_verify_versions_clean_through_trash_and_compaction),
       cmocka_unit_test(test_admin_salvage_skips_damage_and_reports_it),
       cmocka_unit_test(test_admin_refuses_a_held_directory),
   };
