@@ -21,10 +21,13 @@
  * CT_PARSE_SERVER_FIELDS lets them through, so that a dump loads back. The
  * loaded contacts get new ids and times, as any create does, but keep
  * their version (a missing one is 1), so that a version never goes back
- * across a dump and a load: the store's bulk mode (cs_bulk_begin) keeps
- * the version a create gives. dump writes the API's contact object with
- * the codec's generator. Field names, which are required and which the server
- * sets come from the engine's field table (cs.h), for CSV as for JSON.
+ * across a dump and a load. That needs the store's bulk mode
+ * (cs_bulk_begin) to keep the version a create gives; the first contact
+ * loaded with a version other than 1 is read back, and on a store that
+ * set another the load stops there, saying so. dump writes the API's
+ * contact object with the codec's generator. Field names, which are required
+ * and which the server sets come from the engine's field table (cs.h), for CSV
+ * as for JSON.
  *
  * Long commands show progress on standard error when it is a terminal.
  */
