@@ -7,7 +7,8 @@
  * each with version 1; the contact deleted in format 1 is gone for good
  * (not in the trash: a format-1 delete is final); verify is clean; and
  * the safe writes work on it: an edit makes version 2, a delete puts the
- * contact in the trash with its version, and both survive a reopen.
+ * contact in the trash with its version, and both survive a reopen; and
+ * compaction rewrites it in today's format with nothing changed.
  * Method: copy a fixture to a temporary directory (never open the
  * committed one), open it, compare a one-line form of every contact with
  * tests/fixtures/store-v1.expected, search, write, reopen, verify.
@@ -28,6 +29,7 @@
 #include "admin.h"
 #include "cs.h"
 #include "fixtures/store_v1_data.h"
+#include "record.h"
 #include "test_util.h"
 
 /* Ids as the fixture's README lists them: the twelve creates, the edit's
@@ -345,12 +347,58 @@ static void test_format_v1_writes_after_replay_without_snapshot(void **state) {
   check_writes("store-v1-nosnap");
 }
 
+/* The first segment file's format version (bytes 8..11 of its header). */
+static uint32_t first_segment_format(const char *dir) {
+  char cmd[4200], name[256] = "";
+  snprintf(cmd, sizeof cmd, "ls '%s' | grep -m1 '\\.seg$'", dir);
+  FILE *p = popen(cmd, "r");
+  if (p && fgets(name, sizeof name, p)) name[strcspn(name, "\n")] = 0;
+  if (p) pclose(p);
+  char path[4600];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "rb");
+  if (!f) fail_msg("%s: %s", path, strerror(errno));
+  uint8_t h[SEG_HEADER_BYTES];
+  size_t n = fread(h, 1, sizeof h, f);
+  fclose(f);
+  assert_int_equal(n, sizeof h);
+  return (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+         (uint32_t)h[11] << 24;
+}
+
+/* Compaction rewrites a format-1 store in the format of today, every
+ * contact as it was (version 1 included), and verify stays clean. */
+static void
+test_format_v1_compaction_rewrites_it_in_todays_format(void **state) {
+  (void)state;
+  fixture *f = fixture_copy("store-v1");
+  assert_int_equal(first_segment_format(f->dir), REC_FORMAT_OLDEST);
+  cs_compact_result res;
+  cs_error err;
+  if (cs_admin_compact(f->dir, NULL, NULL, NULL, &res, &err))
+    fail_msg("compact: %s", err.msg);
+  assert_int_equal(res.contacts, FX_LIVE);
+  assert_int_equal(first_segment_format(f->dir), REC_FORMAT_VERSION);
+  expect_verify_clean(f->dir, FX_LIVE);
+  cs_store *s = fixture_open(f);
+  cs_stats st;
+  cs_stats_get(s, &st);
+  assert_int_equal(st.next_id, FX_LAST_ID + 1);
+  bool built = safe_writes_built(s, f->acct[0]);
+  expect_contacts(s, built);
+  expect_delete_final(f, s, built);
+  expect_searches(f, s);
+  fixture_close(s);
+  fixture_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_format_v1_opens_from_its_snapshot),
       cmocka_unit_test(test_format_v1_opens_by_replay_without_snapshot),
       cmocka_unit_test(test_format_v1_edit_makes_version_2_and_delete_trashes),
       cmocka_unit_test(test_format_v1_writes_after_replay_without_snapshot),
+      cmocka_unit_test(test_format_v1_compaction_rewrites_it_in_todays_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,6 +304,11 @@ for fx in store-v1 store-v1-nosnap; do
   expect 0 "$CTL" --data "$T/fx" dump --raw
   [ "$(grep -c $'\tput\t' "$T/out")" = 14 ] || fail "$fx dump --raw: want 14 puts: $(cat "$T/out")"
   [ "$(grep -c $'\tdelete\t' "$T/out")" = 1 ] || fail "$fx dump --raw: want 1 delete"
+  # compaction rewrites it in today's format; nothing in a dump changes
+  expect 0 "$CTL" --data "$T/fx" compact
+  expect 0 "$CTL" --data "$T/fx" verify
+  expect 0 "$CTL" --data "$T/fx" dump --output "$T/$fx.compacted.jsonl"
+  cmp -s "$T/$fx.jsonl" "$T/$fx.compacted.jsonl" || { fail "$fx: compaction changed the dump"; diff "$T/$fx.jsonl" "$T/$fx.compacted.jsonl"; }
 done
 cmp -s "$T/store-v1.jsonl" "$T/store-v1-nosnap.jsonl" || fail "the snapshot and the replay give different dumps"
 
