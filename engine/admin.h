@@ -103,13 +103,14 @@ typedef struct cs_verify_result {
 /*
  * Checks everything without changing anything: the manifest; every segment
  * header and every record's checksum and payload, and the sequence order;
- * the snapshot (loaded as open would, then the log after it replayed)
- * against a replay of the whole log: every slot of the primary index (each
- * live one must point at a put of its own id), the counts, every contact,
- * and the answers of searches on a sample of stored values. Each problem
- * and note goes to fn. Returns 0 when it could look (res->problems says
- * whether it is clean), or an error that kept it from looking (CS_ELOCKED,
- * no manifest, out of memory).
+ * that no contact's version goes back along the log (each put of an id
+ * above the previous one's, a delete keeping it); the snapshot (loaded as open
+ * would, then the log after it replayed) against a replay of the whole log:
+ * every slot of the primary index (each live one must point at a put of its own
+ * id), the counts, every contact, and the answers of searches on a sample of
+ * stored values. Each problem and note goes to fn. Returns 0 when it could look
+ * (res->problems says whether it is clean), or an error that kept it from
+ * looking (CS_ELOCKED, no manifest, out of memory).
  */
 int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
                     void *ctx, cs_verify_result *res, cs_error *err);

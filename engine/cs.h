@@ -178,7 +178,9 @@ typedef struct cs_contact {
   int64_t updated_ms;
   /* 1 at creation, one more at every change applied (edit, upsert that
    * changes something, restore); a delete keeps it. Set by the store: what
-   * a caller puts here on a create is ignored. */
+   * a caller puts here on a create is ignored, except between
+   * cs_bulk_begin and cs_bulk_end, where a non-zero version is kept (a
+   * load keeps its dump's versions). */
   uint64_t version;
   int64_t deleted_ms; /* contacts in the trash (cs_trash_list): when */
   cs_str field[CS_FIELD_COUNT];

@@ -228,9 +228,11 @@ static int do_create(wjob *j, cs_contact *c) {
   rec.id = s->next_id;
   rec.account = j->w->account;
   rec.created_ms = rec.updated_ms = store_now(s);
-  rec.version = 1;
+  /* A load keeps the version its dump carried (versions never go back,
+   * also not across dump and load). */
+  rec.version = s->bulk && c->version ? c->version : 1;
   rec.deleted_ms = 0;
-  *j->out = (cs_outcome){rec.id, 1, CS_RESULT_CREATED};
+  *j->out = (cs_outcome){rec.id, rec.version, CS_RESULT_CREATED};
   rc = job_submit(j, REC_PUT, &rec, NULL);
   if (!rc && s->bulk && email_bulk_note(s, j->w->account, rec.id) != 0) {
     store_fail(s, -ENOMEM, true, "out of memory in a bulk load");
