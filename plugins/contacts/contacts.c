@@ -2,14 +2,24 @@
  * contacts.c: the contacts plugin, every /contacts route of API.md: its
  * state and its route table (the handlers are in the ct_*.c files, ct.h).
  *
- *   POST   /contacts        create, or edit when the body has contact_id
- *   POST   /contacts/batch  create up to CS_BATCH_MAX contacts, each on its own
- *   GET    /contacts        search (query string, or a JSON body; the query
- *                           string wins parameter by parameter)
- *   GET    /contacts/{id}   one contact
- *   PATCH  /contacts/{id}   edit with the fields object as the body
- *   DELETE /contacts        delete, the id in the body
- *   DELETE /contacts/{id}   delete
+ *   POST   /contacts                create, or edit when the body has
+ *                                   contact_id
+ *   POST   /contacts/batch          create up to CS_BATCH_MAX contacts,
+ *                                   each on its own
+ *   POST   /contacts/upsert         create or update by email
+ *   POST   /contacts/batch/upsert   up to CS_BATCH_MAX upserts, in order
+ *   GET    /contacts                search (query string, or a JSON body;
+ *                                   the query string wins parameter by
+ *                                   parameter)
+ *   GET    /contacts/trash          the deleted contacts, newest first
+ *   GET    /contacts/{id}           one contact, with its etag
+ *   PATCH  /contacts/{id}           edit with the fields object as the body
+ *   DELETE /contacts                delete (or purge), the id in the body
+ *   DELETE /contacts/{id}           delete (?purge=true: for good)
+ *   POST   /contacts/{id}/restore   back from the trash
+ *
+ * Every write takes an Idempotency-Key, and every write to one contact
+ * If-Match (ct_safe.c).
  *
  * Each handler rejects bad input before it touches the store. Reads answer
  * before they return. Writes are handed to the store with a completion
@@ -55,8 +65,12 @@ static void ct_destroy_state(void *state) {
 static const cd_route ct_routes[] = {
     {"POST", "/contacts", CT_WRITE, ct_handle_post},
     {"POST", "/contacts/batch", CT_WRITE, ct_handle_batch},
+    {"POST", "/contacts/upsert", CT_WRITE, ct_handle_upsert},
+    {"POST", "/contacts/batch/upsert", CT_WRITE, ct_handle_batch_upsert},
     {"GET", "/contacts", CT_READ, ct_handle_search},
+    {"GET", "/contacts/trash", CT_READ, ct_handle_trash},
     {"GET", "/contacts/{id}", CT_READ, ct_handle_get},
+    {"POST", "/contacts/{id}/restore", CT_WRITE, ct_handle_restore},
     {"PATCH", "/contacts/{id}", CT_WRITE, ct_handle_patch},
     {"DELETE", "/contacts", CT_WRITE, ct_handle_delete_body},
     {"DELETE", "/contacts/{id}", CT_WRITE, ct_handle_delete_id},

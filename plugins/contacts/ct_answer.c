@@ -13,8 +13,22 @@ const char ct_json_type[] = "application/json";
 const char ct_text_type[] = "text/plain; charset=utf-8";
 
 void ct_send_err(const ct_state *st, cd_response *res, const ct_err *e) {
-  st->host->error(res, e->status, e->code, e->msg,
-                  e->field[0] ? e->field : NULL, e->id);
+  if (!e->version) {
+    st->host->error(res, e->status, e->code, e->msg,
+                    e->field[0] ? e->field : NULL, e->id);
+    return;
+  }
+  /* The host's error object has no "etag": the codec writes this one. */
+  yajl_gen g = ct_gen_new();
+  const unsigned char *buf;
+  size_t len;
+  if (!g) return ct_send_oom(st, res);
+  ct_gen_error(g, e);
+  if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+    st->host->respond(res, e->status, ct_json_type, (const char *)buf, len);
+  else
+    ct_send_oom(st, res);
+  yajl_gen_free(g);
 }
 
 void ct_send_gen(const ct_state *st, cd_response *res, yajl_gen g) {
@@ -35,24 +49,13 @@ void ct_send_oom(const ct_state *st, cd_response *res) {
   st->host->error(res, 500, "internal", "internal error", NULL, 0);
 }
 
-void ct_send_id(const ct_state *st, cd_response *res, uint64_t id) {
-  yajl_gen g = ct_gen_new();
-  if (!g) return ct_send_oom(st, res);
-  yajl_gen_map_open(g);
-  ct_gen_str(g, "id", 2);
-  ct_gen_id(g, id);
-  yajl_gen_map_close(g);
-  ct_send_gen(st, res, g);
-}
-
 void ct_send_not_found(const ct_state *st, cd_response *res) {
   st->host->error(res, 404, "not_found", "no such contact", NULL, 0);
 }
 
-const cd_store_error *ct_err_from_rc(const ct_state *st,
-                                            cd_response *res, const char *op,
-                                            int rc, const cs_error *err,
-                                            ct_err *e) {
+const cd_store_error *ct_err_from_rc(const ct_state *st, cd_response *res,
+                                     const char *op, int rc,
+                                     const cs_error *err, ct_err *e) {
   const cd_store_error *m = st->host->store_error(rc);
   const char *detail = err && err->msg[0] ? err->msg : cs_strerror(rc);
   if (m->log_level != CD_LOG_NONE) {
@@ -69,14 +72,17 @@ const cd_store_error *ct_err_from_rc(const ct_state *st,
   } else if (rc == CS_EDUPLICATE) {
     ct_fail(e, m->status, m->code, "email", 5, "%s", m->message);
     e->id = err ? err->id : 0;
+  } else if (rc == CS_EPRECONDITION) {
+    ct_fail(e, m->status, m->code, NULL, 0, "%s", m->message);
+    e->version = err ? err->version : 0;
   } else {
     ct_fail(e, m->status, m->code, NULL, 0, "%s", m->message);
   }
   return m;
 }
 
-void ct_send_rc(const ct_state *st, cd_response *res, const char *op,
-                       int rc, const cs_error *err) {
+void ct_send_rc(const ct_state *st, cd_response *res, const char *op, int rc,
+                const cs_error *err) {
   ct_err e;
   const cd_store_error *m = ct_err_from_rc(st, res, op, rc, err, &e);
   if (m->retry_after) st->host->header(res, "retry-after", m->retry_after);
@@ -106,4 +112,3 @@ bool ct_path_id(const cd_request *req, uint64_t *id) {
 cs_store *ct_store(const ct_state *st, const cd_request *req) {
   return req->store ? req->store : st->store;
 }
-

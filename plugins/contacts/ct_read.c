@@ -11,14 +11,28 @@
 
 /* ---------------------------------------------------------------- reads */
 
+/* GET /contacts/{id}, with its etag; If-None-Match naming the current
+ * version (weakly, or "*") is 304 with no body. */
 int ct_handle_get(void *state, const cd_request *req, cd_response *res) {
   const ct_state *st = state;
+  cs_cond none_match;
+  bool conditional;
+  ct_err e = {0};
+  if (ct_cond_read(req, "if-none-match", true, &conditional, &none_match, &e))
+    return ct_send_err(st, res, &e), CD_DONE;
   uint64_t id;
   if (!ct_path_id(req, &id)) return ct_send_not_found(st, res), CD_DONE;
   cs_contact c;
   cs_error err = {0};
   int rc = cs_get(ct_store(st, req), req->account, id, &c, &err);
   if (rc) return ct_send_rc(st, res, "get", rc, &err), CD_DONE;
+  char etag[CT_ETAG_BYTES];
+  ct_etag_format(c.version, etag);
+  st->host->header(res, "etag", etag);
+  if (conditional && ct_cond_names(&none_match, c.version)) {
+    st->host->respond(res, 304, NULL, NULL, 0);
+    return CD_DONE;
+  }
   yajl_gen g = ct_gen_new();
   if (!g) return ct_send_oom(st, res), CD_DONE;
   ct_gen_contact(g, &c);
@@ -108,8 +122,9 @@ static int ct_search_query(const ct_state *st, const cs_str *prm,
   return 0;
 }
 
+/* Sends a page of contacts with its next cursor (NULL: the last page). */
 static void ct_send_page(const ct_state *st, cd_response *res,
-                         const cs_page *page) {
+                         const cs_page *page, const char *next_cursor) {
   yajl_gen g = ct_gen_new();
   if (!g) return ct_send_oom(st, res);
   yajl_gen_map_open(g);
@@ -123,20 +138,16 @@ static void ct_send_page(const ct_state *st, cd_response *res,
   ct_gen_str(g, "total", 5);
   yajl_gen_integer(g, (long long)page->total);
   ct_gen_str(g, "next_cursor", 11);
-  if (page->more && page->count > 0) {
-    char cursor[CT_CURSOR_CHARS + 1];
-    ct_cursor_encode(page->contacts[page->count - 1].id, cursor);
-    ct_gen_str(g, cursor, CT_CURSOR_CHARS);
-  } else {
+  if (next_cursor)
+    ct_gen_str(g, next_cursor, strlen(next_cursor));
+  else
     yajl_gen_null(g);
-  }
   yajl_gen_map_close(g);
   ct_send_gen(st, res, g);
 }
 
 /* GET /contacts: a search. */
-int ct_handle_search(void *state, const cd_request *req,
-                            cd_response *res) {
+int ct_handle_search(void *state, const cd_request *req, cd_response *res) {
   const ct_state *st = state;
   ct_body b;
   if (ct_body_parse(&b, CT_BODY_SEARCH, req->body, req->body_len)) {
@@ -180,9 +191,61 @@ int ct_handle_search(void *state, const cd_request *req,
       return CD_DONE;
     }
   }
-  ct_send_page(st, res, &page);
+  char cursor[CT_CURSOR_CHARS + 1];
+  bool more = page.more && page.count > 0;
+  if (more) ct_cursor_encode(page.contacts[page.count - 1].id, cursor);
+  ct_send_page(st, res, &page, more ? cursor : NULL);
   if (!none) cs_page_free(&page);
   ct_body_free(&b);
   return CD_DONE;
 }
 
+/* The trash's query parameters: limit and cursor (others ignored, as in
+ * search). 0, or -1 with *e. */
+static int ct_trash_params(const cd_request *req, uint32_t *limit,
+                           uint64_t *before, ct_err *e) {
+  bool seen[CT_P_COUNT] = {false};
+  *limit = CS_PAGE_LIMIT_DEFAULT;
+  *before = 0;
+  for (size_t i = 0; i < req->query_count; i++) {
+    const cd_pair *qp = &req->query[i];
+    int k = qp->name_len == 5 && !memcmp(qp->name, "limit", 5)    ? CT_P_LIMIT
+            : qp->name_len == 6 && !memcmp(qp->name, "cursor", 6) ? CT_P_CURSOR
+                                                                  : -1;
+    if (k < 0) continue;
+    if (seen[k])
+      return ct_param_fail(e, "duplicate_field", k, "given more than once");
+    seen[k] = true;
+    const char *v = qp->value ? qp->value : "";
+    if (k == CT_P_LIMIT && ct_parse_limit(v, qp->value_len, limit))
+      return ct_fail(e, 400, "invalid_field", "limit", 5,
+                     "limit: must be an integer from 1 to %d",
+                     CS_PAGE_LIMIT_MAX);
+    if (k == CT_P_CURSOR && qp->value_len &&
+        ct_trash_cursor_decode(v, qp->value_len, before))
+      return ct_param_fail(e, "invalid_cursor", k,
+                           "not a cursor this server handed out");
+  }
+  return 0;
+}
+
+/* GET /contacts/trash: the trashed contacts, newest deletion first. */
+int ct_handle_trash(void *state, const cd_request *req, cd_response *res) {
+  const ct_state *st = state;
+  uint32_t limit;
+  uint64_t before, next = 0;
+  ct_err e = {0};
+  if (ct_trash_params(req, &limit, &before, &e))
+    return ct_send_err(st, res, &e), CD_DONE;
+  cs_page page = {0};
+  cs_error err = {0};
+  int rc = cs_trash_list(ct_store(st, req), req->account, before, limit, &page,
+                         &next, &err);
+  if (rc) return ct_send_rc(st, res, "trash", rc, &err), CD_DONE;
+  char cursor[CT_CURSOR_CHARS + 1];
+  bool more = page.more && next != 0;
+  if (more) ct_trash_cursor_encode(next, cursor);
+  ct_send_page(st, res, &page, more ? cursor : NULL);
+  cs_page_free(&page);
+  return CD_DONE;
+}

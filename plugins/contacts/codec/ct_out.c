@@ -4,7 +4,8 @@
  * Everything is streamed into the generator's buffer; no tree is built. A
  * contact object lists id, the fields it has in the engine's table order
  * (absent optional fields are left out rather than written as null, so that
- * an object shows what is stored), then created_at and updated_at. The
+ * an object shows what is stored), then created_at, updated_at and version
+ * (and deleted_at for a contact in the trash). The
  * plugin sends these answers; contactctl dump writes the same objects.
  */
 #include <string.h>
@@ -49,6 +50,14 @@ void ct_gen_contact(yajl_gen g, const cs_contact *c) {
   ct_gen_key(g, cs_server_field_name(CS_SERVER_UPDATED_AT));
   cs_time_format(c->updated_ms, when);
   ct_gen_key(g, when);
+  ct_gen_key(g, cs_server_field_name(CS_SERVER_VERSION));
+  /* Versions count changes from 1; far below 2^63. */
+  yajl_gen_integer(g, (long long)c->version);
+  if (c->deleted_ms) {
+    ct_gen_key(g, "deleted_at");
+    cs_time_format(c->deleted_ms, when);
+    ct_gen_key(g, when);
+  }
   yajl_gen_map_close(g);
 }
 
@@ -67,6 +76,12 @@ void ct_gen_error(yajl_gen g, const ct_err *e) {
   if (e->id) {
     ct_gen_key(g, "id");
     ct_gen_id(g, e->id);
+  }
+  if (e->version) {
+    char etag[CT_ETAG_BYTES];
+    ct_etag_format(e->version, etag);
+    ct_gen_key(g, "etag");
+    ct_gen_key(g, etag);
   }
   yajl_gen_map_close(g);
   yajl_gen_map_close(g);
