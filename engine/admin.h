@@ -122,12 +122,19 @@ typedef struct cs_compact_opts {
   bool salvage;               /* skip records that fail their checksum */
   cs_progress_fn progress;    /* may be NULL */
   void *progress_ctx;
+  /* The trash window: deleted contacts younger than this are kept (with
+   * their last put), older ones dropped. 0: CS_TRASH_MS_DEFAULT. */
+  int64_t trash_ms;
+  int64_t (*now_ms)(void *ctx); /* NULL: the real clock */
+  void *now_ctx;
 } cs_compact_opts;
 
 typedef struct cs_compact_result {
   uint64_t bytes_before; /* segments, snapshot and manifest */
   uint64_t bytes_after;
-  uint64_t contacts; /* live contacts rewritten */
+  uint64_t contacts;  /* live contacts rewritten */
+  uint64_t trashed;   /* contacts kept in the trash */
+  uint64_t idem_keys; /* idempotency entries carried over */
   uint32_t segments_before;
   uint32_t segments_after;
   uint64_t next_id;        /* the id floor the new store keeps */

@@ -77,7 +77,7 @@ static wchunk *wq_chunk(cs_store *s, wqueue *q) {
 
 int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
                    uint32_t account, const rec_buf *rec, cs_done_fn done,
-                   void *ctx) {
+                   void *ctx, struct idem_ent *idem) {
   wqueue *q = &s->wq;
   uint32_t len = (uint32_t)rec->len;
   CS_ASSERT(q->count == 0 || q->ops[q->count - 1].seq < seq);
@@ -107,6 +107,7 @@ int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
   op->len = len;
   op->done = done;
   op->ctx = ctx;
+  op->idem = idem;
   s->tail_off += len;
   pthread_cond_signal(&s->wcv);
   return 0;
@@ -298,8 +299,12 @@ static void *committer_main(void *arg) {
           batch.count ? batch.ops[batch.count - 1].seq : s->written_seq;
       s->written_seq = last;
       if (want_sync) s->synced_seq = last;
-      for (size_t i = 0; i < batch.count; i++)
+      pthread_mutex_lock(&s->imu);
+      for (size_t i = 0; i < batch.count; i++) {
         ov_applied(&s->ov, batch.ops[i].id, batch.ops[i].seq);
+        if (batch.ops[i].idem) batch.ops[i].idem->state = IDEM_DONE;
+      }
+      pthread_mutex_unlock(&s->imu);
     }
     pthread_cond_broadcast(&s->fcv);
     pthread_mutex_unlock(&s->wmu);

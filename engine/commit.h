@@ -23,6 +23,7 @@ typedef struct wop {
   uint32_t len;
   cs_done_fn done;
   void *ctx;
+  struct idem_ent *idem; /* the idempotency entry it carries, or NULL */
 } wop;
 
 /* The queued records bound for one segment, back to back from off: one
@@ -46,10 +47,12 @@ void wqueue_free(wqueue *q);
 
 /* Queues one framed record (rec) for the commit thread, at the log's tail
  * (rolling to the next segment number when it would pass the limit), and
- * wakes the thread. 0 or -ENOMEM. Caller holds wmu. */
+ * wakes the thread; idem, when not NULL, is the PENDING idempotency entry
+ * the record carries, made DONE once it is applied. 0 or -ENOMEM. Caller
+ * holds wmu. */
 int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
                    uint32_t account, const rec_buf *rec, cs_done_fn done,
-                   void *ctx);
+                   void *ctx, struct idem_ent *idem);
 
 /* Makes the store refuse writes from now on (invariant 4), with rc and a
  * reason; tell: also as a notice. The first failure wins. Caller holds

@@ -17,8 +17,12 @@
  * snapshot is not the one it names); after 3 the old segments are below
  * the new first one and open removes those. New sequence numbers start
  * after the old store's last, so the new snapshot's name never equals the
- * old one's. Deleted contacts are not rewritten, and the meta record keeps
- * their ids from ever being given again.
+ * old one's. Deleted contacts are not rewritten, except those still in
+ * the trash window (their last put with the live ones, then their
+ * deletes in the order they were made, so the trash lists as before);
+ * purged contacts and those past the window leave no byte behind. The
+ * meta record keeps every id from ever being given again. Idempotency
+ * entries not expired are carried over as idem records at the end.
  *
  * Relied on: the source is either a store opened as cs_open opens it (so
  * a damaged one is refused) or, under salvage, a bare store replayed with
@@ -56,7 +60,8 @@ static uint64_t store_bytes(cs_store *s, uint32_t first, uint32_t last,
   return total + dir_file_bytes(s, MANIFEST_NAME);
 }
 
-/* The checked record of live slot sl of src, or CS_ECORRUPT. */
+/* The checked put of slot sl of src (live, or in the trash), or
+ * CS_ECORRUPT. */
 static int live_record(cs_store *src, const cs_slot *sl, rec_view *r,
                        cs_error *err) {
   seg_map *m = log_seg(src->segs, src->first_seg, src->seg_count, sl->seg);
@@ -72,6 +77,77 @@ static int live_record(cs_store *src, const cs_slot *sl, rec_view *r,
                 src->dir, name, sl->id, off);
 }
 
+/* Whether dead slot sl of src is in the trash window: its record kept. */
+static bool kept_in_trash(cs_store *src, const cs_slot *sl, int64_t now) {
+  const trash_ent *t = trash_find(&src->trash, sl->id);
+  return t && store_in_trash_window(src, t->deleted_ms, now);
+}
+
+/* The segment writer of compact_write: appends framed records to b,
+ * writing b out as segment no when the next would pass seg_max. */
+typedef struct seg_out {
+  cs_store *dst;
+  rec_buf b;
+  uint32_t seg_max;
+  uint32_t no;
+  uint32_t *last_no;
+  uint64_t seq;
+} seg_out;
+
+/* Room for a record of len bytes in the current segment. */
+static int out_room(seg_out *w, uint32_t len, cs_error *err) {
+  if (w->b.len + len <= w->seg_max || w->b.len <= SEG_HEADER_BYTES) return 0;
+  int rc = log_seg_write(w->dst, w->no, &w->b, err);
+  if (rc) return rc;
+  *w->last_no = w->no++;
+  log_seg_start(&w->b, w->no);
+  return 0;
+}
+
+/* The deletes of the contacts kept in the trash, in their old order, and
+ * the idempotency entries still kept. */
+static int compact_write_tail(cs_store *src, seg_out *w, int64_t now,
+                              cs_compact_result *res, cs_error *err) {
+  rec_buf one = {0};
+  int rc = 0;
+  for (size_t i = 0; i < src->trash.count && !rc; i++) {
+    const trash_ent *t = &src->trash.v[i];
+    if (t->gone || !store_in_trash_window(src, t->deleted_ms, now)) continue;
+    rec_del d = {t->id, t->account, t->deleted_ms, false};
+    one.len = 0;
+    rc = rec_append_delete(&one, 0, &d, NULL);
+    if (!rc) rc = out_room(w, (uint32_t)one.len, err);
+    if (rc) break;
+    memcpy(w->b.ptr + w->b.len, one.ptr, one.len);
+    rec_frame(w->b.ptr + w->b.len, REC_DELETE, w->seq++,
+              (uint32_t)(one.len - REC_HEADER_BYTES));
+    w->b.len += one.len;
+    res->trashed++;
+  }
+  for (const idem_ent *e = src->idem.first; e && !rc; e = e->next) {
+    if (e->state != IDEM_DONE || e->expires_ms <= now) continue;
+    rec_idem ri;
+    idem_to_rec(e, &ri);
+    one.len = 0;
+    rc = rec_append_idem(&one, 0, e->account, &ri);
+    if (!rc) rc = out_room(w, (uint32_t)one.len, err);
+    if (rc) break;
+    if (rec_buf_reserve(&w->b, one.len)) {
+      rc = -ENOMEM;
+      break;
+    }
+    memcpy(w->b.ptr + w->b.len, one.ptr, one.len);
+    rec_frame(w->b.ptr + w->b.len, REC_IDEM, w->seq++,
+              (uint32_t)(one.len - REC_HEADER_BYTES));
+    w->b.len += one.len;
+    res->idem_keys++;
+  }
+  rec_buf_free(&one);
+  if (rc && rc != CS_ECORRUPT && !(err && err->code))
+    rc = cs_err(err, rc, "out of memory");
+  return rc;
+}
+
 /*
  * Step 1: the live records of src, in id order, into segments first_no..
  * (*last_no), with sequence numbers from first_seq, and the meta record.
@@ -81,49 +157,51 @@ static int live_record(cs_store *src, const cs_slot *sl, rec_view *r,
 static int compact_write(cs_store *src, cs_store *dst, uint32_t seg_max,
                          uint32_t first_no, uint64_t first_seq,
                          uint64_t next_id, const cs_compact_opts *o,
-                         uint32_t *last_no, cs_error *err) {
-  rec_buf b = {0};
+                         uint32_t *last_no, cs_compact_result *res,
+                         cs_error *err) {
+  seg_out w = {.dst = dst,
+               .seg_max = seg_max,
+               .no = first_no,
+               .last_no = last_no,
+               .seq = first_seq};
   int rc = 0;
-  uint32_t no = first_no;
-  uint64_t seq = first_seq;
+  int64_t now = o->now_ms ? o->now_ms(o->now_ctx) : cs_now_ms();
   uint64_t done = 0, total = src->live_contacts;
-  if (rec_buf_reserve(&b, (size_t)seg_max + CS_RECORD_BYTES_MAX))
+  if (rec_buf_reserve(&w.b, (size_t)seg_max + CS_RECORD_BYTES_MAX))
     return cs_err(err, -ENOMEM, "out of memory");
-  log_seg_start(&b, no);
+  log_seg_start(&w.b, w.no);
   for (uint32_t i = 0; i < src->slots.count; i++) {
     const cs_slot *sl = &src->slots.v[i];
-    if (!slot_live(sl)) continue;
+    if (!slot_live(sl) && !kept_in_trash(src, sl, now)) continue;
     rec_view r;
     rc = live_record(src, sl, &r, err);
     if (rc) goto out;
     uint32_t len = REC_HEADER_BYTES + r.len;
-    if (b.len + len > seg_max && b.len > SEG_HEADER_BYTES) {
-      rc = log_seg_write(dst, no, &b, err);
-      if (rc) goto out;
-      *last_no = no++;
-      log_seg_start(&b, no);
-    }
-    memcpy(b.ptr + b.len + REC_HEADER_BYTES, r.payload, r.len);
-    rec_frame(b.ptr + b.len, REC_PUT, seq++, r.len);
-    b.len += len;
+    rc = out_room(&w, len, err);
+    if (rc) goto out;
+    memcpy(w.b.ptr + w.b.len + REC_HEADER_BYTES, r.payload, r.len);
+    rec_frame(w.b.ptr + w.b.len, REC_PUT, w.seq++, r.len);
+    w.b.len += len;
     if (o->progress && (++done & COMPACT_PROGRESS_MASK) == 0)
       o->progress(o->progress_ctx, done, total);
   }
-  rc = rec_append_meta(&b, seq, next_id);
+  rc = compact_write_tail(src, &w, now, res, err);
+  if (rc) goto out;
+  rc = rec_append_meta(&w.b, w.seq, next_id);
   if (rc) {
     rc = cs_err(err, rc, "out of memory");
     goto out;
   }
-  rc = log_seg_write(dst, no, &b, err);
+  rc = log_seg_write(dst, w.no, &w.b, err);
   if (rc) goto out;
-  *last_no = no;
+  *last_no = w.no;
   rc = dst->io->fsync_dir(dst->io->ctx, dst->dir);
   if (rc)
     rc = cs_err(err, rc, "cannot sync directory %s: %s", dst->dir,
                 cs_strerror(rc));
   if (o->progress) o->progress(o->progress_ctx, total, total);
 out:
-  rec_buf_free(&b);
+  rec_buf_free(&w.b);
   return rc;
 }
 
@@ -155,6 +233,9 @@ static int compact_source(const char *dir, const cs_io *io, uint32_t seg_max,
   cs->nf = (struct notice_to_finding){fn, ctx};
   if (!o->salvage) {
     cs_options opts = {.io = io,
+                       .trash_ms = o->trash_ms,
+                       .now_ms = o->now_ms,
+                       .now_ctx = o->now_ctx,
                        .no_snapshot_on_close = true,
                        .segment_bytes_max = seg_max,
                        .notice = notice_note,
@@ -170,6 +251,9 @@ static int compact_source(const char *dir, const cs_io *io, uint32_t seg_max,
   int rc = bare_open(dir, io, &cs->s, &floor, err);
   if (rc) return rc;
   cs_store *s = cs->s;
+  if (o->trash_ms > 0) s->opts.trash_ms = o->trash_ms;
+  s->opts.now_ms = o->now_ms;
+  s->opts.now_ctx = o->now_ctx;
   replay rp = {
       .s = s, .mode = REPLAY_SALVAGE, .fn = fn, .ctx = ctx, .err = err};
   rc = replay_log(&rp, false);
@@ -237,7 +321,7 @@ static int compact_steps(compact_src *cs, cs_store *dst, uint32_t seg_max,
   uint32_t old_first = src->first_seg, old_last = src->last_seg;
   uint32_t first_no = old_last + 1, last_no = 0;
   int rc = compact_write(src, dst, seg_max, first_no, cs->last_seq + 1,
-                         cs->next_id, o, &last_no, err);
+                         cs->next_id, o, &last_no, res, err);
   if (rc) {
     log_seg_remove(dst, first_no, last_no ? last_no + 1 : first_no);
     return rc;

@@ -10,7 +10,8 @@
  *   8      8     payload length, little endian (= file size - 24; not 0)
  *   16     8     XXH3-64 of the payload, little endian
  *   24     len   payload: one msgpack map, all five keys required:
- *                  "format"         u32, REC_FORMAT_VERSION
+ *                  "format"         u32, REC_FORMAT_VERSION when written;
+ *                                   REC_FORMAT_OLDEST.. read
  *                  "first_segment"  u32, >= 1
  *                  "last_segment"   u32, >= first_segment
  *                  "snapshot"       str (a file name in the directory,
@@ -212,7 +213,7 @@ static int manifest_key(cs_store *s, const msgpack_object *k,
                         const char **why) {
   bool num = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
   if (MP_KEY_IS(k, "format") && num) {
-    if (v->via.u64 != REC_FORMAT_VERSION) {
+    if (v->via.u64 < REC_FORMAT_OLDEST || v->via.u64 > REC_FORMAT_VERSION) {
       *rc = CS_EFORMAT;
       *why = "unknown format version";
       return -1;

@@ -163,15 +163,20 @@ static int ov_copy(ov_entry *e, const cs_contact *c) {
 }
 
 int ov_set(ov_table *t, fold_buf *fb, uint64_t id, uint32_t account,
-           uint64_t seq, const cs_contact *c) {
+           uint64_t seq, const cs_contact *c, bool trashed) {
   if (t->count + 1 > t->mask + 1 && ov_grow(t)) return -ENOMEM;
   ov_entry *e = calloc(1, sizeof *e);
   if (!e) return -ENOMEM;
   e->id = id;
   e->seq = seq;
   e->account = account;
-  e->deleted = c == NULL;
-  if (c) {
+  e->deleted = c == NULL || trashed;
+  e->trashed = c != NULL && trashed;
+  if (e->trashed && ov_copy(e, c)) {
+    free(e);
+    return -ENOMEM;
+  }
+  if (c && !trashed) {
     int rc = ov_copy(e, c);
     if (!rc)
       rc = fold_key(CS_EMAIL, c->field[CS_EMAIL].ptr, c->field[CS_EMAIL].len,
@@ -358,7 +363,7 @@ static int dryrun_check_locked(cs_dryrun *d, uint32_t account,
   }
   cs_contact email_only = {0};
   email_only.field[CS_EMAIL] = c->field[CS_EMAIL];
-  if (ov_set(&d->t, &s->fb_key, d->count + 1, account, tag, &email_only))
+  if (ov_set(&d->t, &s->fb_key, d->count + 1, account, tag, &email_only, false))
     return cs_err(err, -ENOMEM, "out of memory");
   d->count++;
   return 0;

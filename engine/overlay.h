@@ -18,6 +18,7 @@ typedef struct ov_entry {
   uint64_t seq; /* its record's; in a dry run, the caller's tag */
   uint32_t account;
   bool deleted;
+  bool trashed;        /* deleted into the trash: c holds what it was */
   uint64_t email_hash; /* hash of (account, fold_key(email)), 0 if deleted */
   cs_contact c;        /* strings in blob */
   char *blob;
@@ -42,10 +43,11 @@ void ov_deinit(ov_table *t);
 ov_entry *ov_find(const ov_table *t, uint64_t id);
 
 /* Makes (or replaces) the pending entry of id with a copy of c's strings;
- * c == NULL: a deletion. fb is scratch for folding the email. 0, -ENOMEM
- * or CS_EINVAL (the table is unchanged). Caller holds wmu. */
+ * c == NULL: a deletion; trashed: a deletion into the trash of contact c
+ * (which then holds no email). fb is scratch for folding the email. 0,
+ * -ENOMEM or CS_EINVAL (the table is unchanged). Caller holds wmu. */
 int ov_set(ov_table *t, fold_buf *fb, uint64_t id, uint32_t account,
-           uint64_t seq, const cs_contact *c);
+           uint64_t seq, const cs_contact *c, bool trashed);
 
 /* The record (id, seq) was applied: drops id's entry unless a later write
  * replaced it. Caller holds wmu. */

@@ -63,6 +63,8 @@ uint32_t slots_after(const slot_table *t, uint64_t id) {
 void pindex_reset(cs_store *s) {
   slots_free(&s->slots);
   u64map_free(&s->acct_counts);
+  trash_free(&s->trash);
+  idem_free(&s->idem); /* the log has them again */
   ix_destroy(s->ix);
   s->ix = ix_create();
   s->live_contacts = s->live_bytes = s->log_bytes = 0;
@@ -156,6 +158,7 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   s->applied_seq = r->seq;
   s->applied_seg = seg;
   s->applied_off = (uint64_t)off + len;
+  if (b->type == REC_IDEM) return 0; /* idem.c's, not the index's */
   if (b->type == REC_META) {
     if (b->next_id > s->max_id_seen + 1) s->max_id_seen = b->next_id - 1;
     return 0;
@@ -175,7 +178,13 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
       int rc = slot_kill(s, slot, c, err);
       if (rc) return rc;
     }
-    if (b->type == REC_DELETE) return 0;
+    trash_drop(&s->trash, c->id); /* restored, purged, or trashed again */
+    if (b->type == REC_DELETE) {
+      if (!b->purge &&
+          trash_add(&s->trash, c->id, c->account, r->seq, c->deleted_ms))
+        return cs_err(err, -ENOMEM, "out of memory growing the trash");
+      return 0;
+    }
   } else {
     if (b->type == REC_DELETE) return 0; /* nothing to delete */
     int rc = slot_append(s, r, c, &slot, err);

@@ -31,7 +31,9 @@ int seg_header_check(const uint8_t *p, size_t avail, uint32_t seg_no) {
   if (avail < SEG_HEADER_BYTES) return CS_ECORRUPT;
   if (memcmp(p, SEG_MAGIC, SEG_MAGIC_BYTES) != 0) return CS_EFORMAT;
   if (le_get64(p + 24) != XXH3_64bits(p, 24)) return CS_ECORRUPT;
-  if (le_get32(p + 8) != REC_FORMAT_VERSION) return CS_EFORMAT;
+  uint32_t format = le_get32(p + 8);
+  if (format < REC_FORMAT_OLDEST || format > REC_FORMAT_VERSION)
+    return CS_EFORMAT;
   if (le_get32(p + 12) != seg_no) return CS_ECORRUPT;
   return 0;
 }
@@ -55,7 +57,7 @@ int rec_check(const uint8_t *p, size_t avail, rec_view *out) {
   if (avail < REC_HEADER_BYTES) return REC_TRUNCATED;
   uint32_t len = le_get32(p);
   uint8_t type = p[4];
-  if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_META || p[5] ||
+  if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_IDEM || p[5] ||
       p[6] || p[7])
     return REC_BAD;
   if (avail - REC_HEADER_BYTES < len) return REC_TRUNCATED;
@@ -114,9 +116,39 @@ static int rec_append(rec_buf *b, uint8_t type, uint64_t seq,
   return 0;
 }
 
+static void pack_idem(msgpack_packer *pk, const rec_idem *e) {
+  mp_pack_cstr(pk, "idem");
+  msgpack_pack_map(pk, 6);
+  mp_pack_cstr(pk, "key");
+  msgpack_pack_str(pk, e->key.len);
+  msgpack_pack_str_body(pk, e->key.ptr, e->key.len);
+  mp_pack_cstr(pk, "fp");
+  msgpack_pack_bin(pk, CS_IDEM_FP_BYTES);
+  msgpack_pack_bin_body(pk, e->fp, CS_IDEM_FP_BYTES);
+  mp_pack_cstr(pk, "status");
+  msgpack_pack_uint16(pk, e->status);
+  mp_pack_cstr(pk, "type");
+  msgpack_pack_uint8(pk, e->type);
+  mp_pack_cstr(pk, "body");
+  msgpack_pack_bin(pk, e->body.len);
+  msgpack_pack_bin_body(pk, e->body.ptr, e->body.len);
+  mp_pack_cstr(pk, "expires");
+  msgpack_pack_int64(pk, e->expires_ms);
+}
+
+static bool has_idem(const rec_idem *e) {
+  return e && e->present;
+}
+
+struct put_arg {
+  const cs_contact *c;
+  const rec_idem *idem;
+};
+
 static void fill_put(msgpack_packer *pk, const void *arg) {
-  const cs_contact *c = arg;
-  size_t n = 4;
+  const struct put_arg *a = arg;
+  const cs_contact *c = a->c;
+  size_t n = 5 + has_idem(a->idem);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     n += c->field[f].ptr != NULL;
   msgpack_pack_map(pk, n);
@@ -128,26 +160,37 @@ static void fill_put(msgpack_packer *pk, const void *arg) {
   msgpack_pack_int64(pk, c->created_ms);
   mp_pack_cstr(pk, "updated_at");
   msgpack_pack_int64(pk, c->updated_ms);
+  mp_pack_cstr(pk, "version");
+  msgpack_pack_uint64(pk, c->version ? c->version : 1);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (!c->field[f].ptr) continue;
     mp_pack_cstr(pk, cs_field_name(f));
     msgpack_pack_str(pk, c->field[f].len);
     msgpack_pack_str_body(pk, c->field[f].ptr, c->field[f].len);
   }
+  if (has_idem(a->idem)) pack_idem(pk, a->idem);
 }
 
 struct del_arg {
-  uint64_t id;
-  uint32_t account;
+  const rec_del *d;
+  const rec_idem *idem;
 };
 
 static void fill_delete(msgpack_packer *pk, const void *arg) {
-  const struct del_arg *d = arg;
-  msgpack_pack_map(pk, 2);
+  const struct del_arg *a = arg;
+  msgpack_pack_map(pk, 4 + has_idem(a->idem));
   mp_pack_cstr(pk, "id");
-  msgpack_pack_uint64(pk, d->id);
+  msgpack_pack_uint64(pk, a->d->id);
   mp_pack_cstr(pk, "account");
-  msgpack_pack_uint32(pk, d->account);
+  msgpack_pack_uint32(pk, a->d->account);
+  mp_pack_cstr(pk, "deleted_at");
+  msgpack_pack_int64(pk, a->d->deleted_ms);
+  mp_pack_cstr(pk, "purge");
+  if (a->d->purge)
+    msgpack_pack_true(pk);
+  else
+    msgpack_pack_false(pk);
+  if (has_idem(a->idem)) pack_idem(pk, a->idem);
 }
 
 static void fill_meta(msgpack_packer *pk, const void *arg) {
@@ -156,17 +199,39 @@ static void fill_meta(msgpack_packer *pk, const void *arg) {
   msgpack_pack_uint64(pk, *(const uint64_t *)arg);
 }
 
-int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c) {
-  return rec_append(b, REC_PUT, seq, fill_put, c);
+struct idem_arg {
+  uint32_t account;
+  const rec_idem *idem;
+};
+
+static void fill_idem(msgpack_packer *pk, const void *arg) {
+  const struct idem_arg *a = arg;
+  msgpack_pack_map(pk, 2);
+  mp_pack_cstr(pk, "account");
+  msgpack_pack_uint32(pk, a->account);
+  pack_idem(pk, a->idem);
 }
 
-int rec_append_delete(rec_buf *b, uint64_t seq, uint64_t id, uint32_t account) {
-  struct del_arg d = {id, account};
-  return rec_append(b, REC_DELETE, seq, fill_delete, &d);
+int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c,
+                   const rec_idem *idem) {
+  struct put_arg a = {c, idem};
+  return rec_append(b, REC_PUT, seq, fill_put, &a);
+}
+
+int rec_append_delete(rec_buf *b, uint64_t seq, const rec_del *d,
+                      const rec_idem *idem) {
+  struct del_arg a = {d, idem};
+  return rec_append(b, REC_DELETE, seq, fill_delete, &a);
 }
 
 int rec_append_meta(rec_buf *b, uint64_t seq, uint64_t next_id) {
   return rec_append(b, REC_META, seq, fill_meta, &next_id);
+}
+
+int rec_append_idem(rec_buf *b, uint64_t seq, uint32_t account,
+                    const rec_idem *idem) {
+  struct idem_arg a = {account, idem};
+  return rec_append(b, REC_IDEM, seq, fill_idem, &a);
 }
 
 static bool as_u64(const msgpack_object *v, uint64_t *out) {
@@ -299,6 +364,138 @@ bool rec_msgpack_fits(const uint8_t *p, size_t n) {
   return i == n;
 }
 
+/* The idempotency entry map v into *e. false when malformed. */
+static bool decode_idem(const msgpack_object *v, rec_idem *e) {
+  if (v->type != MSGPACK_OBJECT_MAP || v->via.map.size != 6) return false;
+  const msgpack_object *key = mp_map_get(v, "key"), *fp = mp_map_get(v, "fp"),
+                       *st = mp_map_get(v, "status"),
+                       *ty = mp_map_get(v, "type"),
+                       *body = mp_map_get(v, "body"),
+                       *exp = mp_map_get(v, "expires");
+  uint64_t u;
+  if (!key || key->type != MSGPACK_OBJECT_STR || key->via.str.size == 0 ||
+      key->via.str.size > CS_IDEM_KEY_MAX_BYTES)
+    return false;
+  if (!fp || fp->type != MSGPACK_OBJECT_BIN ||
+      fp->via.bin.size != CS_IDEM_FP_BYTES)
+    return false;
+  if (!st || !as_u64(st, &u) || u < 100 || u > 599) return false;
+  e->status = (uint16_t)u;
+  if (!ty || !as_u64(ty, &u) || u > CS_ANSWER_TEXT) return false;
+  e->type = (uint8_t)u;
+  if (!body || body->type != MSGPACK_OBJECT_BIN ||
+      body->via.bin.size > CS_IDEM_ANSWER_MAX_BYTES)
+    return false;
+  if (!exp || !as_i64(exp, &e->expires_ms)) return false;
+  e->key = (cs_str){key->via.str.ptr, key->via.str.size};
+  e->fp = (const uint8_t *)fp->via.bin.ptr;
+  e->body =
+      (cs_str){body->via.bin.size ? body->via.bin.ptr : "", body->via.bin.size};
+  e->present = true;
+  return true;
+}
+
+/* Which keys a decoded payload had. */
+enum {
+  HAVE_ID = 1 << 0,
+  HAVE_ACCOUNT = 1 << 1,
+  HAVE_NEXT = 1 << 2,
+  HAVE_CREATED = 1 << 3,
+  HAVE_UPDATED = 1 << 4,
+  HAVE_VERSION = 1 << 5,
+  HAVE_DELETED = 1 << 6,
+  HAVE_PURGE = 1 << 7,
+  HAVE_IDEM = 1 << 8,
+};
+
+/* One key and value of a payload into out; false when it is not one a
+ * record may have or its value is wrong. */
+static bool decode_pair(const msgpack_object *k, const msgpack_object *v,
+                        rec_body *out, unsigned *have, uint32_t *seen) {
+  uint64_t u;
+  unsigned bit = 0;
+  if (MP_KEY_IS(k, "id")) {
+    if (!as_u64(v, &u) || u < CS_ID_MIN) return false;
+    out->contact.id = u;
+    bit = HAVE_ID;
+  } else if (MP_KEY_IS(k, "account")) {
+    if (!as_u64(v, &u) || u >= CS_ALL_ACCOUNTS) return false;
+    out->contact.account = (uint32_t)u;
+    bit = HAVE_ACCOUNT;
+  } else if (MP_KEY_IS(k, "next_id")) {
+    if (!as_u64(v, &u) || u < CS_ID_MIN) return false;
+    out->next_id = u;
+    bit = HAVE_NEXT;
+  } else if (MP_KEY_IS(k, "created_at")) {
+    if (!as_i64(v, &out->contact.created_ms)) return false;
+    bit = HAVE_CREATED;
+  } else if (MP_KEY_IS(k, "updated_at")) {
+    if (!as_i64(v, &out->contact.updated_ms)) return false;
+    bit = HAVE_UPDATED;
+  } else if (MP_KEY_IS(k, "version")) {
+    if (!as_u64(v, &u) || u == 0) return false;
+    out->contact.version = u;
+    bit = HAVE_VERSION;
+  } else if (MP_KEY_IS(k, "deleted_at")) {
+    if (!as_i64(v, &out->contact.deleted_ms)) return false;
+    bit = HAVE_DELETED;
+  } else if (MP_KEY_IS(k, "purge")) {
+    if (v->type != MSGPACK_OBJECT_BOOLEAN) return false;
+    out->purge = v->via.boolean;
+    bit = HAVE_PURGE;
+  } else if (MP_KEY_IS(k, "idem")) {
+    if (!decode_idem(v, &out->idem)) return false;
+    bit = HAVE_IDEM;
+  } else {
+    int f = k->type == MSGPACK_OBJECT_STR
+                ? cs_field_from_name(k->via.str.ptr, k->via.str.size)
+                : -1;
+    if (f < 0 || (*seen & (1u << f)) || v->type != MSGPACK_OBJECT_STR)
+      return false;
+    *seen |= 1u << f;
+    out->contact.field[f].ptr = v->via.str.size ? v->via.str.ptr : "";
+    out->contact.field[f].len = v->via.str.size;
+    return true;
+  }
+  if (*have & bit) return false; /* repeated */
+  *have |= bit;
+  return true;
+}
+
+/* Are the keys in have (and the fields in seen) exactly what a record of
+ * type needs and may have? Fills defaults for format-1 records. */
+static const char *check_keys(uint8_t type, unsigned have, uint32_t seen,
+                              rec_body *out) {
+  const unsigned put_keys = HAVE_ID | HAVE_ACCOUNT | HAVE_CREATED |
+                            HAVE_UPDATED | HAVE_VERSION | HAVE_IDEM;
+  const unsigned del_keys =
+      HAVE_ID | HAVE_ACCOUNT | HAVE_DELETED | HAVE_PURGE | HAVE_IDEM;
+  switch (type) {
+  case REC_PUT:
+    if ((have & ~put_keys) ||
+        (have & (HAVE_ID | HAVE_ACCOUNT | HAVE_CREATED | HAVE_UPDATED)) !=
+            (HAVE_ID | HAVE_ACCOUNT | HAVE_CREATED | HAVE_UPDATED) ||
+        cs_field_first_missing(seen) >= 0)
+      return "put record lacks a required key or has a foreign one";
+    if (!(have & HAVE_VERSION)) out->contact.version = 1; /* format 1 */
+    return NULL;
+  case REC_DELETE:
+    if ((have & ~del_keys) || seen ||
+        (have & (HAVE_ID | HAVE_ACCOUNT)) != (HAVE_ID | HAVE_ACCOUNT) ||
+        !(have & HAVE_DELETED) != !(have & HAVE_PURGE))
+      return "delete record lacks id or account, or has a foreign key";
+    if (!(have & HAVE_DELETED)) out->purge = true; /* format 1: final */
+    return NULL;
+  case REC_IDEM:
+    if (have != (HAVE_ACCOUNT | HAVE_IDEM) || seen)
+      return "idem record lacks account or entry, or has a foreign key";
+    return NULL;
+  default:
+    if (have != HAVE_NEXT || seen) return "meta record lacks next_id";
+    return NULL;
+  }
+}
+
 int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
                const char **why) {
   memset(out, 0, sizeof *out);
@@ -320,66 +517,14 @@ int rec_decode(const rec_view *r, msgpack_zone *zone, rec_body *out,
     *why = "payload is not a map";
     return CS_ECORRUPT;
   }
-  bool have_id = false, have_account = false, have_next = false;
-  bool have_created = false, have_updated = false;
+  unsigned have = 0;
   uint32_t seen = 0;
-  for (uint32_t i = 0; i < root.via.map.size; i++) {
-    const msgpack_object *k = &root.via.map.ptr[i].key;
-    const msgpack_object *v = &root.via.map.ptr[i].val;
-    uint64_t u;
-    if (MP_KEY_IS(k, "id")) {
-      if (!as_u64(v, &u) || u < CS_ID_MIN) goto bad_value;
-      out->contact.id = u;
-      have_id = true;
-    } else if (MP_KEY_IS(k, "account")) {
-      if (!as_u64(v, &u) || u >= CS_ALL_ACCOUNTS) goto bad_value;
-      out->contact.account = (uint32_t)u;
-      have_account = true;
-    } else if (MP_KEY_IS(k, "next_id")) {
-      if (!as_u64(v, &u) || u < CS_ID_MIN) goto bad_value;
-      out->next_id = u;
-      have_next = true;
-    } else if (MP_KEY_IS(k, "created_at")) {
-      if (!as_i64(v, &out->contact.created_ms)) goto bad_value;
-      have_created = true;
-    } else if (MP_KEY_IS(k, "updated_at")) {
-      if (!as_i64(v, &out->contact.updated_ms)) goto bad_value;
-      have_updated = true;
-    } else {
-      int f = k->type == MSGPACK_OBJECT_STR
-                  ? cs_field_from_name(k->via.str.ptr, k->via.str.size)
-                  : -1;
-      if (f < 0 || (seen & (1u << f)) || v->type != MSGPACK_OBJECT_STR) {
-        *why = "unknown or repeated key, or a field that is not a string";
-        return CS_ECORRUPT;
-      }
-      seen |= 1u << f;
-      out->contact.field[f].ptr = v->via.str.size ? v->via.str.ptr : "";
-      out->contact.field[f].len = v->via.str.size;
-    }
-  }
-  switch (r->type) {
-  case REC_PUT:
-    if (!have_id || !have_account || !have_created || !have_updated ||
-        cs_field_first_missing(seen) >= 0) {
-      *why = "put record lacks a required key";
+  for (uint32_t i = 0; i < root.via.map.size; i++)
+    if (!decode_pair(&root.via.map.ptr[i].key, &root.via.map.ptr[i].val, out,
+                     &have, &seen)) {
+      *why = "unknown or repeated key, or a value of the wrong type or range";
       return CS_ECORRUPT;
     }
-    return 0;
-  case REC_DELETE:
-    if (!have_id || !have_account || seen) {
-      *why = "delete record lacks id or account";
-      return CS_ECORRUPT;
-    }
-    return 0;
-  default:
-    if (!have_next) {
-      *why = "meta record lacks next_id";
-      return CS_ECORRUPT;
-    }
-    return 0;
-  }
-bad_value:
-  *why = "a value has the wrong type or range";
-  return CS_ECORRUPT;
+  *why = check_keys(r->type, have, seen, out);
+  return *why ? CS_ECORRUPT : 0;
 }

@@ -6,7 +6,8 @@
  *
  *   offset size  field
  *   0      8     magic "CTSEG\0\0\1"
- *   8      4     format version, little endian (REC_FORMAT_VERSION)
+ *   8      4     format version, little endian (REC_FORMAT_OLDEST ..
+ *                REC_FORMAT_VERSION)
  *   12     4     segment number, little endian (equals the file's number)
  *   16     8     reserved, zero
  *   24     8     XXH3-64 of bytes 0..23, little endian
@@ -15,7 +16,7 @@
  *
  *   offset size  field
  *   0      4     payload length in bytes, little endian (<= REC_PAYLOAD_MAX)
- *   4      1     type: 1 put, 2 delete, 3 meta
+ *   4      1     type: 1 put, 2 delete, 3 meta, 4 idem (format 2)
  *   5      3     zero
  *   8      8     sequence number, little endian, strictly increasing
  *                through the store (gaps allowed after compaction)
@@ -23,13 +24,27 @@
  *                with the XXH3-64 of bytes 0..15
  *   24     len   payload: one msgpack map
  *
- * Payloads:
+ * Payloads (format 2; a segment's header says its format, and a store may
+ * hold segments of both):
  *   put     {"id": u64, "account": u32, "created_at": i64 ms,
- *            "updated_at": i64 ms, <field name>: str ...}  (present fields
- *            only); a put of an existing id replaces the contact whole
- *   delete  {"id": u64, "account": u32}
+ *            "updated_at": i64 ms, "version": u64 >= 1, <field name>: str
+ *            ..., "idem": idem?}  (present fields only); a put of an
+ *            existing id replaces the contact whole; a put of a contact in
+ *            the trash restores it. Format 1 has no "version": read as 1.
+ *   delete  {"id": u64, "account": u32, "deleted_at": i64 ms,
+ *            "purge": bool, "idem": idem?}  the contact goes to the trash
+ *            at deleted_at, or (purge) is gone for good, also from the
+ *            trash. Format 1 has neither key: such a delete is a purge.
  *   meta    {"next_id": u64}  (written by compaction so that ids are never
  *            reused even when the highest contact was deleted)
+ *   idem    {"account": u32, "idem": idem}  an idempotency entry of its
+ *            own: a batch's answer, after the batch's records; compaction
+ *            carries kept entries over in these
+ * where idem, the idempotency entry a write leaves, is
+ *           {"key": str (1..CS_IDEM_KEY_MAX_BYTES), "fp": bin (32 bytes,
+ *            SHA-256 of the request), "status": u16, "type": u8
+ *            (cs_answer_type), "body": bin (the answer,
+ *            <= CS_IDEM_ANSWER_MAX_BYTES), "expires": i64 ms}
  *
  * Invariants: a record is written whole at the end of the active segment;
  * a sealed segment never changes; a segment's records end exactly at its
@@ -50,13 +65,14 @@
 #define SEG_MAGIC_BYTES (sizeof SEG_MAGIC - 1)
 #define SEG_HEADER_BYTES 32
 #define REC_HEADER_BYTES 24
-#define REC_FORMAT_VERSION 1
+#define REC_FORMAT_VERSION 2 /* what new segments are written in */
+#define REC_FORMAT_OLDEST 1  /* the oldest format still read */
 #define REC_PAYLOAD_MAX (CS_RECORD_BYTES_MAX - REC_HEADER_BYTES)
 /* The chunk size of a msgpack zone that decodes records: a typical
  * record's objects fit in one chunk, and msgpack grows it for larger. */
 #define REC_ZONE_CHUNK_BYTES 4096
 
-enum rec_type { REC_PUT = 1, REC_DELETE = 2, REC_META = 3 };
+enum rec_type { REC_PUT = 1, REC_DELETE = 2, REC_META = 3, REC_IDEM = 4 };
 
 typedef struct rec_view {
   uint8_t type;
@@ -94,17 +110,46 @@ void rec_buf_free(rec_buf *b);
 /* A msgpack_packer write callback appending to the rec_buf in data. */
 int rec_buf_write(void *data, const char *buf, size_t len);
 
-/* Appends a framed put/delete/meta record to b. 0 or -ENOMEM. */
-int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c);
-int rec_append_delete(rec_buf *b, uint64_t seq, uint64_t id, uint32_t account);
+/* An idempotency entry as a record carries it (strings and fp point into
+ * the payload when decoded). */
+typedef struct rec_idem {
+  bool present;
+  cs_str key;
+  const uint8_t *fp; /* CS_IDEM_FP_BYTES */
+  uint16_t status;
+  uint8_t type; /* cs_answer_type */
+  cs_str body;
+  int64_t expires_ms;
+} rec_idem;
+
+/* A delete as a record says it. */
+typedef struct rec_del {
+  uint64_t id;
+  uint32_t account;
+  int64_t deleted_ms;
+  bool purge;
+} rec_del;
+
+/* Appends a framed put/delete/meta/idem record to b; idem may be NULL (or
+ * not present). 0, -ENOMEM, or CS_EINVAL when it would pass
+ * REC_PAYLOAD_MAX. */
+int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c,
+                   const rec_idem *idem);
+int rec_append_delete(rec_buf *b, uint64_t seq, const rec_del *d,
+                      const rec_idem *idem);
 int rec_append_meta(rec_buf *b, uint64_t seq, uint64_t next_id);
+int rec_append_idem(rec_buf *b, uint64_t seq, uint32_t account,
+                    const rec_idem *idem);
 
 /* A decoded payload. For puts the contact's strings point into the payload
  * bytes (zero copy). */
 typedef struct rec_body {
   uint8_t type;
-  cs_contact contact; /* put: all; delete: id and account */
+  cs_contact contact; /* put: all; delete and idem: id (delete), account;
+                         delete: deleted_ms */
   uint64_t next_id;   /* meta */
+  bool purge;         /* delete: gone for good (every format-1 delete) */
+  rec_idem idem;      /* put, delete, idem: the entry, when present */
 } rec_body;
 
 /*

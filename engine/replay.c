@@ -17,6 +17,7 @@
  */
 #include "replay.h"
 
+#include <errno.h>
 #include <inttypes.h>
 
 #include "dir.h"
@@ -73,6 +74,9 @@ static int replay_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
                   "%s/%s: record at offset %" PRIu64 ": %s", s->dir, name, off,
                   why);
   }
+  if (b.idem.present &&
+      idem_load(&s->idem, b.contact.account, &b.idem, r->seq, store_now(s)))
+    return cs_err(rp->err, -ENOMEM, "out of memory loading idempotency keys");
   if (rp->mode == REPLAY_OPEN)
     return store_apply(s, m->no, (uint32_t)off, r, &b, rp->err);
   cs_error aerr;

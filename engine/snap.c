@@ -24,6 +24,14 @@
  *             memory (pindex.h): id u64, segment u32, offset u32,
  *             length u32, account << 1 | live u32, all little endian}
  *   "index"  what ix_save writes
+ *   "trash"  (format 2) bin of the trash list's entries, 32 bytes each as
+ *            in memory (trash.h): id u64, seq u64, deleted_ms i64,
+ *            account u32, zero u32, in seq order
+ *   "idem"   (format 2) the idempotency entries committed up to seq, each
+ *            [account, seq, key, fp, status, type, body, expires]
+ *            (idem.c)
+ * Format 1 has neither trash nor idem: it was written before either
+ * existed.
  *
  * A snapshot is only a speed-up (DESIGN promise 6): open replays the log
  * after its position, and any problem with it (size, checksum, shape, a
@@ -83,7 +91,7 @@ int snap_save(cs_store *s, cs_error *err) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, &b, rec_buf_write);
   int64_t now = cs_now_ms();
-  msgpack_pack_map(&pk, 8);
+  msgpack_pack_map(&pk, 10);
   mp_pack_cstr(&pk, "seq");
   msgpack_pack_uint64(&pk, s->applied_seq);
   mp_pack_cstr(&pk, "segment");
@@ -102,6 +110,19 @@ int snap_save(cs_store *s, cs_error *err) {
   msgpack_pack_uint32(&pk, t->count);
   pack_bin(&pk, "table", t->count ? (const void *)t->v : "",
            (size_t)t->count * sizeof(cs_slot));
+  trash_list *tr = &s->trash;
+  size_t tn = 0; /* the live entries, packed over the gone ones */
+  for (size_t i = 0; i < tr->count; i++)
+    if (!tr->v[i].gone) tn++;
+  mp_pack_cstr(&pk, "trash");
+  msgpack_pack_bin(&pk, tn * sizeof(trash_ent));
+  for (size_t i = 0; i < tr->count; i++)
+    if (!tr->v[i].gone)
+      msgpack_pack_bin_body(&pk, &tr->v[i], sizeof(trash_ent));
+  mp_pack_cstr(&pk, "idem");
+  pthread_mutex_lock(&s->imu);
+  idem_pack(&s->idem, &pk, s->applied_seq);
+  pthread_mutex_unlock(&s->imu);
   mp_pack_cstr(&pk, "index");
   int rc = ix_save(s->ix, &pk);
   if (rc || b.len < SNAP_HEADER_BYTES) {
@@ -217,6 +238,39 @@ static int load_slots(cs_store *s, const msgpack_object *o, const char **why) {
   return 0;
 }
 
+/* The trash list: each entry a dead slot of its account whose record
+ * (the last put) lies inside the log. */
+static int load_trash(cs_store *s, const msgpack_object *o, const char **why) {
+  if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size % sizeof(trash_ent)) {
+    *why = "trash list of the wrong size";
+    return CS_ECORRUPT;
+  }
+  size_t n = o->via.bin.size / sizeof(trash_ent);
+  /* Copied out first: in the file the array need not be aligned. */
+  trash_ent *v = malloc(n ? o->via.bin.size : 1);
+  if (!v) {
+    *why = "out of memory";
+    return -ENOMEM;
+  }
+  memcpy(v, o->via.bin.ptr, o->via.bin.size);
+  for (size_t i = 0; i < n; i++) {
+    int64_t slot = slots_find(&s->slots, v[i].id);
+    const cs_slot *sl = slot >= 0 ? &s->slots.v[slot] : NULL;
+    if (!sl || sl->acct_live != v[i].account << 1 || sl->seg < s->first_seg ||
+        sl->seg - s->first_seg >= s->seg_count ||
+        (uint64_t)sl->off + sl->len > s->segs[sl->seg - s->first_seg].size ||
+        sl->off < SEG_HEADER_BYTES || sl->len <= REC_HEADER_BYTES) {
+      *why = "a trashed contact without its record";
+      free(v);
+      return CS_ECORRUPT;
+    }
+  }
+  int rc = trash_load(&s->trash, v, n);
+  free(v);
+  if (rc) *why = rc == -ENOMEM ? "out of memory" : "trash list out of order";
+  return rc;
+}
+
 int snap_load(cs_store *s, const char *name, cs_error *err) {
   char path[DIR_PATH_BYTES];
   store_path(s, path, sizeof path, name);
@@ -253,7 +307,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   if (len < SNAP_HEADER_BYTES ||
       memcmp(buf, SNAP_MAGIC, SNAP_MAGIC_BYTES) != 0) {
     why = "not a snapshot file";
-  } else if (ver != SNAP_FORMAT_VERSION) {
+  } else if (ver < 1 || ver > SNAP_FORMAT_VERSION) {
     why = "unknown snapshot format version";
   } else if (plen != len - SNAP_HEADER_BYTES) {
     why = "its length does not match the file size (truncated?)";
@@ -287,6 +341,15 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   if (!why) {
     rc = load_slots(s, slots, &why);
     if (rc == -ENOMEM) why = "out of memory";
+  }
+  if (!why && ver >= 2) {
+    const msgpack_object *trash = mp_map_get(&root, "trash");
+    const msgpack_object *idem = mp_map_get(&root, "idem");
+    if (!trash || !idem)
+      why = "missing trash or idempotency keys";
+    else
+      rc = load_trash(s, trash, &why);
+    if (!why) rc = idem_unpack(&s->idem, idem, store_now(s), &why);
   }
   if (!why) {
     static __thread char ixerr[256];

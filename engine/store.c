@@ -67,6 +67,9 @@ void store_free(cs_store *s) {
   u64map_free(&s->bulk_emails);
   if (s->ix) ix_destroy(s->ix);
   ov_deinit(&s->ov);
+  trash_free(&s->trash);
+  idem_free(&s->idem);
+  pthread_mutex_destroy(&s->imu);
   wqueue_free(&s->wq);
   rec_buf_free(&s->rbuf);
   fold_buf_free(&s->fb_key);
@@ -96,7 +99,9 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   s->io = s->opts.io ? s->opts.io : cs_io_posix();
   if (!s->opts.snapshot_every_bytes)
     s->opts.snapshot_every_bytes = CS_SNAPSHOT_EVERY_BYTES;
+  if (s->opts.trash_ms <= 0) s->opts.trash_ms = CS_TRASH_MS_DEFAULT;
   s->dir = strdup(dir);
+  pthread_mutex_init(&s->imu, NULL);
   pthread_rwlock_init(&s->ilock, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_mutex_init(&s->mmu, NULL);
@@ -111,6 +116,10 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
     return NULL;
   }
   return s;
+}
+
+int64_t store_now(const cs_store *s) {
+  return s->opts.now_ms ? s->opts.now_ms(s->opts.now_ctx) : cs_now_ms();
 }
 
 /* The directory exists (made if need be) and is one. */
@@ -297,181 +306,7 @@ int cs_snapshot(cs_store *s, cs_error *err) {
 
 /* ------------------------------------------------------------- writing */
 
-static int writable(cs_store *s, cs_error *err) {
-  if (s->opts.no_indexes)
-    return cs_err(err, CS_EINVAL,
-                  "the store was opened without indexes, "
-                  "for reading only");
-  if (s->failed)
-    return cs_err(err, CS_EFAILED, "the store refuses writes: %s",
-                  s->failed_msg);
-  if (s->closing) return cs_err(err, CS_ECLOSING, "the store is closing");
-  return 0;
-}
-
-/* Edits and deletes are not part of a bulk load. Caller holds wmu. */
-static int not_bulk(cs_store *s, cs_error *err) {
-  return s->bulk ? cs_err(err, CS_EINVAL,
-                          "a bulk load is in progress: "
-                          "only creates until cs_bulk_end")
-                 : writable(s, err);
-}
-
-/* Frames rec for the next sequence number, queues it and records the
- * pending state. Caller holds wmu. c == NULL for a deletion. */
-static int submit(cs_store *s, uint8_t type, const cs_contact *c, uint64_t id,
-                  uint32_t account, cs_done_fn done, void *ctx, cs_error *err) {
-  rec_buf *rec = &s->rbuf; /* reused: encoding allocates nothing */
-  rec->len = 0;
-  uint64_t seq = s->next_seq;
-  int rc = type == REC_PUT ? rec_append_put(rec, seq, c)
-                           : rec_append_delete(rec, seq, id, account);
-  if (rc) return cs_err(err, rc, "the contact is too large to store");
-  s->next_seq++;
-  rc = ov_set(&s->ov, &s->fb_key, id, account, seq, c);
-  if (!rc) rc = commit_enqueue(s, type, seq, id, account, rec, done, ctx);
-  if (rc) {
-    /* Out of memory midway: a pending entry may exist for a record never
-     * queued. Refuse writes rather than risk a wrong answer. */
-    store_fail(s, rc, false, "out of memory while queueing a write");
-    return cs_err(err, CS_EFAILED, "the store refuses writes: %s",
-                  s->failed_msg);
-  }
-  return 0;
-}
-
-int cs_create(cs_store *s, uint32_t account, cs_contact *c, cs_done_fn done,
-              void *ctx, uint64_t *id_out, cs_error *err) {
-  if (account > CS_ACCOUNT_ID_MAX)
-    return cs_err(err, CS_EINVAL, "invalid account number");
-  int rc = cs_contact_validate(c, err);
-  if (rc) return rc;
-  pthread_mutex_lock(&s->wmu);
-  rc = writable(s, err);
-  uint64_t owner = 0;
-  if (!rc) rc = email_owner(s, account, &c->field[CS_EMAIL], 0, &owner, err);
-  if (!rc && owner) {
-    rc = cs_err(err, CS_EDUPLICATE, "email: already used by contact %020llu",
-                (unsigned long long)owner);
-    if (err) {
-      err->id = owner;
-      err->field = CS_EMAIL;
-    }
-  }
-  if (!rc) {
-    cs_contact rec = *c;
-    rec.id = s->next_id;
-    rec.account = account;
-    rec.created_ms = rec.updated_ms = cs_now_ms();
-    rc = submit(s, REC_PUT, &rec, rec.id, account, done, ctx, err);
-    if (!rc && s->bulk && email_bulk_note(s, account, rec.id) != 0) {
-      store_fail(s, -ENOMEM, true, "out of memory in a bulk load");
-      rc = -ENOMEM; /* queued already: done still fires, with the failure */
-    }
-    if (!rc || rc == -ENOMEM) {
-      s->next_id++;
-      if (id_out) *id_out = rec.id;
-      rc = 0;
-    }
-  }
-  pthread_mutex_unlock(&s->wmu);
-  return rc;
-}
-
-/* The current version of id in account: pending or applied. Caller holds
- * wmu. *out's strings stay valid while wmu is held. */
-static int current_version(cs_store *s, uint32_t account, uint64_t id,
-                           cs_contact *out, cs_error *err) {
-  ov_entry *e = ov_find(&s->ov, id);
-  if (e) {
-    if (e->deleted || e->account != account) goto missing;
-    *out = e->c;
-    return 0;
-  }
-  pthread_rwlock_rdlock(&s->ilock);
-  int64_t slot = slots_find(&s->slots, id);
-  int rc = CS_ENOTFOUND;
-  if (slot >= 0 && s->slots.v[slot].acct_live == (account << 1 | 1u)) {
-    rec_body b;
-    rc = store_read_slot(s, (uint32_t)slot, &s->wzone, &b, err);
-    if (!rc) *out = b.contact; /* points into the map: stays valid */
-  }
-  pthread_rwlock_unlock(&s->ilock);
-  if (rc != CS_ENOTFOUND) return rc;
-missing:
-  return cs_err(err, CS_ENOTFOUND, "no contact %020llu",
-                (unsigned long long)id);
-}
-
-int cs_update(cs_store *s, uint32_t account, uint64_t id, cs_patch *p,
-              cs_done_fn done, void *ctx, cs_error *err) {
-  uint32_t all = (1u << CS_FIELD_COUNT) - 1;
-  if (!(p->set_mask | p->clear_mask))
-    return cs_err(err, CS_EINVAL, "no fields to change");
-  if ((p->set_mask | p->clear_mask) & ~all)
-    return cs_err(err, CS_EINVAL, "unknown field in the change");
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if ((p->clear_mask & (1u << f)) && cs_field_required(f)) {
-      cs_err(err, CS_EINVAL, "%s: required, cannot be removed",
-             cs_field_name(f));
-      if (err) err->field = f;
-      return CS_EINVAL;
-    }
-    if ((p->set_mask & (1u << f)) && !p->field[f].ptr) {
-      cs_err(err, CS_EINVAL, "%s: no value given", cs_field_name(f));
-      if (err) err->field = f;
-      return CS_EINVAL;
-    }
-  }
-  pthread_mutex_lock(&s->wmu);
-  cs_contact cur;
-  int rc = not_bulk(s, err);
-  if (!rc) rc = current_version(s, account, id, &cur, err);
-  if (!rc) {
-    cs_contact next = cur;
-    for (int f = 0; f < CS_FIELD_COUNT; f++) {
-      if (p->clear_mask & (1u << f)) next.field[f] = (cs_str){NULL, 0};
-      if (p->set_mask & (1u << f)) next.field[f] = p->field[f];
-    }
-    rc = cs_contact_validate(&next, err);
-    if (!rc) {
-      /* Hand the trimmed values back, as cs_create does. */
-      for (int f = 0; f < CS_FIELD_COUNT; f++)
-        if (p->set_mask & (1u << f)) p->field[f] = next.field[f];
-      uint64_t owner = 0;
-      rc = email_owner(s, account, &next.field[CS_EMAIL], id, &owner, err);
-      if (!rc && owner) {
-        rc =
-            cs_err(err, CS_EDUPLICATE, "email: already used by contact %020llu",
-                   (unsigned long long)owner);
-        if (err) {
-          err->id = owner;
-          err->field = CS_EMAIL;
-        }
-      }
-    }
-    if (!rc) {
-      next.id = id;
-      next.account = account;
-      next.updated_ms = cs_now_ms();
-      if (next.updated_ms < next.created_ms) next.updated_ms = next.created_ms;
-      rc = submit(s, REC_PUT, &next, id, account, done, ctx, err);
-    }
-  }
-  pthread_mutex_unlock(&s->wmu);
-  return rc;
-}
-
-int cs_delete(cs_store *s, uint32_t account, uint64_t id, cs_done_fn done,
-              void *ctx, cs_error *err) {
-  pthread_mutex_lock(&s->wmu);
-  cs_contact cur;
-  int rc = not_bulk(s, err);
-  if (!rc) rc = current_version(s, account, id, &cur, err);
-  if (!rc) rc = submit(s, REC_DELETE, NULL, id, account, done, ctx, err);
-  pthread_mutex_unlock(&s->wmu);
-  return rc;
-}
+/* The writes themselves are in write.c. */
 
 int cs_flush(cs_store *s, cs_error *err) {
   pthread_mutex_lock(&s->wmu);

@@ -13,6 +13,8 @@
  *   ilock  (rwlock) what readers see: the slot table, the inverted
  *          indexes, the segment maps. The commit thread takes it for writing
  *          to apply durable records; readers share it.
+ *   imu    the idempotency table: a leaf, taken under any of the others
+ *          and never holding one.
  *   mmu    manifest rewrites (segment roll, snapshot). One exception
  *          to the order: a roll (commit.c) reads next_id under wmu while
  *          it holds mmu; this is safe because no one holding wmu ever
@@ -39,12 +41,14 @@
 #include "commit.h"
 #include "cs.h"
 #include "fold.h"
+#include "idem.h"
 #include "index.h"
 #include "log.h"
 #include "overlay.h"
 #include "pindex.h"
 #include "record.h"
 #include "snap.h"
+#include "trash.h"
 #include "u64map.h"
 
 struct cs_store {
@@ -68,6 +72,7 @@ struct cs_store {
   uint32_t applied_seg; /* and where the log ends after it */
   uint64_t applied_off;
   uint64_t max_id_seen;
+  trash_list trash; /* the deleted contacts that can be restored */
 
   /* ---- under wmu */
   pthread_mutex_t wmu;
@@ -95,6 +100,10 @@ struct cs_store {
   u64map bulk_emails;
   msgpack_zone wzone; /* decoding under wmu */
 
+  /* ---- under imu (a leaf lock: see idem.h) */
+  pthread_mutex_t imu;
+  idem_table idem;
+
   /* ---- commit thread only (and open, before it starts) */
   msgpack_zone czone;
   pthread_t committer;
@@ -121,5 +130,15 @@ struct cs_store {
  * store in any state, closing and unmapping what it holds. (store.c) */
 cs_store *store_new(const char *dir, const cs_options *opts);
 void store_free(cs_store *s);
+
+/* The store's clock (cs_options.now_ms, or the real one), in Unix ms. */
+int64_t store_now(const cs_store *s);
+
+/* Is the trash entry of a contact deleted at deleted_ms still inside the
+ * trash window at now? */
+static inline bool store_in_trash_window(const cs_store *s, int64_t deleted_ms,
+                                         int64_t now) {
+  return deleted_ms > now - s->opts.trash_ms;
+}
 
 #endif

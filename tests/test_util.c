@@ -103,6 +103,20 @@ int tu_update(cs_store *s, uint32_t account, uint64_t id, cs_patch p,
   return tu_waiter_wait(&w);
 }
 
+int tu_write(cs_store *s, cs_write *w, cs_outcome *o, cs_error *err) {
+  tu_waiter wt;
+  tu_waiter_init(&wt);
+  tu_waiter_add(&wt);
+  w->done = tu_done;
+  w->ctx = &wt;
+  cs_outcome mine;
+  if (!o) o = &mine;
+  int rc = cs_write_apply(s, w, o, err);
+  if (rc) return rc;
+  if (o->result == CS_RESULT_UNCHANGED) return 0; /* nothing queued */
+  return tu_waiter_wait(&wt);
+}
+
 int tu_delete(cs_store *s, uint32_t account, uint64_t id, cs_error *err) {
   tu_waiter w;
   tu_waiter_init(&w);

@@ -45,6 +45,8 @@ int tu_create(cs_store *s, uint32_t account, cs_contact c, uint64_t *id,
 int tu_update(cs_store *s, uint32_t account, uint64_t id, cs_patch p,
               cs_error *err);
 int tu_delete(cs_store *s, uint32_t account, uint64_t id, cs_error *err);
+/* cs_write_apply, waiting for the commit when something was queued. */
+int tu_write(cs_store *s, cs_write *w, cs_outcome *o, cs_error *err);
 
 /* Text of a contact's field, "" when absent, NUL-terminated in a static
  * rotating buffer. */

@@ -5,7 +5,12 @@
  * live contacts of the account whose folded value matches, in id order,
  * with the exact total, immediately after each write, and the same after
  * reopening from a snapshot or from the log.
- * Method: seeded random creates, edits and deletes over three accounts with
+ * The same for the safe writes: every live contact's version, and each
+ * account's trash (newest deletion first) against the table; a restore
+ * brings back exactly the old fields (the searches find them again), and
+ * neither a trashed nor a purged contact is ever found.
+ * Method: seeded random creates, edits, upserts, deletes into the trash,
+ * purges and restores over three accounts with
  * a small vocabulary (so values collide, share prefixes and words, and
  * differ only by case and accents); a plain table in the test holds the live
  * contacts. After each step, every probe term is searched in every field
@@ -34,8 +39,13 @@ typedef struct entry {
   uint64_t id;
   uint32_t account;
   bool live;
+  bool trashed;               /* deleted, restorable */
+  uint64_t version;           /* of the live or trashed contact */
+  uint64_t del_tick;          /* when it went to the trash: the list's order */
   char v[CS_FIELD_COUNT][64]; /* "" = absent */
 } entry;
+
+static uint64_t tick;
 
 static entry table[MAXC];
 static int table_count;
@@ -211,10 +221,148 @@ static bool check_all(cs_store *s, char *why, size_t why_len) {
   return true;
 }
 
+/* Every live contact's version, and each account's trash, newest first. */
+static bool check_safe(cs_store *s, char *why, size_t why_len) {
+  for (int i = 0; i < table_count; i++) {
+    if (!table[i].live) continue;
+    cs_contact c;
+    cs_error err;
+    if (cs_get(s, table[i].account, table[i].id, &c, &err) ||
+        c.version != table[i].version) {
+      snprintf(why, why_len, "contact %llu: version %llu, expected %llu",
+               (unsigned long long)table[i].id, (unsigned long long)c.version,
+               (unsigned long long)table[i].version);
+      return false;
+    }
+  }
+  for (uint32_t acct = 1; acct <= 3; acct++) {
+    int expect[MAXC], ne = 0;
+    for (int i = 0; i < table_count; i++)
+      if (table[i].trashed && table[i].account == acct) expect[ne++] = i;
+    for (int a = 0; a < ne; a++) /* newest deletion first */
+      for (int b = a + 1; b < ne; b++)
+        if (table[expect[b]].del_tick > table[expect[a]].del_tick) {
+          int t = expect[a];
+          expect[a] = expect[b];
+          expect[b] = t;
+        }
+    uint64_t before = 0;
+    int got = 0;
+    for (;;) {
+      cs_page pg;
+      uint64_t next;
+      cs_error err;
+      if (cs_trash_list(s, acct, before, 1 + rnd() % 5, &pg, &next, &err)) {
+        snprintf(why, why_len, "trash list: %.300s", err.msg);
+        return false;
+      }
+      bool ok = pg.total == (uint64_t)ne;
+      for (uint32_t i = 0; ok && i < pg.count; i++, got++) {
+        const entry *e = got < ne ? &table[expect[got]] : NULL;
+        ok = e && pg.contacts[i].id == e->id &&
+             pg.contacts[i].version == e->version &&
+             strcmp(tu_field(&pg.contacts[i], CS_EMAIL), e->v[CS_EMAIL]) == 0;
+      }
+      bool more = pg.more;
+      cs_page_free(&pg);
+      if (!ok) {
+        snprintf(why, why_len, "account %u: trash differs at %d of %d", acct,
+                 got, ne);
+        return false;
+      }
+      if (!more) break;
+      before = next;
+    }
+    if (got != ne) {
+      snprintf(why, why_len, "account %u: trash walked %d of %d", acct, got,
+               ne);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Indexes of the entries in a state: live or trashed. */
+static int entries_where(bool trashed, int *out) {
+  int n = 0;
+  for (int i = 0; i < table_count; i++)
+    if (trashed ? table[i].trashed : table[i].live) out[n++] = i;
+  return n;
+}
+
+static int write_one(cs_store *s, cs_write *w, cs_outcome *o) {
+  cs_error err;
+  int rc = tu_write(s, w, o, &err);
+  if (rc) fail_msg("write kind %d: %s", w->kind, err.msg);
+  return rc;
+}
+
+/* A safe-write step: upsert, delete into the trash, purge or restore. */
+static void safe_step(cs_store *s, unsigned r) {
+  int live[MAXC], trashed[MAXC];
+  int nl = entries_where(false, live), nt = entries_where(true, trashed);
+  cs_outcome o;
+  if (r == 0 && nl) { /* upsert of an existing email: some fields */
+    entry *e = &table[live[rnd() % (unsigned)nl]];
+    entry next = *e;
+    random_values(&next, (int)(e - table));
+    cs_patch p = {.set_mask = 1u << CS_EMAIL};
+    p.field[CS_EMAIL] = (cs_str){e->v[CS_EMAIL], strlen(e->v[CS_EMAIL])};
+    cs_contact cur;
+    cs_error err;
+    assert_int_equal(cs_get(s, e->account, e->id, &cur, &err), 0);
+    char was[64];
+    snprintf(was, sizeof was, "%s", tu_field(&cur, CS_COMPANY));
+    if (rnd() % 2) {
+      p.set_mask |= 1u << CS_COMPANY;
+      snprintf(e->v[CS_COMPANY], 64, "%s",
+               next.v[CS_COMPANY][0] ? next.v[CS_COMPANY] : "Acme");
+      p.field[CS_COMPANY] =
+          (cs_str){e->v[CS_COMPANY], strlen(e->v[CS_COMPANY])};
+    }
+    bool same = !(p.set_mask & (1u << CS_COMPANY)) ||
+                strcmp(was, e->v[CS_COMPANY]) == 0;
+    cs_write w = {.kind = CS_WRITE_UPSERT, .account = e->account, .patch = &p};
+    write_one(s, &w, &o);
+    assert_int_equal(o.id, e->id);
+    assert_int_equal(o.result, same ? CS_RESULT_UNCHANGED : CS_RESULT_UPDATED);
+    if (!same) e->version++;
+  } else if (r == 1 && nl) { /* delete into the trash */
+    entry *e = &table[live[rnd() % (unsigned)nl]];
+    cs_write w = {.kind = CS_WRITE_DELETE, .account = e->account, .id = e->id};
+    write_one(s, &w, &o);
+    e->live = false;
+    e->trashed = true;
+    e->del_tick = ++tick;
+  } else if (r == 2 && (nl || nt)) { /* purge, live or from the trash */
+    bool from_trash = nt && (!nl || rnd() % 2);
+    entry *e = &table[from_trash ? trashed[rnd() % (unsigned)nt]
+                                 : live[rnd() % (unsigned)nl]];
+    cs_write w = {.kind = CS_WRITE_DELETE,
+                  .account = e->account,
+                  .id = e->id,
+                  .purge = true};
+    write_one(s, &w, &o);
+    e->live = e->trashed = false;
+  } else if (r == 3 && nt) { /* restore */
+    entry *e = &table[trashed[rnd() % (unsigned)nt]];
+    cs_write w = {.kind = CS_WRITE_RESTORE, .account = e->account, .id = e->id};
+    write_one(s, &w, &o);
+    assert_int_equal(o.version, e->version + 1);
+    e->version++;
+    e->live = true;
+    e->trashed = false;
+  }
+}
+
 /* One random step. */
 static void step(cs_store *s) {
   cs_error err;
-  unsigned r = rnd() % 10;
+  unsigned r = rnd() % 14;
+  if (r >= 10) {
+    safe_step(s, r - 10);
+    return;
+  }
   int live[MAXC], nl = 0;
   for (int i = 0; i < table_count; i++)
     if (table[i].live) live[nl++] = i;
@@ -227,6 +375,8 @@ static void step(cs_store *s) {
     if (tu_create(s, e->account, c, &e->id, &err))
       fail_msg("create: %s", err.msg);
     e->live = true;
+    e->trashed = false;
+    e->version = 1;
     table_count++;
   } else if (r < 8) {
     entry *e = &table[live[rnd() % (unsigned)nl]];
@@ -251,10 +401,13 @@ static void step(cs_store *s) {
     }
     if (tu_update(s, e->account, e->id, p, &err))
       fail_msg("update: %s", err.msg);
+    e->version++;
   } else {
     entry *e = &table[live[rnd() % (unsigned)nl]];
     if (tu_delete(s, e->account, e->id, &err)) fail_msg("delete: %s", err.msg);
     e->live = false;
+    e->trashed = true;
+    e->del_tick = ++tick;
   }
 }
 
@@ -265,6 +418,7 @@ static void test_oracle_search_equals_brute_force(void **state) {
   int steps = steps_env ? atoi(steps_env) : 300;
   rng = seed;
   table_count = 0;
+  tick = 0;
   char *dir = tu_tmpdir();
   cs_options o = {.durability = CS_DURABILITY_NONE};
   cs_store *s;
@@ -278,7 +432,7 @@ static void test_oracle_search_equals_brute_force(void **state) {
     /* Checking everything after every step is quadratic: check often early,
      * then every few steps, and always at the end. */
     if (i < 40 || i % 10 == 0 || i == steps - 1) {
-      if (!check_all(s, why, sizeof why))
+      if (!check_all(s, why, sizeof why) || !check_safe(s, why, sizeof why))
         fail_msg("seed %u step %d: %s (replay with ORACLE_SEED=%u)", seed, i,
                  why, seed);
     }
@@ -286,13 +440,15 @@ static void test_oracle_search_equals_brute_force(void **state) {
   /* The same answers from a snapshot and from a full replay. */
   assert_int_equal(cs_close(s, &err), 0);
   assert_int_equal(cs_open(dir, &o, &s, &err), 0);
-  if (!check_all(s, why, sizeof why)) fail_msg("from snapshot: %s", why);
+  if (!check_all(s, why, sizeof why) || !check_safe(s, why, sizeof why))
+    fail_msg("from snapshot: %s", why);
   cs_options replay = o;
   replay.no_snapshot_load = true;
   replay.no_snapshot_on_close = true;
   assert_int_equal(cs_close(s, &err), 0);
   assert_int_equal(cs_open(dir, &replay, &s, &err), 0);
-  if (!check_all(s, why, sizeof why)) fail_msg("from the log: %s", why);
+  if (!check_all(s, why, sizeof why) || !check_safe(s, why, sizeof why))
+    fail_msg("from the log: %s", why);
   cs_close(s, NULL);
   tu_rmrf(dir);
   free(dir);

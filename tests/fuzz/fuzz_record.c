@@ -29,10 +29,16 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   int rc;
   switch (b->type) {
   case REC_PUT:
-    rc = rec_append_put(&buf, v->seq, &b->contact);
+    rc = rec_append_put(&buf, v->seq, &b->contact, &b->idem);
     break;
-  case REC_DELETE:
-    rc = rec_append_delete(&buf, v->seq, b->contact.id, b->contact.account);
+  case REC_DELETE: {
+    rec_del d = {b->contact.id, b->contact.account, b->contact.deleted_ms,
+                 b->purge};
+    rc = rec_append_delete(&buf, v->seq, &d, &b->idem);
+    break;
+  }
+  case REC_IDEM:
+    rc = rec_append_idem(&buf, v->seq, b->contact.account, &b->idem);
     break;
   default:
     rc = rec_append_meta(&buf, v->seq, b->next_id);
@@ -52,18 +58,32 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   rc = rec_decode(&v2, &zone, &b2, &why);
   FZ_CHECK(rc == 0, "re-encoded record does not decode: %s", why);
   const cs_contact *a = &b->contact, *c = &b2.contact;
+  FZ_CHECK(b->idem.present == b2.idem.present, "idem entry lost or made up");
+  if (b->idem.present)
+    FZ_CHECK(str_eq(b->idem.key, b2.idem.key) &&
+                 str_eq(b->idem.body, b2.idem.body) &&
+                 memcmp(b->idem.fp, b2.idem.fp, CS_IDEM_FP_BYTES) == 0 &&
+                 b->idem.status == b2.idem.status &&
+                 b->idem.type == b2.idem.type &&
+                 b->idem.expires_ms == b2.idem.expires_ms,
+             "idem round trip differs");
   switch (b->type) {
   case REC_PUT:
     FZ_CHECK(a->id == c->id && a->account == c->account &&
                  a->created_ms == c->created_ms &&
-                 a->updated_ms == c->updated_ms,
+                 a->updated_ms == c->updated_ms && a->version == c->version,
              "put round trip: header fields differ");
     for (int f = 0; f < CS_FIELD_COUNT; f++)
       FZ_CHECK(str_eq(a->field[f], c->field[f]), "put round trip: %s differs",
                cs_field_name(f));
     break;
   case REC_DELETE:
-    FZ_CHECK(a->id == c->id && a->account == c->account, "delete round trip");
+    FZ_CHECK(a->id == c->id && a->account == c->account &&
+                 a->deleted_ms == c->deleted_ms && b->purge == b2.purge,
+             "delete round trip");
+    break;
+  case REC_IDEM:
+    FZ_CHECK(a->account == c->account, "idem round trip");
     break;
   default:
     FZ_CHECK(b->next_id == b2.next_id, "meta round trip");
