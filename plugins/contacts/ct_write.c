@@ -163,6 +163,9 @@ static void ct_write_refused(ct_write *w, const cs_write *cw, int rc,
   ct_err e;
   const cd_store_error *m = ct_err_from_rc(w->st, w->res, w->op, rc, err, &e);
   if (cw->kind == CS_WRITE_UPSERT) ct_upsert_missing(cw->patch, rc, err, &e);
+  /* A restore's contact is in the trash, not live: its 412 names no etag
+   * (API.md), whatever version the engine reports. */
+  if (cw->kind == CS_WRITE_RESTORE) e.version = 0;
   if (m->retry_after)
     w->st->host->header(w->res, "retry-after", m->retry_after);
   ct_send_err(w->st, w->res, &e);

@@ -747,11 +747,11 @@ static void test_safe_upsert_created_updated_unchanged(void **state) {
   /* An unchanged upsert keeps nothing with its key. */
   const char *const k[] = {"idempotency-key: up", NULL};
   r = fh_call_h(fx, "POST", "/contacts/upsert", NULL,
-                "{\"email\":\"u@x.io\",\"company\":\"C\"}", k);
+                "{\"email\":\"U@x.io\",\"company\":\"C\"}", k);
   assert_string_equal(fh_str(r, "result", NULL), "unchanged");
   fh_free(r);
   r = fh_call_h(fx, "POST", "/contacts/upsert", NULL,
-                "{\"email\":\"u@x.io\",\"company\":\"E\"}", k);
+                "{\"email\":\"U@x.io\",\"company\":\"E\"}", k);
   assert_int_equal(r->status, 200);
   assert_string_equal(fh_str(r, "result", NULL), "updated");
   fh_free(r);
@@ -761,7 +761,7 @@ static void test_safe_batch_upsert_in_order(void **state) {
   fh_fixture *fx = *state;
   const char *body = "{\"contacts\":[{\"email\":\"b@x.io\",\"first_name\":"
                      "\"B\"},{\"email\":\"B@x.io\",\"company\":\"C\"},"
-                     "{\"email\":\"c@x.io\"},{\"email\":\"b@x.io\",\"company\":"
+                     "{\"email\":\"c@x.io\"},{\"email\":\"B@x.io\",\"company\":"
                      "\"C\"}]}";
   const char *const k[] = {"idempotency-key: batch-up", NULL};
   res_t *r = fh_call_h(fx, "POST", "/contacts/batch/upsert", NULL, body, k);
@@ -815,8 +815,15 @@ static void test_safe_trash_restore_purge(void **state) {
   assert_string_equal(str_at(array_at(r, "contacts", 0), "email"), "ta@x.io");
   fh_free(r);
 
-  /* Restore: a new version; then it is live and out of the trash. */
-  r = fh_call(fx, "POST", id_path(a, "/restore", p), NULL, NULL);
+  /* Restore: If-Match names the trashed version, and a 412 names no etag
+   * (the contact is not live); then a new version, live, out of the trash. */
+  const char *const im2[] = {"if-match: \"2\"", NULL};
+  r = fh_call_h(fx, "POST", id_path(a, "/restore", p), NULL, NULL, im2);
+  fh_assert_error(r, 412, "precondition_failed", NULL);
+  assert_null(fh_str(r, "error", "etag", NULL));
+  fh_free(r);
+  const char *const im1[] = {"if-match: \"1\"", NULL};
+  r = fh_call_h(fx, "POST", id_path(a, "/restore", p), NULL, NULL, im1);
   assert_int_equal(r->status, 200);
   assert_string_equal(fh_header(r, "etag"), "\"2\"");
   fh_free(r);
