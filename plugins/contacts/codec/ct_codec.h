@@ -119,7 +119,8 @@ typedef enum ct_body_kind {
 /* Flags of ct_body_parse_flags. */
 enum {
   /* The body's own object may carry the keys the server sets and a contact
-   * object (a dump's line) carries: id, created_at and updated_at. Each is
+   * object (a dump's line) carries: id, created_at, updated_at and version
+   * (cs_server_field). Each is
    * then taken whatever its value, any number of times, and not as a field:
    * a string value is handed back in ct_body.server, anything else is
    * skipped. Without the flag (the API) each is refused as invalid_field

@@ -18,6 +18,10 @@
  * create, update_fields as a patch) and the choice made at the end, where
  * keys that belong only to the other shape become unknown_field.
  *
+ * PATCH and upsert bodies are a fields object themselves (an upsert's must
+ * give email); a batch upsert's items are fields objects like it. A delete
+ * by body may carry "purge", a boolean.
+ *
  * Duplicate keys are refused (yajl would let the second silently win), and
  * two spellings of one key (contact_id and contactID) count as the same key.
  *
