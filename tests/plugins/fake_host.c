@@ -49,9 +49,10 @@ static void fh_record(cd_response *res, int status, const char *type,
                       const char *body, size_t len) {
   res->answers++;
   res->status = status;
-  snprintf(res->content_type, sizeof res->content_type, "%s", type);
+  /* No type and no body are allowed (a 304), as the real host allows. */
+  snprintf(res->content_type, sizeof res->content_type, "%s", type ? type : "");
   res->body = malloc(len + 1);
-  memcpy(res->body, body, len);
+  if (len) memcpy(res->body, body, len);
   res->body[len] = '\0';
   res->body_len = len;
   pthread_cond_broadcast(&res->cv);
