@@ -19,7 +19,12 @@ endpoint, then for --seconds runs at once:
     (VmRSS, split into RssAnon and RssFile: the second is mostly the mapped
     log, which grows with every write and which the kernel may drop at
     will; a leak shows in the first) and its count of open descriptors from
-    /proc, and the p99 of the HTTP/1.1 requests completed in that second.
+    /proc, the p99 of the HTTP/1.1 requests completed in that second, and
+    from /metrics the memory the engine accounts for (indexes, slot table,
+    trash list, idempotency keys). That memory grows by design with every
+    contact ever created (a slot each, ids are never reused) and every one
+    in the trash (deletes keep a contact 30 days); what a leak would show is
+    the anonymous memory beyond it, reported as its own series.
 At the end it prints the first, last, min and max of each series and its
 least-squares slope per minute over the run (after the first 30 s, which
 include warm-up), and writes every sample to --out as CSV.
@@ -150,6 +155,23 @@ def proc_sample(pid):
     return v.get("VmRSS", 0), v.get("RssAnon", 0), v.get("RssFile", 0), fds
 
 
+def engine_bytes(port):
+    """The memory the engine accounts for, from /metrics (no key needed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    total = 0
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("contactd_store_index_bytes",
+                    "contactd_store_idempotency_bytes"):
+            total += int(float(value))
+    return total
+
+
 def p99(xs):
     if not xs:
         return 0.0
@@ -206,11 +228,12 @@ def main():
         while time.monotonic() - t_start < a.seconds:
             time.sleep(1)
             rss, anon, filed, fds = proc_sample(srv.pid)
+            eng = engine_bytes(srv.port) // 1024
             lat = stats.take()
             with lock:
                 live = len(ids)
             rows.append((round(time.monotonic() - t_start, 1), rss, anon, filed, fds,
-                         len(lat), round(p99(lat) * 1000, 2), live))
+                         len(lat), round(p99(lat) * 1000, 2), live, eng, anon - eng))
             if len(rows) % 60 == 0:
                 print(f"  {rows[-1][0]:.0f} s: rss {rss} KiB (anon {anon}, file {filed}), fds {fds}, "
                       f"{len(lat)} req/s (HTTP/1.1), p99 {rows[-1][6]} ms, {live} live", flush=True)
@@ -220,7 +243,8 @@ def main():
         with open(a.out, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["t_s", "rss_kib", "rss_anon_kib", "rss_file_kib", "fds",
-                        "http1_requests", "http1_p99_ms", "live_contacts"])
+                        "http1_requests", "http1_p99_ms", "live_contacts",
+                        "engine_kib", "anon_beyond_engine_kib"])
             w.writerows(rows)
         steady = [r for r in rows if r[0] >= 30]
         ts = [r[0] for r in steady]
@@ -234,7 +258,9 @@ def main():
         for name, i in (("resident memory (KiB)", 1), ("  of it anonymous (KiB)", 2),
                         ("  of it mapped files, the log (KiB)", 3), ("open descriptors", 4),
                         ("HTTP/1.1 requests a second", 5), ("HTTP/1.1 p99 (ms)", 6),
-                        ("live contacts", 7)):
+                        ("live contacts", 7),
+                        ("engine's accounted memory (KiB)", 8),
+                        ("anonymous beyond the engine's (KiB)", 9)):
             ys = [r[i] for r in steady]
             print(f"| {name} | {steady[0][i]} | {steady[-1][i]} | {min(ys)} | {max(ys)} | "
                   f"{slope_per_min(ts, ys):+.3f} |")

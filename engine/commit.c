@@ -78,7 +78,7 @@ static wchunk *wq_chunk(cs_store *s, wqueue *q) {
 int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
                    uint32_t account, const rec_buf *rec, cs_done_fn done,
                    void *ctx, struct idem_ent *idem) {
-  wqueue *q = &s->wq;
+  wqueue *q = s->wq;
   uint32_t len = (uint32_t)rec->len;
   CS_ASSERT(q->count == 0 || q->ops[q->count - 1].seq < seq);
   if (s->tail_off + len > s->opts.segment_bytes_max &&
@@ -238,7 +238,7 @@ static int apply_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
 
 /* A batch to write, or a sync cs_flush waits for. Caller holds wmu. */
 static bool has_work(const cs_store *s) {
-  return s->wq.count > 0 || (s->sync_req_seq > s->synced_seq && !s->failed);
+  return s->wq->count > 0 || (s->sync_req_seq > s->synced_seq && !s->failed);
 }
 
 /* Bounds the replay a crash would cost. A failed snapshot is only
@@ -271,24 +271,22 @@ static int commit_batch(cs_store *s, wqueue *batch, bool want_sync, char *what,
 
 static void *committer_main(void *arg) {
   cs_store *s = arg;
-  wqueue batch = {0};
   pthread_mutex_lock(&s->wmu);
   for (;;) {
     while (!has_work(s) && !s->closing)
       pthread_cond_wait(&s->wcv, &s->wmu);
     if (!has_work(s)) break; /* closing, and nothing left to do */
-    wqueue t = s->wq;
-    s->wq = batch;
-    batch = t;
-    s->wq.count = 0;
-    s->wq.chunk_count = 0;
+    wqueue *batch = s->wq;
+    s->wq = batch == &s->queues[0] ? &s->queues[1] : &s->queues[0];
+    s->wq->count = 0;
+    s->wq->chunk_count = 0;
     bool want_sync = s->opts.durability == CS_DURABILITY_FSYNC ||
                      s->sync_req_seq > s->synced_seq;
     int rc = s->failed;
     pthread_mutex_unlock(&s->wmu);
 
     char what[sizeof(((cs_error *)0)->msg)] = "";
-    if (!rc) rc = commit_batch(s, &batch, want_sync, what, sizeof what);
+    if (!rc) rc = commit_batch(s, batch, want_sync, what, sizeof what);
 
     pthread_mutex_lock(&s->wmu);
     if (rc) {
@@ -296,13 +294,13 @@ static void *committer_main(void *arg) {
                  what[0] ? what : cs_strerror(rc));
     } else {
       uint64_t last =
-          batch.count ? batch.ops[batch.count - 1].seq : s->written_seq;
+          batch->count ? batch->ops[batch->count - 1].seq : s->written_seq;
       s->written_seq = last;
       if (want_sync) s->synced_seq = last;
       pthread_mutex_lock(&s->imu);
-      for (size_t i = 0; i < batch.count; i++) {
-        ov_applied(&s->ov, batch.ops[i].id, batch.ops[i].seq);
-        if (batch.ops[i].idem) batch.ops[i].idem->state = IDEM_DONE;
+      for (size_t i = 0; i < batch->count; i++) {
+        ov_applied(&s->ov, batch->ops[i].id, batch->ops[i].seq);
+        if (batch->ops[i].idem) batch->ops[i].idem->state = IDEM_DONE;
       }
       pthread_mutex_unlock(&s->imu);
     }
@@ -312,15 +310,14 @@ static void *committer_main(void *arg) {
     if (!rc) snapshot_if_due(s);
 
     int done_rc = rc ? (rc < 0 ? rc : CS_EFAILED) : 0;
-    for (size_t i = 0; i < batch.count; i++)
-      if (batch.ops[i].done)
-        batch.ops[i].done(batch.ops[i].ctx, done_rc, batch.ops[i].id);
-    batch.count = 0;
-    batch.chunk_count = 0;
+    for (size_t i = 0; i < batch->count; i++)
+      if (batch->ops[i].done)
+        batch->ops[i].done(batch->ops[i].ctx, done_rc, batch->ops[i].id);
+    batch->count = 0;
+    batch->chunk_count = 0;
     pthread_mutex_lock(&s->wmu);
   }
   pthread_mutex_unlock(&s->wmu);
-  wqueue_free(&batch);
   return NULL;
 }
 

@@ -9,7 +9,8 @@
  *
  * Concurrency: every function may be called from any thread. Reads (cs_get,
  * cs_search, cs_iterate, cs_stats_get) run in parallel and never wait for a
- * sync. Writes (cs_create, cs_update, cs_delete) are validated at once and
+ * sync. Writes (cs_write_apply, and cs_create, cs_update, cs_delete, its
+ * three original cases) are validated at once and
  * either rejected synchronously or accepted; an accepted write's completion
  * callback fires from the store's commit thread once its record is durable
  * (durability CS_DURABILITY_FSYNC) or written (CS_DURABILITY_NONE). Many
@@ -545,16 +546,20 @@ int cs_iterate(cs_store *s, uint32_t account,
                cs_error *err);
 
 typedef struct cs_stats {
-  uint64_t contacts;      /* live contacts, all accounts */
-  uint64_t segments;      /* segment files in the store */
-  uint64_t disk_bytes;    /* segments + snapshot + manifest */
-  uint64_t live_bytes;    /* bytes of records that are current */
-  uint64_t garbage_bytes; /* bytes of records superseded or deleted */
-  uint64_t next_id;       /* the id the next create gets */
-  uint64_t commits;       /* records committed since open */
-  uint64_t fsyncs;        /* log syncs since open */
-  uint64_t index_bytes;   /* memory held by the indexes */
-  uint64_t snapshot_seq;  /* log sequence the newest snapshot covers, 0 none */
+  uint64_t contacts;       /* live contacts, all accounts */
+  uint64_t segments;       /* segment files in the store */
+  uint64_t disk_bytes;     /* segments + snapshot + manifest */
+  uint64_t live_bytes;     /* bytes of records that are current */
+  uint64_t garbage_bytes;  /* bytes of records superseded or deleted */
+  uint64_t next_id;        /* the id the next create gets */
+  uint64_t commits;        /* records committed since open */
+  uint64_t fsyncs;         /* log syncs since open */
+  uint64_t index_bytes;    /* memory held by the indexes (slots and the trash
+                             list included) */
+  uint64_t trash_contacts; /* in the trash, any window (until compaction) */
+  uint64_t idem_keys;      /* idempotency keys kept or in flight */
+  uint64_t idem_bytes;     /* the memory they hold */
+  uint64_t snapshot_seq;   /* log sequence the newest snapshot covers, 0 none */
   int64_t snapshot_time_ms; /* when it was written, 0 none */
   int failed; /* 0, or the error that made the store refuse writes */
 } cs_stats;

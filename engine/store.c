@@ -1,11 +1,11 @@
 /*
- * store.c: opening and closing a store, and the public calls of cs.h:
- * create, update, delete, flush, bulk, get, search, iterate, stats,
- * health.
+ * store.c: opening and closing a store, and the public calls of cs.h
+ * besides the writes: flush, bulk, get, search, iterate, stats, health.
  *
- * Writes: a call validates under wmu against the overlay and the applied
- * state (overlay.c), frames its record, and queues it (commit.c), which
- * answers through the completion once the record is durable and applied.
+ * Writes (write.c): a call validates under wmu against the overlay and the
+ * applied state (overlay.c), frames its record, and queues it (commit.c),
+ * which answers through the completion once the record is durable and
+ * applied.
  * Reads take ilock for reading and never wait for a sync.
  *
  * Open: lock the directory, read (or create) the manifest, remove strays,
@@ -70,7 +70,8 @@ void store_free(cs_store *s) {
   trash_free(&s->trash);
   idem_free(&s->idem);
   pthread_mutex_destroy(&s->imu);
-  wqueue_free(&s->wq);
+  wqueue_free(&s->queues[0]);
+  wqueue_free(&s->queues[1]);
   rec_buf_free(&s->rbuf);
   fold_buf_free(&s->fb_key);
   fold_buf_free(&s->fb_case);
@@ -93,6 +94,7 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   if (!s) return NULL;
   s->lock_fd = -1;
   s->active_fd = -1;
+  s->wq = &s->queues[0];
   if (opts) s->opts = *opts;
   if (!s->opts.segment_bytes_max)
     s->opts.segment_bytes_max = CS_SEGMENT_BYTES_DEFAULT;
@@ -505,7 +507,14 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
     o->disk_bytes += s->segs[i].size; /* what the log holds, torn tail cut */
   o->index_bytes =
       ix_memory_bytes(s->ix) + (size_t)s->slots.cap * sizeof(cs_slot);
+  o->trash_contacts = s->trash.count - s->trash.gone;
+  o->index_bytes += (uint64_t)s->trash.cap * sizeof(trash_ent) +
+                    (s->trash.where.keys ? (s->trash.where.mask + 1) * 16 : 0);
   pthread_rwlock_unlock(&s->ilock);
+  pthread_mutex_lock(&s->imu);
+  o->idem_keys = s->idem.count;
+  o->idem_bytes = s->idem.bytes;
+  pthread_mutex_unlock(&s->imu);
   pthread_mutex_lock(&s->mmu);
   o->snapshot_seq = s->snapshot_seq;
   o->snapshot_time_ms = s->snapshot_time_ms;

@@ -52,6 +52,13 @@ static void mt_store(FILE *f, cs_store *store) {
             "Log syncs since the store was opened.", s.fsyncs);
   mt_metric(f, "contactd_store_index_bytes", "gauge",
             "Memory held by the indexes.", s.index_bytes);
+  mt_metric(f, "contactd_store_trash_contacts", "gauge",
+            "Deleted contacts kept in the trash.", s.trash_contacts);
+  mt_metric(f, "contactd_store_idempotency_keys", "gauge",
+            "Idempotency keys kept or in flight.", s.idem_keys);
+  mt_metric(f, "contactd_store_idempotency_bytes", "gauge",
+            "Memory held by the idempotency keys and their answers.",
+            s.idem_bytes);
   mt_metric(f, "contactd_store_snapshot_seq", "gauge",
             "Log sequence the newest snapshot covers (0: none).",
             s.snapshot_seq);

@@ -10,8 +10,13 @@
  * Method: the fault_io seam. First count the calls of each kind a workload
  * makes; then, for every N, rerun it failing the Nth call (once, and from
  * then on), and compare the reopened store with a model of what was
- * acknowledged. For power loss, run seeded random workloads, "cut the
- * power" at a random moment, drop what was not synced, reopen, and check.
+ * acknowledged. For power loss, run seeded random workloads (creates,
+ * edits, deletes into the trash, upserts, restores, and creates with
+ * idempotency keys), "cut the power" at a random moment, drop what was not
+ * synced, reopen, and check that the state (versions included) is a prefix
+ * of the writes holding every acknowledged one, that the keys of that
+ * prefix answer with their first answer, and that no later write's key is
+ * taken (a retry is carried out once).
  * A failing seed is printed and can be replayed with FAULT_SEED=n.
  */
 #include <setjmp.h>
@@ -38,6 +43,9 @@ static void quiet(void *ctx, const char *line) {}
 typedef struct mcontact {
   uint64_t id;
   bool live;
+  bool trashed;
+  bool idem; /* created with the idempotency key "k<index>" */
+  uint64_t version;
   char email[32];
   char company[32];
 } mcontact;
@@ -48,12 +56,14 @@ typedef struct model {
 } model;
 
 typedef struct op {
-  int kind; /* 0 create, 1 update, 2 delete */
+  int kind; /* 0 create, 1 update, 2 delete, 3 upsert, 4 restore,
+               5 idempotent create */
   int target;
   char company[32];
-  uint64_t id; /* assigned at submit for creates */
-  int rc;      /* completion, or the submit's error */
-  bool acked;  /* completed with rc 0 */
+  uint64_t id;     /* assigned at submit for creates */
+  int rc;          /* completion, or the submit's error */
+  bool acked;      /* completed with rc 0 */
+  char answer[32]; /* an idempotent create's rendered answer */
   tu_waiter *w;
 } op;
 
@@ -65,19 +75,55 @@ static void op_done(void *ctx, int rc, uint64_t id) {
 }
 
 static void model_apply(model *m, const op *o) {
-  if (o->kind == 0) {
+  if (o->kind == 0 || o->kind == 5) {
     mcontact *c = &m->c[o->target];
     c->id = o->id;
     c->live = true;
+    c->trashed = false;
+    c->idem = o->kind == 5;
+    c->version = 1;
     snprintf(c->email, sizeof c->email, "m%d@x.com", o->target);
     snprintf(c->company, sizeof c->company, "%s", o->company);
     if (o->target >= m->count) m->count = o->target + 1;
-  } else if (o->kind == 1) {
+  } else if (o->kind == 1 || o->kind == 3) {
     snprintf(m->c[o->target].company, sizeof m->c[o->target].company, "%s",
              o->company);
+    m->c[o->target].version++;
+  } else if (o->kind == 4) {
+    m->c[o->target].live = true;
+    m->c[o->target].trashed = false;
+    m->c[o->target].version++;
   } else {
     m->c[o->target].live = false;
+    m->c[o->target].trashed = true;
   }
+}
+
+/* The idempotent creates' answer: the id, as a server would render it. */
+static void render_id(void *ctx, const cs_outcome *o, cs_answer *out) {
+  char *buf = ctx;
+  snprintf(buf, 32, "%020llu", (unsigned long long)o->id);
+  *out = (cs_answer){200, CS_ANSWER_JSON, {buf, strlen(buf)}};
+}
+
+static const uint8_t idem_fp[CS_IDEM_FP_BYTES] = {42};
+
+/* Is the key of model contact i answered (with its id), or free? */
+static bool key_state(cs_store *s, int i, uint64_t want_id) {
+  char key[16], idtext[32];
+  snprintf(key, sizeof key, "k%d", i);
+  cs_answer a;
+  int rc = cs_idem_begin(s, 1, key, strlen(key), idem_fp, &a, NULL);
+  if (rc == 0) {
+    cs_idem_release(s, 1, key, strlen(key));
+    return want_id == 0;
+  }
+  if (rc != CS_IDEM_REPLAY) return false;
+  snprintf(idtext, sizeof idtext, "%020llu", (unsigned long long)want_id);
+  bool same = want_id && a.body.len == strlen(idtext) &&
+              memcmp(a.body.ptr, idtext, a.body.len) == 0;
+  free((void *)a.body.ptr);
+  return same;
 }
 
 /* Does the store hold exactly the model's contacts? */
@@ -89,6 +135,10 @@ static bool store_matches(cs_store *s, const model *m, char *why,
     if (!c->id) continue;
     cs_contact got;
     int rc = cs_get(s, 1, c->id, &got, NULL);
+    if (c->idem && !key_state(s, i, c->id)) {
+      snprintf(why, why_len, "contact %d's idempotency key is lost", i);
+      return false;
+    }
     if (!c->live) {
       if (rc != CS_ENOTFOUND) {
         snprintf(why, why_len, "deleted contact %d is back", i);
@@ -99,6 +149,11 @@ static bool store_matches(cs_store *s, const model *m, char *why,
     live++;
     if (rc) {
       snprintf(why, why_len, "contact %d lost (%s)", i, cs_strerror(rc));
+      return false;
+    }
+    if (got.version != c->version) {
+      snprintf(why, why_len, "contact %d at version %llu, expected %llu", i,
+               (unsigned long long)got.version, (unsigned long long)c->version);
       return false;
     }
     if (strcmp(tu_field(&got, CS_COMPANY), c->company) ||
@@ -344,18 +399,62 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
       op *o2 = &ops[nops];
       memset(o2, 0, sizeof *o2);
       o2->w = &w;
-      unsigned pick = rnd(&r) % 4;
-      /* Edits and deletes only of acknowledged, live contacts not touched
-       * in this batch. */
+      unsigned pick = rnd(&r) % 7;
+      /* Edits, deletes and upserts only of acknowledged, live contacts,
+       * restores of trashed ones, none touched in this batch. */
       int target = -1;
-      if (pick && created) {
+      if (pick && pick != 5 && created) {
         target = (int)(rnd(&r) % (unsigned)created);
-        if (!acked.c[target].live) target = -1;
+        if (pick == 4 ? !acked.c[target].trashed : !acked.c[target].live)
+          target = -1;
         for (int j = first; j < nops && target >= 0; j++)
           if (ops[j].target == target) target = -1;
       }
       cs_error e2;
-      if (target < 0) {
+      if (pick == 5) { /* a create with an idempotency key */
+        o2->kind = 5;
+        o2->target = created++;
+        snprintf(o2->company, sizeof o2->company, "I%u", rnd(&r) % 50);
+        char email[32], key[16];
+        snprintf(email, sizeof email, "m%d@x.com", o2->target);
+        snprintf(key, sizeof key, "k%d", o2->target);
+        cs_contact c =
+            tu_contact("Model", NULL, email, NULL, o2->company, NULL, "words");
+        cs_answer a;
+        o2->rc = cs_idem_begin(s, 1, key, strlen(key), idem_fp, &a, &e2);
+        if (!o2->rc) {
+          cs_idem idem = {key, strlen(key), render_id, o2->answer};
+          cs_write wr = {.kind = CS_WRITE_CREATE,
+                         .account = 1,
+                         .contact = &c,
+                         .idem = &idem,
+                         .done = op_done,
+                         .ctx = o2};
+          cs_outcome out;
+          tu_waiter_add(&w);
+          o2->rc = cs_write_apply(s, &wr, &out, &e2);
+          o2->id = out.id;
+        } else {
+          tu_waiter_add(&w);
+        }
+      } else if (target >= 0 && (pick == 3 || pick == 4)) {
+        o2->kind = (int)pick;
+        o2->target = target;
+        snprintf(o2->company, sizeof o2->company, "U%d", nops);
+        char email[32];
+        snprintf(email, sizeof email, "m%d@x.com", target);
+        cs_patch p = {.set_mask = 1u << CS_COMPANY | 1u << CS_EMAIL};
+        p.field[CS_COMPANY] = (cs_str){o2->company, strlen(o2->company)};
+        p.field[CS_EMAIL] = (cs_str){email, strlen(email)};
+        cs_write wr = {.kind = pick == 3 ? CS_WRITE_UPSERT : CS_WRITE_RESTORE,
+                       .account = 1,
+                       .id = acked.c[target].id,
+                       .patch = &p,
+                       .done = op_done,
+                       .ctx = o2};
+        tu_waiter_add(&w);
+        o2->rc = cs_write_apply(s, &wr, NULL, &e2);
+      } else if (target < 0) {
         o2->kind = 0;
         o2->target = created++;
         snprintf(o2->company, sizeof o2->company, "C%u", rnd(&r) % 50);
@@ -417,7 +516,16 @@ static bool power_round(unsigned seed, char *why, size_t why_len) {
   char w2[256] = "";
   for (int p = applied_prefix_start; p <= nops && !matched; p++) {
     if (p > applied_prefix_start) model_apply(&m, &ops[p - 1]);
-    if (p >= min_prefix && store_matches(s, &m, w2, sizeof w2)) matched = true;
+    if (p >= min_prefix && store_matches(s, &m, w2, sizeof w2)) {
+      matched = true;
+      /* No key of a write past the prefix is taken: a retry is carried
+       * out afresh, once. */
+      for (int i = p; i < nops; i++)
+        if (ops[i].kind == 5 && !key_state(s, ops[i].target, 0)) {
+          snprintf(w2, sizeof w2, "the key of lost write %d is taken", i);
+          matched = false;
+        }
+    }
   }
   if (!matched) {
     snprintf(why, why_len,

@@ -360,6 +360,9 @@ static void test_safe_trash_lists_restores_and_purges(void **state) {
   assert_int_equal(search_total(f, CS_EMAIL, "bo@example.com"), 0);
   uint64_t ids[8], total;
   size_t n;
+  cs_stats st;
+  cs_stats_get(f->s, &st);
+  assert_int_equal(st.trash_contacts, 4); /* three of account 1, one of 2 */
   trash_ids(f, 2, ids, &n, &total);
   assert_int_equal(n, 3);
   assert_int_equal(total, 3);
@@ -453,6 +456,10 @@ static void test_safe_idempotency_keys_replay(void **state) {
   assert_int_equal(idem_create(f, "k-1", fp, "ida@example.com", &a, body), 0);
   char first[64];
   snprintf(first, sizeof first, "%s", body);
+  cs_stats st;
+  cs_stats_get(f->s, &st);
+  assert_int_equal(st.idem_keys, 1);
+  assert_true(st.idem_bytes >= strlen(first) + 3);
   /* The same request again: the first answer, nothing written. */
   for (int round = 0; round < 3; round++) {
     if (round == 1) reopen(f, true);

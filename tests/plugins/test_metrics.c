@@ -73,6 +73,9 @@ static void test_metrics_front_end_and_store(void **state) {
                                       "contactd_store_commits_total",
                                       "contactd_store_fsyncs_total",
                                       "contactd_store_index_bytes",
+                                      "contactd_store_trash_contacts",
+                                      "contactd_store_idempotency_keys",
+                                      "contactd_store_idempotency_bytes",
                                       "contactd_store_segments",
                                       "contactd_store_failed"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -84,6 +87,8 @@ static void test_metrics_front_end_and_store(void **state) {
     assert_true(mt_value(body, names[i]) >= 0);
   }
   assert_true(mt_value(body, "contactd_contacts") == 3);
+  assert_true(mt_value(body, "contactd_store_trash_contacts") == 0);
+  assert_true(mt_value(body, "contactd_store_idempotency_keys") == 0);
   assert_true(mt_value(body, "contactd_store_commits_total") >= 3);
   assert_true(mt_value(body, "contactd_store_failed") == 0);
   double ratio = mt_value(body, "contactd_store_garbage_ratio");
