@@ -25,8 +25,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_lib import (CLEAR_PROTOCOLS, Fail, Server, Workdir, check,  # noqa: E402
-                     check_eq, curl, nghttp, parse_args, run_contactd,
-                     run_tests)
+                     check_eq, curl, keytool, nghttp, parse_args,
+                     run_contactd, run_tests)
 
 args = parse_args()
 work = Workdir(args.keep)
@@ -38,8 +38,15 @@ if not os.path.exists(os.path.join(PLUGINS, "contacts.so")):
     print(f"skipped: no contacts.so in {PLUGINS}")
     sys.exit(0)
 
-main = Server(args.contactd, work.sub("data-safe"), PLUGINS).start()
-KEY = main.key
+# The accounts are made before the server starts: default (read-write),
+# a read-only key of it, and a second account.
+data = work.sub("data-safe")
+Server(args.contactd, data, PLUGINS).start().stop()
+with open(os.path.join(data, "default.key")) as f:
+    KEY = f.read().strip()
+KEY_RO = keytool(args, data, "add", "default", "ro")
+KEY_B = keytool(args, data, "add", "other", "rw")
+main = Server(args.contactd, data, PLUGINS).start()
 HOSTPORT = urllib.parse.urlsplit(main.url).netloc
 
 _n = [0]
@@ -480,6 +487,40 @@ def test_trash_days_option():
         check_eq(r.status, 200, "a server with --trash-days 1 serves")
     finally:
         check_eq(s.stop(), 0, "stop")
+
+
+def test_read_only_keys_and_other_accounts():
+    for method, path, body in (
+            ("POST", "/contacts/upsert", {"email": email("ro")}),
+            ("POST", "/contacts/batch/upsert", {"contacts": [{"email": "a@b.co"}]}),
+            ("POST", "/contacts/19999999999999999999/restore", None),
+            ("DELETE", "/contacts/19999999999999999999?purge=true", None)):
+        r = raw(method, path, body, {"idempotency-key": unique("ro")},
+                key=KEY_RO)
+        check_error(r, 403, "read_only_key", f"read-only {method} {path}")
+    check_eq(raw("GET", "/contacts/trash", key=KEY_RO).status, 200,
+             "a read-only key reads the trash")
+    # Another account's trash, restore, upsert and keys are its own.
+    addr = email("iso")
+    cid = create(first_name="A", email=addr)
+    check_eq(raw("DELETE", f"/contacts/{cid}").status, 200, "delete")
+    trash_b = raw("GET", "/contacts/trash?limit=1000", key=KEY_B).json()
+    check(cid not in [c["id"] for c in trash_b["contacts"]],
+          "another account's trash")
+    check_error(raw("POST", f"/contacts/{cid}/restore", key=KEY_B), 404,
+                "not_found", "another account's restore")
+    check_error(raw("DELETE", f"/contacts/{cid}?purge=true", key=KEY_B), 404,
+                "not_found", "another account's purge")
+    r = raw("POST", "/contacts/upsert", {"email": addr, "first_name": "B"},
+            key=KEY_B)
+    check_eq(r.json().get("result"), "created", "upsert in the other account")
+    key = unique("shared-key")
+    body = json.dumps({"first_name": "S", "email": email("s")})
+    a = raw("POST", "/contacts", body, {"idempotency-key": key})
+    b = raw("POST", "/contacts", body, {"idempotency-key": key}, key=KEY_B)
+    check_eq((a.status, b.status), (200, 200), "one key in two accounts")
+    check_eq(b.header("idempotent-replayed"), None, "keys are per account")
+    check(a.json()["id"] != b.json()["id"], "two contacts")
 
 
 # ----------------------------------------------------------- concurrency
