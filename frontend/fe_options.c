@@ -100,20 +100,29 @@ static int option_value(int argc, char **argv, int *i, const char *arg,
   return 0;
 }
 
-/* A byte count in decimal digits, min..max. 0, or -1 with err written. */
-static int parse_bytes(const char *name, const char *value, uint64_t min,
-                       uint64_t max, uint64_t *out, char *err, size_t errlen) {
+/* A count of unit ("bytes", "days") in decimal digits, min..max. 0, or -1
+ * with err written. */
+static int parse_count(const char *name, const char *value, uint64_t min,
+                       uint64_t max, const char *unit, uint64_t *out, char *err,
+                       size_t errlen) {
   char *end;
   errno = 0;
   unsigned long long n = strtoull(value, &end, 10);
   if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
       n < min || n > max) {
-    snprintf(err, errlen, "%s %s: expected a number of bytes from %llu to %llu",
-             name, value, (unsigned long long)min, (unsigned long long)max);
+    snprintf(err, errlen, "%s %s: expected a number of %s from %llu to %llu",
+             name, value, unit, (unsigned long long)min,
+             (unsigned long long)max);
     return -1;
   }
   *out = n;
   return 0;
+}
+
+/* A byte count in decimal digits, min..max. */
+static int parse_bytes(const char *name, const char *value, uint64_t min,
+                       uint64_t max, uint64_t *out, char *err, size_t errlen) {
+  return parse_count(name, value, min, max, "bytes", out, err, errlen);
 }
 
 int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
@@ -193,6 +202,13 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
                       CS_SNAPSHOT_EVERY_BYTES_MIN, CS_SNAPSHOT_EVERY_BYTES_MAX,
                       &o->snapshot_every_bytes, err, errlen) != 0)
         return -1;
+    } else if (IS("--trash-days")) {
+      VALUE();
+      uint64_t n;
+      if (parse_count("--trash-days", value, 1, CS_TRASH_DAYS_MAX, "days", &n,
+                      err, errlen) != 0)
+        return -1;
+      o->trash_days = (unsigned)n;
     } else if (IS("--plugins")) {
       VALUE();
       o->plugins_dir = value;
@@ -247,11 +263,13 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          64 MiB; 4 KiB to 1 GiB)\n"
       "  --snapshot-every-bytes N  write a snapshot after N bytes of log\n"
       "                          (default 256 MiB; 4 KiB to 1 TiB)\n"
+      "  --trash-days N          keep a deleted contact in the trash N days\n"
+      "                          (default %d; 1 to %d)\n"
       "  --plugins DIR           directory of plugins (*.so) to load\n"
       "                          (default %s)\n"
       "  --access-log FILE|-     one line per request to FILE, or - for\n"
       "                          standard output (default: none)\n"
       "  --version               print the version and exit\n"
       "  --help                  print this help and exit\n",
-      default_plugins_dir);
+      CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, default_plugins_dir);
 }

@@ -31,6 +31,7 @@ typedef struct fe_options {
   cs_durability durability;
   uint32_t segment_bytes;        /* 0: the engine's default */
   uint64_t snapshot_every_bytes; /* 0: the engine's default */
+  unsigned trash_days; /* 1..CS_TRASH_DAYS_MAX; 0: CS_TRASH_DAYS_DEFAULT */
   const char *plugins_dir;
   const char *access_log; /* NULL: none; "-": stdout */
   bool help;

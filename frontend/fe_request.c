@@ -147,6 +147,8 @@ const char *fe_status_reason(int status) {
     return "Conflict";
   case 411:
     return "Length Required";
+  case 412:
+    return "Precondition Failed";
   case 413:
     return "Payload Too Large";
   case 415:

@@ -103,6 +103,7 @@ int main(int argc, char **argv) {
   so.durability = opts.durability;
   so.segment_bytes_max = opts.segment_bytes;
   so.snapshot_every_bytes = opts.snapshot_every_bytes;
+  so.trash_ms = (int64_t)opts.trash_days * CS_DAY_MS; /* 0: the default */
   so.notice = store_notice;
   rc = cs_open(opts.data_dir, &so, &store, &ce);
   if (rc != 0) {

@@ -175,6 +175,31 @@ static void test_fe_options_segment_and_snapshot_bytes(void **state) {
                NULL);
 }
 
+/* --trash-days: 1 to CS_TRASH_DAYS_MAX, the default left to the engine. */
+static void test_fe_options_trash_days(void **state) {
+  fe_options o;
+  char err[256] = "";
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.trash_days, 0);
+  assert_int_equal(parse(&o, err, sizeof(err), "--trash-days", "1", NULL), 0);
+  assert_int_equal(o.trash_days, 1);
+  char max[32], above[32];
+  snprintf(max, sizeof max, "%d", CS_TRASH_DAYS_MAX);
+  snprintf(above, sizeof above, "%d", CS_TRASH_DAYS_MAX + 1);
+  assert_int_equal(parse(&o, err, sizeof(err), "--trash-days=7", NULL), 0);
+  assert_int_equal(o.trash_days, 7);
+  assert_int_equal(parse(&o, err, sizeof(err), "--trash-days", max, NULL), 0);
+  assert_int_equal(o.trash_days, CS_TRASH_DAYS_MAX);
+  expect_error("--trash-days", "--trash-days", "0", NULL);
+  expect_error("--trash-days", "--trash-days", above, NULL);
+  expect_error("--trash-days", "--trash-days", "-1", NULL);
+  expect_error("--trash-days", "--trash-days", "30d", NULL);
+  expect_error("--trash-days", "--trash-days", "", NULL);
+  expect_error("--trash-days", "--trash-days", NULL);
+  assert_int_equal(parse(&o, err, sizeof(err), "--trash-days", "0", NULL), -1);
+  assert_non_null(strstr(err, "days from 1 to"));
+}
+
 static void test_fe_options_usage_shows_defaults(void **state) {
   char buf[4096];
   fe_options_usage(buf, sizeof(buf), "/the/plugins");
@@ -185,7 +210,8 @@ static void test_fe_options_usage_shows_defaults(void **state) {
                            "fsync",           "--plugins",
                            "/the/plugins",    "--access-log",
                            "--version",       "--help",
-                           "--segment-bytes", "--snapshot-every-bytes"};
+                           "--segment-bytes", "--snapshot-every-bytes",
+                           "--trash-days"};
   for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
     assert_non_null(strstr(buf, needles[i]));
 }
@@ -198,6 +224,7 @@ int main(void) {
       cmocka_unit_test(test_fe_options_listen_forms),
       cmocka_unit_test(test_fe_options_listen_limit),
       cmocka_unit_test(test_fe_options_segment_and_snapshot_bytes),
+      cmocka_unit_test(test_fe_options_trash_days),
       cmocka_unit_test(test_fe_options_usage_shows_defaults),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

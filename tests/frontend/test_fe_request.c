@@ -154,6 +154,9 @@ static void test_fe_request_id_generation(void **state) {
 static void test_fe_request_status_reasons(void **state) {
   assert_string_equal(fe_status_reason(404), "Not Found");
   assert_string_equal(fe_status_reason(413), "Payload Too Large");
+  assert_string_equal(fe_status_reason(304), "Not Modified");
+  assert_string_equal(fe_status_reason(412), "Precondition Failed");
+  assert_string_equal(fe_status_reason(422), "Unprocessable Content");
   assert_string_equal(fe_status_reason(299), "Unknown");
 }
 

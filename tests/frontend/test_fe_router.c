@@ -97,6 +97,52 @@ static void test_fe_router_literal_beats_param(void **state) {
   fe_router_destroy(r);
 }
 
+/* The safe writes' routes beside /contacts/{id}: "trash" and "upsert" are
+ * never taken for an id by the method that has a literal route. */
+static void test_fe_router_trash_and_upsert_are_not_ids(void **state) {
+  static int t_trash, t_get, t_upsert, t_bupsert, t_restore, t_delete;
+  static const struct {
+    const char *method, *pattern;
+    int *tag;
+  } routes[] = {{"GET", "/contacts/trash", &t_trash},
+                {"GET", "/contacts/{id}", &t_get},
+                {"POST", "/contacts/upsert", &t_upsert},
+                {"POST", "/contacts/batch/upsert", &t_bupsert},
+                {"POST", "/contacts/{id}/restore", &t_restore},
+                {"DELETE", "/contacts/{id}", &t_delete}};
+  fe_router *r;
+  char err[256];
+  assert_int_equal(fe_router_create(&r), 0);
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    assert_int_equal(fe_router_add(r, routes[i].method, routes[i].pattern, 0,
+                                   routes[i].tag, err, sizeof(err)),
+                     0);
+  fe_match m;
+  assert_int_equal(match(r, "GET", "/contacts/trash", &m), FE_ROUTE_FOUND);
+  assert_ptr_equal(m.route->payload, &t_trash);
+  assert_int_equal(m.param_count, 0);
+  assert_int_equal(match(r, "HEAD", "/contacts/trash", &m), FE_ROUTE_FOUND);
+  assert_ptr_equal(m.route->payload, &t_trash);
+  assert_int_equal(match(r, "POST", "/contacts/upsert", &m), FE_ROUTE_FOUND);
+  assert_ptr_equal(m.route->payload, &t_upsert);
+  assert_int_equal(match(r, "POST", "/contacts/batch/upsert", &m),
+                   FE_ROUTE_FOUND);
+  assert_ptr_equal(m.route->payload, &t_bupsert);
+  assert_int_equal(
+      match(r, "POST", "/contacts/12345678901234567890/restore", &m),
+      FE_ROUTE_FOUND);
+  assert_ptr_equal(m.route->payload, &t_restore);
+  assert_string_equal(m.params[0].value, "12345678901234567890");
+  /* Where only the parameter route has the method, the segment is an id
+   * (which the plugin answers as one that does not exist). */
+  assert_int_equal(match(r, "DELETE", "/contacts/trash", &m), FE_ROUTE_FOUND);
+  assert_ptr_equal(m.route->payload, &t_delete);
+  assert_int_equal(match(r, "PATCH", "/contacts/trash", &m),
+                   FE_ROUTE_METHOD_NOT_ALLOWED);
+  assert_string_equal(m.allow, "DELETE, GET, HEAD");
+  fe_router_destroy(r);
+}
+
 static void test_fe_router_wrong_method_is_405_with_allow(void **state) {
   fe_router *r = make_router();
   fe_match m;
@@ -220,6 +266,7 @@ int main(void) {
       cmocka_unit_test(test_fe_router_literal_route_matches),
       cmocka_unit_test(test_fe_router_param_is_captured),
       cmocka_unit_test(test_fe_router_literal_beats_param),
+      cmocka_unit_test(test_fe_router_trash_and_upsert_are_not_ids),
       cmocka_unit_test(test_fe_router_wrong_method_is_405_with_allow),
       cmocka_unit_test(test_fe_router_head_uses_get),
       cmocka_unit_test(test_fe_router_unknown_paths_are_404),

@@ -4,14 +4,14 @@
  * Goal: no body, however malformed, crashes ct_body_parse or makes it hand
  * out something the rest of the plugin relies on being impossible.
  * Method: the first input byte picks the kind of body (POST, PATCH, batch,
- * search, DELETE), the rest is the body. After the parse the result is
- * checked against the parser's contract (ct.h): a failure carries a 4xx/5xx
- * status, a snake_case code and a message and field that are valid UTF-8 (the
- * host refuses to send anything else); a success hands out only values that
- * are valid UTF-8 without NUL, trimmed, inside the body's arena or the body
- * itself, within their limits, with disjoint set and clear masks and every
- * required field of a create present; and the engine's own validation of an
- * accepted create never finds a value the parser should have refused.
+ * search, DELETE, upsert, batch upsert), the rest is the body. After the parse
+ * the result is checked against the parser's contract (ct.h): a failure carries
+ * a 4xx/5xx status, a snake_case code and a message and field that are valid
+ * UTF-8 (the host refuses to send anything else); a success hands out only
+ * values that are valid UTF-8 without NUL, trimmed, inside the body's arena or
+ * the body itself, within their limits, with disjoint set and clear masks and
+ * every required field of a create present; and the engine's own validation of
+ * an accepted create never finds a value the parser should have refused.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +135,7 @@ static void check_fields(const ct_fields *f, bool create) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || size > CS_BODY_MAX_BYTES) return 0;
-  ct_body_kind kind = (ct_body_kind)(data[0] % 5);
+  ct_body_kind kind = (ct_body_kind)(data[0] % 7);
   /* An exact copy, so a read past the body's end is caught. */
   size_t len = size - 1;
   char *body = malloc(len ? len : 1);
@@ -161,14 +161,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       check_fields(&b.upd, false);
       FZ_CHECK(b.upd.v.set_mask | b.upd.v.clear_mask, "an empty edit accepted");
       break;
+    case CT_BODY_UPSERT:
+      check_fields(&b.upd, false);
+      FZ_CHECK(b.upd.v.set_mask & (1u << CS_EMAIL), "an upsert without email");
+      break;
     case CT_BODY_BATCH:
+    case CT_BODY_BATCH_UPSERT:
       FZ_CHECK(b.item_count >= 1 && b.item_count <= CS_BATCH_MAX,
                "batch of %zu items", b.item_count);
       for (size_t i = 0; i < b.item_count; i++) {
-        if (b.items[i].err.status)
+        if (b.items[i].err.status) {
           check_err(&b.items[i].err);
-        else
+        } else if (kind == CT_BODY_BATCH) {
           check_fields(&b.items[i], true);
+        } else {
+          check_fields(&b.items[i], false);
+          FZ_CHECK(b.items[i].v.set_mask & (1u << CS_EMAIL),
+                   "an upsert item without email");
+        }
       }
       break;
     case CT_BODY_SEARCH:

@@ -7,7 +7,8 @@ named crash-* or regress-*, are left alone)
 
 Each seed is a meaningful request of API.md, valid or at the edge of a rule:
 the fuzzer mutates from there. A body seed starts with the byte that picks
-the body kind (0 POST, 1 PATCH, 2 batch, 3 search, 4 DELETE); a request seed
+the body kind (0 POST, 1 PATCH, 2 batch, 3 search, 4 DELETE, 5 upsert,
+6 batch upsert); a request seed
 is the text form fuzz_request.c reads.
 """
 import os
@@ -23,6 +24,9 @@ BATCH = ('{"contacts":[' + MINIMAL + ',{"first_name":"Bob","email":"ada@example.
          '{"first_name":"","email":"x"},42]}')
 SEARCH = '{"searchby":"company","search":"Example Inc.","match":"prefix","limit":5,"cursor":null}'
 DELETE = '{"contact_id":"10000000000000000003"}'
+UPSERT = '{"email":"ADA@example.com","company":"Example Inc.","name":"Ada Lovelace"}'
+BATCH_UPSERT = ('{"contacts":[' + UPSERT + ',{"email":"new@example.com","first_name":"New"},'
+                '{"email":"new@example.com","phone":null},{"first_name":"no email"}]}')
 
 BODIES = {
     "create": (0, CREATE), "create-minimal": (0, MINIMAL),
@@ -42,6 +46,9 @@ BODIES = {
     "search": (3, SEARCH), "search-number": (3, '{"searchby":"phone","search":1234567890}'),
     "search-empty": (3, ''), "delete": (4, DELETE), "delete-number": (4, '{"contactID":10000000000000000003}'),
     "not-json": (0, '{"first_name":'), "array": (0, '[1,2,3]'),
+    "delete-purge": (4, '{"contact_id":"10000000000000000003","purge":true}'),
+    "upsert": (5, UPSERT), "upsert-no-email": (5, '{"first_name":"A","version":2}'),
+    "batch-upsert": (6, BATCH_UPSERT),
 }
 
 Q = "searchby=company&search=Example%20Inc."
@@ -73,6 +80,15 @@ REQUESTS = {
     "delete-id": "DELETE /contacts/10000000000000000003\n\n",
     "delete-body": "DELETE /contacts\n\n" + DELETE,
     "no-route": "PUT /contacts/1/2\n\n",
+    "if-match": 'PATCH /contacts/10000000000000000002\nif-match: "1", W/"2", *\n\n' + PATCH,
+    "if-none-match": 'GET /contacts/10000000000000000001\nif-none-match: W/"1"\n\n',
+    "idempotent-create": "POST /contacts\nidempotency-key: seed-key-1\n\n" + MINIMAL,
+    "idempotent-batch": "POST /contacts/batch\nidempotency-key: seed-key-2\n\n" + BATCH,
+    "upsert": 'POST /contacts/upsert\nif-match: *\n\n' + UPSERT,
+    "batch-upsert": "POST /contacts/batch/upsert\nidempotency-key: k\n\n" + BATCH_UPSERT,
+    "trash": "GET /contacts/trash?limit=1&cursor=AgAAAAAAAAAB\n\n",
+    "restore": 'POST /contacts/10000000000000000003/restore\nif-match: "1"\n\n',
+    "purge": "DELETE /contacts/10000000000000000003?purge=true\nidempotency-key: p\n\n",
 }
 
 

@@ -49,9 +49,10 @@ static void fh_record(cd_response *res, int status, const char *type,
                       const char *body, size_t len) {
   res->answers++;
   res->status = status;
-  snprintf(res->content_type, sizeof res->content_type, "%s", type);
+  /* No type and no body are allowed (a 304), as the real host allows. */
+  snprintf(res->content_type, sizeof res->content_type, "%s", type ? type : "");
   res->body = malloc(len + 1);
-  memcpy(res->body, body, len);
+  if (len) memcpy(res->body, body, len);
   res->body[len] = '\0';
   res->body_len = len;
   pthread_cond_broadcast(&res->cv);
@@ -258,9 +259,24 @@ static int fh_match(const char *pattern, const char *path, cd_pair *param,
   return *pattern == '\0' && *path == '\0' ? kind : 0;
 }
 
-struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
-                              const char *path, const char *query,
-                              const char *body, size_t body_len) {
+#define FH_REQUEST_HEADERS_MAX 16
+
+static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
+                                        const char *path, const char *query,
+                                        const char *body, size_t body_len,
+                                        const char *const *headers) {
+  cd_pair hdrs[FH_REQUEST_HEADERS_MAX];
+  size_t header_count = 0;
+  for (size_t i = 0; headers && headers[i]; i++) {
+    assert_true(header_count < FH_REQUEST_HEADERS_MAX);
+    const char *colon = strchr(headers[i], ':');
+    assert_non_null(colon);
+    const char *v = colon + 1;
+    while (*v == ' ')
+      v++;
+    hdrs[header_count++] =
+        (cd_pair){headers[i], (size_t)(colon - headers[i]), v, strlen(v)};
+  }
   struct cd_response *res = calloc(1, sizeof *res);
   pthread_mutex_init(&res->mu, NULL);
   pthread_cond_init(&res->cv, NULL);
@@ -293,6 +309,8 @@ struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
       .param_count = param_count,
       .query = q.pairs,
       .query_count = q.count,
+      .headers = hdrs,
+      .header_count = header_count,
       .body = body,
       .body_len = body_len,
       .request_id = "test-request",
@@ -331,6 +349,19 @@ struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
   pthread_mutex_unlock(&res->mu);
   assert_int_equal(res->answers, 1);
   return res;
+}
+
+struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
+                              const char *path, const char *query,
+                              const char *body, size_t body_len) {
+  return fh_call_full(fx, method, path, query, body, body_len, NULL);
+}
+
+struct cd_response *fh_call_h(fh_fixture *fx, const char *method,
+                              const char *path, const char *query,
+                              const char *body, const char *const *headers) {
+  return fh_call_full(fx, method, path, query, body, body ? strlen(body) : 0,
+                      headers);
 }
 
 struct cd_response *fh_call(fh_fixture *fx, const char *method,

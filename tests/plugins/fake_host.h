@@ -75,6 +75,12 @@ struct cd_response *fh_call(fh_fixture *fx, const char *method,
 struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
                               const char *path, const char *query,
                               const char *body, size_t body_len);
+/* As fh_call_n with request headers: a NULL-terminated list of "name:
+ * value" strings (names lower case, as the host hands them over; the value
+ * is what follows the colon, its leading spaces skipped). */
+struct cd_response *fh_call_h(fh_fixture *fx, const char *method,
+                              const char *path, const char *query,
+                              const char *body, const char *const *headers);
 void fh_free(struct cd_response *res);
 
 /* The answer's body as JSON (asserts that it parses). */

@@ -143,8 +143,12 @@ static void test_contacts_routes_and_flags(void **state) {
   } want[] = {
       {"POST", "/contacts", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"POST", "/contacts/batch", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
+      {"POST", "/contacts/upsert", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
+      {"POST", "/contacts/batch/upsert", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"GET", "/contacts", CD_ROUTE_AUTH},
+      {"GET", "/contacts/trash", CD_ROUTE_AUTH},
       {"GET", "/contacts/{id}", CD_ROUTE_AUTH},
+      {"POST", "/contacts/{id}/restore", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"PATCH", "/contacts/{id}", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"DELETE", "/contacts", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"DELETE", "/contacts/{id}", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
@@ -279,6 +283,10 @@ static void test_contacts_create_server_fields_refused(void **state) {
                       "{\"first_name\":\"A\",\"email\":\"a@x.io\","
                       "\"updated_at\":\"x\"}",
                       400, "invalid_field", "updated_at");
+  expect_create_error(fx,
+                      "{\"first_name\":\"A\",\"email\":\"a@x.io\","
+                      "\"version\":1}",
+                      400, "invalid_field", "version");
 }
 
 static void test_contacts_create_wrong_types(void **state) {

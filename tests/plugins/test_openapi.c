@@ -59,20 +59,36 @@ static void test_openapi_document(void **state) {
        true,
        true},
       {"/contacts", "get", {"200", "400", "401"}, true, true},
-      {"/contacts/{id}", "get", {"200", "401", "404"}, false, true},
+      {"/contacts/{id}", "get", {"200", "304", "401", "404"}, false, true},
       {"/contacts/{id}",
        "patch",
-       {"200", "400", "401", "403", "404", "409", "503"},
+       {"200", "400", "401", "403", "404", "409", "412", "422", "503"},
        true,
        true},
       {"/contacts",
        "delete",
-       {"200", "400", "401", "403", "404", "503"},
+       {"200", "400", "401", "403", "404", "412", "422", "503"},
        true,
        true},
       {"/contacts/{id}",
        "delete",
-       {"200", "401", "403", "404", "503"},
+       {"200", "400", "401", "403", "404", "412", "422", "503"},
+       false,
+       true},
+      {"/contacts/upsert",
+       "post",
+       {"200", "400", "401", "403", "409", "412", "422", "503"},
+       true,
+       true},
+      {"/contacts/batch/upsert",
+       "post",
+       {"200", "400", "401", "403", "409", "422", "503"},
+       true,
+       true},
+      {"/contacts/trash", "get", {"200", "400", "401"}, false, true},
+      {"/contacts/{id}/restore",
+       "post",
+       {"200", "401", "403", "404", "409", "412", "422", "503"},
        false,
        true},
       {"/healthz", "get", {"200", "503"}, false, false},
@@ -122,6 +138,16 @@ static void test_openapi_document(void **state) {
     }
     assert_true(found);
   }
+  /* the safe writes' headers, and version in the contact */
+  static const char *const comps[][2] = {
+      {"parameters", "IfMatch"},         {"parameters", "IfNoneMatch"},
+      {"parameters", "IdempotencyKey"},  {"headers", "ETag"},
+      {"headers", "IdempotentReplayed"}, {"schemas", "TrashedContact"}};
+  for (size_t n = 0; n < sizeof comps / sizeof comps[0]; n++)
+    assert_non_null(oa_get(doc, "components", comps[n][0], comps[n][1]));
+  const char *vp[] = {"components", "schemas", "Contact",
+                      "properties", "version", NULL};
+  assert_non_null(yajl_tree_get(doc, vp, yajl_t_object));
   /* the key */
   const char *ks[] = {"components", "securitySchemes", "apiKey", "type", NULL};
   yajl_val type = yajl_tree_get(doc, ks, yajl_t_string);

@@ -46,10 +46,18 @@
  * megabyte-long key is not echoed back whole. */
 #define CT_ECHO_MAX_BYTES 64
 
-/* The cursor: base64url (no padding) of a version byte and the last id of
- * the page, big-endian. 9 bytes make 12 characters. */
+/* The cursor: base64url (no padding) of a kind byte and a 64-bit value,
+ * big-endian. 9 bytes make 12 characters. A search cursor's kind is
+ * CT_CURSOR_VERSION and its value the last id of the page; a trash
+ * cursor's kind is CT_CURSOR_TRASH and its value what cs_trash_list gave
+ * as next. Each decodes only as its own kind. */
 #define CT_CURSOR_VERSION 1
+#define CT_CURSOR_TRASH 2
 #define CT_CURSOR_CHARS 12
+
+/* An entity tag, "<version>" with its quotes: 20 digits at most, two
+ * quotes and a NUL. */
+#define CT_ETAG_BYTES 24
 
 /* ---------------------------------------------------------------- errors */
 
@@ -60,6 +68,9 @@ typedef struct ct_err {
   char field[CT_ECHO_MAX_BYTES + 1]; /* "" when no one field is to blame */
   char msg[256];
   uint64_t id; /* duplicate_email: the contact holding the email */
+  /* precondition_failed: the contact's current version, written as the
+   * error object's "etag"; 0: none (the contact is not live). */
+  uint64_t version;
 } ct_err;
 
 /* Fills *e (printf-style message) and returns -1, so callers can write
@@ -99,7 +110,10 @@ typedef enum ct_body_kind {
   CT_BODY_PATCH,  /* PATCH /contacts/{id}: the fields object itself */
   CT_BODY_BATCH,  /* POST /contacts/batch: {"contacts": [...]} */
   CT_BODY_SEARCH, /* GET /contacts: the search parameters */
-  CT_BODY_DELETE, /* DELETE /contacts: {"contact_id": ...} */
+  CT_BODY_DELETE, /* DELETE /contacts: {"contact_id": ..., "purge"?} */
+  CT_BODY_UPSERT, /* POST /contacts/upsert: a fields object, email required */
+  CT_BODY_BATCH_UPSERT, /* POST /contacts/batch/upsert: {"contacts": [...]},
+                           each a fields object with email */
 } ct_body_kind;
 
 /* Flags of ct_body_parse_flags. */
@@ -124,13 +138,17 @@ typedef struct ct_body {
   bool has_id;
   bool id_ok;
   uint64_t id;
+  /* DELETE: "purge": true (a JSON boolean; absent or null is false). */
+  bool purge;
   /* POST: is_edit when contact_id was given; then upd holds update_fields
-   * (has_upd says it was given) and top is unused. PATCH: upd. */
+   * (has_upd says it was given) and top is unused. PATCH and UPSERT: upd
+   * (for UPSERT, email is in upd.v.set_mask). */
   bool is_edit;
   bool has_upd;
   ct_fields top;
   ct_fields upd;
-  /* BATCH: the items in order, each with its own err. */
+  /* BATCH, BATCH_UPSERT: the items in order, each with its own err (an
+   * upsert item's fields are a patch, as UPSERT's upd). */
   bool has_items;
   ct_fields *items;
   size_t item_count;
@@ -200,6 +218,13 @@ void ct_cursor_encode(uint64_t id, char out[CT_CURSOR_CHARS + 1]);
 /* 0 with the id, or -1 for anything this server did not hand out. */
 int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out);
 
+/* The same for the trash's cursors (any value, kind CT_CURSOR_TRASH). */
+void ct_trash_cursor_encode(uint64_t next, char out[CT_CURSOR_CHARS + 1]);
+int ct_trash_cursor_decode(const char *s, size_t len, uint64_t *next_out);
+
+/* Writes a version's entity tag, "\"<version>\"" and a NUL, into out. */
+void ct_etag_format(uint64_t version, char out[CT_ETAG_BYTES]);
+
 /* Parses a decimal page size. -1 for anything that is not 1..max. */
 int ct_parse_limit(const char *s, size_t len, uint32_t *out);
 
@@ -214,13 +239,15 @@ int ct_parse_version(const char *s, size_t len, uint64_t *out);
  * failure. The caller frees it with yajl_gen_free. */
 yajl_gen ct_gen_new(void);
 /* Writes the API's contact object: id, the fields present in table order
- * (absent ones omitted), created_at, updated_at, version (an integer). */
+ * (absent ones omitted), created_at, updated_at, version, and deleted_at
+ * for a contact in the trash (deleted_ms not 0). */
 void ct_gen_contact(yajl_gen g, const cs_contact *c);
 /* Writes an id as its 20-digit string. */
 void ct_gen_id(yajl_gen g, uint64_t id);
 /* Writes a string given by pointer and length. */
 void ct_gen_str(yajl_gen g, const char *s, size_t len);
-/* Writes the error object {"error": {"code", "message", "field"?, "id"?}}. */
+/* Writes the error object {"error": {"code", "message", "field"?, "id"?,
+ * "etag"?}}. */
 void ct_gen_error(yajl_gen g, const ct_err *e);
 
 #endif

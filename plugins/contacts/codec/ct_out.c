@@ -4,8 +4,9 @@
  * Everything is streamed into the generator's buffer; no tree is built. A
  * contact object lists id, the fields it has in the engine's table order
  * (absent optional fields are left out rather than written as null, so that
- * an object shows what is stored), then created_at, updated_at and version.
- * The plugin sends these answers; contactctl dump writes the same objects.
+ * an object shows what is stored), then created_at, updated_at and version
+ * (and deleted_at for a contact in the trash). The plugin sends these
+ * answers; contactctl dump writes the same objects.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,6 +55,11 @@ void ct_gen_contact(yajl_gen g, const cs_contact *c) {
   ct_gen_key(g, cs_server_field_name(CS_SERVER_VERSION));
   int n = snprintf(when, sizeof when, "%" PRIu64, c->version);
   yajl_gen_number(g, when, (size_t)n);
+  if (c->deleted_ms) {
+    ct_gen_key(g, "deleted_at");
+    cs_time_format(c->deleted_ms, when);
+    ct_gen_key(g, when);
+  }
   yajl_gen_map_close(g);
 }
 
@@ -72,6 +78,12 @@ void ct_gen_error(yajl_gen g, const ct_err *e) {
   if (e->id) {
     ct_gen_key(g, "id");
     ct_gen_id(g, e->id);
+  }
+  if (e->version) {
+    char etag[CT_ETAG_BYTES];
+    ct_etag_format(e->version, etag);
+    ct_gen_key(g, "etag");
+    ct_gen_key(g, etag);
   }
   yajl_gen_map_close(g);
   yajl_gen_map_close(g);

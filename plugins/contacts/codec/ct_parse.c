@@ -18,6 +18,10 @@
  * create, update_fields as a patch) and the choice made at the end, where
  * keys that belong only to the other shape become unknown_field.
  *
+ * PATCH and upsert bodies are a fields object themselves (an upsert's must
+ * give email); a batch upsert's items are fields objects like it. A delete
+ * by body may carry "purge", a boolean.
+ *
  * Duplicate keys are refused (yajl would let the second silently win), and
  * two spellings of one key (contact_id and contactID) count as the same key.
  *
@@ -43,6 +47,7 @@ enum {
   CT_K_CONTACT_ID,
   CT_K_UPDATE_FIELDS,
   CT_K_CONTACTS,
+  CT_K_PURGE,
   CT_K_PARAM0,
 };
 _Static_assert(CT_K_PARAM0 + CT_P_COUNT <= 32, "seen is 32 bits");
@@ -62,6 +67,7 @@ typedef enum ct_slot {
   CT_S_CONTACT_ID,
   CT_S_UPDATE_FIELDS,
   CT_S_CONTACTS,
+  CT_S_PURGE,  /* DELETE's "purge": a boolean */
   CT_S_PARAM,  /* a search parameter, p->slot_index */
   CT_S_SERVER, /* a server-set key's value, p->slot_index (a flag allows it) */
   CT_S_IGNORE, /* the rest of a failed batch item */
@@ -87,6 +93,7 @@ typedef struct ct_parser {
   bool cur_patch;        /* null removes (edit), rather than means absent */
   bool item_failed;      /* batch: this item has its error already */
   int skip;              /* >0: inside a value being ignored */
+  bool bool_value;       /* the value of the CT_V_BOOL being handed on */
   const char *stray;     /* POST: first top-level key of a create */
   const char *upd_name;  /* POST: how update_fields was spelled */
   yajl_handle h;
@@ -402,6 +409,16 @@ static int ct_fields_complete(const ct_fields *f, ct_err *e) {
   return ct_check_required(f->v.set_mask, e);
 }
 
+/* An upsert names its contact by email: it must be given (a null or an
+ * empty one was refused as it arrived). 0 or -1 with *e written. */
+static int ct_upsert_complete(const ct_fields *f, ct_err *e) {
+  if (f->v.set_mask & (1u << CS_EMAIL)) return 0;
+  const char *name = cs_field_name(CS_EMAIL);
+  return ct_fail(e, 400, "missing_field", name, strlen(name),
+                 "%s: required, it names the contact to create or update",
+                 name);
+}
+
 /* -------------------------------------------------------- batch items */
 
 static ct_fields *ct_item_new(ct_parser *p) {
@@ -431,7 +448,7 @@ static int ct_items_value(ct_parser *p, ct_vtype vt) {
   ct_fields *f = ct_item_new(p);
   if (!f) return 0;
   if (vt == CT_V_MAP) {
-    ct_enter_fields(p, f, false, CT_W_ITEMS);
+    ct_enter_fields(p, f, p->b->kind == CT_BODY_BATCH_UPSERT, CT_W_ITEMS);
     return 1;
   }
   ct_fail(&f->err, 400, "invalid_body", NULL, 0,
@@ -473,7 +490,14 @@ static int ct_top_key(ct_parser *p, const char *k, size_t len) {
     p->slot = CT_S_UPDATE_FIELDS;
     return 0;
   }
-  if (b->kind == CT_BODY_BATCH && ct_key_is(k, len, "contacts")) {
+  if (b->kind == CT_BODY_DELETE && ct_key_is(k, len, "purge")) {
+    p->slot_name = "purge";
+    if (ct_see(p, top, CT_K_PURGE, p->slot_name)) return -1;
+    p->slot = CT_S_PURGE;
+    return 0;
+  }
+  if ((b->kind == CT_BODY_BATCH || b->kind == CT_BODY_BATCH_UPSERT) &&
+      ct_key_is(k, len, "contacts")) {
     p->slot_name = "contacts";
     if (ct_see(p, top, CT_K_CONTACTS, p->slot_name)) return -1;
     p->slot = CT_S_CONTACTS;
@@ -520,6 +544,11 @@ static int ct_top_value(ct_parser *p, ct_vtype vt, const char *s, size_t len) {
     b->has_items = true;
     p->where = CT_W_ITEMS;
     return 1;
+  case CT_S_PURGE:
+    if (vt != CT_V_BOOL && vt != CT_V_NULL)
+      return ct_wrong_type(p, vt, "true or false");
+    b->purge = vt == CT_V_BOOL && p->bool_value;
+    return 1;
   case CT_S_PARAM: {
     int i = p->slot_index;
     if (vt == CT_V_NULL) return 1; /* null: as if not given */
@@ -554,7 +583,7 @@ static int ct_on_value(ct_parser *p, ct_vtype vt, const char *s, size_t len) {
   switch (p->where) {
   case CT_W_BEGIN:
     if (vt == CT_V_MAP) {
-      if (p->b->kind == CT_BODY_PATCH)
+      if (p->b->kind == CT_BODY_PATCH || p->b->kind == CT_BODY_UPSERT)
         ct_enter_fields(p, &p->b->upd, true, CT_W_END);
       else
         p->where = CT_W_TOP;
@@ -579,7 +608,7 @@ static int ct_cb_null(void *ctx) {
   return ct_on_value(ctx, CT_V_NULL, NULL, 0);
 }
 static int ct_cb_boolean(void *ctx, int v) {
-  (void)v;
+  ((ct_parser *)ctx)->bool_value = v != 0;
   return ct_on_value(ctx, CT_V_BOOL, NULL, 0);
 }
 static int ct_cb_number(void *ctx, const char *s, size_t len) {
@@ -632,8 +661,12 @@ static int ct_cb_end_map(void *ctx) {
     return 1;
   }
   if (p->where == CT_W_FIELDS) {
-    if (p->fields_parent == CT_W_ITEMS && !p->item_failed)
-      ct_fields_complete(p->cur, &p->cur->err);
+    if (p->fields_parent == CT_W_ITEMS && !p->item_failed) {
+      if (p->b->kind == CT_BODY_BATCH_UPSERT)
+        ct_upsert_complete(p->cur, &p->cur->err);
+      else
+        ct_fields_complete(p->cur, &p->cur->err);
+    }
     p->where = p->fields_parent;
   } else if (p->where == CT_W_TOP) {
     p->where = CT_W_END;
@@ -695,7 +728,10 @@ static int ct_body_finish(ct_parser *p) {
       return ct_fail(&b->err, 400, "empty_update", NULL, 0,
                      "no fields to change");
     return 0;
+  case CT_BODY_UPSERT:
+    return ct_upsert_complete(&b->upd, &b->err);
   case CT_BODY_BATCH:
+  case CT_BODY_BATCH_UPSERT:
     if (!b->has_items)
       return ct_fail(&b->err, 400, "missing_field", "contacts", 8,
                      "contacts: required");

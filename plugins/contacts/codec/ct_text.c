@@ -24,6 +24,7 @@ int ct_fail(ct_err *e, int status, const char *code, const char *field,
   e->status = status;
   e->code = code;
   e->id = 0;
+  e->version = 0;
   e->field[0] = '\0';
   if (field) {
     if (flen > CT_ECHO_MAX_BYTES) {
@@ -115,40 +116,55 @@ void ct_name_split(cs_str name, cs_str *first, cs_str *rest) {
 static const char ct_b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-void ct_cursor_encode(uint64_t id, char out[CT_CURSOR_CHARS + 1]) {
+/* The cursor of kind for value v, CT_CURSOR_CHARS and a NUL. */
+static void ct_cursor_pack(unsigned kind, uint64_t v,
+                           char out[CT_CURSOR_CHARS + 1]) {
   unsigned char raw[9];
-  raw[0] = CT_CURSOR_VERSION;
+  raw[0] = (unsigned char)kind;
   for (int i = 0; i < 8; i++)
-    raw[1 + i] = (unsigned char)(id >> (56 - 8 * i));
+    raw[1 + i] = (unsigned char)(v >> (56 - 8 * i));
   for (int i = 0; i < 3; i++) {
-    uint32_t v = (uint32_t)raw[3 * i] << 16 | (uint32_t)raw[3 * i + 1] << 8 |
+    uint32_t w = (uint32_t)raw[3 * i] << 16 | (uint32_t)raw[3 * i + 1] << 8 |
                  raw[3 * i + 2];
-    out[4 * i] = ct_b64url[v >> 18];
-    out[4 * i + 1] = ct_b64url[(v >> 12) & 63];
-    out[4 * i + 2] = ct_b64url[(v >> 6) & 63];
-    out[4 * i + 3] = ct_b64url[v & 63];
+    out[4 * i] = ct_b64url[w >> 18];
+    out[4 * i + 1] = ct_b64url[(w >> 12) & 63];
+    out[4 * i + 2] = ct_b64url[(w >> 6) & 63];
+    out[4 * i + 3] = ct_b64url[w & 63];
   }
   out[CT_CURSOR_CHARS] = '\0';
 }
 
-int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out) {
+/* The value of a cursor of kind; -1 for anything else. */
+static int ct_cursor_unpack(unsigned kind, const char *s, size_t len,
+                            uint64_t *v_out) {
   if (len != CT_CURSOR_CHARS) return -1;
   unsigned char raw[9];
   for (int i = 0; i < 3; i++) {
-    uint32_t v = 0;
+    uint32_t w = 0;
     for (int j = 0; j < 4; j++) {
       const char *p = s[4 * i + j] ? strchr(ct_b64url, s[4 * i + j]) : NULL;
       if (!p) return -1;
-      v = v << 6 | (uint32_t)(p - ct_b64url);
+      w = w << 6 | (uint32_t)(p - ct_b64url);
     }
-    raw[3 * i] = (unsigned char)(v >> 16);
-    raw[3 * i + 1] = (unsigned char)(v >> 8);
-    raw[3 * i + 2] = (unsigned char)v;
+    raw[3 * i] = (unsigned char)(w >> 16);
+    raw[3 * i + 1] = (unsigned char)(w >> 8);
+    raw[3 * i + 2] = (unsigned char)w;
   }
-  if (raw[0] != CT_CURSOR_VERSION) return -1;
-  uint64_t id = 0;
+  if (raw[0] != kind) return -1;
+  uint64_t v = 0;
   for (int i = 0; i < 8; i++)
-    id = id << 8 | raw[1 + i];
+    v = v << 8 | raw[1 + i];
+  *v_out = v;
+  return 0;
+}
+
+void ct_cursor_encode(uint64_t id, char out[CT_CURSOR_CHARS + 1]) {
+  ct_cursor_pack(CT_CURSOR_VERSION, id, out);
+}
+
+int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out) {
+  uint64_t id;
+  if (ct_cursor_unpack(CT_CURSOR_VERSION, s, len, &id)) return -1;
   /* Every cursor handed out names a real id; anything else was made up. */
   char digits[CS_ID_DIGITS + 1];
   if (id < CS_ID_MIN) return -1;
@@ -156,6 +172,22 @@ int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out) {
   if (cs_id_parse(digits, CS_ID_DIGITS, &id) != 0) return -1;
   *id_out = id;
   return 0;
+}
+
+void ct_trash_cursor_encode(uint64_t next, char out[CT_CURSOR_CHARS + 1]) {
+  ct_cursor_pack(CT_CURSOR_TRASH, next, out);
+}
+
+int ct_trash_cursor_decode(const char *s, size_t len, uint64_t *next_out) {
+  uint64_t next;
+  /* 0 means "the first page" to cs_trash_list: never handed out. */
+  if (ct_cursor_unpack(CT_CURSOR_TRASH, s, len, &next) || next == 0) return -1;
+  *next_out = next;
+  return 0;
+}
+
+void ct_etag_format(uint64_t version, char out[CT_ETAG_BYTES]) {
+  snprintf(out, CT_ETAG_BYTES, "\"%llu\"", (unsigned long long)version);
 }
 
 int ct_parse_limit(const char *s, size_t len, uint32_t *out) {
