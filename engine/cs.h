@@ -433,8 +433,9 @@ typedef struct cs_write {
  * reservation stays to be released). Errors as for cs_create and cs_update,
  * and: CS_ENOTFOUND (restore: not in the trash), CS_EDUPLICATE (restore:
  * the email was taken meanwhile; err->id holds it), CS_EPRECONDITION
- * (err->version holds the current version, 0 when not live). A write that
- * fails changes nothing.
+ * (err->version holds the current version, 0 when there is no live
+ * contact; for a restore, the trashed contact's version, which the API
+ * does not name as an entity tag). A write that fails changes nothing.
  */
 int cs_write_apply(cs_store *s, cs_write *w, cs_outcome *out, cs_error *err);
 
