@@ -19,7 +19,8 @@
  *   - sequence numbers are queued strictly increasing, and each record is
  *     applied once, past the last applied (asserted).
  * Relied on: lock order wmu, ilock, mmu (store_int.h); the commit thread
- * alone touches active_fd, active_seg, active_dirty and czone.
+ * alone touches active_fd, active_seg, active_dirty, active_written,
+ * active_durable and czone.
  */
 #include "commit.h"
 
@@ -135,6 +136,7 @@ static int sync_active(cs_store *s, char *what, size_t what_len) {
     return rc;
   }
   s->active_dirty = false;
+  s->active_durable = s->active_written;
   return 0;
 }
 
@@ -185,6 +187,8 @@ static int roll(cs_store *s, uint32_t no, char *what, size_t what_len) {
   io->close(io->ctx, s->active_fd);
   s->active_fd = fd;
   s->active_seg = no;
+  /* log_seg_create synced the header and the directory. */
+  s->active_written = s->active_durable = SEG_HEADER_BYTES;
   return 0;
 }
 
@@ -196,6 +200,11 @@ static int write_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
       int rc = roll(s, ch->seg, what, what_len);
       if (rc) return rc;
     }
+    /* Everything before this chunk is on disk: say so in its first
+     * record, so that open can tell damage before it from a hole a power
+     * cut left after it. */
+    if (ch->off == s->active_durable && ch->buf.len)
+      rec_mark_synced(ch->buf.ptr);
     long n =
         io->pwrite(io->ctx, s->active_fd, ch->buf.ptr, ch->buf.len, ch->off);
     if (n < 0) {
@@ -204,6 +213,7 @@ static int write_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
       return (int)n;
     }
     s->active_dirty = true;
+    s->active_written = (uint64_t)ch->off + ch->buf.len;
   }
   return 0;
 }
@@ -319,6 +329,31 @@ static void *committer_main(void *arg) {
   }
   pthread_mutex_unlock(&s->wmu);
   return NULL;
+}
+
+int commit_seal(cs_store *s, cs_error *err) {
+  const cs_io *io = s->io;
+  if (s->active_fd < 0) return 0;
+  int rc = s->active_dirty ? io->fdatasync(io->ctx, s->active_fd) : 0;
+  if (rc) return cs_err(err, rc, "final sync failed: %s", cs_strerror(rc));
+  s->active_dirty = false;
+  s->active_durable = s->active_written;
+  if (s->written_seq <= s->open_seq) return 0; /* nothing new to vouch for */
+  rec_buf *b = &s->rbuf;
+  b->len = 0;
+  if (rec_append_meta(b, s->next_seq, s->next_id) ||
+      s->active_written + b->len > s->opts.segment_bytes_max)
+    return 0; /* no room: the next open's first synced batch vouches */
+  rec_mark_synced(b->ptr);
+  long n = io->pwrite(io->ctx, s->active_fd, b->ptr, b->len, s->active_written);
+  rc = n < 0 ? (int)n : io->fdatasync(io->ctx, s->active_fd);
+  if (rc)
+    return cs_err(err, rc, "cannot seal segment %u: %s", s->active_seg,
+                  cs_strerror(rc));
+  s->next_seq++;
+  s->active_written += b->len;
+  s->active_durable = s->active_written;
+  return 0;
 }
 
 int commit_start(cs_store *s, cs_error *err) {

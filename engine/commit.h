@@ -60,6 +60,12 @@ int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
 void store_fail(cs_store *s, int rc, bool tell, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* At close, once the thread has stopped: syncs the active segment and, if
+ * this open wrote to the log, appends a meta record marked synced and
+ * syncs it too, so that the next open tells damage anywhere before it
+ * from a power cut's hole (record.h). 0 or the failure, in err. */
+int commit_seal(cs_store *s, cs_error *err);
+
 /* Starts the commit thread (at open, once the log is replayed). */
 int commit_start(cs_store *s, cs_error *err);
 

@@ -119,8 +119,8 @@ static int compact_write_tail(cs_store *src, seg_out *w, int64_t now,
     if (!rc) rc = out_room(w, (uint32_t)one.len, err);
     if (rc) break;
     memcpy(w->b.ptr + w->b.len, one.ptr, one.len);
-    rec_frame(w->b.ptr + w->b.len, REC_DELETE, w->seq++,
-              (uint32_t)(one.len - REC_HEADER_BYTES));
+    rec_frame_flags(w->b.ptr + w->b.len, REC_DELETE, w->seq++,
+                    (uint32_t)(one.len - REC_HEADER_BYTES), REC_FLAG_SYNCED);
     w->b.len += one.len;
     res->trashed++;
   }
@@ -137,8 +137,8 @@ static int compact_write_tail(cs_store *src, seg_out *w, int64_t now,
       break;
     }
     memcpy(w->b.ptr + w->b.len, one.ptr, one.len);
-    rec_frame(w->b.ptr + w->b.len, REC_IDEM, w->seq++,
-              (uint32_t)(one.len - REC_HEADER_BYTES));
+    rec_frame_flags(w->b.ptr + w->b.len, REC_IDEM, w->seq++,
+                    (uint32_t)(one.len - REC_HEADER_BYTES), REC_FLAG_SYNCED);
     w->b.len += one.len;
     res->idem_keys++;
   }
@@ -180,18 +180,21 @@ static int compact_write(cs_store *src, cs_store *dst, uint32_t seg_max,
     rc = out_room(&w, len, err);
     if (rc) goto out;
     memcpy(w.b.ptr + w.b.len + REC_HEADER_BYTES, r.payload, r.len);
-    rec_frame(w.b.ptr + w.b.len, REC_PUT, w.seq++, r.len);
+    rec_frame_flags(w.b.ptr + w.b.len, REC_PUT, w.seq++, r.len,
+                    REC_FLAG_SYNCED);
     w.b.len += len;
     if (o->progress && (++done & COMPACT_PROGRESS_MASK) == 0)
       o->progress(o->progress_ctx, done, total);
   }
   rc = compact_write_tail(src, &w, now, res, err);
   if (rc) goto out;
+  size_t meta_at = w.b.len;
   rc = rec_append_meta(&w.b, w.seq, next_id);
   if (rc) {
     rc = cs_err(err, rc, "out of memory");
     goto out;
   }
+  rec_mark_synced(w.b.ptr + meta_at);
   rc = log_seg_write(dst, w.no, &w.b, err);
   if (rc) goto out;
   *last_no = w.no;

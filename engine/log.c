@@ -8,7 +8,10 @@
  *     any record is written to it (DESIGN promise 8);
  *   - a segment is mapped with room for one more whole record past its
  *     limit, so a reader never reads past the mapping;
- *   - only a torn tail is ever cut, and only on the last segment.
+ *   - only a torn tail is ever cut, and only on the last segment: damage
+ *     there that no later whole record marked synced vouches for (a
+ *     power cut's hole in unsynced pages, or a record cut short); damage
+ *     with a synced record after it, or in any other segment, stops open.
  * Relied on: segments are mapped and unmapped under ilock for writing, or
  * by a caller alone with the store.
  */
@@ -159,6 +162,18 @@ int log_cut(cs_store *s, seg_map *m, uint64_t off, cs_error *err) {
 
 /* ---------------------------------------------------------- the walker */
 
+/* Is there a whole record at or after off, later than the walk, marked
+ * synced? */
+static bool synced_after(const log_walker *w, const seg_map *m, uint64_t off) {
+  for (; off + REC_HEADER_BYTES <= m->size; off++) {
+    rec_view r;
+    if (rec_check(m->map + off, m->size - off, &r) == 0 &&
+        r.seq > w->last_seq && (r.flags & REC_FLAG_SYNCED))
+      return true;
+  }
+  return false;
+}
+
 int log_walk(log_walker *w, seg_map *m, uint64_t off, bool last) {
   if (off < SEG_HEADER_BYTES) {
     int hrc = seg_header_check(m->map, m->size, m->no);
@@ -197,10 +212,13 @@ int log_walk(log_walker *w, seg_map *m, uint64_t off, bool last) {
     }
     uint64_t end = m->size; /* on_bad may cut the segment here */
     if (next + REC_HEADER_BYTES > end) next = end;
-    log_bad bad = {.off = off,
-                   .len = next - off,
-                   .torn = last && next == end,
-                   .kind = kind};
+    /* On the last segment, damage is a torn tail unless a record after it
+     * says the bytes before it were synced (REC_FLAG_SYNCED): whole
+     * records after a hole that none of them vouches for are unsynced
+     * writes a power cut left out of order, never acknowledged. */
+    bool torn = last && (next == end || !synced_after(w, m, next));
+    if (torn) next = end;
+    log_bad bad = {.off = off, .len = next - off, .torn = torn, .kind = kind};
     int rc = w->on_bad(w->ctx, m, &bad);
     if (rc) return rc;
     off = next;

@@ -45,25 +45,33 @@ static uint64_t rec_sum(const uint8_t *hdr, const uint8_t *payload,
   return XXH3_64bits_withSeed(payload, len, XXH3_64bits(hdr, 16));
 }
 
-void rec_frame(uint8_t *dst, uint8_t type, uint64_t seq, uint32_t len) {
+void rec_frame_flags(uint8_t *dst, uint8_t type, uint64_t seq, uint32_t len,
+                     uint8_t flags) {
   le_put32(dst, len);
   dst[4] = type;
-  dst[5] = dst[6] = dst[7] = 0;
+  dst[5] = flags;
+  dst[6] = dst[7] = 0;
   le_put64(dst + 8, seq);
   le_put64(dst + 16, rec_sum(dst, dst + REC_HEADER_BYTES, len));
+}
+
+void rec_mark_synced(uint8_t *rec) {
+  rec_frame_flags(rec, rec[4], le_get64(rec + 8), le_get32(rec),
+                  rec[5] | REC_FLAG_SYNCED);
 }
 
 int rec_check(const uint8_t *p, size_t avail, rec_view *out) {
   if (avail < REC_HEADER_BYTES) return REC_TRUNCATED;
   uint32_t len = le_get32(p);
   uint8_t type = p[4];
-  if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_IDEM || p[5] ||
-      p[6] || p[7])
+  if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_IDEM ||
+      (p[5] & ~REC_FLAG_SYNCED) || p[6] || p[7])
     return REC_BAD;
   if (avail - REC_HEADER_BYTES < len) return REC_TRUNCATED;
   uint64_t sum = le_get64(p + 16);
   if (sum != rec_sum(p, p + REC_HEADER_BYTES, len)) return REC_BAD;
   out->type = type;
+  out->flags = p[5];
   out->len = len;
   out->seq = le_get64(p + 8);
   out->checksum = sum;

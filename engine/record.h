@@ -17,7 +17,8 @@
  *   offset size  field
  *   0      4     payload length in bytes, little endian (<= REC_PAYLOAD_MAX)
  *   4      1     type: 1 put, 2 delete, 3 meta, 4 idem (format 2)
- *   5      3     zero
+ *   5      1     flags (format 2; zero in format 1): REC_FLAG_SYNCED
+ *   6      2     zero
  *   8      8     sequence number, little endian, strictly increasing
  *                through the store (gaps allowed after compaction)
  *   16     8     checksum, little endian: XXH3-64 of the payload seeded
@@ -45,6 +46,16 @@
  *            SHA-256 of the request), "status": u16, "type": u8
  *            (cs_answer_type), "body": bin (the answer,
  *            <= CS_IDEM_ANSWER_MAX_BYTES), "expires": i64 ms}
+ *
+ * REC_FLAG_SYNCED on a record says that every byte of its segment before
+ * it was durable when it was written: the commit thread sets it on the
+ * first record of a batch written after a sync (or right after the
+ * segment's header), compaction on every record it writes (its files are
+ * synced before they are used). It is what lets open tell damage from a
+ * power cut's hole (log.c): unsynced pages may reach the disk in any order,
+ * so a cut can leave a hole in the last batch with whole records after
+ * it, none of them ever acknowledged; a flipped bit before a synced mark
+ * is damage.
  *
  * Invariants: a record is written whole at the end of the active segment;
  * a sealed segment never changes; a segment's records end exactly at its
@@ -74,8 +85,11 @@
 
 enum rec_type { REC_PUT = 1, REC_DELETE = 2, REC_META = 3, REC_IDEM = 4 };
 
+#define REC_FLAG_SYNCED 1u
+
 typedef struct rec_view {
   uint8_t type;
+  uint8_t flags;
   uint32_t len; /* payload bytes */
   uint64_t seq;
   uint64_t checksum;
@@ -93,8 +107,17 @@ void seg_header_make(uint8_t out[SEG_HEADER_BYTES], uint32_t seg_no);
 /* 0 when the header is valid for seg_no, else CS_ECORRUPT / CS_EFORMAT. */
 int seg_header_check(const uint8_t *p, size_t avail, uint32_t seg_no);
 
-/* Writes a record header for payload (already at dst + REC_HEADER_BYTES). */
-void rec_frame(uint8_t *dst, uint8_t type, uint64_t seq, uint32_t len);
+/* Writes a record header for payload (already at dst + REC_HEADER_BYTES),
+ * with flags (REC_FLAG_*); rec_frame has none. */
+void rec_frame_flags(uint8_t *dst, uint8_t type, uint64_t seq, uint32_t len,
+                     uint8_t flags);
+static inline void rec_frame(uint8_t *dst, uint8_t type, uint64_t seq,
+                             uint32_t len) {
+  rec_frame_flags(dst, type, seq, len, 0);
+}
+/* Sets REC_FLAG_SYNCED on the framed record at rec (its checksum made
+ * again). */
+void rec_mark_synced(uint8_t *rec);
 /* Checks the record at p with avail bytes readable: 0 (and *out filled),
  * REC_TRUNCATED or REC_BAD. Sizes are checked before the checksum. */
 int rec_check(const uint8_t *p, size_t avail, rec_view *out);

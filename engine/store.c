@@ -213,6 +213,12 @@ static int open_tail(cs_store *s, uint64_t id_floor, cs_error *err) {
   seg_map *lastm = &s->segs[s->seg_count - 1];
   s->tail_seg = s->active_seg = lastm->no;
   s->tail_off = lastm->size;
+  /* What is there may not be synced yet (a crash of the process leaves it
+   * in the page cache only): no batch is marked synced before the first
+   * sync of this open. */
+  s->active_written = lastm->size;
+  s->active_durable = 0;
+  s->open_seq = s->applied_seq;
   char name[SEG_NAME_BYTES], path[DIR_PATH_BYTES];
   seg_name(name, sizeof name, lastm->no);
   store_path(s, path, sizeof path, name);
@@ -277,10 +283,7 @@ int cs_close(cs_store *s, cs_error *err) {
   if (s->failed) {
     rc = cs_err(err, CS_EFAILED, "closed after a failure: %s", s->failed_msg);
   } else {
-    if (s->active_dirty) {
-      rc = s->io->fdatasync(s->io->ctx, s->active_fd);
-      if (rc) cs_err(err, rc, "final sync failed: %s", cs_strerror(rc));
-    }
+    rc = commit_seal(s, err);
     if (!rc && !brc && !s->opts.no_snapshot_on_close && !s->opts.no_indexes &&
         s->applied_seq != s->snapshot_seq) {
       /* Only a speed-up: everything is in the log already, so a snapshot

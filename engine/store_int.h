@@ -117,6 +117,12 @@ struct cs_store {
   int active_fd; /* the last segment, open for appending */
   uint32_t active_seg;
   bool active_dirty; /* written since its last sync */
+  /* Where the active segment's bytes end, and how many of them are known
+   * durable (0: not known, as at open): a batch written at the durable end
+   * has its first record marked synced (record.h). */
+  uint64_t active_written;
+  uint64_t active_durable;
+  uint64_t open_seq; /* the last record when the store was opened */
 
   /* ---- under mmu */
   pthread_mutex_t mmu;

@@ -27,6 +27,9 @@
 static const cs_options fast = {.durability = CS_DURABILITY_NONE,
                                 .no_snapshot_on_close = true};
 
+/* The seal close writes: a meta record {"next_id": u64}, 24 + 18 bytes. */
+#define REC_SEAL_BYTES 42
+
 struct notices {
   int count;
   char last[600];
@@ -157,10 +160,17 @@ static void test_recovery_cut_keeps_every_whole_record(void **state) {
   char *full = build(dir, 29, 0, false);
   char seg[1024];
   snprintf(seg, sizeof seg, "%s/00000001.seg", dir);
-  /* Truncate by one byte: only the last record (an edit or a create) goes. */
+  /* Truncate by one byte: only the last record goes. The first time that
+   * is the seal close wrote (a meta record): nothing is lost; the second
+   * time (an open that wrote nothing seals nothing) the create of the last
+   * contact. */
   assert_int_equal(truncate(seg, file_size(seg) - 1), 0);
   cs_store *s;
   cs_error err;
+  assert_int_equal(cs_open(dir, &fast, &s, &err), 0);
+  assert_int_equal(cs_account_count(s, 1), 29);
+  assert_int_equal(cs_close(s, &err), 0);
+  assert_int_equal(truncate(seg, file_size(seg) - 1), 0);
   assert_int_equal(cs_open(dir, &fast, &s, &err), 0);
   char *d = tu_dump(s);
   /* 29 contacts; the last record was the create of contact 28. */
@@ -213,19 +223,104 @@ test_recovery_flipped_byte_in_sealed_segment_is_reported(void **state) {
   free(dir);
 }
 
+/* n contacts, each create synced before the next (durability fsync):
+ * every batch but the first is marked synced. */
+static void build_synced(const char *dir, int n) {
+  cs_options o = {.durability = CS_DURABILITY_FSYNC,
+                  .no_snapshot_on_close = true};
+  cs_store *s;
+  cs_error err;
+  if (cs_open(dir, &o, &s, &err)) fail_msg("open: %s", err.msg);
+  add_contacts(s, 1, "s", n, 0);
+  assert_int_equal(cs_close(s, &err), 0);
+}
+
 static void
 test_recovery_flip_in_last_segment_middle_is_corruption(void **state) {
   char *dir = tu_tmpdir();
-  free(build(dir, 20, 0, false));
+  build_synced(dir, 20);
   char seg[1024];
   snprintf(seg, sizeof seg, "%s/00000001.seg", dir);
-  flip(seg, 200); /* inside an early record, with valid records after */
+  flip(seg, 200); /* inside an early record, with synced records after */
   cs_store *s = NULL;
   cs_error err;
   assert_int_equal(cs_open(dir, &fast, &s, &err), CS_ECORRUPT);
   assert_non_null(strstr(err.msg, "with data after it"));
   tu_rmrf(dir);
   free(dir);
+}
+
+/* Zeroes len bytes at off: a page a power cut never wrote. */
+static void hole(const char *path, off_t off, size_t len) {
+  int fd = open(path, O_WRONLY);
+  assert_true(fd >= 0);
+  char *z = calloc(1, len);
+  assert_int_equal(pwrite(fd, z, len, off), (ssize_t)len);
+  free(z);
+  close(fd);
+}
+
+static void test_recovery_hole_in_unsynced_writes_is_a_torn_tail(void **state) {
+  /* The last writes were never synced (durability none, no close sync
+   * marks them): a hole among them, with whole records after it, is what a
+   * power cut leaves when pages reach the disk out of order. The tail from
+   * the hole on is cut, with a notice; everything before it stays. */
+  char *dir = tu_tmpdir(), *cut = tu_tmpdir();
+  cs_store *s = NULL;
+  cs_error err;
+  assert_int_equal(cs_open(dir, &fast, &s, &err), 0);
+  add_contacts(s, 1, "u", 20, 0);
+  tu_rmrf(cut);
+  tu_copy_dir(dir, cut); /* the disk as a power cut finds it: no seal */
+  cs_close(s, NULL);
+  char seg[1024];
+  snprintf(seg, sizeof seg, "%s/00000001.seg", cut);
+  off_t size = file_size(seg);
+  hole(seg, size / 2, 64);
+  struct notices n = {0};
+  cs_options o = fast;
+  o.notice = on_notice;
+  o.notice_ctx = &n;
+  assert_int_equal(cs_open(cut, &o, &s, &err), 0);
+  assert_true(n.count >= 1);
+  assert_non_null(strstr(n.last, "torn tail"));
+  uint64_t kept = cs_account_count(s, 1);
+  assert_true(kept > 0 && kept < 20);
+  cs_close(s, NULL);
+  assert_true(file_size(seg) < size / 2 + 64);
+  tu_rmrf(cut);
+  free(cut);
+  /* The same hole in a store that was closed is damage: the seal close
+   * wrote vouches for every byte before it. */
+  snprintf(seg, sizeof seg, "%s/00000001.seg", dir);
+  hole(seg, file_size(seg) / 2, 64);
+  assert_int_equal(cs_open(dir, &fast, &s, &err), CS_ECORRUPT);
+  snprintf(seg, sizeof seg, "%s/00000001.seg", dir);
+  /* After synced writes, the same hole in the last batch alone is a torn
+   * tail too; earlier, with a synced record after it, it is damage. */
+  tu_rmrf(dir);
+  build_synced(dir, 20);
+  /* Without the seal close wrote, as if the power went after the last
+   * answer. */
+  off_t sealed = file_size(seg);
+  assert_int_equal(truncate(seg, sealed - REC_SEAL_BYTES), 0);
+  size = file_size(seg);
+  char *work = tu_tmpdir();
+  tu_rmrf(work);
+  tu_copy_dir(dir, work);
+  char wseg[1024];
+  snprintf(wseg, sizeof wseg, "%s/00000001.seg", work);
+  hole(wseg, size - 40, 20); /* inside the last record */
+  assert_int_equal(cs_open(work, &fast, &s, &err), 0);
+  assert_int_equal(cs_account_count(s, 1), 19);
+  cs_close(s, NULL);
+  tu_rmrf(work);
+  hole(seg, size / 2, 64);
+  assert_int_equal(cs_open(dir, &fast, &s, &err), CS_ECORRUPT);
+  assert_non_null(strstr(err.msg, "with data after it"));
+  tu_rmrf(dir);
+  free(dir);
+  free(work);
 }
 
 static char *snapshot_path(const char *dir) {
@@ -367,6 +462,7 @@ int main(void) {
       cmocka_unit_test(
           test_recovery_flipped_byte_in_sealed_segment_is_reported),
       cmocka_unit_test(test_recovery_flip_in_last_segment_middle_is_corruption),
+      cmocka_unit_test(test_recovery_hole_in_unsynced_writes_is_a_torn_tail),
       cmocka_unit_test(test_recovery_damaged_snapshot_is_rebuilt_from_the_log),
       cmocka_unit_test(test_recovery_snapshot_then_log_equals_full_replay),
       cmocka_unit_test(test_recovery_periodic_snapshot_bounds_the_replay),
