@@ -97,8 +97,9 @@ void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]) {
   snprintf(out, CS_ID_DIGITS + 1, "%020llu", (unsigned long long)id);
 }
 
-int cs_id_parse(const char *s, size_t len, uint64_t *id_out) {
-  if (len != CS_ID_DIGITS || s[0] < '1' || s[0] > '9') return CS_EINVAL;
+int cs_decimal_parse(const char *s, size_t len, uint64_t min, uint64_t max,
+                     uint64_t *out) {
+  if (len == 0) return CS_EINVAL;
   uint64_t v = 0;
   for (size_t i = 0; i < len; i++) {
     if (s[i] < '0' || s[i] > '9') return CS_EINVAL;
@@ -106,8 +107,14 @@ int cs_id_parse(const char *s, size_t len, uint64_t *id_out) {
     if (v > (UINT64_MAX - d) / 10) return CS_EINVAL; /* above 2^64 - 1 */
     v = v * 10 + d;
   }
-  *id_out = v;
+  if (v < min || v > max) return CS_EINVAL;
+  *out = v;
   return 0;
+}
+
+int cs_id_parse(const char *s, size_t len, uint64_t *id_out) {
+  if (len != CS_ID_DIGITS || s[0] < '1' || s[0] > '9') return CS_EINVAL;
+  return cs_decimal_parse(s, len, CS_ID_MIN, UINT64_MAX, id_out);
 }
 
 static void put_digits(char *p, unsigned v, int n) {

@@ -188,6 +188,10 @@ typedef struct cs_contact {
 
 /* Formats an id as its 20 digits and a NUL into out. */
 void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]);
+/* Parses decimal digits only (no sign, no space) into a value in
+ * min..max. 0 or CS_EINVAL. */
+int cs_decimal_parse(const char *s, size_t len, uint64_t min, uint64_t max,
+                     uint64_t *out);
 /* Parses exactly 20 digits with a non-zero first one. 0 or CS_EINVAL. */
 int cs_id_parse(const char *s, size_t len, uint64_t *id_out);
 /* Formats Unix ms as RFC 3339 UTC with milliseconds

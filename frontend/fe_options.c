@@ -105,11 +105,8 @@ static int option_value(int argc, char **argv, int *i, const char *arg,
 static int parse_count(const char *name, const char *value, uint64_t min,
                        uint64_t max, const char *unit, uint64_t *out, char *err,
                        size_t errlen) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(value, &end, 10);
-  if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 ||
-      n < min || n > max) {
+  uint64_t n;
+  if (cs_decimal_parse(value, strlen(value), min, max, &n) != 0) {
     snprintf(err, errlen, "%s %s: expected a number of %s from %llu to %llu",
              name, value, unit, (unsigned long long)min,
              (unsigned long long)max);

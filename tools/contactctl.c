@@ -59,12 +59,15 @@ static const char *prog = "contactctl";
 
 static const char *const usage_text[][2] = {
     {"compact",
-     "compact [--salvage]\n"
+     "compact [--salvage] [--trash-days N]\n"
      "  Rewrites the live contacts into new segments, writes a fresh\n"
      "  snapshot, switches the manifest atomically and removes the old\n"
-     "  files; prints the sizes before and after. --salvage rewrites a\n"
-     "  damaged store, skipping records that fail their checksum and\n"
-     "  reporting each damaged range (file and offset).\n"},
+     "  files; prints the sizes before and after. Deleted contacts stay\n"
+     "  while inside the trash window (--trash-days, as the server's: 1 to\n"
+     "  3650, default 30) and leave the disk after it; purged ones leave\n"
+     "  it now. --salvage rewrites a damaged store, skipping records that\n"
+     "  fail their checksum and reporting each damaged range (file and\n"
+     "  offset).\n"},
     {"dump",
      "dump [--format jsonl|csv] [--account NAME] [--output FILE] [--raw]\n"
      "  Writes the live contacts (of one account, or all) as JSON Lines\n"
@@ -1123,15 +1126,24 @@ static int cmd_verify(const char *dir, int argc, char **argv) {
 
 static int cmd_compact(const char *dir, int argc, char **argv) {
   bool salvage = false;
-  static const struct option opts[] = {{"salvage", no_argument, 0, 's'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  uint64_t trash_days = CS_TRASH_DAYS_DEFAULT;
+  static const struct option opts[] = {
+      {"salvage", no_argument, 0, 's'},
+      {"trash-days", required_argument, 0, 't'},
+      {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
     switch (c) {
     case 's':
       salvage = true;
+      break;
+    case 't':
+      if (cs_decimal_parse(optarg, strlen(optarg), 1, CS_TRASH_DAYS_MAX,
+                           &trash_days))
+        return bad_usage("compact", "--trash-days %s: expected 1 to %d days",
+                         optarg, CS_TRASH_DAYS_MAX);
       break;
     case 'h':
       return usage(stdout, "compact"), EXIT_OK;
@@ -1147,8 +1159,10 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
   }
   progress pg;
   progress_begin(&pg, "compact", "contacts");
-  cs_compact_opts o = {
-      .salvage = salvage, .progress = progress_show, .progress_ctx = &pg};
+  cs_compact_opts o = {.salvage = salvage,
+                       .trash_ms = (int64_t)trash_days * CS_DAY_MS,
+                       .progress = progress_show,
+                       .progress_ctx = &pg};
   cs_compact_result res;
   cs_error err = {0};
   int rc = cs_admin_compact(dir, &o, finding_print, &pg, &res, &err);
@@ -1157,10 +1171,12 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
   char before[32], after[32];
   human_bytes(res.bytes_before, before);
   human_bytes(res.bytes_after, after);
-  printf("compacted %s: %" PRIu64 " contacts; %u segments, %" PRIu64
+  printf("compacted %s: %" PRIu64 " contacts, %" PRIu64
+         " in the trash, %" PRIu64
+         " idempotency keys kept; %u segments, %" PRIu64
          " bytes (%s) before; %u segments, %" PRIu64 " bytes (%s) after\n",
-         dir, res.contacts, res.segments_before, res.bytes_before, before,
-         res.segments_after, res.bytes_after, after);
+         dir, res.contacts, res.trashed, res.idem_keys, res.segments_before,
+         res.bytes_before, before, res.segments_after, res.bytes_after, after);
   if (salvage)
     printf("salvage skipped %" PRIu64 " damaged ranges, %" PRIu64
            " bytes (each reported above)\n",
