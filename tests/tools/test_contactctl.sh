@@ -304,8 +304,14 @@ for fx in store-v1 store-v1-nosnap; do
   expect 0 "$CTL" --data "$T/fx" dump --raw
   [ "$(grep -c $'\tput\t' "$T/out")" = 14 ] || fail "$fx dump --raw: want 14 puts: $(cat "$T/out")"
   [ "$(grep -c $'\tdelete\t' "$T/out")" = 1 ] || fail "$fx dump --raw: want 1 delete"
-  # compaction rewrites it in today's format; nothing in a dump changes
-  expect 0 "$CTL" --data "$T/fx" compact
+  # compaction rewrites it in today's format; nothing in a dump changes;
+  # its trash window is the server's, 1 to 3650 days
+  expect 2 "$CTL" --data "$T/fx" compact --trash-days 0
+  grep -q -- "--trash-days 0: expected 1 to 3650 days" "$T/err" || fail "compact --trash-days 0: $(cat "$T/err")"
+  expect 2 "$CTL" --data "$T/fx" compact --trash-days 3651
+  expect 2 "$CTL" --data "$T/fx" compact --trash-days 7x
+  expect 0 "$CTL" --data "$T/fx" compact --trash-days 3650
+  grep -q "12 contacts, 0 in the trash" "$T/out" || fail "compact summary: $(cat "$T/out")"
   expect 0 "$CTL" --data "$T/fx" verify
   expect 0 "$CTL" --data "$T/fx" dump --output "$T/$fx.compacted.jsonl"
   cmp -s "$T/$fx.jsonl" "$T/$fx.compacted.jsonl" || { fail "$fx: compaction changed the dump"; diff "$T/$fx.jsonl" "$T/$fx.compacted.jsonl"; }
