@@ -120,10 +120,6 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   return s;
 }
 
-int64_t store_now(const cs_store *s) {
-  return s->opts.now_ms ? s->opts.now_ms(s->opts.now_ctx) : cs_now_ms();
-}
-
 /* The directory exists (made if need be) and is one. */
 static int open_dir(cs_store *s, const char *dir, cs_error *err) {
   if (s->opts.segment_bytes_max < CS_SEGMENT_BYTES_MIN ||

@@ -143,8 +143,12 @@ struct cs_store {
 cs_store *store_new(const char *dir, const cs_options *opts);
 void store_free(cs_store *s);
 
-/* The store's clock (cs_options.now_ms, or the real one), in Unix ms. */
-int64_t store_now(const cs_store *s);
+/* The store's clock (cs_options.now_ms, or the real one), in Unix ms.
+ * Inline, so that every module may ask without calling store.c. */
+int64_t cs_now_ms(void); /* err.c */
+static inline int64_t store_now(const cs_store *s) {
+  return s->opts.now_ms ? s->opts.now_ms(s->opts.now_ctx) : cs_now_ms();
+}
 
 /* Is the trash entry of a contact deleted at deleted_ms still inside the
  * trash window at now? */
