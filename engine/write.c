@@ -206,6 +206,9 @@ typedef struct wjob {
   idem_ent *idem;
   cs_outcome *out;
   cs_error *err;
+  /* The email's owner is known already (an upsert matched by it, under
+   * this same hold of wmu): no second lookup. */
+  bool email_checked;
 } wjob;
 
 static int job_submit(wjob *j, uint8_t type, const cs_contact *c,
@@ -220,7 +223,7 @@ static int do_create(wjob *j, cs_contact *c) {
   cs_store *s = j->s;
   uint64_t owner = 0;
   int rc = check_cond(j->w->if_match, 0, j->err);
-  if (!rc)
+  if (!rc && !j->email_checked)
     rc = email_owner(s, j->w->account, &c->field[CS_EMAIL], 0, &owner, j->err);
   if (!rc && owner) rc = duplicate(owner, j->err);
   if (rc) return rc;
@@ -306,7 +309,9 @@ static int do_patch(wjob *j, uint64_t id, const cs_contact *cur, cs_patch *p,
     return 0;
   }
   uint64_t owner = 0;
-  rc = email_owner(s, j->w->account, &next.field[CS_EMAIL], id, &owner, j->err);
+  if (!j->email_checked)
+    rc = email_owner(s, j->w->account, &next.field[CS_EMAIL], id, &owner,
+                     j->err);
   if (!rc && owner) rc = duplicate(owner, j->err);
   if (rc) return rc;
   next.id = id;
@@ -344,6 +349,9 @@ static int do_upsert(wjob *j) {
   if (!rc)
     rc = email_owner(s, j->w->account, &p->field[CS_EMAIL], 0, &owner, j->err);
   if (rc) return rc;
+  /* The email names owner (or no one) case-insensitively, as uniqueness
+   * compares: the create or the update below needs no second look. */
+  j->email_checked = true;
   if (owner) {
     cs_contact cur;
     rc = live_contact(s, j->w->account, owner, &cur, j->err);
@@ -438,7 +446,7 @@ int cs_write_apply(cs_store *s, cs_write *w, cs_outcome *out, cs_error *err) {
   int rc = 0;
   if (w->kind == CS_WRITE_CREATE) rc = cs_contact_validate(w->contact, err);
   if (rc) return rc;
-  wjob j = {s, w, NULL, out, err};
+  wjob j = {s, w, NULL, out, err, false};
   pthread_mutex_lock(&s->wmu);
   rc = reserved_entry(s, w, &j.idem, err);
   if (!rc) switch (w->kind) {
