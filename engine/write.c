@@ -271,21 +271,46 @@ static int patch_shape(const cs_patch *p, cs_error *err) {
   return 0;
 }
 
-/* cur with patch p applied, validated (p's values handed back trimmed);
- * *same tells whether every given value was stored already. */
+/* A required field of a contact whose present fields are present. */
+static int required_missing(uint32_t present, cs_error *err) {
+  int missing = cs_field_first_missing(present);
+  if (missing < 0) return 0;
+  cs_err(err, CS_EINVAL, "%s: required", cs_field_name(missing));
+  if (err) err->field = missing;
+  return CS_EINVAL;
+}
+
+/* A patch's shape and each value it sets (trimmed in place); an upsert's
+ * must set the email. */
+static int patch_values(const cs_write *w, cs_error *err) {
+  cs_patch *p = w->patch;
+  int rc = patch_shape(p, err);
+  if (!rc && w->kind == CS_WRITE_UPSERT && !(p->set_mask & (1u << CS_EMAIL))) {
+    rc = cs_err(err, CS_EINVAL, "email: required to upsert");
+    if (err) err->field = CS_EMAIL;
+  }
+  for (int f = 0; !rc && f < CS_FIELD_COUNT; f++)
+    if (p->set_mask & (1u << f)) rc = cs_field_check(f, &p->field[f], err);
+  return rc;
+}
+
+/* cur with patch p applied (its values checked and trimmed before the
+ * writer was taken: patch_values); *same tells whether every given value
+ * was stored already. */
 static int patched(wjob *j, const cs_contact *cur, cs_patch *p,
                    cs_contact *next, bool *same) {
   *next = *cur;
   *same = true;
+  uint32_t present = 0;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (p->clear_mask & (1u << f)) next->field[f] = (cs_str){NULL, 0};
     if (p->set_mask & (1u << f)) next->field[f] = p->field[f];
+    if (next->field[f].ptr) present |= 1u << f;
   }
-  int rc = cs_contact_validate(next, j->err);
+  int rc = required_missing(present, j->err);
   if (rc) return rc;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (!((p->set_mask | p->clear_mask) & (1u << f))) continue;
-    if (p->set_mask & (1u << f)) p->field[f] = next->field[f];
     const cs_str *a = &cur->field[f], *b = &next->field[f];
     if (!a->ptr != !b->ptr ||
         (a->ptr && (a->len != b->len || memcmp(a->ptr, b->ptr, a->len))))
@@ -326,8 +351,7 @@ static int do_patch(wjob *j, uint64_t id, const cs_contact *cur, cs_patch *p,
 
 static int do_update(wjob *j) {
   cs_contact cur;
-  int rc = patch_shape(j->w->patch, j->err);
-  if (!rc) rc = not_bulk(j->s, j->err);
+  int rc = not_bulk(j->s, j->err);
   if (!rc) rc = live_contact(j->s, j->w->account, j->w->id, &cur, j->err);
   if (rc) return missing_target(j->w, rc, j->err);
   return do_patch(j, j->w->id, &cur, j->w->patch, false);
@@ -338,13 +362,7 @@ static int do_update(wjob *j) {
 static int do_upsert(wjob *j) {
   cs_store *s = j->s;
   cs_patch *p = j->w->patch;
-  int rc = patch_shape(p, j->err);
-  if (!rc && !(p->set_mask & (1u << CS_EMAIL))) {
-    rc = cs_err(j->err, CS_EINVAL, "email: required to upsert");
-    if (j->err) j->err->field = CS_EMAIL;
-  }
-  if (!rc) rc = cs_field_check(CS_EMAIL, &p->field[CS_EMAIL], j->err);
-  if (!rc) rc = not_bulk(s, j->err);
+  int rc = not_bulk(s, j->err);
   uint64_t owner = 0;
   if (!rc)
     rc = email_owner(s, j->w->account, &p->field[CS_EMAIL], 0, &owner, j->err);
@@ -360,11 +378,8 @@ static int do_upsert(wjob *j) {
   cs_contact c = {0};
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     if (p->set_mask & (1u << f)) c.field[f] = p->field[f];
-  rc = cs_contact_validate(&c, j->err);
-  if (rc) return rc;
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    if (p->set_mask & (1u << f)) p->field[f] = c.field[f];
-  return do_create(j, &c);
+  rc = required_missing(p->set_mask, j->err);
+  return rc ? rc : do_create(j, &c);
 }
 
 static int do_delete(wjob *j) {
@@ -442,9 +457,12 @@ int cs_write_apply(cs_store *s, cs_write *w, cs_outcome *out, cs_error *err) {
   if (w->if_match && w->if_match->count > CS_IF_MATCH_MAX)
     return cs_err(err, CS_EINVAL, "If-Match names more than %d versions",
                   CS_IF_MATCH_MAX);
-  /* A create's values are checked before the writer is taken. */
+  /* Values are checked (and trimmed) before the writer is taken: only
+   * what depends on the stored state is checked under it. */
   int rc = 0;
   if (w->kind == CS_WRITE_CREATE) rc = cs_contact_validate(w->contact, err);
+  if (w->kind == CS_WRITE_UPDATE || w->kind == CS_WRITE_UPSERT)
+    rc = patch_values(w, err);
   if (rc) return rc;
   wjob j = {s, w, NULL, out, err, false};
   pthread_mutex_lock(&s->wmu);
