@@ -110,16 +110,29 @@ int store_read_slot(cs_store *s, uint32_t slot, msgpack_zone *zone,
                 (unsigned long long)sl->id, off, why);
 }
 
-/* Takes the live version of slot out of the indexes and counts. */
+static bool same_str(const cs_str *a, const cs_str *b) {
+  if (!a->ptr || !b->ptr) return !a->ptr && !b->ptr;
+  return a->len == b->len && memcmp(a->ptr, b->ptr, a->len) == 0;
+}
+
+/* Takes the live version of slot out of the indexes and counts. With
+ * next (the put replacing it), the fields next holds unchanged stay
+ * indexed, and their bits are set in *kept, for the insert to skip. */
 static int slot_kill(cs_store *s, uint32_t slot, const cs_contact *c,
-                     cs_error *err) {
+                     const cs_contact *next, uint32_t *kept, cs_error *err) {
   cs_slot *sl = &s->slots.v[slot];
   rec_body old;
   int rc = store_read_slot(s, slot, &s->czone, &old, err);
   if (rc) return rc;
-  rc = s->opts.no_indexes
-           ? 0
-           : ix_erase(s->ix, c->account, slot, old.contact.field);
+  cs_str gone[CS_FIELD_COUNT];
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    gone[f] = old.contact.field[f];
+    if (next && same_str(&gone[f], &next->field[f])) {
+      if (gone[f].ptr) *kept |= 1u << f;
+      gone[f] = (cs_str){NULL, 0};
+    }
+  }
+  rc = s->opts.no_indexes ? 0 : ix_erase(s->ix, c->account, slot, gone);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   s->live_bytes -= sl->len;
   sl->acct_live &= ~1u;
@@ -166,7 +179,7 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   const cs_contact *c = &b->contact;
   if (c->id > s->max_id_seen) s->max_id_seen = c->id;
   int64_t found = slots_find(&s->slots, c->id);
-  uint32_t slot = 0;
+  uint32_t slot = 0, kept = 0; /* kept: fields an edit left as they were */
   if (found >= 0) {
     slot = (uint32_t)found;
     const cs_slot *sl = &s->slots.v[slot];
@@ -175,7 +188,7 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
                     "record seq %llu moves contact %llu to another account",
                     (unsigned long long)r->seq, (unsigned long long)c->id);
     if (slot_live(sl)) {
-      int rc = slot_kill(s, slot, c, err);
+      int rc = slot_kill(s, slot, c, b->type == REC_PUT ? c : NULL, &kept, err);
       if (rc) return rc;
     }
     trash_drop(&s->trash, c->id); /* restored, purged, or trashed again */
@@ -190,9 +203,12 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
     int rc = slot_append(s, r, c, &slot, err);
     if (rc) return rc;
   }
-  /* A put: index the new version. Its strings point into the record. */
-  int rc =
-      s->opts.no_indexes ? 0 : ix_insert(s->ix, c->account, slot, c->field);
+  /* A put: index the new version (what changed, for an edit). Its strings
+   * point into the record. */
+  cs_str fresh[CS_FIELD_COUNT];
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    fresh[f] = kept & (1u << f) ? (cs_str){NULL, 0} : c->field[f];
+  int rc = s->opts.no_indexes ? 0 : ix_insert(s->ix, c->account, slot, fresh);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   cs_slot *sl = &s->slots.v[slot];
   sl->seg = seg;
