@@ -78,9 +78,11 @@
  * one, or a few it has seen). */
 #define CS_IF_MATCH_MAX 8
 /* Idempotency keys: 1 to 255 printable ASCII characters (what Stripe
- * allows), kept at least a day after their write committed. */
+ * allows), kept at least a day after their write committed: the expiry is
+ * set when the write is accepted, a moment before its commit, so a day and
+ * an hour from then. */
 #define CS_IDEM_KEY_MAX_BYTES 255
-#define CS_IDEM_KEEP_MS (24ll * 3600 * 1000)
+#define CS_IDEM_KEEP_MS (25ll * 3600 * 1000)
 /* The answer kept with a key: a batch's answer at its largest (1000
  * results with errors) stays far under this. */
 #define CS_IDEM_ANSWER_MAX_BYTES (512 * 1024)
