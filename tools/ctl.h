@@ -1,0 +1,52 @@
+/*
+ * ctl.h: what the commands of contactctl share (contactctl.c) with those
+ * kept in files of their own (ctl_load.c): exit statuses, usage and error
+ * reporting, progress on a terminal, account lookup.
+ */
+#ifndef CTL_H
+#define CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cs.h"
+
+enum { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2 };
+
+/* The program's name, for messages. */
+extern const char *prog;
+
+/* The help of one command (cmd NULL: of all) to f. */
+void usage(FILE *f, const char *cmd);
+/* A usage error: the message and cmd's help on stderr; EXIT_USAGE. */
+int bad_usage(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* An engine error, with the exit status it maps to (EXIT_PROBLEM). */
+int fail(const char *what, int rc, const cs_error *err);
+
+/* Progress of a long command, drawn on stderr when it is a terminal. */
+typedef struct progress {
+  bool on;
+  const char *what;
+  uint64_t start_ns;
+  uint64_t last_ns;
+  const char *unit;
+} progress;
+
+uint64_t now_ns(void);
+void progress_begin(progress *p, const char *what, const char *unit);
+/* A cs_progress_fn: at most five redraws a second. */
+void progress_show(void *ctx, uint64_t done, uint64_t total);
+void progress_end(progress *p);
+
+/* A cs_options.notice printing the store's notices on stderr. */
+void notice_print(void *ctx, const char *line);
+
+/* The account's number, or an exit status (2 when it does not exist). */
+int account_lookup(const char *dir, const char *name, uint32_t *id);
+
+/* contactctl load (ctl_load.c). */
+int cmd_load(const char *dir, int argc, char **argv);
+
+#endif
