@@ -489,4 +489,3 @@ out:
   free(L.lines);
   return ex;
 }
-
