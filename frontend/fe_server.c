@@ -1,5 +1,7 @@
 /*
- * fe_server.c: h2o behind the plugin API.
+ * fe_server.c: h2o behind the plugin API. Its structures are in
+ * fe_server_int.h; the TLS context and the listening sockets in
+ * fe_listen.c.
  *
  * Threads. Each worker owns an h2o loop and context and accepts on its own
  * dup() of every listening socket, so closing its listeners at shutdown
@@ -24,18 +26,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,105 +38,10 @@
 
 #include "fe_errors.h"
 #include "fe_json.h"
-#include "fe_limits.h"
-#include "fe_log.h"
-#include "fe_metrics.h"
-#include "fe_plugins.h"
 #include "fe_refuse.h"
 #include "fe_request.h"
 
-/* ------------------------------------------------------------ structures */
-
-typedef struct fe_worker fe_worker;
-
-typedef struct fe_listener {
-  int fd;
-  char url[FE_LISTENER_URL_MAX_BYTES];
-} fe_listener;
-
-typedef struct fe_handler {
-  h2o_handler_t super;
-  fe_server *srv;
-} fe_handler;
-
-typedef struct fe_filter {
-  h2o_filter_t super;
-  fe_server *srv;
-} fe_filter;
-
-struct fe_worker {
-  fe_server *srv;
-  size_t index;
-  pthread_t tid;      /* set by the worker itself, read after the barrier */
-  pthread_t join_tid; /* set by pthread_create, for pthread_join */
-  h2o_context_t ctx;
-  h2o_accept_ctx_t accept_ctx;
-  h2o_socket_t *listeners[FE_LISTEN_MAX];
-  size_t listener_count;
-  h2o_multithread_receiver_t answers; /* cd_response from other threads */
-  h2o_multithread_receiver_t control; /* the stop message */
-  h2o_multithread_message_t stop_msg;
-  size_t pending; /* handles not yet freed */
-  size_t live;    /* requests with a guard not yet disposed */
-  uint64_t rng;
-  bool stopping;
-  int64_t stop_deadline_ms;
-};
-
-struct fe_server {
-  const fe_options *opts;
-  fe_listener listeners[FE_LISTEN_MAX];
-  size_t listener_count;
-  SSL_CTX *ssl_ctx;
-  fe_access_log *access_log;
-  h2o_globalconf_t globalconf;
-  bool configured; /* globalconf initialised */
-  cd_host host;
-  const fe_router *router;
-  const cs_keyring *keys;
-  cs_store *store;
-  fe_metrics *metrics;
-  fe_worker *workers;
-  size_t worker_count;
-  pthread_barrier_t ready;
-  bool started, stopped;
-};
-
-typedef struct fe_header {
-  struct fe_header *next;
-  char *name; /* lower-case */
-  char *value;
-} fe_header;
-
-typedef struct fe_guard {
-  struct cd_response *res;
-  fe_worker *worker;
-} fe_guard;
-
-struct cd_response {
-  fe_worker *worker;
-  h2o_req_t *req; /* NULL once h2o freed the request */
-  fe_guard *guard;
-  h2o_multithread_message_t msg;
-  atomic_int answered;
-  bool handler_running;
-  bool sent;
-  bool is_head;
-  /* the answer */
-  int status;
-  char *content_type;
-  char *body; /* h2o shared memory: the pool takes a reference at send */
-  size_t body_len;
-  fe_header *headers, **headers_tail;
-  /* the request, for the log and the metrics */
-  const fe_route *route;
-  const char *account_name;
-  struct timespec started;
-  char method[FE_METHOD_MAX_BYTES];
-  char request_id[CS_REQUEST_ID_MAX_BYTES + 1];
-  size_t path_len;
-  char path[]; /* path_len bytes and a NUL */
-};
+#include "fe_server_int.h"
 
 /* Kept reachable after fe_server_destroy: see its comment. */
 static fe_worker *retained_workers[FE_RETAINED_SERVERS_MAX];
@@ -838,104 +736,6 @@ static void *worker_main(void *arg) {
 
 /* ---------------------------------------------------------- life cycle */
 
-static int make_ssl_ctx(fe_server *s, const fe_options *o, char *err,
-                        size_t errlen) {
-  FILE *f;
-  if ((f = fopen(o->tls_cert, "r")) == NULL) {
-    snprintf(err, errlen, "--tls-cert %s: %s", o->tls_cert, strerror(errno));
-    return -1;
-  }
-  fclose(f);
-  if ((f = fopen(o->tls_key, "r")) == NULL) {
-    snprintf(err, errlen, "--tls-key %s: %s", o->tls_key, strerror(errno));
-    return -1;
-  }
-  fclose(f);
-
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (ctx == NULL) {
-    snprintf(err, errlen, "TLS: cannot create a context");
-    return -1;
-  }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-                               SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
-  if (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert) != 1) {
-    snprintf(err, errlen, "--tls-cert %s: not a usable PEM certificate (%s)",
-             o->tls_cert, ERR_reason_error_string(ERR_get_error()));
-    goto fail;
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, o->tls_key, SSL_FILETYPE_PEM) != 1) {
-    snprintf(err, errlen, "--tls-key %s: not a usable PEM private key (%s)",
-             o->tls_key, ERR_reason_error_string(ERR_get_error()));
-    goto fail;
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    snprintf(err, errlen, "--tls-key %s does not match --tls-cert %s",
-             o->tls_key, o->tls_cert);
-    goto fail;
-  }
-  /* h2o's own list names only the h2 drafts; a client that asks for
-   * http/1.1 by ALPN must get it rather than no protocol at all. */
-  static const h2o_iovec_t alpn[] = {
-      {H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
-  h2o_ssl_register_alpn_protocols(ctx, alpn);
-  s->ssl_ctx = ctx;
-  return 0;
-
-fail:
-  ERR_clear_error();
-  SSL_CTX_free(ctx);
-  return -1;
-}
-
-static int bind_listener(fe_server *s, const fe_listen_addr *a, bool tls,
-                         char *err, size_t errlen) {
-  char port[8];
-  snprintf(port, sizeof(port), "%u", a->port);
-  struct addrinfo hints, *ai = NULL;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  int gai = getaddrinfo(a->host[0] != '\0' ? a->host : NULL, port, &hints, &ai);
-  if (gai != 0) {
-    snprintf(err, errlen, "--listen %s: %s", a->text, gai_strerror(gai));
-    return -1;
-  }
-
-  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int one = 1;
-  if (fd < 0) goto syserr;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
-    goto syserr;
-  if (ai->ai_family == AF_INET6 &&
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
-    goto syserr;
-  if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0)
-    goto syserr;
-
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof(ss);
-  char host[INET6_ADDRSTRLEN] = "?", serv[8] = "?";
-  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
-                sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
-  fe_listener *l = &s->listeners[s->listener_count++];
-  l->fd = fd;
-  snprintf(l->url, sizeof(l->url), "%s://%s%s%s:%s", tls ? "https" : "http",
-           ss.ss_family == AF_INET6 ? "[" : "", host,
-           ss.ss_family == AF_INET6 ? "]" : "", serv);
-  freeaddrinfo(ai);
-  return 0;
-
-syserr:
-  snprintf(err, errlen, "--listen %s: %s", a->text, strerror(errno));
-  if (fd >= 0) close(fd);
-  freeaddrinfo(ai);
-  return -1;
-}
-
 int fe_server_create(const fe_options *o, fe_server **out, char *err,
                      size_t errlen) {
   fe_server *s = calloc(1, sizeof(*s));
@@ -947,9 +747,9 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   for (size_t i = 0; i < FE_LISTEN_MAX; i++)
     s->listeners[i].fd = -1;
 
-  if (o->tls_cert != NULL && make_ssl_ctx(s, o, err, errlen) != 0) goto fail;
+  if (o->tls_cert != NULL && fe_listen_tls(s, o, err, errlen) != 0) goto fail;
   for (size_t i = 0; i < o->listen_count; i++)
-    if (bind_listener(s, &o->listen[i], s->ssl_ctx != NULL, err, errlen) != 0)
+    if (fe_listen_bind(s, &o->listen[i], s->ssl_ctx != NULL, err, errlen) != 0)
       goto fail;
   if (o->access_log != NULL &&
       fe_access_log_open(o->access_log, &s->access_log, err, errlen) != 0)

@@ -1,0 +1,121 @@
+/*
+ * fe_server_int.h: the server's insides (private to fe_server.c and
+ * fe_listen.c): the server, its workers and listeners, and the host's
+ * response object.
+ */
+#ifndef FE_SERVER_INT_H
+#define FE_SERVER_INT_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "h2o.h"
+
+#include "fe_limits.h"
+#include "fe_log.h"
+#include "fe_metrics.h"
+#include "fe_plugins.h"
+#include "fe_server.h"
+
+typedef struct fe_worker fe_worker;
+
+typedef struct fe_listener {
+  int fd;
+  char url[FE_LISTENER_URL_MAX_BYTES];
+} fe_listener;
+
+typedef struct fe_handler {
+  h2o_handler_t super;
+  fe_server *srv;
+} fe_handler;
+
+typedef struct fe_filter {
+  h2o_filter_t super;
+  fe_server *srv;
+} fe_filter;
+
+struct fe_worker {
+  fe_server *srv;
+  size_t index;
+  pthread_t tid;      /* set by the worker itself, read after the barrier */
+  pthread_t join_tid; /* set by pthread_create, for pthread_join */
+  h2o_context_t ctx;
+  h2o_accept_ctx_t accept_ctx;
+  h2o_socket_t *listeners[FE_LISTEN_MAX];
+  size_t listener_count;
+  h2o_multithread_receiver_t answers; /* cd_response from other threads */
+  h2o_multithread_receiver_t control; /* the stop message */
+  h2o_multithread_message_t stop_msg;
+  size_t pending; /* handles not yet freed */
+  size_t live;    /* requests with a guard not yet disposed */
+  uint64_t rng;
+  bool stopping;
+  int64_t stop_deadline_ms;
+};
+
+struct fe_server {
+  const fe_options *opts;
+  fe_listener listeners[FE_LISTEN_MAX];
+  size_t listener_count;
+  SSL_CTX *ssl_ctx;
+  fe_access_log *access_log;
+  h2o_globalconf_t globalconf;
+  bool configured; /* globalconf initialised */
+  cd_host host;
+  const fe_router *router;
+  const cs_keyring *keys;
+  cs_store *store;
+  fe_metrics *metrics;
+  fe_worker *workers;
+  size_t worker_count;
+  pthread_barrier_t ready;
+  bool started, stopped;
+};
+
+typedef struct fe_header {
+  struct fe_header *next;
+  char *name; /* lower-case */
+  char *value;
+} fe_header;
+
+typedef struct fe_guard {
+  struct cd_response *res;
+  fe_worker *worker;
+} fe_guard;
+
+struct cd_response {
+  fe_worker *worker;
+  h2o_req_t *req; /* NULL once h2o freed the request */
+  fe_guard *guard;
+  h2o_multithread_message_t msg;
+  atomic_int answered;
+  bool handler_running;
+  bool sent;
+  bool is_head;
+  /* the answer */
+  int status;
+  char *content_type;
+  char *body; /* h2o shared memory: the pool takes a reference at send */
+  size_t body_len;
+  fe_header *headers, **headers_tail;
+  /* the request, for the log and the metrics */
+  const fe_route *route;
+  const char *account_name;
+  struct timespec started;
+  char method[FE_METHOD_MAX_BYTES];
+  char request_id[CS_REQUEST_ID_MAX_BYTES + 1];
+  size_t path_len;
+  char path[]; /* path_len bytes and a NUL */
+};
+
+/* fe_listen.c: the TLS context from --tls-cert and --tls-key, and one
+ * listening socket bound for an address (its URL kept for the logs). 0, or
+ * -1 with err written. */
+int fe_listen_tls(fe_server *s, const fe_options *o, char *err, size_t errlen);
+int fe_listen_bind(fe_server *s, const fe_listen_addr *a, bool tls, char *err,
+                   size_t errlen);
+
+#endif
