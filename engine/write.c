@@ -141,12 +141,22 @@ missing:
 
 /* ------------------------------------------------------------ submitting */
 
+/* The entry e as a record carries it once a is its answer, kept
+ * CS_IDEM_KEEP_MS from now. */
+static void answer_rec(const cs_store *s, const idem_ent *e, const cs_answer *a,
+                       rec_idem *out) {
+  idem_to_rec(e, out);
+  out->status = a->status;
+  out->type = a->type;
+  out->body = a->body;
+  out->expires_ms = store_now(s) + CS_IDEM_KEEP_MS;
+}
+
 /* What one write leaves in the log besides its contact. */
 typedef struct wrec {
   uint8_t type;            /* REC_PUT or REC_DELETE */
   const cs_contact *c;     /* put; delete into the trash: what it was */
   rec_del del;             /* delete */
-  const cs_cond *cond;     /* unused here; for symmetry of callers */
   idem_ent *idem;          /* the reserved entry the write carries */
   const cs_idem *idem_req; /* how to render its answer */
 } wrec;
@@ -165,11 +175,7 @@ static int submit(cs_store *s, const wrec *w, const cs_outcome *o,
     w->idem_req->render(w->idem_req->render_ctx, o, &ans);
     if (ans.body.len > CS_IDEM_ANSWER_MAX_BYTES)
       return cs_err(err, CS_EINVAL, "the answer is too large to keep");
-    idem_to_rec(w->idem, &ri);
-    ri.status = ans.status;
-    ri.type = ans.type;
-    ri.body = ans.body;
-    ri.expires_ms = store_now(s) + CS_IDEM_KEEP_MS;
+    answer_rec(s, w->idem, &ans, &ri);
   }
   uint64_t id = w->type == REC_PUT ? w->c->id : w->del.id;
   uint32_t account = w->type == REC_PUT ? w->c->account : w->del.account;
@@ -598,11 +604,7 @@ int cs_idem_finish(cs_store *s, uint32_t account, const char *key,
                 "the idempotency key is not reserved (cs_idem_begin)");
   if (!rc) {
     rec_idem ri;
-    idem_to_rec(e, &ri);
-    ri.status = a->status;
-    ri.type = a->type;
-    ri.body = a->body;
-    ri.expires_ms = store_now(s) + CS_IDEM_KEEP_MS;
+    answer_rec(s, e, a, &ri);
     uint64_t seq = s->next_seq;
     s->rbuf.len = 0;
     rc = rec_append_idem(&s->rbuf, seq, account, &ri);
