@@ -503,6 +503,10 @@ typedef enum cs_match {
   CS_MATCH_EXACT,
   CS_MATCH_PREFIX,
   CS_MATCH_WORDS,
+  /* email, phone: the folded field ends with the folded term, which holds
+   * at least CS_QUERY_SUFFIX_MIN characters (phone: digits); any other
+   * field, or a shorter term, is CS_EINVAL naming the field */
+  CS_MATCH_SUFFIX,
 } cs_match;
 
 typedef struct cs_query {

@@ -69,6 +69,29 @@
  * (notes) can match nothing. */
 #define CS_SEARCH_TERM_MAX_BYTES CS_NOTES_MAX_BYTES
 
+/* Queries (POST /contacts/query). A condition tree at most 4 deep (a
+ * condition alone is depth 1; and/or/not add 1) with at most 32 conditions
+ * in all, an in of at most 100 values: what HubSpot's 5 x 10 filter groups
+ * hold, with room. Up to 3 sort keys, 5 facets of the 100 most common
+ * values each. */
+#define CS_QUERY_DEPTH_MAX 4
+#define CS_QUERY_CONDS_MAX 32
+#define CS_QUERY_IN_MAX 100
+#define CS_QUERY_SORT_MAX 3
+#define CS_QUERY_FACETS_MAX 5
+#define CS_QUERY_FACET_VALUES 100
+/* Words in q, or in the value of one words or fuzzy condition: each costs a
+ * dictionary walk (with typos, a bounded automaton over the words), and no
+ * person types more into a search box. */
+#define CS_QUERY_WORDS_MAX 32
+/* A suffix (match=suffix, op suffix) holds at least this many characters
+ * after folding (phone: digits): shorter ones match half the store. */
+#define CS_QUERY_SUFFIX_MIN 4
+/* Typo tolerance: a folded word of 5 to 8 code points may be one typo away,
+ * of 9 or more two (what Meilisearch allows). */
+#define CS_FUZZY_ONE_MIN_CHARS 5
+#define CS_FUZZY_TWO_MIN_CHARS 9
+
 /* Request limits of the HTTP API. */
 #define CS_BODY_MAX_BYTES (1024 * 1024) /* 413 past this */
 #define CS_BATCH_MAX 1000               /* contacts in one batch create */
