@@ -168,19 +168,19 @@ typedef struct cs_qry {
   uint32_t nsort; /* 0: id ascending */
   int facets[CS_QUERY_FACETS_MAX];
   uint32_t nfacets;
-  uint32_t limit;        /* 1..CS_PAGE_LIMIT_MAX; 0: CS_PAGE_LIMIT_DEFAULT */
-  const cs_qpos *after;  /* NULL: the first page */
+  uint32_t limit;       /* 1..CS_PAGE_LIMIT_MAX; 0: CS_PAGE_LIMIT_DEFAULT */
+  const cs_qpos *after; /* NULL: the first page */
 } cs_qry;
 
 /* Where cs_query_check found a fault. */
 typedef enum cs_qpart {
-  CS_QPART_Q,      /* the free text: no word, or too many */
-  CS_QPART_NODE,   /* node itself: too deep, too many conditions, empty */
-  CS_QPART_FIELD,  /* node's field */
-  CS_QPART_OP,     /* node's op for its field */
-  CS_QPART_VALUE,  /* node's value (index: which of values or nums) */
-  CS_QPART_SORT,   /* sort key index */
-  CS_QPART_FACET,  /* facet index */
+  CS_QPART_Q,     /* the free text: no word, or too many */
+  CS_QPART_NODE,  /* node itself: too deep, too many conditions, empty */
+  CS_QPART_FIELD, /* node's field */
+  CS_QPART_OP,    /* node's op for its field */
+  CS_QPART_VALUE, /* node's value (index: which of values or nums) */
+  CS_QPART_SORT,  /* sort key index */
+  CS_QPART_FACET, /* facet index */
   CS_QPART_LIMIT,
   CS_QPART_CURSOR, /* the position does not fit the sort keys */
 } cs_qpart;
@@ -230,8 +230,7 @@ typedef struct cs_qresult {
  * fails cs_query_check, err says why); CS_ECORRUPT; -ENOMEM. Strings in the
  * result live until cs_qresult_free (the contacts' until cs_close).
  */
-int cs_query_run(cs_store *s, const cs_qry *q, cs_qresult *out,
-                 cs_error *err);
+int cs_query_run(cs_store *s, const cs_qry *q, cs_qresult *out, cs_error *err);
 void cs_qresult_free(cs_qresult *r);
 
 #ifdef __cplusplus
