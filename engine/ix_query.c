@@ -685,10 +685,26 @@ static int64_t post_in(ix_post p, const roaring_bitmap_t *r, const dense *dn,
   return k;
 }
 
+/* A bitmap posting's slots in r by their bits: a list of many slots
+ * crosses every container of r, a bit test per slot does not. */
+static uint64_t rb_count_dense(const roaring_bitmap_t *p, const dense *dn) {
+  uint32_t buf[1024], n;
+  uint64_t k = 0;
+  roaring_uint32_iterator_t it;
+  roaring_init_iterator(p, &it);
+  while ((n = roaring_read_uint32_iterator(&it, buf, 1024)))
+    for (uint32_t i = 0; i < n; i++)
+      k += buf[i] >> 6 < dn->words &&
+           (dn->bits[buf[i] >> 6] >> (buf[i] & 63) & 1);
+  return k;
+}
+
 static uint64_t post_count_in(ix_post p, const roaring_bitmap_t *r,
                               const dense *dn) {
   if (POST_IS_ONE(p)) return in_set(dn, r, POST_ONE(p));
-  if (POST_IS_RB(p)) return roaring_bitmap_and_cardinality(POST_RB(p), r);
+  if (POST_IS_RB(p))
+    return dn->bits ? rb_count_dense(POST_RB(p), dn)
+                    : roaring_bitmap_and_cardinality(POST_RB(p), r);
   const ix_arr *a = POST_ARR(p);
   uint64_t k = 0;
   for (uint32_t i = 0; i < a->n; i++)
@@ -761,6 +777,28 @@ int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
     if ((rc = fn(ctx, key, buf, (uint64_t)n))) break;
   }
   free(buf);
+  free(dn.bits);
+  return rc > 0 ? 0 : rc;
+}
+
+int ixq_count_keys(const ix_index *ix, int field, const roaring_bitmap_t *r,
+                   ixq_walk_fn fn, void *ctx) {
+  const ix_dict *d = &ix->exact[field];
+  dense dn = {NULL, 0};
+  if (!roaring_bitmap_is_empty(r) && dense_make(&dn, r)) return -ENOMEM;
+  int rc = 0;
+  /* Entry order, not key order: the entries are read one after the other
+   * and a key is read only when it has matches (only the account's keys
+   * can: r holds the account's slots alone). */
+  for (uint32_t e = 0; e < d->nents && !rc; e++) {
+    ix_post p = d->ents[e].post;
+    if (!p || !dn.bits) continue;
+    uint64_t n = post_count_in(p, r, &dn);
+    if (!n) continue;
+    size_t klen;
+    const uint8_t *k = ent_key(d, e, &klen);
+    rc = fn(ctx, (cs_str){(const char *)k + 4, klen - 4}, NULL, n);
+  }
   free(dn.bits);
   return rc > 0 ? 0 : rc;
 }
