@@ -19,26 +19,6 @@
 
 #include "ix_int.h"
 
-/* Adds the slots of p to out. */
-static void post_or(ix_post p, roaring_bitmap_t *out) {
-  if (!p) return;
-  if (POST_IS_ONE(p)) {
-    roaring_bitmap_add(out, POST_ONE(p));
-  } else if (POST_IS_RB(p)) {
-    roaring_bitmap_or_inplace(out, POST_RB(p));
-  } else {
-    const ix_arr *a = POST_ARR(p);
-    roaring_bitmap_add_many(out, a->n, a->v);
-  }
-}
-
-/* The posting of (account, text) in d, or 0. */
-static ix_post dict_post(const ix_dict *d, uint32_t account, const char *t,
-                         size_t len) {
-  uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
-  return e == IX_NONE ? 0 : d->ents[e].post;
-}
-
 /* Adds the slots of every key of account in d that starts with t. */
 static void range_or(const ix_dict *d, uint32_t account, const char *t,
                      size_t len, roaring_bitmap_t *out) {
@@ -64,7 +44,7 @@ int ixq_live(const ix_index *ix, uint32_t account, roaring_bitmap_t *out) {
 
 int ixq_absent(const ix_index *ix, uint32_t account, int field,
                roaring_bitmap_t *out) {
-  post_or(dict_post(&ix->meta, account, IX_META_ABSENT + field, 1), out);
+  post_or(dict_post(&ix->meta, account, &IX_META_ABSENT[field], 1), out);
   return 0;
 }
 
@@ -97,153 +77,12 @@ int ixq_count_words(const char *text, size_t len, fold_buf *fb, uint32_t *n) {
   return 0;
 }
 
-/* ---------------------------------------------------------- typos */
-
-/* Code points of a query word that typo tolerance handles; longer words
- * match exactly only (the allowance would be 2 typos in 65+ letters). */
-#define FZ_CHARS_MAX CS_FUZZY_MAX_CHARS
-#define FZ_DEPTH_MAX (FZ_CHARS_MAX + 2)
-/* Keys a walk looks at after a pruned one before it searches the order. */
-#define FZ_PROBE 8
-/* The longest seek key of a walk: a prefix of FZ_DEPTH_MAX + 1 code points
- * of 4 bytes, and 0xff. */
-#define IX_KEY_SEEK_MAX (4 * (FZ_DEPTH_MAX + 1) + 1)
-
-typedef struct fuzzy_walk {
-  int32_t w[FZ_CHARS_MAX];
-  int m, k;
-  int32_t kc[FZ_DEPTH_MAX]; /* the current key's code points */
-  uint8_t rows[FZ_DEPTH_MAX + 1][FZ_CHARS_MAX + 1];
-  uint8_t rmin[FZ_DEPTH_MAX + 1];
-  char seek[IX_KEY_SEEK_MAX];
-} fuzzy_walk;
-
-/* Row j (j >= 1) of the optimal string alignment distance between the
- * key's first j code points and the word, from rows j - 1 and j - 2. */
-static void fz_row(fuzzy_walk *z, int j) {
-  uint8_t *r = z->rows[j], *p = z->rows[j - 1];
-  int32_t c = z->kc[j - 1];
-  r[0] = (uint8_t)j;
-  uint8_t mn = r[0];
-  for (int i = 1; i <= z->m; i++) {
-    int v = p[i] + 1;
-    if (r[i - 1] + 1 < v) v = r[i - 1] + 1;
-    int sub = p[i - 1] + (c != z->w[i - 1]);
-    if (sub < v) v = sub;
-    if (j > 1 && i > 1 && c == z->w[i - 2] && z->kc[j - 2] == z->w[i - 1] &&
-        z->rows[j - 2][i - 2] + 1 < v)
-      v = z->rows[j - 2][i - 2] + 1;
-    r[i] = (uint8_t)v;
-    if (r[i] < mn) mn = r[i];
-  }
-  z->rmin[j] = mn;
-}
-
-/*
- * Calls fn(ctx, post, typos) for every word of account in the sorted
- * dictionary d that has no digit and is 1..k typos from the word (the
- * word itself, 0 typos, is the caller's exact lookup). The walk visits the
- * keys in order as the paths of a trie: a key shares its rows with the
- * previous key for their common prefix, and once a prefix's row is over k
- * (no longer key can come back under k), the prefix holds a digit, or it
- * is longer than the word by more than k, every key below it is skipped
- * with one seek in the sorted order.
- */
-static void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
-                       void (*fn)(void *ctx, ix_post p, int typos), void *ctx) {
-  uint8_t acct[4];
-  acct_be(account, acct);
-  for (int i = 0; i <= z->m; i++)
-    z->rows[0][i] = (uint8_t)i;
-  z->rmin[0] = 0;
-  int depth_max = z->m + z->k, pd = 0; /* rows valid up to depth pd */
-  uint32_t c, i;
-  order_lower(d, account, "", 0, &c, &i);
-  while (c < d->nchunks) {
-    const ix_chunk *ch = &d->chunks[c];
-    if (i >= ch->n) {
-      c++, i = 0;
-      continue;
-    }
-    uint32_t e = ch->v[i];
-    size_t klen;
-    const uint8_t *k = ent_key(d, e, &klen);
-    if (memcmp(k, acct, 4)) return;
-    const char *t = (const char *)k + 4;
-    size_t tl = klen - 4, off = 0, n = 0;
-    int j = 0;
-    int32_t cp;
-    while (j < pd && off < tl && (n = fold_next_cp(t + off, tl - off, &cp)) &&
-           cp == z->kc[j])
-      off += n, j++;
-    bool prune = false;
-    while (off < tl) {
-      if (!(n = fold_next_cp(t + off, tl - off, &cp))) break;
-      if (j == depth_max || fold_is_digit_cp(cp)) {
-        prune = true;
-        break;
-      }
-      z->kc[j] = cp;
-      fz_row(z, j + 1);
-      if (z->rmin[j + 1] > z->k) {
-        prune = true;
-        break;
-      }
-      off += n, j++;
-    }
-    pd = j;
-    if (!prune) {
-      int dist = off == tl ? z->rows[j][z->m] : 0;
-      if (dist >= 1 && dist <= z->k) fn(ctx, d->ents[e].post, dist);
-      i++;
-      continue;
-    }
-    /* No key that starts with t's first j + 1 code points can match:
-     * seek past them. UTF-8 never holds 0xff, so that prefix and 0xff
-     * sorts after every key that starts with it. */
-    size_t pl = off + n;
-    memcpy(z->seek, t, pl);
-    z->seek[pl] = (char)0xff;
-    /* Most skipped subtrees hold a few keys: look at the next ones in the
-     * chunk before searching the order. */
-    uint32_t stop = i + FZ_PROBE < ch->n ? i + FZ_PROBE : ch->n;
-    while (++i < stop) {
-      size_t kl;
-      const uint8_t *kk = ent_key(d, ch->v[i], &kl);
-      if (key_cmp(kk, kl, acct, z->seek, pl + 1) >= 0) break;
-    }
-    if (i == stop) order_lower(d, account, z->seek, pl + 1, &c, &i);
-  }
-}
-
-/* Sets up a walk for word (folded) with allowance k; false when the word
- * is too long for typo tolerance. */
-static bool fuzzy_init(fuzzy_walk *z, const char *w, size_t len, int k) {
-  z->m = 0;
-  z->k = k;
-  int32_t cp;
-  for (size_t i = 0, n; i < len && (n = fold_next_cp(w + i, len - i, &cp));
-       i += n) {
-    if (z->m == FZ_CHARS_MAX) return false;
-    z->w[z->m++] = cp;
-  }
-  return true;
-}
+/* ----------------------------------------------------- one condition */
 
 static void or_cb(void *ctx, ix_post p, int typos) {
   (void)typos;
   post_or(p, ctx);
 }
-
-/* The typo allowance of a folded query word. */
-static int word_allowance(const char *w, size_t len) {
-  size_t chars;
-  bool digit;
-  fold_word_info(w, len, &chars, &digit);
-  return cs_typo_allowance(chars, digit);
-}
-
-/* ----------------------------------------------------- one condition */
 
 /* The intersection of the sets of each word (fuzzy: with typos, on field's
  * words), added to out. */
@@ -251,7 +90,7 @@ static int words_and(const ix_index *ix, uint32_t account, int field,
                      const word_list *wl, bool fuzzy, roaring_bitmap_t *out) {
   roaring_bitmap_t *acc = NULL;
   int rc = 0;
-  fuzzy_walk *z = fuzzy ? malloc(sizeof *z) : NULL;
+  fuzzy_walk *z = fuzzy ? fuzzy_new() : NULL;
   if (fuzzy && !z) return -ENOMEM;
   for (uint32_t i = 0; i < wl->n; i++) {
     roaring_bitmap_t *ws = roaring_bitmap_create();
@@ -575,7 +414,7 @@ int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
   int rc = fold_text(q, qlen, &fb);
   word_list wl = {.n = 0};
   if (!rc) fold_words(fb.ptr, fb.len, word_list_cb, &wl);
-  fuzzy_walk *z = malloc(sizeof *z);
+  fuzzy_walk *z = fuzzy_new();
   word_refs *w = calloc(wl.n ? wl.n : 1, sizeof *w);
   if (!rc && (wl.over || !wl.n)) rc = CS_EINVAL;
   if (!rc && (!z || !w)) rc = -ENOMEM;
@@ -597,208 +436,4 @@ int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
   fold_buf_free(&fb);
   if (rc) ixq_text_free(out);
   return rc;
-}
-
-/* ------------------------------------------------- dictionary walks */
-
-uint64_t ixq_keys(const ix_index *ix, int field) {
-  return ix->exact[field].live;
-}
-
-int ixq_times(const ix_index *ix, uint32_t slot, int64_t *created_ms,
-              int64_t *updated_ms) {
-  if (slot >= ix->ntms) return CS_EINVAL;
-  *created_ms = ix->tms[2 * (size_t)slot];
-  *updated_ms = ix->tms[2 * (size_t)slot + 1];
-  return 0;
-}
-
-int ixq_first_slot(const ix_index *ix, uint32_t account, int field,
-                   const char *key, size_t len, uint32_t *slot) {
-  ix_post p = dict_post(&ix->exact[field], account, key, len);
-  if (!p) return CS_ENOTFOUND;
-  if (POST_IS_ONE(p))
-    *slot = POST_ONE(p);
-  else if (POST_IS_RB(p))
-    *slot = roaring_bitmap_minimum(POST_RB(p));
-  else
-    *slot = POST_ARR(p)->v[0];
-  return 0;
-}
-
-/* A match set as one bit per slot, for a walk that tests many slots:
- * CRoaring's contains is a binary search within a container, a bit test is
- * one load from a block of slots / 8 bytes. */
-typedef struct dense {
-  uint64_t *bits;
-  uint32_t words;
-} dense;
-
-static int dense_make(dense *dn, const roaring_bitmap_t *r) {
-  uint32_t max = roaring_bitmap_maximum(r);
-  dn->words = max / 64 + 1;
-  if (!(dn->bits = calloc(dn->words, sizeof(uint64_t)))) return -ENOMEM;
-  uint32_t buf[1024];
-  roaring_uint32_iterator_t it;
-  roaring_init_iterator(r, &it);
-  uint32_t n;
-  while ((n = roaring_read_uint32_iterator(&it, buf, 1024)))
-    for (uint32_t i = 0; i < n; i++)
-      dn->bits[buf[i] >> 6] |= 1ull << (buf[i] & 63);
-  return 0;
-}
-
-static inline bool in_set(const dense *dn, const roaring_bitmap_t *r,
-                          uint32_t x) {
-  if (!dn->bits) return roaring_bitmap_contains(r, x);
-  return x >> 6 < dn->words && (dn->bits[x >> 6] >> (x & 63) & 1);
-}
-
-/* The slots of p that are in r, ascending, into *buf (grown); their
- * number. -1 when out of memory. */
-static int64_t post_in(ix_post p, const roaring_bitmap_t *r, const dense *dn,
-                       uint32_t **buf, size_t *cap) {
-  uint64_t n = post_card(p);
-  if (n > *cap) {
-    size_t c = *cap ? *cap : 256;
-    while (c < n)
-      c *= 2;
-    uint32_t *b = realloc(*buf, c * sizeof(uint32_t));
-    if (!b) return -1;
-    *buf = b;
-    *cap = c;
-  }
-  int64_t k = 0;
-  if (POST_IS_ONE(p)) {
-    if (in_set(dn, r, POST_ONE(p))) (*buf)[k++] = POST_ONE(p);
-  } else if (POST_IS_RB(p)) {
-    roaring_bitmap_t *x = roaring_bitmap_and(POST_RB(p), r);
-    if (!x) return -1;
-    roaring_bitmap_to_uint32_array(x, *buf);
-    k = (int64_t)roaring_bitmap_get_cardinality(x);
-    ixq_set_free(x);
-  } else {
-    const ix_arr *a = POST_ARR(p);
-    for (uint32_t i = 0; i < a->n; i++)
-      if (in_set(dn, r, a->v[i])) (*buf)[k++] = a->v[i];
-  }
-  return k;
-}
-
-/* A bitmap posting's slots in r by their bits: a list of many slots
- * crosses every container of r, a bit test per slot does not. */
-static uint64_t rb_count_dense(const roaring_bitmap_t *p, const dense *dn) {
-  uint32_t buf[1024], n;
-  uint64_t k = 0;
-  roaring_uint32_iterator_t it;
-  roaring_init_iterator(p, &it);
-  while ((n = roaring_read_uint32_iterator(&it, buf, 1024)))
-    for (uint32_t i = 0; i < n; i++)
-      k += buf[i] >> 6 < dn->words &&
-           (dn->bits[buf[i] >> 6] >> (buf[i] & 63) & 1);
-  return k;
-}
-
-static uint64_t post_count_in(ix_post p, const roaring_bitmap_t *r,
-                              const dense *dn) {
-  if (POST_IS_ONE(p)) return in_set(dn, r, POST_ONE(p));
-  if (POST_IS_RB(p))
-    return dn->bits ? rb_count_dense(POST_RB(p), dn)
-                    : roaring_bitmap_and_cardinality(POST_RB(p), r);
-  const ix_arr *a = POST_ARR(p);
-  uint64_t k = 0;
-  for (uint32_t i = 0; i < a->n; i++)
-    k += in_set(dn, r, a->v[i]);
-  return k;
-}
-
-int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
-             const cs_str *from, bool slots, const roaring_bitmap_t *r,
-             ixq_walk_fn fn, void *ctx) {
-  const ix_dict *d = &ix->exact[field];
-  uint8_t acct[4];
-  acct_be(account, acct);
-  /* (c, i): the next key to visit going up, or the one after the next
-   * going down */
-  uint32_t c, i;
-  if (from)
-    order_lower(d, account, from->ptr, from->len, &c, &i);
-  else
-    order_lower(d, desc ? account + 1 : account, "", 0, &c, &i);
-  if (desc && from && c < d->nchunks && i < d->chunks[c].n) {
-    /* down from the last key <= from: that one too when it is from */
-    size_t klen;
-    const uint8_t *k = ent_key(d, d->chunks[c].v[i], &klen);
-    if (key_cmp(k, klen, acct, from->ptr, from->len) == 0) i++;
-  }
-  uint32_t *buf = NULL;
-  size_t cap = 0;
-  int rc = 0;
-  /* Once the walk has tested a quarter as many slots as r holds (and a
-   * few), a bit per slot of r pays for itself: filling it costs about a
-   * tenth of a contains per slot of r, and each test after is that much
-   * cheaper. */
-  dense dn = {NULL, 0};
-  uint64_t tested = 0, card = roaring_bitmap_get_cardinality(r);
-  for (;;) {
-    uint32_t e;
-    if (!desc) {
-      while (c < d->nchunks && i >= d->chunks[c].n)
-        c++, i = 0;
-      if (c >= d->nchunks) break;
-      e = d->chunks[c].v[i++];
-    } else {
-      while (i == 0 && c > 0)
-        i = d->chunks[--c].n;
-      if (i == 0) break;
-      e = d->chunks[c].v[--i];
-    }
-    size_t klen;
-    const uint8_t *k = ent_key(d, e, &klen);
-    if (memcmp(k, acct, 4)) break;
-    ix_post p = d->ents[e].post;
-    if (!dn.bits && tested > card / 4 + 1024 && dense_make(&dn, r)) {
-      rc = -ENOMEM;
-      break;
-    }
-    if (!POST_IS_RB(p)) tested += post_card(p);
-    int64_t n;
-    if (slots) {
-      n = post_in(p, r, &dn, &buf, &cap);
-      if (n < 0) {
-        rc = -ENOMEM;
-        break;
-      }
-    } else {
-      n = (int64_t)post_count_in(p, r, &dn);
-    }
-    if (!n) continue;
-    cs_str key = {(const char *)k + 4, klen - 4};
-    if ((rc = fn(ctx, key, buf, (uint64_t)n))) break;
-  }
-  free(buf);
-  free(dn.bits);
-  return rc > 0 ? 0 : rc;
-}
-
-int ixq_count_keys(const ix_index *ix, int field, const roaring_bitmap_t *r,
-                   ixq_walk_fn fn, void *ctx) {
-  const ix_dict *d = &ix->exact[field];
-  dense dn = {NULL, 0};
-  if (!roaring_bitmap_is_empty(r) && dense_make(&dn, r)) return -ENOMEM;
-  int rc = 0;
-  /* Entry order, not key order: the entries are read one after the other
-   * and a key is read only when it has matches (only the account's keys
-   * can: r holds the account's slots alone). */
-  for (uint32_t e = 0; e < d->nents && !rc; e++) {
-    ix_post p = d->ents[e].post;
-    if (!p || !dn.bits) continue;
-    uint64_t n = post_count_in(p, r, &dn);
-    if (!n) continue;
-    size_t klen;
-    const uint8_t *k = ent_key(d, e, &klen);
-    rc = fn(ctx, (cs_str){(const char *)k + 4, klen - 4}, NULL, n);
-  }
-  free(dn.bits);
-  return rc > 0 ? 0 : rc;
 }

@@ -107,7 +107,7 @@ static int one_facet(qrun *r, int field, cs_facet *out) {
   int rc = count_keys(r, field, &fc);
   size_t top = fc.n < CS_QUERY_FACET_VALUES ? fc.n : CS_QUERY_FACET_VALUES;
   out->field = field;
-  if (!rc) qsort(fc.v, fc.n, sizeof(fkey), fkey_cmp);
+  if (!rc && fc.n) qsort(fc.v, fc.n, sizeof(fkey), fkey_cmp);
   if (!rc && top &&
       !(out->values =
             msgpack_zone_malloc(r->mem, top * sizeof(cs_facet_value))))
