@@ -163,7 +163,7 @@ typedef struct ct_qframe {
 typedef struct ct_qparser {
   ct_query *cq;
   ct_qframe f[CT_QFRAMES_MAX];
-  int top; /* the current frame, -1 before the body */
+  int top;   /* the current frame, -1 before the body */
   int depth; /* node frames open */
   char path[CT_QPATH_MAX];
   size_t path_len;
@@ -263,8 +263,8 @@ static bool ct_all_digits(const char *s, size_t len) {
 }
 
 /* A text value for field qf, at the current path + suffix. */
-static int ct_qtext(ct_qparser *p, int qf, const ct_qraw *r,
-                    const char *suffix, cs_str *out) {
+static int ct_qtext(ct_qparser *p, int qf, const ct_qraw *r, const char *suffix,
+                    cs_str *out) {
   if (qf == CS_QF_ID) {
     if (r->type != CT_QV_STRING || !ct_all_digits(r->text.ptr, r->text.len) ||
         r->text.len > CS_ID_DIGITS)
@@ -482,8 +482,8 @@ static int ct_qtop_value(ct_qparser *p, ct_qframe *f, ct_qv vt, const char *s,
     return 1;
   case CT_QK_LIMIT:
     if (vt != CT_QV_NUMBER || ct_parse_limit(s, len, &cq->q.limit))
-      return ct_qfail(p, "invalid_query", "",
-                      "must be an integer from 1 to %d", CS_PAGE_LIMIT_MAX);
+      return ct_qfail(p, "invalid_query", "", "must be an integer from 1 to %d",
+                      CS_PAGE_LIMIT_MAX);
     return 1;
   case CT_QK_CURSOR:
     if (vt != CT_QV_STRING)
@@ -675,8 +675,8 @@ static int ct_qcb_map_key(void *ctx, const unsigned char *key, size_t len) {
     return ct_qfail(p, "unknown_field", "", "not a member of %s", what);
   }
   if (f->seen & (1u << i))
-    return ct_qfail(p, f->type == CT_QF_SORTKEY ? "invalid_sort"
-                                                : "invalid_query",
+    return ct_qfail(p,
+                    f->type == CT_QF_SORTKEY ? "invalid_sort" : "invalid_query",
                     "", "given more than once");
   if (f->type == CT_QF_NODE && f->seen &&
       ((f->seen & CT_QN_GROUP) || (1u << i & CT_QN_GROUP)))
@@ -925,8 +925,7 @@ static void ct_query_fault(ct_qparser *p, const cs_qfault *w,
   case CS_QPART_OP:
   case CS_QPART_VALUE:
     ct_qpath_add(p, "filter");
-    if (!w->node || !q->filter || !ct_qnode_path(p, q->filter, w->node))
-      break;
+    if (!w->node || !q->filter || !ct_qnode_path(p, q->filter, w->node)) break;
     if (w->part == CS_QPART_FIELD) snprintf(suffix, sizeof suffix, ".field");
     if (w->part == CS_QPART_OP) snprintf(suffix, sizeof suffix, ".op");
     if (w->part == CS_QPART_VALUE) {
