@@ -197,7 +197,7 @@ static void test_query_body_becomes_the_engines_query(void **state) {
   assert_int_equal(eq->nvalues, 1);
   assert_null(eq->nums);
   assert_memory_equal(eq->values[0].ptr, "Acme", 4);
-  const cs_qnode *or = &f->kids[1];
+  const cs_qnode * or = &f->kids[1];
   assert_int_equal(or->kind, CS_Q_OR);
   assert_int_equal(or->nkids, 2);
   assert_int_equal(or->kids[0].field, CS_EMAIL);
@@ -208,11 +208,11 @@ static void test_query_body_becomes_the_engines_query(void **state) {
   assert_int_equal(or->kids[1].values[0].len, 7);
   assert_memory_equal(or->kids[1].values[0].ptr, "7654321", 7);
   const cs_qnode *not = &f->kids[2];
-  assert_int_equal(not->kind, CS_Q_NOT);
-  assert_int_equal(not->nkids, 1);
-  assert_int_equal(not->kids[0].field, CS_JOB_TITLE);
-  assert_int_equal(not->kids[0].op, CS_OP_EXISTS);
-  assert_null(not->kids[0].values);
+  assert_int_equal(not ->kind, CS_Q_NOT);
+  assert_int_equal(not ->nkids, 1);
+  assert_int_equal(not ->kids[0].field, CS_JOB_TITLE);
+  assert_int_equal(not ->kids[0].op, CS_OP_EXISTS);
+  assert_null(not ->kids[0].values);
   assert_int_equal(cq.q.nsort, 3);
   assert_int_equal(cq.q.sort[0].field, CS_LAST_NAME);
   assert_false(cq.q.sort[0].desc);
@@ -319,8 +319,7 @@ static void test_query_faults_name_their_path(void **state) {
       {"{\"filter\": {\"and\": {}}}", "invalid_query", "filter.and"},
       {"{\"filter\": {\"and\": [5]}}", "invalid_query", "filter.and[0]"},
       {"{\"filter\": {\"not\": []}}", "invalid_query", "filter.not"},
-      {"{\"filter\": {\"and\": [], \"or\": []}}", "invalid_query",
-       "filter.or"},
+      {"{\"filter\": {\"and\": [], \"or\": []}}", "invalid_query", "filter.or"},
       {"{\"filter\": {\"field\": \"email\", \"and\": []}}", "invalid_query",
        "filter.and"},
       {"{\"filter\": {\"not\": {}, \"op\": \"eq\"}}", "invalid_query",
@@ -460,8 +459,8 @@ static void test_query_faults_name_their_path(void **state) {
 static char *nested(int depth, bool use_not) {
   char *s = strdup("{\"field\": \"email\", \"op\": \"exists\"}");
   for (int d = 1; d < depth; d++) {
-    char *t = use_not && d % 2 ? fmt("{\"not\": %s}", s)
-                               : fmt("{\"and\": [%s]}", s);
+    char *t =
+        use_not && d % 2 ? fmt("{\"not\": %s}", s) : fmt("{\"and\": [%s]}", s);
     free(s);
     s = t;
   }
@@ -485,7 +484,8 @@ static void test_query_depth_limit(void **state) {
     }
   }
   char *body = nested(CS_QUERY_DEPTH_MAX + 1, false);
-  query_fails(fx, body, "query_too_complex", "filter.and[0].and[0].and[0].and[0]");
+  query_fails(fx, body, "query_too_complex",
+              "filter.and[0].and[0].and[0].and[0]");
   free(body);
   body = nested(CS_QUERY_DEPTH_MAX + 1, true);
   query_fails(fx, body, "query_too_complex", "filter.and[0].not.and[0].not");
@@ -550,8 +550,8 @@ static char *in_of(int n, bool ids) {
       s, cap, "{\"filter\": {\"field\": \"%s\", \"op\": \"in\", \"value\": [",
       ids ? "id" : "company");
   for (int i = 0; i < n; i++)
-    used += (size_t)(ids ? snprintf(s + used, cap - used,
-                                    "%s\"%llu\"", i ? "," : "",
+    used += (size_t)(ids ? snprintf(s + used, cap - used, "%s\"%llu\"",
+                                    i ? "," : "",
                                     10000000000000000000ull + (unsigned)i)
                          : snprintf(s + used, cap - used, "%s\"c%d\"",
                                     i ? "," : "", i));
@@ -568,7 +568,8 @@ static void test_query_in_limit(void **state) {
     char *body = in_of(CS_QUERY_IN_MAX, ids);
     res_t *r = query_ok(fx, body);
     /* The first id is below every id handed out but the first. */
-    assert_int_equal(int_at(fh_json(r), "total"), ids ? id < 10000000000000000100ull : 1);
+    assert_int_equal(int_at(fh_json(r), "total"),
+                     ids ? id < 10000000000000000100ull : 1);
     fh_free(r);
     free(body);
     body = in_of(CS_QUERY_IN_MAX + 1, ids);
@@ -686,12 +687,12 @@ static void test_query_answer_shape(void **state) {
                 "\"email\": \"ann@example.com\", \"company\": \"ACME\"}");
   fh_create(fx, "{\"first_name\": \"Bob\", \"email\": \"bob@other.org\", "
                 "\"company\": \"Other\"}");
-  res_t *r = query_ok(
-      fx, "{\"filter\": {\"field\": \"email\", \"op\": \"suffix\", "
-          "\"value\": \"@example.com\"},"
-          " \"sort\": [{\"field\": \"first_name\"}],"
-          " \"fields\": [\"first_name\", \"company\"],"
-          " \"facets\": [\"company\"]}");
+  res_t *r =
+      query_ok(fx, "{\"filter\": {\"field\": \"email\", \"op\": \"suffix\", "
+                   "\"value\": \"@example.com\"},"
+                   " \"sort\": [{\"field\": \"first_name\"}],"
+                   " \"fields\": [\"first_name\", \"company\"],"
+                   " \"facets\": [\"company\"]}");
   yajl_val v = fh_json(r);
   char keys[256];
   keys_of(v, keys, sizeof keys);
@@ -732,9 +733,8 @@ static void test_query_answer_shape(void **state) {
   /* A later write moves as_of on. */
   const char *before = str_at(v, "as_of");
   uint64_t seq0;
-  assert_int_equal(cs_decimal_parse(before, strlen(before), 1, UINT64_MAX,
-                                    &seq0),
-                   0);
+  assert_int_equal(
+      cs_decimal_parse(before, strlen(before), 1, UINT64_MAX, &seq0), 0);
   fh_free(r);
   fh_create(fx, "{\"first_name\": \"Cy\", \"email\": \"cy@example.com\"}");
   r = query_ok(fx, "");
@@ -800,7 +800,7 @@ static void test_query_fields_on_every_read(void **state) {
   fh_free(r);
 
   static const char *const bad[] = {
-      "fields=",      "fields=id,",       "fields=,id",
+      "fields=",      "fields=id,",         "fields=,id",
       "fields=mail",  "fields=id,e%2Cmail", "fields=deleted_at",
       "fields=Email",
   };
@@ -1169,8 +1169,8 @@ static void test_query_base64url(void **state) {
     assert_memory_equal(back, raw, len);
   }
   size_t got;
-  static const char *const bad[] = {"A", "AB=", "AB==", "A+B/", "AB C",
-                                    "AB\n", "AAAAA", "AB", "ABC"};
+  static const char *const bad[] = {"A",    "AB=",   "AB==", "A+B/", "AB C",
+                                    "AB\n", "AAAAA", "AB",   "ABC"};
   /* "AB" and "ABC" carry set unused bits; "AA" and "AAE" do not. */
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     assert_int_equal(ct_b64url_decode(bad[i], strlen(bad[i]), back, &got), -1);
