@@ -292,12 +292,18 @@ int ct_handle_trash(void *state, const cd_request *req, cd_response *res) {
 
 /* ---------------------------------------------------------------- query */
 
-/* Writes the facets member: {name: [{"value", "count"}, ...], ...}. */
+/* Writes the facets member: {name: [{"value", "count"}, ...], ...}. A
+ * field the query named twice is written once: a JSON object's names are
+ * unique. */
 static void ct_gen_facets(yajl_gen g, const cs_qresult *r) {
   ct_gen_str(g, "facets", 6);
   yajl_gen_map_open(g);
   for (uint32_t i = 0; i < r->nfacets; i++) {
     const cs_facet *f = &r->facets[i];
+    bool again = false;
+    for (uint32_t k = 0; k < i; k++)
+      again |= r->facets[k].field == f->field;
+    if (again) continue;
     const char *name = cs_qfield_name(f->field);
     ct_gen_str(g, name, strlen(name));
     yajl_gen_array_open(g);

@@ -929,9 +929,13 @@ static void ct_query_fault(ct_qparser *p, const cs_qfault *w,
     if (w->part == CS_QPART_FIELD) snprintf(suffix, sizeof suffix, ".field");
     if (w->part == CS_QPART_OP) snprintf(suffix, sizeof suffix, ".op");
     if (w->part == CS_QPART_VALUE) {
-      int arg = cs_op_arg(w->node->field, w->node->op);
+      /* One value of a list, or the list as a whole when its length is
+       * what is wrong. */
+      const cs_qnode *n = w->node;
+      int arg = cs_op_arg(n->field, n->op);
       bool list = arg == CS_QARG_TEXTS || arg == CS_QARG_NUMS;
-      if (list && w->index < w->node->nvalues)
+      if (list && n->nvalues >= 1 && n->nvalues <= CS_QUERY_IN_MAX &&
+          w->index < n->nvalues)
         snprintf(suffix, sizeof suffix, ".value[%u]", w->index);
       else
         snprintf(suffix, sizeof suffix, ".value");
