@@ -141,8 +141,11 @@ int snap_save(cs_store *s, cs_error *err) {
   snprintf(name, sizeof name, SNAP_NAME_PREFIX "%016llx.snap",
            (unsigned long long)s->applied_seq);
   pthread_mutex_lock(&s->mmu);
-  if (s->snapshot_name && strcmp(s->snapshot_name, name) == 0) {
-    pthread_mutex_unlock(&s->mmu); /* this position is saved already */
+  /* This position is saved already, unless the file of that name was
+   * found unusable at open (then snapshot_seq is not its position). */
+  if (s->snapshot_name && s->snapshot_seq == s->applied_seq &&
+      strcmp(s->snapshot_name, name) == 0) {
+    pthread_mutex_unlock(&s->mmu);
     rec_buf_free(&b);
     return 0;
   }
@@ -163,7 +166,9 @@ int snap_save(cs_store *s, cs_error *err) {
         s->snapshot_seq = s->applied_seq;
         s->snapshot_log_bytes = s->log_bytes;
         s->snapshot_time_ms = now;
-        if (old) {
+        if (old && strcmp(old, name) == 0) {
+          free(old); /* an unusable file of this name, just replaced */
+        } else if (old) {
           char path[DIR_PATH_BYTES];
           store_path(s, path, sizeof path, old);
           s->io->unlink(s->io->ctx, path);
@@ -295,6 +300,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
                   strerror(errno));
   int rc;
   const char *why = NULL;
+  bool old_index = false; /* an index format before this one */
   msgpack_zone zone;
   msgpack_zone_init(&zone, 1 << 20);
   uint64_t plen = 0, sum = 0;
@@ -358,11 +364,13 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
              ? 0
              : ix_load(s->ix, index, s->slots.count, ixerr, sizeof ixerr);
     if (rc) why = ixerr[0] ? ixerr : "index does not load";
+    if (rc == CS_EFORMAT) old_index = true;
   }
   msgpack_zone_destroy(&zone);
   munmap(buf, len);
   if (why)
-    return cs_err(err, CS_ECORRUPT, "snapshot %s is unusable: %s", path, why);
+    return cs_err(err, old_index ? CS_EFORMAT : CS_ECORRUPT,
+                  "snapshot %s is unusable: %s", path, why);
   s->applied_seq = seq;
   s->applied_seg = (uint32_t)(seq ? seg : s->first_seg);
   s->applied_off = seq ? offset : 0;
