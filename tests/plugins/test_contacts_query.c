@@ -772,6 +772,77 @@ static void test_query_answer_shape(void **state) {
   fx->account = 1;
 }
 
+/* Each kind of value reaches the engine as the engine reads it: typo
+ * tolerance on and off, times, ids, a phone given as an integer. */
+static void test_query_values_reach_the_engine(void **state) {
+  fh_fixture *fx = *state;
+  uint64_t a =
+      fh_create(fx, "{\"first_name\": \"Jonathan\", \"email\": "
+                    "\"jon@example.com\", \"phone\": \"+30 123 456\"}");
+  uint64_t b = fh_create(fx, "{\"first_name\": \"Maria\", \"email\": "
+                             "\"maria@example.com\"}");
+  char *ida = id_text(a), *idb = id_text(b);
+  char now[32];
+  cs_contact c;
+  assert_int_equal(cs_get(fx->store, fx->account, b, &c, NULL), 0);
+  cs_time_format(c.created_ms, now);
+  struct {
+    char *body;
+    long long total;
+  } cases[] = {
+      {fmt("{\"q\": \"jonathon\"}"), 0},
+      {fmt("{\"q\": \"jonathon\", \"fuzzy\": \"auto\"}"), 1},
+      {fmt("{\"q\": \"jonathon\", \"fuzzy\": \"off\"}"), 0},
+      {fmt("{\"filter\": {\"field\": \"id\", \"op\": \"eq\", \"value\": "
+           "\"%s\"}}",
+           ida),
+       1},
+      {fmt("{\"filter\": {\"field\": \"id\", \"op\": \"gt\", \"value\": "
+           "\"%s\"}}",
+           ida),
+       1},
+      {fmt("{\"filter\": {\"field\": \"id\", \"op\": \"in\", \"value\": "
+           "[\"%s\", \"%s\"]}}",
+           ida, idb),
+       2},
+      {fmt("{\"filter\": {\"field\": \"id\", \"op\": \"prefix\", "
+           "\"value\": \"%.19s\"}}",
+           ida),
+       2},
+      {fmt("{\"filter\": {\"field\": \"created_at\", \"op\": \"gte\", "
+           "\"value\": \"1970-01-01T00:00:00Z\"}}"),
+       2},
+      {fmt("{\"filter\": {\"field\": \"created_at\", \"op\": \"lt\", "
+           "\"value\": \"2000-01-01T01:00:00+01:00\"}}"),
+       0},
+      {fmt("{\"filter\": {\"field\": \"updated_at\", \"op\": \"lte\", "
+           "\"value\": \"%s\"}}",
+           now),
+       2},
+      {fmt("{\"filter\": {\"field\": \"created_at\", \"op\": \"eq\", "
+           "\"value\": \"%s\"}}",
+           now),
+       -1},
+      {fmt("{\"filter\": {\"field\": \"phone\", \"op\": \"eq\", "
+           "\"value\": 30123456}}"),
+       1},
+      {fmt("{\"filter\": {\"not\": {\"field\": \"phone\", \"op\": "
+           "\"exists\"}}}"),
+       1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    res_t *r = query_ok(fx, cases[i].body);
+    long long got = int_at(fh_json(r), "total");
+    /* created_at eq: b, and a when both were made in one millisecond */
+    if (cases[i].total < 0 ? got < 1 || got > 2 : got != cases[i].total)
+      fail_msg("%s: %s", cases[i].body, r->body);
+    fh_free(r);
+    free(cases[i].body);
+  }
+  free(ida);
+  free(idb);
+}
+
 /* The members fields= names, on the three read routes. */
 static void test_query_fields_on_every_read(void **state) {
   fh_fixture *fx = *state;
@@ -1248,6 +1319,7 @@ int main(void) {
       T(test_query_sort_facets_limit_edges),
       T(test_query_words_and_suffix_limits),
       T(test_query_answer_shape),
+      T(test_query_values_reach_the_engine),
       T(test_query_fields_on_every_read),
       T(test_query_search_match_suffix),
       T(test_query_cursor_walks_to_the_end),
