@@ -281,17 +281,6 @@ int ixq_match(const ix_index *ix, uint32_t account, int field, cs_op op,
   case CS_OP_PREFIX:
     range_or(d, account, fb->ptr, fb->len, out);
     return 0;
-  case CS_OP_SUFFIX: {
-    int r = ix_rev_of(field);
-    if (r < 0) return CS_EINVAL;
-    for (size_t a = 0, b = fb->len - 1; a < b; a++, b--) {
-      char t = fb->ptr[a];
-      fb->ptr[a] = fb->ptr[b];
-      fb->ptr[b] = t;
-    }
-    range_or(&ix->rev[r], account, fb->ptr, fb->len, out);
-    return 0;
-  }
   case CS_OP_WORDS:
   case CS_OP_FUZZY: {
     word_list wl = {.n = 0};
@@ -303,6 +292,39 @@ int ixq_match(const ix_index *ix, uint32_t account, int field, cs_op op,
   default:
     return CS_EINVAL;
   }
+}
+
+int ixq_suffix(const ix_index *ix, uint32_t account, int field, const char *raw,
+               size_t len, fold_buf *fb, roaring_bitmap_t *out, bool *verify) {
+  *verify = false;
+  int r = ix_rev_of(field);
+  if (r < 0) return CS_EINVAL;
+  int rc = fold_key(field, raw, len, fb);
+  if (rc) return rc;
+  if (cs_utf8_chars(fb->ptr, fb->len) < CS_QUERY_SUFFIX_MIN) return CS_EINVAL;
+  const ix_dict *d = &ix->rev[r];
+  cs_str tail = {fb->ptr, fb->len};
+  bool whole = true; /* the term lies within the tail: a prefix range */
+  if (field == CS_EMAIL) {
+    const char *at = memrchr(fb->ptr, '@', fb->len);
+    if (at) {
+      tail = ix_tail(field, fb->ptr, fb->len);
+      whole = false;
+      *verify = at != fb->ptr; /* a part of the local name too */
+    }
+  } else if (fb->len > IX_PHONE_TAIL) {
+    tail = ix_tail(field, fb->ptr, fb->len);
+    whole = false;
+    *verify = true;
+  }
+  fold_buf rb = {0};
+  if ((rc = ix_reverse(tail.ptr, tail.len, &rb))) return rc;
+  if (whole)
+    range_or(d, account, rb.ptr, rb.len, out);
+  else if (rb.len)
+    post_or(dict_post(d, account, rb.ptr, rb.len), out);
+  fold_buf_free(&rb);
+  return 0;
 }
 
 /* ------------------------------------------------------- free text */
