@@ -225,8 +225,16 @@ int ct_handle_search(void *state, const cd_request *req, cd_response *res) {
   if (!none) {
     cs_error err = {0};
     int rc = cs_search(ct_store(st, req), &q, &page, &err);
-    if (rc) {
+    /* A suffix the engine refuses names the field searched; when it names
+     * none (searchby=id), the fault is the match asked for. */
+    if (rc == CS_EINVAL && q.match == CS_MATCH_SUFFIX && err.field < 0)
+      ct_param_fail(&e, "invalid_field", CT_P_MATCH, err.msg);
+    if (e.status) {
+      ct_send_err(st, res, &e);
+    } else if (rc) {
       ct_send_rc(st, res, "search", rc, &err);
+    }
+    if (rc) {
       ct_body_free(&b);
       return CD_DONE;
     }

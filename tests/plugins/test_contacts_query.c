@@ -954,7 +954,7 @@ static void test_query_search_match_suffix(void **state) {
       {"searchby=email&match=suffix&search=org", "email"},
       {"searchby=first_name&match=suffix&search=abcd", "first_name"},
       {"searchby=company&match=suffix&search=acme", "company"},
-      {"searchby=id&match=suffix&search=12345", "id"},
+      {"searchby=id&match=suffix&search=12345", "match"},
       {"searchby=email&match=SUFFIX&search=.org", "match"},
       {"searchby=email&match=suffixes&search=.org", "match"},
   };
