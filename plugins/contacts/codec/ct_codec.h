@@ -277,8 +277,9 @@ int ct_members_parse(const char *s, size_t len, uint32_t *members, ct_err *e);
  * is the engine's (cs_op_arg); the codec only reads each value as that
  * says.
  *
- * Errors (ct_query.err, all 400): invalid_json; unknown_field for a member
- * the body, a condition or a sort key may not have (field: its path);
+ * Errors (ct_query.err, 400 unless 500 internal when out of memory):
+ * invalid_json; unknown_field for a member the body, a condition or a
+ * sort key may not have (field: its path);
  * query_too_complex (a condition tree deeper than CS_QUERY_DEPTH_MAX, or
  * any fault the engine counts as too complex); invalid_sort (field:
  * "sort" or "sort[i]"); invalid_cursor (field: "cursor"): not a cursor
