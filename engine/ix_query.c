@@ -103,6 +103,8 @@ int ixq_count_words(const char *text, size_t len, fold_buf *fb, uint32_t *n) {
  * match exactly only (the allowance would be 2 typos in 65+ letters). */
 #define FZ_CHARS_MAX CS_FUZZY_MAX_CHARS
 #define FZ_DEPTH_MAX (FZ_CHARS_MAX + 2)
+/* Keys a walk looks at after a pruned one before it searches the order. */
+#define FZ_PROBE 8
 /* The longest seek key of a walk: a prefix of FZ_DEPTH_MAX + 1 code points
  * of 4 bytes, and 0xff. */
 #define IX_KEY_SEEK_MAX (4 * (FZ_DEPTH_MAX + 1) + 1)
@@ -202,7 +204,15 @@ static void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
     size_t pl = off + n;
     memcpy(z->seek, t, pl);
     z->seek[pl] = (char)0xff;
-    order_lower(d, account, z->seek, pl + 1, &c, &i);
+    /* Most skipped subtrees hold a few keys: look at the next ones in the
+     * chunk before searching the order. */
+    uint32_t stop = i + FZ_PROBE < ch->n ? i + FZ_PROBE : ch->n;
+    while (++i < stop) {
+      size_t kl;
+      const uint8_t *kk = ent_key(d, ch->v[i], &kl);
+      if (key_cmp(kk, kl, acct, z->seek, pl + 1) >= 0) break;
+    }
+    if (i == stop) order_lower(d, account, z->seek, pl + 1, &c, &i);
   }
 }
 
@@ -355,56 +365,173 @@ static int tier_of(int typos, bool prefix, int group) {
   return typos * 12 + (prefix ? 6 : 0) + group;
 }
 
-typedef struct tier_sink {
-  roaring_bitmap_t *all;   /* every match of the word */
-  roaring_bitmap_t **tier; /* NULL: relevance not wanted */
-  int group;
+/* One way a word of q matches: a posting list and the tier it gives. */
+typedef struct tref {
+  ix_post p;
+  int tier;
+} tref;
+
+/* Every way one word matches, gathered before any set is built, so that
+ * the rarest word's set is built first and the others only within it. */
+typedef struct word_refs {
+  tref *v;
+  size_t n, cap;
+  uint64_t est; /* the sum of the lists' sizes: at least the set's size */
+  int tier;     /* the tier of what is being added */
   int rc;
-} tier_sink;
+} word_refs;
 
-static roaring_bitmap_t *sink_for(tier_sink *s, int t) {
-  if (!s->tier) return s->all;
-  if (!s->tier[t] && !(s->tier[t] = roaring_bitmap_create())) {
-    s->rc = -ENOMEM;
-    return NULL;
+static void refs_add(word_refs *w, ix_post p, int tier) {
+  if (!p || w->rc) return;
+  if (w->n == w->cap) {
+    size_t cap = w->cap ? w->cap * 2 : 32;
+    tref *v = realloc(w->v, cap * sizeof(tref));
+    if (!v) {
+      w->rc = -ENOMEM;
+      return;
+    }
+    w->v = v;
+    w->cap = cap;
   }
-  return s->tier[t];
+  w->v[w->n++] = (tref){p, tier};
+  w->est += post_card(p);
 }
 
-static void sink_post(tier_sink *s, int t, ix_post p) {
-  if (!p) return;
-  roaring_bitmap_t *b = sink_for(s, t);
-  if (b) post_or(p, b);
+static void refs_range(word_refs *w, const ix_dict *d, uint32_t account,
+                       const char *t, size_t len, int tier) {
+  uint8_t acct[4];
+  acct_be(account, acct);
+  uint32_t c, i;
+  order_lower(d, account, t, len, &c, &i);
+  for (; c < d->nchunks; c++, i = 0) {
+    const ix_chunk *ch = &d->chunks[c];
+    for (; i < ch->n; i++) {
+      size_t klen;
+      const uint8_t *k = ent_key(d, ch->v[i], &klen);
+      if (klen < len + 4 || memcmp(k, acct, 4) || memcmp(k + 4, t, len)) return;
+      refs_add(w, d->ents[ch->v[i]].post, tier);
+    }
+  }
 }
 
-static void sink_range(tier_sink *s, int t, const ix_dict *d, uint32_t acct,
-                       const char *w, size_t len) {
-  roaring_bitmap_t *b = sink_for(s, t);
-  if (b) range_or(d, acct, w, len, b);
+static void typo_ref(void *ctx, ix_post p, int typos) {
+  word_refs *w = ctx;
+  refs_add(w, p, w->tier + typos * 12);
 }
 
-static void typo_cb(void *ctx, ix_post p, int typos) {
-  tier_sink *s = ctx;
-  sink_post(s, tier_of(typos, false, s->group), p);
-}
-
-/* Every way word w (the last one: also as a prefix) matches, into s. */
-static void word_sets(const ix_index *ix, uint32_t account, const char *w,
-                      size_t len, bool last, bool fuzzy, fuzzy_walk *z,
-                      tier_sink *s) {
+/* Every way word w (the last one: also as a prefix) matches. */
+static void word_refs_of(const ix_index *ix, uint32_t account, const char *w,
+                         size_t len, bool last, bool fuzzy, fuzzy_walk *z,
+                         word_refs *out) {
   int k = fuzzy ? word_allowance(w, len) : 0;
   bool typos = k && fuzzy_init(z, w, len, k);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    s->group = field_group(f);
+    int g = field_group(f);
     const ix_dict *d = f == CS_PHONE ? &ix->exact[f] : &ix->words[f];
-    sink_post(s, tier_of(0, false, s->group), dict_post(d, account, w, len));
-    if (last) sink_range(s, tier_of(0, true, s->group), d, account, w, len);
-    if (typos && f != CS_PHONE && f != CS_EMAIL)
-      fuzzy_each(d, account, z, typo_cb, s);
+    refs_add(out, dict_post(d, account, w, len), tier_of(0, false, g));
+    if (last) refs_range(out, d, account, w, len, tier_of(0, true, g));
+    if (typos && f != CS_PHONE && f != CS_EMAIL) {
+      out->tier = tier_of(0, false, g);
+      fuzzy_each(d, account, z, typo_ref, out);
+    }
   }
-  if (s->tier)
-    for (int t = 0; t < IXQ_TIERS; t++)
-      if (s->tier[t]) roaring_bitmap_or_inplace(s->all, s->tier[t]);
+}
+
+/* A set as a sorted array, for intersecting many posting lists with it. */
+typedef struct uset {
+  const roaring_bitmap_t *b;
+  uint32_t *v;
+  uint32_t n;
+} uset;
+
+/* Adds the slots of v[0..n) that are in u to out: a merge that gallops
+ * over the longer side. */
+static void arr_and_into(const uint32_t *v, uint32_t n, const uset *u,
+                         roaring_bitmap_t *out) {
+  const uint32_t *x = v, *y = u->v;
+  uint32_t nx = n, ny = u->n, i = 0, j = 0;
+  if (nx > ny) {
+    const uint32_t *t = x;
+    x = y, y = t;
+    uint32_t tn = nx;
+    nx = ny, ny = tn;
+  }
+  while (i < nx && j < ny) {
+    uint32_t want = x[i];
+    if (y[j] < want) {
+      /* gallop: the first y >= want */
+      uint32_t step = 1, lo = j;
+      while (j + step < ny && y[j + step] < want)
+        lo = j + step, step *= 2;
+      uint32_t hi = j + step < ny ? j + step : ny;
+      j = lo + lower_u32(y + lo, hi - lo, want);
+      if (j >= ny) break;
+    }
+    if (y[j] == want) {
+      roaring_bitmap_add(out, want);
+      j++;
+    }
+    i++;
+  }
+}
+
+/* Adds the slots of p that are in u (NULL: all of them) to out. */
+static int post_and_into(ix_post p, const uset *u, roaring_bitmap_t *out) {
+  if (!u) {
+    post_or(p, out);
+    return 0;
+  }
+  if (POST_IS_ONE(p)) {
+    uint32_t s = POST_ONE(p), j = lower_u32(u->v, u->n, s);
+    if (j < u->n && u->v[j] == s) roaring_bitmap_add(out, s);
+    return 0;
+  }
+  if (POST_IS_RB(p)) {
+    roaring_bitmap_t *x = roaring_bitmap_and(POST_RB(p), u->b);
+    if (!x) return -ENOMEM;
+    roaring_bitmap_or_inplace(out, x);
+    ixq_set_free(x);
+    return 0;
+  }
+  arr_and_into(POST_ARR(p)->v, POST_ARR(p)->n, u, out);
+  return 0;
+}
+
+/* The set of one word within u (NULL: all), and with tiers its slots per
+ * tier. */
+static int word_set(const word_refs *w, const roaring_bitmap_t *u,
+                    roaring_bitmap_t **tier, roaring_bitmap_t **out) {
+  roaring_bitmap_t *all = roaring_bitmap_create();
+  uset us = {u, NULL, 0};
+  int rc = all ? 0 : -ENOMEM;
+  if (!rc && u) {
+    us.n = (uint32_t)roaring_bitmap_get_cardinality(u);
+    if (!(us.v = malloc(((size_t)us.n + 1) * sizeof(uint32_t))))
+      rc = -ENOMEM;
+    else
+      roaring_bitmap_to_uint32_array(u, us.v);
+  }
+  for (size_t i = 0; i < w->n && !rc; i++) {
+    roaring_bitmap_t *into = all;
+    if (tier) {
+      int t = w->v[i].tier;
+      if (!tier[t] && !(tier[t] = roaring_bitmap_create())) {
+        rc = -ENOMEM;
+        break;
+      }
+      into = tier[t];
+    }
+    rc = post_and_into(w->v[i].p, u ? &us : NULL, into);
+  }
+  for (int t = 0; tier && t < IXQ_TIERS && !rc; t++)
+    if (tier[t]) roaring_bitmap_or_inplace(all, tier[t]);
+  free(us.v);
+  if (rc) {
+    ixq_set_free(all);
+    return rc;
+  }
+  *out = all;
+  return 0;
 }
 
 void ixq_text_free(ixq_text *t) {
@@ -417,6 +544,30 @@ void ixq_text_free(ixq_text *t) {
   memset(t, 0, sizeof *t);
 }
 
+static int est_cmp(const void *a, const void *b) {
+  const word_refs *const *x = a, *const *y = b;
+  return ((*x)->est > (*y)->est) - ((*x)->est < (*y)->est);
+}
+
+/* The words' sets, rarest first, each within the ones before. */
+static int text_sets(word_refs *w, uint32_t n, bool tiers, ixq_text *out) {
+  word_refs *order[CS_QUERY_WORDS_MAX];
+  for (uint32_t i = 0; i < n; i++)
+    order[i] = &w[i];
+  qsort(order, n, sizeof order[0], est_cmp);
+  int rc = 0;
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    uint32_t wi = (uint32_t)(order[i] - w);
+    roaring_bitmap_t *set;
+    rc = word_set(order[i], out->set, tiers ? out->tier[wi] : NULL, &set);
+    if (rc) break;
+    ixq_set_free(out->set);
+    out->set = set; /* within the last one: the intersection so far */
+    if (roaring_bitmap_is_empty(set)) break; /* no match: done */
+  }
+  return rc;
+}
+
 int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
                   size_t qlen, bool fuzzy, bool tiers, ixq_text *out) {
   memset(out, 0, sizeof *out);
@@ -425,29 +576,23 @@ int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
   word_list wl = {.n = 0};
   if (!rc) fold_words(fb.ptr, fb.len, word_list_cb, &wl);
   fuzzy_walk *z = malloc(sizeof *z);
+  word_refs *w = calloc(wl.n ? wl.n : 1, sizeof *w);
   if (!rc && (wl.over || !wl.n)) rc = CS_EINVAL;
-  if (!rc && !z) rc = -ENOMEM;
+  if (!rc && (!z || !w)) rc = -ENOMEM;
   if (!rc && tiers && !(out->tier = calloc(wl.n, sizeof *out->tier)))
     rc = -ENOMEM;
+  if (!rc && tiers) out->nwords = wl.n;
   for (uint32_t i = 0; i < wl.n && !rc; i++) {
-    roaring_bitmap_t *all = roaring_bitmap_create();
-    if (!all) {
-      rc = -ENOMEM;
-      break;
-    }
-    if (tiers) out->nwords = i + 1;
-    tier_sink s = {all, tiers ? out->tier[i] : NULL, 0, 0};
-    word_sets(ix, account, wl.w[i], wl.len[i], i + 1 == wl.n, fuzzy, z, &s);
-    rc = s.rc;
-    if (!out->set) {
-      out->set = all;
-    } else {
-      roaring_bitmap_and_inplace(out->set, all);
-      ixq_set_free(all);
-    }
-    if (roaring_bitmap_is_empty(out->set)) break; /* no match: done */
+    word_refs_of(ix, account, wl.w[i], wl.len[i], i + 1 == wl.n, fuzzy, z,
+                 &w[i]);
+    rc = w[i].rc;
   }
-  out->nwords = tiers ? out->nwords : wl.n;
+  if (!rc) rc = text_sets(w, wl.n, tiers, out);
+  if (!rc && !out->set && !(out->set = roaring_bitmap_create())) rc = -ENOMEM;
+  if (!tiers) out->nwords = wl.n;
+  for (uint32_t i = 0; w && i < wl.n; i++)
+    free(w[i].v);
+  free(w);
   free(z);
   fold_buf_free(&fb);
   if (rc) ixq_text_free(out);
@@ -481,10 +626,38 @@ int ixq_first_slot(const ix_index *ix, uint32_t account, int field,
   return 0;
 }
 
+/* A match set as one bit per slot, for a walk that tests many slots:
+ * CRoaring's contains is a binary search within a container, a bit test is
+ * one load from a block of slots / 8 bytes. */
+typedef struct dense {
+  uint64_t *bits;
+  uint32_t words;
+} dense;
+
+static int dense_make(dense *dn, const roaring_bitmap_t *r) {
+  uint32_t max = roaring_bitmap_maximum(r);
+  dn->words = max / 64 + 1;
+  if (!(dn->bits = calloc(dn->words, sizeof(uint64_t)))) return -ENOMEM;
+  uint32_t buf[1024];
+  roaring_uint32_iterator_t it;
+  roaring_init_iterator(r, &it);
+  uint32_t n;
+  while ((n = roaring_read_uint32_iterator(&it, buf, 1024)))
+    for (uint32_t i = 0; i < n; i++)
+      dn->bits[buf[i] >> 6] |= 1ull << (buf[i] & 63);
+  return 0;
+}
+
+static inline bool in_set(const dense *dn, const roaring_bitmap_t *r,
+                          uint32_t x) {
+  if (!dn->bits) return roaring_bitmap_contains(r, x);
+  return x >> 6 < dn->words && (dn->bits[x >> 6] >> (x & 63) & 1);
+}
+
 /* The slots of p that are in r, ascending, into *buf (grown); their
  * number. -1 when out of memory. */
-static int64_t post_in(ix_post p, const roaring_bitmap_t *r, uint32_t **buf,
-                       size_t *cap) {
+static int64_t post_in(ix_post p, const roaring_bitmap_t *r, const dense *dn,
+                       uint32_t **buf, size_t *cap) {
   uint64_t n = post_card(p);
   if (n > *cap) {
     size_t c = *cap ? *cap : 256;
@@ -497,7 +670,7 @@ static int64_t post_in(ix_post p, const roaring_bitmap_t *r, uint32_t **buf,
   }
   int64_t k = 0;
   if (POST_IS_ONE(p)) {
-    if (roaring_bitmap_contains(r, POST_ONE(p))) (*buf)[k++] = POST_ONE(p);
+    if (in_set(dn, r, POST_ONE(p))) (*buf)[k++] = POST_ONE(p);
   } else if (POST_IS_RB(p)) {
     roaring_bitmap_t *x = roaring_bitmap_and(POST_RB(p), r);
     if (!x) return -1;
@@ -507,18 +680,19 @@ static int64_t post_in(ix_post p, const roaring_bitmap_t *r, uint32_t **buf,
   } else {
     const ix_arr *a = POST_ARR(p);
     for (uint32_t i = 0; i < a->n; i++)
-      if (roaring_bitmap_contains(r, a->v[i])) (*buf)[k++] = a->v[i];
+      if (in_set(dn, r, a->v[i])) (*buf)[k++] = a->v[i];
   }
   return k;
 }
 
-static uint64_t post_count_in(ix_post p, const roaring_bitmap_t *r) {
-  if (POST_IS_ONE(p)) return roaring_bitmap_contains(r, POST_ONE(p));
+static uint64_t post_count_in(ix_post p, const roaring_bitmap_t *r,
+                              const dense *dn) {
+  if (POST_IS_ONE(p)) return in_set(dn, r, POST_ONE(p));
   if (POST_IS_RB(p)) return roaring_bitmap_and_cardinality(POST_RB(p), r);
   const ix_arr *a = POST_ARR(p);
   uint64_t k = 0;
   for (uint32_t i = 0; i < a->n; i++)
-    k += roaring_bitmap_contains(r, a->v[i]);
+    k += in_set(dn, r, a->v[i]);
   return k;
 }
 
@@ -544,6 +718,12 @@ int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
   uint32_t *buf = NULL;
   size_t cap = 0;
   int rc = 0;
+  /* Once the walk has tested a quarter as many slots as r holds (and a
+   * few), a bit per slot of r pays for itself: filling it costs about a
+   * tenth of a contains per slot of r, and each test after is that much
+   * cheaper. */
+  dense dn = {NULL, 0};
+  uint64_t tested = 0, card = roaring_bitmap_get_cardinality(r);
   for (;;) {
     uint32_t e;
     if (!desc) {
@@ -561,20 +741,26 @@ int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
     const uint8_t *k = ent_key(d, e, &klen);
     if (memcmp(k, acct, 4)) break;
     ix_post p = d->ents[e].post;
+    if (!dn.bits && tested > card / 4 + 1024 && dense_make(&dn, r)) {
+      rc = -ENOMEM;
+      break;
+    }
+    if (!POST_IS_RB(p)) tested += post_card(p);
     int64_t n;
     if (slots) {
-      n = post_in(p, r, &buf, &cap);
+      n = post_in(p, r, &dn, &buf, &cap);
       if (n < 0) {
         rc = -ENOMEM;
         break;
       }
     } else {
-      n = (int64_t)post_count_in(p, r);
+      n = (int64_t)post_count_in(p, r, &dn);
     }
     if (!n) continue;
     cs_str key = {(const char *)k + 4, klen - 4};
     if ((rc = fn(ctx, key, buf, (uint64_t)n))) break;
   }
   free(buf);
+  free(dn.bits);
   return rc > 0 ? 0 : rc;
 }
