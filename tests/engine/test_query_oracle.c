@@ -457,7 +457,7 @@ typedef struct gq {
   int ns;
   uint64_t nums[400];
   int nnum;
-  char pool[16384];
+  char pool[65536];
   size_t np;
 } gq;
 
@@ -1147,6 +1147,32 @@ static void pos_copy(poscopy *dst, const cs_qpos *src) {
   }
 }
 
+/* A page's next position holds its last contact's sort values and id. */
+static bool check_next(const cs_qry *q, const cs_qresult *r, char *why,
+                       size_t cap) {
+  const cs_contact *c = &r->page.contacts[r->page.count - 1];
+  const entry *e = NULL;
+  for (int i = 0; i < table_count && !e; i++)
+    if (table[i].id == c->id) e = &table[i];
+  bool ok = e && r->next.id == c->id && r->next.nkeys >= q->nsort &&
+            r->next.nkeys <= CS_QUERY_SORT_MAX;
+  for (uint32_t i = 0; ok && i < q->nsort; i++) {
+    int f = q->sort[i].field;
+    const cs_qpos_key *k = &r->next.key[i];
+    if (f < CS_FIELD_COUNT)
+      ok = k->missing == (e->klen[f] == 0) &&
+           (k->missing || (k->text.len == e->klen[f] &&
+                           memcmp(k->text.ptr, e->key[f], e->klen[f]) == 0));
+    else if (f != CS_QF_RELEVANCE)
+      ok = !k->missing && k->num == (uint64_t)num_of(e, f);
+  }
+  if (!ok)
+    snprintf(why, cap, "next position (id %llu, %u keys) is not that of %llu",
+             (unsigned long long)r->next.id, r->next.nkeys,
+             (unsigned long long)c->id);
+  return ok;
+}
+
 static expect ex; /* large: static */
 static uint64_t last_as_of;
 
@@ -1192,6 +1218,7 @@ static bool check_query(cs_store *s, cs_qry *q, char *why, size_t cap) {
       }
     }
     if (ok) ok = check_facets(q, &ex, &r, why, cap);
+    if (ok && r.page.more) ok = check_next(q, &r, why, cap);
     last_as_of = r.as_of;
     got += (int)r.page.count;
     bool more = r.page.more;
