@@ -656,6 +656,135 @@ static void test_query_typos_never(void **state) {
   close_store(s, dir);
 }
 
+/* ------------------------------------------------- order by hand */
+
+/* The ids of q's whole answer, in order, into ids; their count. */
+static int q_order(cs_store *s, cs_qry *q, uint64_t *ids, int cap) {
+  cs_qresult r;
+  cs_error err;
+  q->limit = CS_PAGE_LIMIT_MAX;
+  if (cs_query_run(s, q, &r, &err)) fail_msg("query: %s", err.msg);
+  int n = (int)r.page.count;
+  assert_true(n <= cap && !r.page.more);
+  for (int i = 0; i < n; i++)
+    ids[i] = r.page.contacts[i].id;
+  cs_qresult_free(&r);
+  return n;
+}
+
+static void expect_order(cs_store *s, cs_qry *q, const uint64_t *want, int n,
+                         const char *what) {
+  uint64_t got[16];
+  int k = q_order(s, q, got, 16);
+  bool ok = k == n;
+  for (int i = 0; ok && i < n; i++)
+    ok = got[i] == want[i];
+  if (!ok) {
+    char b[512] = "";
+    for (int i = 0; i < k; i++)
+      snprintf(b + strlen(b), sizeof b - strlen(b), " %llu",
+               (unsigned long long)(got[i] % 1000));
+    fail_msg("%s: got%s (ids mod 1000)", what, b);
+  }
+}
+
+static uint64_t mk(cs_store *s, uint32_t account, const char *first,
+                   const char *last, const char *company, const char *job_title,
+                   const char *notes) {
+  static int serial;
+  char email[32];
+  snprintf(email, sizeof email, "e%d@x.org", serial++);
+  uint64_t id;
+  cs_error err;
+  if (tu_create(s, account,
+                tu_contact(first, last, email, NULL, company, job_title, notes),
+                &id, &err))
+    fail_msg("create: %s", err.msg);
+  return id;
+}
+
+/* Relevance: fewest typos, then most whole words, then the field groups
+ * (names, email, company, job title, phone, notes); ties by id. */
+static void test_query_relevance_by_hand(void **state) {
+  (void)state;
+  char *dir;
+  cs_store *s = open_store(&dir);
+  /* One word, the last: whole words by field group, then prefixes. */
+  uint64_t c1 = mk(s, 1, "Ann", NULL, NULL, NULL, "jon");
+  uint64_t c2 = mk(s, 1, "Jonathan", NULL, NULL, NULL, NULL);
+  uint64_t c3 = mk(s, 1, "Ann", NULL, "Jon", NULL, NULL);
+  uint64_t c4 = mk(s, 1, "Jon", NULL, NULL, NULL, NULL);
+  uint64_t c6 = mk(s, 1, "Ann", NULL, NULL, "Jones", NULL);
+  uint64_t c7 = mk(s, 1, "Ann", NULL, NULL, NULL, "jonathon");
+  uint64_t c8 = mk(s, 1, "Ann", "JON", NULL, NULL, NULL);
+  cs_qry q = {.account = 1, .q = S("jon"), .nsort = 1};
+  q.sort[0] = (cs_sort_key){CS_QF_RELEVANCE, true};
+  uint64_t want1[] = {c4, c8, c3, c1, c2, c6, c7};
+  expect_order(s, &q, want1, 7, "jon, relevance desc");
+  q.sort[0].desc = false; /* least relevant first; ties still by id */
+  uint64_t want2[] = {c7, c6, c2, c1, c3, c4, c8};
+  expect_order(s, &q, want2, 7, "jon, relevance asc");
+  /* Typos count first: the exact word in notes before the names' typo. */
+  q.q = S("jonathon");
+  q.fuzzy = true;
+  q.sort[0].desc = true;
+  uint64_t want3[] = {c7, c2};
+  expect_order(s, &q, want3, 2, "jonathon fuzzy");
+
+  /* Summed over the words. */
+  uint64_t d1 = mk(s, 2, "Ann", "Smith", NULL, NULL, NULL);
+  uint64_t d2 = mk(s, 2, "Ann", NULL, NULL, NULL, "smith");
+  uint64_t d3 = mk(s, 2, "Ann", "Smithers", NULL, NULL, NULL);
+  uint64_t d4 = mk(s, 2, "Ann", "Smith", NULL, NULL, NULL);
+  uint64_t d5 = mk(s, 2, "Anna", "Smith", NULL, NULL, NULL);
+  q = (cs_qry){.account = 2, .q = S("ann smith"), .nsort = 1};
+  q.sort[0] = (cs_sort_key){CS_QF_RELEVANCE, true};
+  uint64_t want4[] = {d1, d4, d2, d3};
+  expect_order(s, &q, want4, 4, "ann smith");
+  q.sort[0].desc = false;
+  uint64_t want5[] = {d3, d2, d1, d4};
+  expect_order(s, &q, want5, 4, "ann smith asc");
+  /* With fuzzy, "annaa" (5 characters: one typo) reaches "anna", not
+   * "ann" (two). */
+  q.q = S("annaa smith");
+  q.fuzzy = true;
+  q.sort[0].desc = true;
+  uint64_t want6[] = {d5};
+  expect_order(s, &q, want6, 1, "annaa smith fuzzy");
+  close_store(s, dir);
+}
+
+/* A missing or empty key sorts last in either order; ties by id. */
+static void test_query_sort_missing_last(void **state) {
+  (void)state;
+  char *dir;
+  cs_store *s = open_store(&dir);
+  uint64_t a = mk(s, 1, "A", "beta", NULL, NULL, NULL);
+  uint64_t b = mk(s, 1, "B", NULL, NULL, NULL, NULL);
+  uint64_t c = mk(s, 1, "C", "Alpha", NULL, NULL, NULL);
+  uint64_t d = mk(s, 1, "D", "\xcc\x81", NULL, NULL, NULL); /* folds to "" */
+  uint64_t e = mk(s, 1, "E", "BETA", NULL, NULL, NULL);
+  uint64_t f = mk(s, 1, "F", "alpha", NULL, NULL, NULL);
+  uint64_t g = mk(s, 1, "G", "Älpha", NULL, NULL, NULL);
+  cs_qry q = {.account = 1, .nsort = 1};
+  q.sort[0] = (cs_sort_key){CS_LAST_NAME, false};
+  uint64_t asc[] = {c, f, g, a, e, b, d};
+  expect_order(s, &q, asc, 7, "last_name asc");
+  q.sort[0].desc = true;
+  uint64_t desc[] = {a, e, c, f, g, b, d};
+  expect_order(s, &q, desc, 7, "last_name desc");
+  /* A second key orders the ties, the missing among them too. */
+  q.sort[1] = (cs_sort_key){CS_FIRST_NAME, true};
+  q.nsort = 2;
+  uint64_t two[] = {e, a, g, f, c, d, b};
+  expect_order(s, &q, two, 7, "last_name desc, first_name desc");
+  q.sort[0] = (cs_sort_key){CS_QF_ID, true};
+  q.nsort = 1;
+  uint64_t by_id[] = {g, f, e, d, c, b, a};
+  expect_order(s, &q, by_id, 7, "id desc");
+  close_store(s, dir);
+}
+
 /* -------------------------------------------- a walk under writes */
 
 #define WALK_N 600
@@ -894,6 +1023,8 @@ int main(void) {
       cmocka_unit_test(test_query_typo_allowance_edges),
       cmocka_unit_test(test_query_typos_exactly),
       cmocka_unit_test(test_query_typos_never),
+      cmocka_unit_test(test_query_relevance_by_hand),
+      cmocka_unit_test(test_query_sort_missing_last),
       cmocka_unit_test(test_query_cursor_walk_under_writes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
