@@ -429,8 +429,14 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
   cs_match match = q->match;
   if (match == CS_MATCH_DEFAULT)
     match = q->field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
-  if (match < CS_MATCH_EXACT || match > CS_MATCH_WORDS)
+  if (match < CS_MATCH_EXACT || match > CS_MATCH_SUFFIX)
     return cs_err(err, CS_EINVAL, "no such match mode");
+  if (match == CS_MATCH_SUFFIX && q->field != CS_EMAIL &&
+      q->field != CS_PHONE) {
+    cs_err(err, CS_EINVAL, "match=suffix searches email or phone only");
+    if (err) err->field = q->field;
+    return CS_EINVAL;
+  }
   if (s->opts.no_indexes)
     return cs_err(err, CS_EINVAL, "the store was opened without indexes");
   if (q->term_len > CS_SEARCH_TERM_MAX_BYTES) return 0; /* matches nothing */
@@ -455,7 +461,14 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
   } else {
     rc = ix_search(s->ix, q->account, q->field, match, q->term, q->term_len,
                    min_slot, limit, slots, &count, &out->total, &out->more);
-    if (rc) cs_err(err, rc, "search failed: %s", cs_strerror(rc));
+    if (rc == CS_EINVAL && match == CS_MATCH_SUFFIX) {
+      cs_err(err, rc, "%s: a suffix needs at least %d %s",
+             cs_field_name(q->field), CS_QUERY_SUFFIX_MIN,
+             q->field == CS_PHONE ? "digits" : "characters");
+      if (err) err->field = q->field;
+    } else if (rc) {
+      cs_err(err, rc, "search failed: %s", cs_strerror(rc));
+    }
   }
   if (!rc && count) {
     out->contacts = malloc(count * sizeof *out->contacts);
