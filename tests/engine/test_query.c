@@ -180,8 +180,9 @@ static void test_query_check_in(void **state) {
                 .nvalues = CS_QUERY_IN_MAX};
   cs_qry q = {.account = 1, .filter = &n};
   expect_ok(s, &q);
+  /* The list's length is the node's value at fault: index 0. */
   n.nvalues = CS_QUERY_IN_MAX + 1;
-  expect_fault(s, &q, CS_QPART_VALUE, &n, CS_QUERY_IN_MAX, false);
+  expect_fault(s, &q, CS_QPART_VALUE, &n, 0, false);
   n.nvalues = 0; /* an empty list */
   expect_fault(s, &q, CS_QPART_VALUE, &n, 0, false);
 
@@ -194,7 +195,7 @@ static void test_query_check_in(void **state) {
                    .nvalues = CS_QUERY_IN_MAX};
     expect_ok(s, &q);
     n.nvalues = CS_QUERY_IN_MAX + 1;
-    expect_fault(s, &q, CS_QPART_VALUE, &n, CS_QUERY_IN_MAX, false);
+    expect_fault(s, &q, CS_QPART_VALUE, &n, 0, false);
     n.nvalues = 0;
     expect_fault(s, &q, CS_QPART_VALUE, &n, 0, false);
   }
@@ -389,7 +390,7 @@ static void test_query_check_fields_ops_values(void **state) {
                  .values = in,
                  .nvalues = 3};
   expect_ok(s, &q);
-  in[2] = (cs_str){NULL, 0};
+  in[2] = (cs_str){NULL, 3};
   expect_fault(s, &q, CS_QPART_VALUE, &n, 2, false);
   in[2] = (cs_str){"\xff\xfe", 2};
   expect_fault(s, &q, CS_QPART_VALUE, &n, 2, false);
@@ -471,8 +472,10 @@ static void test_query_typo_allowance_edges(void **state) {
   assert_int_equal(cs_typo_allowance(CS_FUZZY_ONE_MIN_CHARS, false), 1);
   assert_int_equal(cs_typo_allowance(CS_FUZZY_TWO_MIN_CHARS - 1, false), 1);
   assert_int_equal(cs_typo_allowance(CS_FUZZY_TWO_MIN_CHARS, false), 2);
-  assert_int_equal(cs_typo_allowance(1000, false), 2);
-  assert_int_equal(cs_typo_allowance(SIZE_MAX, false), 2);
+  /* Past CS_FUZZY_MAX_CHARS a word matches without typos. */
+  assert_int_equal(cs_typo_allowance(CS_FUZZY_MAX_CHARS, false), 2);
+  assert_int_equal(cs_typo_allowance(CS_FUZZY_MAX_CHARS + 1, false), 0);
+  assert_int_equal(cs_typo_allowance(SIZE_MAX, false), 0);
   assert_int_equal(cs_typo_allowance(CS_FUZZY_ONE_MIN_CHARS, true), 0);
   assert_int_equal(cs_typo_allowance(CS_FUZZY_TWO_MIN_CHARS, true), 0);
   assert_int_equal(cs_typo_allowance(SIZE_MAX, true), 0);
@@ -819,7 +822,8 @@ static void mark_unstable(walk *w, int i) {
 
 /* Creates and deletes contacts of its own, deletes victims (the first
  * WALK_VICTIMS), moves movers (the next WALK_MOVERS) to another last
- * name. */
+ * name: the walk's sort field, so neither is required, and a mover may
+ * come twice. */
 static void *walk_churn(void *arg) {
   walk *w = arg;
   unsigned seed = w->seed;
@@ -919,13 +923,17 @@ static void walk_once(walk *w, bool desc, uint32_t limit) {
     if (cs_query_run(w->s, &q, &r, &err)) fail_msg("walk: %s", err.msg);
     for (uint32_t i = 0; i < r.page.count; i++) {
       uint64_t id = r.page.contacts[i].id;
-      for (int j = 0; j < nseen; j++)
+      int k = index_of(w, id);
+      /* A mover whose last name moves past the cursor comes again: a
+       * keyset walk follows the sort value. Every other contact comes at
+       * most once. */
+      bool mover = k >= WALK_VICTIMS && k < WALK_VICTIMS + WALK_MOVERS;
+      for (int j = 0; j < nseen && !mover; j++)
         if (seen_ids[j] == id)
-          fail_msg("walk %s: %llu returned twice", desc ? "desc" : "asc",
-                   (unsigned long long)id);
+          fail_msg("walk %s: %llu (initial %d) returned twice",
+                   desc ? "desc" : "asc", (unsigned long long)id, k);
       if (nseen < (int)(sizeof seen_ids / sizeof seen_ids[0]))
         seen_ids[nseen++] = id;
-      int k = index_of(w, id);
       if (k < 0) continue;
       seen[k] = true;
       pthread_mutex_lock(&w->mu);

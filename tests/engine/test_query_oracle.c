@@ -1156,7 +1156,8 @@ static bool check_next(const cs_qry *q, const cs_qresult *r, char *why,
     if (table[i].id == c->id) e = &table[i];
   bool ok = e && r->next.id == c->id && r->next.nkeys >= q->nsort &&
             r->next.nkeys <= CS_QUERY_SORT_MAX;
-  for (uint32_t i = 0; ok && i < q->nsort; i++) {
+  /* Keys after id never order anything: not compared. */
+  for (uint32_t i = 0; ok && i < q->nsort && (i == 0 || q->sort[i - 1].field != CS_QF_ID); i++) {
     int f = q->sort[i].field;
     const cs_qpos_key *k = &r->next.key[i];
     if (f < CS_FIELD_COUNT)
@@ -1235,6 +1236,8 @@ static bool check_query(cs_store *s, cs_qry *q, char *why, size_t cap) {
  * and the contacts), for the log. */
 static char report[65536];
 
+static cs_store *cur_store; /* for the report */
+
 static void fail_query(const char *when, unsigned seed, cs_qry *q,
                        const char *why) {
   char qs[4096];
@@ -1243,11 +1246,26 @@ static void fail_query(const char *when, unsigned seed, cs_qry *q,
   put(report, sizeof report, "expected %d:", ex.n);
   for (int i = 0; i < ex.n && i < 40; i++)
     put(report, sizeof report, " %llu", (unsigned long long)ex.hits[i].e->id);
+  /* What the engine gives on one page of all. */
+  cs_qry all = *q;
+  all.limit = CS_PAGE_LIMIT_MAX;
+  all.after = NULL;
+  cs_qresult r;
+  cs_error err;
+  if (cur_store && cs_query_run(cur_store, &all, &r, &err) == 0) {
+    put(report, sizeof report, "\nengine %llu:",
+        (unsigned long long)r.page.total);
+    for (uint32_t i = 0; i < r.page.count && i < 40; i++)
+      put(report, sizeof report, " %llu",
+          (unsigned long long)r.page.contacts[i].id);
+    cs_qresult_free(&r);
+  }
   put(report, sizeof report, "\naccount %u contacts:", q->account);
   for (int i = 0; i < table_count; i++)
     if (table[i].live && table[i].account == q->account)
       print_entry(&table[i], report, sizeof report);
-  print_message("%s\n", report);
+  printf("%s\n", report);
+  fflush(stdout);
   fail_msg("seed %u %s: %s\n  query: %s\n  (replay with QORACLE_SEED=%u)", seed,
            when, why, qs, seed);
 }
@@ -1257,6 +1275,7 @@ static gq gen; /* large: static */
 static void check_random_queries(cs_store *s, int n, unsigned seed,
                                  const char *when) {
   if (table_count == 0) return;
+  cur_store = s;
   char why[1024];
   for (int i = 0; i < n; i++) {
     gen_query(&gen, 1 + rnd() % (wide_vocab ? 1 : NACCT));
