@@ -648,6 +648,36 @@ static void test_query_typos_never(void **state) {
   assert_int_equal(fuzzy_total(s, 1, CS_NOTES, "r2d2x unit"), 1);
   assert_int_equal(fuzzy_total(s, 1, CS_NOTES, "r2d2x unti"), 0);
   assert_int_equal(fuzzy_total(s, 1, CS_JOB_TITLE, "chris"), 0);
+  /* Words of CS_FUZZY_MAX_CHARS characters take two typos, longer ones
+   * none. */
+  char at_max[CS_FUZZY_MAX_CHARS * 2 + 1], past[CS_FUZZY_MAX_CHARS * 2 + 3];
+  memset(at_max, 'a', CS_FUZZY_MAX_CHARS);
+  at_max[CS_FUZZY_MAX_CHARS] = 0;
+  memset(past, 'a', CS_FUZZY_MAX_CHARS + 1);
+  past[CS_FUZZY_MAX_CHARS + 1] = 0;
+  cs_patch p = {.set_mask = (1u << CS_JOB_TITLE) | (1u << CS_LAST_NAME)};
+  p.field[CS_JOB_TITLE] = S(at_max);
+  p.field[CS_LAST_NAME] = S(past);
+  assert_int_equal(tu_update(s, 1, id, p, &err), 0);
+  char qs[CS_FUZZY_MAX_CHARS * 2 + 16];
+  /* two substitutions in each */
+  at_max[3] = at_max[10] = 'b';
+  snprintf(qs, sizeof qs, "%s pivot", at_max);
+  assert_int_equal(q_total(s, 1, qs, true), 1);
+  assert_int_equal(fuzzy_total(s, 1, CS_JOB_TITLE, at_max), 1);
+  past[3] = past[10] = 'b';
+  snprintf(qs, sizeof qs, "%s pivot", past);
+  assert_int_equal(q_total(s, 1, qs, true), 0);
+  assert_int_equal(fuzzy_total(s, 1, CS_LAST_NAME, past), 0);
+  past[3] = past[10] = 'a';
+  snprintf(qs, sizeof qs, "%s pivot", past);
+  assert_int_equal(q_total(s, 1, qs, true), 1);
+  /* Characters are code points: 63 a and a "zh" (two bytes, and still
+   * two after folding) are 64 characters, one substitution away. */
+  memset(at_max, 'a', CS_FUZZY_MAX_CHARS - 1);
+  memcpy(at_max + CS_FUZZY_MAX_CHARS - 1, "\xd0\xb6", 3);
+  snprintf(qs, sizeof qs, "%s pivot", at_max);
+  assert_int_equal(q_total(s, 1, qs, true), 1);
   if (cs_op_arg(CS_EMAIL, CS_OP_FUZZY) >= 0) {
     assert_int_equal(fuzzy_total(s, 1, CS_EMAIL, "jonathan"), 1);
     assert_int_equal(fuzzy_total(s, 1, CS_EMAIL, "jonatahn"), 0);
@@ -785,6 +815,32 @@ static void test_query_sort_missing_last(void **state) {
   q.nsort = 1;
   uint64_t by_id[] = {g, f, e, d, c, b, a};
   expect_order(s, &q, by_id, 7, "id desc");
+  close_store(s, dir);
+}
+
+/* A value whose key is empty (a lone combining mark folds to nothing) is
+ * still a present field: exists holds, neq holds, eq of anything does
+ * not, and it sorts last. */
+static void test_query_exists_on_an_empty_key(void **state) {
+  (void)state;
+  char *dir;
+  cs_store *s = open_store(&dir);
+  uint64_t mark = mk(s, 1, "A", NULL, "\xcc\x81", NULL, NULL);
+  uint64_t none = mk(s, 1, "B", NULL, NULL, NULL, NULL);
+  uint64_t acme = mk(s, 1, "C", NULL, "Acme", NULL, NULL);
+  cs_qnode ex = {.kind = CS_Q_COND, .field = CS_COMPANY, .op = CS_OP_EXISTS};
+  cs_qry q = {.account = 1, .filter = &ex};
+  uint64_t present[] = {mark, acme};
+  expect_order(s, &q, present, 2, "company exists");
+  cs_qnode not_ex = {.kind = CS_Q_NOT, .kids = &ex, .nkids = 1};
+  q.filter = &not_ex;
+  uint64_t absent[] = {none};
+  expect_order(s, &q, absent, 1, "not company exists");
+  cs_str v = S("Acme");
+  cs_qnode neq = cond_text(CS_COMPANY, CS_OP_NEQ, &v);
+  q.filter = &neq;
+  uint64_t other[] = {mark, none};
+  expect_order(s, &q, other, 2, "company neq Acme");
   close_store(s, dir);
 }
 
@@ -1005,15 +1061,15 @@ static void test_query_cursor_walk_under_writes(void **state) {
   pthread_create(&t[1], NULL, walk_edit, &w);
   /* Walks until the writers have written a good deal meanwhile. */
   for (int round = 0;
-       round < 6 ||
-       (round < 60 && __atomic_load_n(&w.writes, __ATOMIC_RELAXED) < 400);
+       round < 12 ||
+       (round < 400 && __atomic_load_n(&w.writes, __ATOMIC_RELAXED) < 3000);
        round++)
     walk_once(&w, round % 2 == 1, 1 + (uint32_t)(round % 6) * 3);
   w.stop = true;
   pthread_join(t[0], NULL);
   pthread_join(t[1], NULL);
   /* The writers wrote while the walks ran. */
-  assert_true(w.writes >= 400);
+  assert_true(w.writes >= 3000);
   pthread_mutex_destroy(&w.mu);
   close_store(s, dir);
 }
@@ -1033,6 +1089,7 @@ int main(void) {
       cmocka_unit_test(test_query_typos_never),
       cmocka_unit_test(test_query_relevance_by_hand),
       cmocka_unit_test(test_query_sort_missing_last),
+      cmocka_unit_test(test_query_exists_on_an_empty_key),
       cmocka_unit_test(test_query_cursor_walk_under_writes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

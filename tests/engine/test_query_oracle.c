@@ -160,9 +160,9 @@ static const char *titles[] = {"Engineer", "Senior Engineer", "Enginer",
                                "CTO",      "Developer",       "Devloper",
                                "Sales",    "Director",        "Directors"};
 static const char *note_words[] = {
-    "green",    "tea",  "coffee", "Café",   "met",      "fair",
-    "call",     "back", "TEA",    "vip",    "callback", "meeting",
-    "meetings", "x1",   "2024",   "urgent", "urgnet",   "a1b2c"};
+    "green", "tea",    "coffee", "Café",     "met",      "fair",     "call",
+    "back",  "TEA",    "vip",    "callback", "meeting",  "meetings", "x1",
+    "2024",  "urgent", "urgnet", "a1b2c",    "meeting2", "urgent1",  "coffee9"};
 static const char *phones[] = {
     "+1 (234) 567-890", "1234567890",  "555 0100", "555-0101",
     "(555) 010 0",      "030 7654321", "7654321",  "+49 30 7654321"};
@@ -404,11 +404,13 @@ static int osa(const char *a, size_t alen, const char *b, size_t blen) {
   return d[n][m];
 }
 
-/* The allowance of the meaning: 0 below 5 code points, 1 below 9, else 2;
- * 0 with a digit. Written here, not taken from the engine. */
+/* The allowance of the meaning: 0 below 5 code points, 1 below 9, else 2
+ * up to CS_FUZZY_MAX_CHARS, 0 past it; 0 with a digit. Written here, not
+ * taken from the engine. */
 static int allowance(const char *w, size_t len) {
   if (has_digit(w, len)) return 0;
   size_t c = cp_count(w, len);
+  if (c > CS_FUZZY_MAX_CHARS) return 0;
   return c < CS_FUZZY_ONE_MIN_CHARS ? 0 : c < CS_FUZZY_TWO_MIN_CHARS ? 1 : 2;
 }
 
@@ -868,7 +870,8 @@ static void text_value(int f, cs_op op, uint32_t account, char *out,
     static const char *none[] = {"zzzz", "qq",       "nobody", "\xcc\x81",
                                  "x",    "Jonathon", "Smiht"};
     snprintf(out, cap, "%s", f == CS_PHONE ? "99999" : PICK(none));
-    if (op == CS_OP_WORDS || op == CS_OP_FUZZY) snprintf(out, cap, "zzzz");
+    if (op == CS_OP_WORDS || op == CS_OP_FUZZY || op == CS_OP_SUFFIX)
+      snprintf(out, cap, "%s", f == CS_PHONE ? "99999" : "zzzz");
     return;
   }
   snprintf(out, cap, "%s", v);
@@ -1157,7 +1160,9 @@ static bool check_next(const cs_qry *q, const cs_qresult *r, char *why,
   bool ok = e && r->next.id == c->id && r->next.nkeys >= q->nsort &&
             r->next.nkeys <= CS_QUERY_SORT_MAX;
   /* Keys after id never order anything: not compared. */
-  for (uint32_t i = 0; ok && i < q->nsort && (i == 0 || q->sort[i - 1].field != CS_QF_ID); i++) {
+  for (uint32_t i = 0;
+       ok && i < q->nsort && (i == 0 || q->sort[i - 1].field != CS_QF_ID);
+       i++) {
     int f = q->sort[i].field;
     const cs_qpos_key *k = &r->next.key[i];
     if (f < CS_FIELD_COUNT)
@@ -1253,8 +1258,8 @@ static void fail_query(const char *when, unsigned seed, cs_qry *q,
   cs_qresult r;
   cs_error err;
   if (cur_store && cs_query_run(cur_store, &all, &r, &err) == 0) {
-    put(report, sizeof report, "\nengine %llu:",
-        (unsigned long long)r.page.total);
+    put(report, sizeof report,
+        "\nengine %llu:", (unsigned long long)r.page.total);
     for (uint32_t i = 0; i < r.page.count && i < 40; i++)
       put(report, sizeof report, " %llu",
           (unsigned long long)r.page.contacts[i].id);
