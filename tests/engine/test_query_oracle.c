@@ -48,7 +48,7 @@
 #define QO_SLOW 0
 #endif
 
-#define MAXC 360
+#define MAXC 720
 #define NACCT 3
 #define VMAX 96  /* bytes of a value */
 #define KMAX 192 /* bytes of a folded key */
@@ -1350,8 +1350,8 @@ static int env_int(const char *name, int dflt) {
 static void test_query_oracle_equals_brute_force(void **state) {
   (void)state;
   unsigned seed = (unsigned)env_int("QORACLE_SEED", 20261201);
-  int steps = env_int("QORACLE_STEPS", QO_SLOW ? 150 : 400);
-  run_oracle(seed, steps, 10, QO_SLOW ? 12 : 25, false);
+  int steps = env_int("QORACLE_STEPS", QO_SLOW ? 600 : 1000);
+  run_oracle(seed, steps, 8, QO_SLOW ? 25 : 40, false);
 }
 
 /* One account of many distinct companies: the facet keeps the
@@ -1360,7 +1360,7 @@ static void test_query_oracle_facet_cut(void **state) {
   (void)state;
   unsigned seed = (unsigned)env_int("QORACLE_SEED", 20261202);
   int steps = env_int("QORACLE_STEPS", 400);
-  run_oracle(seed, steps, 50, QO_SLOW ? 8 : 20, true);
+  run_oracle(seed, steps, 50, QO_SLOW ? 15 : 20, true);
   /* The run reached past the cut: more distinct companies than it keeps. */
   fval seen[MAXC];
   int n = 0;
