@@ -145,12 +145,13 @@ static const char *first_names[] = {
     "Jon",   "John",     "Jonathan",    "Joan",       "José",       "jose",
     "Anna",  "Anne",     "Ann",         "Zoë",        "Zoe",        "Maria",
     "Mario", "Marie",    "Christopher", "Christophe", "Kristopher", "Bob",
-    "Bo",    "Ann  Lee", "JOSÉ"};
+    "Bo",    "Ann  Lee", "JOSÉ",        "Дмитрий",    "Дмитри",     "Ольга",
+    "Σοφία", "ΣΟΦΙΑ",    "Sofia"};
 static const char *last_names[] = {
-    "Müller",       "Muller",     "Mueller",  "Miller",  "Smith",
-    "Smyth",        "Schmidt",    "Lee",      "Li",      "O'Brien",
-    "van der Berg", "Vanderberg", "Straße",   "Strasse", "Johnson",
-    "Jonsson",      "\xcc\x81",   "Anderson", "Andersen"};
+    "Müller",   "Muller",  "Mueller", "Miller",  "Smith",        "Smyth",
+    "Schmidt",  "Lee",     "Li",      "O'Brien", "van der Berg", "Vanderberg",
+    "Straße",   "Strasse", "Johnson", "Jonsson", "\xcc\x81",     "Anderson",
+    "Andersen", "Ковалёв", "Ковалев", "Коваль"};
 static const char *companies[] = {
     "Acme",    "ACME Corp",    "Acme Corporation", "Globex",   "Globex 2",
     "Initech", "Example Inc.", "example inc",      "Umbrella", "Umbrela",
@@ -416,13 +417,15 @@ static int allowance(const char *w, size_t len) {
 
 /* A word with one random typo (insert, delete, substitute, swap). */
 static void add_typo(char *w, size_t cap) {
-  static const uint32_t alpha[] = {'a', 'e', 'o', 'n', 'r', 's', 0xe9, 'x'};
+  /* Letters of one byte and of two (that fold to one, or stay two). */
+  static const uint32_t alpha[] = {'a', 'e',  'o', 'n',   'r',
+                                   's', 0xe9, 'x', 0x434, 0x3b1};
   uint32_t cp[VMAX + 2];
   int n = utf8_decode(w, strlen(w), cp, VMAX);
   if (n == 0 || (size_t)(n + 2) * 4 >= cap) return;
   int kind = (int)(rnd() % 4);
   int at = (int)(rnd() % (unsigned)n);
-  uint32_t c = alpha[rnd() % 8];
+  uint32_t c = alpha[rnd() % (sizeof alpha / sizeof alpha[0])];
   if (kind == 0) {
     memmove(cp + at + 1, cp + at, (size_t)(n - at) * sizeof *cp);
     cp[at] = c;
