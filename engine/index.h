@@ -116,10 +116,18 @@ int ixq_absent(const ix_index *ix, uint32_t account, int field,
                roaring_bitmap_t *out);
 
 /* Adds to out the slots of account whose field matches raw under op
- * (eq, prefix, words, suffix, fuzzy; cs_query.h), folding with fb. 0,
+ * (eq, prefix, words, fuzzy; cs_query.h), folding with fb. 0,
  * CS_EINVAL (an op the field does not take, too many words), -ENOMEM. */
 int ixq_match(const ix_index *ix, uint32_t account, int field, cs_op op,
               const char *raw, size_t len, fold_buf *fb, roaring_bitmap_t *out);
+
+/* Adds to out the slots of account whose field (email, phone) may end
+ * with raw, folded into fb: exactly those, or with *verify a superset the
+ * caller narrows by comparing each one's key with fb (see IX_REV_EMAIL).
+ * 0, CS_EINVAL (another field, or fewer than CS_QUERY_SUFFIX_MIN
+ * characters), -ENOMEM. */
+int ixq_suffix(const ix_index *ix, uint32_t account, int field, const char *raw,
+               size_t len, fold_buf *fb, roaring_bitmap_t *out, bool *verify);
 
 /* The words of fold_text(text), counted up to CS_QUERY_WORDS_MAX + 1. */
 int ixq_count_words(const char *text, size_t len, fold_buf *fb, uint32_t *n);
@@ -167,5 +175,12 @@ typedef int (*ixq_walk_fn)(void *ctx, cs_str key, const uint32_t *slots,
 int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
              const cs_str *from, bool slots, const roaring_bitmap_t *r,
              ixq_walk_fn fn, void *ctx);
+
+/* Calls fn (without slots) for every key of field that slots of r hold
+ * (r: slots of one account), with their number, in no particular order:
+ * the facets' count, cheaper than a walk in key order. 0, fn's negative
+ * value, or -ENOMEM. */
+int ixq_count_keys(const ix_index *ix, int field, const roaring_bitmap_t *r,
+                   ixq_walk_fn fn, void *ctx);
 
 #endif

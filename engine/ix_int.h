@@ -16,12 +16,12 @@
  * posting list) that also keeps its keys in sorted order for prefix search,
  * and a words dictionary (each word of the folded value -> posting list),
  * sorted too, for the prefix and typo-tolerant word matches of a query.
- * Email and phone also have a dictionary of their reversed keys (suffix
- * search), and one meta dictionary lists each account's live contacts and,
- * per field, those without the field. Beside the dictionaries, an array
- * keeps each slot's creation and update times.
- * Phone has no words dictionary: its folded value is a string of digits,
- * one word, so a words search on phone is an exact search.
+ * Email and phone also have a dictionary of their reversed tails (suffix
+ * search, see IX_REV_EMAIL), and one meta dictionary lists each account's live
+ * contacts and, per field, those without the field. Beside the dictionaries, an
+ * array keeps each slot's creation and update times. Phone has no words
+ * dictionary: its folded value is a string of digits, one word, so a words
+ * search on phone is an exact search.
  *
  * Accounts cost nothing: every dictionary key starts with the account
  * number as 4 big-endian bytes, so one account's keys form one contiguous
@@ -94,6 +94,9 @@
  *
  *     index.c       create/destroy, insert, erase, bulk mode, memory
  *     ix_search.c   search, exact lookups, per-thread folding buffers
+ *     ix_query.c    a query's sets: conditions, free text (and ix_fuzzy.c,
+ *                   the typo walk, below it)
+ *     ix_qwalk.c    walks against a match set, for sorts and facets
  *     ix_snap.c     the snapshot codec (ix_save, ix_load)
  *     ix_check.c    the whole-index checker (ix_check), for tests
  *        |
@@ -233,9 +236,32 @@ typedef struct ix_job {
   uint32_t h, e; /* e: the entry its hash first matched, or IX_NONE */
 } ix_job;
 
-/* The suffix dictionaries: the reversed keys of email and phone, so that a
- * suffix search is a prefix search over them. */
+/* The suffix dictionaries, sorted, of reversed tails: an email's domain
+ * (what follows the last '@' of its key) and a phone's last IX_PHONE_TAIL
+ * digits. A suffix is a prefix of the reversed tail, so a suffix search
+ * is a prefix search over them: exact for an email suffix without '@' and
+ * a phone suffix of at most IX_PHONE_TAIL digits, and otherwise a small
+ * set of candidates (one domain; one tail) that the query checks against
+ * their records. Whole reversed keys would answer every suffix exactly but
+ * cost some 180 bytes a contact; tails cost about a tenth of that, since
+ * domains repeat and 5 digits have 100,000 values. */
 enum { IX_REV_EMAIL, IX_REV_PHONE, IX_NREV };
+#define IX_PHONE_TAIL 5
+
+/* key reversed bytewise into out (index.c). 0 or -ENOMEM. */
+int ix_reverse(const char *key, size_t len, fold_buf *out);
+
+/* The tail of a folded key (email, phone) that its suffix dictionary
+ * holds. */
+static inline cs_str ix_tail(int field, const char *key, size_t len) {
+  if (field == CS_PHONE) {
+    size_t n = len < IX_PHONE_TAIL ? len : IX_PHONE_TAIL;
+    return (cs_str){key + len - n, n};
+  }
+  const char *at = memrchr(key, '@', len);
+  size_t from = at ? (size_t)(at - key) + 1 : 0;
+  return (cs_str){key + from, len - from};
+}
 
 /* The meta dictionary's keys, after the account: one whose list is every
  * live contact of the account, and one per field listing the live
@@ -298,6 +324,43 @@ static inline void *ix_huge(void *p, size_t bytes) {
   }
 #else
   (void)bytes;
+  /* ------------------------------------ postings (query side, inline) */
+
+  /* Adds the slots of p to out (ix_query.c, ix_qwalk.c). */
+  static inline void post_or(ix_post p, roaring_bitmap_t * out) {
+    if (!p) return;
+    if (POST_IS_ONE(p)) {
+      roaring_bitmap_add(out, POST_ONE(p));
+    } else if (POST_IS_RB(p)) {
+      roaring_bitmap_or_inplace(out, POST_RB(p));
+    } else {
+      const ix_arr *a = POST_ARR(p);
+      roaring_bitmap_add_many(out, a->n, a->v);
+    }
+  }
+
+  /* The posting of (account, text) in d, or 0. */
+  static inline ix_post dict_post(const ix_dict *d, uint32_t account,
+                                  const char *t, size_t len) {
+    uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
+    return e == IX_NONE ? 0 : d->ents[e].post;
+  }
+
+  /* ------------------------------------------- ix_fuzzy.c: typo walks */
+
+  typedef struct fuzzy_walk fuzzy_walk;
+  /* A walk's state (a few KiB: rows per character); free with free(). */
+  fuzzy_walk *fuzzy_new(void);
+  /* Sets z up for word (folded) and allowance k; false when the word is
+   * longer than typo tolerance takes (CS_FUZZY_MAX_CHARS). */
+  bool fuzzy_init(fuzzy_walk * z, const char *w, size_t len, int k);
+  /* Calls fn(ctx, post, typos) for every word of account in the sorted d
+   * without a digit and 1..k typos from z's word. */
+  void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
+                  void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
+  /* The typo allowance of a folded query word (cs_typo_allowance). */
+  int word_allowance(const char *w, size_t len);
+
 #endif
   return p;
 }
@@ -609,4 +672,41 @@ static inline int dict_add(ix_dict *d, bool bulk, uint32_t account,
   d->stage[d->nstage++] = (uint64_t)e << 32 | slot;
   return 0;
 }
+/* ------------------------------------ postings (query side, inline) */
+
+/* Adds the slots of p to out (ix_query.c, ix_qwalk.c). */
+static inline void post_or(ix_post p, roaring_bitmap_t *out) {
+  if (!p) return;
+  if (POST_IS_ONE(p)) {
+    roaring_bitmap_add(out, POST_ONE(p));
+  } else if (POST_IS_RB(p)) {
+    roaring_bitmap_or_inplace(out, POST_RB(p));
+  } else {
+    const ix_arr *a = POST_ARR(p);
+    roaring_bitmap_add_many(out, a->n, a->v);
+  }
+}
+
+/* The posting of (account, text) in d, or 0. */
+static inline ix_post dict_post(const ix_dict *d, uint32_t account,
+                                const char *t, size_t len) {
+  uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
+  return e == IX_NONE ? 0 : d->ents[e].post;
+}
+
+/* ------------------------------------------- ix_fuzzy.c: typo walks */
+
+typedef struct fuzzy_walk fuzzy_walk;
+/* A walk's state (a few KiB: rows per character); free with free(). */
+fuzzy_walk *fuzzy_new(void);
+/* Sets z up for word (folded) and allowance k; false when the word is
+ * longer than typo tolerance takes (CS_FUZZY_MAX_CHARS). */
+bool fuzzy_init(fuzzy_walk *z, const char *w, size_t len, int k);
+/* Calls fn(ctx, post, typos) for every word of account in the sorted d
+ * without a digit and 1..k typos from z's word. */
+void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
+                void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
+/* The typo allowance of a folded query word (cs_typo_allowance). */
+int word_allowance(const char *w, size_t len);
+
 #endif

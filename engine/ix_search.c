@@ -1,9 +1,6 @@
 /*
  * ix_search.c: exact, prefix and words search, and the exact lookups.
  *
- * A suffix search is a prefix search over the reversed keys of email or
- * phone (and needs CS_QUERY_SUFFIX_MIN characters of term).
- *
  * Why: searches run in many threads at once under the store's read lock
  * and must never write (invariant 4 in ix_int.h): each thread folds its
  * term into a buffer of its own, and all other state lives on the stack.
@@ -350,18 +347,14 @@ int ix_search(const ix_index *ix, uint32_t account, int field, cs_match match,
   if (match == CS_MATCH_DEFAULT)
     match = field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
   if (match != CS_MATCH_EXACT && match != CS_MATCH_PREFIX &&
-      match != CS_MATCH_WORDS && match != CS_MATCH_SUFFIX)
-    return CS_EINVAL;
-  if (match == CS_MATCH_SUFFIX && ix_rev_of(field) < 0) return CS_EINVAL;
+      match != CS_MATCH_WORDS)
+    return CS_EINVAL; /* suffix: cs_search runs it as a query */
   /* A phone folds to one word of digits: words is exact there. */
   if (field == CS_PHONE && match == CS_MATCH_WORDS) match = CS_MATCH_EXACT;
   fold_buf *fb = ix_term_buf();
   if (!fb) return -ENOMEM;
   int rc = fold_key(field, term ? term : "", term_len, fb);
   if (rc) return rc;
-  if (match == CS_MATCH_SUFFIX &&
-      cs_utf8_chars(fb->ptr, fb->len) < CS_QUERY_SUFFIX_MIN)
-    return CS_EINVAL;
   if (!fb->len) return 0;
   ix_result r = {slots_out, limit, 0, 0, 0};
   const ix_dict *d = &ix->exact[field];
@@ -371,14 +364,6 @@ int ix_search(const ix_index *ix, uint32_t account, int field, cs_match match,
     if (e != IX_NONE) answer_one(d->ents[e].post, min_slot, &r);
   } else if (match == CS_MATCH_PREFIX) {
     search_prefix(d, account, fb->ptr, fb->len, min_slot, &r);
-  } else if (match == CS_MATCH_SUFFIX) {
-    for (size_t a = 0, b = fb->len - 1; a < b; a++, b--) {
-      char t = fb->ptr[a];
-      fb->ptr[a] = fb->ptr[b];
-      fb->ptr[b] = t;
-    }
-    search_prefix(&ix->rev[ix_rev_of(field)], account, fb->ptr, fb->len,
-                  min_slot, &r);
   } else {
     rc = search_words(&ix->words[field], account, fb->ptr, fb->len, min_slot,
                       &r);

@@ -23,8 +23,7 @@ const char *cs_op_name(cs_op op) {
 
 int cs_op_from_name(const char *name, size_t len) {
   for (int i = 0; i < CS_OP_COUNT; i++)
-    if (strlen(op_names[i]) == len && !memcmp(op_names[i], name, len))
-      return i;
+    if (strlen(op_names[i]) == len && !memcmp(op_names[i], name, len)) return i;
   return -1;
 }
 

@@ -301,6 +301,29 @@ static int eval_time(qrun *r, const cs_qnode *n, roaring_bitmap_t *out) {
   return n->op == CS_OP_NEQ ? complement(r, out) : 0;
 }
 
+/* Narrows the candidates of a suffix (ixq_suffix, its folded term in
+ * r->fb) to the contacts whose key ends with it. */
+static int keep_suffix(qrun *r, int field, roaring_bitmap_t *cands) {
+  size_t tl = r->fb.len;
+  char *t = malloc(tl + 1);
+  roaring_bitmap_t *drop = roaring_bitmap_create();
+  int rc = t && drop ? 0 : -ENOMEM;
+  if (!rc) memcpy(t, r->fb.ptr, tl);
+  roaring_uint32_iterator_t it;
+  roaring_init_iterator(cands, &it);
+  for (; !rc && it.has_value; roaring_advance_uint32_iterator(&it)) {
+    cs_str key;
+    bool missing;
+    if ((rc = qrun_key(r, it.current_value, field, &key, &missing))) break;
+    if (missing || key.len < tl || memcmp(key.ptr + key.len - tl, t, tl))
+      roaring_bitmap_add(drop, it.current_value);
+  }
+  if (!rc) roaring_bitmap_andnot_inplace(cands, drop);
+  ixq_set_free(drop);
+  free(t);
+  return rc;
+}
+
 static int eval_text(qrun *r, const cs_qnode *n, roaring_bitmap_t *out) {
   const ix_index *ix = r->s->ix;
   uint32_t a = r->q->account;
@@ -317,6 +340,12 @@ static int eval_text(qrun *r, const cs_qnode *n, roaring_bitmap_t *out) {
                      n->values[i].len, &r->fb, out);
     if (!rc && n->op == CS_OP_NEQ) rc = complement(r, out);
     return rc;
+  case CS_OP_SUFFIX: {
+    bool verify;
+    rc = ixq_suffix(ix, a, n->field, n->values[0].ptr, n->values[0].len, &r->fb,
+                    out, &verify);
+    return rc || !verify ? rc : keep_suffix(r, n->field, out);
+  }
   default:
     return ixq_match(ix, a, n->field, n->op, n->values[0].ptr, n->values[0].len,
                      &r->fb, out);
@@ -399,19 +428,23 @@ static int score_matches(qrun *r) {
 static int eval_matches(qrun *r) {
   const cs_qry *q = r->q;
   int rc;
-  if (q->filter) {
-    if ((rc = eval_node(r, q->filter, &r->match))) return rc;
-  } else {
-    if (!live_set(r) || !(r->match = roaring_bitmap_copy(r->live)))
-      return -ENOMEM;
+  if (q->filter && (rc = eval_node(r, q->filter, &r->match))) return rc;
+  if (q->q.ptr) {
+    bool tiers = sorts_by_relevance(q);
+    rc = ixq_text_eval(r->s->ix, q->account, q->q.ptr, q->q.len, q->fuzzy,
+                       tiers, &r->text);
+    if (rc) return rc;
+    if (r->match) {
+      roaring_bitmap_and_inplace(r->match, r->text.set);
+    } else {
+      r->match = r->text.set; /* postings hold live slots only */
+      r->text.set = NULL;
+    }
+    return tiers ? score_matches(r) : 0;
   }
-  if (!q->q.ptr) return 0;
-  bool tiers = sorts_by_relevance(q);
-  rc = ixq_text_eval(r->s->ix, q->account, q->q.ptr, q->q.len, q->fuzzy, tiers,
-                     &r->text);
-  if (rc) return rc;
-  roaring_bitmap_and_inplace(r->match, r->text.set);
-  return tiers ? score_matches(r) : 0;
+  if (!r->match && (!live_set(r) || !(r->match = roaring_bitmap_copy(r->live))))
+    return -ENOMEM;
+  return 0;
 }
 
 /* ---------------------------------------------------------------- run */
