@@ -844,6 +844,40 @@ static void test_query_exists_on_an_empty_key(void **state) {
   close_store(s, dir);
 }
 
+/* match=suffix by id is refused too (the oracle of test_oracle.c holds
+ * the seven fields); the term's length counts after folding. */
+static void test_query_search_suffix_by_id(void **state) {
+  (void)state;
+  char *dir;
+  cs_store *s = open_store(&dir);
+  uint64_t id = mk(s, 1, "A", NULL, NULL, NULL, NULL);
+  char digits[CS_ID_DIGITS + 1];
+  cs_id_format(id, digits);
+  cs_query q = {.account = 1,
+                .field = CS_SEARCH_BY_ID,
+                .match = CS_MATCH_SUFFIX,
+                .term = digits + 10,
+                .term_len = 10};
+  cs_page page;
+  cs_error err = {0};
+  assert_int_equal(cs_search(s, &q, &page, &err), CS_EINVAL);
+  assert_true(err.msg[0] != 0);
+  /* "  X.ORG  " folds to "x.org": found; " .OR " to ".or": refused. */
+  q = (cs_query){.account = 1,
+                 .field = CS_EMAIL,
+                 .match = CS_MATCH_SUFFIX,
+                 .term = "  X.ORG  ",
+                 .term_len = 9};
+  assert_int_equal(cs_search(s, &q, &page, &err), 0);
+  assert_int_equal(page.total, 1);
+  cs_page_free(&page);
+  q.term = " .OR ";
+  q.term_len = 5;
+  assert_int_equal(cs_search(s, &q, &page, &err), CS_EINVAL);
+  assert_int_equal(err.field, CS_EMAIL);
+  close_store(s, dir);
+}
+
 /* -------------------------------------------- a walk under writes */
 
 #define WALK_N 600
@@ -1090,6 +1124,7 @@ int main(void) {
       cmocka_unit_test(test_query_relevance_by_hand),
       cmocka_unit_test(test_query_sort_missing_last),
       cmocka_unit_test(test_query_exists_on_an_empty_key),
+      cmocka_unit_test(test_query_search_suffix_by_id),
       cmocka_unit_test(test_query_cursor_walk_under_writes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
