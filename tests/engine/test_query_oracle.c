@@ -1300,6 +1300,20 @@ static void check_random_queries(cs_store *s, int n, unsigned seed,
   }
 }
 
+/* Reopens the store with opts and asks the queries that followed at
+ * again. */
+static cs_store *reopen_and_check(cs_store *s, const char *dir,
+                                  const cs_options *opts, unsigned at, int n,
+                                  unsigned seed, const char *when) {
+  cs_error err;
+  assert_int_equal(cs_close(s, &err), 0);
+  if (cs_open(dir, opts, &s, &err)) fail_msg("%s: open: %s", when, err.msg);
+  rng = at;
+  last_as_of = 0;
+  check_random_queries(s, n, seed, when);
+  return s;
+}
+
 static void run_oracle(unsigned seed, int steps, int every, int per_check,
                        bool wide) {
   rng = seed;
@@ -1309,7 +1323,12 @@ static void run_oracle(unsigned seed, int steps, int every, int per_check,
   wide_vocab = wide;
   last_as_of = 0;
   char *dir = tu_tmpdir();
-  cs_options o = {.durability = CS_DURABILITY_NONE, .now_ms = test_now};
+  /* Snapshots along the way, none at close: the first reopening loads the
+   * last one and replays the log after it. */
+  cs_options o = {.durability = CS_DURABILITY_NONE,
+                  .now_ms = test_now,
+                  .snapshot_every_bytes = CS_SNAPSHOT_EVERY_BYTES_MIN * 4,
+                  .no_snapshot_on_close = true};
   cs_store *s;
   cs_error err;
   assert_int_equal(cs_open(dir, &o, &s, &err), 0);
@@ -1323,24 +1342,24 @@ static void run_oracle(unsigned seed, int steps, int every, int per_check,
       check_random_queries(s, per_check, seed, when);
     }
   }
-  /* The same answers from a snapshot and from the log alone: the same
-   * queries each time (the generator restarts from the same state). */
+  cs_stats st;
+  cs_stats_get(s, &st);
+  assert_true(st.snapshot_seq > 0);
+  /* The same answers from a snapshot with the log after it, from a
+   * snapshot of everything and from the log alone: the same queries each
+   * time (the generator restarts from the same state). */
   unsigned at = rng;
-  check_random_queries(s, per_check * 4, seed, "before reopening");
-  assert_int_equal(cs_close(s, &err), 0);
-  assert_int_equal(cs_open(dir, &o, &s, &err), 0);
-  rng = at;
-  last_as_of = 0;
-  check_random_queries(s, per_check * 4, seed, "from the snapshot");
-  assert_int_equal(cs_close(s, &err), 0);
-  cs_options replay = o;
+  int n = per_check * 4;
+  check_random_queries(s, n, seed, "before reopening");
+  cs_options plain = {.durability = CS_DURABILITY_NONE, .now_ms = test_now};
+  s = reopen_and_check(s, dir, &plain, at, n, seed,
+                       "from a snapshot and the log after it");
+  s = reopen_and_check(s, dir, &plain, at, n, seed, "from the snapshot");
+  cs_options replay = plain;
   replay.no_snapshot_load = true;
   replay.no_snapshot_on_close = true;
-  assert_int_equal(cs_open(dir, &replay, &s, &err), 0);
-  rng = at;
-  last_as_of = 0;
-  check_random_queries(s, per_check * 4, seed, "from the log");
-  cs_close(s, NULL);
+  s = reopen_and_check(s, dir, &replay, at, n, seed, "from the log");
+  assert_int_equal(cs_close(s, &err), 0);
   tu_rmrf(dir);
   free(dir);
 }
