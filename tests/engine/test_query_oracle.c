@@ -67,6 +67,7 @@ typedef struct entry {
   uint32_t account;
   bool live;
   bool trashed;
+  bool touched; /* written during a walk (walk_under_writes) */
   int64_t created, updated;
   char v[CS_FIELD_COUNT][VMAX];   /* as stored; "" = absent */
   char key[CS_FIELD_COUNT][KMAX]; /* fold_key of v; "" = no key */
@@ -269,6 +270,7 @@ static void step(cs_store *s) {
     cs_write w = {
         .kind = CS_WRITE_CREATE, .account = e->account, .contact = &c};
     do_write(s, &w, &o);
+    e->touched = true;
     e->id = o.id;
     e->live = true;
     e->created = e->updated = clock_ms;
@@ -298,6 +300,7 @@ static void step(cs_store *s) {
                   .id = e->id,
                   .patch = &p};
     do_write(s, &w, &o);
+    e->touched = true;
     memcpy(e->v, next.v, sizeof e->v);
     e->updated = clock_ms > e->created ? clock_ms : e->created;
     entry_refold(e);
@@ -305,12 +308,14 @@ static void step(cs_store *s) {
     entry *e = &table[live[rnd() % (unsigned)nl]];
     cs_write w = {.kind = CS_WRITE_DELETE, .account = e->account, .id = e->id};
     do_write(s, &w, &o);
+    e->touched = true;
     e->live = false;
     e->trashed = true;
   } else if (r < 19 && nt) { /* restore */
     entry *e = &table[trashed[rnd() % (unsigned)nt]];
     cs_write w = {.kind = CS_WRITE_RESTORE, .account = e->account, .id = e->id};
     do_write(s, &w, &o);
+    e->touched = true;
     e->live = true;
     e->trashed = false;
     e->updated = clock_ms > e->created ? clock_ms : e->created;
@@ -323,6 +328,7 @@ static void step(cs_store *s) {
                   .id = e->id,
                   .purge = true};
     do_write(s, &w, &o);
+    e->touched = true;
     e->live = e->trashed = false;
   }
 }
@@ -1244,6 +1250,60 @@ static bool check_query(cs_store *s, cs_qry *q, char *why, size_t cap) {
  * and the contacts), for the log. */
 static char report[65536];
 
+/* Walks q page by page with a random write between pages. A contact no
+ * write touched during the walk keeps its sort values and whether it
+ * matches: each that matched comes exactly once, in the query's order;
+ * none comes twice. */
+static bool walk_under_writes(cs_store *s, cs_qry *q, char *why, size_t cap) {
+  for (int i = 0; i < table_count; i++)
+    table[i].touched = false;
+  evaluate(q, &ex);
+  static int rank[MAXC]; /* of table[i] in the first order, or -1 */
+  for (int i = 0; i < table_count; i++)
+    rank[i] = -1;
+  for (int h = 0; h < ex.n; h++)
+    rank[ex.hits[h].e - table] = h;
+  static int times[MAXC];
+  memset(times, 0, sizeof times);
+  poscopy pos;
+  int last_rank = -1;
+  q->after = NULL;
+  for (int page = 0; page < 4 * MAXC; page++) {
+    cs_qresult r;
+    cs_error err;
+    if (cs_query_run(s, q, &r, &err)) {
+      snprintf(why, cap, "walk page %d: %.300s", page, err.msg);
+      q->after = NULL;
+      return false;
+    }
+    for (uint32_t i = 0; i < r.page.count && !why[0]; i++) {
+      int k = -1;
+      for (int j = 0; j < table_count && k < 0; j++)
+        if (table[j].id == r.page.contacts[i].id) k = j;
+      if (k < 0 || table[k].touched) continue;
+      if (++times[k] > 1 || rank[k] < 0 || rank[k] < last_rank)
+        snprintf(why, cap, "walk page %d: untouched %llu %s", page,
+                 (unsigned long long)table[k].id,
+                 times[k] > 1  ? "came twice"
+                 : rank[k] < 0 ? "does not match"
+                               : "out of order");
+      last_rank = rank[k];
+    }
+    bool more = r.page.more;
+    if (more) pos_copy(&pos, &r.next);
+    cs_qresult_free(&r);
+    if (!more || why[0]) break;
+    q->after = &pos.p;
+    if (rnd() % 3) step(s);
+  }
+  q->after = NULL;
+  for (int i = 0; i < table_count && !why[0]; i++)
+    if (rank[i] >= 0 && !table[i].touched && times[i] != 1)
+      snprintf(why, cap, "walk: untouched %llu skipped",
+               (unsigned long long)table[i].id);
+  return why[0] == 0;
+}
+
 static cs_store *cur_store; /* for the report */
 
 static void fail_query(const char *when, unsigned seed, cs_qry *q,
@@ -1281,7 +1341,7 @@ static void fail_query(const char *when, unsigned seed, cs_qry *q,
 static gq gen; /* large: static */
 
 static void check_random_queries(cs_store *s, int n, unsigned seed,
-                                 const char *when) {
+                                 const char *when, bool walks) {
   if (table_count == 0) return;
   cur_store = s;
   char why[1024];
@@ -1297,6 +1357,15 @@ static void check_random_queries(cs_store *s, int n, unsigned seed,
     }
     if (!check_query(s, &gen.q, why, sizeof why))
       fail_query(when, seed, &gen.q, why);
+    /* Now and then the same query walked with writes between its pages
+     * (not after reopening: the queries there repeat the same writes). */
+    if (walks && rnd() % 16 == 0) {
+      uint32_t limit = gen.q.limit;
+      gen.q.limit = 2 + rnd() % 8;
+      if (!walk_under_writes(s, &gen.q, why, sizeof why))
+        fail_query(when, seed, &gen.q, why);
+      gen.q.limit = limit;
+    }
   }
 }
 
@@ -1310,7 +1379,7 @@ static cs_store *reopen_and_check(cs_store *s, const char *dir,
   if (cs_open(dir, opts, &s, &err)) fail_msg("%s: open: %s", when, err.msg);
   rng = at;
   last_as_of = 0;
-  check_random_queries(s, n, seed, when);
+  check_random_queries(s, n, seed, when, false);
   return s;
 }
 
@@ -1339,7 +1408,7 @@ static void run_oracle(unsigned seed, int steps, int every, int per_check,
       if (store_check(s, why, sizeof why) != 0)
         fail_msg("seed %u step %d: store_check: %s", seed, i, why);
       snprintf(when, sizeof when, "step %d", i);
-      check_random_queries(s, per_check, seed, when);
+      check_random_queries(s, per_check, seed, when, true);
     }
   }
   cs_stats st;
@@ -1350,7 +1419,7 @@ static void run_oracle(unsigned seed, int steps, int every, int per_check,
    * time (the generator restarts from the same state). */
   unsigned at = rng;
   int n = per_check * 4;
-  check_random_queries(s, n, seed, "before reopening");
+  check_random_queries(s, n, seed, "before reopening", false);
   cs_options plain = {.durability = CS_DURABILITY_NONE, .now_ms = test_now};
   s = reopen_and_check(s, dir, &plain, at, n, seed,
                        "from a snapshot and the log after it");
