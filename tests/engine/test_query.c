@@ -1,16 +1,20 @@
 /*
  * test_query.c: the query API's edges: every limit of cs_query_check at
  * and past its edge and the fault it names, the typo allowance word by
- * word, and a cursor walk while other threads write.
+ * word, orders worked out by hand, and a cursor walk while other threads
+ * write.
  *
  * Goal: the rules of cs_query.h that a random oracle rarely lands on
  * exactly: a query one past a limit is refused with the part, node and
  * index the codec turns into a JSON path, and query_too_complex only for
  * depth, count and word limits; a word of 4 characters never matches with
- * a typo, of 5 to 8 with one and not two, of 9 or more with two and never
- * three, words with digits never, emails and phones never, a prefix never;
- * and a keyset walk under concurrent creates, deletes and edits returns no
- * contact twice and skips none that matched throughout.
+ * a typo, of 5 to 8 with one and not two, of 9 to CS_FUZZY_MAX_CHARS with
+ * two and never three, words with digits never, emails and phones never, a
+ * prefix never; relevance by typos, whole words and field groups, missing
+ * keys last, ties by id; exists on a value that folds to nothing; and a
+ * keyset walk under concurrent creates, deletes and edits returns no
+ * contact twice (but one whose sort field moved) and skips none that
+ * matched throughout.
  * Method: hand-built queries on small stores; the walk runs against writer
  * threads and checks what it saw against what the writers touched.
  */

@@ -6,7 +6,7 @@
  * cs_query.h: q with and without typos, every op on every field that takes
  * it, and/or/not trees, sorts of one to three keys (relevance among them),
  * facets, and keyset paging through the whole result; the same after
- * reopening from a snapshot and from the log alone.
+ * reopening.
  * Method: seeded random creates, edits, deletes into the trash, restores
  * and purges over three accounts with small vocabularies (so values
  * collide, share prefixes and words, sit one or two typos apart, and fields
@@ -15,9 +15,14 @@
  * from the meaning alone (folding with fold.h, optimal string alignment
  * distance over code points written here) and compared with the engine's
  * answer walked page by page with its cursor: total, order, count, more,
- * every contact's fields and the facets. A failing seed is printed with the
- * query; QORACLE_SEED=n replays it, QORACLE_STEPS=n runs longer. A second
- * run with one account of many distinct values holds the facets' cut at
+ * every contact's fields, each page's next position and the facets; now
+ * and then the walk has random writes between its pages, and the contacts
+ * no write touched must come once each, in order. Reopening: from a
+ * snapshot written along the way and the log after it, from a snapshot of
+ * everything, from the log alone. A failing seed is printed with the query
+ * and the account's contacts; QORACLE_SEED=n replays it, QORACLE_STEPS=n
+ * runs longer (fewer steps under AddressSanitizer). A second run with one
+ * account of many distinct values holds the facets' cut at
  * CS_QUERY_FACET_VALUES.
  */
 #include <setjmp.h>
