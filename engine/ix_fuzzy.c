@@ -69,7 +69,7 @@ static void fz_row(fuzzy_walk *z, int j) {
  * with one seek in the sorted order.
  */
 void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
-                       void (*fn)(void *ctx, ix_post p, int typos), void *ctx) {
+                void (*fn)(void *ctx, ix_post p, int typos), void *ctx) {
   uint8_t acct[4];
   acct_be(account, acct);
   for (int i = 0; i <= z->m; i++)
