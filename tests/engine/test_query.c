@@ -882,6 +882,32 @@ static void test_query_search_suffix_by_id(void **state) {
   close_store(s, dir);
 }
 
+/* A store opened without indexes answers queries and suffix searches
+ * CS_EINVAL, as every search. */
+static void test_query_without_indexes(void **state) {
+  (void)state;
+  char *dir;
+  cs_store *s = open_store(&dir);
+  mk(s, 1, "Ann", NULL, "Acme", NULL, NULL);
+  assert_int_equal(cs_close(s, NULL), 0);
+  cs_options o = {.durability = CS_DURABILITY_NONE, .no_indexes = true};
+  cs_error err;
+  assert_int_equal(cs_open(dir, &o, &s, &err), 0);
+  cs_qry q = {
+      .account = 1, .q = S("ann"), .nfacets = 1, .facets = {CS_COMPANY}};
+  cs_qresult r;
+  assert_int_equal(cs_query_run(s, &q, &r, &err), CS_EINVAL);
+  assert_true(err.msg[0] != 0);
+  cs_query sq = {.account = 1,
+                 .field = CS_EMAIL,
+                 .match = CS_MATCH_SUFFIX,
+                 .term = "x.org",
+                 .term_len = 5};
+  cs_page pg;
+  assert_int_equal(cs_search(s, &sq, &pg, &err), CS_EINVAL);
+  close_store(s, dir);
+}
+
 /* -------------------------------------------- a walk under writes */
 
 #define WALK_N 600
@@ -1129,6 +1155,7 @@ int main(void) {
       cmocka_unit_test(test_query_sort_missing_last),
       cmocka_unit_test(test_query_exists_on_an_empty_key),
       cmocka_unit_test(test_query_search_suffix_by_id),
+      cmocka_unit_test(test_query_without_indexes),
       cmocka_unit_test(test_query_cursor_walk_under_writes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
