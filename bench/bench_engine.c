@@ -2,11 +2,15 @@
  * bench_engine.c: the storage engine beside SQLite on one generated workload.
  *
  * DESIGN.md holds the engine to ratios against SQLite measured in one run:
- * durable creates from 64 concurrent writers at least 5x, get-by-id and exact
- * search at least 3x, prefix search at least 2x; and to absolute open times
- * (under 1 s from a snapshot, under 5 s replaying the log) for a million
- * contacts. This program measures all of them in one run, side by side,
- * repeating each measurement and reporting medians, and prints one table.
+ * durable creates from 64 concurrent writers at least 20x, get-by-id and
+ * exact search at least 5x, prefix and words search at least 20x, each query
+ * shape (cs_query_run: two conditions ANDed, an OR of three, a sort by last
+ * name, free text of two words, the same with typos; here also a facet) at
+ * least 10x SQLite's best plan for the same answer; to absolute open times
+ * (under 0.5 s from a snapshot, under 3 s replaying the log) for a million
+ * contacts; and to at most 160 index bytes a contact. This program measures
+ * all of them in one run, side by side, repeating each measurement and
+ * reporting medians, and prints one table.
  *
  * The peer is set up to be as fair as we can make it:
  *   - same durability: the engine with CS_DURABILITY_FSYNC, SQLite in WAL
@@ -21,7 +25,13 @@
  *   - prepared statements, a 256 MiB page cache and a 2 GiB mmap per
  *     connection, one connection per thread;
  *   - the folding of values and terms is timed on both sides (the engine
- *     folds inside its calls).
+ *     folds inside its calls);
+ *   - for the query shapes, an FTS5 table over the seven folded fields and
+ *     ANALYZE, built untimed; each query runs the index range that reads
+ *     fewest rows (named, not left to the planner's averages); the typo
+ *     queries are answered by SQLite with the words before their typos,
+ *     which are made so that the engine's answer is the same; and every
+ *     query's total, first page and facet must be the same on both sides.
  *
  * The flow: generate (and survey) the data set; bulk load all but the
  * durable-create subset into each side (engine: CS_DURABILITY_NONE and
@@ -30,11 +40,13 @@
  * rest for reference, alternating engine and SQLite repetitions; check that
  * both sides answer every benchmark query with the same totals (and the
  * survey's counts); warm both up; time the reads, alternating sides, by wall
- * time and by the reading threads' CPU time; measure sizes; time opening;
+ * time and by the reading threads' CPU time; build SQLite's query tables,
+ * check and time the query shapes the same way; measure sizes; time opening;
  * last, on the engine alone, upserts and idempotent creates beside plain
  * durable creates, a rep of each in turn, each rep starting with another
  * (their contacts come after every other measurement, so none of those
- * sees them).
+ * sees them). --only query runs the query shapes alone: everything bulk
+ * loaded, then the query phase and the sizes.
  * Data live in a fresh directory that is removed at the end unless --keep.
  */
 #ifndef _GNU_SOURCE
@@ -2475,13 +2487,13 @@ static const struct {
   int kind, threads;
   double target;
 } reads[] = {
-    {"get by id, 1 thread", R_GET, 1, 3},
-    {"get by id, 2 threads", R_GET, 2, 3},
-    {NULL, Q_EMAIL, 1, 3},
-    {NULL, Q_COMPANY_FEW, 1, 3},
-    {NULL, Q_COMPANY_MANY, 1, 3},
-    {NULL, Q_PREFIX, 1, 2},
-    {NULL, Q_WORDS, 1, 0},
+    {"get by id, 1 thread", R_GET, 1, 5},
+    {"get by id, 2 threads", R_GET, 2, 5},
+    {NULL, Q_EMAIL, 1, 5},
+    {NULL, Q_COMPANY_FEW, 1, 5},
+    {NULL, Q_COMPANY_MANY, 1, 5},
+    {NULL, Q_PREFIX, 1, 20},
+    {NULL, Q_WORDS, 1, 20},
 };
 enum { READ_ROWS = sizeof reads / sizeof reads[0] };
 
@@ -2987,21 +2999,27 @@ static void query_rows(bench *b, const results *res, bh_table *t, bool cpu) {
   }
 }
 
+/* The open times, held to DESIGN.md's bounds for up to a million contacts
+ * (0.5 s from the snapshot, 3 s by replay) or for ten million (3 s, 30 s). */
 static void print_open_rows(bench *b, results *res, bh_table *t) {
-  char buf[3][64];
+  char buf[3][64], ts[24], tr[24];
   double es = median_of(res->eo_snap, b->o.open_reps),
          er = median_of(res->eo_replay, b->o.open_reps),
          sq = median_of(res->so, b->o.open_reps);
+  bool big = b->o.count > 1000000;
+  double snap_s = big ? 3 : 0.5, replay_s = big ? 30 : 3;
+  snprintf(ts, sizeof ts, "< %g s", snap_s);
+  snprintf(tr, sizeof tr, "< %g s", replay_s);
   bh_table_add(t, "open from snapshot + first get",
                b->o.engine ? bh_fmt_seconds(buf[0], 64, es) : NULL,
                b->o.sqlite ? bh_fmt_seconds(buf[1], 64, sq) : NULL,
-               es > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, es / sq) : NULL,
-               "< 1 s", b->o.engine ? (es < 1 ? "yes" : "NO") : NULL);
+               es > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, es / sq) : NULL, ts,
+               b->o.engine ? (es < snap_s ? "yes" : "NO") : NULL);
   bh_table_add(t, "open by full replay + first get",
                b->o.engine ? bh_fmt_seconds(buf[0], 64, er) : NULL,
                b->o.sqlite ? bh_fmt_seconds(buf[1], 64, sq) : NULL,
-               er > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, er / sq) : NULL,
-               "< 5 s", b->o.engine ? (er < 5 ? "yes" : "NO") : NULL);
+               er > 0 && sq > 0 ? bh_fmt_ratio(buf[2], 64, er / sq) : NULL, tr,
+               b->o.engine ? (er < replay_s ? "yes" : "NO") : NULL);
 }
 
 static void print_size_rows(bench *b, const results *res, bh_table *t) {
@@ -3067,7 +3085,7 @@ static void print_main_table(bench *b, results *res) {
   double ec = median_of(res->eng_cr, ncr), sc = median_of(res->sql_cr, ncr);
   snprintf(m, sizeof m, "durable creates, %d writers", b->o.writers);
   if (K > 0) {
-    row_rate(&b->table, m, ec, sc, 5);
+    row_rate(&b->table, m, ec, sc, 20);
     bh_table_add(t, "  contacts per fsync",
                  res->eng_per_sync > 0
                      ? (snprintf(buf[0], 64, "%.1f", res->eng_per_sync), buf[0])
