@@ -2793,9 +2793,11 @@ static int run_queries(bench *b, conns *cn, results *res) {
         }
   }
   uint64_t t0 = bh_now_ns();
-  res->mismatches += query_check(b, &cn->r[0]);
-  note("query check: %d shapes answered alike by both sides in %.1f s",
-       QS_KINDS, bh_seconds(t0, bh_now_ns()));
+  int bad = query_check(b, &cn->r[0]);
+  res->mismatches += bad;
+  note("query check: %d shapes, %s, in %.1f s", QS_KINDS,
+       bad ? "answers differ (MISMATCH above)" : "the same answers",
+       bh_seconds(t0, bh_now_ns()));
   for (int k = 0; k < QS_KINDS; k++)
     time_query_shape(b, cn, res, k);
   res->queried = true;
