@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
   ix_bulk_begin(ix);
   for (uint32_t i = 0; i < n; i++) {
     fields(&rs[i], f);
-    if (ix_insert(ix, 1, i, f)) return 1;
+    if (ix_insert(ix, 1, i, f, 0, 0, 0)) return 1;
   }
   double t1 = cpu_now();
   if (ix_bulk_end(ix)) return 1;
@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
   double t7 = cpu_now();
   for (uint32_t i = n; i < n + extra; i++) {
     fields(&rs[i], f);
-    if (ix_insert(lx, 1, i, f)) return 1;
+    if (ix_insert(lx, 1, i, f, 0, 0, 0)) return 1;
   }
   double t8 = cpu_now();
 

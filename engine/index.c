@@ -21,10 +21,8 @@
 ix_index *ix_create(void) {
   ix_index *ix = calloc(1, sizeof(*ix));
   if (!ix) return NULL;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    dict_init(&ix->exact[f], true);
-    dict_init(&ix->words[f], false);
-  }
+  for (int i = 0; i < IX_NDICTS; i++)
+    dict_init(ix_dict_at(ix, i), ix_dict_at(ix, i) != &ix->meta);
   return ix;
 }
 
@@ -34,7 +32,10 @@ void ix_destroy(ix_index *ix) {
   fold_buf_free(&ix->fb);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     fold_buf_free(&ix->ff[f]);
+  for (int r = 0; r < IX_NREV; r++)
+    fold_buf_free(&ix->rb[r]);
   free(ix->jobs);
+  free(ix->tms);
   free(ix);
 }
 
@@ -72,19 +73,93 @@ static int word_remove_cb(void *ctx, const char *w, size_t n) {
   return 0;
 }
 
-/* Removes fields [0, upto] of a value; what is not there is skipped, so it
- * also undoes a half-done insert. */
-static void ix_erase_upto(ix_index *ix, uint32_t account, uint32_t slot,
-                          const cs_str field[CS_FIELD_COUNT], int upto) {
-  for (int f = 0; f <= upto; f++) {
-    if (!field[f].ptr) continue;
-    if (fold_key(f, field[f].ptr, field[f].len, &ix->fb) || !ix->fb.len)
+/* key reversed bytewise into out: a byte suffix of valid UTF-8 that is
+ * itself valid starts at a character, so prefixes of the reversed keys are
+ * exactly the suffixes of the keys. */
+static int reverse_into(const char *key, size_t len, fold_buf *out) {
+  if (out->cap < len + 1) {
+    char *p = realloc(out->ptr, len + 1);
+    if (!p) return -ENOMEM;
+    out->ptr = p;
+    out->cap = len + 1;
+  }
+  for (size_t i = 0; i < len; i++)
+    out->ptr[i] = key[len - 1 - i];
+  out->ptr[len] = 0;
+  out->len = len;
+  return 0;
+}
+
+/* Removes the keys of the fields not in skip, and the live key. A field
+ * with no value (or an empty key) loses its absent key instead; what is
+ * not there is skipped, so this also undoes a half-done insert. */
+static void ix_erase_fields(ix_index *ix, uint32_t account, uint32_t slot,
+                            const cs_str field[CS_FIELD_COUNT], uint32_t skip) {
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    if (skip & (1u << f)) continue;
+    bool keyed = field[f].ptr &&
+                 !fold_key(f, field[f].ptr, field[f].len, &ix->fb) &&
+                 ix->fb.len;
+    if (!keyed) {
+      dict_remove(&ix->meta, account, IX_META_ABSENT + f, 1, slot);
       continue;
+    }
     dict_remove(&ix->exact[f], account, ix->fb.ptr, ix->fb.len, slot);
+    int r = ix_rev_of(f);
+    if (r >= 0 && !reverse_into(ix->fb.ptr, ix->fb.len, &ix->rb[r]))
+      dict_remove(&ix->rev[r], account, ix->rb[r].ptr, ix->rb[r].len, slot);
     if (f == CS_PHONE) continue;
     word_ctx c = {&ix->words[f], false, account, slot};
     fold_words(ix->fb.ptr, ix->fb.len, word_remove_cb, &c);
   }
+  dict_remove(&ix->meta, account, IX_META_LIVE, 1, slot);
+}
+
+/* Lists the keys an insert adds: per field not in skip, its exact key,
+ * words and reversed key, or its absent key; and the live key. */
+static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
+                     uint32_t skip) {
+  int rc;
+  ix->njobs = 0;
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    if (skip & (1u << f)) continue;
+    fold_buf *fb = &ix->ff[f];
+    if (field[f].ptr && (rc = fold_key(f, field[f].ptr, field[f].len, fb)))
+      return rc;
+    if (!field[f].ptr || !fb->len) {
+      if ((rc = job_push(ix, &ix->meta, IX_META_ABSENT + f, 1))) return rc;
+      continue;
+    }
+    if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len))) return rc;
+    int r = ix_rev_of(f);
+    if (r >= 0 && ((rc = reverse_into(fb->ptr, fb->len, &ix->rb[r])) ||
+                   (rc = job_push(ix, &ix->rev[r], ix->rb[r].ptr, fb->len))))
+      return rc;
+    if (f == CS_PHONE) continue;
+    job_ctx c = {ix, &ix->words[f]};
+    if ((rc = fold_words(fb->ptr, fb->len, word_job_cb, &c))) return rc;
+  }
+  return job_push(ix, &ix->meta, IX_META_LIVE, 1);
+}
+
+static int times_set(ix_index *ix, uint32_t slot, int64_t created_ms,
+                     int64_t updated_ms) {
+  if (slot >= ix->tms_cap) {
+    uint64_t cap = ix->tms_cap ? ix->tms_cap : 1024;
+    while (cap <= slot)
+      cap *= 2;
+    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    int64_t *p = realloc(ix->tms, (size_t)cap * 2 * sizeof(int64_t));
+    if (!p) return -ENOMEM;
+    memset(p + 2 * (size_t)ix->tms_cap, 0,
+           (size_t)(cap - ix->tms_cap) * 2 * sizeof(int64_t));
+    ix->tms = ix_huge(p, (size_t)cap * 2 * sizeof(int64_t));
+    ix->tms_cap = (uint32_t)cap;
+  }
+  ix->tms[2 * (size_t)slot] = created_ms;
+  ix->tms[2 * (size_t)slot + 1] = updated_ms;
+  if (slot >= ix->ntms) ix->ntms = slot + 1;
+  return 0;
 }
 
 /*
@@ -97,20 +172,11 @@ static void ix_erase_upto(ix_index *ix, uint32_t account, uint32_t slot,
  * found the second time, since the adds, not the rounds, decide).
  */
 int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
-              const cs_str field[CS_FIELD_COUNT]) {
-  int rc = 0;
-  ix->njobs = 0;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (!field[f].ptr) continue;
-    fold_buf *fb = &ix->ff[f];
-    if ((rc = fold_key(f, field[f].ptr, field[f].len, fb)))
-      return rc; /* nothing added yet */
-    if (!fb->len) continue;
-    if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len))) return rc;
-    if (f == CS_PHONE) continue;
-    job_ctx c = {ix, &ix->words[f]};
-    if ((rc = fold_words(fb->ptr, fb->len, word_job_cb, &c))) return rc;
-  }
+              const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+              int64_t created_ms, int64_t updated_ms) {
+  int rc = list_jobs(ix, field, skip);
+  if (!rc) rc = times_set(ix, slot, created_ms, updated_ms);
+  if (rc) return rc; /* nothing added yet */
   ix_job *jobs = ix->jobs;
   size_t n = ix->njobs;
   for (size_t j = 0; j < n; j++) {
@@ -155,34 +221,32 @@ fail:
   /* Every staged pair with this slot is this insert's: the slot was not
    * indexed before, and an erase applies the stages. Those already applied
    * and the new keys it made are removed by the erase below. */
-  for (int g = 0; g < 2 * CS_FIELD_COUNT; g++) {
-    ix_dict *d =
-        g < CS_FIELD_COUNT ? &ix->exact[g] : &ix->words[g - CS_FIELD_COUNT];
+  for (int g = 0; g < IX_NDICTS; g++) {
+    ix_dict *d = ix_dict_at(ix, g);
     size_t k = 0;
     for (size_t i = 0; i < d->nstage; i++)
       if ((uint32_t)d->stage[i] != slot) d->stage[k++] = d->stage[i];
     d->nstage = k;
   }
-  ix_erase_upto(ix, account, slot, field, CS_FIELD_COUNT - 1);
+  ix_erase_fields(ix, account, slot, field, skip);
   return rc;
 }
 
 /* Applies every staged pair (bulk mode). */
 static int ix_stage_flush(ix_index *ix) {
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    int rc = stage_apply(&ix->exact[f]);
-    if (!rc) rc = stage_apply(&ix->words[f]);
+  for (int i = 0; i < IX_NDICTS; i++) {
+    int rc = stage_apply(ix_dict_at(ix, i));
     if (rc) return rc;
   }
   return 0;
 }
 
 int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
-             const cs_str field[CS_FIELD_COUNT]) {
+             const cs_str field[CS_FIELD_COUNT], uint32_t skip) {
   /* Not expected in bulk mode, but kept exact: staged slots first. */
   int rc = ix_stage_flush(ix);
   if (rc) return rc;
-  ix_erase_upto(ix, account, slot, field, CS_FIELD_COUNT - 1);
+  ix_erase_fields(ix, account, slot, field, skip);
   return 0;
 }
 
@@ -193,22 +257,18 @@ void ix_bulk_begin(ix_index *ix) {
 int ix_bulk_end(ix_index *ix) {
   int rc = ix_stage_flush(ix);
   if (rc) return rc;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    int r = order_merge_pending(&ix->exact[f]);
+  for (int i = 0; i < IX_NDICTS; i++) {
+    int r = order_merge_pending(ix_dict_at(ix, i));
     if (r && !rc) rc = r;
   }
   if (rc) return rc; /* still in bulk mode: the caller may retry */
   ix->bulk = false;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    dict_shrink(&ix->exact[f]);
-    dict_shrink(&ix->words[f]);
-  }
   /* Replay grew arrays by doubling; give the slack back once. */
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    ix_dict *ds[2] = {&ix->exact[f], &ix->words[f]};
-    for (int k = 0; k < 2; k++)
-      for (uint32_t e = 0; e < ds[k]->nents; e++)
-        post_fit(ds[k], e);
+  for (int i = 0; i < IX_NDICTS; i++) {
+    ix_dict *d = ix_dict_at(ix, i);
+    dict_shrink(d);
+    for (uint32_t e = 0; e < d->nents; e++)
+      post_fit(d, e);
   }
   return 0;
 }
@@ -217,7 +277,10 @@ size_t ix_memory_bytes(const ix_index *ix) {
   size_t b = sizeof(*ix) + ix->fb.cap + ix->jobs_cap * sizeof(ix_job);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     b += ix->ff[f].cap;
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    b += dict_memory(&ix->exact[f]) + dict_memory(&ix->words[f]);
+  for (int r = 0; r < IX_NREV; r++)
+    b += ix->rb[r].cap;
+  for (int i = 0; i < IX_NDICTS; i++)
+    b += dict_memory(ix_dict_at(ix, i));
+  b += (size_t)ix->tms_cap * 2 * sizeof(int64_t);
   return b;
 }

@@ -28,16 +28,21 @@ typedef struct ix_index ix_index;
 ix_index *ix_create(void);
 void ix_destroy(ix_index *ix);
 
-/* Indexes the present fields of a contact version at slot (slot larger than
- * any slot inserted before in that account... not required: any slot not
- * currently indexed). Values are raw (validated, trimmed); the index folds
- * them. 0 or -ENOMEM (then the index is unchanged). */
+/* Indexes a contact version at slot (any slot not currently indexed, or
+ * one whose fields in skip stayed indexed: an edit re-indexes only what
+ * changed). field holds every field of the version; those in skip (bits
+ * 1 << cs_field) are left alone, the others are indexed, an absent one as
+ * absent. The times are the version's. Values are raw (validated,
+ * trimmed); the index folds them. 0 or -ENOMEM (then the index is
+ * unchanged). */
 int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
-              const cs_str field[CS_FIELD_COUNT]);
+              const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+              int64_t created_ms, int64_t updated_ms);
 
-/* Removes exactly what ix_insert added for these values at slot. */
+/* Removes exactly what ix_insert added for these values and skip at slot
+ * (field[f] NULL and f not in skip: the field was absent). */
 int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
-             const cs_str field[CS_FIELD_COUNT]);
+             const cs_str field[CS_FIELD_COUNT], uint32_t skip);
 
 /* Calls fn for each slot whose exact key on field equals key (already
  * folded with fold_key), stopping when fn returns non-zero (returned). */

@@ -290,12 +290,25 @@ int ix_check(const ix_index *ix, uint32_t slot_limit, char *errbuf,
     cc.seen = NULL;
     if (rc) break;
     snprintf(what, sizeof what, "words %d", f);
-    if (ix->words[f].sorted)
-      rc = check_err(&cc, "sorted");
+    if (!ix->words[f].sorted)
+      rc = check_err(&cc, "not sorted");
     else if (f == CS_PHONE && ix->words[f].live)
       rc = check_err(&cc, "phone has words");
     else
       rc = check_dict(&cc, &ix->words[f], ix->bulk);
+  }
+  for (int r = 0; r < IX_NREV && !rc; r++) {
+    snprintf(what, sizeof what, "reversed %d", r);
+    memset(seen, 0, words * sizeof(uint64_t));
+    cc.seen = seen;
+    rc = ix->rev[r].sorted ? check_dict(&cc, &ix->rev[r], ix->bulk)
+                           : check_err(&cc, "not sorted");
+    cc.seen = NULL;
+  }
+  if (!rc) {
+    snprintf(what, sizeof what, "meta");
+    rc = ix->meta.sorted ? check_err(&cc, "sorted")
+                         : check_dict(&cc, &ix->meta, ix->bulk);
   }
   free(seen);
   return rc;

@@ -217,8 +217,7 @@ void dict_shrink(ix_dict *d) {
 }
 
 void ix_clear(ix_index *ix) {
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    dict_deinit(&ix->exact[f]);
-    dict_deinit(&ix->words[f]);
-  }
+  for (int i = 0; i < IX_NDICTS; i++)
+    dict_deinit(ix_dict_at(ix, i));
+  ix->ntms = 0;
 }

@@ -14,7 +14,12 @@
  *
  * Shape. Each field has an exact dictionary (fold_key of the whole value ->
  * posting list) that also keeps its keys in sorted order for prefix search,
- * and a words dictionary (each word of the folded value -> posting list).
+ * and a words dictionary (each word of the folded value -> posting list),
+ * sorted too, for the prefix and typo-tolerant word matches of a query.
+ * Email and phone also have a dictionary of their reversed keys (suffix
+ * search), and one meta dictionary lists each account's live contacts and,
+ * per field, those without the field. Beside the dictionaries, an array
+ * keeps each slot's creation and update times.
  * Phone has no words dictionary: its folded value is a string of digits,
  * one word, so a words search on phone is an exact search.
  *
@@ -228,15 +233,54 @@ typedef struct ix_job {
   uint32_t h, e; /* e: the entry its hash first matched, or IX_NONE */
 } ix_job;
 
+/* The suffix dictionaries: the reversed keys of email and phone, so that a
+ * suffix search is a prefix search over them. */
+enum { IX_REV_EMAIL, IX_REV_PHONE, IX_NREV };
+
+/* The meta dictionary's keys, after the account: one whose list is every
+ * live contact of the account, and one per field listing the live
+ * contacts without it (absent, or a value whose key is empty). "not",
+ * "neq" and "exists" are set differences against these; a sort puts the
+ * contacts without its field last from them. */
+#define IX_META_LIVE "*"
+#define IX_META_ABSENT "0123456789" /* + field: one character per field */
+_Static_assert(CS_FIELD_COUNT <= 10, "one absent tag per field");
+
 struct ix_index {
   ix_dict exact[CS_FIELD_COUNT];
   ix_dict words[CS_FIELD_COUNT]; /* words[CS_PHONE] stays empty */
+  ix_dict rev[IX_NREV];
+  ix_dict meta;
   bool bulk;
   fold_buf fb; /* folding scratch of the writer (writes are serialised) */
   fold_buf ff[CS_FIELD_COUNT]; /* each field's folded value, in ix_insert */
+  fold_buf rb[IX_NREV];        /* the reversed keys, in ix_insert */
   ix_job *jobs;                /* the keys of the insert in progress */
   size_t njobs, jobs_cap;
+  /* created_ms and updated_ms of each slot, for conditions and sorts on
+   * times: tms[2 * slot], tms[2 * slot + 1]; ntms slots hold them. */
+  int64_t *tms;
+  uint32_t ntms, tms_cap;
 };
+
+/* Every dictionary of an index, for what treats them all alike (bulk
+ * mode, memory, clearing): the exact ones, the words ones, the reversed
+ * ones, then meta. */
+#define IX_NDICTS (2 * CS_FIELD_COUNT + IX_NREV + 1)
+static inline ix_dict *ix_dict_at(const ix_index *ix, int i) {
+  ix_index *m = (ix_index *)ix;
+  if (i < CS_FIELD_COUNT) return &m->exact[i];
+  if (i < 2 * CS_FIELD_COUNT) return &m->words[i - CS_FIELD_COUNT];
+  if (i < 2 * CS_FIELD_COUNT + IX_NREV) return &m->rev[i - 2 * CS_FIELD_COUNT];
+  return &m->meta;
+}
+
+/* The reversed dictionary of field, or -1 (only email and phone). */
+static inline int ix_rev_of(int field) {
+  return field == CS_EMAIL   ? IX_REV_EMAIL
+         : field == CS_PHONE ? IX_REV_PHONE
+                             : -1;
+}
 
 /* Asks for transparent huge pages under a large block (the arenas, entry
  * arrays and hash tables of large dictionaries). Filling a fresh block

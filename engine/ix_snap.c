@@ -7,17 +7,21 @@
  * shape is checked here as if it had not been.
  *
  * Snapshot (ix_save / ix_load): one msgpack array
- *     ["csix", 1, [field0 .. field6]]
+ *     ["csix", 2, [field0 .. field6], [rev email, rev phone], meta, times]
  *     field = [exact dict, words dict or nil (phone)]
  *     dict  = [key count, keys bin, postings bin]
+ *     times = bin of created_ms, updated_ms per slot (16 bytes, little
+ *             endian), for the slots below the last one indexed
  * keys bin: per key, varint length then the key bytes (account + text);
- * exact dictionaries in sorted order, so loading rebuilds the order
- * without sorting. postings bin: per key, in the same order, varint count
- * n >= 1, varint first slot, then n - 1 varints of (gap - 1). Varints are
- * LEB128, at most 5 bytes. A few large bins instead of millions of msgpack
- * objects keep both the unpacker's and our load work to a linear scan.
- * Hashes are not saved: recomputing them is about 1% of a load's time,
- * while 4 more bytes a key would be read (and faulted in) from the file.
+ * sorted dictionaries (all but meta) in sorted order, so loading rebuilds
+ * the order without sorting. Version 1 (no reversed, meta or times, words
+ * unsorted) is refused as unusable: the store then rebuilds the index
+ * from the log, and the next snapshot is version 2. postings bin: per key, in
+ * the same order, varint count n >= 1, varint first slot, then n - 1 varints of
+ * (gap - 1). Varints are LEB128, at most 5 bytes. A few large bins instead of
+ * millions of msgpack objects keep both the unpacker's and our load work to a
+ * linear scan. Hashes are not saved: recomputing them is about 1% of a load's
+ * time, while 4 more bytes a key would be read (and faulted in) from the file.
  * ix_load checks every length, count, order, slot (< slot_limit),
  * duplicate and the disjointness of invariant 3, and never trusts a size
  * before checking it against the bytes that remain.
@@ -29,10 +33,11 @@
 #include <string.h>
 
 #include "ix_int.h"
+#include "le.h"
 #include "mp.h"
 
 #define IX_MAGIC "csix"
-#define IX_VERSION 1
+#define IX_VERSION 2
 
 static size_t varint_len(uint64_t v) {
   size_t n = 1;
@@ -181,7 +186,7 @@ int ix_save(const ix_index *ix, msgpack_packer *pk) {
   o->n = 0;
   o->rc = 0;
   int rc = -EIO;
-  if (msgpack_pack_array(pk, 3) ||
+  if (msgpack_pack_array(pk, 6) ||
       msgpack_pack_str_with_body(pk, IX_MAGIC, strlen(IX_MAGIC)) ||
       msgpack_pack_uint32(pk, IX_VERSION) ||
       msgpack_pack_array(pk, CS_FIELD_COUNT))
@@ -196,7 +201,20 @@ int ix_save(const ix_index *ix, msgpack_packer *pk) {
     }
     if (rc) goto out;
   }
-  rc = 0;
+  rc = -EIO;
+  if (msgpack_pack_array(pk, IX_NREV)) goto out;
+  for (int r = 0; r < IX_NREV; r++)
+    if ((rc = save_dict(&ix->rev[r], o))) goto out;
+  if ((rc = save_dict(&ix->meta, o))) goto out;
+  rc = -EIO;
+  if (msgpack_pack_bin(pk, (size_t)ix->ntms * 16)) goto out;
+  for (uint32_t i = 0; i < 2 * ix->ntms; i++) {
+    uint8_t b[8];
+    le_put64(b, (uint64_t)ix->tms[i]);
+    save_bytes(o, b, 8);
+  }
+  save_flush(o);
+  rc = o->rc;
 out:
   free(o);
   return rc;
@@ -379,13 +397,20 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   return 0;
 }
 
+static int load_extra(ix_index *ix, const msgpack_object *o, load_ctx *lc,
+                      uint64_t *seen);
+
 static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
                           load_ctx *lc) {
-  if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 3 ||
+  if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 3 ||
       !MP_KEY_IS(&obj->via.array.ptr[0], IX_MAGIC))
     return load_err(lc, "index: not an index image");
   const msgpack_object *v = &obj->via.array.ptr[1];
-  if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != IX_VERSION)
+  if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 1)
+    return load_err(lc, "index: format 1, without the query structures "
+                        "(rebuilt from the log)");
+  if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != IX_VERSION ||
+      obj->via.array.size != 6)
     return load_err(lc, "index: unknown version");
   const msgpack_object *fs = &obj->via.array.ptr[2];
   if (fs->type != MSGPACK_OBJECT_ARRAY || fs->via.array.size != CS_FIELD_COUNT)
@@ -417,15 +442,49 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
       rc = load_dict(lc, &ix->words[f], wo, what);
     }
   }
+  if (!rc) rc = load_extra(ix, obj->via.array.ptr + 3, lc, seen);
   free(seen);
   return rc;
+}
+
+/* The reversed dictionaries, meta and the times (version 2). */
+static int load_extra(ix_index *ix, const msgpack_object *o, load_ctx *lc,
+                      uint64_t *seen) {
+  size_t words = ((size_t)lc->slot_limit + 63) / 64;
+  if (o[0].type != MSGPACK_OBJECT_ARRAY || o[0].via.array.size != IX_NREV)
+    return load_err(lc, "index: expected %d reversed dictionaries", IX_NREV);
+  for (int r = 0; r < IX_NREV; r++) {
+    memset(seen, 0, words * sizeof(uint64_t));
+    lc->seen = seen;
+    int rc = load_dict(lc, &ix->rev[r], &o[0].via.array.ptr[r],
+                       r == IX_REV_EMAIL ? "email reversed" : "phone reversed");
+    lc->seen = NULL;
+    if (rc) return rc;
+  }
+  int rc = load_dict(lc, &ix->meta, &o[1], "meta");
+  if (rc) return rc;
+  if (o[2].type != MSGPACK_OBJECT_BIN || o[2].via.bin.size % 16 ||
+      o[2].via.bin.size / 16 > lc->slot_limit)
+    return load_err(lc, "index: times are not 16 bytes for each slot");
+  uint32_t n = (uint32_t)(o[2].via.bin.size / 16);
+  free(ix->tms);
+  ix->tms = NULL;
+  if (n) {
+    ix->tms = ix_huge(malloc((size_t)n * 16), (size_t)n * 16);
+    if (!ix->tms) return -ENOMEM;
+    const uint8_t *p = (const uint8_t *)o[2].via.bin.ptr;
+    for (uint32_t i = 0; i < 2 * n; i++)
+      ix->tms[i] = (int64_t)le_get64(p + 8 * (size_t)i);
+  }
+  ix->ntms = ix->tms_cap = n;
+  return 0;
 }
 
 int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
             char *errbuf, size_t errlen) {
   load_ctx lc = {errbuf, errlen, slot_limit, NULL, NULL, 0};
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    if (ix->exact[f].live || ix->words[f].live)
+  for (int i = 0; i < IX_NDICTS; i++)
+    if (ix_dict_at(ix, i)->live)
       return load_err(&lc, "index: load into a non-empty index");
   int rc = ix_load_fields(ix, obj, &lc);
   free(lc.scratch);

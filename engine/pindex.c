@@ -124,15 +124,12 @@ static int slot_kill(cs_store *s, uint32_t slot, const cs_contact *c,
   rec_body old;
   int rc = store_read_slot(s, slot, &s->czone, &old, err);
   if (rc) return rc;
-  cs_str gone[CS_FIELD_COUNT];
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    gone[f] = old.contact.field[f];
-    if (next && same_str(&gone[f], &next->field[f])) {
-      if (gone[f].ptr) *kept |= 1u << f;
-      gone[f] = (cs_str){NULL, 0};
-    }
-  }
-  rc = s->opts.no_indexes ? 0 : ix_erase(s->ix, c->account, slot, gone);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    if (next && same_str(&old.contact.field[f], &next->field[f]))
+      *kept |= 1u << f;
+  rc = s->opts.no_indexes
+           ? 0
+           : ix_erase(s->ix, c->account, slot, old.contact.field, *kept);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   s->live_bytes -= sl->len;
   sl->acct_live &= ~1u;
@@ -205,10 +202,9 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   }
   /* A put: index the new version (what changed, for an edit). Its strings
    * point into the record. */
-  cs_str fresh[CS_FIELD_COUNT];
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    fresh[f] = kept & (1u << f) ? (cs_str){NULL, 0} : c->field[f];
-  int rc = s->opts.no_indexes ? 0 : ix_insert(s->ix, c->account, slot, fresh);
+  int rc = s->opts.no_indexes ? 0
+                              : ix_insert(s->ix, c->account, slot, c->field,
+                                          kept, c->created_ms, c->updated_ms);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   cs_slot *sl = &s->slots.v[slot];
   sl->seg = seg;

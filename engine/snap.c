@@ -141,8 +141,11 @@ int snap_save(cs_store *s, cs_error *err) {
   snprintf(name, sizeof name, SNAP_NAME_PREFIX "%016llx.snap",
            (unsigned long long)s->applied_seq);
   pthread_mutex_lock(&s->mmu);
-  if (s->snapshot_name && strcmp(s->snapshot_name, name) == 0) {
-    pthread_mutex_unlock(&s->mmu); /* this position is saved already */
+  /* This position is saved already, unless the file of that name was
+   * found unusable at open (then snapshot_seq is not its position). */
+  if (s->snapshot_name && s->snapshot_seq == s->applied_seq &&
+      strcmp(s->snapshot_name, name) == 0) {
+    pthread_mutex_unlock(&s->mmu);
     rec_buf_free(&b);
     return 0;
   }
@@ -163,7 +166,9 @@ int snap_save(cs_store *s, cs_error *err) {
         s->snapshot_seq = s->applied_seq;
         s->snapshot_log_bytes = s->log_bytes;
         s->snapshot_time_ms = now;
-        if (old) {
+        if (old && strcmp(old, name) == 0) {
+          free(old); /* an unusable file of this name, just replaced */
+        } else if (old) {
           char path[DIR_PATH_BYTES];
           store_path(s, path, sizeof path, old);
           s->io->unlink(s->io->ctx, path);

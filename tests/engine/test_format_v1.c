@@ -241,13 +241,21 @@ static int write_wait(cs_store *s, cs_write *w, cs_outcome *out,
   return tu_waiter_wait(&wt);
 }
 
-static void check_opens(const char *name, bool from_snapshot) {
+/* A format-1 snapshot's index lacks what queries need (index format 2):
+ * open says so once and rebuilds the indexes from the log. */
+static void check_opens(const char *name, bool has_snapshot) {
   fixture *f = fixture_copy(name);
   cs_store *s = fixture_open(f);
-  if (f->notices) fail_msg("open noticed: %s", f->notice);
+  if (has_snapshot) {
+    assert_int_equal(f->notices, 1);
+    assert_non_null(strstr(f->notice, "index: format 1"));
+    assert_non_null(strstr(f->notice, "rebuilding the indexes from the log"));
+  } else if (f->notices) {
+    fail_msg("open noticed: %s", f->notice);
+  }
   cs_stats st;
   cs_stats_get(s, &st);
-  assert_int_equal(st.snapshot_seq != 0, from_snapshot);
+  assert_int_equal(st.snapshot_seq, 0);
   assert_int_equal(st.next_id, FX_LAST_ID + 1);
   bool built = safe_writes_built(s, f->acct[0]);
   expect_contacts(s, built);
@@ -255,10 +263,19 @@ static void check_opens(const char *name, bool from_snapshot) {
   expect_searches(f, s);
   fixture_close(s);
   expect_verify_clean(f->dir, FX_LIVE);
+  /* Close left a format-2 snapshot in place of the old one (at the same
+   * log position): the next open loads it without a word. */
+  f->notices = 0;
+  s = fixture_open(f);
+  if (f->notices) fail_msg("second open noticed: %s", f->notice);
+  cs_stats_get(s, &st);
+  assert_int_not_equal(st.snapshot_seq, 0);
+  expect_searches(f, s);
+  fixture_close(s);
   fixture_free(f);
 }
 
-static void test_format_v1_opens_from_its_snapshot(void **state) {
+static void test_format_v1_opens_past_its_snapshot(void **state) {
   (void)state;
   check_opens("store-v1", true);
 }
@@ -394,7 +411,7 @@ test_format_v1_compaction_rewrites_it_in_todays_format(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_format_v1_opens_from_its_snapshot),
+      cmocka_unit_test(test_format_v1_opens_past_its_snapshot),
       cmocka_unit_test(test_format_v1_opens_by_replay_without_snapshot),
       cmocka_unit_test(test_format_v1_edit_makes_version_2_and_delete_trashes),
       cmocka_unit_test(test_format_v1_writes_after_replay_without_snapshot),

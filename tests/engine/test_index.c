@@ -49,14 +49,14 @@ static void put(ix_index *ix, uint32_t account, uint32_t slot,
                 const char *const v[NF]) {
   cs_str s[NF];
   vals(s, v);
-  assert_int_equal(ix_insert(ix, account, slot, s), 0);
+  assert_int_equal(ix_insert(ix, account, slot, s, 0, 0, 0), 0);
 }
 
 static void del(ix_index *ix, uint32_t account, uint32_t slot,
                 const char *const v[NF]) {
   cs_str s[NF];
   vals(s, v);
-  assert_int_equal(ix_erase(ix, account, slot, s), 0);
+  assert_int_equal(ix_erase(ix, account, slot, s, 0), 0);
 }
 
 typedef struct answer {
@@ -309,7 +309,7 @@ static void test_index_bad_arguments(void **state) {
                          "Co",  "Boss", "bad \xff note"};
   cs_str s[NF];
   vals(s, bad);
-  assert_int_equal(ix_insert(ix, 1, 2, s), CS_EINVAL);
+  assert_int_equal(ix_insert(ix, 1, 2, s, 0, 0, 0), CS_EINVAL);
   save_image(ix, &after);
   assert_int_equal(before.size, after.size);
   assert_memory_equal(before.data, after.data, before.size);
@@ -319,7 +319,7 @@ static void test_index_bad_arguments(void **state) {
   const char *twin[NF] = {"John", "Doe", "john.doe@example.com", NULL,
                           NULL,   NULL,  "bad \xff note"};
   vals(s, twin);
-  assert_int_equal(ix_insert(ix, 1, 3, s), CS_EINVAL);
+  assert_int_equal(ix_insert(ix, 1, 3, s, 0, 0, 0), CS_EINVAL);
   assert_int_equal(ix_bulk_end(ix), 0);
   save_image(ix, &after);
   assert_int_equal(before.size, after.size);
@@ -428,6 +428,9 @@ static void test_index_erase_removes_exactly(void **state) {
   (void)state;
   ix_index *ix = ix_create();
   msgpack_sbuffer empty, now;
+  /* Times stay with their slots: the empty image has them up to slot 12. */
+  put(ix, 1, 12, jane);
+  del(ix, 1, 12, jane);
   save_image(ix, &empty);
   put(ix, 1, 10, john);
   put(ix, 1, 11, jose);
@@ -453,6 +456,10 @@ static void test_index_erase_removes_exactly(void **state) {
   /* And again after many keys and an arena compaction. */
   char buf[64];
   const char *v[NF] = {0};
+  put(ix, 1, 39999, jane);
+  del(ix, 1, 39999, jane);
+  msgpack_sbuffer_destroy(&empty);
+  save_image(ix, &empty);
   for (uint32_t s = 0; s < 40000; s++) {
     snprintf(buf, sizeof buf, "key number %u with some padding text", s);
     v[CS_NOTES] = buf;
@@ -713,7 +720,7 @@ static void test_index_oracle_random(void **state) {
       if (!tab[s].live) continue;
       cs_str f[NF];
       or_fields(&tab[s], f);
-      assert_int_equal(ix_erase(ix, tab[s].account, s, f), 0);
+      assert_int_equal(ix_erase(ix, tab[s].account, s, f, 0), 0);
       tab[s].live = false;
       check_sound(ix, OR_SLOTS);
       continue;
@@ -727,7 +734,7 @@ static void test_index_oracle_random(void **state) {
     }
     cs_str f[NF];
     or_fields(r, f);
-    assert_int_equal(ix_insert(ix, r->account, s, f), 0);
+    assert_int_equal(ix_insert(ix, r->account, s, f, 0, 0, 0), 0);
     r->live = true;
     check_sound(ix, OR_SLOTS);
     if (step % 3000 == 0) or_check_all(ix, tab, &seed);
@@ -741,7 +748,7 @@ static void test_index_oracle_random(void **state) {
     if (tab[s].live) {
       cs_str f[NF];
       or_fields(&tab[s], f);
-      assert_int_equal(ix_insert(bulk, tab[s].account, s, f), 0);
+      assert_int_equal(ix_insert(bulk, tab[s].account, s, f, 0, 0, 0), 0);
     }
   check_sound(bulk, OR_SLOTS); /* staged and pending, not yet merged */
   assert_int_equal(ix_bulk_end(bulk), 0);
@@ -762,7 +769,7 @@ static void test_index_oracle_random(void **state) {
     if (tab[s].live) {
       cs_str f[NF];
       or_fields(&tab[s], f);
-      assert_int_equal(ix_erase(loaded, tab[s].account, s, f), 0);
+      assert_int_equal(ix_erase(loaded, tab[s].account, s, f, 0), 0);
       tab[s].live = false;
     }
   check_sound(loaded, OR_SLOTS);
@@ -1010,6 +1017,25 @@ static void test_index_load_garbled_never_crashes(void **state) {
   msgpack_sbuffer_destroy(&sb);
 }
 
+static void pack_empty_dict(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 0);
+  msgpack_pack_bin(pk, 0);
+  msgpack_pack_bin(pk, 0);
+}
+
+/* What follows the fields in a version 2 image: two empty reversed
+ * dictionaries, an empty meta dictionary, and times of tms_bytes bytes. */
+static void pack_extras(msgpack_packer *pk, size_t tms_bytes) {
+  msgpack_pack_array(pk, 2);
+  pack_empty_dict(pk);
+  pack_empty_dict(pk);
+  pack_empty_dict(pk);
+  uint8_t zero[64] = {0};
+  msgpack_pack_bin(pk, tms_bytes);
+  msgpack_pack_bin_body(pk, zero, tms_bytes);
+}
+
 /* Hand-made images, each wrong in one way. */
 static void test_index_load_rejects_bad_shapes(void **state) {
   (void)state;
@@ -1022,7 +1048,8 @@ static void test_index_load_rejects_bad_shapes(void **state) {
                {"slot too big", 6},     {"duplicate word", 7},
                {"count too big", 8},    {"gap overflows", 9},
                {"phone has words", 10}, {"overlong varint", 11},
-               {"empty key text", 12},  {"zero count posting", 13}};
+               {"empty key text", 12},  {"zero count posting", 13},
+               {"version 1", 14},       {"times not 16 a slot", 15}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     int kind = cases[c].kind;
     msgpack_sbuffer sb;
@@ -1032,9 +1059,9 @@ static void test_index_load_rejects_bad_shapes(void **state) {
     if (kind == 0) {
       msgpack_pack_uint32(&pk, 5);
     } else {
-      msgpack_pack_array(&pk, 3);
+      msgpack_pack_array(&pk, kind == 14 ? 3 : 6);
       msgpack_pack_str_with_body(&pk, kind == 1 ? "csiy" : "csix", 4);
-      msgpack_pack_uint32(&pk, kind == 2 ? 2 : 1);
+      msgpack_pack_uint32(&pk, kind == 2 ? 3 : kind == 14 ? 1 : 2);
       int nf = kind == 3 ? NF - 1 : NF;
       msgpack_pack_array(&pk, (size_t)nf);
       for (int f = 0; f < nf; f++) {
@@ -1101,6 +1128,7 @@ static void test_index_load_rejects_bad_shapes(void **state) {
         msgpack_pack_bin(&pk, 0);
         msgpack_pack_bin(&pk, 0);
       }
+      if (kind != 14) pack_extras(&pk, kind == 15 ? 8 : 0);
     }
     int rc = load_bytes(sb.data, sb.size, 50, NULL);
     if (rc != CS_ECORRUPT) {
@@ -1114,9 +1142,9 @@ static void test_index_load_rejects_bad_shapes(void **state) {
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_array(&pk, 3);
+  msgpack_pack_array(&pk, 6);
   msgpack_pack_str_with_body(&pk, "csix", 4);
-  msgpack_pack_uint32(&pk, 1);
+  msgpack_pack_uint32(&pk, 2);
   msgpack_pack_array(&pk, NF);
   for (int f = 0; f < NF; f++) {
     msgpack_pack_array(&pk, 2);
@@ -1139,6 +1167,7 @@ static void test_index_load_rejects_bad_shapes(void **state) {
     msgpack_pack_bin(&pk, 0);
     msgpack_pack_bin(&pk, 0);
   }
+  pack_extras(&pk, 32); /* times of slots 0 and 1 */
   ix_index *ix = NULL;
   assert_int_equal(load_bytes(sb.data, sb.size, 50, &ix), 0);
   assert_string_equal(q(ix, 1, CS_FIRST_NAME, CS_MATCH_EXACT, "bob"), "2:6,7");
@@ -1167,7 +1196,7 @@ static void test_index_many_keys_tables_and_order(void **state) {
       snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io",
                i * 7919u % N);
       f[CS_EMAIL] = (cs_str){email, strlen(email)};
-      assert_int_equal(ix_insert(ix, 1 + i % 3, i, f), 0);
+      assert_int_equal(ix_insert(ix, 1 + i % 3, i, f, 0, 0, 0), 0);
     }
     if (bulk) assert_int_equal(ix_bulk_end(ix), 0);
     check_sound(ix, N);
@@ -1176,7 +1205,7 @@ static void test_index_many_keys_tables_and_order(void **state) {
       snprintf(email, sizeof email, "averylongcommonprefix.%u@x.io",
                i * 7919u % N);
       f[CS_EMAIL] = (cs_str){email, strlen(email)};
-      assert_int_equal(ix_erase(ix, 1 + i % 3, i, f), 0);
+      assert_int_equal(ix_erase(ix, 1 + i % 3, i, f, 0), 0);
     }
     check_sound(ix, N);
     msgpack_sbuffer sb;
