@@ -91,6 +91,10 @@
  * of 9 or more two (what Meilisearch allows). */
 #define CS_FUZZY_ONE_MIN_CHARS 5
 #define CS_FUZZY_TWO_MIN_CHARS 9
+/* A query word longer than this (in code points) matches without typos:
+ * no name or word of a note is that long, and the walk over the words
+ * keeps a row per character. */
+#define CS_FUZZY_MAX_CHARS 64
 
 /* Request limits of the HTTP API. */
 #define CS_BODY_MAX_BYTES (1024 * 1024) /* 413 past this */

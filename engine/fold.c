@@ -294,6 +294,37 @@ int fold_key(int field, const char *s, size_t len, fold_buf *out) {
   return 0;
 }
 
+bool fold_is_digit_cp(int32_t cp) {
+  if (cp < 0x80) return cp >= '0' && cp <= '9';
+  utf8proc_category_t c = utf8proc_category(cp);
+  return c >= UTF8PROC_CATEGORY_ND && c <= UTF8PROC_CATEGORY_NO;
+}
+
+size_t fold_next_cp(const char *s, size_t len, int32_t *cp) {
+  const unsigned char *u = (const unsigned char *)s;
+  if (!len) return 0;
+  if (u[0] < 0x80) {
+    *cp = u[0];
+    return 1;
+  }
+  utf8proc_int32_t c;
+  utf8proc_ssize_t n = utf8proc_iterate(u, (utf8proc_ssize_t)len, &c);
+  if (n <= 0) return 0;
+  *cp = c;
+  return (size_t)n;
+}
+
+void fold_word_info(const char *w, size_t len, size_t *chars, bool *digit) {
+  *chars = 0;
+  *digit = false;
+  int32_t cp;
+  for (size_t i = 0, n; i < len && (n = fold_next_cp(w + i, len - i, &cp));
+       i += n) {
+    (*chars)++;
+    *digit |= fold_is_digit_cp(cp);
+  }
+}
+
 int fold_case(const char *s, size_t len, fold_buf *out) {
   if (!s && len) return CS_EINVAL;
   int rc = fold_reserve(out, len + 1);

@@ -13,7 +13,9 @@
 #ifndef CS_FOLD_H
 #define CS_FOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A growable output buffer the caller owns and may reuse across calls.
  * Initialise with {0}; free ptr with free(). ptr is NUL-terminated after a
@@ -37,6 +39,15 @@ int fold_key(int field, const char *s, size_t len, fold_buf *out);
 int fold_words(const char *folded, size_t len,
                int (*fn)(void *ctx, const char *word, size_t word_len),
                void *ctx);
+
+/* A digit, as words count them: Unicode numbers (Nd, Nl, No). */
+bool fold_is_digit_cp(int32_t cp);
+/* Decodes the code point at s (valid UTF-8) into *cp; its bytes, or 0 at
+ * the end or on invalid input. */
+size_t fold_next_cp(const char *s, size_t len, int32_t *cp);
+/* A folded word's length in code points, and whether it holds a digit
+ * (the typo allowance of a query word depends on both). */
+void fold_word_info(const char *w, size_t len, size_t *chars, bool *digit);
 
 /* Case folding only (no NFKC, no mark stripping): how email uniqueness is
  * compared. */

@@ -76,7 +76,7 @@ static int word_remove_cb(void *ctx, const char *w, size_t n) {
 /* key reversed bytewise into out: a byte suffix of valid UTF-8 that is
  * itself valid starts at a character, so prefixes of the reversed keys are
  * exactly the suffixes of the keys. */
-static int reverse_into(const char *key, size_t len, fold_buf *out) {
+int ix_reverse(const char *key, size_t len, fold_buf *out) {
   if (out->cap < len + 1) {
     char *p = realloc(out->ptr, len + 1);
     if (!p) return -ENOMEM;
@@ -106,7 +106,8 @@ static void ix_erase_fields(ix_index *ix, uint32_t account, uint32_t slot,
     }
     dict_remove(&ix->exact[f], account, ix->fb.ptr, ix->fb.len, slot);
     int r = ix_rev_of(f);
-    if (r >= 0 && !reverse_into(ix->fb.ptr, ix->fb.len, &ix->rb[r]))
+    cs_str tail = ix_tail(f, ix->fb.ptr, ix->fb.len);
+    if (r >= 0 && tail.len && !ix_reverse(tail.ptr, tail.len, &ix->rb[r]))
       dict_remove(&ix->rev[r], account, ix->rb[r].ptr, ix->rb[r].len, slot);
     if (f == CS_PHONE) continue;
     word_ctx c = {&ix->words[f], false, account, slot};
@@ -132,8 +133,10 @@ static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
     }
     if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len))) return rc;
     int r = ix_rev_of(f);
-    if (r >= 0 && ((rc = reverse_into(fb->ptr, fb->len, &ix->rb[r])) ||
-                   (rc = job_push(ix, &ix->rev[r], ix->rb[r].ptr, fb->len))))
+    cs_str tail = ix_tail(f, fb->ptr, fb->len);
+    if (r >= 0 && tail.len &&
+        ((rc = ix_reverse(tail.ptr, tail.len, &ix->rb[r])) ||
+         (rc = job_push(ix, &ix->rev[r], ix->rb[r].ptr, tail.len))))
       return rc;
     if (f == CS_PHONE) continue;
     job_ctx c = {ix, &ix->words[f]};
@@ -145,9 +148,10 @@ static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
 static int times_set(ix_index *ix, uint32_t slot, int64_t created_ms,
                      int64_t updated_ms) {
   if (slot >= ix->tms_cap) {
-    uint64_t cap = ix->tms_cap ? ix->tms_cap : 1024;
-    while (cap <= slot)
-      cap *= 2;
+    /* grown by a quarter: 16 bytes a contact, so slack would show in the
+     * index's bytes per contact (bulk mode gives it back at its end) */
+    uint64_t cap = (uint64_t)ix->tms_cap + ix->tms_cap / 4 + 1024;
+    if (cap <= slot) cap = (uint64_t)slot + 1024;
     if (cap > UINT32_MAX) cap = UINT32_MAX;
     int64_t *p = realloc(ix->tms, (size_t)cap * 2 * sizeof(int64_t));
     if (!p) return -ENOMEM;
@@ -263,6 +267,13 @@ int ix_bulk_end(ix_index *ix) {
   }
   if (rc) return rc; /* still in bulk mode: the caller may retry */
   ix->bulk = false;
+  if (ix->ntms && ix->tms_cap > ix->ntms) {
+    int64_t *p = realloc(ix->tms, (size_t)ix->ntms * 2 * sizeof(int64_t));
+    if (p) {
+      ix->tms = p;
+      ix->tms_cap = ix->ntms;
+    }
+  }
   /* Replay grew arrays by doubling; give the slack back once. */
   for (int i = 0; i < IX_NDICTS; i++) {
     ix_dict *d = ix_dict_at(ix, i);

@@ -18,10 +18,13 @@
 #define CS_INDEX_H
 
 #include <msgpack.h>
+#include <roaring/roaring.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "cs.h"
+#include "cs_query.h"
+#include "fold.h"
 
 typedef struct ix_index ix_index;
 
@@ -83,6 +86,7 @@ int ix_save(const ix_index *ix, msgpack_packer *pk);
 
 /* Replaces an empty index's contents with a saved one. obj comes from a
  * snapshot whose checksum was verified, but its shape is still checked:
+ * an image of index format 1 is CS_EFORMAT (rebuild from the log), and
  * anything unexpected is CS_ECORRUPT with a message in errbuf (and the index
  * is left empty). Slots must be < slot_limit. */
 int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
@@ -97,5 +101,79 @@ int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
  * dictionary and what is wrong; -ENOMEM. */
 int ix_check(const ix_index *ix, uint32_t slot_limit, char *errbuf,
              size_t errlen);
+
+/* ------------------------------------------------ queries (ix_query.c) */
+
+/* Frees a set (CRoaring's free does not take NULL). */
+static inline void ixq_set_free(roaring_bitmap_t *b) {
+  if (b) roaring_bitmap_free(b);
+}
+
+/* Adds to out the live slots of account, or those without field (absent,
+ * or a value whose key is empty). */
+int ixq_live(const ix_index *ix, uint32_t account, roaring_bitmap_t *out);
+int ixq_absent(const ix_index *ix, uint32_t account, int field,
+               roaring_bitmap_t *out);
+
+/* Adds to out the slots of account whose field matches raw under op
+ * (eq, prefix, words, fuzzy; cs_query.h), folding with fb. 0,
+ * CS_EINVAL (an op the field does not take, too many words), -ENOMEM. */
+int ixq_match(const ix_index *ix, uint32_t account, int field, cs_op op,
+              const char *raw, size_t len, fold_buf *fb, roaring_bitmap_t *out);
+
+/* Adds to out the slots of account whose field (email, phone) may end
+ * with raw, folded into fb: exactly those, or with *verify a superset the
+ * caller narrows by comparing each one's key with fb (see IX_REV_EMAIL).
+ * 0, CS_EINVAL (another field, or fewer than CS_QUERY_SUFFIX_MIN
+ * characters), -ENOMEM. */
+int ixq_suffix(const ix_index *ix, uint32_t account, int field, const char *raw,
+               size_t len, fold_buf *fb, roaring_bitmap_t *out, bool *verify);
+
+/* The words of fold_text(text), counted up to CS_QUERY_WORDS_MAX + 1. */
+int ixq_count_words(const char *text, size_t len, fold_buf *fb, uint32_t *n);
+
+/* How a word of q matched, in relevance order: typos * 12, + 6 for a
+ * prefix, + the field group (names, email, company, job title, phone,
+ * notes). */
+#define IXQ_TIERS 36
+#define IXQ_TIER_TYPOS(t) ((t) / 12)
+#define IXQ_TIER_PREFIX(t) (((t) % 12) / 6)
+#define IXQ_TIER_GROUP(t) ((t) % 6)
+
+typedef struct ixq_text {
+  roaring_bitmap_t *set; /* the slots every word matches */
+  uint32_t nwords;
+  /* with tiers: per word, the slots it matches in each tier (NULL: none) */
+  roaring_bitmap_t *(*tier)[IXQ_TIERS];
+} ixq_text;
+
+/* Evaluates free text q over account (cs_query.h). 0, CS_EINVAL (no word,
+ * too many), -ENOMEM. Free with ixq_text_free. */
+int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
+                  size_t qlen, bool fuzzy, bool tiers, ixq_text *out);
+void ixq_text_free(ixq_text *t);
+
+/* Keys in field's exact dictionary (all accounts): what a walk may cost. */
+uint64_t ixq_keys(const ix_index *ix, int field);
+/* The times of slot. CS_EINVAL for a slot never indexed. */
+int ixq_times(const ix_index *ix, uint32_t slot, int64_t *created_ms,
+              int64_t *updated_ms);
+/* The smallest slot of account whose field has this key, or
+ * CS_ENOTFOUND. */
+int ixq_first_slot(const ix_index *ix, uint32_t account, int field,
+                   const char *key, size_t len, uint32_t *slot);
+
+/* Called per key of a walk that some slot of r has: the key's text, and
+ * the slots of r under it (ascending; NULL when the walk counts only) and
+ * their number. Non-zero stops the walk (a negative value is returned). */
+typedef int (*ixq_walk_fn)(void *ctx, cs_str key, const uint32_t *slots,
+                           uint64_t n);
+/* Walks field's keys of account in order (desc: backwards), from the
+ * first key >= from (desc: <= from; from NULL: from the end), calling fn
+ * for each key some slot of r holds; with slots, fn gets those slots.
+ * 0, fn's negative value, or -ENOMEM. */
+int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
+             const cs_str *from, bool slots, const roaring_bitmap_t *r,
+             ixq_walk_fn fn, void *ctx);
 
 #endif

@@ -16,12 +16,12 @@
  * posting list) that also keeps its keys in sorted order for prefix search,
  * and a words dictionary (each word of the folded value -> posting list),
  * sorted too, for the prefix and typo-tolerant word matches of a query.
- * Email and phone also have a dictionary of their reversed keys (suffix
- * search), and one meta dictionary lists each account's live contacts and,
- * per field, those without the field. Beside the dictionaries, an array
- * keeps each slot's creation and update times.
- * Phone has no words dictionary: its folded value is a string of digits,
- * one word, so a words search on phone is an exact search.
+ * Email and phone also have a dictionary of their reversed tails (suffix
+ * search, see IX_REV_EMAIL), and one meta dictionary lists each account's live
+ * contacts and, per field, those without the field. Beside the dictionaries, an
+ * array keeps each slot's creation and update times. Phone has no words
+ * dictionary: its folded value is a string of digits, one word, so a words
+ * search on phone is an exact search.
  *
  * Accounts cost nothing: every dictionary key starts with the account
  * number as 4 big-endian bytes, so one account's keys form one contiguous
@@ -233,9 +233,32 @@ typedef struct ix_job {
   uint32_t h, e; /* e: the entry its hash first matched, or IX_NONE */
 } ix_job;
 
-/* The suffix dictionaries: the reversed keys of email and phone, so that a
- * suffix search is a prefix search over them. */
+/* The suffix dictionaries, sorted, of reversed tails: an email's domain
+ * (what follows the last '@' of its key) and a phone's last IX_PHONE_TAIL
+ * digits. A suffix is a prefix of the reversed tail, so a suffix search
+ * is a prefix search over them: exact for an email suffix without '@' and
+ * a phone suffix of at most IX_PHONE_TAIL digits, and otherwise a small
+ * set of candidates (one domain; one tail) that the query checks against
+ * their records. Whole reversed keys would answer every suffix exactly but
+ * cost some 180 bytes a contact; tails cost about a tenth of that, since
+ * domains repeat and 5 digits have 100,000 values. */
 enum { IX_REV_EMAIL, IX_REV_PHONE, IX_NREV };
+#define IX_PHONE_TAIL 5
+
+/* key reversed bytewise into out (index.c). 0 or -ENOMEM. */
+int ix_reverse(const char *key, size_t len, fold_buf *out);
+
+/* The tail of a folded key (email, phone) that its suffix dictionary
+ * holds. */
+static inline cs_str ix_tail(int field, const char *key, size_t len) {
+  if (field == CS_PHONE) {
+    size_t n = len < IX_PHONE_TAIL ? len : IX_PHONE_TAIL;
+    return (cs_str){key + len - n, n};
+  }
+  const char *at = memrchr(key, '@', len);
+  size_t from = at ? (size_t)(at - key) + 1 : 0;
+  return (cs_str){key + from, len - from};
+}
 
 /* The meta dictionary's keys, after the account: one whose list is every
  * live contact of the account, and one per field listing the live

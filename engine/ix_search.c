@@ -348,7 +348,7 @@ int ix_search(const ix_index *ix, uint32_t account, int field, cs_match match,
     match = field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
   if (match != CS_MATCH_EXACT && match != CS_MATCH_PREFIX &&
       match != CS_MATCH_WORDS)
-    return CS_EINVAL;
+    return CS_EINVAL; /* suffix: cs_search runs it as a query */
   /* A phone folds to one word of digits: words is exact there. */
   if (field == CS_PHONE && match == CS_MATCH_WORDS) match = CS_MATCH_EXACT;
   fold_buf *fb = ix_term_buf();

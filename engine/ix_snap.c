@@ -406,9 +406,10 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
       !MP_KEY_IS(&obj->via.array.ptr[0], IX_MAGIC))
     return load_err(lc, "index: not an index image");
   const msgpack_object *v = &obj->via.array.ptr[1];
-  if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 1)
-    return load_err(lc, "index: format 1, without the query structures "
-                        "(rebuilt from the log)");
+  if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 1) {
+    load_err(lc, "index: format 1, without the query structures");
+    return CS_EFORMAT;
+  }
   if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 != IX_VERSION ||
       obj->via.array.size != 6)
     return load_err(lc, "index: unknown version");

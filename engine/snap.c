@@ -300,6 +300,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
                   strerror(errno));
   int rc;
   const char *why = NULL;
+  bool old_index = false; /* an index format before this one */
   msgpack_zone zone;
   msgpack_zone_init(&zone, 1 << 20);
   uint64_t plen = 0, sum = 0;
@@ -363,11 +364,13 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
              ? 0
              : ix_load(s->ix, index, s->slots.count, ixerr, sizeof ixerr);
     if (rc) why = ixerr[0] ? ixerr : "index does not load";
+    if (rc == CS_EFORMAT) old_index = true;
   }
   msgpack_zone_destroy(&zone);
   munmap(buf, len);
   if (why)
-    return cs_err(err, CS_ECORRUPT, "snapshot %s is unusable: %s", path, why);
+    return cs_err(err, old_index ? CS_EFORMAT : CS_ECORRUPT,
+                  "snapshot %s is unusable: %s", path, why);
   s->applied_seq = seq;
   s->applied_seg = (uint32_t)(seq ? seg : s->first_seg);
   s->applied_off = seq ? offset : 0;

@@ -20,8 +20,9 @@
 int snap_save(cs_store *s, cs_error *err);
 
 /* Loads snapshot name into s (at open, alone, with segments mapped and the
- * slot table empty). 0, or CS_ECORRUPT (or -errno) after which the caller
- * empties s (pindex_reset) and rebuilds from the log. */
+ * slot table empty). 0, or CS_ECORRUPT, CS_EFORMAT (a sound snapshot whose
+ * index is in an older format) or -errno, after which the caller empties s
+ * (pindex_reset) and rebuilds from the log. */
 int snap_load(cs_store *s, const char *name, cs_error *err);
 
 #endif

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cs_query.h"
 #include "dir.h"
 #include "err.h"
 #include "replay.h"
@@ -419,6 +420,41 @@ static int search_ids(cs_store *s, const cs_query *q, uint32_t min_slot,
   return 0;
 }
 
+/* A suffix search is the query of one suffix condition in id order (its
+ * candidates may need their records checked: ixq_suffix). */
+static int search_suffix(cs_store *s, const cs_query *q, uint32_t limit,
+                         cs_page *out, cs_error *err) {
+  if (q->field != CS_EMAIL && q->field != CS_PHONE) {
+    cs_err(err, CS_EINVAL, "match=suffix searches email or phone only");
+    if (err) err->field = q->field < CS_FIELD_COUNT ? q->field : -1;
+    return CS_EINVAL;
+  }
+  cs_str term = {q->term ? q->term : "", q->term_len};
+  cs_qnode n = {.kind = CS_Q_COND,
+                .field = q->field,
+                .op = CS_OP_SUFFIX,
+                .values = &term,
+                .nvalues = 1};
+  cs_qpos after = {.nkeys = 0, .id = q->after_id};
+  cs_qry qq = {.account = q->account,
+               .filter = &n,
+               .limit = limit,
+               .after = q->after_id ? &after : NULL};
+  cs_qresult r;
+  int rc = cs_query_run(s, &qq, &r, err);
+  if (rc) {
+    if (err && rc == CS_EINVAL) err->field = q->field;
+    return rc;
+  }
+  out->total = r.page.total;
+  out->count = r.page.count;
+  out->more = r.page.more;
+  out->contacts = r.page.contacts;
+  r.page.contacts = NULL;
+  cs_qresult_free(&r);
+  return 0;
+}
+
 int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
   memset(out, 0, sizeof *out);
   if (q->field < 0 || q->field > CS_SEARCH_BY_ID)
@@ -429,8 +465,9 @@ int cs_search(cs_store *s, const cs_query *q, cs_page *out, cs_error *err) {
   cs_match match = q->match;
   if (match == CS_MATCH_DEFAULT)
     match = q->field == CS_NOTES ? CS_MATCH_WORDS : CS_MATCH_EXACT;
-  if (match < CS_MATCH_EXACT || match > CS_MATCH_WORDS)
+  if (match < CS_MATCH_EXACT || match > CS_MATCH_SUFFIX)
     return cs_err(err, CS_EINVAL, "no such match mode");
+  if (match == CS_MATCH_SUFFIX) return search_suffix(s, q, limit, out, err);
   if (s->opts.no_indexes)
     return cs_err(err, CS_EINVAL, "the store was opened without indexes");
   if (q->term_len > CS_SEARCH_TERM_MAX_BYTES) return 0; /* matches nothing */

@@ -451,9 +451,16 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
   free(snap->slots.v);
   memset(&snap->slots, 0, sizeof snap->slots);
   cs_error serr;
-  if (snap_load(snap, snap->snapshot_name, &serr) != 0) {
-    res->problems++;
-    finding_emit(fn, ctx, true, snap->snapshot_name, -1, "%s", serr.msg);
+  if ((rc = snap_load(snap, snap->snapshot_name, &serr)) != 0) {
+    /* An index in an older format is not damage: open rebuilds it. */
+    bool old = rc == CS_EFORMAT;
+    rc = 0;
+    if (old)
+      res->notes++;
+    else
+      res->problems++;
+    finding_emit(fn, ctx, !old, snap->snapshot_name, -1, "%s%s", serr.msg,
+                 old ? "; open rebuilds the indexes from the log" : "");
     goto out;
   }
   replay sp = {.s = snap, .mode = REPLAY_STRICT, .err = &rerr};
