@@ -122,6 +122,78 @@ static void put_digits(char *p, unsigned v, int n) {
     p[i] = (char)('0' + v % 10);
 }
 
+/* The value of n digits at s, or -1 when one is not a digit. */
+static int get_digits(const char *s, int n) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+/* Days from 1970-01-01 to a civil date: the inverse of cs_time_format's
+ * day count, on the same 400-year cycle. */
+static int64_t days_from_civil(int64_t year, unsigned month, unsigned day) {
+  year -= month <= 2;
+  int64_t era = (year >= 0 ? year : year - 399) / 400;
+  unsigned yoe = (unsigned)(year - era * 400);
+  unsigned doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static unsigned days_in_month(int year, int month) {
+  static const unsigned char days[12] = {31, 28, 31, 30, 31, 30,
+                                         31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/* The layout is fixed up to the seconds ("YYYY-MM-DDTHH:MM:SS", 19
+ * bytes); a fraction and the offset follow. */
+int cs_time_parse(const char *s, size_t len, int64_t *ms_out) {
+  if (len < 20 || s[4] != '-' || s[7] != '-' ||
+      (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
+    return CS_EINVAL;
+  int year = get_digits(s, 4), month = get_digits(s + 5, 2);
+  int day = get_digits(s + 8, 2), hour = get_digits(s + 11, 2);
+  int minute = get_digits(s + 14, 2), second = get_digits(s + 17, 2);
+  if (year < 1970 || month < 1 || month > 12 || day < 1 ||
+      (unsigned)day > days_in_month(year, month) || hour < 0 || hour > 23 ||
+      minute < 0 || minute > 59 || second < 0 || second > 59)
+    return CS_EINVAL;
+  size_t i = 19;
+  int64_t milli = 0;
+  if (s[i] == '.') {
+    size_t from = ++i;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+      if (i - from < 3) milli = milli * 10 + (s[i] - '0');
+      i++;
+    }
+    if (i == from || i - from > 9) return CS_EINVAL;
+    for (size_t k = i - from; k < 3; k++)
+      milli *= 10;
+  }
+  int64_t offset_min = 0;
+  if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
+    i++;
+  } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    int oh = get_digits(s + i + 1, 2), om = get_digits(s + i + 4, 2);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return CS_EINVAL;
+    offset_min = (s[i] == '-' ? -1 : 1) * (int64_t)(oh * 60 + om);
+    i += 6;
+  } else {
+    return CS_EINVAL; /* the offset is required */
+  }
+  if (i != len) return CS_EINVAL;
+  int64_t secs = days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 +
+                 hour * 3600 + minute * 60 + second - offset_min * 60;
+  if (secs < 0) return CS_EINVAL; /* before the epoch, by its offset */
+  *ms_out = secs * 1000 + milli;
+  return 0;
+}
+
 /* Every answer carries two timestamps, so this avoids gmtime and printf:
  * the civil date comes from the day count with the proleptic Gregorian
  * calendar's 400-year cycle (146097 days). */

@@ -197,6 +197,11 @@ int cs_id_parse(const char *s, size_t len, uint64_t *id_out);
 /* Formats Unix ms as RFC 3339 UTC with milliseconds
  * ("2026-11-26T08:58:00.123Z"). */
 void cs_time_format(int64_t ms, char out[32]);
+/* Parses an RFC 3339 date-time ("2026-11-26T08:58:00.123Z"; T or t, Z or z
+ * or a numeric offset such as +01:00; no fraction, or 1 to 9 fraction
+ * digits, cut to milliseconds) of a year 1970..9999 into Unix ms at or
+ * after the epoch. No leap second, no whitespace. 0 or CS_EINVAL. */
+int cs_time_parse(const char *s, size_t len, int64_t *ms_out);
 
 /*
  * Checks a contact as the API's rules say (required fields, lengths, UTF-8,

@@ -176,4 +176,11 @@ int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
              const cs_str *from, bool slots, const roaring_bitmap_t *r,
              ixq_walk_fn fn, void *ctx);
 
+/* Calls fn (without slots) for every key of field that slots of r hold
+ * (r: slots of one account), with their number, in no particular order:
+ * the facets' count, cheaper than a walk in key order. 0, fn's negative
+ * value, or -ENOMEM. */
+int ixq_count_keys(const ix_index *ix, int field, const roaring_bitmap_t *r,
+                   ixq_walk_fn fn, void *ctx);
+
 #endif

@@ -94,6 +94,9 @@
  *
  *     index.c       create/destroy, insert, erase, bulk mode, memory
  *     ix_search.c   search, exact lookups, per-thread folding buffers
+ *     ix_query.c    a query's sets: conditions, free text (and ix_fuzzy.c,
+ *                   the typo walk, below it)
+ *     ix_qwalk.c    walks against a match set, for sorts and facets
  *     ix_snap.c     the snapshot codec (ix_save, ix_load)
  *     ix_check.c    the whole-index checker (ix_check), for tests
  *        |
@@ -321,6 +324,43 @@ static inline void *ix_huge(void *p, size_t bytes) {
   }
 #else
   (void)bytes;
+  /* ------------------------------------ postings (query side, inline) */
+
+  /* Adds the slots of p to out (ix_query.c, ix_qwalk.c). */
+  static inline void post_or(ix_post p, roaring_bitmap_t * out) {
+    if (!p) return;
+    if (POST_IS_ONE(p)) {
+      roaring_bitmap_add(out, POST_ONE(p));
+    } else if (POST_IS_RB(p)) {
+      roaring_bitmap_or_inplace(out, POST_RB(p));
+    } else {
+      const ix_arr *a = POST_ARR(p);
+      roaring_bitmap_add_many(out, a->n, a->v);
+    }
+  }
+
+  /* The posting of (account, text) in d, or 0. */
+  static inline ix_post dict_post(const ix_dict *d, uint32_t account,
+                                  const char *t, size_t len) {
+    uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
+    return e == IX_NONE ? 0 : d->ents[e].post;
+  }
+
+  /* ------------------------------------------- ix_fuzzy.c: typo walks */
+
+  typedef struct fuzzy_walk fuzzy_walk;
+  /* A walk's state (a few KiB: rows per character); free with free(). */
+  fuzzy_walk *fuzzy_new(void);
+  /* Sets z up for word (folded) and allowance k; false when the word is
+   * longer than typo tolerance takes (CS_FUZZY_MAX_CHARS). */
+  bool fuzzy_init(fuzzy_walk * z, const char *w, size_t len, int k);
+  /* Calls fn(ctx, post, typos) for every word of account in the sorted d
+   * without a digit and 1..k typos from z's word. */
+  void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
+                  void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
+  /* The typo allowance of a folded query word (cs_typo_allowance). */
+  int word_allowance(const char *w, size_t len);
+
 #endif
   return p;
 }
@@ -632,4 +672,41 @@ static inline int dict_add(ix_dict *d, bool bulk, uint32_t account,
   d->stage[d->nstage++] = (uint64_t)e << 32 | slot;
   return 0;
 }
+/* ------------------------------------ postings (query side, inline) */
+
+/* Adds the slots of p to out (ix_query.c, ix_qwalk.c). */
+static inline void post_or(ix_post p, roaring_bitmap_t *out) {
+  if (!p) return;
+  if (POST_IS_ONE(p)) {
+    roaring_bitmap_add(out, POST_ONE(p));
+  } else if (POST_IS_RB(p)) {
+    roaring_bitmap_or_inplace(out, POST_RB(p));
+  } else {
+    const ix_arr *a = POST_ARR(p);
+    roaring_bitmap_add_many(out, a->n, a->v);
+  }
+}
+
+/* The posting of (account, text) in d, or 0. */
+static inline ix_post dict_post(const ix_dict *d, uint32_t account,
+                                const char *t, size_t len) {
+  uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
+  return e == IX_NONE ? 0 : d->ents[e].post;
+}
+
+/* ------------------------------------------- ix_fuzzy.c: typo walks */
+
+typedef struct fuzzy_walk fuzzy_walk;
+/* A walk's state (a few KiB: rows per character); free with free(). */
+fuzzy_walk *fuzzy_new(void);
+/* Sets z up for word (folded) and allowance k; false when the word is
+ * longer than typo tolerance takes (CS_FUZZY_MAX_CHARS). */
+bool fuzzy_init(fuzzy_walk *z, const char *w, size_t len, int k);
+/* Calls fn(ctx, post, typos) for every word of account in the sorted d
+ * without a digit and 1..k typos from z's word. */
+void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
+                void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
+/* The typo allowance of a folded query word (cs_typo_allowance). */
+int word_allowance(const char *w, size_t len);
+
 #endif

@@ -19,26 +19,6 @@
 
 #include "ix_int.h"
 
-/* Adds the slots of p to out. */
-static void post_or(ix_post p, roaring_bitmap_t *out) {
-  if (!p) return;
-  if (POST_IS_ONE(p)) {
-    roaring_bitmap_add(out, POST_ONE(p));
-  } else if (POST_IS_RB(p)) {
-    roaring_bitmap_or_inplace(out, POST_RB(p));
-  } else {
-    const ix_arr *a = POST_ARR(p);
-    roaring_bitmap_add_many(out, a->n, a->v);
-  }
-}
-
-/* The posting of (account, text) in d, or 0. */
-static ix_post dict_post(const ix_dict *d, uint32_t account, const char *t,
-                         size_t len) {
-  uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
-  return e == IX_NONE ? 0 : d->ents[e].post;
-}
-
 /* Adds the slots of every key of account in d that starts with t. */
 static void range_or(const ix_dict *d, uint32_t account, const char *t,
                      size_t len, roaring_bitmap_t *out) {
@@ -64,7 +44,7 @@ int ixq_live(const ix_index *ix, uint32_t account, roaring_bitmap_t *out) {
 
 int ixq_absent(const ix_index *ix, uint32_t account, int field,
                roaring_bitmap_t *out) {
-  post_or(dict_post(&ix->meta, account, IX_META_ABSENT + field, 1), out);
+  post_or(dict_post(&ix->meta, account, &IX_META_ABSENT[field], 1), out);
   return 0;
 }
 
@@ -97,143 +77,12 @@ int ixq_count_words(const char *text, size_t len, fold_buf *fb, uint32_t *n) {
   return 0;
 }
 
-/* ---------------------------------------------------------- typos */
-
-/* Code points of a query word that typo tolerance handles; longer words
- * match exactly only (the allowance would be 2 typos in 65+ letters). */
-#define FZ_CHARS_MAX CS_FUZZY_MAX_CHARS
-#define FZ_DEPTH_MAX (FZ_CHARS_MAX + 2)
-/* The longest seek key of a walk: a prefix of FZ_DEPTH_MAX + 1 code points
- * of 4 bytes, and 0xff. */
-#define IX_KEY_SEEK_MAX (4 * (FZ_DEPTH_MAX + 1) + 1)
-
-typedef struct fuzzy_walk {
-  int32_t w[FZ_CHARS_MAX];
-  int m, k;
-  int32_t kc[FZ_DEPTH_MAX]; /* the current key's code points */
-  uint8_t rows[FZ_DEPTH_MAX + 1][FZ_CHARS_MAX + 1];
-  uint8_t rmin[FZ_DEPTH_MAX + 1];
-  char seek[IX_KEY_SEEK_MAX];
-} fuzzy_walk;
-
-/* Row j (j >= 1) of the optimal string alignment distance between the
- * key's first j code points and the word, from rows j - 1 and j - 2. */
-static void fz_row(fuzzy_walk *z, int j) {
-  uint8_t *r = z->rows[j], *p = z->rows[j - 1];
-  int32_t c = z->kc[j - 1];
-  r[0] = (uint8_t)j;
-  uint8_t mn = r[0];
-  for (int i = 1; i <= z->m; i++) {
-    int v = p[i] + 1;
-    if (r[i - 1] + 1 < v) v = r[i - 1] + 1;
-    int sub = p[i - 1] + (c != z->w[i - 1]);
-    if (sub < v) v = sub;
-    if (j > 1 && i > 1 && c == z->w[i - 2] && z->kc[j - 2] == z->w[i - 1] &&
-        z->rows[j - 2][i - 2] + 1 < v)
-      v = z->rows[j - 2][i - 2] + 1;
-    r[i] = (uint8_t)v;
-    if (r[i] < mn) mn = r[i];
-  }
-  z->rmin[j] = mn;
-}
-
-/*
- * Calls fn(ctx, post, typos) for every word of account in the sorted
- * dictionary d that has no digit and is 1..k typos from the word (the
- * word itself, 0 typos, is the caller's exact lookup). The walk visits the
- * keys in order as the paths of a trie: a key shares its rows with the
- * previous key for their common prefix, and once a prefix's row is over k
- * (no longer key can come back under k), the prefix holds a digit, or it
- * is longer than the word by more than k, every key below it is skipped
- * with one seek in the sorted order.
- */
-static void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
-                       void (*fn)(void *ctx, ix_post p, int typos), void *ctx) {
-  uint8_t acct[4];
-  acct_be(account, acct);
-  for (int i = 0; i <= z->m; i++)
-    z->rows[0][i] = (uint8_t)i;
-  z->rmin[0] = 0;
-  int depth_max = z->m + z->k, pd = 0; /* rows valid up to depth pd */
-  uint32_t c, i;
-  order_lower(d, account, "", 0, &c, &i);
-  while (c < d->nchunks) {
-    const ix_chunk *ch = &d->chunks[c];
-    if (i >= ch->n) {
-      c++, i = 0;
-      continue;
-    }
-    uint32_t e = ch->v[i];
-    size_t klen;
-    const uint8_t *k = ent_key(d, e, &klen);
-    if (memcmp(k, acct, 4)) return;
-    const char *t = (const char *)k + 4;
-    size_t tl = klen - 4, off = 0, n = 0;
-    int j = 0;
-    int32_t cp;
-    while (j < pd && off < tl && (n = fold_next_cp(t + off, tl - off, &cp)) &&
-           cp == z->kc[j])
-      off += n, j++;
-    bool prune = false;
-    while (off < tl) {
-      if (!(n = fold_next_cp(t + off, tl - off, &cp))) break;
-      if (j == depth_max || fold_is_digit_cp(cp)) {
-        prune = true;
-        break;
-      }
-      z->kc[j] = cp;
-      fz_row(z, j + 1);
-      if (z->rmin[j + 1] > z->k) {
-        prune = true;
-        break;
-      }
-      off += n, j++;
-    }
-    pd = j;
-    if (!prune) {
-      int dist = off == tl ? z->rows[j][z->m] : 0;
-      if (dist >= 1 && dist <= z->k) fn(ctx, d->ents[e].post, dist);
-      i++;
-      continue;
-    }
-    /* No key that starts with t's first j + 1 code points can match:
-     * seek past them. UTF-8 never holds 0xff, so that prefix and 0xff
-     * sorts after every key that starts with it. */
-    size_t pl = off + n;
-    memcpy(z->seek, t, pl);
-    z->seek[pl] = (char)0xff;
-    order_lower(d, account, z->seek, pl + 1, &c, &i);
-  }
-}
-
-/* Sets up a walk for word (folded) with allowance k; false when the word
- * is too long for typo tolerance. */
-static bool fuzzy_init(fuzzy_walk *z, const char *w, size_t len, int k) {
-  z->m = 0;
-  z->k = k;
-  int32_t cp;
-  for (size_t i = 0, n; i < len && (n = fold_next_cp(w + i, len - i, &cp));
-       i += n) {
-    if (z->m == FZ_CHARS_MAX) return false;
-    z->w[z->m++] = cp;
-  }
-  return true;
-}
+/* ----------------------------------------------------- one condition */
 
 static void or_cb(void *ctx, ix_post p, int typos) {
   (void)typos;
   post_or(p, ctx);
 }
-
-/* The typo allowance of a folded query word. */
-static int word_allowance(const char *w, size_t len) {
-  size_t chars;
-  bool digit;
-  fold_word_info(w, len, &chars, &digit);
-  return cs_typo_allowance(chars, digit);
-}
-
-/* ----------------------------------------------------- one condition */
 
 /* The intersection of the sets of each word (fuzzy: with typos, on field's
  * words), added to out. */
@@ -241,7 +90,7 @@ static int words_and(const ix_index *ix, uint32_t account, int field,
                      const word_list *wl, bool fuzzy, roaring_bitmap_t *out) {
   roaring_bitmap_t *acc = NULL;
   int rc = 0;
-  fuzzy_walk *z = fuzzy ? malloc(sizeof *z) : NULL;
+  fuzzy_walk *z = fuzzy ? fuzzy_new() : NULL;
   if (fuzzy && !z) return -ENOMEM;
   for (uint32_t i = 0; i < wl->n; i++) {
     roaring_bitmap_t *ws = roaring_bitmap_create();
@@ -355,56 +204,173 @@ static int tier_of(int typos, bool prefix, int group) {
   return typos * 12 + (prefix ? 6 : 0) + group;
 }
 
-typedef struct tier_sink {
-  roaring_bitmap_t *all;   /* every match of the word */
-  roaring_bitmap_t **tier; /* NULL: relevance not wanted */
-  int group;
+/* One way a word of q matches: a posting list and the tier it gives. */
+typedef struct tref {
+  ix_post p;
+  int tier;
+} tref;
+
+/* Every way one word matches, gathered before any set is built, so that
+ * the rarest word's set is built first and the others only within it. */
+typedef struct word_refs {
+  tref *v;
+  size_t n, cap;
+  uint64_t est; /* the sum of the lists' sizes: at least the set's size */
+  int tier;     /* the tier of what is being added */
   int rc;
-} tier_sink;
+} word_refs;
 
-static roaring_bitmap_t *sink_for(tier_sink *s, int t) {
-  if (!s->tier) return s->all;
-  if (!s->tier[t] && !(s->tier[t] = roaring_bitmap_create())) {
-    s->rc = -ENOMEM;
-    return NULL;
+static void refs_add(word_refs *w, ix_post p, int tier) {
+  if (!p || w->rc) return;
+  if (w->n == w->cap) {
+    size_t cap = w->cap ? w->cap * 2 : 32;
+    tref *v = realloc(w->v, cap * sizeof(tref));
+    if (!v) {
+      w->rc = -ENOMEM;
+      return;
+    }
+    w->v = v;
+    w->cap = cap;
   }
-  return s->tier[t];
+  w->v[w->n++] = (tref){p, tier};
+  w->est += post_card(p);
 }
 
-static void sink_post(tier_sink *s, int t, ix_post p) {
-  if (!p) return;
-  roaring_bitmap_t *b = sink_for(s, t);
-  if (b) post_or(p, b);
+static void refs_range(word_refs *w, const ix_dict *d, uint32_t account,
+                       const char *t, size_t len, int tier) {
+  uint8_t acct[4];
+  acct_be(account, acct);
+  uint32_t c, i;
+  order_lower(d, account, t, len, &c, &i);
+  for (; c < d->nchunks; c++, i = 0) {
+    const ix_chunk *ch = &d->chunks[c];
+    for (; i < ch->n; i++) {
+      size_t klen;
+      const uint8_t *k = ent_key(d, ch->v[i], &klen);
+      if (klen < len + 4 || memcmp(k, acct, 4) || memcmp(k + 4, t, len)) return;
+      refs_add(w, d->ents[ch->v[i]].post, tier);
+    }
+  }
 }
 
-static void sink_range(tier_sink *s, int t, const ix_dict *d, uint32_t acct,
-                       const char *w, size_t len) {
-  roaring_bitmap_t *b = sink_for(s, t);
-  if (b) range_or(d, acct, w, len, b);
+static void typo_ref(void *ctx, ix_post p, int typos) {
+  word_refs *w = ctx;
+  refs_add(w, p, w->tier + typos * 12);
 }
 
-static void typo_cb(void *ctx, ix_post p, int typos) {
-  tier_sink *s = ctx;
-  sink_post(s, tier_of(typos, false, s->group), p);
-}
-
-/* Every way word w (the last one: also as a prefix) matches, into s. */
-static void word_sets(const ix_index *ix, uint32_t account, const char *w,
-                      size_t len, bool last, bool fuzzy, fuzzy_walk *z,
-                      tier_sink *s) {
+/* Every way word w (the last one: also as a prefix) matches. */
+static void word_refs_of(const ix_index *ix, uint32_t account, const char *w,
+                         size_t len, bool last, bool fuzzy, fuzzy_walk *z,
+                         word_refs *out) {
   int k = fuzzy ? word_allowance(w, len) : 0;
   bool typos = k && fuzzy_init(z, w, len, k);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    s->group = field_group(f);
+    int g = field_group(f);
     const ix_dict *d = f == CS_PHONE ? &ix->exact[f] : &ix->words[f];
-    sink_post(s, tier_of(0, false, s->group), dict_post(d, account, w, len));
-    if (last) sink_range(s, tier_of(0, true, s->group), d, account, w, len);
-    if (typos && f != CS_PHONE && f != CS_EMAIL)
-      fuzzy_each(d, account, z, typo_cb, s);
+    refs_add(out, dict_post(d, account, w, len), tier_of(0, false, g));
+    if (last) refs_range(out, d, account, w, len, tier_of(0, true, g));
+    if (typos && f != CS_PHONE && f != CS_EMAIL) {
+      out->tier = tier_of(0, false, g);
+      fuzzy_each(d, account, z, typo_ref, out);
+    }
   }
-  if (s->tier)
-    for (int t = 0; t < IXQ_TIERS; t++)
-      if (s->tier[t]) roaring_bitmap_or_inplace(s->all, s->tier[t]);
+}
+
+/* A set as a sorted array, for intersecting many posting lists with it. */
+typedef struct uset {
+  const roaring_bitmap_t *b;
+  uint32_t *v;
+  uint32_t n;
+} uset;
+
+/* Adds the slots of v[0..n) that are in u to out: a merge that gallops
+ * over the longer side. */
+static void arr_and_into(const uint32_t *v, uint32_t n, const uset *u,
+                         roaring_bitmap_t *out) {
+  const uint32_t *x = v, *y = u->v;
+  uint32_t nx = n, ny = u->n, i = 0, j = 0;
+  if (nx > ny) {
+    const uint32_t *t = x;
+    x = y, y = t;
+    uint32_t tn = nx;
+    nx = ny, ny = tn;
+  }
+  while (i < nx && j < ny) {
+    uint32_t want = x[i];
+    if (y[j] < want) {
+      /* gallop: the first y >= want */
+      uint32_t step = 1, lo = j;
+      while (j + step < ny && y[j + step] < want)
+        lo = j + step, step *= 2;
+      uint32_t hi = j + step < ny ? j + step : ny;
+      j = lo + lower_u32(y + lo, hi - lo, want);
+      if (j >= ny) break;
+    }
+    if (y[j] == want) {
+      roaring_bitmap_add(out, want);
+      j++;
+    }
+    i++;
+  }
+}
+
+/* Adds the slots of p that are in u (NULL: all of them) to out. */
+static int post_and_into(ix_post p, const uset *u, roaring_bitmap_t *out) {
+  if (!u) {
+    post_or(p, out);
+    return 0;
+  }
+  if (POST_IS_ONE(p)) {
+    uint32_t s = POST_ONE(p), j = lower_u32(u->v, u->n, s);
+    if (j < u->n && u->v[j] == s) roaring_bitmap_add(out, s);
+    return 0;
+  }
+  if (POST_IS_RB(p)) {
+    roaring_bitmap_t *x = roaring_bitmap_and(POST_RB(p), u->b);
+    if (!x) return -ENOMEM;
+    roaring_bitmap_or_inplace(out, x);
+    ixq_set_free(x);
+    return 0;
+  }
+  arr_and_into(POST_ARR(p)->v, POST_ARR(p)->n, u, out);
+  return 0;
+}
+
+/* The set of one word within u (NULL: all), and with tiers its slots per
+ * tier. */
+static int word_set(const word_refs *w, const roaring_bitmap_t *u,
+                    roaring_bitmap_t **tier, roaring_bitmap_t **out) {
+  roaring_bitmap_t *all = roaring_bitmap_create();
+  uset us = {u, NULL, 0};
+  int rc = all ? 0 : -ENOMEM;
+  if (!rc && u) {
+    us.n = (uint32_t)roaring_bitmap_get_cardinality(u);
+    if (!(us.v = malloc(((size_t)us.n + 1) * sizeof(uint32_t))))
+      rc = -ENOMEM;
+    else
+      roaring_bitmap_to_uint32_array(u, us.v);
+  }
+  for (size_t i = 0; i < w->n && !rc; i++) {
+    roaring_bitmap_t *into = all;
+    if (tier) {
+      int t = w->v[i].tier;
+      if (!tier[t] && !(tier[t] = roaring_bitmap_create())) {
+        rc = -ENOMEM;
+        break;
+      }
+      into = tier[t];
+    }
+    rc = post_and_into(w->v[i].p, u ? &us : NULL, into);
+  }
+  for (int t = 0; tier && t < IXQ_TIERS && !rc; t++)
+    if (tier[t]) roaring_bitmap_or_inplace(all, tier[t]);
+  free(us.v);
+  if (rc) {
+    ixq_set_free(all);
+    return rc;
+  }
+  *out = all;
+  return 0;
 }
 
 void ixq_text_free(ixq_text *t) {
@@ -417,6 +383,30 @@ void ixq_text_free(ixq_text *t) {
   memset(t, 0, sizeof *t);
 }
 
+static int est_cmp(const void *a, const void *b) {
+  const word_refs *const *x = a, *const *y = b;
+  return ((*x)->est > (*y)->est) - ((*x)->est < (*y)->est);
+}
+
+/* The words' sets, rarest first, each within the ones before. */
+static int text_sets(word_refs *w, uint32_t n, bool tiers, ixq_text *out) {
+  word_refs *order[CS_QUERY_WORDS_MAX];
+  for (uint32_t i = 0; i < n; i++)
+    order[i] = &w[i];
+  qsort(order, n, sizeof order[0], est_cmp);
+  int rc = 0;
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    uint32_t wi = (uint32_t)(order[i] - w);
+    roaring_bitmap_t *set;
+    rc = word_set(order[i], out->set, tiers ? out->tier[wi] : NULL, &set);
+    if (rc) break;
+    ixq_set_free(out->set);
+    out->set = set; /* within the last one: the intersection so far */
+    if (roaring_bitmap_is_empty(set)) break; /* no match: done */
+  }
+  return rc;
+}
+
 int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
                   size_t qlen, bool fuzzy, bool tiers, ixq_text *out) {
   memset(out, 0, sizeof *out);
@@ -424,157 +414,26 @@ int ixq_text_eval(const ix_index *ix, uint32_t account, const char *q,
   int rc = fold_text(q, qlen, &fb);
   word_list wl = {.n = 0};
   if (!rc) fold_words(fb.ptr, fb.len, word_list_cb, &wl);
-  fuzzy_walk *z = malloc(sizeof *z);
+  fuzzy_walk *z = fuzzy_new();
+  word_refs *w = calloc(wl.n ? wl.n : 1, sizeof *w);
   if (!rc && (wl.over || !wl.n)) rc = CS_EINVAL;
-  if (!rc && !z) rc = -ENOMEM;
+  if (!rc && (!z || !w)) rc = -ENOMEM;
   if (!rc && tiers && !(out->tier = calloc(wl.n, sizeof *out->tier)))
     rc = -ENOMEM;
+  if (!rc && tiers) out->nwords = wl.n;
   for (uint32_t i = 0; i < wl.n && !rc; i++) {
-    roaring_bitmap_t *all = roaring_bitmap_create();
-    if (!all) {
-      rc = -ENOMEM;
-      break;
-    }
-    if (tiers) out->nwords = i + 1;
-    tier_sink s = {all, tiers ? out->tier[i] : NULL, 0, 0};
-    word_sets(ix, account, wl.w[i], wl.len[i], i + 1 == wl.n, fuzzy, z, &s);
-    rc = s.rc;
-    if (!out->set) {
-      out->set = all;
-    } else {
-      roaring_bitmap_and_inplace(out->set, all);
-      ixq_set_free(all);
-    }
-    if (roaring_bitmap_is_empty(out->set)) break; /* no match: done */
+    word_refs_of(ix, account, wl.w[i], wl.len[i], i + 1 == wl.n, fuzzy, z,
+                 &w[i]);
+    rc = w[i].rc;
   }
-  out->nwords = tiers ? out->nwords : wl.n;
+  if (!rc) rc = text_sets(w, wl.n, tiers, out);
+  if (!rc && !out->set && !(out->set = roaring_bitmap_create())) rc = -ENOMEM;
+  if (!tiers) out->nwords = wl.n;
+  for (uint32_t i = 0; w && i < wl.n; i++)
+    free(w[i].v);
+  free(w);
   free(z);
   fold_buf_free(&fb);
   if (rc) ixq_text_free(out);
   return rc;
-}
-
-/* ------------------------------------------------- dictionary walks */
-
-uint64_t ixq_keys(const ix_index *ix, int field) {
-  return ix->exact[field].live;
-}
-
-int ixq_times(const ix_index *ix, uint32_t slot, int64_t *created_ms,
-              int64_t *updated_ms) {
-  if (slot >= ix->ntms) return CS_EINVAL;
-  *created_ms = ix->tms[2 * (size_t)slot];
-  *updated_ms = ix->tms[2 * (size_t)slot + 1];
-  return 0;
-}
-
-int ixq_first_slot(const ix_index *ix, uint32_t account, int field,
-                   const char *key, size_t len, uint32_t *slot) {
-  ix_post p = dict_post(&ix->exact[field], account, key, len);
-  if (!p) return CS_ENOTFOUND;
-  if (POST_IS_ONE(p))
-    *slot = POST_ONE(p);
-  else if (POST_IS_RB(p))
-    *slot = roaring_bitmap_minimum(POST_RB(p));
-  else
-    *slot = POST_ARR(p)->v[0];
-  return 0;
-}
-
-/* The slots of p that are in r, ascending, into *buf (grown); their
- * number. -1 when out of memory. */
-static int64_t post_in(ix_post p, const roaring_bitmap_t *r, uint32_t **buf,
-                       size_t *cap) {
-  uint64_t n = post_card(p);
-  if (n > *cap) {
-    size_t c = *cap ? *cap : 256;
-    while (c < n)
-      c *= 2;
-    uint32_t *b = realloc(*buf, c * sizeof(uint32_t));
-    if (!b) return -1;
-    *buf = b;
-    *cap = c;
-  }
-  int64_t k = 0;
-  if (POST_IS_ONE(p)) {
-    if (roaring_bitmap_contains(r, POST_ONE(p))) (*buf)[k++] = POST_ONE(p);
-  } else if (POST_IS_RB(p)) {
-    roaring_bitmap_t *x = roaring_bitmap_and(POST_RB(p), r);
-    if (!x) return -1;
-    roaring_bitmap_to_uint32_array(x, *buf);
-    k = (int64_t)roaring_bitmap_get_cardinality(x);
-    ixq_set_free(x);
-  } else {
-    const ix_arr *a = POST_ARR(p);
-    for (uint32_t i = 0; i < a->n; i++)
-      if (roaring_bitmap_contains(r, a->v[i])) (*buf)[k++] = a->v[i];
-  }
-  return k;
-}
-
-static uint64_t post_count_in(ix_post p, const roaring_bitmap_t *r) {
-  if (POST_IS_ONE(p)) return roaring_bitmap_contains(r, POST_ONE(p));
-  if (POST_IS_RB(p)) return roaring_bitmap_and_cardinality(POST_RB(p), r);
-  const ix_arr *a = POST_ARR(p);
-  uint64_t k = 0;
-  for (uint32_t i = 0; i < a->n; i++)
-    k += roaring_bitmap_contains(r, a->v[i]);
-  return k;
-}
-
-int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
-             const cs_str *from, bool slots, const roaring_bitmap_t *r,
-             ixq_walk_fn fn, void *ctx) {
-  const ix_dict *d = &ix->exact[field];
-  uint8_t acct[4];
-  acct_be(account, acct);
-  /* (c, i): the next key to visit going up, or the one after the next
-   * going down */
-  uint32_t c, i;
-  if (from)
-    order_lower(d, account, from->ptr, from->len, &c, &i);
-  else
-    order_lower(d, desc ? account + 1 : account, "", 0, &c, &i);
-  if (desc && from && c < d->nchunks && i < d->chunks[c].n) {
-    /* down from the last key <= from: that one too when it is from */
-    size_t klen;
-    const uint8_t *k = ent_key(d, d->chunks[c].v[i], &klen);
-    if (key_cmp(k, klen, acct, from->ptr, from->len) == 0) i++;
-  }
-  uint32_t *buf = NULL;
-  size_t cap = 0;
-  int rc = 0;
-  for (;;) {
-    uint32_t e;
-    if (!desc) {
-      while (c < d->nchunks && i >= d->chunks[c].n)
-        c++, i = 0;
-      if (c >= d->nchunks) break;
-      e = d->chunks[c].v[i++];
-    } else {
-      while (i == 0 && c > 0)
-        i = d->chunks[--c].n;
-      if (i == 0) break;
-      e = d->chunks[c].v[--i];
-    }
-    size_t klen;
-    const uint8_t *k = ent_key(d, e, &klen);
-    if (memcmp(k, acct, 4)) break;
-    ix_post p = d->ents[e].post;
-    int64_t n;
-    if (slots) {
-      n = post_in(p, r, &buf, &cap);
-      if (n < 0) {
-        rc = -ENOMEM;
-        break;
-      }
-    } else {
-      n = (int64_t)post_count_in(p, r);
-    }
-    if (!n) continue;
-    cs_str key = {(const char *)k + 4, klen - 4};
-    if ((rc = fn(ctx, key, buf, (uint64_t)n))) break;
-  }
-  free(buf);
-  return rc > 0 ? 0 : rc;
 }

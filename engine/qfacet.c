@@ -85,8 +85,7 @@ static int fkey_cmp(const void *a, const void *b) {
 static int count_keys(qrun *r, int field, fcount *fc) {
   uint64_t card = roaring_bitmap_get_cardinality(r->match);
   if (card * 16 >= ixq_keys(r->s->ix, field)) {
-    int rc = ixq_walk(r->s->ix, r->q->account, field, false, NULL, false,
-                      r->match, walk_count, fc);
+    int rc = ixq_count_keys(r->s->ix, field, r->match, walk_count, fc);
     return rc ? cs_err(r->err, rc, "out of memory") : 0;
   }
   roaring_uint32_iterator_t it;
@@ -108,7 +107,7 @@ static int one_facet(qrun *r, int field, cs_facet *out) {
   int rc = count_keys(r, field, &fc);
   size_t top = fc.n < CS_QUERY_FACET_VALUES ? fc.n : CS_QUERY_FACET_VALUES;
   out->field = field;
-  if (!rc) qsort(fc.v, fc.n, sizeof(fkey), fkey_cmp);
+  if (!rc && fc.n) qsort(fc.v, fc.n, sizeof(fkey), fkey_cmp);
   if (!rc && top &&
       !(out->values =
             msgpack_zone_malloc(r->mem, top * sizeof(cs_facet_value))))

@@ -197,12 +197,20 @@ static int page_by_id(qsorter *q, uint32_t need, qcand *out, uint32_t *n) {
       out[(*n)++] = cand_of(q, it.current_value, NULL);
     return 0;
   }
-  roaring_init_iterator_last(m, &it);
-  for (; it.has_value && *n < need; roaring_previous_uint32_iterator(&it)) {
-    qcand c = cand_of(q, it.current_value, NULL);
-    if (q->has_cursor && c.id >= q->cursor.id) continue;
-    out[(*n)++] = c;
+  /* Down from the cursor: the matches below its slot, so that a deep page
+   * does not step over every match before it. */
+  roaring_bitmap_t *below = NULL;
+  if (q->has_cursor) {
+    uint32_t b = q->cursor.id ? slots_after(t, q->cursor.id - 1) : 0;
+    if (!(below = roaring_bitmap_copy(m)))
+      return cs_err(q->r->err, -ENOMEM, "out of memory");
+    roaring_bitmap_remove_range_closed(below, b, UINT32_MAX);
+    m = below;
   }
+  roaring_init_iterator_last(m, &it);
+  for (; it.has_value && *n < need; roaring_previous_uint32_iterator(&it))
+    out[(*n)++] = cand_of(q, it.current_value, NULL);
+  ixq_set_free(below);
   return 0;
 }
 

@@ -428,19 +428,23 @@ static int score_matches(qrun *r) {
 static int eval_matches(qrun *r) {
   const cs_qry *q = r->q;
   int rc;
-  if (q->filter) {
-    if ((rc = eval_node(r, q->filter, &r->match))) return rc;
-  } else {
-    if (!live_set(r) || !(r->match = roaring_bitmap_copy(r->live)))
-      return -ENOMEM;
+  if (q->filter && (rc = eval_node(r, q->filter, &r->match))) return rc;
+  if (q->q.ptr) {
+    bool tiers = sorts_by_relevance(q);
+    rc = ixq_text_eval(r->s->ix, q->account, q->q.ptr, q->q.len, q->fuzzy,
+                       tiers, &r->text);
+    if (rc) return rc;
+    if (r->match) {
+      roaring_bitmap_and_inplace(r->match, r->text.set);
+    } else {
+      r->match = r->text.set; /* postings hold live slots only */
+      r->text.set = NULL;
+    }
+    return tiers ? score_matches(r) : 0;
   }
-  if (!q->q.ptr) return 0;
-  bool tiers = sorts_by_relevance(q);
-  rc = ixq_text_eval(r->s->ix, q->account, q->q.ptr, q->q.len, q->fuzzy, tiers,
-                     &r->text);
-  if (rc) return rc;
-  roaring_bitmap_and_inplace(r->match, r->text.set);
-  return tiers ? score_matches(r) : 0;
+  if (!r->match && (!live_set(r) || !(r->match = roaring_bitmap_copy(r->live))))
+    return -ENOMEM;
+  return 0;
 }
 
 /* ---------------------------------------------------------------- run */

@@ -11,8 +11,11 @@
  *   GET    /contacts                search (query string, or a JSON body;
  *                                   the query string wins parameter by
  *                                   parameter)
+ *   POST   /contacts/query          free text, conditions, typo tolerance,
+ *                                   sort, projection and facets (a read)
  *   GET    /contacts/trash          the deleted contacts, newest first
- *   GET    /contacts/{id}           one contact, with its etag
+ *   GET    /contacts/{id}           one contact, with its etag (fields=
+ *                                   on it and on search: a projection)
  *   PATCH  /contacts/{id}           edit with the fields object as the body
  *   DELETE /contacts                delete (or purge), the id in the body
  *   DELETE /contacts/{id}           delete (?purge=true: for good)
@@ -68,6 +71,7 @@ static const cd_route ct_routes[] = {
     {"POST", "/contacts/upsert", CT_WRITE, ct_handle_upsert},
     {"POST", "/contacts/batch/upsert", CT_WRITE, ct_handle_batch_upsert},
     {"GET", "/contacts", CT_READ, ct_handle_search},
+    {"POST", "/contacts/query", CT_READ, ct_handle_query},
     {"GET", "/contacts/trash", CT_READ, ct_handle_trash},
     {"GET", "/contacts/{id}", CT_READ, ct_handle_get},
     {"POST", "/contacts/{id}/restore", CT_WRITE, ct_handle_restore},

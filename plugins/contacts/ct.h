@@ -7,7 +7,7 @@
  *               Idempotency-Key, the request's fingerprint
  *   ct_write.c  the single writes: create, edit, delete, upsert, restore
  *   ct_batch.c  the batch create and the batch upsert
- *   ct_read.c   get one, search, the trash
+ *   ct_read.c   get one, search, the trash, the query
  *   codec/      the contact's JSON codec (ct_codec.h, its manual): bodies
  *               read into contacts and patches, values checked, answers
  *               written; a library of its own, shared with contactctl
@@ -151,6 +151,7 @@ int ct_handle_batch_upsert(void *state, const cd_request *req,
 int ct_handle_get(void *state, const cd_request *req, cd_response *res);
 int ct_handle_search(void *state, const cd_request *req, cd_response *res);
 int ct_handle_trash(void *state, const cd_request *req, cd_response *res);
+int ct_handle_query(void *state, const cd_request *req, cd_response *res);
 
 /* ------------------------------------------- rendering (ct_write.c) */
 

@@ -1,7 +1,9 @@
 /*
- * ct_read.c: the reads: GET /contacts/{id} and GET /contacts (search, from
+ * ct_read.c: the reads: GET /contacts/{id}, GET /contacts (search, from
  * the query string or a JSON body; the query string wins parameter by
- * parameter). Reads answer before they return.
+ * parameter), POST /contacts/query and the trash. Reads answer before they
+ * return. Each contact object shows the members fields= (or a query's
+ * "fields") names, id always.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +15,35 @@
 
 /* GET /contacts/{id}, with its etag; If-None-Match naming the current
  * version (weakly, or "*") is 304 with no body. */
+/* The fields= query parameter of req into *members (every member when
+ * absent). 0, or -1 with *e (invalid_field, duplicate_field). */
+static int ct_members_read(const cd_request *req, uint32_t *members,
+                           ct_err *e) {
+  const char *name = ct_param_name[CT_P_FIELDS];
+  bool seen = false;
+  *members = CT_MEMBERS_ALL;
+  for (size_t i = 0; i < req->query_count; i++) {
+    const cd_pair *qp = &req->query[i];
+    if (qp->name_len != strlen(name) || memcmp(qp->name, name, qp->name_len))
+      continue;
+    if (seen)
+      return ct_fail(e, 400, "duplicate_field", name, strlen(name),
+                     "%s: given more than once", name);
+    seen = true;
+    if (ct_members_parse(qp->value ? qp->value : "", qp->value_len, members, e))
+      return -1;
+  }
+  return 0;
+}
+
 int ct_handle_get(void *state, const cd_request *req, cd_response *res) {
   const ct_state *st = state;
   cs_cond none_match;
   bool conditional;
   ct_err e = {0};
-  if (ct_cond_read(req, "if-none-match", true, &conditional, &none_match, &e))
+  uint32_t members;
+  if (ct_cond_read(req, "if-none-match", true, &conditional, &none_match, &e) ||
+      ct_members_read(req, &members, &e))
     return ct_send_err(st, res, &e), CD_DONE;
   uint64_t id;
   if (!ct_path_id(req, &id)) return ct_send_not_found(st, res), CD_DONE;
@@ -35,7 +60,7 @@ int ct_handle_get(void *state, const cd_request *req, cd_response *res) {
   }
   yajl_gen g = ct_gen_new();
   if (!g) return ct_send_oom(st, res), CD_DONE;
-  ct_gen_contact(g, &c);
+  ct_gen_contact_members(g, &c, members);
   ct_send_gen(st, res, g);
   return CD_DONE;
 }
@@ -50,7 +75,7 @@ static int ct_param_fail(ct_err *e, const char *code, int param,
  * that cannot exist: *none is set instead). */
 static int ct_search_query(const ct_state *st, const cs_str *prm,
                            const cd_request *req, cs_query *q, bool *none,
-                           ct_err *e) {
+                           uint32_t *members, ct_err *e) {
   memset(q, 0, sizeof *q);
   *none = false;
   q->account = req->account;
@@ -89,14 +114,15 @@ static int ct_search_query(const ct_state *st, const cs_str *prm,
       cs_match match;
     } modes[] = {{"exact", CS_MATCH_EXACT},
                  {"prefix", CS_MATCH_PREFIX},
-                 {"words", CS_MATCH_WORDS}};
-    size_t i = 0;
-    while (i < 3 && !(m.len == strlen(modes[i].word) &&
-                      !memcmp(m.ptr, modes[i].word, m.len)))
+                 {"words", CS_MATCH_WORDS},
+                 {"suffix", CS_MATCH_SUFFIX}};
+    size_t count = sizeof modes / sizeof modes[0], i = 0;
+    while (i < count && !(m.len == strlen(modes[i].word) &&
+                          !memcmp(m.ptr, modes[i].word, m.len)))
       i++;
-    if (i == 3)
+    if (i == count)
       return ct_param_fail(e, "invalid_field", CT_P_MATCH,
-                           "must be exact, prefix or words");
+                           "must be exact, prefix, words or suffix");
     q->match = modes[i].match;
   }
 
@@ -111,6 +137,10 @@ static int ct_search_query(const ct_state *st, const cs_str *prm,
     return ct_param_fail(e, "invalid_cursor", CT_P_CURSOR,
                          "not a cursor this server handed out");
 
+  cs_str fl = prm[CT_P_FIELDS];
+  *members = CT_MEMBERS_ALL;
+  if (fl.ptr && ct_members_parse(fl.ptr, fl.len, members, e)) return -1;
+
   if (q->field == CS_SEARCH_BY_ID &&
       (q->match == CS_MATCH_DEFAULT || q->match == CS_MATCH_EXACT)) {
     uint64_t id;
@@ -122,16 +152,16 @@ static int ct_search_query(const ct_state *st, const cs_str *prm,
   return 0;
 }
 
-/* Sends a page of contacts with its next cursor (NULL: the last page). */
-static void ct_send_page(const ct_state *st, cd_response *res,
-                         const cs_page *page, const char *next_cursor) {
-  yajl_gen g = ct_gen_new();
-  if (!g) return ct_send_oom(st, res);
+/* Opens the answer object of a page and writes its contacts (with the
+ * members asked for), count, total and next_cursor (NULL: the last page);
+ * the caller adds what else it has and closes it. */
+static void ct_gen_page(yajl_gen g, const cs_page *page, uint32_t members,
+                        const char *next_cursor) {
   yajl_gen_map_open(g);
   ct_gen_str(g, "contacts", 8);
   yajl_gen_array_open(g);
   for (uint32_t i = 0; i < page->count; i++)
-    ct_gen_contact(g, &page->contacts[i]);
+    ct_gen_contact_members(g, &page->contacts[i], members);
   yajl_gen_array_close(g);
   ct_gen_str(g, "count", 5);
   yajl_gen_integer(g, page->count);
@@ -142,6 +172,15 @@ static void ct_send_page(const ct_state *st, cd_response *res,
     ct_gen_str(g, next_cursor, strlen(next_cursor));
   else
     yajl_gen_null(g);
+}
+
+/* Sends a page of contacts with its next cursor (NULL: the last page). */
+static void ct_send_page(const ct_state *st, cd_response *res,
+                         const cs_page *page, uint32_t members,
+                         const char *next_cursor) {
+  yajl_gen g = ct_gen_new();
+  if (!g) return ct_send_oom(st, res);
+  ct_gen_page(g, page, members, next_cursor);
   yajl_gen_map_close(g);
   ct_send_gen(st, res, g);
 }
@@ -175,7 +214,8 @@ int ct_handle_search(void *state, const cd_request *req, cd_response *res) {
   }
   cs_query q;
   bool none = false;
-  if (!e.status) ct_search_query(st, prm, req, &q, &none, &e);
+  uint32_t members = CT_MEMBERS_ALL;
+  if (!e.status) ct_search_query(st, prm, req, &q, &none, &members, &e);
   if (e.status) {
     ct_send_err(st, res, &e);
     ct_body_free(&b);
@@ -185,8 +225,16 @@ int ct_handle_search(void *state, const cd_request *req, cd_response *res) {
   if (!none) {
     cs_error err = {0};
     int rc = cs_search(ct_store(st, req), &q, &page, &err);
-    if (rc) {
+    /* A suffix the engine refuses names the field searched; when it names
+     * none (searchby=id), the fault is the match asked for. */
+    if (rc == CS_EINVAL && q.match == CS_MATCH_SUFFIX && err.field < 0)
+      ct_param_fail(&e, "invalid_field", CT_P_MATCH, err.msg);
+    if (e.status) {
+      ct_send_err(st, res, &e);
+    } else if (rc) {
       ct_send_rc(st, res, "search", rc, &err);
+    }
+    if (rc) {
       ct_body_free(&b);
       return CD_DONE;
     }
@@ -194,7 +242,7 @@ int ct_handle_search(void *state, const cd_request *req, cd_response *res) {
   char cursor[CT_CURSOR_CHARS + 1];
   bool more = page.more && page.count > 0;
   if (more) ct_cursor_encode(page.contacts[page.count - 1].id, cursor);
-  ct_send_page(st, res, &page, more ? cursor : NULL);
+  ct_send_page(st, res, &page, members, more ? cursor : NULL);
   if (!none) cs_page_free(&page);
   ct_body_free(&b);
   return CD_DONE;
@@ -245,7 +293,84 @@ int ct_handle_trash(void *state, const cd_request *req, cd_response *res) {
   char cursor[CT_CURSOR_CHARS + 1];
   bool more = page.more && next != 0;
   if (more) ct_trash_cursor_encode(next, cursor);
-  ct_send_page(st, res, &page, more ? cursor : NULL);
+  ct_send_page(st, res, &page, CT_MEMBERS_ALL, more ? cursor : NULL);
   cs_page_free(&page);
+  return CD_DONE;
+}
+
+/* ---------------------------------------------------------------- query */
+
+/* Writes the facets member: {name: [{"value", "count"}, ...], ...}. A
+ * field the query named twice is written once: a JSON object's names are
+ * unique. */
+static void ct_gen_facets(yajl_gen g, const cs_qresult *r) {
+  ct_gen_str(g, "facets", 6);
+  yajl_gen_map_open(g);
+  for (uint32_t i = 0; i < r->nfacets; i++) {
+    const cs_facet *f = &r->facets[i];
+    bool again = false;
+    for (uint32_t k = 0; k < i; k++)
+      again |= r->facets[k].field == f->field;
+    if (again) continue;
+    const char *name = cs_qfield_name(f->field);
+    ct_gen_str(g, name, strlen(name));
+    yajl_gen_array_open(g);
+    for (uint32_t k = 0; k < f->count; k++) {
+      yajl_gen_map_open(g);
+      ct_gen_str(g, "value", 5);
+      ct_gen_str(g, f->values[k].value.ptr, f->values[k].value.len);
+      ct_gen_str(g, "count", 5);
+      yajl_gen_integer(g, (long long)f->values[k].count);
+      yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+  }
+  yajl_gen_map_close(g);
+}
+
+/* Sends a query's answer: the page, facets when the query asked for any,
+ * and as_of, the change feed's position the answer reflects, written as
+ * its decimal log sequence (README: the feed takes it as its cursor). */
+static void ct_send_query(const ct_state *st, cd_response *res,
+                          const ct_query *cq, const cs_qresult *r) {
+  char *cursor = NULL;
+  if (r->page.more && r->page.count > 0 &&
+      !(cursor = ct_query_cursor(cq, &r->next)))
+    return ct_send_oom(st, res);
+  yajl_gen g = ct_gen_new();
+  if (!g) {
+    free(cursor);
+    return ct_send_oom(st, res);
+  }
+  ct_gen_page(g, &r->page, cq->members, cursor);
+  if (cq->q.nfacets) ct_gen_facets(g, r);
+  char as_of[24];
+  int n = snprintf(as_of, sizeof as_of, "%llu", (unsigned long long)r->as_of);
+  ct_gen_str(g, "as_of", 5);
+  ct_gen_str(g, as_of, (size_t)n);
+  yajl_gen_map_close(g);
+  free(cursor);
+  ct_send_gen(st, res, g);
+}
+
+/* POST /contacts/query. */
+int ct_handle_query(void *state, const cd_request *req, cd_response *res) {
+  const ct_state *st = state;
+  ct_query cq;
+  if (ct_query_parse(&cq, req->body, req->body_len)) {
+    ct_send_err(st, res, &cq.err);
+    ct_query_free(&cq);
+    return CD_DONE;
+  }
+  cq.q.account = req->account;
+  cs_qresult r = {0};
+  cs_error err = {0};
+  int rc = cs_query_run(ct_store(st, req), &cq.q, &r, &err);
+  if (rc)
+    ct_send_rc(st, res, "query", rc, &err);
+  else
+    ct_send_query(st, res, &cq, &r);
+  if (!rc) cs_qresult_free(&r);
+  ct_query_free(&cq);
   return CD_DONE;
 }

@@ -855,6 +855,92 @@ static void test_store_time_format_matches_gmtime(void **state) {
   assert_string_equal(t, "1969-12-31T23:59:59.999Z");
 }
 
+/* cs_time_parse is cs_time_format's inverse on every value drawn, and
+ * takes the other forms RFC 3339 allows: no fraction, 1 to 9 fraction
+ * digits (cut to ms), z, numeric offsets. */
+static void test_store_time_parse_inverts_format(void **state) {
+  unsigned r = 777;
+  for (int i = 0; i < 100000; i++) {
+    r = r * 1103515245u + 12345u;
+    int64_t ms = (int64_t)(((uint64_t)r << 17) ^ (uint64_t)i * 104729) %
+                 253402300800000ll; /* up to 9999-12-31 */
+    char t[32];
+    cs_time_format(ms, t);
+    int64_t got = -1;
+    assert_int_equal(cs_time_parse(t, strlen(t), &got), 0);
+    if (got != ms)
+      fail_msg("%s: %lld, not %lld", t, (long long)got, (long long)ms);
+  }
+  static const struct {
+    const char *text;
+    int64_t ms;
+  } ok[] = {
+      {"1970-01-01T00:00:00Z", 0},
+      {"1970-01-01T00:00:00.000Z", 0},
+      {"2026-11-26T08:58:00.123Z", 1795683480123},
+      {"2026-11-26t08:58:00.123z", 1795683480123},
+      {"2026-11-26T08:58:00Z", 1795683480000},
+      {"2026-11-26T08:58:00.1Z", 1795683480100},
+      {"2026-11-26T08:58:00.12Z", 1795683480120},
+      {"2026-11-26T08:58:00.123456789Z", 1795683480123},
+      {"2026-11-26T09:58:00.123+01:00", 1795683480123},
+      {"2026-11-26T03:28:00.123-05:30", 1795683480123},
+      {"2026-11-26T08:58:00.123-00:00", 1795683480123},
+      {"2000-02-29T00:00:00Z", 951782400000},
+      {"1970-01-01T01:00:00+01:00", 0},
+      {"9999-12-31T23:59:59.999Z", 253402300799999},
+  };
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    int64_t got = -1;
+    if (cs_time_parse(ok[i].text, strlen(ok[i].text), &got) != 0)
+      fail_msg("%s: refused", ok[i].text);
+    if (got != ok[i].ms)
+      fail_msg("%s: %lld, not %lld", ok[i].text, (long long)got,
+               (long long)ok[i].ms);
+  }
+  static const char *const bad[] = {
+      "",
+      "2026-11-26",
+      "2026-11-26T08:58:00",             /* no offset */
+      "2026-11-26T08:58:00.Z",           /* a dot without digits */
+      "2026-11-26T08:58:00.1234567890Z", /* 10 fraction digits */
+      "2026-11-26 08:58:00Z",            /* a space for T */
+      "2026-11-26T08:58Z",               /* no seconds */
+      "2026-13-01T00:00:00Z",
+      "2026-00-01T00:00:00Z",
+      "2026-02-29T00:00:00Z", /* not a leap year */
+      "1900-02-29T00:00:00Z",
+      "2026-04-31T00:00:00Z",
+      "2026-11-00T00:00:00Z",
+      "2026-11-26T24:00:00Z",
+      "2026-11-26T08:60:00Z",
+      "2026-11-26T08:58:60Z", /* no leap seconds */
+      "2026-11-26T08:58:00+24:00",
+      "2026-11-26T08:58:00+01:60",
+      "2026-11-26T08:58:00+0100",
+      "2026-11-26T08:58:00+01",
+      "2026-11-26T08:58:00ZZ",
+      "2026-11-26T08:58:00Z ",
+      " 2026-11-26T08:58:00Z",
+      "1969-12-31T23:59:59.999Z",  /* before 1970 */
+      "1970-01-01T00:30:00+01:00", /* before the epoch by its offset */
+      "10000-01-01T00:00:00Z",
+      "+2026-11-26T08:58:00Z",
+      "2026-1a-26T08:58:00Z",
+      "2026-11-26T08:58:00.12a4Z",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int64_t got = 42;
+    if (cs_time_parse(bad[i], strlen(bad[i]), &got) != CS_EINVAL)
+      fail_msg("%s: taken", bad[i]);
+    assert_int_equal(got, 42); /* nothing written */
+  }
+  /* The length is the caller's: the text need not be NUL-terminated. */
+  int64_t got = 0;
+  assert_int_equal(cs_time_parse("1970-01-01T00:00:01Zjunk", 20, &got), 0);
+  assert_int_equal(got, 1000);
+}
+
 static void test_store_error_words_are_stable(void **state) {
   assert_string_equal(cs_strcode(CS_ENOTFOUND), "not_found");
   assert_string_equal(cs_strcode(CS_EDUPLICATE), "duplicate_email");
@@ -944,6 +1030,7 @@ int main(void) {
       T(test_store_bulk_load_keeps_emails_unique),
       T(test_store_field_check_trims_and_names_the_field),
       T(test_store_time_format_matches_gmtime),
+      T(test_store_time_parse_inverts_format),
       T(test_store_error_words_are_stable),
 #undef T
   };

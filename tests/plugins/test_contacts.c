@@ -146,6 +146,7 @@ static void test_contacts_routes_and_flags(void **state) {
       {"POST", "/contacts/upsert", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"POST", "/contacts/batch/upsert", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"GET", "/contacts", CD_ROUTE_AUTH},
+      {"POST", "/contacts/query", CD_ROUTE_AUTH},
       {"GET", "/contacts/trash", CD_ROUTE_AUTH},
       {"GET", "/contacts/{id}", CD_ROUTE_AUTH},
       {"POST", "/contacts/{id}/restore", CD_ROUTE_AUTH | CD_ROUTE_WRITE},

@@ -59,6 +59,11 @@ static void test_openapi_document(void **state) {
        true,
        true},
       {"/contacts", "get", {"200", "400", "401"}, true, true},
+      {"/contacts/query",
+       "post",
+       {"200", "400", "401", "413", "500"},
+       true,
+       true},
       {"/contacts/{id}", "get", {"200", "304", "401", "404"}, false, true},
       {"/contacts/{id}",
        "patch",
@@ -127,7 +132,7 @@ static void test_openapi_document(void **state) {
   assert_non_null(list);
   static const char *const names[] = {"searchby", "search", "match", "limit",
                                       "cursor"};
-  for (size_t n = 0; n < 5; n++) {
+  for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
     bool found = false;
     for (size_t k = 0; k < YAJL_GET_ARRAY(list)->len; k++) {
       const char *np[] = {"name", NULL};
@@ -138,6 +143,46 @@ static void test_openapi_document(void **state) {
     }
     assert_true(found);
   }
+  /* fields= on both reads (a $ref to one parameter), and suffix among the
+   * match words */
+  static const char *const projected[][2] = {{"/contacts", "get"},
+                                             {"/contacts/{id}", "get"}};
+  for (size_t n = 0; n < 2; n++) {
+    yajl_val plist =
+        yajl_tree_get(oa_get(doc, "paths", projected[n][0], projected[n][1]),
+                      pp, yajl_t_array);
+    assert_non_null(plist);
+    bool found = false;
+    for (size_t k = 0; k < YAJL_GET_ARRAY(plist)->len; k++) {
+      const char *rp[] = {"$ref", NULL};
+      yajl_val ref =
+          yajl_tree_get(YAJL_GET_ARRAY(plist)->values[k], rp, yajl_t_string);
+      const char *got = ref ? YAJL_GET_STRING(ref) : NULL;
+      found |= got && !strcmp(got, "#/components/parameters/Fields");
+    }
+    assert_true(found);
+  }
+  const char *fn[] = {"components", "parameters", "Fields", "name", NULL};
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(doc, fn, yajl_t_string)),
+                      "fields");
+  const char *me[] = {"components", "schemas", "Match", "enum", NULL};
+  yajl_val words = yajl_tree_get(doc, me, yajl_t_array);
+  assert_non_null(words);
+  bool suffix = false;
+  for (size_t k = 0; k < YAJL_GET_ARRAY(words)->len; k++) {
+    const char *w = YAJL_GET_STRING(YAJL_GET_ARRAY(words)->values[k]);
+    suffix |= w && !strcmp(w, "suffix");
+  }
+  assert_true(suffix);
+  /* the query's body and answer */
+  static const char *const qs[] = {"QueryRequest",   "QueryNode",
+                                   "QueryCondition", "SortKey",
+                                   "QueryAnswer",    "FacetValue"};
+  for (size_t n = 0; n < sizeof qs / sizeof qs[0]; n++)
+    assert_non_null(oa_get(doc, "components", "schemas", qs[n]));
+  const char *asof[] = {"components", "schemas", "QueryAnswer",
+                        "properties", "as_of",   NULL};
+  assert_non_null(yajl_tree_get(doc, asof, yajl_t_object));
   /* the safe writes' headers, and version in the contact */
   static const char *const comps[][2] = {
       {"parameters", "IfMatch"},         {"parameters", "IfNoneMatch"},

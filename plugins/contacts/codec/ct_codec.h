@@ -13,9 +13,12 @@
  *   ct_text.c   the per-value rules applied while reading: strict UTF-8,
  *               trimming, lengths, phone digits, name splitting, cursors
  *   ct_out.c    contact and error objects written with yajl_gen (no tree)
+ *   ct_query.c  POST /contacts/query's body read into a cs_qry, its
+ *               cursors
  *
- * It needs only the engine's public header (cs.h, whose field table it
- * reads for every name, rule and required field) and yajl; nothing of the
+ * It needs only the engine's public headers (cs.h, whose field table it
+ * reads for every name, rule and required field, and cs_query.h), yajl,
+ * xxhash and libcrypto's base64 (EVP_EncodeBlock); nothing of the
  * server or the plugin API. Its errors are its own ct_err, carrying the
  * HTTP status the API answers with, so that every user gives the same code
  * word and message for the same fault.
@@ -41,6 +44,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "cs.h"
+#include "cs_query.h"
 
 /* A field or key named in an error is cut to this many bytes, so a hostile
  * megabyte-long key is not echoed back whole. */
@@ -101,6 +105,7 @@ enum {
   CT_P_MATCH,
   CT_P_LIMIT,
   CT_P_CURSOR,
+  CT_P_FIELDS, /* a projection, "id,email" (ct_members_parse) */
   CT_P_COUNT
 };
 extern const char *const ct_param_name[CT_P_COUNT];
@@ -222,6 +227,17 @@ int ct_cursor_decode(const char *s, size_t len, uint64_t *id_out);
 void ct_trash_cursor_encode(uint64_t next, char out[CT_CURSOR_CHARS + 1]);
 int ct_trash_cursor_decode(const char *s, size_t len, uint64_t *next_out);
 
+/* base64url without padding (RFC 4648 section 5), the alphabet of every
+ * cursor: len bytes make CT_B64URL_CHARS(len) characters. Encoding writes
+ * them and a NUL into out and returns their count; decoding takes only the
+ * canonical text of some bytes (no padding, no other character, unused
+ * bits zero) and writes at most len * 3 / 4 bytes into out, their count in
+ * *out_len. 0, or -1 for anything else. */
+#define CT_B64URL_CHARS(len) (((len) / 3) * 4 + ((len) % 3 ? (len) % 3 + 1 : 0))
+size_t ct_b64url_encode(const unsigned char *raw, size_t len, char *out);
+int ct_b64url_decode(const char *s, size_t len, unsigned char *out,
+                     size_t *out_len);
+
 /* Writes a version's entity tag, "\"<version>\"" and a NUL, into out. */
 void ct_etag_format(uint64_t version, char out[CT_ETAG_BYTES]);
 
@@ -231,6 +247,76 @@ int ct_parse_limit(const char *s, size_t len, uint32_t *out);
 /* Parses a contact's version as written: decimal digits without a sign,
  * a leading zero or an exponent, 1 to UINT64_MAX. 0 with *out, or -1. */
 int ct_parse_version(const char *s, size_t len, uint64_t *out);
+
+/* ---------------------------------------------------------- projections */
+
+/*
+ * The members of a contact object a client may ask for (fields= on GET
+ * /contacts and GET /contacts/{id}, "fields" of a query), as bits: a
+ * contact field f is bit f, a server-set key sf (id, created_at,
+ * updated_at, version) bit CS_FIELD_COUNT + sf. id always comes.
+ */
+#define CT_MEMBERS_ALL ((1u << (CS_FIELD_COUNT + CS_SERVER_FIELD_COUNT)) - 1)
+#define CT_MEMBER_ID (1u << (CS_FIELD_COUNT + CS_SERVER_ID))
+/* The bit of the member with that name (not NUL-terminated), or 0. */
+uint32_t ct_member_bit(const char *name, size_t len);
+/* Reads a comma-separated list of members (a query string's fields=) into
+ * *members (id added). 0, or -1 with *e a 400 invalid_field naming
+ * "fields" for an empty list, an empty item or a name that is no member. */
+int ct_members_parse(const char *s, size_t len, uint32_t *members, ct_err *e);
+
+/* ---------------------------------------------------------------- queries */
+
+/*
+ * POST /contacts/query's body read into the engine's cs_qry (cs_query.h),
+ * every member optional, and checked: each value as it arrives (types,
+ * names, counts the struct holds, texts, ids, times read with
+ * cs_time_parse), then the whole query by cs_query_check, whose fault is
+ * turned into the JSON path at fault ("filter.and[1].or[0].op",
+ * "sort[1]", "facets[0]", "q", "limit", "cursor"). Which op a field takes
+ * is the engine's (cs_op_arg); the codec only reads each value as that
+ * says.
+ *
+ * Errors (ct_query.err, 400 unless 500 internal when out of memory):
+ * invalid_json; unknown_field for a member the body, a condition or a
+ * sort key may not have (field: its path);
+ * query_too_complex (a condition tree deeper than CS_QUERY_DEPTH_MAX, or
+ * any fault the engine counts as too complex); invalid_sort (field:
+ * "sort" or "sort[i]"); invalid_cursor (field: "cursor"): not a cursor
+ * this server handed out, or one of another query; invalid_query for
+ * every other fault, with its path.
+ *
+ * The cursor binds a page's position to its query: base64url of a format
+ * byte (CT_CURSOR_QUERY), a 64-bit XXH3 check and the position (cs_qpos),
+ * the check seeded with the XXH3-64 of the query's canonical form (q,
+ * fuzzy, the filter tree with its values, the sort keys with their
+ * orders; not limit, fields or facets, which may change between pages),
+ * so a cursor used with another query, or changed, is refused. See
+ * ct_query.c for the layout.
+ *
+ * Everything the parsed query points to (nodes, values, the cursor's
+ * position) lives in memory the ct_query owns until ct_query_free.
+ */
+#define CT_CURSOR_QUERY 3
+
+typedef struct ct_qmem ct_qmem;
+
+typedef struct ct_query {
+  cs_qry q;         /* account left 0: the caller's to set */
+  uint32_t members; /* "fields": the members each contact shows */
+  uint64_t hash;    /* of the canonical query (the cursor's binding) */
+  cs_qpos after;    /* the cursor's position, when q.after is set */
+  ct_err err;
+  ct_qmem *mem; /* every allocation of the parse */
+} ct_query;
+
+/* Reads and checks a query body (NULL or blank: {}). 0, or -1 with
+ * cq->err. Call ct_query_free in every case. */
+int ct_query_parse(ct_query *cq, const char *json, size_t len);
+void ct_query_free(ct_query *cq);
+/* The cursor of the page ending at pos for the query cq: a NUL-terminated
+ * string to free(), or NULL when out of memory. */
+char *ct_query_cursor(const ct_query *cq, const cs_qpos *pos);
 
 /* ---------------------------------------------------------------- output */
 
@@ -242,6 +328,8 @@ yajl_gen ct_gen_new(void);
  * (absent ones omitted), created_at, updated_at, version, and deleted_at
  * for a contact in the trash (deleted_ms not 0). */
 void ct_gen_contact(yajl_gen g, const cs_contact *c);
+/* The same with only the members (ct_member_bit) in members; id always. */
+void ct_gen_contact_members(yajl_gen g, const cs_contact *c, uint32_t members);
 /* Writes an id as its 20-digit string. */
 void ct_gen_id(yajl_gen g, uint64_t id);
 /* Writes a string given by pointer and length. */

@@ -9,6 +9,7 @@
  * answers; contactctl dump writes the same objects.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,31 +37,82 @@ void ct_gen_id(yajl_gen g, uint64_t id) {
   ct_gen_str(g, digits, CS_ID_DIGITS);
 }
 
-void ct_gen_contact(yajl_gen g, const cs_contact *c) {
+/* Whether members holds server-set key sf. */
+static bool ct_has_server(uint32_t members, int sf) {
+  return members & (1u << (CS_FIELD_COUNT + sf));
+}
+
+void ct_gen_contact_members(yajl_gen g, const cs_contact *c, uint32_t members) {
   char when[32];
   yajl_gen_map_open(g);
   ct_gen_key(g, cs_server_field_name(CS_SERVER_ID));
   ct_gen_id(g, c->id);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (!c->field[f].ptr) continue;
+    if (!c->field[f].ptr || !(members & (1u << f))) continue;
     ct_gen_key(g, cs_field_name(f));
     ct_gen_str(g, c->field[f].ptr, c->field[f].len);
   }
-  ct_gen_key(g, cs_server_field_name(CS_SERVER_CREATED_AT));
-  cs_time_format(c->created_ms, when);
-  ct_gen_key(g, when);
-  ct_gen_key(g, cs_server_field_name(CS_SERVER_UPDATED_AT));
-  cs_time_format(c->updated_ms, when);
-  ct_gen_key(g, when);
-  ct_gen_key(g, cs_server_field_name(CS_SERVER_VERSION));
-  int n = snprintf(when, sizeof when, "%" PRIu64, c->version);
-  yajl_gen_number(g, when, (size_t)n);
+  if (ct_has_server(members, CS_SERVER_CREATED_AT)) {
+    ct_gen_key(g, cs_server_field_name(CS_SERVER_CREATED_AT));
+    cs_time_format(c->created_ms, when);
+    ct_gen_key(g, when);
+  }
+  if (ct_has_server(members, CS_SERVER_UPDATED_AT)) {
+    ct_gen_key(g, cs_server_field_name(CS_SERVER_UPDATED_AT));
+    cs_time_format(c->updated_ms, when);
+    ct_gen_key(g, when);
+  }
+  if (ct_has_server(members, CS_SERVER_VERSION)) {
+    ct_gen_key(g, cs_server_field_name(CS_SERVER_VERSION));
+    int n = snprintf(when, sizeof when, "%" PRIu64, c->version);
+    yajl_gen_number(g, when, (size_t)n);
+  }
   if (c->deleted_ms) {
     ct_gen_key(g, "deleted_at");
     cs_time_format(c->deleted_ms, when);
     ct_gen_key(g, when);
   }
   yajl_gen_map_close(g);
+}
+
+void ct_gen_contact(yajl_gen g, const cs_contact *c) {
+  ct_gen_contact_members(g, c, CT_MEMBERS_ALL);
+}
+
+uint32_t ct_member_bit(const char *name, size_t len) {
+  int f = cs_field_from_name(name, len);
+  if (f >= 0) return 1u << f;
+  int sf = cs_server_field_from_name(name, len);
+  if (sf >= 0) return 1u << (CS_FIELD_COUNT + sf);
+  return 0;
+}
+
+int ct_members_parse(const char *s, size_t len, uint32_t *members, ct_err *e) {
+  uint32_t m = CT_MEMBER_ID;
+  size_t i = 0;
+  do {
+    size_t j = i;
+    while (j < len && s[j] != ',')
+      j++;
+    uint32_t bit = ct_member_bit(s + i, j - i);
+    if (!bit) {
+      const char *why = " is not a member of a contact (id, the contact "
+                        "fields, created_at, updated_at, version)";
+      if (j == i)
+        return ct_fail(e, 400, "invalid_field", "fields", 6,
+                       "fields: an empty name");
+      /* The name is echoed only when it is short text. */
+      if (j - i > CT_ECHO_MAX_BYTES || cs_utf8_chars(s + i, j - i) < 0)
+        return ct_fail(e, 400, "invalid_field", "fields", 6, "fields: a name%s",
+                       why);
+      return ct_fail(e, 400, "invalid_field", "fields", 6, "fields: \"%.*s\"%s",
+                     (int)(j - i), s + i, why);
+    }
+    m |= bit;
+    i = j + 1;
+  } while (i <= len);
+  *members = m;
+  return 0;
 }
 
 void ct_gen_error(yajl_gen g, const ct_err *e) {

@@ -37,9 +37,10 @@
 #include <yajl/yajl_parse.h>
 
 #include "ct_codec.h"
+#include "ct_codec_int.h"
 
 const char *const ct_param_name[CT_P_COUNT] = {"searchby", "search", "match",
-                                               "limit", "cursor"};
+                                               "limit",    "cursor", "fields"};
 
 /* Keys, as bits of ct_fields.seen. Contact fields use their cs_field. */
 enum {
@@ -132,7 +133,7 @@ static int ct_hex4(const char *s) {
 
 /* The offset of the first escape at or after from that is a surrogate not
  * in a high-low pair, or SIZE_MAX. */
-static size_t ct_escape_next(const char *s, size_t len, size_t from) {
+size_t ct_escape_next(const char *s, size_t len, size_t from) {
   for (size_t i = from; i < len; i++) {
     const char *bs = memchr(s + i, '\\', len - i);
     if (!bs) return SIZE_MAX;
@@ -156,21 +157,23 @@ static size_t ct_escape_next(const char *s, size_t len, size_t from) {
   return SIZE_MAX;
 }
 
-/* Whether the string token yajl just decoded holds a bad escape (moving
- * past every one it holds). */
-static bool ct_escape_bad(ct_parser *p) {
-  size_t end = yajl_get_bytes_consumed(p->h);
+bool ct_escape_passed(const char *json, size_t len, size_t *at, size_t end) {
   bool bad = false;
-  while (p->bad_escape_at < end) {
+  while (*at < end) {
     bad = true;
-    p->bad_escape_at =
-        ct_escape_next(p->json, p->json_len, p->bad_escape_at + 1);
+    *at = ct_escape_next(json, len, *at + 1);
   }
   return bad;
 }
 
-/* What a string with a bad escape is handed on as: not UTF-8. */
-static const char ct_not_utf8[] = "\xff";
+/* Whether the string token yajl just decoded holds a bad escape (moving
+ * past every one it holds). */
+static bool ct_escape_bad(ct_parser *p) {
+  return ct_escape_passed(p->json, p->json_len, &p->bad_escape_at,
+                          yajl_get_bytes_consumed(p->h));
+}
+
+const char ct_not_utf8[] = "\xff";
 
 static ct_err *ct_err_of(ct_parser *p) {
   return p->where == CT_W_FIELDS && p->fields_parent == CT_W_ITEMS

@@ -15,7 +15,10 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "ct_codec.h"
 
@@ -113,8 +116,58 @@ void ct_name_split(cs_str name, cs_str *first, cs_str *rest) {
 
 /* ----------------------------------------------------------------- cursors */
 
-static const char ct_b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* base64url is standard base64 with two letters swapped and no padding;
+ * libcrypto's block coder does the work, this only translates. */
+size_t ct_b64url_encode(const unsigned char *raw, size_t len, char *out) {
+  /* EVP_EncodeBlock pads a last partial group with '=' (and ends with a
+   * NUL): whole groups go straight into out, the last one through a small
+   * buffer cut to its unpadded length. */
+  size_t n = CT_B64URL_CHARS(len);
+  size_t whole = len / 3 * 3;
+  EVP_EncodeBlock((unsigned char *)out, raw, (int)whole);
+  char tail[8];
+  EVP_EncodeBlock((unsigned char *)tail, raw + whole, (int)(len - whole));
+  memcpy(out + whole / 3 * 4, tail, n - whole / 3 * 4);
+  for (size_t i = 0; i < n; i++)
+    out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+  out[n] = '\0';
+  return n;
+}
+
+static bool ct_b64url_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+int ct_b64url_decode(const char *s, size_t len, unsigned char *out,
+                     size_t *out_len) {
+  if (len % 4 == 1 || len > INT32_MAX / 2) return -1;
+  for (size_t i = 0; i < len; i++)
+    if (!ct_b64url_char(s[i])) return -1;
+  size_t padded = (len + 3) / 4 * 4;
+  char *std = malloc(padded + 1);
+  unsigned char *raw = malloc(padded / 4 * 3 + 1);
+  char *again = malloc(len + 1);
+  int rc = -1;
+  if (!std || !raw || !again) goto out;
+  for (size_t i = 0; i < len; i++)
+    std[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+  memset(std + len, '=', padded - len);
+  int n = EVP_DecodeBlock(raw, (unsigned char *)std, (int)padded);
+  if (n < 0) goto out;
+  size_t bytes = (size_t)n - (padded - len); /* EVP counts padding as 0s */
+  /* Only the canonical text of the bytes: its unused bits are zero. */
+  ct_b64url_encode(raw, bytes, again);
+  if (memcmp(again, s, len) != 0) goto out;
+  memcpy(out, raw, bytes);
+  *out_len = bytes;
+  rc = 0;
+out:
+  free(std);
+  free(raw);
+  free(again);
+  return rc;
+}
 
 /* The cursor of kind for value v, CT_CURSOR_CHARS and a NUL. */
 static void ct_cursor_pack(unsigned kind, uint64_t v,
@@ -123,15 +176,7 @@ static void ct_cursor_pack(unsigned kind, uint64_t v,
   raw[0] = (unsigned char)kind;
   for (int i = 0; i < 8; i++)
     raw[1 + i] = (unsigned char)(v >> (56 - 8 * i));
-  for (int i = 0; i < 3; i++) {
-    uint32_t w = (uint32_t)raw[3 * i] << 16 | (uint32_t)raw[3 * i + 1] << 8 |
-                 raw[3 * i + 2];
-    out[4 * i] = ct_b64url[w >> 18];
-    out[4 * i + 1] = ct_b64url[(w >> 12) & 63];
-    out[4 * i + 2] = ct_b64url[(w >> 6) & 63];
-    out[4 * i + 3] = ct_b64url[w & 63];
-  }
-  out[CT_CURSOR_CHARS] = '\0';
+  ct_b64url_encode(raw, sizeof raw, out);
 }
 
 /* The value of a cursor of kind; -1 for anything else. */
@@ -139,17 +184,8 @@ static int ct_cursor_unpack(unsigned kind, const char *s, size_t len,
                             uint64_t *v_out) {
   if (len != CT_CURSOR_CHARS) return -1;
   unsigned char raw[9];
-  for (int i = 0; i < 3; i++) {
-    uint32_t w = 0;
-    for (int j = 0; j < 4; j++) {
-      const char *p = s[4 * i + j] ? strchr(ct_b64url, s[4 * i + j]) : NULL;
-      if (!p) return -1;
-      w = w << 6 | (uint32_t)(p - ct_b64url);
-    }
-    raw[3 * i] = (unsigned char)(w >> 16);
-    raw[3 * i + 1] = (unsigned char)(w >> 8);
-    raw[3 * i + 2] = (unsigned char)w;
-  }
+  size_t n;
+  if (ct_b64url_decode(s, len, raw, &n) || n != sizeof raw) return -1;
   if (raw[0] != kind) return -1;
   uint64_t v = 0;
   for (int i = 0; i < 8; i++)

@@ -1,0 +1,26 @@
+/*
+ * ct_codec_int.h: what the codec's readers share and its users never see.
+ *
+ * Both body readers (ct_parse.c, ct_query.c) drive yajl's event parser over
+ * the same strict rules; the scan for \u escapes that are lone surrogates
+ * (which yajl would decode into text never sent, see ct_parse.c) is done
+ * once, here, for both.
+ */
+#ifndef CT_CODEC_INT_H
+#define CT_CODEC_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The offset of the first \u escape at or after from that is a surrogate
+ * not in a high-low pair, or SIZE_MAX. */
+size_t ct_escape_next(const char *s, size_t len, size_t from);
+/* Whether a bad escape lies before end (the bytes yajl has consumed, so
+ * in the string token it just decoded), moving *at past every one that
+ * does. */
+bool ct_escape_passed(const char *json, size_t len, size_t *at, size_t end);
+/* What a string with a bad escape is handed on as: one byte that is not
+ * UTF-8, refused like any other invalid text. */
+extern const char ct_not_utf8[];
+
+#endif
