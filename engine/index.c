@@ -40,8 +40,8 @@ void ix_destroy(ix_index *ix) {
 }
 
 typedef struct word_ctx {
-  ix_dict *d;
-  bool bulk;
+  ix_index *ix;
+  int field;
   uint32_t account, slot;
 } word_ctx;
 
@@ -69,7 +69,12 @@ static int word_job_cb(void *ctx, const char *w, size_t n) {
 
 static int word_remove_cb(void *ctx, const char *w, size_t n) {
   word_ctx *c = ctx;
-  dict_remove(c->d, c->account, w, n, c->slot);
+  ix_dict *d = &c->ix->words[c->field];
+  uint32_t live = d->live;
+  uint32_t e = dict_find(d, c->account, w, n, key_hash(c->account, w, n));
+  dict_remove(d, c->account, w, n, c->slot);
+  if (d->live < live && ix_typo_field(c->field) && !c->ix->bulk)
+    typo_word_removed(c->ix, c->field, c->account, w, n, e);
   return 0;
 }
 
@@ -112,7 +117,7 @@ static void ix_erase_fields(ix_index *ix, uint32_t account, uint32_t slot,
     if (r >= 0 && tail.len && !ix_reverse(tail.ptr, tail.len, &ix->rb[r]))
       dict_remove(&ix->rev[r], account, ix->rb[r].ptr, ix->rb[r].len, slot);
     if (f == CS_PHONE) continue;
-    word_ctx c = {&ix->words[f], false, account, slot};
+    word_ctx c = {ix, f, account, slot};
     fold_words(ix->fb.ptr, ix->fb.len, word_remove_cb, &c);
   }
   dict_remove(&ix->meta, account, IX_META_LIVE, 1, slot);
@@ -171,6 +176,16 @@ static int times_set(ix_index *ix, uint32_t slot, int64_t created_ms,
   return 0;
 }
 
+/* A words key an insert made: its one-typo variants too (outside bulk
+ * mode, whose end builds them all at once). */
+static int typo_key_added(ix_index *ix, uint32_t account, const ix_job *jb) {
+  ptrdiff_t f = jb->d - ix->words;
+  if (ix->bulk || f < 0 || f >= CS_FIELD_COUNT || !ix_typo_field((int)f))
+    return 0;
+  uint32_t e = dict_find(jb->d, account, jb->text, jb->len, jb->h);
+  return typo_word_added(ix, (int)f, account, jb->text, jb->len, e);
+}
+
 /*
  * Folds every field first and lists the keys to add, then walks the list in
  * rounds that each only prefetch: the hash cells, then the entries those
@@ -221,8 +236,10 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
   }
   for (size_t j = 0; j < n; j++) {
     ix_job *jb = &jobs[j];
+    uint32_t live = jb->d->live;
     if ((rc = dict_add(jb->d, ix->bulk, account, jb->text, jb->len, jb->h,
-                       slot)))
+                       slot)) ||
+        (jb->d->live > live && (rc = typo_key_added(ix, account, jb))))
       goto fail;
   }
   return 0;
@@ -271,6 +288,7 @@ int ix_bulk_end(ix_index *ix) {
     if (r && !rc) rc = r;
   }
   if (rc) return rc; /* still in bulk mode: the caller may retry */
+  if ((rc = typo_rebuild(ix))) return rc;
   ix->bulk = false;
   if (ix->ntms && ix->tms_cap > ix->ntms) {
     int64_t *p = realloc(ix->tms, (size_t)ix->ntms * 2 * sizeof(int64_t));

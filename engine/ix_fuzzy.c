@@ -160,3 +160,197 @@ int word_allowance(const char *w, size_t len) {
 fuzzy_walk *fuzzy_new(void) {
   return malloc(sizeof(fuzzy_walk));
 }
+
+/* ------------------------------------------ one typo: deletion variants */
+
+/*
+ * Two words are within one typo (an insertion, a deletion, a substitution
+ * or a swap of neighbours) only if one is the other, one is the other with
+ * one code point deleted, or both give the same word with one deleted. So
+ * each word of 4 to 9 code points without a digit (what a query word of 5
+ * to 8 can be one typo from) keeps its one-deletion variants in typo[f],
+ * each naming the word's entry; a query word's candidates are then a few
+ * hash lookups, checked by the distance itself.
+ */
+#define TYPO_MIN_CHARS (CS_FUZZY_ONE_MIN_CHARS - 1)
+#define TYPO_MAX_CHARS CS_FUZZY_TWO_MIN_CHARS
+
+/* The byte offsets of the code points of w (and its end); their number,
+ * or -1 when w is not a word the variants are kept for. */
+static int typo_cuts(const char *w, size_t len,
+                     size_t cut[TYPO_MAX_CHARS + 1]) {
+  int n = 0;
+  int32_t cp;
+  size_t i = 0, k;
+  while (i < len) {
+    if (n == TYPO_MAX_CHARS || !(k = fold_next_cp(w + i, len - i, &cp)) ||
+        fold_is_digit_cp(cp))
+      return -1;
+    cut[n++] = i;
+    i += k;
+  }
+  cut[n] = len;
+  return n >= TYPO_MIN_CHARS ? n : -1;
+}
+
+/* Writes w without its j-th code point into out; its length. */
+static size_t typo_variant(const char *w, const size_t *cut, int n, int j,
+                           char *out) {
+  memcpy(out, w, cut[j]);
+  memcpy(out + cut[j], w + cut[j + 1], cut[n] - cut[j + 1]);
+  return cut[n] - (cut[j + 1] - cut[j]);
+}
+
+void typo_word_removed(ix_index *ix, int field, uint32_t account, const char *w,
+                       size_t len, uint32_t e) {
+  size_t cut[TYPO_MAX_CHARS + 1];
+  int n = typo_cuts(w, len, cut);
+  char v[4 * TYPO_MAX_CHARS];
+  for (int j = 0; j < n; j++) {
+    size_t vl = typo_variant(w, cut, n, j, v);
+    dict_remove(&ix->typo[field], account, v, vl, e);
+  }
+}
+
+int typo_word_added(ix_index *ix, int field, uint32_t account, const char *w,
+                    size_t len, uint32_t e) {
+  size_t cut[TYPO_MAX_CHARS + 1];
+  int n = typo_cuts(w, len, cut);
+  char v[4 * TYPO_MAX_CHARS];
+  for (int j = 0; j < n; j++) {
+    size_t vl = typo_variant(w, cut, n, j, v);
+    int rc = dict_add(&ix->typo[field], false, account, v, vl,
+                      key_hash(account, v, vl), e);
+    if (rc) {
+      typo_word_removed(ix, field, account, w, len, e);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int typo_rebuild(ix_index *ix) {
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    dict_deinit(&ix->typo[f]);
+    if (!ix_typo_field(f)) continue;
+    const ix_dict *d = &ix->words[f];
+    for (uint32_t e = 0; e < d->nents; e++) {
+      if (!d->ents[e].post) continue;
+      size_t klen;
+      const uint8_t *k = ent_key(d, e, &klen);
+      int rc =
+          typo_word_added(ix, f, key_acct(k), (const char *)k + 4, klen - 4, e);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
+/* Optimal string alignment distance of two short code point strings. */
+static int osa(const int32_t *a, int n, const int32_t *b, int m) {
+  int d[TYPO_MAX_CHARS + 2][TYPO_MAX_CHARS + 2];
+  for (int i = 0; i <= n; i++)
+    d[i][0] = i;
+  for (int j = 0; j <= m; j++)
+    d[0][j] = j;
+  for (int i = 1; i <= n; i++)
+    for (int j = 1; j <= m; j++) {
+      int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < v)
+        v = d[i - 2][j - 2] + 1;
+      d[i][j] = v;
+    }
+  return d[n][m];
+}
+
+/* The code points of a word of at most TYPO_MAX_CHARS; -1 when longer. */
+static int typo_cps(const char *w, size_t len, int32_t *out) {
+  int n = 0;
+  int32_t cp;
+  for (size_t i = 0, k; i < len && (k = fold_next_cp(w + i, len - i, &cp));
+       i += k) {
+    if (n == TYPO_MAX_CHARS) return -1;
+    out[n++] = cp;
+  }
+  return n;
+}
+
+/* Candidate words (entries); more than fit: the walk answers instead. */
+#define TYPO_CANDS_MAX 1024
+
+typedef struct typo_cands {
+  uint32_t e[TYPO_CANDS_MAX];
+  uint32_t n;
+  bool over;
+} typo_cands;
+
+static void cands_add(typo_cands *c, uint32_t e) {
+  if (c->n == TYPO_CANDS_MAX)
+    c->over = true;
+  else
+    c->e[c->n++] = e;
+}
+
+static void cands_post(typo_cands *c, ix_post p) {
+  if (!p) return;
+  post_iter it;
+  post_iter_init(&it, p, 0);
+  uint32_t e;
+  while (!c->over && post_iter_next(&it, &e))
+    cands_add(c, e);
+}
+
+static int u32_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The words one typo from w (5 to 8 code points) by the variants; false
+ * when the candidates overflow. */
+static bool typo_one(const ix_index *ix, int field, uint32_t account,
+                     const char *w, size_t len,
+                     void (*fn)(void *ctx, ix_post p, int typos), void *ctx) {
+  const ix_dict *wd = &ix->words[field], *td = &ix->typo[field];
+  size_t cut[TYPO_MAX_CHARS + 1];
+  int32_t wc[TYPO_MAX_CHARS];
+  int n = typo_cuts(w, len, cut);
+  if (n < 0 || typo_cps(w, len, wc) != n) return false;
+  typo_cands *c = malloc(sizeof *c);
+  if (!c) return false;
+  c->n = 0;
+  c->over = false;
+  char v[4 * TYPO_MAX_CHARS];
+  cands_post(c, dict_post(td, account, w, len)); /* w with one more */
+  for (int j = 0; j < n && !c->over; j++) {
+    size_t vl = typo_variant(w, cut, n, j, v);
+    uint32_t e = dict_find(wd, account, v, vl, key_hash(account, v, vl));
+    if (e != IX_NONE) cands_add(c, e);            /* w with one less */
+    cands_post(c, dict_post(td, account, v, vl)); /* both with one less */
+  }
+  bool done = !c->over;
+  if (done) qsort(c->e, c->n, sizeof c->e[0], u32_cmp);
+  for (uint32_t i = 0; done && i < c->n; i++) {
+    if (i && c->e[i] == c->e[i - 1]) continue;
+    size_t klen;
+    const uint8_t *k = ent_key(wd, c->e[i], &klen);
+    int32_t kc[TYPO_MAX_CHARS];
+    int m = typo_cps((const char *)k + 4, klen - 4, kc);
+    bool digit = m < 0;
+    for (int q = 0; q < m; q++)
+      digit |= fold_is_digit_cp(kc[q]);
+    if (!digit && osa(wc, n, kc, m) == 1) fn(ctx, wd->ents[c->e[i]].post, 1);
+  }
+  free(c);
+  return done;
+}
+
+void typo_each(const ix_index *ix, int field, uint32_t account, fuzzy_walk *z,
+               const char *w, size_t len, int k,
+               void (*fn)(void *ctx, ix_post p, int typos), void *ctx) {
+  if (k == 1 && !ix->bulk && typo_one(ix, field, account, w, len, fn, ctx))
+    return;
+  fuzzy_each(&ix->words[field], account, z, fn, ctx);
+}

@@ -281,6 +281,11 @@ struct ix_index {
   ix_dict words[CS_FIELD_COUNT]; /* words[CS_PHONE] stays empty */
   ix_dict rev[IX_NREV];
   ix_dict meta;
+  /* Per field that takes typos, each word's one-deletion variants -> the
+   * word's entry in words[field] (ix_fuzzy.c): not saved in snapshots,
+   * rebuilt after a load or a bulk load, kept in step by insert and
+   * erase otherwise. */
+  ix_dict typo[CS_FIELD_COUNT];
   bool bulk;
   fold_buf fb; /* folding scratch of the writer (writes are serialised) */
   fold_buf ff[CS_FIELD_COUNT]; /* each field's folded value, in ix_insert */
@@ -296,13 +301,19 @@ struct ix_index {
 /* Every dictionary of an index, for what treats them all alike (bulk
  * mode, memory, clearing): the exact ones, the words ones, the reversed
  * ones, then meta. */
-#define IX_NDICTS (2 * CS_FIELD_COUNT + IX_NREV + 1)
+#define IX_NDICTS (3 * CS_FIELD_COUNT + IX_NREV + 1)
 static inline ix_dict *ix_dict_at(const ix_index *ix, int i) {
   ix_index *m = (ix_index *)ix;
   if (i < CS_FIELD_COUNT) return &m->exact[i];
   if (i < 2 * CS_FIELD_COUNT) return &m->words[i - CS_FIELD_COUNT];
   if (i < 2 * CS_FIELD_COUNT + IX_NREV) return &m->rev[i - 2 * CS_FIELD_COUNT];
-  return &m->meta;
+  if (i == 2 * CS_FIELD_COUNT + IX_NREV) return &m->meta;
+  return &m->typo[i - 2 * CS_FIELD_COUNT - IX_NREV - 1];
+}
+
+/* The fields whose words take typos (cs_query.h: never email or phone). */
+static inline bool ix_typo_field(int f) {
+  return f >= 0 && f < CS_FIELD_COUNT && f != CS_EMAIL && f != CS_PHONE;
 }
 
 /* The reversed dictionary of field, or -1 (only email and phone). */
@@ -328,43 +339,6 @@ static inline void *ix_huge(void *p, size_t bytes) {
   }
 #else
   (void)bytes;
-  /* ------------------------------------ postings (query side, inline) */
-
-  /* Adds the slots of p to out (ix_query.c, ix_qwalk.c). */
-  static inline void post_or(ix_post p, roaring_bitmap_t * out) {
-    if (!p) return;
-    if (POST_IS_ONE(p)) {
-      roaring_bitmap_add(out, POST_ONE(p));
-    } else if (POST_IS_RB(p)) {
-      roaring_bitmap_or_inplace(out, POST_RB(p));
-    } else {
-      const ix_arr *a = POST_ARR(p);
-      roaring_bitmap_add_many(out, a->n, a->v);
-    }
-  }
-
-  /* The posting of (account, text) in d, or 0. */
-  static inline ix_post dict_post(const ix_dict *d, uint32_t account,
-                                  const char *t, size_t len) {
-    uint32_t e = dict_find(d, account, t, len, key_hash(account, t, len));
-    return e == IX_NONE ? 0 : d->ents[e].post;
-  }
-
-  /* ------------------------------------------- ix_fuzzy.c: typo walks */
-
-  typedef struct fuzzy_walk fuzzy_walk;
-  /* A walk's state (a few KiB: rows per character); free with free(). */
-  fuzzy_walk *fuzzy_new(void);
-  /* Sets z up for word (folded) and allowance k; false when the word is
-   * longer than typo tolerance takes (CS_FUZZY_MAX_CHARS). */
-  bool fuzzy_init(fuzzy_walk * z, const char *w, size_t len, int k);
-  /* Calls fn(ctx, post, typos) for every word of account in the sorted d
-   * without a digit and 1..k typos from z's word. */
-  void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
-                  void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
-  /* The typo allowance of a folded query word (cs_typo_allowance). */
-  int word_allowance(const char *w, size_t len);
-
 #endif
   return p;
 }
@@ -712,5 +686,21 @@ void fuzzy_each(const ix_dict *d, uint32_t account, fuzzy_walk *z,
                 void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
 /* The typo allowance of a folded query word (cs_typo_allowance). */
 int word_allowance(const char *w, size_t len);
+/* Calls fn(ctx, post, typos) for every word of account in words[field]
+ * without a digit and 1..k typos from the folded word w (z set up for it
+ * by fuzzy_init): for one typo from the deletion variants, for two by the
+ * walk. */
+void typo_each(const ix_index *ix, int field, uint32_t account, fuzzy_walk *z,
+               const char *w, size_t len, int k,
+               void (*fn)(void *ctx, ix_post p, int typos), void *ctx);
+/* Keeps typo[field] in step with a word key that words[field] gained (as
+ * entry e) or lost. 0 or -ENOMEM. */
+int typo_word_added(ix_index *ix, int field, uint32_t account, const char *w,
+                    size_t len, uint32_t e);
+void typo_word_removed(ix_index *ix, int field, uint32_t account, const char *w,
+                       size_t len, uint32_t e);
+/* Builds every typo dictionary from the words dictionaries. 0 or
+ * -ENOMEM. */
+int typo_rebuild(ix_index *ix);
 
 #endif

@@ -107,7 +107,7 @@ static int words_and(const ix_index *ix, uint32_t account, int field,
     post_or(dict_post(&ix->words[field], account, wl->w[i], wl->len[i]), ws);
     int k = fuzzy ? word_allowance(wl->w[i], wl->len[i]) : 0;
     if (k && fuzzy_init(z, wl->w[i], wl->len[i], k))
-      fuzzy_each(&ix->words[field], account, z, or_cb, ws);
+      typo_each(ix, field, account, z, wl->w[i], wl->len[i], k, or_cb, ws);
     if (acc) {
       roaring_bitmap_and_inplace(acc, ws);
       ixq_set_free(ws);
@@ -275,9 +275,9 @@ static void word_refs_of(const ix_index *ix, uint32_t account, const char *w,
     const ix_dict *d = f == CS_PHONE ? &ix->exact[f] : &ix->words[f];
     refs_add(out, dict_post(d, account, w, len), tier_of(0, false, g));
     if (last) refs_range(out, d, account, w, len, tier_of(0, true, g));
-    if (typos && f != CS_PHONE && f != CS_EMAIL) {
+    if (typos && ix_typo_field(f)) {
       out->tier = tier_of(0, false, g);
-      fuzzy_each(d, account, z, typo_ref, out);
+      typo_each(ix, f, account, z, w, len, k, typo_ref, out);
     }
   }
 }

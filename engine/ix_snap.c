@@ -488,6 +488,7 @@ int ix_load(ix_index *ix, const msgpack_object *obj, uint32_t slot_limit,
     if (ix_dict_at(ix, i)->live)
       return load_err(&lc, "index: load into a non-empty index");
   int rc = ix_load_fields(ix, obj, &lc);
+  if (!rc) rc = typo_rebuild(ix); /* not saved: built from the words */
   free(lc.scratch);
   if (rc) {
     if (rc == -ENOMEM) load_err(&lc, "index: out of memory while loading");
