@@ -375,6 +375,15 @@ static inline uint64_t post_card(ix_post p) {
   return POST_ARR(p)->n;
 }
 
+/* Whether slot x is in p. */
+static inline bool post_contains(ix_post p, uint32_t x) {
+  if (POST_IS_ONE(p)) return POST_ONE(p) == x;
+  if (POST_IS_RB(p)) return roaring_bitmap_contains(POST_RB(p), x);
+  const ix_arr *a = POST_ARR(p);
+  uint32_t i = lower_u32(a->v, a->n, x);
+  return i < a->n && a->v[i] == x;
+}
+
 /* Ascending walk over the slots >= min of one list. Not copyable once
  * initialised (v may point at one). */
 typedef struct post_iter {

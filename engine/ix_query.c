@@ -282,6 +282,10 @@ static void word_refs_of(const ix_index *ix, uint32_t account, const char *w,
   }
 }
 
+/* At most this many candidates are looked up in each list one by one
+ * rather than merged with it. */
+#define IXQ_PROBE_MAX 64
+
 /* A set as a sorted array, for intersecting many posting lists with it. */
 typedef struct uset {
   const roaring_bitmap_t *b;
@@ -356,6 +360,8 @@ static int word_set(const word_refs *w, const roaring_bitmap_t *u,
     else
       roaring_bitmap_to_uint32_array(u, us.v);
   }
+  /* A handful of candidates: look each up in the lists. */
+  bool probe = u && us.n <= IXQ_PROBE_MAX;
   for (size_t i = 0; i < w->n && !rc; i++) {
     roaring_bitmap_t *into = all;
     if (tier) {
@@ -366,7 +372,12 @@ static int word_set(const word_refs *w, const roaring_bitmap_t *u,
       }
       into = tier[t];
     }
-    rc = post_and_into(w->v[i].p, u ? &us : NULL, into);
+    if (!probe) {
+      rc = post_and_into(w->v[i].p, u ? &us : NULL, into);
+      continue;
+    }
+    for (uint32_t j = 0; j < us.n; j++)
+      if (post_contains(w->v[i].p, us.v[j])) roaring_bitmap_add(into, us.v[j]);
   }
   for (int t = 0; tier && t < IXQ_TIERS && !rc; t++)
     if (tier[t]) roaring_bitmap_or_inplace(all, tier[t]);

@@ -28,14 +28,6 @@ static uint64_t post_count_ge(ix_post p, uint32_t min) {
   return a->n - lower_u32(a->v, a->n, min);
 }
 
-static bool post_contains(ix_post p, uint32_t x) {
-  if (POST_IS_ONE(p)) return POST_ONE(p) == x;
-  if (POST_IS_RB(p)) return roaring_bitmap_contains(POST_RB(p), x);
-  const ix_arr *a = POST_ARR(p);
-  uint32_t i = lower_u32(a->v, a->n, x);
-  return i < a->n && a->v[i] == x;
-}
-
 /* Writes up to limit slots >= min of p to out; returns how many. */
 static uint32_t post_first_ge(ix_post p, uint32_t min, uint32_t *out,
                               uint32_t limit) {

@@ -81,6 +81,36 @@ static int fkey_cmp(const void *a, const void *b) {
   return (x->key.len > y->key.len) - (x->key.len < y->key.len);
 }
 
+/* Sifts v[k] down the heap v[0..n) whose root is its worst key. */
+static void heap_down(fkey *v, size_t n, size_t k) {
+  for (;;) {
+    size_t l = 2 * k + 1, m = k;
+    if (l < n && fkey_cmp(&v[l], &v[m]) > 0) m = l;
+    if (l + 1 < n && fkey_cmp(&v[l + 1], &v[m]) > 0) m = l + 1;
+    if (m == k) return;
+    fkey t = v[k];
+    v[k] = v[m];
+    v[m] = t;
+    k = m;
+  }
+}
+
+/* Puts the top best keys of v[0..n) first, in order: a heap of the best
+ * top seen so far (the worst at its root) in v[0..top), then a sort of
+ * those alone, so that a field of a million keys is not sorted to show a
+ * hundred. */
+static void top_first(fkey *v, size_t n, size_t top) {
+  if (!top) return;
+  for (size_t k = top / 2; k-- > 0;)
+    heap_down(v, top, k);
+  for (size_t i = top; i < n; i++) {
+    if (fkey_cmp(&v[i], &v[0]) >= 0) continue;
+    v[0] = v[i];
+    heap_down(v, top, 0);
+  }
+  qsort(v, top, sizeof(fkey), fkey_cmp);
+}
+
 /* The counts of field's keys among the matches. */
 static int count_keys(qrun *r, int field, fcount *fc) {
   uint64_t card = roaring_bitmap_get_cardinality(r->match);
@@ -107,7 +137,7 @@ static int one_facet(qrun *r, int field, cs_facet *out) {
   int rc = count_keys(r, field, &fc);
   size_t top = fc.n < CS_QUERY_FACET_VALUES ? fc.n : CS_QUERY_FACET_VALUES;
   out->field = field;
-  if (!rc && fc.n) qsort(fc.v, fc.n, sizeof(fkey), fkey_cmp);
+  if (!rc) top_first(fc.v, fc.n, top);
   if (!rc && top &&
       !(out->values =
             msgpack_zone_malloc(r->mem, top * sizeof(cs_facet_value))))
