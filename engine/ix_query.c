@@ -19,9 +19,11 @@
 
 #include "ix_int.h"
 
-/* Adds the slots of every key of account in d that starts with t. */
-static void range_or(const ix_dict *d, uint32_t account, const char *t,
-                     size_t len, roaring_bitmap_t *out) {
+/* Calls fn for the posting of every key of account in d that starts with
+ * t, in key order. */
+static void range_each(const ix_dict *d, uint32_t account, const char *t,
+                       size_t len, void (*fn)(void *ctx, ix_post p),
+                       void *ctx) {
   uint8_t acct[4];
   acct_be(account, acct);
   uint32_t c, i;
@@ -32,9 +34,19 @@ static void range_or(const ix_dict *d, uint32_t account, const char *t,
       size_t klen;
       const uint8_t *k = ent_key(d, ch->v[i], &klen);
       if (klen < len + 4 || memcmp(k, acct, 4) || memcmp(k + 4, t, len)) return;
-      post_or(d->ents[ch->v[i]].post, out);
+      fn(ctx, d->ents[ch->v[i]].post);
     }
   }
+}
+
+static void or_into(void *ctx, ix_post p) {
+  post_or(p, ctx);
+}
+
+/* Adds the slots of every key of account in d that starts with t. */
+static void range_or(const ix_dict *d, uint32_t account, const char *t,
+                     size_t len, roaring_bitmap_t *out) {
+  range_each(d, account, t, len, or_into, out);
 }
 
 int ixq_live(const ix_index *ix, uint32_t account, roaring_bitmap_t *out) {
@@ -242,21 +254,15 @@ static void refs_add(word_refs *w, ix_post p, int tier) {
   w->est += post_card(p);
 }
 
+static void ref_into(void *ctx, ix_post p) {
+  word_refs *w = ctx;
+  refs_add(w, p, w->tier);
+}
+
 static void refs_range(word_refs *w, const ix_dict *d, uint32_t account,
                        const char *t, size_t len, int tier) {
-  uint8_t acct[4];
-  acct_be(account, acct);
-  uint32_t c, i;
-  order_lower(d, account, t, len, &c, &i);
-  for (; c < d->nchunks; c++, i = 0) {
-    const ix_chunk *ch = &d->chunks[c];
-    for (; i < ch->n; i++) {
-      size_t klen;
-      const uint8_t *k = ent_key(d, ch->v[i], &klen);
-      if (klen < len + 4 || memcmp(k, acct, 4) || memcmp(k + 4, t, len)) return;
-      refs_add(w, d->ents[ch->v[i]].post, tier);
-    }
-  }
+  w->tier = tier;
+  range_each(d, account, t, len, ref_into, w);
 }
 
 static void typo_ref(void *ctx, ix_post p, int typos) {
