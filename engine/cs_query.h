@@ -30,13 +30,14 @@
  *      eq      the value's key equals the field's key (id, times: equal)
  *      neq     not eq; also true when the field is absent
  *      prefix  the field's key begins with the value's key (id: its
- *              digits begin with the value's digits)
+ *              digits begin with the value, 1 to 20 digits)
  *      words   every word of the value's key is a word of the field's key
  *              (phone: eq)
  *      suffix  email, phone: the field's key ends with the value's key,
  *              which holds at least CS_QUERY_SUFFIX_MIN characters (phone:
  *              digits)
- *      exists  the field is present (id and times always are)
+ *      exists  the field is present, even with a value whose key is
+ *              empty (id and times always are)
  *      in      eq for one of the values
  *      gt gte lt lte  id, created_at, updated_at against nums[0]
  *      fuzzy   every word of the value's key is within its typo allowance
@@ -200,8 +201,9 @@ typedef struct cs_qfault {
 int cs_query_check(const cs_qry *q, cs_qfault *where, cs_error *err);
 
 /* The typo allowance of a folded word of chars code points: 0 below
- * CS_FUZZY_ONE_MIN_CHARS, 1 below CS_FUZZY_TWO_MIN_CHARS, else 2. Words
- * with digits get 0 (the caller says). */
+ * CS_FUZZY_ONE_MIN_CHARS, 1 below CS_FUZZY_TWO_MIN_CHARS, 2 up to
+ * CS_FUZZY_MAX_CHARS, and 0 past it. Words with digits get 0 (the caller
+ * says). */
 int cs_typo_allowance(size_t chars, bool has_digit);
 
 typedef struct cs_facet_value {

@@ -102,6 +102,8 @@ static void ix_erase_fields(ix_index *ix, uint32_t account, uint32_t slot,
                  ix->fb.len;
     if (!keyed) {
       dict_remove(&ix->meta, account, &IX_META_ABSENT[f], 1, slot);
+      if (field[f].ptr)
+        dict_remove(&ix->meta, account, &IX_META_EMPTY[f], 1, slot);
       continue;
     }
     dict_remove(&ix->exact[f], account, ix->fb.ptr, ix->fb.len, slot);
@@ -128,7 +130,10 @@ static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
     if (field[f].ptr && (rc = fold_key(f, field[f].ptr, field[f].len, fb)))
       return rc;
     if (!field[f].ptr || !fb->len) {
-      if ((rc = job_push(ix, &ix->meta, &IX_META_ABSENT[f], 1))) return rc;
+      if ((rc = job_push(ix, &ix->meta, &IX_META_ABSENT[f], 1)) ||
+          (field[f].ptr &&
+           (rc = job_push(ix, &ix->meta, &IX_META_EMPTY[f], 1))))
+        return rc;
       continue;
     }
     if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len))) return rc;

@@ -109,11 +109,13 @@ static inline void ixq_set_free(roaring_bitmap_t *b) {
   if (b) roaring_bitmap_free(b);
 }
 
-/* Adds to out the live slots of account, or those without field (absent,
- * or a value whose key is empty). */
+/* Adds to out the live slots of account; those without a key for field
+ * (absent, or a value whose key is empty); those of the latter kind. */
 int ixq_live(const ix_index *ix, uint32_t account, roaring_bitmap_t *out);
 int ixq_absent(const ix_index *ix, uint32_t account, int field,
                roaring_bitmap_t *out);
+int ixq_empty(const ix_index *ix, uint32_t account, int field,
+              roaring_bitmap_t *out);
 
 /* Adds to out the slots of account whose field matches raw under op
  * (eq, prefix, words, fuzzy; cs_query.h), folding with fb. 0,

@@ -265,11 +265,15 @@ static inline cs_str ix_tail(int field, const char *key, size_t len) {
 
 /* The meta dictionary's keys, after the account: one whose list is every
  * live contact of the account, and one per field listing the live
- * contacts without it (absent, or a value whose key is empty). "not",
+ * contacts without a key for it (absent, or a value whose key is empty),
+ * and those of the latter kind alone. "not",
  * "neq" and "exists" are set differences against these; a sort puts the
  * contacts without its field last from them. */
 #define IX_META_LIVE "*"
-#define IX_META_ABSENT "0123456789" /* + field: one character per field */
+#define IX_META_ABSENT "0123456789" /* [field]: one character per field */
+/* And those whose value is present but has an empty key (a lone combining
+ * mark): they have the field (exists) but no key (sorts, facets). */
+#define IX_META_EMPTY "abcdefghij"
 _Static_assert(CS_FIELD_COUNT <= 10, "one absent tag per field");
 
 struct ix_index {

@@ -48,6 +48,12 @@ int ixq_absent(const ix_index *ix, uint32_t account, int field,
   return 0;
 }
 
+int ixq_empty(const ix_index *ix, uint32_t account, int field,
+              roaring_bitmap_t *out) {
+  post_or(dict_post(&ix->meta, account, &IX_META_EMPTY[field], 1), out);
+  return 0;
+}
+
 /* ------------------------------------------------------------- words */
 
 typedef struct word_list {

@@ -54,6 +54,15 @@ static int check_text(qcheck *c, const cs_qnode *n, uint32_t i) {
   if (cs_utf8_chars(v->ptr ? v->ptr : "", v->len) < 0)
     return fault(c, CS_QPART_VALUE, n, i, false,
                  "value: not valid UTF-8, or holds a NUL");
+  if (n->field == CS_QF_ID) { /* prefix: 1 to 20 digits */
+    cs_str t = cs_trim(*v);
+    bool digits = t.len >= 1 && t.len <= CS_ID_DIGITS;
+    for (size_t k = 0; digits && k < t.len; k++)
+      digits = t.ptr[k] >= '0' && t.ptr[k] <= '9';
+    if (!digits)
+      return fault(c, CS_QPART_VALUE, n, i, false,
+                   "an id prefix is 1 to %d digits", CS_ID_DIGITS);
+  }
   if (n->op == CS_OP_SUFFIX) {
     if (fold_key(n->field, v->ptr, v->len, &c->fb)) return -ENOMEM;
     long chars = cs_utf8_chars(c->fb.ptr, c->fb.len);
@@ -329,9 +338,16 @@ static int eval_text(qrun *r, const cs_qnode *n, roaring_bitmap_t *out) {
   uint32_t a = r->q->account;
   int rc = 0;
   switch (n->op) {
-  case CS_OP_EXISTS:
+  case CS_OP_EXISTS: {
+    /* present: not absent (a value with an empty key is present) */
+    roaring_bitmap_t *e = roaring_bitmap_create();
+    if (!e) return -ENOMEM;
     ixq_absent(ix, a, n->field, out);
+    ixq_empty(ix, a, n->field, e);
+    roaring_bitmap_andnot_inplace(out, e);
+    ixq_set_free(e);
     return complement(r, out);
+  }
   case CS_OP_NEQ:
   case CS_OP_IN:
   case CS_OP_EQ:

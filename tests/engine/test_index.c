@@ -32,6 +32,7 @@
 #include <msgpack.h>
 
 #include "cs.h"
+#include "record.h"
 #include "fold.h"
 #include "index.h"
 #include "ix_int.h"
@@ -120,6 +121,9 @@ static void check_sound(const ix_index *ix, uint32_t slot_limit) {
  * not one whole msgpack object. *out gets the index on success. */
 static int load_bytes(const char *buf, size_t len, uint32_t slot_limit,
                       ix_index **out) {
+  /* As snap_load does: no unpacking of an image whose counts promise
+   * more objects than its bytes can hold (msgpack would allocate them). */
+  if (!rec_msgpack_fits((const uint8_t *)buf, len)) return 1;
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
   size_t off = 0;
