@@ -11,6 +11,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "ct_codec.h"
 
 /* The offset of the first \u escape at or after from that is a surrogate
  * not in a high-low pair, or SIZE_MAX. */
@@ -22,5 +25,16 @@ bool ct_escape_passed(const char *json, size_t len, size_t *at, size_t end);
 /* What a string with a bad escape is handed on as: one byte that is not
  * UTF-8, refused like any other invalid text. */
 extern const char ct_not_utf8[];
+
+/* The query reader (ct_query.c) and its cursor (ct_qcursor.c). */
+/* n bytes that live as long as cq; NULL when out of memory. */
+void *ct_qalloc(ct_query *cq, size_t n);
+/* The XXH3-64 of the query's canonical form into *out. 0, or -1 when out
+ * of memory. */
+int ct_query_hash(const cs_qry *q, uint64_t *out);
+/* Reads a cursor into cq->after (and sets cq->q.after). 0, or -1 for
+ * anything that is not a cursor at all, -2 for one whose check fails:
+ * made for another query, or changed. */
+int ct_query_cursor_read(ct_query *cq, cs_str s);
 
 #endif
