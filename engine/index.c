@@ -70,11 +70,15 @@ static int word_job_cb(void *ctx, const char *w, size_t n) {
 static int word_remove_cb(void *ctx, const char *w, size_t n) {
   word_ctx *c = ctx;
   ix_dict *d = &c->ix->words[c->field];
+  if (!ix_typo_field(c->field) || c->ix->bulk) {
+    dict_remove(d, c->account, w, n, c->slot);
+    return 0;
+  }
+  /* the word's entry, for its typo variants should the key go */
   uint32_t live = d->live;
   uint32_t e = dict_find(d, c->account, w, n, key_hash(c->account, w, n));
   dict_remove(d, c->account, w, n, c->slot);
-  if (d->live < live && ix_typo_field(c->field) && !c->ix->bulk)
-    typo_word_removed(c->ix, c->field, c->account, w, n, e);
+  if (d->live < live) typo_word_removed(c->ix, c->field, c->account, w, n, e);
   return 0;
 }
 

@@ -201,32 +201,36 @@ static size_t typo_variant(const char *w, const size_t *cut, int n, int j,
   return cut[n] - (cut[j + 1] - cut[j]);
 }
 
-void typo_word_removed(ix_index *ix, int field, uint32_t account, const char *w,
-                       size_t len, uint32_t e) {
+/* Removes (add false) or adds the variants of w naming entry e. */
+static int typo_variants(ix_index *ix, int field, uint32_t account,
+                         const char *w, size_t len, uint32_t e, bool add) {
   size_t cut[TYPO_MAX_CHARS + 1];
   int n = typo_cuts(w, len, cut);
   char v[4 * TYPO_MAX_CHARS];
   for (int j = 0; j < n; j++) {
     size_t vl = typo_variant(w, cut, n, j, v);
-    dict_remove(&ix->typo[field], account, v, vl, e);
-  }
-}
-
-int typo_word_added(ix_index *ix, int field, uint32_t account, const char *w,
-                    size_t len, uint32_t e) {
-  size_t cut[TYPO_MAX_CHARS + 1];
-  int n = typo_cuts(w, len, cut);
-  char v[4 * TYPO_MAX_CHARS];
-  for (int j = 0; j < n; j++) {
-    size_t vl = typo_variant(w, cut, n, j, v);
+    if (!add) {
+      dict_remove(&ix->typo[field], account, v, vl, e);
+      continue;
+    }
     int rc = dict_add(&ix->typo[field], false, account, v, vl,
                       key_hash(account, v, vl), e);
     if (rc) {
-      typo_word_removed(ix, field, account, w, len, e);
+      typo_variants(ix, field, account, w, len, e, false);
       return rc;
     }
   }
   return 0;
+}
+
+void typo_word_removed(ix_index *ix, int field, uint32_t account, const char *w,
+                       size_t len, uint32_t e) {
+  typo_variants(ix, field, account, w, len, e, false);
+}
+
+int typo_word_added(ix_index *ix, int field, uint32_t account, const char *w,
+                    size_t len, uint32_t e) {
+  return typo_variants(ix, field, account, w, len, e, true);
 }
 
 int typo_rebuild(ix_index *ix) {
