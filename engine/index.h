@@ -166,17 +166,18 @@ int ixq_first_slot(const ix_index *ix, uint32_t account, int field,
                    const char *key, size_t len, uint32_t *slot);
 
 /* Called per key of a walk that some slot of r has: the key's text, and
- * the slots of r under it (ascending; NULL when the walk counts only) and
- * their number. Non-zero stops the walk (a negative value is returned). */
+ * the slots of r under it (ascending; NULL when the caller only counts:
+ * ixq_count_keys) and their number. Non-zero stops the walk (a negative value
+ * is returned). */
 typedef int (*ixq_walk_fn)(void *ctx, cs_str key, const uint32_t *slots,
                            uint64_t n);
 /* Walks field's keys of account in order (desc: backwards), from the
  * first key >= from (desc: <= from; from NULL: from the end), calling fn
- * for each key some slot of r holds; with slots, fn gets those slots.
- * 0, fn's negative value, or -ENOMEM. */
+ * with the slots of r under each key that has some. 0, fn's negative
+ * value, or -ENOMEM. */
 int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
-             const cs_str *from, bool slots, const roaring_bitmap_t *r,
-             ixq_walk_fn fn, void *ctx);
+             const cs_str *from, const roaring_bitmap_t *r, ixq_walk_fn fn,
+             void *ctx);
 
 /* Calls fn (without slots) for every key of field that slots of r hold
  * (r: slots of one account), with their number, in no particular order:

@@ -137,8 +137,8 @@ static uint64_t post_count_in(ix_post p, const roaring_bitmap_t *r,
 }
 
 int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
-             const cs_str *from, bool slots, const roaring_bitmap_t *r,
-             ixq_walk_fn fn, void *ctx) {
+             const cs_str *from, const roaring_bitmap_t *r, ixq_walk_fn fn,
+             void *ctx) {
   const ix_dict *d = &ix->exact[field];
   uint8_t acct[4];
   acct_be(account, acct);
@@ -186,15 +186,10 @@ int ixq_walk(const ix_index *ix, uint32_t account, int field, bool desc,
       break;
     }
     if (!POST_IS_RB(p)) tested += post_card(p);
-    int64_t n;
-    if (slots) {
-      n = post_in(p, r, &dn, &buf, &cap);
-      if (n < 0) {
-        rc = -ENOMEM;
-        break;
-      }
-    } else {
-      n = (int64_t)post_count_in(p, r, &dn);
+    int64_t n = post_in(p, r, &dn, &buf, &cap);
+    if (n < 0) {
+      rc = -ENOMEM;
+      break;
     }
     if (!n) continue;
     cs_str key = {(const char *)k + 4, klen - 4};

@@ -252,8 +252,8 @@ static int page_by_walk(qsorter *q, uint32_t need, qcand *out, uint32_t *n) {
   if (!past) {
     walk_ctx w = {q, need, n, out, 0};
     const cs_str *from = q->has_cursor ? &q->cursor.v[0].text : NULL;
-    int rc = ixq_walk(r->s->ix, r->q->account, f, q->desc[0], from, true,
-                      r->match, walk_group, &w);
+    int rc = ixq_walk(r->s->ix, r->q->account, f, q->desc[0], from, r->match,
+                      walk_group, &w);
     if (w.rc) return w.rc;
     if (rc) return cs_err(r->err, rc, "out of memory");
   }
