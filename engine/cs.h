@@ -58,7 +58,10 @@ extern "C" {
   X(CS_EIDEM_REUSED, -10012, "idempotency_key_reused",                         \
     "the idempotency key was used for another request")                        \
   X(CS_EIDEM_BUSY, -10013, "idempotency_key_in_use",                           \
-    "a request with this idempotency key is in flight")
+    "a request with this idempotency key is in flight")                        \
+  X(CS_EEXPIRED, -10014, "cursor_expired",                                     \
+    "the changes after this cursor are no longer kept")                        \
+  X(CS_ECURSOR, -10015, "invalid_cursor", "not a cursor this store handed out")
 
 enum {
 #define CS_ERRNO_ENUM(name, value, word, text) name = value,
@@ -278,6 +281,8 @@ typedef struct cs_options {
   void *notice_ctx;
   /* How long a deleted contact stays in the trash. 0: CS_TRASH_MS_DEFAULT. */
   int64_t trash_ms;
+  /* How long the change feed keeps a change. 0: CS_CHANGES_MS_DEFAULT. */
+  int64_t changes_ms;
   /* The clock for trash windows and idempotency expiry (Unix ms); NULL:
    * the real one. Tests move time on. */
   int64_t (*now_ms)(void *ctx);
@@ -392,6 +397,9 @@ typedef struct cs_outcome {
   uint64_t id;
   uint64_t version; /* the contact's version after the write */
   cs_result result;
+  /* The change feed's position just after the write (its record's
+   * sequence number); for CS_RESULT_UNCHANGED the feed's end then. */
+  uint64_t seq;
 } cs_outcome;
 
 /* The answer an idempotent request gave, kept to be given again. */
@@ -447,6 +455,99 @@ typedef struct cs_write {
  * does not name as an entity tag). A write that fails changes nothing.
  */
 int cs_write_apply(cs_store *s, cs_write *w, cs_outcome *out, cs_error *err);
+
+/* ----------------------------------------------------------- change feed */
+
+/*
+ * Every change of an account, in commit order. A change is one applied
+ * write to one contact: a create, an update that changed something, a
+ * delete to the trash, a restore, a purge (an upsert that changed nothing
+ * is none). Its position is its record's sequence number: positions grow
+ * through the store and are never reused, also not across compaction, so
+ * a position handed out (a change's seq, a write's cs_outcome.seq, a
+ * query's as_of, cs_changes_end) stays a valid cursor as long as the
+ * changes after it are kept. Changes are kept cs_options.changes_ms after
+ * they committed, across restarts and compactions; a change is visible
+ * here exactly when its write's completion may run (after it is durable).
+ */
+typedef enum cs_change_type {
+  CS_CHANGE_CREATED = 0,
+  CS_CHANGE_UPDATED,
+  CS_CHANGE_DELETED,
+  CS_CHANGE_RESTORED,
+  CS_CHANGE_PURGED,
+  CS_CHANGE_TYPE_COUNT
+} cs_change_type;
+#define CS_CHANGE_TYPES_ALL ((1u << CS_CHANGE_TYPE_COUNT) - 1)
+
+/* The API's name of a change type ("created"), and back (-1: none). */
+const char *cs_change_type_name(int type);
+int cs_change_type_from_name(const char *name, size_t len);
+
+typedef struct cs_change {
+  uint64_t seq;     /* its position: the cursor just after it */
+  uint64_t id;      /* the contact */
+  uint64_t version; /* after the change (deleted, purged: the one it had) */
+  int64_t at_ms;    /* when it was made (Unix ms) */
+  uint32_t account;
+  uint8_t type;   /* cs_change_type */
+  uint8_t fields; /* the fields whose stored value changed (bit 1 << field);
+                     created: those set; deleted, restored, purged: none */
+} cs_change;
+
+/* What one read of the feed found. */
+typedef struct cs_changes {
+  uint32_t count;
+  /* Where the next read starts: the last change read, or, when the read
+   * reached the end, the feed's end (so a reader filtering by type does
+   * not scan the same changes again). */
+  uint64_t next;
+  bool more; /* changes of the asked types follow next */
+} cs_changes;
+
+/*
+ * Reads up to max changes of account after position after, of the types
+ * in the mask types (bit 1 << cs_change_type; 0 means all), into out[].
+ * CS_EEXPIRED when changes after `after` are no longer kept (*oldest then
+ * holds the oldest position still valid for the account); CS_ECURSOR when
+ * after is past the feed's end. Never blocks on a commit.
+ */
+int cs_changes_read(cs_store *s, uint32_t account, uint64_t after,
+                    unsigned types, cs_change *out, uint32_t max,
+                    cs_changes *got, uint64_t *oldest, cs_error *err);
+
+/* The feed's end: the position after every change visible now. */
+uint64_t cs_changes_end(cs_store *s);
+
+/* The oldest position still valid as a cursor for account. */
+uint64_t cs_changes_oldest(cs_store *s, uint32_t account);
+
+/*
+ * Commit watchers: fn(ctx, end) is called on the commit thread after every
+ * batch of changes becomes visible, with the feed's new end. It must only
+ * wake someone (signal a condition, write an eventfd) and return: it runs
+ * while the commit thread waits. At most CS_WATCHERS_MAX; CS_EINVAL past
+ * that. cs_watch_remove returns only when fn is no longer running, so a
+ * watcher's ctx may be freed after it; both must be called before
+ * cs_close.
+ */
+typedef void (*cs_watch_fn)(void *ctx, uint64_t end);
+int cs_watch_add(cs_store *s, cs_watch_fn fn, void *ctx);
+void cs_watch_remove(cs_store *s, cs_watch_fn fn, void *ctx);
+
+/* ------------------------------------------------------- side files */
+
+/*
+ * Small files kept in the store's directory for the server's own state
+ * (webhooks and their positions): name is 1..CS_SIDE_NAME_MAX_BYTES of
+ * [a-z0-9_-] and ends ".side" (so no store file is ever named). Written
+ * atomically and durably, through the store's cs_io (mode 0600); read
+ * whole (CS_ENOTFOUND when absent; at most CS_SIDE_FILE_MAX_BYTES).
+ */
+int cs_side_write(cs_store *s, const char *name, const void *data, size_t len,
+                  cs_error *err);
+int cs_side_read(cs_store *s, const char *name, uint8_t **data, size_t *len,
+                 cs_error *err);
 
 /*
  * Idempotency keys, per account, kept CS_IDEM_KEEP_MS after the write

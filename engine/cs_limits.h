@@ -120,6 +120,24 @@
 #define CS_TRASH_DAYS_MAX 3650
 #define CS_TRASH_MS_DEFAULT (CS_TRASH_DAYS_DEFAULT * CS_DAY_MS)
 
+/* The change feed keeps a change 30 days unless told otherwise
+ * (contactd --changes-days 1..CS_CHANGES_DAYS_MAX). */
+#define CS_CHANGES_DAYS_DEFAULT 30
+#define CS_CHANGES_DAYS_MAX 3650
+#define CS_CHANGES_MS_DEFAULT (CS_CHANGES_DAYS_DEFAULT * CS_DAY_MS)
+/* GET /contacts/changes: a page holds 1..CS_CHANGES_LIMIT_MAX changes
+ * (CS_CHANGES_LIMIT_DEFAULT when not said), and a long-poll waits at most
+ * CS_CHANGES_WAIT_MAX_S seconds. */
+#define CS_CHANGES_LIMIT_DEFAULT 100
+#define CS_CHANGES_LIMIT_MAX 1000
+#define CS_CHANGES_WAIT_MAX_S 60
+/* Commit watchers (cs_watch_add): the long-poll thread and the webhook
+ * deliverer, with room. */
+#define CS_WATCHERS_MAX 8
+/* Side files (cs_side_write): a name, and the file at its largest. */
+#define CS_SIDE_NAME_MAX_BYTES 64
+#define CS_SIDE_FILE_MAX_BYTES (16u * 1024 * 1024)
+
 /* Account numbers fit in 31 bits: a slot keeps the account and a live bit
  * in one 32-bit word. */
 #define CS_ACCOUNT_ID_MAX 0x7fffffffu

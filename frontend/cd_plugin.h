@@ -36,7 +36,10 @@
 extern "C" {
 #endif
 
-#define CD_PLUGIN_API_VERSION 1
+/* Version 2 added cd_plugin's drain and metrics; a version-1 table (which
+ * ends before them) is still loaded. */
+#define CD_PLUGIN_API_VERSION 2
+#define CD_PLUGIN_API_OLDEST 1
 #define CD_PLUGIN_SYMBOL "contactd_plugin"
 
 /* A name/value pair; neither is NUL-terminated. */
@@ -152,6 +155,11 @@ typedef struct cd_host {
    * from any thread. Added after the rest without changing the version:
    * a plugin that calls it needs a contactd that has it. */
   const cd_store_error *(*store_error)(int rc);
+  /* The i-th value (0, 1, ...) of a command-line option the server takes
+   * on its plugins' behalf, by its name without dashes ("webhook-allow"),
+   * or NULL past the last one given. The values live as long as the
+   * host. Added with version 2. */
+  const char *(*option)(void *ctx, const char *name, size_t i);
 } cd_host;
 
 typedef int (*cd_handler_fn)(void *state, const cd_request *req,
@@ -178,6 +186,17 @@ typedef struct cd_plugin {
   void (*destroy)(void *state); /* may be NULL */
   const cd_route *routes;
   size_t route_count;
+  /* Version 2 (a version-1 table ends above). */
+  /* Called once when the server starts to stop, before it waits for the
+   * requests in flight and before the store closes: answer every request
+   * the plugin holds (long-polls) now, answer later ones without holding
+   * them, and stop and join the plugin's threads that use the store
+   * (commit watchers removed). May be NULL. */
+  void (*drain)(void *state);
+  /* Appends the plugin's metrics in Prometheus text format to *out, as
+   * host->metrics does (the host's own metrics include every plugin's).
+   * May be NULL. */
+  size_t (*metrics)(void *state, char **out);
 } cd_plugin;
 
 #ifdef __cplusplus
