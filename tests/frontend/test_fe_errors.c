@@ -36,6 +36,8 @@ static const want wants[] = {
     {CS_EPRECONDITION, 412, "precondition_failed"},
     {CS_EIDEM_REUSED, 422, "idempotency_key_reused"},
     {CS_EIDEM_BUSY, 409, "idempotency_key_in_use"},
+    {CS_EEXPIRED, 410, "cursor_expired"},
+    {CS_ECURSOR, 400, "invalid_cursor"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
