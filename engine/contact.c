@@ -428,3 +428,22 @@ int cs_contact_validate(cs_contact *c, cs_error *err) {
   if (missing >= 0) return field_error(err, missing, "required");
   return 0;
 }
+
+static const char *const change_type_names[CS_CHANGE_TYPE_COUNT] = {
+    [CS_CHANGE_CREATED] = "created", [CS_CHANGE_UPDATED] = "updated",
+    [CS_CHANGE_DELETED] = "deleted", [CS_CHANGE_RESTORED] = "restored",
+    [CS_CHANGE_PURGED] = "purged",
+};
+
+const char *cs_change_type_name(int type) {
+  return type >= 0 && type < CS_CHANGE_TYPE_COUNT ? change_type_names[type]
+                                                  : "unknown";
+}
+
+int cs_change_type_from_name(const char *name, size_t len) {
+  for (int t = 0; t < CS_CHANGE_TYPE_COUNT; t++)
+    if (strlen(change_type_names[t]) == len &&
+        memcmp(change_type_names[t], name, len) == 0)
+      return t;
+  return -1;
+}

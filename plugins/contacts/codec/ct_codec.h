@@ -330,6 +330,18 @@ yajl_gen ct_gen_new(void);
 void ct_gen_contact(yajl_gen g, const cs_contact *c);
 /* The same with only the members (ct_member_bit) in members; id always. */
 void ct_gen_contact_members(yajl_gen g, const cs_contact *c, uint32_t members);
+/* Writes one change of the feed (GET /contacts/changes, a webhook's
+ * delivery): {"cursor", "type", "id", "version", "at", "changed_fields",
+ * "contact"}, where contact is the contact as it is now or null when it
+ * is not live; with_contact false leaves the member out (include=none). */
+void ct_gen_change(yajl_gen g, const cs_change *ch, const cs_contact *now,
+                   bool with_contact);
+/* A feed position as the API writes it (its decimal digits), and back:
+ * 0, or -1 when s is not 1..20 decimal digits of a u64. */
+#define CT_CHANGE_CURSOR_CHARS 20
+void ct_change_cursor_format(uint64_t seq,
+                             char out[CT_CHANGE_CURSOR_CHARS + 1]);
+int ct_change_cursor_parse(const char *s, size_t len, uint64_t *seq);
 /* Writes an id as its 20-digit string. */
 void ct_gen_id(yajl_gen g, uint64_t id);
 /* Writes a string given by pointer and length. */

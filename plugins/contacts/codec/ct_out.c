@@ -140,3 +140,43 @@ void ct_gen_error(yajl_gen g, const ct_err *e) {
   yajl_gen_map_close(g);
   yajl_gen_map_close(g);
 }
+
+void ct_change_cursor_format(uint64_t seq,
+                             char out[CT_CHANGE_CURSOR_CHARS + 1]) {
+  snprintf(out, CT_CHANGE_CURSOR_CHARS + 1, "%" PRIu64, seq);
+}
+
+int ct_change_cursor_parse(const char *s, size_t len, uint64_t *seq) {
+  return cs_decimal_parse(s, len, 0, UINT64_MAX, seq) == 0 ? 0 : -1;
+}
+
+void ct_gen_change(yajl_gen g, const cs_change *ch, const cs_contact *now,
+                   bool with_contact) {
+  char text[32];
+  yajl_gen_map_open(g);
+  ct_gen_key(g, "cursor");
+  ct_change_cursor_format(ch->seq, text);
+  ct_gen_str(g, text, strlen(text));
+  ct_gen_key(g, "type");
+  ct_gen_key(g, cs_change_type_name(ch->type));
+  ct_gen_key(g, "id");
+  ct_gen_id(g, ch->id);
+  ct_gen_key(g, "version");
+  yajl_gen_integer(g, (long long)ch->version);
+  ct_gen_key(g, "at");
+  cs_time_format(ch->at_ms, text);
+  ct_gen_str(g, text, strlen(text));
+  ct_gen_key(g, "changed_fields");
+  yajl_gen_array_open(g);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    if (ch->fields & (1u << f)) ct_gen_key(g, cs_field_name(f));
+  yajl_gen_array_close(g);
+  if (with_contact) {
+    ct_gen_key(g, "contact");
+    if (now)
+      ct_gen_contact(g, now);
+    else
+      yajl_gen_null(g);
+  }
+  yajl_gen_map_close(g);
+}
