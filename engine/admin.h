@@ -126,6 +126,9 @@ typedef struct cs_compact_opts {
   /* The trash window: deleted contacts younger than this are kept (with
    * their last put), older ones dropped. 0: CS_TRASH_MS_DEFAULT. */
   int64_t trash_ms;
+  /* The change feed's window: changes younger than this are carried over,
+   * older ones dropped. 0: CS_CHANGES_MS_DEFAULT. */
+  int64_t changes_ms;
   int64_t (*now_ms)(void *ctx); /* NULL: the real clock */
   void *now_ctx;
 } cs_compact_opts;
@@ -136,6 +139,7 @@ typedef struct cs_compact_result {
   uint64_t contacts;  /* live contacts rewritten */
   uint64_t trashed;   /* contacts kept in the trash */
   uint64_t idem_keys; /* idempotency entries carried over */
+  uint64_t changes;   /* change feed entries carried over */
   uint32_t segments_before;
   uint32_t segments_after;
   uint64_t next_id;        /* the id floor the new store keeps */

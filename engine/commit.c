@@ -246,6 +246,14 @@ static int apply_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
   return rc;
 }
 
+/* Tells the commit watchers (cs_watch_add) the feed's new end. */
+static void wake_watchers(cs_store *s, uint64_t end) {
+  pthread_mutex_lock(&s->watchmu);
+  for (uint32_t i = 0; i < s->watcher_count; i++)
+    s->watchers[i].fn(s->watchers[i].ctx, end);
+  pthread_mutex_unlock(&s->watchmu);
+}
+
 /* A batch to write, or a sync cs_flush waits for. Caller holds wmu. */
 static bool has_work(const cs_store *s) {
   return s->wq->count > 0 || (s->sync_req_seq > s->synced_seq && !s->failed);
@@ -317,6 +325,7 @@ static void *committer_main(void *arg) {
     pthread_cond_broadcast(&s->fcv);
     pthread_mutex_unlock(&s->wmu);
 
+    if (!rc && batch->count) wake_watchers(s, batch->ops[batch->count - 1].seq);
     if (!rc) snapshot_if_due(s);
 
     int done_rc = rc ? (rc < 0 ? rc : CS_EFAILED) : 0;

@@ -22,7 +22,10 @@
  * deletes in the order they were made, so the trash lists as before);
  * purged contacts and those past the window leave no byte behind. The
  * meta record keeps every id from ever being given again. Idempotency
- * entries not expired are carried over as idem records at the end.
+ * entries not expired are carried over as idem records at the end, and
+ * the change feed's entries inside its window as changes records (each
+ * account's, with its floor, in order); every copied put and delete is
+ * marked REC_FLAG_COPY, so that it makes no change of its own.
  *
  * Relied on: the source is either a store opened as cs_open opens it (so
  * a damaged one is refused) or, under salvage, a bare store replayed with
@@ -113,14 +116,15 @@ static int compact_write_tail(cs_store *src, seg_out *w, int64_t now,
   for (size_t i = 0; i < src->trash.count && !rc; i++) {
     const trash_ent *t = &src->trash.v[i];
     if (t->gone || !store_in_trash_window(src, t->deleted_ms, now)) continue;
-    rec_del d = {t->id, t->account, t->deleted_ms, false};
+    rec_del d = {t->id, t->account, t->deleted_ms, false, 0};
     one.len = 0;
     rc = rec_append_delete(&one, 0, &d, NULL);
     if (!rc) rc = out_room(w, (uint32_t)one.len, err);
     if (rc) break;
     memcpy(w->b.ptr + w->b.len, one.ptr, one.len);
     rec_frame_flags(w->b.ptr + w->b.len, REC_DELETE, w->seq++,
-                    (uint32_t)(one.len - REC_HEADER_BYTES), REC_FLAG_SYNCED);
+                    (uint32_t)(one.len - REC_HEADER_BYTES),
+                    REC_FLAG_SYNCED | REC_FLAG_COPY);
     w->b.len += one.len;
     res->trashed++;
   }
@@ -141,6 +145,30 @@ static int compact_write_tail(cs_store *src, seg_out *w, int64_t now,
                     (uint32_t)(one.len - REC_HEADER_BYTES), REC_FLAG_SYNCED);
     w->b.len += one.len;
     res->idem_keys++;
+  }
+  /* The change feed, each account's list in pieces that fit a record;
+   * the window was applied to src when it opened (and once more here,
+   * for a source opened before now). */
+  feed_trim(&src->feed, now - src->opts.changes_ms);
+  for (uint32_t i = 0; i < src->feed.n && !rc; i++) {
+    const feed_list *l = &src->feed.lists[i];
+    uint32_t at = l->head;
+    do {
+      uint32_t n = l->count - at;
+      if (n > REC_CHANGES_MAX) n = REC_CHANGES_MAX;
+      one.len = 0;
+      rc = rec_append_changes(&one, 0, l->account, l->floor,
+                              n ? (const void *)(l->v + at) : NULL, n);
+      if (!rc) rc = out_room(w, (uint32_t)one.len, err);
+      if (!rc && rec_buf_reserve(&w->b, one.len)) rc = -ENOMEM;
+      if (rc) break;
+      memcpy(w->b.ptr + w->b.len, one.ptr, one.len);
+      rec_frame_flags(w->b.ptr + w->b.len, REC_CHANGES, w->seq++,
+                      (uint32_t)(one.len - REC_HEADER_BYTES), REC_FLAG_SYNCED);
+      w->b.len += one.len;
+      res->changes += n;
+      at += n;
+    } while (at < l->count);
   }
   rec_buf_free(&one);
   if (rc && rc != CS_ECORRUPT && !(err && err->code))
@@ -181,7 +209,7 @@ static int compact_write(cs_store *src, cs_store *dst, uint32_t seg_max,
     if (rc) goto out;
     memcpy(w.b.ptr + w.b.len + REC_HEADER_BYTES, r.payload, r.len);
     rec_frame_flags(w.b.ptr + w.b.len, REC_PUT, w.seq++, r.len,
-                    REC_FLAG_SYNCED);
+                    REC_FLAG_SYNCED | REC_FLAG_COPY);
     w.b.len += len;
     if (o->progress && (++done & COMPACT_PROGRESS_MASK) == 0)
       o->progress(o->progress_ctx, done, total);
@@ -237,6 +265,7 @@ static int compact_source(const char *dir, const cs_io *io, uint32_t seg_max,
   if (!o->salvage) {
     cs_options opts = {.io = io,
                        .trash_ms = o->trash_ms,
+                       .changes_ms = o->changes_ms,
                        .now_ms = o->now_ms,
                        .now_ctx = o->now_ctx,
                        .no_snapshot_on_close = true,
@@ -255,6 +284,7 @@ static int compact_source(const char *dir, const cs_io *io, uint32_t seg_max,
   if (rc) return rc;
   cs_store *s = cs->s;
   if (o->trash_ms > 0) s->opts.trash_ms = o->trash_ms;
+  if (o->changes_ms > 0) s->opts.changes_ms = o->changes_ms;
   s->opts.now_ms = o->now_ms;
   s->opts.now_ctx = o->now_ctx;
   replay rp = {

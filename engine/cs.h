@@ -676,6 +676,8 @@ typedef struct cs_stats {
   uint64_t trash_contacts; /* in the trash, any window (until compaction) */
   uint64_t idem_keys;      /* idempotency keys kept or in flight */
   uint64_t idem_bytes;     /* the memory they hold */
+  uint64_t changes;        /* change feed entries kept, all accounts */
+  uint64_t changes_bytes;  /* the memory they hold */
   uint64_t snapshot_seq;   /* log sequence the newest snapshot covers, 0 none */
   int64_t snapshot_time_ms; /* when it was written, 0 none */
   int failed; /* 0, or the error that made the store refuse writes */

@@ -65,6 +65,7 @@ void pindex_reset(cs_store *s) {
   u64map_free(&s->acct_counts);
   trash_free(&s->trash);
   idem_free(&s->idem); /* the log has them again */
+  feed_free(&s->feed); /* and the changes */
   ix_destroy(s->ix);
   s->ix = ix_create();
   s->live_contacts = s->live_bytes = s->log_bytes = 0;
@@ -161,6 +162,47 @@ static int slot_append(cs_store *s, const rec_view *r, const cs_contact *c,
   return 0;
 }
 
+/* The change of the feed that put or delete b makes of the contact in
+ * slot sl (NULL: none yet), as record.h says; false when it makes none. */
+static bool change_of(const rec_view *r, const rec_body *b, const cs_slot *sl,
+                      feed_ent *out) {
+  const cs_contact *c = &b->contact;
+  if (r->flags & REC_FLAG_COPY) return false;
+  int type;
+  uint32_t fields = 0;
+  int64_t at = c->updated_ms;
+  if (b->type == REC_DELETE) {
+    if (!sl) return false;
+    type = b->purge ? CS_CHANGE_PURGED : CS_CHANGE_DELETED;
+    at = c->deleted_ms;
+  } else if (!sl) {
+    type = CS_CHANGE_CREATED;
+    for (int f = 0; f < CS_FIELD_COUNT; f++)
+      if (c->field[f].ptr) fields |= 1u << f;
+  } else if (slot_live(sl)) {
+    type = CS_CHANGE_UPDATED;
+    if (b->cf)
+      fields = b->cf & ~REC_CF_SAID;
+    else /* formats 1 and 2 do not say: every field it has */
+      for (int f = 0; f < CS_FIELD_COUNT; f++)
+        if (c->field[f].ptr) fields |= 1u << f;
+  } else {
+    type = CS_CHANGE_RESTORED;
+  }
+  *out = (feed_ent){r->seq, c->id, c->version, feed_kind(at, type, fields)};
+  return true;
+}
+
+/* Keeps the change ch (when made) in the feed. */
+static int note_change(cs_store *s, uint32_t account, bool made,
+                       const feed_ent *ch, cs_error *err) {
+  if (!made) return 0;
+  int64_t cutoff = store_now(s) - s->opts.changes_ms;
+  if (feed_add(&s->feed, account, ch, cutoff))
+    return cs_err(err, -ENOMEM, "out of memory growing the change feed");
+  return 0;
+}
+
 int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
                 const rec_body *b, cs_error *err) {
   uint32_t len = REC_HEADER_BYTES + r->len;
@@ -169,6 +211,15 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   s->applied_seg = seg;
   s->applied_off = (uint64_t)off + len;
   if (b->type == REC_IDEM) return 0; /* idem.c's, not the index's */
+  if (b->type == REC_CHANGES) {
+    const char *why = NULL;
+    int rc = feed_carry(&s->feed, b->contact.account, b->floor, b->changes,
+                        b->change_count, r->seq, &why);
+    if (rc == CS_ECORRUPT)
+      return cs_err(err, rc, "record seq %llu: %s", (unsigned long long)r->seq,
+                    why);
+    return rc ? cs_err(err, rc, "out of memory growing the change feed") : 0;
+  }
   if (b->type == REC_META) {
     if (b->next_id > s->max_id_seen + 1) s->max_id_seen = b->next_id - 1;
     return 0;
@@ -177,6 +228,8 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   if (c->id > s->max_id_seen) s->max_id_seen = c->id;
   int64_t found = slots_find(&s->slots, c->id);
   uint32_t slot = 0, kept = 0; /* kept: fields an edit left as they were */
+  feed_ent ch;
+  bool made = change_of(r, b, found >= 0 ? &s->slots.v[found] : NULL, &ch);
   if (found >= 0) {
     slot = (uint32_t)found;
     const cs_slot *sl = &s->slots.v[slot];
@@ -193,7 +246,7 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
       if (!b->purge &&
           trash_add(&s->trash, c->id, c->account, r->seq, c->deleted_ms))
         return cs_err(err, -ENOMEM, "out of memory growing the trash");
-      return 0;
+      return note_change(s, c->account, made, &ch, err);
     }
   } else {
     if (b->type == REC_DELETE) return 0; /* nothing to delete */
@@ -214,7 +267,7 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   s->live_bytes += len;
   s->live_contacts++;
   acct_adjust(s, c->account, +1);
-  return 0;
+  return note_change(s, c->account, made, &ch, err);
 }
 
 /* ------------------------------------------------------------- checker */

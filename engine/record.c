@@ -64,8 +64,8 @@ int rec_check(const uint8_t *p, size_t avail, rec_view *out) {
   if (avail < REC_HEADER_BYTES) return REC_TRUNCATED;
   uint32_t len = le_get32(p);
   uint8_t type = p[4];
-  if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_IDEM ||
-      (p[5] & ~REC_FLAG_SYNCED) || p[6] || p[7])
+  if (len > REC_PAYLOAD_MAX || type < REC_PUT || type > REC_CHANGES ||
+      (p[5] & ~(REC_FLAG_SYNCED | REC_FLAG_COPY)) || p[6] || p[7])
     return REC_BAD;
   if (avail - REC_HEADER_BYTES < len) return REC_TRUNCATED;
   uint64_t sum = le_get64(p + 16);
@@ -151,12 +151,13 @@ static bool has_idem(const rec_idem *e) {
 struct put_arg {
   const cs_contact *c;
   const rec_idem *idem;
+  uint32_t cf;
 };
 
 static void fill_put(msgpack_packer *pk, const void *arg) {
   const struct put_arg *a = arg;
   const cs_contact *c = a->c;
-  size_t n = 5 + has_idem(a->idem);
+  size_t n = 5 + has_idem(a->idem) + (a->cf != 0);
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     n += c->field[f].ptr != NULL;
   msgpack_pack_map(pk, n);
@@ -177,6 +178,10 @@ static void fill_put(msgpack_packer *pk, const void *arg) {
     msgpack_pack_str_body(pk, c->field[f].ptr, c->field[f].len);
   }
   if (has_idem(a->idem)) pack_idem(pk, a->idem);
+  if (a->cf) {
+    mp_pack_cstr(pk, "cf");
+    msgpack_pack_uint8(pk, (uint8_t)(a->cf & ~REC_CF_SAID));
+  }
 }
 
 struct del_arg {
@@ -186,7 +191,7 @@ struct del_arg {
 
 static void fill_delete(msgpack_packer *pk, const void *arg) {
   const struct del_arg *a = arg;
-  msgpack_pack_map(pk, 4 + has_idem(a->idem));
+  msgpack_pack_map(pk, 4 + has_idem(a->idem) + (a->d->version != 0));
   mp_pack_cstr(pk, "id");
   msgpack_pack_uint64(pk, a->d->id);
   mp_pack_cstr(pk, "account");
@@ -199,6 +204,10 @@ static void fill_delete(msgpack_packer *pk, const void *arg) {
   else
     msgpack_pack_false(pk);
   if (has_idem(a->idem)) pack_idem(pk, a->idem);
+  if (a->d->version) {
+    mp_pack_cstr(pk, "version");
+    msgpack_pack_uint64(pk, a->d->version);
+  }
 }
 
 static void fill_meta(msgpack_packer *pk, const void *arg) {
@@ -221,8 +230,8 @@ static void fill_idem(msgpack_packer *pk, const void *arg) {
 }
 
 int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c,
-                   const rec_idem *idem) {
-  struct put_arg a = {c, idem};
+                   const rec_idem *idem, uint32_t cf) {
+  struct put_arg a = {c, idem, cf};
   return rec_append(b, REC_PUT, seq, fill_put, &a);
 }
 
@@ -240,6 +249,32 @@ int rec_append_idem(rec_buf *b, uint64_t seq, uint32_t account,
                     const rec_idem *idem) {
   struct idem_arg a = {account, idem};
   return rec_append(b, REC_IDEM, seq, fill_idem, &a);
+}
+
+struct changes_arg {
+  uint32_t account;
+  uint64_t floor;
+  const void *ents;
+  size_t n;
+};
+
+static void fill_changes(msgpack_packer *pk, const void *arg) {
+  const struct changes_arg *a = arg;
+  msgpack_pack_map(pk, 3);
+  mp_pack_cstr(pk, "account");
+  msgpack_pack_uint32(pk, a->account);
+  mp_pack_cstr(pk, "floor");
+  msgpack_pack_uint64(pk, a->floor);
+  mp_pack_cstr(pk, "changes");
+  msgpack_pack_bin(pk, a->n * 32);
+  msgpack_pack_bin_body(pk, a->n ? a->ents : "", a->n * 32);
+}
+
+int rec_append_changes(rec_buf *b, uint64_t seq, uint32_t account,
+                       uint64_t floor, const void *ents, size_t n) {
+  if (n > REC_CHANGES_MAX) return CS_EINVAL;
+  struct changes_arg a = {account, floor, ents, n};
+  return rec_append(b, REC_CHANGES, seq, fill_changes, &a);
 }
 
 static bool as_u64(const msgpack_object *v, uint64_t *out) {
@@ -414,6 +449,9 @@ enum {
   HAVE_DELETED = 1 << 6,
   HAVE_PURGE = 1 << 7,
   HAVE_IDEM = 1 << 8,
+  HAVE_CF = 1 << 9,
+  HAVE_FLOOR = 1 << 10,
+  HAVE_CHANGES = 1 << 11,
 };
 
 /* One key and value of a payload into out; false when it is not one a
@@ -454,6 +492,20 @@ static bool decode_pair(const msgpack_object *k, const msgpack_object *v,
   } else if (MP_KEY_IS(k, "idem")) {
     if (!decode_idem(v, &out->idem)) return false;
     bit = HAVE_IDEM;
+  } else if (MP_KEY_IS(k, "cf")) {
+    if (!as_u64(v, &u) || u >= 1u << CS_FIELD_COUNT) return false;
+    out->cf = REC_CF_SAID | (uint32_t)u;
+    bit = HAVE_CF;
+  } else if (MP_KEY_IS(k, "floor")) {
+    if (!as_u64(v, &out->floor)) return false;
+    bit = HAVE_FLOOR;
+  } else if (MP_KEY_IS(k, "changes")) {
+    if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size % 32 ||
+        v->via.bin.size / 32 > REC_CHANGES_MAX)
+      return false;
+    out->changes = (const uint8_t *)v->via.bin.ptr;
+    out->change_count = v->via.bin.size / 32;
+    bit = HAVE_CHANGES;
   } else {
     int f = k->type == MSGPACK_OBJECT_STR
                 ? cs_field_from_name(k->via.str.ptr, k->via.str.size)
@@ -475,9 +527,9 @@ static bool decode_pair(const msgpack_object *k, const msgpack_object *v,
 static const char *check_keys(uint8_t type, unsigned have, uint32_t seen,
                               rec_body *out) {
   const unsigned put_keys = HAVE_ID | HAVE_ACCOUNT | HAVE_CREATED |
-                            HAVE_UPDATED | HAVE_VERSION | HAVE_IDEM;
-  const unsigned del_keys =
-      HAVE_ID | HAVE_ACCOUNT | HAVE_DELETED | HAVE_PURGE | HAVE_IDEM;
+                            HAVE_UPDATED | HAVE_VERSION | HAVE_IDEM | HAVE_CF;
+  const unsigned del_keys = HAVE_ID | HAVE_ACCOUNT | HAVE_DELETED | HAVE_PURGE |
+                            HAVE_IDEM | HAVE_VERSION;
   switch (type) {
   case REC_PUT:
     if ((have & ~put_keys) ||
@@ -493,6 +545,11 @@ static const char *check_keys(uint8_t type, unsigned have, uint32_t seen,
         !(have & HAVE_DELETED) != !(have & HAVE_PURGE))
       return "delete record lacks id or account, or has a foreign key";
     if (!(have & HAVE_DELETED)) out->purge = true; /* format 1: final */
+    return NULL;
+  case REC_CHANGES:
+    if (have != (HAVE_ACCOUNT | HAVE_FLOOR | HAVE_CHANGES) || seen)
+      return "changes record lacks account, floor or changes, or has a "
+             "foreign key";
     return NULL;
   case REC_IDEM:
     if (have != (HAVE_ACCOUNT | HAVE_IDEM) || seen)

@@ -30,8 +30,11 @@
  *   "idem"   (format 2) the idempotency entries committed up to seq, each
  *            [account, seq, key, fp, status, type, body, expires]
  *            (idem.c)
+ *   "feed"   (format 3) the change feed, what feed_pack writes (feed.h):
+ *            an array of [account, floor, bin of 32-byte entries]
  * Format 1 has neither trash nor idem: it was written before either
- * existed.
+ * existed. Formats 1 and 2 have no feed: such a snapshot is not used (the
+ * feed is rebuilt from the log with everything else, once).
  *
  * A snapshot is only a speed-up (DESIGN promise 6): open replays the log
  * after its position, and any problem with it (size, checksum, shape, a
@@ -91,7 +94,7 @@ int snap_save(cs_store *s, cs_error *err) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, &b, rec_buf_write);
   int64_t now = cs_now_ms();
-  msgpack_pack_map(&pk, 10);
+  msgpack_pack_map(&pk, 11);
   mp_pack_cstr(&pk, "seq");
   msgpack_pack_uint64(&pk, s->applied_seq);
   mp_pack_cstr(&pk, "segment");
@@ -123,6 +126,8 @@ int snap_save(cs_store *s, cs_error *err) {
   pthread_mutex_lock(&s->imu);
   idem_pack(&s->idem, &pk, s->applied_seq);
   pthread_mutex_unlock(&s->imu);
+  mp_pack_cstr(&pk, "feed");
+  feed_pack(&s->feed, &pk);
   mp_pack_cstr(&pk, "index");
   int rc = ix_save(s->ix, &pk);
   if (rc || b.len < SNAP_HEADER_BYTES) {
@@ -300,7 +305,8 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
                   strerror(errno));
   int rc;
   const char *why = NULL;
-  bool old_index = false; /* an index format before this one */
+  bool old_index =
+      false; /* a format (its own or its index's) before this one */
   msgpack_zone zone;
   msgpack_zone_init(&zone, 1 << 20);
   uint64_t plen = 0, sum = 0;
@@ -315,6 +321,9 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
     why = "not a snapshot file";
   } else if (ver < 1 || ver > SNAP_FORMAT_VERSION) {
     why = "unknown snapshot format version";
+  } else if (ver < SNAP_FORMAT_FEED) {
+    why = "written before the change feed";
+    old_index = true;
   } else if (plen != len - SNAP_HEADER_BYTES) {
     why = "its length does not match the file size (truncated?)";
   } else if (sum != XXH3_64bits(buf + SNAP_HEADER_BYTES, plen)) {
@@ -356,6 +365,14 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
     else
       rc = load_trash(s, trash, &why);
     if (!why) rc = idem_unpack(&s->idem, idem, store_now(s), &why);
+  }
+  if (!why) {
+    const msgpack_object *fo = mp_map_get(&root, "feed");
+    if (!fo)
+      why = "missing the change feed";
+    else
+      rc = feed_unpack(&s->feed, fo, seq, &why);
+    if (rc == -ENOMEM) why = "out of memory";
   }
   if (!why) {
     static __thread char ixerr[256];

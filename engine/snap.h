@@ -11,7 +11,10 @@
 #define SNAP_MAGIC_BYTES (sizeof SNAP_MAGIC - 1)
 /* Snapshot header: magic 8, version 4, zero 4, length 8, XXH3 8. */
 #define SNAP_HEADER_BYTES 32
-#define SNAP_FORMAT_VERSION 2 /* written; 1 (no trash, no keys) still read */
+#define SNAP_FORMAT_VERSION 3 /* written */
+/* The first format with the change feed: older ones are recognised and
+ * not used (CS_EFORMAT: the store rebuilds from its log once). */
+#define SNAP_FORMAT_FEED 3
 
 /* Writes a snapshot of s at its applied position (atomically), then the
  * manifest naming it (the switch), then removes the old one. Caller holds

@@ -70,7 +70,9 @@ void store_free(cs_store *s) {
   ov_deinit(&s->ov);
   trash_free(&s->trash);
   idem_free(&s->idem);
+  feed_free(&s->feed);
   pthread_mutex_destroy(&s->imu);
+  pthread_mutex_destroy(&s->watchmu);
   wqueue_free(&s->queues[0]);
   wqueue_free(&s->queues[1]);
   rec_buf_free(&s->rbuf);
@@ -103,8 +105,10 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   if (!s->opts.snapshot_every_bytes)
     s->opts.snapshot_every_bytes = CS_SNAPSHOT_EVERY_BYTES;
   if (s->opts.trash_ms <= 0) s->opts.trash_ms = CS_TRASH_MS_DEFAULT;
+  if (s->opts.changes_ms <= 0) s->opts.changes_ms = CS_CHANGES_MS_DEFAULT;
   s->dir = strdup(dir);
   pthread_mutex_init(&s->imu, NULL);
+  pthread_mutex_init(&s->watchmu, NULL);
   pthread_rwlock_init(&s->ilock, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_mutex_init(&s->mmu, NULL);
@@ -244,6 +248,9 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
     rc = store_map_segments(s, err);
   }
   if (!rc) rc = open_replay(s, err);
+  /* Changes past the window drop out here, also from lists no write
+   * touches again. */
+  if (!rc) feed_trim(&s->feed, store_now(s) - s->opts.changes_ms);
   if (!rc) rc = open_tail(s, id_floor, err);
   if (!rc) rc = commit_start(s, err);
   if (rc) {
@@ -546,6 +553,8 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
   o->trash_contacts = s->trash.count - s->trash.gone;
   o->index_bytes += (uint64_t)s->trash.cap * sizeof(trash_ent) +
                     (s->trash.where.keys ? (s->trash.where.mask + 1) * 16 : 0);
+  o->changes = s->feed.entries;
+  o->changes_bytes = feed_bytes(&s->feed);
   pthread_rwlock_unlock(&s->ilock);
   pthread_mutex_lock(&s->imu);
   o->idem_keys = s->idem.count;

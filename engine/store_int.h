@@ -15,6 +15,8 @@
  *          to apply durable records; readers share it.
  *   imu    the idempotency table: a leaf, taken under any of the others
  *          and never holding one.
+ *   watchmu the commit watchers: a leaf, held by the commit thread while
+ *          it calls them (so removing one waits for its call to end).
  *   mmu    manifest rewrites (segment roll, snapshot). One exception
  *          to the order: a roll (commit.c) reads next_id under wmu while
  *          it holds mmu; this is safe because no one holding wmu ever
@@ -40,6 +42,7 @@
 
 #include "commit.h"
 #include "cs.h"
+#include "feed.h"
 #include "fold.h"
 #include "idem.h"
 #include "index.h"
@@ -73,6 +76,7 @@ struct cs_store {
   uint64_t applied_off;
   uint64_t max_id_seen;
   trash_list trash; /* the deleted contacts that can be restored */
+  feed feed;        /* the change feed (feed.h) */
 
   /* ---- under wmu */
   pthread_mutex_t wmu;
@@ -123,6 +127,14 @@ struct cs_store {
   uint64_t active_written;
   uint64_t active_durable;
   uint64_t open_seq; /* the last record when the store was opened */
+
+  /* ---- under watchmu (a leaf) */
+  pthread_mutex_t watchmu;
+  struct {
+    cs_watch_fn fn;
+    void *ctx;
+  } watchers[CS_WATCHERS_MAX];
+  uint32_t watcher_count;
 
   /* ---- under mmu */
   pthread_mutex_t mmu;

@@ -156,6 +156,7 @@ static void answer_rec(const cs_store *s, const idem_ent *e, const cs_answer *a,
 typedef struct wrec {
   uint8_t type;            /* REC_PUT or REC_DELETE */
   const cs_contact *c;     /* put; delete into the trash: what it was */
+  uint32_t cf;             /* put of an edit: REC_CF_SAID | changed fields */
   rec_del del;             /* delete */
   idem_ent *idem;          /* the reserved entry the write carries */
   const cs_idem *idem_req; /* how to render its answer */
@@ -179,7 +180,7 @@ static int submit(cs_store *s, const wrec *w, const cs_outcome *o,
   }
   uint64_t id = w->type == REC_PUT ? w->c->id : w->del.id;
   uint32_t account = w->type == REC_PUT ? w->c->account : w->del.account;
-  int rc = w->type == REC_PUT ? rec_append_put(rec, seq, w->c, &ri)
+  int rc = w->type == REC_PUT ? rec_append_put(rec, seq, w->c, &ri, w->cf)
                               : rec_append_delete(rec, seq, &w->del, &ri);
   if (rc) return cs_err(err, rc, "the contact is too large to store");
   if (w->idem) {
@@ -218,9 +219,11 @@ typedef struct wjob {
 } wjob;
 
 static int job_submit(wjob *j, uint8_t type, const cs_contact *c,
-                      const rec_del *d) {
-  wrec r = {.type = type, .c = c, .idem = j->idem, .idem_req = j->w->idem};
+                      const rec_del *d, uint32_t cf) {
+  wrec r = {
+      .type = type, .c = c, .cf = cf, .idem = j->idem, .idem_req = j->w->idem};
   if (d) r.del = *d;
+  j->out->seq = j->s->next_seq; /* the record's, as submit frames it */
   return submit(j->s, &r, j->out, j->w->done, j->w->ctx, j->err);
 }
 
@@ -242,7 +245,7 @@ static int do_create(wjob *j, cs_contact *c) {
   rec.version = s->bulk && c->version ? c->version : 1;
   rec.deleted_ms = 0;
   *j->out = (cs_outcome){rec.id, rec.version, CS_RESULT_CREATED};
-  rc = job_submit(j, REC_PUT, &rec, NULL);
+  rc = job_submit(j, REC_PUT, &rec, NULL, 0);
   if (!rc && s->bulk && email_bulk_note(s, j->w->account, rec.id) != 0) {
     store_fail(s, -ENOMEM, true, "out of memory in a bulk load");
     rc = -ENOMEM; /* queued already: done still fires, with the failure */
@@ -300,13 +303,24 @@ static int patch_values(const cs_write *w, cs_error *err) {
   return rc;
 }
 
+/* The fields whose stored value differs between a and b. */
+static uint32_t changed_fields(const cs_contact *a, const cs_contact *b) {
+  uint32_t m = 0;
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
+    const cs_str *x = &a->field[f], *y = &b->field[f];
+    if (!x->ptr != !y->ptr ||
+        (x->ptr && (x->len != y->len || memcmp(x->ptr, y->ptr, x->len))))
+      m |= 1u << f;
+  }
+  return m;
+}
+
 /* cur with patch p applied (its values checked and trimmed before the
  * writer was taken: patch_values); *same tells whether every given value
  * was stored already. */
 static int patched(wjob *j, const cs_contact *cur, cs_patch *p,
                    cs_contact *next, bool *same) {
   *next = *cur;
-  *same = true;
   uint32_t present = 0;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     if (p->clear_mask & (1u << f)) next->field[f] = (cs_str){NULL, 0};
@@ -315,13 +329,7 @@ static int patched(wjob *j, const cs_contact *cur, cs_patch *p,
   }
   int rc = required_missing(present, j->err);
   if (rc) return rc;
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (!((p->set_mask | p->clear_mask) & (1u << f))) continue;
-    const cs_str *a = &cur->field[f], *b = &next->field[f];
-    if (!a->ptr != !b->ptr ||
-        (a->ptr && (a->len != b->len || memcmp(a->ptr, b->ptr, a->len))))
-      *same = false;
-  }
+  *same = changed_fields(cur, next) == 0;
   return 0;
 }
 
@@ -336,7 +344,8 @@ static int do_patch(wjob *j, uint64_t id, const cs_contact *cur, cs_patch *p,
   if (!rc) rc = patched(j, cur, p, &next, &same);
   if (rc) return rc;
   if (same && keep_same) {
-    *j->out = (cs_outcome){id, cur->version, CS_RESULT_UNCHANGED};
+    *j->out = (cs_outcome){id, cur->version, CS_RESULT_UNCHANGED,
+                           __atomic_load_n(&s->applied_seq, __ATOMIC_ACQUIRE)};
     return 0;
   }
   uint64_t owner = 0;
@@ -352,7 +361,8 @@ static int do_patch(wjob *j, uint64_t id, const cs_contact *cur, cs_patch *p,
   next.version = cur->version + 1;
   next.deleted_ms = 0;
   *j->out = (cs_outcome){id, next.version, CS_RESULT_UPDATED};
-  return job_submit(j, REC_PUT, &next, NULL);
+  return job_submit(j, REC_PUT, &next, NULL,
+                    REC_CF_SAID | changed_fields(cur, &next));
 }
 
 static int do_update(wjob *j) {
@@ -393,7 +403,7 @@ static int do_delete(wjob *j) {
   cs_contact cur;
   int rc = not_bulk(s, j->err);
   if (rc) return rc;
-  rec_del d = {j->w->id, j->w->account, store_now(s), j->w->purge};
+  rec_del d = {j->w->id, j->w->account, store_now(s), j->w->purge, 0};
   rc = live_contact(s, j->w->account, j->w->id, &cur, j->err);
   if (rc == CS_ENOTFOUND && j->w->purge) {
     /* Purging what is in the trash: no live version for If-Match. */
@@ -409,7 +419,8 @@ static int do_delete(wjob *j) {
   cur.id = j->w->id;
   cur.account = j->w->account;
   cur.deleted_ms = d.deleted_ms;
-  return job_submit(j, REC_DELETE, &cur, &d);
+  d.version = cur.version;
+  return job_submit(j, REC_DELETE, &cur, &d, 0);
 }
 
 static int do_restore(wjob *j) {
@@ -433,7 +444,7 @@ static int do_restore(wjob *j) {
   next.version = cur.version + 1;
   next.deleted_ms = 0;
   *j->out = (cs_outcome){j->w->id, next.version, CS_RESULT_RESTORED};
-  return job_submit(j, REC_PUT, &next, NULL);
+  return job_submit(j, REC_PUT, &next, NULL, 0);
 }
 
 /* The reserved entry w names, or an error. Caller holds wmu. */

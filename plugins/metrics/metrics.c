@@ -59,6 +59,10 @@ static void mt_store(FILE *f, cs_store *store) {
   mt_metric(f, "contactd_store_idempotency_bytes", "gauge",
             "Memory held by the idempotency keys and their answers.",
             s.idem_bytes);
+  mt_metric(f, "contactd_feed_changes", "gauge",
+            "Changes the change feed keeps, all accounts.", s.changes);
+  mt_metric(f, "contactd_feed_bytes", "gauge",
+            "Memory held by the change feed.", s.changes_bytes);
   mt_metric(f, "contactd_store_snapshot_seq", "gauge",
             "Log sequence the newest snapshot covers (0: none).",
             s.snapshot_seq);

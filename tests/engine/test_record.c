@@ -26,7 +26,7 @@ static void test_record_put_round_trips(void **state) {
   c.updated_ms = 1700000000001;
   c.field[CS_FIRST_NAME] = (cs_str){"Ann", 3};
   c.field[CS_EMAIL] = (cs_str){"a@b.co", 6};
-  assert_int_equal(rec_append_put(&b, 42, &c, NULL), 0);
+  assert_int_equal(rec_append_put(&b, 42, &c, NULL, 0), 0);
   rec_view r;
   assert_int_equal(rec_check(b.ptr, b.len, &r), 0);
   assert_int_equal(r.seq, 42);

@@ -29,16 +29,20 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   int rc;
   switch (b->type) {
   case REC_PUT:
-    rc = rec_append_put(&buf, v->seq, &b->contact, &b->idem);
+    rc = rec_append_put(&buf, v->seq, &b->contact, &b->idem, b->cf);
     break;
   case REC_DELETE: {
     rec_del d = {b->contact.id, b->contact.account, b->contact.deleted_ms,
-                 b->purge};
+                 b->purge, b->contact.version};
     rc = rec_append_delete(&buf, v->seq, &d, &b->idem);
     break;
   }
   case REC_IDEM:
     rc = rec_append_idem(&buf, v->seq, b->contact.account, &b->idem);
+    break;
+  case REC_CHANGES:
+    rc = rec_append_changes(&buf, v->seq, b->contact.account, b->floor,
+                            b->changes, b->change_count);
     break;
   default:
     rc = rec_append_meta(&buf, v->seq, b->next_id);
@@ -71,7 +75,8 @@ static void round_trip(const rec_view *v, const rec_body *b) {
   case REC_PUT:
     FZ_CHECK(a->id == c->id && a->account == c->account &&
                  a->created_ms == c->created_ms &&
-                 a->updated_ms == c->updated_ms && a->version == c->version,
+                 a->updated_ms == c->updated_ms && a->version == c->version &&
+                 b->cf == b2.cf,
              "put round trip: header fields differ");
     for (int f = 0; f < CS_FIELD_COUNT; f++)
       FZ_CHECK(str_eq(a->field[f], c->field[f]), "put round trip: %s differs",
@@ -79,8 +84,16 @@ static void round_trip(const rec_view *v, const rec_body *b) {
     break;
   case REC_DELETE:
     FZ_CHECK(a->id == c->id && a->account == c->account &&
-                 a->deleted_ms == c->deleted_ms && b->purge == b2.purge,
+                 a->deleted_ms == c->deleted_ms && b->purge == b2.purge &&
+                 a->version == c->version,
              "delete round trip");
+    break;
+  case REC_CHANGES:
+    FZ_CHECK(a->account == c->account && b->floor == b2.floor &&
+                 b->change_count == b2.change_count &&
+                 (!b->change_count ||
+                  memcmp(b->changes, b2.changes, b->change_count * 32) == 0),
+             "changes round trip");
     break;
   case REC_IDEM:
     FZ_CHECK(a->account == c->account, "idem round trip");

@@ -525,7 +525,7 @@ static uint64_t append_put(const char *dir, const cs_contact *c, char *seg,
   cs_error err;
   assert_int_equal(cs_admin_scan(dir, note_last, &l, &err), 0);
   rec_buf b = {0};
-  assert_int_equal(rec_append_put(&b, l.seq + 1, c, NULL), 0);
+  assert_int_equal(rec_append_put(&b, l.seq + 1, c, NULL, 0), 0);
   seg_name(seg, seg_len, l.seg);
   char path[4400];
   snprintf(path, sizeof path, "%s/%s", dir, seg);
