@@ -208,6 +208,7 @@ typedef struct wh_hook {
   wh_rec rec;           /* under mu */
   struct wh_hook *next; /* under mu; creation order */
   bool removed;         /* under mu: deleted, for the thread to free */
+  bool retry_now;       /* under mu: enabled; the thread tries it now */
   int64_t oldest_at_ms; /* under mu: when the oldest undelivered change
                            read was made; 0 when none is pending */
   /* The delivery thread's alone. */
@@ -220,6 +221,7 @@ typedef struct wh_ctx {
   wh_allow allow[FE_WEBHOOK_ALLOW_MAX];
   size_t allow_count;
   int64_t retry_window_ms;
+  bool curl_ready; /* curl_global_init done */
 
   pthread_mutex_t mu;
   pthread_mutex_t save_mu;
@@ -249,9 +251,17 @@ int wh_handle_enable(void *state, const cd_request *req, cd_response *res);
 /*
  * Writes the side file with every webhook not removed, as changed by edit
  * (NULL: none), and then applies the edit to the list. Takes save_mu, then
- * mu. 0, or the store's code with err filled; then the list is as before
- * (and dirty, so that the next save tries again).
+ * mu. Returns 0; one of the WH_E* codes below, and then nothing is written
+ * or changed; or a store code with err filled, and then the list is as
+ * before (and dirty, so that the next save tries again). Enabling one
+ * that is not disabled writes nothing: a failing one is tried again at
+ * once, an active one is left alone.
  */
+enum {
+  WH_ENOTFOUND = 1,     /* remove_id, enable_id: none of that account */
+  WH_EACCOUNT_FULL = 2, /* add: the account has WH_PER_ACCOUNT_MAX */
+  WH_ESERVER_FULL = 3,  /* add: the server has WH_TOTAL_MAX */
+};
 typedef struct wh_edit {
   const wh_rec *add;     /* a new webhook */
   const char *remove_id; /* one to delete */

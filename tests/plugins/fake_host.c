@@ -131,6 +131,15 @@ static size_t fh_metrics_cb(void *ctx, char **out) {
   return strlen(*out);
 }
 
+const char *const *fh_options;
+
+static const char *fh_option_cb(void *ctx, const char *name, size_t i) {
+  (void)ctx;
+  for (const char *const *o = fh_options; o != NULL && o[0] != NULL; o += 2)
+    if (strcmp(o[0], name) == 0 && i-- == 0) return o[1];
+  return NULL;
+}
+
 static const cd_host fh_the_host = {
     .ctx = NULL,
     .header = fh_header_cb,
@@ -140,6 +149,7 @@ static const cd_host fh_the_host = {
     .metrics = fh_metrics_cb,
     /* The server's own table, so plugin tests see the answers it serves. */
     .store_error = fe_store_error,
+    .option = fh_option_cb,
 };
 
 const cd_host *fh_host(void) {

@@ -55,6 +55,10 @@ const cd_host *fh_host(void);
 extern const char *fh_front_metrics;
 /* Log lines seen at CD_LOG_ERROR, for tests that expect none. */
 extern int fh_error_logs;
+/* What host->option answers: "name", "value" pairs ending with NULL
+ * (NULL: no options), as the front end would hand them out. Set before
+ * fh_open. */
+extern const char *const *fh_options;
 
 /* Opens a store (durability none unless opts given) and creates the
  * plugin's state. Asserts on failure. */
