@@ -220,6 +220,7 @@ static int wh_create(const cd_host *host, cs_store *store, void **state_out,
   c->host = host;
   c->store = store;
   c->tail = &c->head;
+  c->jobs_tail = &c->jobs;
   c->retry_window_ms = (int64_t)FE_WEBHOOK_RETRY_SECONDS_DEFAULT * 1000;
   pthread_mutex_init(&c->mu, NULL);
   pthread_mutex_init(&c->save_mu, NULL);

@@ -227,6 +227,10 @@ typedef struct wh_ctx {
   pthread_mutex_t save_mu;
   wh_hook *head, **tail; /* under mu */
   bool dirty;            /* under mu: positions not yet in the file */
+  /* Under mu: side-file changes the routes queued for the thread, and
+   * whether it takes them (false once draining: routes run their own). */
+  struct wh_job *jobs, **jobs_tail;
+  bool accepting;
 
   /* The delivery thread (wh_deliver.c). */
   void *multi; /* CURLM */
@@ -243,6 +247,9 @@ typedef struct wh_ctx {
 int64_t wh_now_ms(void);
 
 /* wh_routes.c */
+/* Runs the queued jobs (each writes the side file and answers its
+ * request). */
+void wh_jobs_run(wh_ctx *c);
 int wh_handle_create(void *state, const cd_request *req, cd_response *res);
 int wh_handle_list(void *state, const cd_request *req, cd_response *res);
 int wh_handle_delete(void *state, const cd_request *req, cd_response *res);

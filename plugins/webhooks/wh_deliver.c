@@ -507,6 +507,7 @@ static void *wh_run(void *arg) {
   wh_ctx *c = arg;
   bool save_failing = false;
   while (!atomic_load(&c->stop)) {
+    wh_jobs_run(c);
     wh_reap(c);
     int64_t now = wh_now_ms();
     uint64_t end = cs_changes_end(c->store);
@@ -555,16 +556,24 @@ int wh_deliver_start(wh_ctx *c, char *errbuf, size_t errlen) {
     return -1;
   }
   c->thread_started = true;
+  pthread_mutex_lock(&c->mu);
+  c->accepting = true;
+  pthread_mutex_unlock(&c->mu);
   return 0;
 }
 
 void wh_deliver_stop(wh_ctx *c) {
+  pthread_mutex_lock(&c->mu);
+  c->accepting = false;
+  pthread_mutex_unlock(&c->mu);
   if (c->thread_started) {
     atomic_store(&c->stop, true);
     curl_multi_wakeup(multi_of(c));
     pthread_join(c->thread, NULL);
     c->thread_started = false;
   }
+  /* Jobs queued before the routes stopped queueing: answered here. */
+  wh_jobs_run(c);
   if (c->watching) {
     cs_watch_remove(c->store, wh_watch, c);
     c->watching = false;

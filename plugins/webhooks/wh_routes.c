@@ -7,11 +7,15 @@
  * input before it changes anything; a change (create, delete, enable) is
  * answered only once the side file holding it is on disk (wh_save), so an
  * answered create survives a crash, and a failed write changes nothing.
- * The handlers do memory work and one file write; the network is the
- * delivery thread's alone.
+ * That write syncs the disk, which a worker thread never waits for: the
+ * handler queues it as a job for the delivery thread and returns
+ * CD_ASYNC, and the thread writes and answers (wh_jobs_run). Once the
+ * plugin drains, jobs run on the caller's thread. The handlers themselves
+ * do memory work only; the network is the delivery thread's alone.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wh.h"
@@ -88,44 +92,107 @@ static bool wh_path_id(const cd_request *req, char id[WH_ID_BYTES + 1]) {
   return false;
 }
 
+/* ------------------------------------------------------------- jobs */
+
+/* One change to the side file waiting for the delivery thread: the edit,
+ * what it points to, and the answer to give once it is on disk. */
+struct wh_job {
+  struct wh_job *next;
+  wh_edit edit;
+  wh_rec rec;               /* a create's new webhook */
+  char id[WH_ID_BYTES + 1]; /* a delete's or an enable's */
+  cd_response *res;
+};
+
+/* Writes the job's edit and answers its request; frees the job. */
+static void wh_job_run(wh_ctx *c, struct wh_job *j) {
+  cs_error err = {0};
+  const char *op = j->edit.add         ? "create"
+                   : j->edit.enable_id ? "enable"
+                                       : "delete";
+  int rc = wh_save(c, &j->edit, &err);
+  if (rc != 0) {
+    wh_send_save_rc(c, j->res, op, rc, &err);
+  } else {
+    yajl_gen g = ct_gen_new();
+    if (g == NULL) {
+      wh_send_oom(c, j->res);
+    } else {
+      if (j->edit.add)
+        wh_gen_id(g, j->rec.id, j->rec.secret);
+      else
+        wh_gen_id(g, j->id, NULL);
+      wh_send_gen(c, j->res, g);
+    }
+  }
+  free(j);
+}
+
+void wh_jobs_run(wh_ctx *c) {
+  pthread_mutex_lock(&c->mu);
+  struct wh_job *j = c->jobs;
+  c->jobs = NULL;
+  c->jobs_tail = &c->jobs;
+  pthread_mutex_unlock(&c->mu);
+  while (j != NULL) {
+    struct wh_job *next = j->next;
+    wh_job_run(c, j);
+    j = next;
+  }
+}
+
+/* Hands a job to the delivery thread (the write syncs the disk, which a
+ * worker never waits for) and answers CD_ASYNC; once the plugin is
+ * draining, runs it here instead. */
+static int wh_submit(wh_ctx *c, struct wh_job *j) {
+  pthread_mutex_lock(&c->mu);
+  bool queued = c->accepting;
+  if (queued) {
+    *c->jobs_tail = j;
+    c->jobs_tail = &j->next;
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (!queued) {
+    wh_job_run(c, j);
+    return CD_DONE;
+  }
+  wh_deliver_wake(c);
+  return CD_ASYNC;
+}
+
+/* ----------------------------------------------------------- handlers */
+
 int wh_handle_create(void *state, const cd_request *req, cd_response *res) {
   wh_ctx *c = state;
-  wh_rec r;
+  struct wh_job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    wh_send_oom(c, res);
+    return CD_DONE;
+  }
+  wh_rec *r = &j->rec;
   ct_err e;
-  memset(&r, 0, sizeof(r));
-  if (wh_body_parse(req->body, req->body_len, c->allow, c->allow_count, r.url,
-                    &r.types, &e) != 0) {
+  if (wh_body_parse(req->body, req->body_len, c->allow, c->allow_count, r->url,
+                    &r->types, &e) != 0) {
+    free(j);
     c->host->error(res, e.status, e.code, e.msg, e.field[0] ? e.field : NULL,
                    0);
     return CD_DONE;
   }
-  if (wh_id_new(r.id) != 0 || wh_secret_new(r.secret) != 0) {
+  if (wh_id_new(r->id) != 0 || wh_secret_new(r->secret) != 0) {
+    free(j);
     c->host->log(c->host->ctx, res, CD_LOG_ERROR,
                  "webhooks: the random source failed");
     c->host->error(res, 500, "internal", "internal error", NULL, 0);
     return CD_DONE;
   }
-  r.account = req->account;
-  r.created_ms = wh_now_ms();
+  r->account = req->account;
+  r->created_ms = wh_now_ms();
   /* It receives the changes committed after it was created. */
-  r.position = cs_changes_end(c->store);
-  r.state = WH_ACTIVE;
-  wh_edit edit = {.add = &r};
-  cs_error err = {0};
-  int rc = wh_save(c, &edit, &err);
-  if (rc != 0) {
-    wh_send_save_rc(c, res, "create", rc, &err);
-    return CD_DONE;
-  }
-  wh_deliver_wake(c);
-  yajl_gen g = ct_gen_new();
-  if (g == NULL) {
-    wh_send_oom(c, res);
-    return CD_DONE;
-  }
-  wh_gen_id(g, r.id, r.secret);
-  wh_send_gen(c, res, g);
-  return CD_DONE;
+  r->position = cs_changes_end(c->store);
+  r->state = WH_ACTIVE;
+  j->edit.add = r;
+  j->res = res;
+  return wh_submit(c, j);
 }
 
 int wh_handle_list(void *state, const cd_request *req, cd_response *res) {
@@ -151,31 +218,23 @@ int wh_handle_list(void *state, const cd_request *req, cd_response *res) {
 /* Delete and enable: the same shape, one edit of one webhook. */
 static int wh_handle_edit(wh_ctx *c, const cd_request *req, cd_response *res,
                           bool enable) {
-  char id[WH_ID_BYTES + 1];
-  if (!wh_path_id(req, id)) {
-    wh_send_not_found(c, res);
-    return CD_DONE;
-  }
-  wh_edit edit = {.account = req->account};
-  if (enable)
-    edit.enable_id = id;
-  else
-    edit.remove_id = id;
-  cs_error err = {0};
-  int rc = wh_save(c, &edit, &err);
-  if (rc != 0) {
-    wh_send_save_rc(c, res, enable ? "enable" : "delete", rc, &err);
-    return CD_DONE;
-  }
-  wh_deliver_wake(c);
-  yajl_gen g = ct_gen_new();
-  if (g == NULL) {
+  struct wh_job *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
     wh_send_oom(c, res);
     return CD_DONE;
   }
-  wh_gen_id(g, id, NULL);
-  wh_send_gen(c, res, g);
-  return CD_DONE;
+  if (!wh_path_id(req, j->id)) {
+    free(j);
+    wh_send_not_found(c, res);
+    return CD_DONE;
+  }
+  j->edit.account = req->account;
+  if (enable)
+    j->edit.enable_id = j->id;
+  else
+    j->edit.remove_id = j->id;
+  j->res = res;
+  return wh_submit(c, j);
 }
 
 int wh_handle_delete(void *state, const cd_request *req, cd_response *res) {

@@ -8,7 +8,8 @@
  * and change nothing; the per-account limit at and past its edge; another
  * account sees nothing and gets 404 for every id, as does an id of no
  * shape; delete and enable; webhooks and positions survive a restart of
- * the plugin; a damaged or unreadable side file stops create with a
+ * the plugin; side-file writes leave the worker thread (CD_ASYNC) until
+ * the plugin drains; a damaged or unreadable side file stops create with a
  * message naming the file, and a failed side-file write answers 503 and
  * changes nothing; a receiver on loopback gets each change once, in feed
  * order, signed (checked with an HMAC made here), with the change entry
@@ -576,6 +577,34 @@ static void test_webhooks_survive_a_restart(void **state) {
   fh_close(&fx);
 }
 
+/* The side file's write syncs the disk: a worker hands it to the plugin's
+ * thread and answers later (CD_ASYNC); once drained, the route writes and
+ * answers itself. */
+static void test_webhooks_writes_leave_the_worker(void **state) {
+  fh_fixture fx;
+  wh_open(&fx, opts_loopback);
+  const char *body = "{\"url\": \"http://127.0.0.1:9/\"}";
+  struct cd_response *r = fh_call(&fx, "POST", "/webhooks", NULL, body);
+  assert_int_equal(r->status, 200);
+  assert_int_equal(r->handler_rc, CD_ASYNC);
+  fh_free(r);
+  r = fh_call(&fx, "GET", "/webhooks", NULL, NULL);
+  assert_int_equal(r->handler_rc, CD_DONE);
+  fh_free(r);
+  contactd_plugin.drain(fx.state);
+  r = fh_call(&fx, "POST", "/webhooks", NULL, body);
+  assert_int_equal(r->status, 200);
+  assert_int_equal(r->handler_rc, CD_DONE);
+  fh_free(r);
+  assert_int_equal(listed_count(&fx), 2);
+  contactd_plugin.destroy(fx.state);
+  char errbuf[512] = "";
+  assert_int_equal(
+      contactd_plugin.create(fh_host(), fx.store, &fx.state, errbuf, 512), 0);
+  assert_int_equal(listed_count(&fx), 2);
+  fh_close(&fx);
+}
+
 static void test_webhooks_damaged_side_file_stops_the_start(void **state) {
   fh_fixture fx;
   wh_open(&fx, opts_loopback);
@@ -813,6 +842,7 @@ int main(void) {
       cmocka_unit_test(test_webhooks_per_account_limit),
       cmocka_unit_test(test_webhooks_accounts_never_meet),
       cmocka_unit_test(test_webhooks_survive_a_restart),
+      cmocka_unit_test(test_webhooks_writes_leave_the_worker),
       cmocka_unit_test(test_webhooks_damaged_side_file_stops_the_start),
       cmocka_unit_test(test_webhooks_bad_options_stop_the_start),
       cmocka_unit_test(test_webhooks_failed_write_changes_nothing),
