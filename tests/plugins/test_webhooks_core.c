@@ -557,10 +557,13 @@ static void test_webhooks_side_file_refuses_semantic_faults(void **state) {
   char *buf;
   size_t len;
   encode(&r, 1, &buf, &len);
-  char *json = strchr(buf, '\n') + 1;
-  json[len - (size_t)(json - buf)] = '\0';
+  /* The JSON after the header line, as a string of its own. */
+  const char *nl = memchr(buf, '\n', len);
+  assert_non_null(nl);
+  char *json = strndup(nl + 1, len - (size_t)(nl + 1 - buf));
+  assert_non_null(json);
 
-  /* Each member, in turn, removed, doubled, renamed, and of another type. */
+  /* Each member, in turn, renamed, doubled and of another type. */
   static const char *const names[] = {"id",
                                       "account",
                                       "url",
@@ -690,6 +693,7 @@ static void test_webhooks_side_file_refuses_semantic_faults(void **state) {
   other[19] = 'x';
   expect_refused(other, len, "header");
   free(other);
+  free(json);
   free(buf);
 }
 
