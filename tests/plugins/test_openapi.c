@@ -96,6 +96,22 @@ static void test_openapi_document(void **state) {
        {"200", "401", "403", "404", "409", "412", "422", "503"},
        false,
        true},
+      {"/webhooks",
+       "post",
+       {"200", "400", "401", "403", "413", "500", "503"},
+       true,
+       true},
+      {"/webhooks", "get", {"200", "401"}, false, true},
+      {"/webhooks/{id}",
+       "delete",
+       {"200", "401", "403", "404", "503"},
+       false,
+       true},
+      {"/webhooks/{id}/enable",
+       "post",
+       {"200", "401", "403", "404", "503"},
+       false,
+       true},
       {"/healthz", "get", {"200", "503"}, false, false},
       {"/metrics", "get", {"200"}, false, false},
       {"/openapi.json", "get", {"200"}, false, false},
@@ -193,6 +209,18 @@ static void test_openapi_document(void **state) {
   const char *vp[] = {"components", "schemas", "Contact",
                       "properties", "version", NULL};
   assert_non_null(yajl_tree_get(doc, vp, yajl_t_object));
+  /* a delivery, as OpenAPI 3.1 describes requests the server makes */
+  yajl_val delivery = oa_get(doc, "webhooks", "change", "post");
+  assert_non_null(delivery);
+  const char *hp[] = {"parameters", NULL};
+  yajl_val hlist = yajl_tree_get(delivery, hp, yajl_t_array);
+  assert_non_null(hlist);
+  assert_int_equal(YAJL_GET_ARRAY(hlist)->len, 3);
+  static const char *const wschemas[] = {"WebhookRequest", "WebhookCreated",
+                                         "Webhook", "WebhookList",
+                                         "WebhookDelivery"};
+  for (size_t n = 0; n < sizeof wschemas / sizeof wschemas[0]; n++)
+    assert_non_null(oa_get(doc, "components", "schemas", wschemas[n]));
   /* the key */
   const char *ks[] = {"components", "securitySchemes", "apiKey", "type", NULL};
   yajl_val type = yajl_tree_get(doc, ks, yajl_t_string);
