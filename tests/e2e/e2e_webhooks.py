@@ -269,13 +269,11 @@ def create_contact(i, srv=None, tag="c"):
     return r.json()["id"]
 
 
-def distinct_in_order(ids):
-    """The webhook-ids without consecutive repeats (a redelivery)."""
-    out = []
-    for i in ids:
-        if not out or out[-1] != i:
-            out.append(i)
-    return out
+def check_sanitizers(srv):
+    """A sanitizer build's server reports nothing."""
+    bad = [line for line in srv.lines
+           if "AddressSanitizer" in line or "runtime error" in line]
+    check(not bad, "the server reported:\n" + "\n".join(bad[:20]))
 
 
 # ---------------------------------------------------------------- tests
@@ -551,6 +549,7 @@ def test_kill9_mid_delivery_loses_nothing():
     h = hook(hid, srv=srv)
     check(h is not None and h["state"] == "active", f"after the restart: {h}")
     check_eq(srv.stop(), 0, "SIGTERM exit status")
+    check_sanitizers(srv)
     rx.stop()
 
 
@@ -590,6 +589,7 @@ def test_retry_window_disables_then_enable_resumes():
                     r'"network_error"\} [1-9]', r.body.decode()),
           "network errors not counted")
     check_eq(srv.stop(), 0, "SIGTERM exit status")
+    check_sanitizers(srv)
     rx.stop()
 
 

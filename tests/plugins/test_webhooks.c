@@ -16,7 +16,9 @@
  * as body; a receiver that answers 500 and then 200 gets the change again
  * and in order; a dead receiver makes the webhook failing, then disabled
  * once the retry window has passed, and enable resumes it from where it
- * stopped; metrics count the outcomes and the states. Method: the
+ * stopped; an answer inside WH_DELIVERY_TIMEOUT_MS acknowledges and none
+ * within it is a timeout; a server keeping WH_TOTAL_MAX webhooks takes no
+ * more; metrics count the outcomes and the states. Method: the
  * receiver is a thread of the test speaking just enough HTTP/1.1.
  */
 #include <arpa/inet.h>
@@ -50,7 +52,7 @@ static void sleep_ms(int ms) {
 
 /* ---------------------------------------------------- a loopback receiver */
 
-#define RX_MAX 256
+#define RX_MAX 512
 
 typedef struct rx_seen {
   char id[32], ts[32], sig[64];
@@ -68,6 +70,9 @@ typedef struct receiver {
   int count;
   bool stop;
   int client; /* the connection being served, -1 when none */
+  /* The n-th request (0-based) is answered after delay_ms[n] ms. */
+  int delay_ms[8];
+  int requests;
 } receiver;
 
 /* Reads one request from fd into *s; 0, or -1 when the peer is gone. */
@@ -133,6 +138,17 @@ static void *rx_run(void *arg) {
     for (; !stopping;) {
       rx_seen s;
       if (rx_read(fd, &s) != 0) break;
+      pthread_mutex_lock(&rx->mu);
+      int nth = rx->requests++;
+      int delay = nth < 8 ? rx->delay_ms[nth] : 0;
+      pthread_mutex_unlock(&rx->mu);
+      for (int waited = 0; waited < delay; waited += 10) {
+        pthread_mutex_lock(&rx->mu);
+        bool stopping_now = rx->stop;
+        pthread_mutex_unlock(&rx->mu);
+        if (stopping_now) break;
+        sleep_ms(10);
+      }
       pthread_mutex_lock(&rx->mu);
       bool stop = rx->stop;
       int status = rx->status;
@@ -310,8 +326,9 @@ static char *state_of(fh_fixture *fx, const char *id) {
   return s;
 }
 
+/* Waits up to 30 s (a delivery timeout and a retry fit in it). */
 static void wait_state(fh_fixture *fx, const char *id, const char *want) {
-  for (int i = 0; i < 1000; i++) {
+  for (int i = 0; i < 3000; i++) {
     char *s = state_of(fx, id);
     bool done = strcmp(s, want) == 0;
     free(s);
@@ -711,13 +728,15 @@ static void test_webhooks_deliver_in_order_signed(void **state) {
   uint8_t key[WH_SECRET_BYTES];
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/hook", rx.port);
   create_hook(&fx, url, NULL, id, key);
-  uint64_t ids[5];
-  for (int i = 0; i < 5; i++)
+  /* More than one read of the feed holds (WH_READ_BATCH). */
+  enum { N = 2 * WH_READ_BATCH + 22 };
+  static uint64_t ids[N];
+  for (int i = 0; i < N; i++)
     ids[i] = put_contact(&fx, 1, i + 1);
   put_contact(&fx, 2, 99); /* another account's: not this webhook's */
-  rx_wait(&rx, 5);
+  rx_wait(&rx, N);
   uint64_t last = 0;
-  for (int i = 0; i < 5; i++) {
+  for (int i = 0; i < N; i++) {
     rx_seen *s = &rx.seen[i];
     expect_signed(s, key);
     char want[64];
@@ -733,15 +752,31 @@ static void test_webhooks_deliver_in_order_signed(void **state) {
     last = seq;
   }
   sleep_ms(300);
-  assert_int_equal(rx_count(&rx), 5);
+  assert_int_equal(rx_count(&rx), N);
+  /* The position reached is in the side file WH_SAVE_INTERVAL_MS later. */
+  sleep_ms(2 * WH_SAVE_INTERVAL_MS);
+  uint8_t *data;
+  size_t len;
+  cs_error err = {0};
+  assert_int_equal(cs_side_read(fx.store, WH_SIDE_FILE, &data, &len, &err), 0);
+  wh_rec *recs;
+  size_t count;
+  char why[256];
+  assert_int_equal(wh_file_decode(data, len, &recs, &count, why, 256), 0);
+  assert_int_equal(count, 1);
+  assert_true(recs[0].position >= last);
+  free(recs);
+  free(data);
   struct cd_response *r;
   yajl_val v = listed(&fx, id, &r);
   assert_false(member_null(v, "last_delivery_at"));
   assert_string_equal(member(v, "state"), "active");
   fh_free(r);
   char *m = metrics_text(&fx);
-  assert_non_null(
-      strstr(m, "contactd_webhook_deliveries_total{outcome=\"ok\"} 5"));
+  char okline[96];
+  snprintf(okline, sizeof(okline),
+           "contactd_webhook_deliveries_total{outcome=\"ok\"} %d\n", N);
+  assert_non_null(strstr(m, okline));
   assert_non_null(strstr(m, "contactd_webhooks{state=\"active\"} 1"));
   char want[128];
   snprintf(want, sizeof(want), "contactd_webhook_lag_changes{webhook=\"%s\"} 0",
@@ -834,6 +869,91 @@ static void test_webhooks_dead_receiver_is_disabled_then_enabled(void **st) {
   rx_stop(&rx);
 }
 
+/* WH_DELIVERY_TIMEOUT_MS: an answer inside it acknowledges, none within it
+ * is a timeout, retried. */
+static void test_webhooks_delivery_timeout(void **state) {
+  receiver rx;
+  rx_start(&rx, 200);
+  rx.delay_ms[0] = WH_DELIVERY_TIMEOUT_MS - 1500; /* in time */
+  rx.delay_ms[1] = WH_DELIVERY_TIMEOUT_MS + 3000; /* too late */
+  fh_fixture fx;
+  wh_open(&fx, opts_loopback);
+  char url[64], id[WH_ID_BYTES + 1];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/", rx.port);
+  create_hook(&fx, url, NULL, id, NULL);
+  put_contact(&fx, 1, 1);
+  put_contact(&fx, 1, 2);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* The first in time; the second times out, is tried again, and goes. */
+  wait_state(&fx, id, "failing");
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took =
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  /* Failing only once the second attempt's timeout has passed. */
+  assert_true(took * 1000 >= 2 * WH_DELIVERY_TIMEOUT_MS - 1500 - 200);
+  struct cd_response *r;
+  yajl_val v = listed(&fx, id, &r);
+  assert_non_null(strstr(member(v, "last_error"), "no answer within"));
+  fh_free(r);
+  char *m = metrics_text(&fx);
+  assert_non_null(
+      strstr(m, "contactd_webhook_deliveries_total{outcome=\"ok\"} 1\n"));
+  assert_non_null(
+      strstr(m, "contactd_webhook_deliveries_total{outcome=\"timeout\"} 1\n"));
+  free(m);
+  wait_state(&fx, id, "active");
+  fh_close(&fx);
+  rx_stop(&rx);
+}
+
+/* WH_TOTAL_MAX: a server that keeps that many takes no more, from any
+ * account, until one goes. */
+static void test_webhooks_server_limit(void **state) {
+  fh_fixture fx;
+  wh_open(&fx, opts_loopback);
+  contactd_plugin.destroy(fx.state);
+  wh_rec *recs = calloc(WH_TOTAL_MAX, sizeof(*recs));
+  const wh_rec **ptrs = calloc(WH_TOTAL_MAX, sizeof(*ptrs));
+  assert_non_null(recs);
+  assert_non_null(ptrs);
+  for (size_t i = 0; i < WH_TOTAL_MAX; i++) {
+    assert_int_equal(wh_id_new(recs[i].id), 0);
+    recs[i].account = 100 + (uint32_t)(i / WH_PER_ACCOUNT_MAX);
+    snprintf(recs[i].url, sizeof(recs[i].url), "http://127.0.0.1:9/");
+    recs[i].types = CS_CHANGE_TYPES_ALL;
+    ptrs[i] = &recs[i];
+  }
+  char *buf;
+  size_t len;
+  cs_error err = {0};
+  assert_int_equal(wh_file_encode(ptrs, WH_TOTAL_MAX, &buf, &len), 0);
+  assert_int_equal(cs_side_write(fx.store, WH_SIDE_FILE, buf, len, &err), 0);
+  free(buf);
+  char errbuf[512] = "";
+  assert_int_equal(
+      contactd_plugin.create(fh_host(), fx.store, &fx.state, errbuf, 512), 0);
+  fx.account = 1;
+  struct cd_response *r = fh_call(&fx, "POST", "/webhooks", NULL,
+                                  "{\"url\": \"http://127.0.0.1/\"}");
+  fh_assert_error(r, 400, "too_many_webhooks", NULL);
+  fh_free(r);
+  assert_int_equal(listed_count(&fx), 0);
+  fx.account = 100;
+  assert_int_equal(listed_count(&fx), WH_PER_ACCOUNT_MAX);
+  char path[64];
+  snprintf(path, sizeof(path), "/webhooks/%s", recs[0].id);
+  r = fh_call(&fx, "DELETE", path, NULL, NULL);
+  assert_int_equal(r->status, 200);
+  fh_free(r);
+  fx.account = 1;
+  char id[WH_ID_BYTES + 1];
+  create_hook(&fx, "http://127.0.0.1:9/", NULL, id, NULL);
+  free(ptrs);
+  free(recs);
+  fh_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_webhooks_route_table),
@@ -849,6 +969,8 @@ int main(void) {
       cmocka_unit_test(test_webhooks_deliver_in_order_signed),
       cmocka_unit_test(test_webhooks_retry_after_errors_keeps_order),
       cmocka_unit_test(test_webhooks_dead_receiver_is_disabled_then_enabled),
+      cmocka_unit_test(test_webhooks_delivery_timeout),
+      cmocka_unit_test(test_webhooks_server_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
