@@ -99,8 +99,23 @@
 /* A startup error (options, store, plugins): one line for a person. */
 #define FE_STARTUP_ERR_MAX_BYTES 1024
 
-/* --help's text: the options table is about 2 KB. */
-#define FE_USAGE_MAX_BYTES 4096
+/* --help's text: the options table is about 3 KB. */
+#define FE_USAGE_MAX_BYTES 8192
+
+/* --webhook-allow HOST[:PORT] may be given this many times: an
+ * administrator names the few receivers of an installation; a longer list
+ * belongs in a proxy's configuration, not on a command line. */
+#define FE_WEBHOOK_ALLOW_MAX 64
+/* A host name: 253 bytes in text (RFC 1035's 255 octets on the wire, less
+ * the first length byte and the root label), each label 1 to 63. */
+#define FE_HOST_NAME_MAX_BYTES 253
+#define FE_HOST_LABEL_MAX_BYTES 63
+/* --webhook-retry-seconds N: how long a failing webhook is retried before
+ * it is disabled. API.md says 3 days; an operator may choose from a second
+ * (tests) to ten times that (a long holiday of the receiver's owner). */
+#define FE_WEBHOOK_RETRY_SECONDS_DEFAULT (3 * 24 * 3600)
+#define FE_WEBHOOK_RETRY_SECONDS_MIN 1
+#define FE_WEBHOOK_RETRY_SECONDS_MAX (10 * FE_WEBHOOK_RETRY_SECONDS_DEFAULT)
 
 /* The metrics text grows in steps of this many bytes: one render of the
  * front end's counters for a dozen routes fits in a few steps. */

@@ -8,6 +8,8 @@
  */
 #include "fe_options.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,99 @@ int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
   }
   out->port = (unsigned)port;
   return 0;
+}
+
+/* Whether s (len bytes, no NUL needed) is a host name as fe_hostport_check
+ * says. */
+static bool host_name_ok(const char *s, size_t len) {
+  if (len == 0 || len > FE_HOST_NAME_MAX_BYTES) return false;
+  size_t label = 0;
+  bool digits_only = true;
+  for (size_t i = 0; i <= len; i++) {
+    if (i == len || s[i] == '.') {
+      if (label == 0 || label > FE_HOST_LABEL_MAX_BYTES || s[i - 1] == '-')
+        return false;
+      if (i < len) {
+        label = 0;
+        digits_only = true;
+      }
+      continue;
+    }
+    unsigned char c = (unsigned char)s[i];
+    if (!isalnum(c) && c != '-') return false;
+    if (c == '-' && label == 0) return false;
+    if (!isdigit(c)) digits_only = false;
+    label++;
+  }
+  /* "1.2.3" or "999.1.1.1" would be read as an address by some resolvers
+   * and as a name by others: neither is a name. */
+  return !digits_only;
+}
+
+int fe_hostport_check(const char *text, char *err, size_t errlen) {
+  const char *host = text, *port = NULL;
+  size_t host_len;
+  char buf[FE_HOST_NAME_MAX_BYTES + 1];
+  unsigned char addr[16];
+
+  if (text[0] == '[') {
+    const char *close = strchr(text, ']');
+    if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+      snprintf(err, errlen,
+               "--webhook-allow %s: expected [IPV6]:PORT or "
+               "[IPV6]",
+               text);
+      return -1;
+    }
+    host = text + 1;
+    host_len = (size_t)(close - host);
+    if (close[1] == ':') port = close + 2;
+    if (host_len == 0 || host_len >= sizeof(buf)) goto bad_host;
+    memcpy(buf, host, host_len);
+    buf[host_len] = '\0';
+    if (inet_pton(AF_INET6, buf, addr) != 1) goto bad_host;
+  } else {
+    const char *colon = strchr(text, ':');
+    host_len = colon != NULL ? (size_t)(colon - text) : strlen(text);
+    if (colon != NULL) port = colon + 1;
+    if (port != NULL && strchr(port, ':') != NULL) {
+      snprintf(err, errlen,
+               "--webhook-allow %s: write an IPv6 address in brackets, "
+               "[::1]:8080",
+               text);
+      return -1;
+    }
+    if (host_len == 0 || host_len >= sizeof(buf)) goto bad_host;
+    memcpy(buf, host, host_len);
+    buf[host_len] = '\0';
+    if (inet_pton(AF_INET, buf, addr) != 1 && !host_name_ok(buf, host_len))
+      goto bad_host;
+  }
+  if (port != NULL) {
+    uint64_t n;
+    if (cs_decimal_parse(port, strlen(port), 1, FE_PORT_MAX, &n) != 0) {
+      snprintf(err, errlen, "--webhook-allow %s: bad port '%s' (1-%d)", text,
+               port, FE_PORT_MAX);
+      return -1;
+    }
+  }
+  return 0;
+
+bad_host:
+  snprintf(err, errlen,
+           "--webhook-allow %s: expected HOST[:PORT], HOST a host name, an "
+           "IPv4 address or an [IPv6] address",
+           text);
+  return -1;
+}
+
+const char *fe_options_plugin_value(const fe_options *o, const char *name,
+                                    size_t i) {
+  if (strcmp(name, "webhook-allow") == 0)
+    return i < o->webhook_allow_count ? o->webhook_allow[i] : NULL;
+  if (strcmp(name, "webhook-retry-seconds") == 0)
+    return i == 0 ? o->webhook_retry_seconds : NULL;
+  return NULL;
 }
 
 /* The value of an option: "--name=value" or the next argument. */
@@ -206,6 +301,30 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
                       err, errlen) != 0)
         return -1;
       o->trash_days = (unsigned)n;
+    } else if (IS("--changes-days")) {
+      VALUE();
+      uint64_t n;
+      if (parse_count("--changes-days", value, 1, CS_CHANGES_DAYS_MAX, "days",
+                      &n, err, errlen) != 0)
+        return -1;
+      o->changes_days = (unsigned)n;
+    } else if (IS("--webhook-allow")) {
+      VALUE();
+      if (o->webhook_allow_count == FE_WEBHOOK_ALLOW_MAX) {
+        snprintf(err, errlen, "--webhook-allow: at most %d hosts",
+                 FE_WEBHOOK_ALLOW_MAX);
+        return -1;
+      }
+      if (fe_hostport_check(value, err, errlen) != 0) return -1;
+      o->webhook_allow[o->webhook_allow_count++] = value;
+    } else if (IS("--webhook-retry-seconds")) {
+      VALUE();
+      uint64_t n;
+      if (parse_count(
+              "--webhook-retry-seconds", value, FE_WEBHOOK_RETRY_SECONDS_MIN,
+              FE_WEBHOOK_RETRY_SECONDS_MAX, "seconds", &n, err, errlen) != 0)
+        return -1;
+      o->webhook_retry_seconds = value;
     } else if (IS("--plugins")) {
       VALUE();
       o->plugins_dir = value;
@@ -262,11 +381,22 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          (default 256 MiB; 4 KiB to 1 TiB)\n"
       "  --trash-days N          keep a deleted contact in the trash N days\n"
       "                          (default %d; 1 to %d)\n"
+      "  --changes-days N        keep the change feed's changes N days\n"
+      "                          (default %d; 1 to %d)\n"
+      "  --webhook-allow HOST[:PORT]  a host webhooks may call (any port\n"
+      "                          when none is given); repeat for several,\n"
+      "                          up to %d (default: none, so no webhook\n"
+      "                          can be created)\n"
+      "  --webhook-retry-seconds N  retry a failing webhook N seconds, then\n"
+      "                          disable it (default %d; %d to %d)\n"
       "  --plugins DIR           directory of plugins (*.so) to load\n"
       "                          (default %s)\n"
       "  --access-log FILE|-     one line per request to FILE, or - for\n"
       "                          standard output (default: none)\n"
       "  --version               print the version and exit\n"
       "  --help                  print this help and exit\n",
-      CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, default_plugins_dir);
+      CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, CS_CHANGES_DAYS_DEFAULT,
+      CS_CHANGES_DAYS_MAX, FE_WEBHOOK_ALLOW_MAX,
+      FE_WEBHOOK_RETRY_SECONDS_DEFAULT, FE_WEBHOOK_RETRY_SECONDS_MIN,
+      FE_WEBHOOK_RETRY_SECONDS_MAX, default_plugins_dir);
 }

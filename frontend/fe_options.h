@@ -32,6 +32,13 @@ typedef struct fe_options {
   uint32_t segment_bytes;        /* 0: the engine's default */
   uint64_t snapshot_every_bytes; /* 0: the engine's default */
   unsigned trash_days; /* 1..CS_TRASH_DAYS_MAX; 0: CS_TRASH_DAYS_DEFAULT */
+  /* 1..CS_CHANGES_DAYS_MAX; 0: CS_CHANGES_DAYS_DEFAULT */
+  unsigned changes_days;
+  /* Options taken on the plugins' behalf (fe_options_plugin_value), each
+   * checked here and kept as given. */
+  const char *webhook_allow[FE_WEBHOOK_ALLOW_MAX]; /* HOST[:PORT] */
+  size_t webhook_allow_count;
+  const char *webhook_retry_seconds; /* NULL: not given */
   const char *plugins_dir;
   const char *access_log; /* NULL: none; "-": stdout */
   bool help;
@@ -54,6 +61,22 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
 /* Splits "host:port", "[v6]:port" or ":port" into *out. 0 or -1 with err. */
 int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
                     size_t errlen);
+
+/*
+ * Checks "HOST[:PORT]" as --webhook-allow takes it: HOST a host name
+ * (letters, digits and '-' in dot-separated labels of 1 to
+ * FE_HOST_LABEL_MAX_BYTES, no label starting or ending with '-', at most
+ * FE_HOST_NAME_MAX_BYTES, the last label not all digits), an IPv4 address
+ * in dotted decimal, or an IPv6 address in brackets; PORT 1 to 65535. 0, or
+ * -1 with one line in err naming the option.
+ */
+int fe_hostport_check(const char *text, char *err, size_t errlen);
+
+/* The i-th value (0, 1, ...) of the plugin option called name (without the
+ * dashes: "webhook-allow", "webhook-retry-seconds"), or NULL past the last
+ * one given or for a name that is no such option. Points into argv. */
+const char *fe_options_plugin_value(const fe_options *o, const char *name,
+                                    size_t i);
 
 /* Writes the usage text (every option with its default) to buf; returns
  * what snprintf returns. */

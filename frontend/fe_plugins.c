@@ -4,12 +4,19 @@
  * A plugin's engine calls (cs_get, cs_search, ...) resolve against the
  * contactd executable, which exports the engine, so that every plugin works
  * on the one engine that opened the store.
+ *
+ * Versions: a plugin's table is as long as the cd_plugin of the header it
+ * was built against, so a version-1 table ends before drain and metrics.
+ * The loader reads api_version (the first member of every version), then
+ * copies exactly the members that version has into a full-size cd_plugin
+ * of its own, the rest zeroed; nothing else ever reads the plugin's table.
  */
 #include "fe_plugins.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +24,7 @@
 #include "fe_limits.h"
 
 typedef struct loaded {
-  const cd_plugin *plugin;
+  cd_plugin plugin; /* the table, copied by its version (see the top) */
   void *state;
   void *dl; /* NULL for a table added directly */
   char *origin;
@@ -40,19 +47,30 @@ size_t fe_plugins_count(const fe_plugin_set *set) {
 }
 
 const char *fe_plugins_name(const fe_plugin_set *set, size_t i) {
-  return i < set->count ? set->items[i].plugin->name : NULL;
+  return i < set->count ? set->items[i].plugin.name : NULL;
 }
 
-int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
-                   const cd_host *host, cs_store *store, fe_router *router,
-                   char *err, size_t errlen) {
-  if (p->api_version != CD_PLUGIN_API_VERSION) {
+/* The bytes of a table of version v: its members end before drain in
+ * version 1. */
+static size_t table_bytes(uint32_t v) {
+  return v == 1 ? offsetof(cd_plugin, drain) : sizeof(cd_plugin);
+}
+
+int fe_plugins_add(fe_plugin_set *set, const cd_plugin *table,
+                   const char *origin, const cd_host *host, cs_store *store,
+                   fe_router *router, char *err, size_t errlen) {
+  uint32_t version = table->api_version;
+  if (version < CD_PLUGIN_API_OLDEST || version > CD_PLUGIN_API_VERSION) {
     snprintf(err, errlen,
              "plugin %s: built for plugin API version %u, this contactd "
-             "speaks version %d; rebuild it against this cd_plugin.h",
-             origin, p->api_version, CD_PLUGIN_API_VERSION);
+             "loads versions %d to %d; rebuild it against this cd_plugin.h",
+             origin, version, CD_PLUGIN_API_OLDEST, CD_PLUGIN_API_VERSION);
     return -1;
   }
+  cd_plugin copy;
+  memset(&copy, 0, sizeof(copy));
+  memcpy(&copy, table, table_bytes(version));
+  const cd_plugin *p = &copy;
   if (p->name == NULL || p->name[0] == '\0') {
     snprintf(err, errlen, "plugin %s: its table has no name", origin);
     return -1;
@@ -76,7 +94,7 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
     return -1;
   }
   for (size_t i = 0; i < set->count; i++) {
-    if (strcmp(set->items[i].plugin->name, p->name) == 0) {
+    if (strcmp(set->items[i].plugin.name, p->name) == 0) {
       snprintf(err, errlen,
                "plugin %s: a plugin named %s is already loaded "
                "from %s",
@@ -87,7 +105,8 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *p, const char *origin,
 
   loaded *l = &set->items[set->count];
   memset(l, 0, sizeof(*l));
-  l->plugin = p;
+  l->plugin = copy;
+  p = &l->plugin;
   l->origin = strdup(origin);
   l->targets =
       calloc(p->route_count > 0 ? p->route_count : 1, sizeof(fe_target));
@@ -182,11 +201,33 @@ int fe_plugins_load_dir(fe_plugin_set *set, const char *dir,
   return rc;
 }
 
+void fe_plugins_drain(fe_plugin_set *set) {
+  if (set == NULL) return;
+  for (size_t i = set->count; i-- > 0;) {
+    loaded *l = &set->items[i];
+    if (l->plugin.drain != NULL) l->plugin.drain(l->state);
+  }
+}
+
+size_t fe_plugins_metrics(const fe_plugin_set *set, char **out) {
+  size_t len = *out != NULL ? strlen(*out) : 0;
+  if (set == NULL) return len;
+  for (size_t i = 0; i < set->count; i++) {
+    const loaded *l = &set->items[i];
+    if (l->plugin.metrics == NULL) continue;
+    /* A plugin out of memory returns 0 and leaves *out as it was: the
+     * others still show. */
+    size_t n = l->plugin.metrics(l->state, out);
+    if (n != 0) len = n;
+  }
+  return len;
+}
+
 void fe_plugins_destroy(fe_plugin_set *set) {
   if (set == NULL) return;
   for (size_t i = set->count; i-- > 0;) {
     loaded *l = &set->items[i];
-    if (l->plugin->destroy != NULL) l->plugin->destroy(l->state);
+    if (l->plugin.destroy != NULL) l->plugin.destroy(l->state);
     free(l->targets);
     free(l->origin);
     if (l->dl != NULL) dlclose(l->dl);

@@ -295,10 +295,21 @@ static void host_log(void *ctx, cd_response *res, int level, const char *line) {
   fe_log_line(level, res != NULL ? res->request_id : NULL, line);
 }
 
+/* The front end's counters, then every plugin's own metrics. */
 static size_t host_metrics(void *ctx, char **out) {
   fe_server *s = ctx;
-  if (s->metrics == NULL) return 0;
-  return fe_metrics_render(s->metrics, out);
+  size_t len = 0;
+  if (s->metrics != NULL) {
+    len = fe_metrics_render(s->metrics, out);
+    if (len == 0) return 0;
+  }
+  size_t all = fe_plugins_metrics(s->plugins, out);
+  return all != 0 ? all : len;
+}
+
+static const char *host_option(void *ctx, const char *name, size_t i) {
+  fe_server *s = ctx;
+  return fe_options_plugin_value(s->opts, name, i);
 }
 
 /* ------------------------------------------------------ request pipeline */
@@ -780,6 +791,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->host.log = host_log;
   s->host.metrics = host_metrics;
   s->host.store_error = fe_store_error;
+  s->host.option = host_option;
   *out = s;
   return 0;
 
@@ -816,6 +828,10 @@ int fe_server_set_routes(fe_server *s, const fe_router *router,
   s->keys = keys;
   s->store = store;
   return 0;
+}
+
+void fe_server_set_plugins(fe_server *s, const fe_plugin_set *plugins) {
+  s->plugins = plugins;
 }
 
 size_t fe_server_listener_count(const fe_server *s) {

@@ -8,6 +8,7 @@
  *                      certificate, open the access log (nothing runs yet)
  *   fe_server_host     the cd_host handed to plugins' create
  *   fe_server_set_routes  the router (plugins loaded) and the keyring
+ *   fe_server_set_plugins the plugins, whose metrics host->metrics adds
  *   fe_server_start    one worker thread per --threads, each with its own
  *                      h2o loop accepting on every listener
  *   fe_server_stop     stop accepting, let in-flight requests and pending
@@ -30,6 +31,7 @@
 
 #include "cd_plugin.h"
 #include "fe_options.h"
+#include "fe_plugins.h"
 #include "fe_router.h"
 
 typedef struct fe_server fe_server;
@@ -45,6 +47,10 @@ const cd_host *fe_server_host(fe_server *s);
 int fe_server_set_routes(fe_server *s, const fe_router *router,
                          const cs_keyring *keys, cs_store *store, char *err,
                          size_t errlen);
+
+/* The plugins whose metrics host->metrics appends to the front end's (NULL:
+ * none). The set must outlive the server's workers. */
+void fe_server_set_plugins(fe_server *s, const fe_plugin_set *plugins);
 
 /* Number of listeners and the URL of each ("http://127.0.0.1:8080"), with
  * the port the kernel chose when the address said 0. */

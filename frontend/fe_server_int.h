@@ -69,6 +69,7 @@ struct fe_server {
   const cs_keyring *keys;
   cs_store *store;
   fe_metrics *metrics;
+  const fe_plugin_set *plugins; /* their metrics follow the front end's */
   fe_worker *workers;
   size_t worker_count;
   pthread_barrier_t ready;

@@ -6,8 +6,9 @@
  * access log), then the store and its keys, then the plugins, and only then
  * the worker threads. A failure at any step is one line on stderr naming
  * what was wrong and a non-zero exit (2 for a usage error). SIGTERM and
- * SIGINT stop accepting, let in-flight requests and pending commits finish,
- * close the store (which commits and writes a snapshot) and exit 0.
+ * SIGINT drain the plugins (their own threads stop, their state is saved),
+ * stop accepting, let in-flight requests and pending commits finish, close
+ * the store (which commits and writes a snapshot) and exit 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -103,7 +104,8 @@ int main(int argc, char **argv) {
   so.durability = opts.durability;
   so.segment_bytes_max = opts.segment_bytes;
   so.snapshot_every_bytes = opts.snapshot_every_bytes;
-  so.trash_ms = (int64_t)opts.trash_days * CS_DAY_MS; /* 0: the default */
+  so.trash_ms = (int64_t)opts.trash_days * CS_DAY_MS;     /* 0: the default */
+  so.changes_ms = (int64_t)opts.changes_days * CS_DAY_MS; /* 0: the default */
   so.notice = store_notice;
   rc = cs_open(opts.data_dir, &so, &store, &ce);
   if (rc != 0) {
@@ -136,6 +138,7 @@ int main(int argc, char **argv) {
             "contactd: warning: no plugins in %s; every request "
             "will be answered 404\n",
             opts.plugins_dir);
+  fe_server_set_plugins(srv, plugins);
   if (fe_server_set_routes(srv, router, keys, store, err, sizeof(err)) != 0 ||
       fe_server_start(srv, err, sizeof(err)) != 0) {
     fprintf(stderr, "contactd: %s\n", err);
@@ -158,10 +161,12 @@ int main(int argc, char **argv) {
     ;
   fprintf(stderr, "contactd: %s: finishing in-flight requests\n",
           sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  fe_server_stop(srv);
   status = 0;
 
 out:
+  /* The plugins drain first: held answers go out and their own threads,
+   * which use the store, stop before the workers and the store do. */
+  fe_plugins_drain(plugins);
   fe_server_stop(srv);
   /* The store closes before the plugins go: closing joins the commit
    * thread, and a completion callback is plugin code that may still be

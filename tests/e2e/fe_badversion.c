@@ -1,7 +1,7 @@
 /*
  * fe_badversion.c: a plugin built for a plugin API version this contactd
- * does not speak. The server must refuse to start with it, naming the file
- * and both versions.
+ * does not speak (one past the newest). The server must refuse to start
+ * with it, naming the file, its version and the ones this contactd loads.
  */
 #include "cd_plugin.h"
 

@@ -200,8 +200,127 @@ static void test_fe_options_trash_days(void **state) {
   assert_non_null(strstr(err, "days from 1 to"));
 }
 
+/* --changes-days: 1 to CS_CHANGES_DAYS_MAX, the default left to the
+ * engine. */
+static void test_fe_options_changes_days(void **state) {
+  fe_options o;
+  char err[256] = "";
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.changes_days, 0);
+  char max[32], above[32];
+  snprintf(max, sizeof max, "%d", CS_CHANGES_DAYS_MAX);
+  snprintf(above, sizeof above, "%d", CS_CHANGES_DAYS_MAX + 1);
+  assert_int_equal(parse(&o, err, sizeof(err), "--changes-days", "1", NULL), 0);
+  assert_int_equal(o.changes_days, 1);
+  assert_int_equal(parse(&o, err, sizeof(err), "--changes-days=7", NULL), 0);
+  assert_int_equal(o.changes_days, 7);
+  assert_int_equal(parse(&o, err, sizeof(err), "--changes-days", max, NULL), 0);
+  assert_int_equal(o.changes_days, CS_CHANGES_DAYS_MAX);
+  expect_error("--changes-days", "--changes-days", "0", NULL);
+  expect_error("--changes-days", "--changes-days", above, NULL);
+  expect_error("--changes-days", "--changes-days", "1w", NULL);
+  expect_error("--changes-days", "--changes-days", NULL);
+}
+
+/* --webhook-allow: host names, IPv4 and bracketed IPv6 addresses, each
+ * with an optional port 1-65535, given up to FE_WEBHOOK_ALLOW_MAX times,
+ * and handed to plugins in order. */
+static void test_fe_options_webhook_allow(void **state) {
+  fe_options o;
+  char err[256] = "";
+  assert_int_equal(parse(&o, err, sizeof(err), "--webhook-allow", "127.0.0.1",
+                         "--webhook-allow=hooks.example.com:8443",
+                         "--webhook-allow", "[::1]:1", "--webhook-allow",
+                         "a-b.c9:65535", "--webhook-allow", "[fe80::1]", NULL),
+                   0);
+  assert_int_equal(o.webhook_allow_count, 5);
+  assert_string_equal(fe_options_plugin_value(&o, "webhook-allow", 0),
+                      "127.0.0.1");
+  assert_string_equal(fe_options_plugin_value(&o, "webhook-allow", 1),
+                      "hooks.example.com:8443");
+  assert_string_equal(fe_options_plugin_value(&o, "webhook-allow", 4),
+                      "[fe80::1]");
+  assert_null(fe_options_plugin_value(&o, "webhook-allow", 5));
+  assert_null(fe_options_plugin_value(&o, "data", 0));
+  assert_null(fe_options_plugin_value(&o, "webhook-retry-seconds", 0));
+
+  static const char *const bad[] = {
+      "host:0",      "host:65536", "host:",       "host:http", ":80",
+      "::1",         "::1:80",     "[::1",        "[::1]80",   "[]:80",
+      "[127.0.0.1]", "-a.com",     "a-.com",      "a..com",    "a.com.",
+      "a_b.com",     "1.2.3",      "300.1.1.1",   "a.com/x",   "a.com:80:1",
+      "user@a.com",  "[::1]:0",    "exa mple.com"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(
+        parse(&o, err, sizeof(err), "--webhook-allow", bad[i], NULL), -1);
+    if (strstr(err, "--webhook-allow") == NULL || strchr(err, '\n') != NULL)
+      fail_msg("%s: message '%s' does not name the option", bad[i], err);
+  }
+  expect_error("--webhook-allow", "--webhook-allow", NULL);
+
+  /* A host name at its edges: labels of 63 and names of 253 bytes. */
+  char label[FE_HOST_LABEL_MAX_BYTES + 2];
+  memset(label, 'a', sizeof(label) - 1);
+  label[FE_HOST_LABEL_MAX_BYTES] = '\0';
+  assert_int_equal(fe_hostport_check(label, err, sizeof(err)), 0);
+  label[FE_HOST_LABEL_MAX_BYTES] = 'a';
+  label[FE_HOST_LABEL_MAX_BYTES + 1] = '\0';
+  assert_int_equal(fe_hostport_check(label, err, sizeof(err)), -1);
+  char name[FE_HOST_NAME_MAX_BYTES + 2];
+  for (size_t i = 0; i < sizeof(name) - 1; i++)
+    name[i] = i % 2 ? '.' : 'a';
+  name[FE_HOST_NAME_MAX_BYTES] = '\0'; /* "a.a. ... .a": 253 bytes */
+  assert_int_equal(fe_hostport_check(name, err, sizeof(err)), 0);
+  name[FE_HOST_NAME_MAX_BYTES - 1] = 'a';
+  name[FE_HOST_NAME_MAX_BYTES] = 'a'; /* 254 bytes */
+  name[FE_HOST_NAME_MAX_BYTES + 1] = '\0';
+  assert_int_equal(fe_hostport_check(name, err, sizeof(err)), -1);
+}
+
+static void test_fe_options_webhook_allow_limit(void **state) {
+  char *argv[2 + 2 * (FE_WEBHOOK_ALLOW_MAX + 1)];
+  int argc = 0;
+  argv[argc++] = "contactd";
+  for (int i = 0; i <= FE_WEBHOOK_ALLOW_MAX; i++) {
+    argv[argc++] = "--webhook-allow";
+    argv[argc++] = "127.0.0.1";
+  }
+  fe_options o;
+  char err[256];
+  fe_options_init(&o, "/p");
+  assert_int_equal(fe_options_parse(&o, argc - 2, argv, err, sizeof(err)), 0);
+  assert_int_equal(o.webhook_allow_count, FE_WEBHOOK_ALLOW_MAX);
+  fe_options_init(&o, "/p");
+  assert_int_equal(fe_options_parse(&o, argc, argv, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "--webhook-allow"));
+}
+
+/* --webhook-retry-seconds: FE_WEBHOOK_RETRY_SECONDS_MIN..MAX, kept as
+ * given for the plugin. */
+static void test_fe_options_webhook_retry_seconds(void **state) {
+  fe_options o;
+  char err[256] = "";
+  char max[32], above[32];
+  snprintf(max, sizeof max, "%d", FE_WEBHOOK_RETRY_SECONDS_MAX);
+  snprintf(above, sizeof above, "%d", FE_WEBHOOK_RETRY_SECONDS_MAX + 1);
+  assert_int_equal(
+      parse(&o, err, sizeof(err), "--webhook-retry-seconds", "1", NULL), 0);
+  assert_string_equal(fe_options_plugin_value(&o, "webhook-retry-seconds", 0),
+                      "1");
+  assert_null(fe_options_plugin_value(&o, "webhook-retry-seconds", 1));
+  assert_int_equal(
+      parse(&o, err, sizeof(err), "--webhook-retry-seconds", max, NULL), 0);
+  assert_string_equal(fe_options_plugin_value(&o, "webhook-retry-seconds", 0),
+                      max);
+  expect_error("--webhook-retry-seconds", "--webhook-retry-seconds", "0", NULL);
+  expect_error("--webhook-retry-seconds", "--webhook-retry-seconds", above,
+               NULL);
+  expect_error("--webhook-retry-seconds", "--webhook-retry-seconds", "3d",
+               NULL);
+}
+
 static void test_fe_options_usage_shows_defaults(void **state) {
-  char buf[4096];
+  char buf[FE_USAGE_MAX_BYTES];
   fe_options_usage(buf, sizeof(buf), "/the/plugins");
   const char *needles[] = {"--listen",        "127.0.0.1:8080",
                            "--data",          "./data",
@@ -211,9 +330,12 @@ static void test_fe_options_usage_shows_defaults(void **state) {
                            "/the/plugins",    "--access-log",
                            "--version",       "--help",
                            "--segment-bytes", "--snapshot-every-bytes",
-                           "--trash-days"};
+                           "--trash-days",    "--changes-days",
+                           "--webhook-allow", "--webhook-retry-seconds"};
   for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
     assert_non_null(strstr(buf, needles[i]));
+  /* The whole text fits its buffer. */
+  assert_true(fe_options_usage(NULL, 0, "/the/plugins") < FE_USAGE_MAX_BYTES);
 }
 
 int main(void) {
@@ -225,6 +347,10 @@ int main(void) {
       cmocka_unit_test(test_fe_options_listen_limit),
       cmocka_unit_test(test_fe_options_segment_and_snapshot_bytes),
       cmocka_unit_test(test_fe_options_trash_days),
+      cmocka_unit_test(test_fe_options_changes_days),
+      cmocka_unit_test(test_fe_options_webhook_allow),
+      cmocka_unit_test(test_fe_options_webhook_allow_limit),
+      cmocka_unit_test(test_fe_options_webhook_retry_seconds),
       cmocka_unit_test(test_fe_options_usage_shows_defaults),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
