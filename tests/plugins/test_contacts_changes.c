@@ -80,6 +80,8 @@ static uint64_t cursor_of(res_t *r) {
   return strtoull(fh_str(r, "next_cursor", NULL), NULL, 10);
 }
 
+#define ALL_TYPES "types=created,updated,deleted,restored,purged"
+
 static void test_changes_parameter_errors(void **state) {
   fh_fixture *fx = *state;
   static const struct {
@@ -106,13 +108,8 @@ static void test_changes_parameter_errors(void **state) {
     fh_free(r);
   }
   /* At the edges: fine. */
-  static const char *const good[] = {"limit=1",
-                                     "limit=1000",
-                                     "wait=0",
-                                     "types=created,updated,deleted,restored,"
-                                     "purged",
-                                     "include=none",
-                                     "cursor=now",
+  static const char *const good[] = {"limit=1", "limit=1000",   "wait=0",
+                                     ALL_TYPES, "include=none", "cursor=now",
                                      "cursor=0"};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     res_t *r = changes(fx, good[i]);
