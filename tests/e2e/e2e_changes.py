@@ -309,9 +309,86 @@ def test_feed_kept_across_restart_and_compaction():
         print("  (contactctl not built: compaction skipped)")
 
 
+def test_sigterm_answers_waiting_readers():
+    """A stopping server answers a long-poll at once instead of holding
+    its stop for the wait."""
+    got = {}
+
+    def wait():
+        c = Conn(timeout=90)
+        try:
+            got["r"] = c.call("GET", "/contacts/changes?cursor=now&wait=60")
+        except Exception as e:  # noqa: BLE001 - reported below
+            got["e"] = e
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    rc = state["server"].stop()
+    took = time.monotonic() - t0
+    t.join(30)
+    check_eq(rc, 0, "exit status")
+    check(took < 15, f"stopping took {took:.1f}s with a reader waiting")
+    check("r" in got, f"the waiting reader got no answer: {got}")
+    check_eq(got["r"][0], 200, "its status")
+    check_eq(got["r"][2]["changes"], [], "its page")
+    state["server"] = Server(args.contactd, data, PLUGINS).start()
+
+
+def test_kill_9_loses_no_acknowledged_change():
+    """Writers run; contactd is killed with SIGKILL; every write answered
+    before is in the feed after a restart, exactly once, in answer order
+    per writer."""
+    stop, acked, errors = threading.Event(), [], []
+
+    def write(n):
+        conn = Conn(timeout=10)
+        i = 0
+        try:
+            while not stop.is_set():
+                i += 1
+                hdrs, js = conn.ok("POST", "/contacts", {
+                    "first_name": "K", "email": f"k{n}-{i}@kill.io"})
+                acked.append((n, int(hdrs["x-change-cursor"]), js["id"]))
+        except Exception:  # noqa: BLE001 - the kill ends it
+            pass
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    state["server"].kill()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    check(len(acked) > 20, f"only {len(acked)} writes before the kill")
+    state["server"] = Server(args.contactd, data, PLUGINS).start()
+    conn = Conn()
+    feed, _ = whole_feed(conn)
+    conn.close()
+    by_cursor = {}
+    for ch in feed:
+        check(ch["cursor"] not in by_cursor, f"cursor {ch['cursor']} twice")
+        by_cursor[ch["cursor"]] = ch
+    for n, cur, cid in acked:
+        ch = by_cursor.get(str(cur))
+        check(ch is not None, f"acknowledged write {cur} of writer {n} lost")
+        check_eq((ch["type"], ch["id"]), ("created", cid), f"change {cur}")
+    cursors = [int(c["cursor"]) for c in feed]
+    check_eq(cursors, sorted(cursors), "the feed in commit order")
+    print(f"  {len(acked)} acknowledged creates, all in the feed once")
+    errors.clear()
+
+
 tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-# Order matters only for the last: it restarts the server.
-tests.sort(key=lambda t: t[0] == "test_feed_kept_across_restart_and_compaction")
+# The ones that stop the server run last, the compaction last of all.
+LAST = ("test_sigterm_answers_waiting_readers",
+        "test_kill_9_loses_no_acknowledged_change",
+        "test_feed_kept_across_restart_and_compaction")
+tests.sort(key=lambda t: LAST.index(t[0]) + 1 if t[0] in LAST else 0)
 rc = run_tests(tests, args)
 state["server"].stop()
 work.cleanup()
