@@ -125,12 +125,12 @@
 #define CS_CHANGES_DAYS_DEFAULT 30
 #define CS_CHANGES_DAYS_MAX 3650
 #define CS_CHANGES_MS_DEFAULT (CS_CHANGES_DAYS_DEFAULT * CS_DAY_MS)
-/* GET /contacts/changes: a page holds 1..CS_CHANGES_LIMIT_MAX changes
- * (CS_CHANGES_LIMIT_DEFAULT when not said), and a long-poll waits at most
- * CS_CHANGES_WAIT_MAX_S seconds. */
-#define CS_CHANGES_LIMIT_DEFAULT 100
-#define CS_CHANGES_LIMIT_MAX 1000
+/* GET /contacts/changes: a page holds 1..CS_PAGE_LIMIT_MAX changes, as
+ * a search's, and a long-poll waits at most CS_CHANGES_WAIT_MAX_S seconds;
+ * at most CS_CHANGES_WAITERS_MAX readers wait at once (one more is
+ * answered at once, as with wait=0). */
 #define CS_CHANGES_WAIT_MAX_S 60
+#define CS_CHANGES_WAITERS_MAX 10000
 /* Commit watchers (cs_watch_add): the long-poll thread and the webhook
  * deliverer, with room. */
 #define CS_WATCHERS_MAX 8

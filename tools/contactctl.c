@@ -59,13 +59,15 @@ const char *prog = "contactctl";
 
 static const char *const usage_text[][2] = {
     {"compact",
-     "compact [--salvage] [--trash-days N]\n"
+     "compact [--salvage] [--trash-days N] [--changes-days N]\n"
      "  Rewrites the live contacts into new segments, writes a fresh\n"
      "  snapshot, switches the manifest atomically and removes the old\n"
      "  files; prints the sizes before and after. Deleted contacts stay\n"
      "  while inside the trash window (--trash-days, as the server's: 1 to\n"
      "  3650, default 30) and leave the disk after it; purged ones leave\n"
-     "  it now. --salvage rewrites a damaged store, skipping records that\n"
+     "  it now. The change feed's entries younger than --changes-days (as\n"
+     "  the server's: 1 to 3650, default 30) are carried over, older ones\n"
+     "  dropped. --salvage rewrites a damaged store, skipping records that\n"
      "  fail their checksum and reporting each damaged range (file and\n"
      "  offset).\n"},
     {"dump",
@@ -650,9 +652,11 @@ static int cmd_verify(const char *dir, int argc, char **argv) {
 static int cmd_compact(const char *dir, int argc, char **argv) {
   bool salvage = false;
   uint64_t trash_days = CS_TRASH_DAYS_DEFAULT;
+  uint64_t changes_days = CS_CHANGES_DAYS_DEFAULT;
   static const struct option opts[] = {
       {"salvage", no_argument, 0, 's'},
       {"trash-days", required_argument, 0, 't'},
+      {"changes-days", required_argument, 0, 'c'},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   optind = 1;
@@ -667,6 +671,12 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
                            &trash_days))
         return bad_usage("compact", "--trash-days %s: expected 1 to %d days",
                          optarg, CS_TRASH_DAYS_MAX);
+      break;
+    case 'c':
+      if (cs_decimal_parse(optarg, strlen(optarg), 1, CS_CHANGES_DAYS_MAX,
+                           &changes_days))
+        return bad_usage("compact", "--changes-days %s: expected 1 to %d days",
+                         optarg, CS_CHANGES_DAYS_MAX);
       break;
     case 'h':
       return usage(stdout, "compact"), EXIT_OK;
@@ -684,6 +694,7 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
   progress_begin(&pg, "compact", "contacts");
   cs_compact_opts o = {.salvage = salvage,
                        .trash_ms = (int64_t)trash_days * CS_DAY_MS,
+                       .changes_ms = (int64_t)changes_days * CS_DAY_MS,
                        .progress = progress_show,
                        .progress_ctx = &pg};
   cs_compact_result res;
@@ -695,11 +706,12 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
   human_bytes(res.bytes_before, before);
   human_bytes(res.bytes_after, after);
   printf("compacted %s: %" PRIu64 " contacts, %" PRIu64
-         " in the trash, %" PRIu64
-         " idempotency keys kept; %u segments, %" PRIu64
+         " in the trash, %" PRIu64 " idempotency keys, %" PRIu64
+         " changes kept; %u segments, %" PRIu64
          " bytes (%s) before; %u segments, %" PRIu64 " bytes (%s) after\n",
-         dir, res.contacts, res.trashed, res.idem_keys, res.segments_before,
-         res.bytes_before, before, res.segments_after, res.bytes_after, after);
+         dir, res.contacts, res.trashed, res.idem_keys, res.changes,
+         res.segments_before, res.bytes_before, before, res.segments_after,
+         res.bytes_after, after);
   if (salvage)
     printf("salvage skipped %" PRIu64 " damaged ranges, %" PRIu64
            " bytes (each reported above)\n",

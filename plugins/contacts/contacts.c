@@ -14,6 +14,8 @@
  *   POST   /contacts/query          free text, conditions, typo tolerance,
  *                                   sort, projection and facets (a read)
  *   GET    /contacts/trash          the deleted contacts, newest first
+ *   GET    /contacts/changes        the change feed, in commit order
+ *                                   (wait=: a long-poll)
  *   GET    /contacts/{id}           one contact, with its etag (fields=
  *                                   on it and on search: a projection)
  *   PATCH  /contacts/{id}           edit with the fields object as the body
@@ -48,9 +50,15 @@ static int ct_create_state(const cd_host *host, cs_store *store,
   }
   st->host = host;
   st->store = store;
+  st->feed = NULL;
   if (ct_searchby_names(st->searchby_list, sizeof st->searchby_list) >=
       sizeof st->searchby_list) {
     snprintf(errbuf, errlen, "contacts: the searchby list outgrew its room");
+    free(st);
+    return -1;
+  }
+  if (ct_feed_start(st, errbuf, errlen)) {
+    ct_feed_free(st);
     free(st);
     return -1;
   }
@@ -59,7 +67,16 @@ static int ct_create_state(const cd_host *host, cs_store *store,
 }
 
 static void ct_destroy_state(void *state) {
+  ct_feed_free(state);
   free(state);
+}
+
+static void ct_drain(void *state) {
+  ct_feed_drain(state);
+}
+
+static size_t ct_metrics(void *state, char **out) {
+  return ct_feed_metrics(state, out);
 }
 
 #define CT_READ CD_ROUTE_AUTH
@@ -73,6 +90,7 @@ static const cd_route ct_routes[] = {
     {"GET", "/contacts", CT_READ, ct_handle_search},
     {"POST", "/contacts/query", CT_READ, ct_handle_query},
     {"GET", "/contacts/trash", CT_READ, ct_handle_trash},
+    {"GET", "/contacts/changes", CT_READ, ct_handle_changes},
     {"GET", "/contacts/{id}", CT_READ, ct_handle_get},
     {"POST", "/contacts/{id}/restore", CT_WRITE, ct_handle_restore},
     {"PATCH", "/contacts/{id}", CT_WRITE, ct_handle_patch},
@@ -87,4 +105,6 @@ __attribute__((visibility("default"))) const cd_plugin contactd_plugin = {
     .destroy = ct_destroy_state,
     .routes = ct_routes,
     .route_count = sizeof ct_routes / sizeof ct_routes[0],
+    .drain = ct_drain,
+    .metrics = ct_metrics,
 };

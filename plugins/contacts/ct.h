@@ -8,6 +8,7 @@
  *   ct_write.c  the single writes: create, edit, delete, upsert, restore
  *   ct_batch.c  the batch create and the batch upsert
  *   ct_read.c   get one, search, the trash, the query
+ *   ct_changes.c the change feed and its long-poll
  *   codec/      the contact's JSON codec (ct_codec.h, its manual): bodies
  *               read into contacts and patches, values checked, answers
  *               written; a library of its own, shared with contactctl
@@ -26,10 +27,14 @@
  * (ct_searchby_names): every field name and its separator, with margin. */
 #define CT_SEARCHBY_LIST_BYTES 256
 
-/* The plugin's state, made once at start and only read after. */
+typedef struct ct_feed ct_feed;
+
+/* The plugin's state, made once at start and only read after (the
+ * long-poll waiters have a lock of their own, in feed). */
 typedef struct ct_state {
   const cd_host *host;
   cs_store *store;
+  ct_feed *feed;
   /* What searchby may be, from the engine's field table, for its error. */
   char searchby_list[CT_SEARCHBY_LIST_BYTES];
 } ct_state;
@@ -62,6 +67,10 @@ void ct_send_rc(const ct_state *st, cd_response *res, const char *op, int rc,
 /* The code to answer a write the store accepted and then could not commit
  * with (the failed store's, unless rc already answers that way). */
 int ct_commit_rc(const ct_state *st, int rc);
+/* Adds x-change-cursor: the feed's position seq just after a write, or
+ * (seq 0) the feed's end now, for a write that changed nothing. */
+void ct_change_cursor_header(const ct_state *st, cd_response *res,
+                             cs_store *store, uint64_t seq);
 /* The {id} path parameter as an id; false when it cannot be one. */
 bool ct_path_id(const cd_request *req, uint64_t *id);
 /* The store a request goes to. */
@@ -152,6 +161,18 @@ int ct_handle_get(void *state, const cd_request *req, cd_response *res);
 int ct_handle_search(void *state, const cd_request *req, cd_response *res);
 int ct_handle_trash(void *state, const cd_request *req, cd_response *res);
 int ct_handle_query(void *state, const cd_request *req, cd_response *res);
+/* ct_changes.c: GET /contacts/changes, and its long-poll waiters with
+ * their thread (woken by the store's commit watcher). */
+int ct_handle_changes(void *state, const cd_request *req, cd_response *res);
+/* Starts the waiters' thread and watcher. 0, or -1 with errbuf. */
+int ct_feed_start(ct_state *st, char *errbuf, size_t errlen);
+/* Answers every waiter now, stops the thread and the watcher; later
+ * requests are answered without waiting. Idempotent. */
+void ct_feed_drain(ct_state *st);
+/* Drains, then frees. */
+void ct_feed_free(ct_state *st);
+/* The feed's metrics (Prometheus text) appended to *out. */
+size_t ct_feed_metrics(ct_state *st, char **out);
 
 /* ------------------------------------------- rendering (ct_write.c) */
 

@@ -13,12 +13,13 @@ const char ct_json_type[] = "application/json";
 const char ct_text_type[] = "text/plain; charset=utf-8";
 
 void ct_send_err(const ct_state *st, cd_response *res, const ct_err *e) {
-  if (!e->version) {
+  if (!e->version && !e->has_oldest) {
     st->host->error(res, e->status, e->code, e->msg,
                     e->field[0] ? e->field : NULL, e->id);
     return;
   }
-  /* The host's error object has no "etag": the codec writes this one. */
+  /* The host's error object has no "etag" and no "oldest_cursor": the
+   * codec writes this one. */
   yajl_gen g = ct_gen_new();
   const unsigned char *buf;
   size_t len;
@@ -111,4 +112,11 @@ bool ct_path_id(const cd_request *req, uint64_t *id) {
 
 cs_store *ct_store(const ct_state *st, const cd_request *req) {
   return req->store ? req->store : st->store;
+}
+
+void ct_change_cursor_header(const ct_state *st, cd_response *res,
+                             cs_store *store, uint64_t seq) {
+  char cursor[CT_CHANGE_CURSOR_CHARS + 1];
+  ct_change_cursor_format(seq ? seq : cs_changes_end(store), cursor);
+  st->host->header(res, "x-change-cursor", cursor);
 }

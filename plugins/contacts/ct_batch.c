@@ -100,6 +100,13 @@ static void ct_batch_answer(ct_batch *bt) {
                    &it->err);
     failed = true;
   }
+  /* The feed's position after the batch's last write (or its end, when
+   * the batch wrote nothing). */
+  uint64_t seq = 0;
+  for (size_t i = 0; i < bt->count; i++)
+    if (!bt->items[i].err.status && bt->items[i].out.seq > seq)
+      seq = bt->items[i].out.seq;
+  ct_change_cursor_header(st, bt->res, bt->safe.store, seq);
   if (bt->keeping && bt->kept_rc == 0 && !failed) {
     cs_answer a = {200, CS_ANSWER_JSON, {bt->kept, bt->kept_len}};
     ct_send_answer(st, bt->res, &a, false);

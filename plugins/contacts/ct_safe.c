@@ -232,6 +232,8 @@ int ct_safe_begin(const ct_state *st, const cd_request *req, cd_response *res,
   int rc = cs_idem_begin(sf->store, sf->account, sf->key, sf->key_len, fp,
                          &replay, &err);
   if (rc == CS_IDEM_REPLAY) {
+    /* The write is long committed: the feed's end is past it. */
+    ct_change_cursor_header(st, res, sf->store, 0);
     ct_send_answer(st, res, &replay, true);
     free((void *)replay.body.ptr);
     return -1;

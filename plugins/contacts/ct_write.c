@@ -125,6 +125,8 @@ static void ct_write_send(ct_write *w) {
     ct_etag_format(w->out.version, etag);
     w->st->host->header(w->res, "etag", etag);
   }
+  if (w->answer.status == 200)
+    ct_change_cursor_header(w->st, w->res, w->safe.store, w->out.seq);
   ct_send_answer(w->st, w->res, &w->answer, false);
 }
 
@@ -168,6 +170,7 @@ static void ct_write_refused(ct_write *w, const cs_write *cw, int rc,
   if (cw->kind == CS_WRITE_RESTORE) e.version = 0;
   if (m->retry_after)
     w->st->host->header(w->res, "retry-after", m->retry_after);
+  ct_change_cursor_header(w->st, w->res, w->safe.store, 0);
   ct_send_err(w->st, w->res, &e);
 }
 

@@ -148,6 +148,7 @@ static void test_contacts_routes_and_flags(void **state) {
       {"GET", "/contacts", CD_ROUTE_AUTH},
       {"POST", "/contacts/query", CD_ROUTE_AUTH},
       {"GET", "/contacts/trash", CD_ROUTE_AUTH},
+      {"GET", "/contacts/changes", CD_ROUTE_AUTH},
       {"GET", "/contacts/{id}", CD_ROUTE_AUTH},
       {"POST", "/contacts/{id}/restore", CD_ROUTE_AUTH | CD_ROUTE_WRITE},
       {"PATCH", "/contacts/{id}", CD_ROUTE_AUTH | CD_ROUTE_WRITE},

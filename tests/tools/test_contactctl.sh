@@ -310,8 +310,14 @@ for fx in store-v1 store-v1-nosnap; do
   grep -q -- "--trash-days 0: expected 1 to 3650 days" "$T/err" || fail "compact --trash-days 0: $(cat "$T/err")"
   expect 2 "$CTL" --data "$T/fx" compact --trash-days 3651
   expect 2 "$CTL" --data "$T/fx" compact --trash-days 7x
-  expect 0 "$CTL" --data "$T/fx" compact --trash-days 3650
+  # and its change feed window too (the store's log is its feed: a store
+  # written before the feed shows its 15 records as changes)
+  expect 2 "$CTL" --data "$T/fx" compact --changes-days 0
+  grep -q -- "--changes-days 0: expected 1 to 3650 days" "$T/err" || fail "compact --changes-days 0: $(cat "$T/err")"
+  expect 2 "$CTL" --data "$T/fx" compact --changes-days 3651
+  expect 0 "$CTL" --data "$T/fx" compact --trash-days 3650 --changes-days 3650
   grep -q "12 contacts, 0 in the trash" "$T/out" || fail "compact summary: $(cat "$T/out")"
+  grep -q "15 changes kept" "$T/out" || fail "compact kept not every change: $(cat "$T/out")"
   expect 0 "$CTL" --data "$T/fx" verify
   expect 0 "$CTL" --data "$T/fx" dump --output "$T/$fx.compacted.jsonl"
   cmp -s "$T/$fx.jsonl" "$T/$fx.compacted.jsonl" || { fail "$fx: compaction changed the dump"; diff "$T/$fx.jsonl" "$T/$fx.compacted.jsonl"; }

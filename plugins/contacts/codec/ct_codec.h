@@ -75,6 +75,10 @@ typedef struct ct_err {
   /* precondition_failed: the contact's current version, written as the
    * error object's "etag"; 0: none (the contact is not live). */
   uint64_t version;
+  /* cursor_expired: the oldest cursor still valid, written as the error
+   * object's "oldest_cursor" when has_oldest. */
+  bool has_oldest;
+  uint64_t oldest;
 } ct_err;
 
 /* Fills *e (printf-style message) and returns -1, so callers can write

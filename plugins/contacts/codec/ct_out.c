@@ -137,6 +137,12 @@ void ct_gen_error(yajl_gen g, const ct_err *e) {
     ct_gen_key(g, "etag");
     ct_gen_key(g, etag);
   }
+  if (e->has_oldest) {
+    char cursor[CT_CHANGE_CURSOR_CHARS + 1];
+    ct_change_cursor_format(e->oldest, cursor);
+    ct_gen_key(g, "oldest_cursor");
+    ct_gen_key(g, cursor);
+  }
   yajl_gen_map_close(g);
   yajl_gen_map_close(g);
 }

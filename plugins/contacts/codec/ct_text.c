@@ -28,6 +28,8 @@ int ct_fail(ct_err *e, int status, const char *code, const char *field,
   e->code = code;
   e->id = 0;
   e->version = 0;
+  e->has_oldest = false;
+  e->oldest = 0;
   e->field[0] = '\0';
   if (field) {
     if (flen > CT_ECHO_MAX_BYTES) {
