@@ -10,11 +10,13 @@ read-only keys (GET yes, the rest 403 read_only_key), another account (sees
 nothing, 404 for every id), bodies refused (a URL outside --webhook-allow:
 400 invalid_field "url"); every change of a series of writes (create,
 edit, delete, restore, purge) delivered in feed order with its entry as
-body, the last one of each contact carrying the contact as it ends up;
+body, exactly the changes GET /contacts/changes gives, the last one of each
+contact carrying the contact as it ends up;
 a types filter; a receiver answering 500 for a while, then 200 (retried,
 delivered in order); a receiver that is down and comes back (retried);
 kill -9 of contactd while deliveries are in flight, then a restart on
-the same data directory (every change delivered at least once); a
+the same data directory (every change of the pull feed delivered at least
+once); a
 graceful restart (webhooks and positions kept, nothing sent twice);
 --webhook-retry-seconds 2 with a dead receiver (disabled), then enable
 (resumes where it stopped, in order); delete (nothing more sent); GET
@@ -269,6 +271,29 @@ def create_contact(i, srv=None, tag="c"):
     return r.json()["id"]
 
 
+def feed_now(srv=None):
+    """The change feed's end now: a cursor to read what comes after."""
+    r = raw("GET", "/contacts/changes?cursor=now&limit=1", srv=srv)
+    check_eq(r.status, 200, f"GET /contacts/changes {r.body[:200]!r}")
+    return r.json()["next_cursor"]
+
+
+def feed_after(cursor, srv=None, types=None):
+    """Every change of the account after cursor, from the pull feed."""
+    out = []
+    while True:
+        q = f"/contacts/changes?cursor={cursor}&limit=1000&include=none"
+        if types:
+            q += "&types=" + ",".join(types)
+        r = raw("GET", q, srv=srv)
+        check_eq(r.status, 200, f"GET {q} {r.body[:200]!r}")
+        page = r.json()
+        out += page["changes"]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            return out
+
+
 def check_sanitizers(srv):
     """A sanitizer build's server reports nothing."""
     bad = [line for line in srv.lines
@@ -360,6 +385,7 @@ def expect_entry(entry, typ, cid, version, fields):
 
 
 def test_every_change_in_feed_order():
+    start = feed_now()
     rx = Receiver()
     hid, secret = create_hook(rx.url)
     rx.secret = secret
@@ -389,6 +415,11 @@ def test_every_change_in_feed_order():
     check_eq(cursors, sorted(set(cursors)), "feed order, each once")
     for (wid, entry), (typ, cid, version, fields) in zip(got, want):
         expect_entry(entry, typ, cid, version, fields)
+    # Exactly the pull feed's changes, member for member but the contact
+    # (which each gives as it was when it was read).
+    feed = feed_after(start)
+    check_eq([{k: v for k, v in e.items() if k != "contact"} for _, e in got],
+             feed, "the deliveries are the feed")
     # The last change of each contact carries it as it ends up.
     last = {}
     for _, entry in got:
@@ -405,6 +436,10 @@ def test_every_change_in_feed_order():
              [("deleted", c2), ("purged", c3)], "types filter")
     check_eq([w for w, _ in dgot], [str(cursors[4]), str(cursors[6])],
              "the same cursors as the unfiltered webhook")
+    check_eq([w for w, _ in dgot],
+             [e["cursor"] for e in feed_after(start, types=["deleted",
+                                                            "purged"])],
+             "the filtered deliveries are the filtered feed")
     rx.check_clean()
     rx_del.check_clean()
     h = hook(hid)
@@ -507,6 +542,7 @@ def test_graceful_restart_keeps_webhooks_and_positions():
 def test_kill9_mid_delivery_loses_nothing():
     d = work.sub("data-kill")
     srv = Server(args.contactd, d, PLUGINS, args=ALLOW).start()
+    start = feed_now(srv)
     # A slow receiver keeps deliveries in flight when the kill comes.
     rx = Receiver(delay=0.05)
     hid, secret = create_hook(rx.url, srv=srv)
@@ -545,6 +581,10 @@ def test_kill9_mid_delivery_loses_nothing():
         cursors = [int(w) for w, _ in part]
         check_eq(cursors, sorted(cursors), "feed order within a run")
     check_eq({e["id"] for _, e in got}, set(ids), "exactly these contacts")
+    # Every change of the pull feed, at least once, and nothing else.
+    feed = [e["cursor"] for e in feed_after(start, srv=srv)]
+    check_eq(len(feed), len(ids), "the feed holds the creates")
+    check_eq({w for w, _ in got}, set(feed), "every change of the feed")
     rx.check_clean()
     h = hook(hid, srv=srv)
     check(h is not None and h["state"] == "active", f"after the restart: {h}")
