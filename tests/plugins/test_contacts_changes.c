@@ -109,8 +109,8 @@ static void test_changes_parameter_errors(void **state) {
   static const char *const good[] = {"limit=1",
                                      "limit=1000",
                                      "wait=0",
-                                     "types=created,updated,deleted,restored,"
-                                     "purged",
+                                     ("types=created,updated,deleted,"
+                                      "restored,purged"),
                                      "include=none",
                                      "cursor=now",
                                      "cursor=0"};
