@@ -1521,8 +1521,9 @@ static int bf_measure_creates(bf_run *run, bf_attach *list, int n) {
   if (bf_connect(&ctl, run->port)) return BF_FAIL;
   int status = BF_OK;
   for (int r = 0; r < o->create_rounds && status != BF_FAIL; r++) {
-    /* Forward in even rounds, backward in odd ones, so that a drift of the
-     * machine or the store's growth falls on every attachment alike. */
+    /* Forward in the first round, backward in the second, and so on, so
+     * that a drift of the machine or the store's growth falls on every
+     * attachment alike. */
     for (int j = 0; j < n && status != BF_FAIL; j++) {
       bf_attach *a = &list[r % 2 == 0 ? j : n - 1 - j];
       uint64_t created = 0, polls = 0;
@@ -1927,10 +1928,11 @@ static void bf_report(const bf_run *run, const bf_env *env,
            "before the writer had its 200).\n",
            poll->rounds, BF_POLL_WARMUP, o->park_ms, poll->wake_min_ms);
   if (attach_count > 0) {
-    printf("- creates: %d rounds of %.0f s, attachments in turn (backward in "
-           "odd rounds); ratio: median of each round's rate over the same "
-           "round's \"nothing attached\". Per round:",
-           o->create_rounds, o->seconds);
+    printf(
+        "- creates: %d rounds of %.0f s, attachments in turn (backward in "
+        "every second round); ratio: median of each round's rate over the same "
+        "round's \"nothing attached\". Per round:",
+        o->create_rounds, o->seconds);
     for (int k = 0; k < attach_count; k++) {
       printf(" %s", list[k].name);
       for (int r = 0; r < o->create_rounds; r++)
