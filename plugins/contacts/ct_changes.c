@@ -140,10 +140,12 @@ static int ct_changes_params(const cd_request *req, cs_store *store,
 
 /* ------------------------------------------------------------- answering */
 
-/* Sends the page of the n changes in v. */
+/* Sends the page of the changes in v. With keep, the generator holding
+ * the page is left in *keep for the caller to send again and free. */
 static void ct_changes_send(const ct_state *st, cd_response *res,
                             cs_store *store, const ct_changes_q *q,
-                            const cs_change *v, const cs_changes *got) {
+                            const cs_change *v, const cs_changes *got,
+                            yajl_gen *keep) {
   yajl_gen g = ct_gen_new();
   if (!g) return ct_send_oom(st, res);
   yajl_gen_map_open(g);
@@ -173,6 +175,13 @@ static void ct_changes_send(const ct_state *st, cd_response *res,
   ct_gen_str(g, "has_more", 8);
   yajl_gen_bool(g, got->more);
   yajl_gen_map_close(g);
+  const unsigned char *buf;
+  size_t len;
+  if (keep && yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+    st->host->respond(res, 200, ct_json_type, (const char *)buf, len);
+    *keep = g;
+    return;
+  }
   ct_send_gen(st, res, g);
 }
 
@@ -180,11 +189,12 @@ static void ct_changes_send(const ct_state *st, cd_response *res,
  * Reads q's page. It is answered (true) when it holds changes, when it
  * fails, or when hold is false; otherwise (false) nothing is sent, q->after
  * moves past the changes of other types read on the way, and *end is the
- * feed's end the read saw.
+ * feed's end the read saw. With keep, a page of changes sent is left there
+ * (ct_changes_send).
  */
 static bool ct_changes_try(const ct_state *st, cd_response *res,
                            cs_store *store, ct_changes_q *q, bool hold,
-                           uint64_t *end) {
+                           uint64_t *end, yajl_gen *keep) {
   cs_change *v = malloc((size_t)q->limit * sizeof *v);
   if (!v) return ct_send_oom(st, res), true;
   cs_changes got;
@@ -209,7 +219,7 @@ static bool ct_changes_try(const ct_state *st, cd_response *res,
   } else if (rc) {
     ct_send_rc(st, res, "changes", rc, &err);
   } else if (got.count || !hold) {
-    ct_changes_send(st, res, store, q, v, &got);
+    ct_changes_send(st, res, store, q, v, &got, got.count ? keep : NULL);
   } else {
     q->after = got.next;
     *end = got.next;
@@ -237,17 +247,64 @@ static void ct_feed_kick(void *ctx, uint64_t end) {
   pthread_mutex_unlock(&f->mu);
 }
 
+/*
+ * The pages one pass of the feed thread rendered: waiters asking the same
+ * (followers of one account that were all at its end when a commit came)
+ * get the same page, rendered once. A page is the feed as it was a moment
+ * before in the same pass, and its next_cursor says where it ends, so
+ * nothing is skipped by taking it.
+ */
+typedef struct ct_shared {
+  cs_store *store;
+  ct_changes_q q; /* as asked, before the read */
+  yajl_gen page;
+} ct_shared;
+#define CT_SHARED_MAX 16
+
+typedef struct ct_pass {
+  ct_shared v[CT_SHARED_MAX];
+  int n;
+} ct_pass;
+
+static bool ct_same_q(const ct_changes_q *a, const ct_changes_q *b) {
+  return a->account == b->account && a->after == b->after &&
+         a->types == b->types && a->limit == b->limit &&
+         a->with_contact == b->with_contact;
+}
+
+static void ct_pass_free(ct_pass *p) {
+  for (int i = 0; i < p->n; i++)
+    yajl_gen_free(p->v[i].page);
+  p->n = 0;
+}
+
 /* Answers w if its time is up or the feed moved past what it saw; true
- * when it was answered (and freed). */
+ * when it was answered (and freed). pass may be NULL (nothing shared). */
 static bool ct_waiter_step(const ct_state *st, ct_waiter *w,
-                           const struct timespec *now, bool final) {
+                           const struct timespec *now, bool final,
+                           ct_pass *pass) {
   bool due = final || !ts_before(now, &w->deadline);
   uint64_t end = w->seen_end;
   if (!due && cs_changes_end(w->store) <= w->seen_end) return false;
-  if (!ct_changes_try(st, w->res, w->store, &w->q, !due, &end)) {
+  for (int i = 0; pass && i < pass->n; i++) {
+    const unsigned char *buf;
+    size_t len;
+    if (pass->v[i].store != w->store || !ct_same_q(&pass->v[i].q, &w->q) ||
+        yajl_gen_get_buf(pass->v[i].page, &buf, &len) != yajl_gen_status_ok)
+      continue;
+    st->host->respond(w->res, 200, ct_json_type, (const char *)buf, len);
+    free(w);
+    return true;
+  }
+  ct_changes_q asked = w->q;
+  yajl_gen page = NULL;
+  bool share = pass && pass->n < CT_SHARED_MAX;
+  if (!ct_changes_try(st, w->res, w->store, &w->q, !due, &end,
+                      share ? &page : NULL)) {
     w->seen_end = end;
     return false;
   }
+  if (page) pass->v[pass->n++] = (ct_shared){w->store, asked, page};
   free(w);
   return true;
 }
@@ -275,16 +332,18 @@ static void *ct_feed_main(void *arg) {
     f->waiters = NULL;
     pthread_mutex_unlock(&f->mu);
     uint32_t answered = 0;
+    ct_pass pass = {.n = 0};
     while (list) {
       ct_waiter *w = list;
       list = w->next;
-      if (ct_waiter_step(st, w, &now, false)) {
+      if (ct_waiter_step(st, w, &now, false, &pass)) {
         answered++;
       } else {
         w->next = keep;
         keep = w;
       }
     }
+    ct_pass_free(&pass);
     pthread_mutex_lock(&f->mu);
     f->waiting -= answered;
     while (keep) {
@@ -334,9 +393,10 @@ int ct_handle_changes(void *state, const cd_request *req, cd_response *res) {
   if (ct_changes_params(req, store, &q, &wait_s, &e))
     return ct_send_err(st, res, &e), CD_DONE;
   uint64_t end = 0;
-  if (ct_changes_try(st, res, store, &q, wait_s > 0, &end)) return CD_DONE;
+  if (ct_changes_try(st, res, store, &q, wait_s > 0, &end, NULL))
+    return CD_DONE;
   if (ct_wait(st, req, res, store, &q, end, wait_s)) return CD_ASYNC;
-  ct_changes_try(st, res, store, &q, false, &end);
+  ct_changes_try(st, res, store, &q, false, &end, NULL);
   return CD_DONE;
 }
 
@@ -389,7 +449,7 @@ void ct_feed_drain(ct_state *st) {
   while (f->waiters) {
     ct_waiter *w = f->waiters;
     f->waiters = w->next;
-    ct_waiter_step(st, w, &now, true);
+    ct_waiter_step(st, w, &now, true, NULL);
     f->waiting--;
   }
 }

@@ -346,6 +346,46 @@ static void test_changes_waiters_counted_and_drained(void **state) {
   free(text);
 }
 
+/* Followers of one account waiting at the same cursor get the page one
+ * commit made, each whole (the feed thread renders it once for them). */
+static void test_changes_waiters_at_one_cursor_share_a_page(void **state) {
+  fh_fixture *fx = *state;
+  enum { N = 4 };
+  char *q =
+      fmt("cursor=%llu&wait=20", (unsigned long long)cs_changes_end(fx->store));
+  later w[N];
+  pthread_t t[N];
+  for (int i = 0; i < N; i++) {
+    w[i] = (later){fx, 0, q, NULL};
+    pthread_create(&t[i], NULL, later_main, &w[i]);
+  }
+  char *text = NULL;
+  for (int i = 0; i < 500; i++) { /* until all of them wait */
+    free(text);
+    text = NULL;
+    contactd_plugin.metrics(fx->state, &text);
+    if (strstr(text, "contactd_feed_readers_waiting 4\n")) break;
+    usleep(10000);
+  }
+  assert_non_null(strstr(text, "contactd_feed_readers_waiting 4\n"));
+  free(text);
+  fh_free(fh_call(fx, "POST", "/contacts/batch", NULL,
+                  "{\"contacts\":[{\"first_name\":\"S\",\"email\":"
+                  "\"s1@x.io\"},{\"first_name\":\"T\",\"email\":"
+                  "\"s2@x.io\"}]}"));
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(w[i].r->status, 200);
+    yajl_val v = list_of(w[i].r);
+    assert_true(v->u.array.len >= 1 && v->u.array.len <= 2);
+    assert_string_equal(YAJL_GET_STRING(member(v->u.array.values[0], "type")),
+                        "created");
+  }
+  for (int i = 0; i < N; i++)
+    fh_free(w[i].r);
+  free(q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_changes_parameter_errors, setup,
@@ -355,6 +395,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_changes_expired_cursor_is_410, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_changes_long_poll, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_changes_waiters_at_one_cursor_share_a_page, setup, teardown),
       cmocka_unit_test_setup_teardown(test_changes_waiters_counted_and_drained,
                                       setup, teardown),
   };
