@@ -35,6 +35,11 @@ typedef struct cs_dirlock cs_dirlock;
 int cs_dir_lock(const char *dir, cs_dirlock **out, cs_error *err);
 void cs_dir_unlock(cs_dirlock *l);
 
+/* Is dir a store's data directory (it holds a manifest)? The read-only
+ * commands ask before they open it, so that a mistyped --data is refused
+ * rather than made into a new, empty store. */
+bool cs_dir_is_store(const char *dir);
+
 /* ------------------------------------------------------------- reporting */
 
 /* Long operations report how far they are: done out of total units. */

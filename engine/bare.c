@@ -9,6 +9,7 @@
 #include "bare.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -67,6 +68,13 @@ int cs_dir_lock(const char *dir, cs_dirlock **out, cs_error *err) {
   }
   *out = l;
   return 0;
+}
+
+bool cs_dir_is_store(const char *dir) {
+  char path[DIR_PATH_BYTES];
+  snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 void cs_dir_unlock(cs_dirlock *l) {

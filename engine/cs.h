@@ -737,7 +737,9 @@ const char *cs_keys_path(const cs_keyring *k);
 int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
                 char key_out[CS_KEY_BYTES + 1], cs_key_info *info_out,
                 cs_error *err);
-/* Revokes the key whose key_id (or whole key) is given; saves. CS_EKEY. */
+/* Revokes the key whose key_id (exactly CS_KEY_ID_BYTES) or whole key
+ * (CS_KEY_BYTES, its hash checked) is given; saves. CS_EKEY for anything
+ * else, or no such key. */
 int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err);
 /* Number of keys (revoked ones included) and the i-th one's public info. */
 size_t cs_keys_count(const cs_keyring *k);

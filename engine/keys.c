@@ -295,10 +295,19 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
 
 int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
   size_t n = strlen(key_id);
-  if (n > CS_KEY_ID_BYTES) n = CS_KEY_ID_BYTES; /* a whole key names its id */
+  /* A key id exactly, or a whole key (whose hash must be the key's). */
+  uint8_t h[SHA256_DIGEST_LENGTH];
+  bool whole = n == CS_KEY_BYTES;
+  if (whole && !EVP_Digest(key_id, n, h, NULL, k->sha256, NULL))
+    return cs_err(err, CS_EKEY, "cannot hash the key");
+  if (n != CS_KEY_ID_BYTES && !whole)
+    return cs_err(
+        err, CS_EKEY, "%s is neither a key id (%d characters) nor a key (%d)",
+        n > 64 ? "the argument" : key_id, CS_KEY_ID_BYTES, CS_KEY_BYTES);
   for (size_t i = 0; i < k->count; i++) {
     key_entry *e = &k->keys[i];
-    if (n == CS_KEY_ID_BYTES && memcmp(e->info.key_id, key_id, n) == 0) {
+    if (memcmp(e->info.key_id, key_id, CS_KEY_ID_BYTES) == 0 &&
+        (!whole || CRYPTO_memcmp(h, e->hash, sizeof h) == 0)) {
       if (e->info.revoked) return 0;
       e->info.revoked = true;
       int rc = ring_save(k, err);
@@ -306,7 +315,7 @@ int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
       return rc;
     }
   }
-  return cs_err(err, CS_EKEY, "no key with id %.*s", (int)n, key_id);
+  return cs_err(err, CS_EKEY, "no key with id %.*s", CS_KEY_ID_BYTES, key_id);
 }
 
 size_t cs_keys_count(const cs_keyring *k) {

@@ -99,11 +99,13 @@ static const char *const usage_text[][2] = {
      "  age, the id high-water mark.\n"},
     {"keys",
      "keys add --account NAME [--read-only]\n"
-     "keys list\n"
-     "keys revoke KEY_ID\n"
+     "  keys list\n"
+     "  keys revoke KEY_ID\n"
      "  API keys: add creates a key (and the account when new) and prints\n"
      "  it once; list shows key ids, accounts, roles, creation times and\n"
-     "  revocations, never keys; revoke revokes a key by its key id.\n"},
+     "  revocations, never keys; revoke revokes a key by its key id (its\n"
+     "  first 11 characters exactly, as list shows it) or by the whole\n"
+     "  key.\n"},
 };
 
 void usage(FILE *out, const char *cmd) {
@@ -116,10 +118,13 @@ void usage(FILE *out, const char *cmd) {
   }
   fprintf(out,
           "usage: %s [--data DIR] COMMAND [OPTIONS]\n"
+          "       %s --version\n"
           "\n"
           "Administers a contactd data directory (default ./data) while the\n"
-          "server is stopped.\n\ncommands:\n",
-          prog);
+          "server is stopped. --data may stand before or after the command;\n"
+          "compact, dump, verify and stats refuse a directory that is not a\n"
+          "store.\n\ncommands:\n",
+          prog, prog);
   for (size_t i = 0; i < n; i++)
     fprintf(out, "  %s", usage_text[i][1]);
   fprintf(out,
@@ -265,11 +270,10 @@ static int cmd_stats(const char *dir, int argc, char **argv) {
   }
   cs_stats st;
   cs_stats_get(s, &st);
-  char b1[32], b2[32], b3[32], b4[32];
+  char b1[32], b2[32], b3[32];
   human_bytes(st.disk_bytes, b1);
   human_bytes(st.live_bytes, b2);
   human_bytes(st.garbage_bytes, b3);
-  human_bytes(st.index_bytes, b4);
   uint64_t log = st.live_bytes + st.garbage_bytes;
   printf("data directory    %s\n", dir);
   printf("contacts          %" PRIu64 "\n", st.contacts);
@@ -279,7 +283,10 @@ static int cmd_stats(const char *dir, int argc, char **argv) {
   printf("garbage bytes     %" PRIu64 " (%s, %.1f%% of the log)\n",
          st.garbage_bytes, b3,
          log ? 100.0 * (double)st.garbage_bytes / (double)log : 0.0);
-  printf("index memory      %s\n", b4);
+  /* stats opens the store without its indexes (faster, smaller): their
+   * memory is not known here; the server's /metrics has it. */
+  printf("index memory      not loaded (stats reads the log and the snapshot "
+         "without building the indexes; see the server's /metrics)\n");
   printf("next id           %020" PRIu64 "\n", st.next_id);
   printf("highest id given  %020" PRIu64 "\n", st.next_id - 1);
   if (st.snapshot_time_ms) {
@@ -721,35 +728,110 @@ static int cmd_compact(const char *dir, int argc, char **argv) {
 
 /* ------------------------------------------------------------------- main */
 
+/* The commands, for dispatch and for "did you mean". */
+typedef struct ctl_cmd {
+  const char *name;
+  int (*run)(const char *dir, int argc, char **argv);
+  bool needs_store; /* refuses a directory that is not a store */
+} ctl_cmd;
+
+static const ctl_cmd commands[] = {
+    {"compact", cmd_compact, true}, {"dump", cmd_dump, true},
+    {"load", cmd_load, false},      {"verify", cmd_verify, true},
+    {"stats", cmd_stats, true},     {"keys", cmd_keys, false},
+};
+
+/* Edit distance of two short words (insertions, deletions, substitutions),
+ * for suggesting a command; words past 31 bytes count as far apart. */
+static size_t word_distance(const char *a, const char *b) {
+  size_t n = strlen(a), m = strlen(b);
+  if (n > 31 || m > 31) return SIZE_MAX;
+  size_t row[32];
+  for (size_t j = 0; j <= m; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= n; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= m; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[m];
+}
+
+static int unknown_command(const char *cmd) {
+  const char *near = NULL;
+  size_t best = 3; /* suggest at most two edits away */
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    size_t d = word_distance(cmd, commands[i].name);
+    if (d < best) best = d, near = commands[i].name;
+  }
+  if (near)
+    return bad_usage(NULL, "unknown command %s; did you mean %s?", cmd, near);
+  return bad_usage(NULL, "unknown command %s", cmd);
+}
+
+/* The global options (--data DIR, --data=DIR) may stand anywhere: they are
+ * taken out of argv here, which keeps the rest in order. Returns 0, or an
+ * exit status for a --data without its value. */
+static int take_global_options(int *argc, char **argv, const char **dir) {
+  int out = 1;
+  for (int i = 1; i < *argc; i++) {
+    if (strcmp(argv[i], "--data") == 0) {
+      if (i + 1 == *argc) return bad_usage(NULL, "--data needs a directory");
+      *dir = argv[++i];
+    } else if (strncmp(argv[i], "--data=", 7) == 0) {
+      *dir = argv[i] + 7;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  argv[out] = NULL;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *dir = "./data";
+  int rc = take_global_options(&argc, argv, &dir);
+  if (rc) return rc;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout, NULL);
       return EXIT_OK;
     }
-    if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-      dir = argv[++i];
-    } else if (strncmp(argv[i], "--data=", 7) == 0) {
-      dir = argv[i] + 7;
-    } else {
-      return bad_usage(NULL, "unknown option %s", argv[i]);
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("%s %s\n", prog, CONTACTD_VERSION);
+      return EXIT_OK;
     }
+    return bad_usage(NULL, "unknown option %s", argv[i]);
   }
   if (i == argc) return bad_usage(NULL, "no command given");
   const char *cmd = argv[i];
   int cargc = argc - i;
   char **cargv = argv + i;
-  if (strcmp(cmd, "compact") == 0) return cmd_compact(dir, cargc, cargv);
-  if (strcmp(cmd, "dump") == 0) return cmd_dump(dir, cargc, cargv);
-  if (strcmp(cmd, "load") == 0) return cmd_load(dir, cargc, cargv);
-  if (strcmp(cmd, "verify") == 0) return cmd_verify(dir, cargc, cargv);
-  if (strcmp(cmd, "stats") == 0) return cmd_stats(dir, cargc, cargv);
-  if (strcmp(cmd, "keys") == 0) return cmd_keys(dir, cargc, cargv);
   if (strcmp(cmd, "help") == 0) {
     usage(stdout, i + 1 < argc ? argv[i + 1] : NULL);
     return EXIT_OK;
   }
-  return bad_usage(NULL, "unknown command %s", cmd);
+  for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+    if (strcmp(cmd, commands[c].name) != 0) continue;
+    bool help = cargc > 1 && (strcmp(cargv[1], "--help") == 0 ||
+                              strcmp(cargv[1], "-h") == 0);
+    if (commands[c].needs_store && !help && !cs_dir_is_store(dir)) {
+      fprintf(stderr,
+              "%s: %s is not a contactd data directory (no MANIFEST); "
+              "give the server's --data\n",
+              prog, dir);
+      return EXIT_USAGE;
+    }
+    return commands[c].run(dir, cargc, cargv);
+  }
+  return unknown_command(cmd);
 }

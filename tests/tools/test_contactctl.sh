@@ -49,7 +49,26 @@ expect 2 "$CTL" --data "$D" load some.jsonl
 expect 2 "$CTL" --data "$D" dump --format xml
 expect 2 "$CTL" --data "$D" keys add
 expect 2 "$CTL" --data "$D" keys revoke
-expect 1 "$CTL" --data "$T/missing" stats
+expect 2 "$CTL" --data "$T/missing" stats
+expect 0 "$CTL" --version
+grep -q "^contactctl [0-9]" "$T/out" || fail "--version: $(cat "$T/out")"
+expect 2 "$CTL" stat
+grep -q "did you mean stats?" "$T/err" || fail "no suggestion for stat: $(cat "$T/err")"
+expect 2 "$CTL" verfy
+grep -q "did you mean verify?" "$T/err" || fail "no suggestion for verfy"
+expect 2 "$CTL" frobnicate
+grep -q "did you mean" "$T/err" && fail "a suggestion for frobnicate"
+expect 2 "$CTL" stats --data
+# A directory that is not a store is refused by the commands that read
+# one, in one line, and stays as it was (a mistyped --data makes no store).
+mkdir "$T/notastore"
+for c in stats verify dump compact; do
+  expect 2 "$CTL" --data "$T/notastore" $c
+  grep -q "is not a contactd data directory" "$T/err" || fail "$c on a non-store: $(cat "$T/err")"
+  [ "$(wc -l <"$T/err")" = 1 ] || fail "$c on a non-store: more than one line"
+  expect 2 "$CTL" $c --data "$T/notastore"
+done
+[ -z "$(ls -A "$T/notastore")" ] || fail "a non-store got files: $(ls "$T/notastore")"
 
 # ----------------------------------------------------------------- keys
 expect 0 "$CTL" --data "$D" keys add --account acme
@@ -68,6 +87,17 @@ expect 0 "$CTL" --data "$D" keys revoke "$KID"
 expect 0 "$CTL" --data "$D" keys list
 grep -q "$KID .* yes$" "$T/out" || fail "revoked key not shown revoked"
 expect 1 "$CTL" --data "$D" keys revoke ck_nosuchkey
+# A key id is named exactly (or by the whole key, whose hash must match).
+expect 0 "$CTL" --data "$D" keys add --account acme
+KEY2=$(awk '/^key /{print $2}' "$T/out")
+KID2=$(awk '/^key_id /{print $2}' "$T/out")
+expect 1 "$CTL" --data "$D" keys revoke "${KID2}x"
+expect 1 "$CTL" --data "$D" keys revoke "${KID2}$(printf '%032d' 0)"
+expect 0 "$CTL" keys list --data "$D"
+grep -q "$KID2 .* no$" "$T/out" || fail "a near key id revoked $KID2"
+expect 0 "$CTL" keys revoke "$KEY2" --data "$D"
+expect 0 "$CTL" --data "$D" keys list
+grep -q "$KID2 .* yes$" "$T/out" || fail "the whole key did not revoke $KID2"
 
 # ---------------------------------------------------------- JSONL round trip
 cat >"$T/in.jsonl" <<'EOF'
