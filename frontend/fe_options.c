@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fe_hostname.h"
+
 void fe_options_init(fe_options *o, const char *default_plugins_dir) {
   memset(o, 0, sizeof(*o));
   o->listen[0].text = "127.0.0.1:8080";
@@ -82,33 +84,6 @@ int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
   return 0;
 }
 
-/* Whether s (len bytes, no NUL needed) is a host name as fe_hostport_check
- * says. */
-static bool host_name_ok(const char *s, size_t len) {
-  if (len == 0 || len > FE_HOST_NAME_MAX_BYTES) return false;
-  size_t label = 0;
-  bool digits_only = true;
-  for (size_t i = 0; i <= len; i++) {
-    if (i == len || s[i] == '.') {
-      if (label == 0 || label > FE_HOST_LABEL_MAX_BYTES || s[i - 1] == '-')
-        return false;
-      if (i < len) {
-        label = 0;
-        digits_only = true;
-      }
-      continue;
-    }
-    unsigned char c = (unsigned char)s[i];
-    if (!isalnum(c) && c != '-') return false;
-    if (c == '-' && label == 0) return false;
-    if (!isdigit(c)) digits_only = false;
-    label++;
-  }
-  /* "1.2.3" or "999.1.1.1" would be read as an address by some resolvers
-   * and as a name by others: neither is a name. */
-  return !digits_only;
-}
-
 int fe_hostport_check(const char *text, char *err, size_t errlen) {
   const char *host = text, *port = NULL;
   size_t host_len;
@@ -145,7 +120,7 @@ int fe_hostport_check(const char *text, char *err, size_t errlen) {
     if (host_len == 0 || host_len >= sizeof(buf)) goto bad_host;
     memcpy(buf, host, host_len);
     buf[host_len] = '\0';
-    if (inet_pton(AF_INET, buf, addr) != 1 && !host_name_ok(buf, host_len))
+    if (inet_pton(AF_INET, buf, addr) != 1 && !fe_host_name_ok(buf, host_len))
       goto bad_host;
   }
   if (port != NULL) {

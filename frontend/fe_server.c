@@ -1,7 +1,7 @@
 /*
  * fe_server.c: h2o behind the plugin API. Its structures are in
  * fe_server_int.h; the TLS context and the listening sockets in
- * fe_listen.c.
+ * fe_listen.c; the answers h2o makes on its own in fe_foreign.c.
  *
  * Threads. Each worker owns an h2o loop and context and accepts on its own
  * dup() of every listening socket, so closing its listeners at shutdown
@@ -49,7 +49,7 @@ static size_t retained_count;
 
 /* ------------------------------------------------------------- utilities */
 
-static fe_worker *worker_of(h2o_context_t *ctx) {
+fe_worker *fe_worker_of(h2o_context_t *ctx) {
   return H2O_STRUCT_FROM_MEMBER(fe_worker, ctx, ctx);
 }
 
@@ -95,8 +95,8 @@ static void res_maybe_free(cd_response *res) {
   if (res->sent && !res->handler_running) res_free(res);
 }
 
-static void add_header(h2o_req_t *req, const char *name, size_t name_len,
-                       const char *value, size_t value_len) {
+void fe_add_header(h2o_req_t *req, const char *name, size_t name_len,
+                   const char *value, size_t value_len) {
   h2o_iovec_t n = h2o_strdup(&req->pool, name, name_len);
   h2o_iovec_t v = h2o_strdup(&req->pool, value, value_len);
   h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL,
@@ -110,15 +110,15 @@ static void send_to_h2o(cd_response *res) {
   req->res.status = res->status;
   req->res.reason = fe_status_reason(res->status);
   for (fe_header *h = res->headers; h != NULL; h = h->next)
-    add_header(req, h->name, strlen(h->name), h->value, strlen(h->value));
+    fe_add_header(req, h->name, strlen(h->name), h->value, strlen(h->value));
   if (res->content_type != NULL) {
     h2o_iovec_t ct =
         h2o_strdup(&req->pool, res->content_type, strlen(res->content_type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    ct.base, ct.len);
   }
-  add_header(req, H2O_STRLIT("x-request-id"), res->request_id,
-             strlen(res->request_id));
+  fe_add_header(req, H2O_STRLIT("x-request-id"), res->request_id,
+                strlen(res->request_id));
   req->res.content_length = res->body_len;
 
   h2o_mem_link_shared(&req->pool, res->body);
@@ -323,8 +323,8 @@ static void guard_dispose(void *p) {
   }
 }
 
-static void request_id_of(fe_worker *w, h2o_req_t *req,
-                          char out[CS_REQUEST_ID_MAX_BYTES + 1]) {
+void fe_request_id_of(fe_worker *w, h2o_req_t *req,
+                      char out[CS_REQUEST_ID_MAX_BYTES + 1]) {
   ssize_t i =
       h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
   if (i >= 0) {
@@ -375,7 +375,7 @@ static cd_response *res_begin(fe_worker *w, h2o_req_t *req, size_t path_len) {
   memcpy(res->path, req->path.base, path_len);
   res->path_len = path_len;
   res->is_head = strcmp(res->method, "HEAD") == 0;
-  request_id_of(w, req, res->request_id);
+  fe_request_id_of(w, req, res->request_id);
   return res;
 }
 
@@ -535,7 +535,7 @@ static bool req_parsed(h2o_req_t *req, cd_response *res) {
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   fe_server *s = ((fe_handler *)self)->srv;
-  fe_worker *w = worker_of(req->conn->ctx);
+  fe_worker *w = fe_worker_of(req->conn->ctx);
   size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
   cd_response *res = res_begin(w, req, path_len);
   if (res == NULL) return 0;
@@ -554,113 +554,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   res->handler_running = false;
   res_maybe_free(res);
   return 0;
-}
-
-/* ----------------------------------------- answers h2o makes on its own */
-
-typedef struct fe_swap_ostream {
-  h2o_ostream_t super;
-  h2o_iovec_t body; /* sent with the first chunk, then nothing */
-} fe_swap_ostream;
-
-static void swap_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
-                         size_t bufcnt, h2o_send_state_t state) {
-  fe_swap_ostream *o = (fe_swap_ostream *)self;
-  h2o_iovec_t body = o->body;
-  o->body = h2o_iovec_init(NULL, 0);
-  if (body.len > 0)
-    h2o_ostream_send_next(&o->super, req, &body, 1, state);
-  else
-    h2o_ostream_send_next(&o->super, req, NULL, 0, state);
-}
-
-/*
- * h2o answers some requests before any handler runs: a body over its
- * buffer limit (413), a malformed request (400). Those answers come here
- * without our x-request-id; they get one, and an error body in the API's
- * JSON shape instead of h2o's plain text, and are counted and logged.
- */
-static void foreign_response(fe_server *s, h2o_req_t *req,
-                             h2o_ostream_t ***slot) {
-  fe_worker *w = worker_of(req->conn->ctx);
-  char rid[CS_REQUEST_ID_MAX_BYTES + 1];
-  request_id_of(w, req, rid);
-  add_header(req, H2O_STRLIT("x-request-id"), rid, strlen(rid));
-
-  bool is_head =
-      h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-  size_t body_len = req->res.content_length;
-  /* An HTTP/2 body refused while it streams comes as h2o's 400 (fe_refuse.c
-   * says why): it is the API's 413. */
-  int refused_status = 0;
-  bool refused = fe_refusal(req, &refused_status) != NULL;
-  if (refused && refused_status != req->res.status) {
-    req->res.status = refused_status;
-    req->res.reason = fe_status_reason(refused_status);
-  }
-  if (req->res.status >= 400) {
-    char msg[FE_MESSAGE_MAX_BYTES];
-    if (req->res.status == 413)
-      snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
-               CS_BODY_MAX_BYTES);
-    else
-      snprintf(msg, sizeof(msg), "%s", fe_status_reason(req->res.status));
-    size_t len = 0;
-    char *json = fe_json_error(fe_json_code_for_status(req->res.status), msg,
-                               NULL, 0, &len);
-    if (json != NULL) {
-      h2o_iovec_t body = h2o_strdup(&req->pool, json, len);
-      free(json);
-      h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
-                     H2O_STRLIT("application/json"), 1);
-      req->res.content_length = body.len;
-      body_len = body.len;
-      fe_swap_ostream *o =
-          (fe_swap_ostream *)h2o_add_ostream(req, sizeof(*o), *slot);
-      o->super.do_send = swap_do_send;
-      o->body = is_head ? h2o_iovec_init(NULL, 0) : body;
-      *slot = &o->super.next;
-    }
-  }
-
-  struct timeval now;
-  gettimeofday(&now, NULL);
-  int64_t us = (int64_t)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) *
-                   1000000 +
-               (now.tv_usec - req->timestamps.request_begin_at.tv_usec);
-  if (req->timestamps.request_begin_at.tv_sec == 0 || us < 0) us = 0;
-  if (s->metrics != NULL)
-    fe_metrics_observe(s->metrics, FE_METRICS_UNMATCHED, req->res.status,
-                       (uint64_t)us);
-  if (s->access_log != NULL) {
-    char method[FE_METHOD_MAX_BYTES];
-    snprintf(method, sizeof(method), "%.*s", (int)req->method.len,
-             req->method.base != NULL ? req->method.base : "-");
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    fe_access_entry e = {
-        .time_ms = fe_now_ms(),
-        .request_id = rid,
-        .account = NULL,
-        .method = method[0] != '\0' ? method : "-",
-        .path = refused ? "-" : req->path.base,
-        .path_len = refused                  ? 1
-                    : req->path.base != NULL ? path_len
-                                             : 0,
-        .status = req->res.status,
-        .bytes = is_head || body_len == SIZE_MAX ? 0 : body_len,
-        .micros = (uint64_t)us,
-    };
-    fe_access_log_write(s->access_log, &e);
-  }
-}
-
-static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
-                             h2o_ostream_t **slot) {
-  fe_server *s = ((fe_filter *)self)->srv;
-  if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"),
-                             -1) < 0)
-    foreign_response(s, req, &slot);
-  h2o_setup_next_ostream(req, slot);
 }
 
 /* ------------------------------------------------------------- workers */
@@ -777,11 +670,11 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   h->super.on_req = on_req;
   h->srv = s;
   fe_filter *f = (fe_filter *)h2o_create_filter(pathconf, sizeof(*f));
-  f->super.on_setup_ostream = on_setup_ostream;
+  f->super.on_setup_ostream = fe_foreign_setup_ostream;
   f->srv = s;
   /* Errors h2o answers before a path is chosen use the fallback path. */
   f = (fe_filter *)h2o_create_filter(&hostconf->fallback_path, sizeof(*f));
-  f->super.on_setup_ostream = on_setup_ostream;
+  f->super.on_setup_ostream = fe_foreign_setup_ostream;
   f->srv = s;
 
   s->host.ctx = s;

@@ -112,6 +112,19 @@ struct cd_response {
   char path[]; /* path_len bytes and a NUL */
 };
 
+/* fe_server.c: the worker a loop's context belongs to; a response header
+ * added to req (copied into its pool); the request's id (the client's
+ * when valid, else a new one). */
+fe_worker *fe_worker_of(h2o_context_t *ctx);
+void fe_add_header(h2o_req_t *req, const char *name, size_t name_len,
+                   const char *value, size_t value_len);
+void fe_request_id_of(fe_worker *w, h2o_req_t *req,
+                      char out[CS_REQUEST_ID_MAX_BYTES + 1]);
+
+/* fe_foreign.c: the filter that makes h2o's own answers the API's. */
+void fe_foreign_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
+                              h2o_ostream_t **slot);
+
 /* fe_listen.c: the TLS context from --tls-cert and --tls-key, and one
  * listening socket bound for an address (its URL kept for the logs). 0, or
  * -1 with err written. */

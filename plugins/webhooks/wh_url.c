@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fe_hostname.h"
 #include "wh.h"
 
 /* Whether c may appear in a URL's path or query (RFC 3986: unreserved,
@@ -25,34 +26,6 @@
 static bool path_char(unsigned char c) {
   if (isalnum(c)) return true;
   return strchr("-._~!$&'()*+,;=:@/?", c) != NULL && c != '\0';
-}
-
-/* Whether s (len bytes) is a host name: dot-separated labels of letters,
- * digits and '-', 1 to FE_HOST_LABEL_MAX_BYTES each, none starting or
- * ending with '-', at most FE_HOST_NAME_MAX_BYTES in all, the last label
- * not all digits (which some resolvers read as a number). The same rule
- * as the front end's check of --webhook-allow (fe_hostport_check). */
-static bool host_name_ok(const char *s, size_t len) {
-  if (len == 0 || len > FE_HOST_NAME_MAX_BYTES) return false;
-  size_t label = 0;
-  bool digits = true;
-  for (size_t i = 0; i <= len; i++) {
-    if (i == len || s[i] == '.') {
-      if (label == 0 || label > FE_HOST_LABEL_MAX_BYTES || s[i - 1] == '-')
-        return false;
-      if (i < len) {
-        label = 0;
-        digits = true;
-      }
-      continue;
-    }
-    unsigned char c = (unsigned char)s[i];
-    if (!isalnum(c) && c != '-') return false;
-    if (c == '-' && label == 0) return false;
-    if (!isdigit(c)) digits = false;
-    label++;
-  }
-  return !digits;
 }
 
 /* Reads a host as written (s, len; brackets included for IPv6) into its
@@ -72,7 +45,7 @@ static int host_read(const char *s, size_t len, char out[WH_HOST_BYTES]) {
   buf[len] = '\0';
   if (inet_pton(AF_INET, buf, addr) == 1)
     return inet_ntop(AF_INET, addr, out, WH_HOST_BYTES) != NULL ? 0 : -1;
-  if (!host_name_ok(buf, len)) return -1;
+  if (!fe_host_name_ok(buf, len)) return -1;
   for (size_t i = 0; i <= len; i++)
     out[i] = (char)tolower((unsigned char)buf[i]);
   return 0;
