@@ -377,3 +377,27 @@ def run_tests(tests, args, setup=None):
     if failed:
         print("failed: " + ", ".join(failed))
     return 1 if failed else 0
+
+
+def sanitizer_lines(server):
+    """The lines of a server's stderr where a sanitizer build reported."""
+    return [line for line in server.lines
+            if "AddressSanitizer" in line or "runtime error" in line]
+
+
+def run_and_stop(tests, args, server, work):
+    """Runs the tests, then stops server (SIGTERM): an exit status other
+    than 0 or a sanitizer's report fails the run too. Cleans work up either
+    way; returns the process exit status."""
+    try:
+        status = run_tests(tests, args)
+        rc = server.stop()
+        if rc != 0:
+            print(f"FAIL the server exited {rc}:\n{server.stderr()}")
+            status = 1
+        if sanitizer_lines(server):
+            print(f"FAIL the server reported:\n{server.stderr()}")
+            status = 1
+    finally:
+        work.cleanup()
+    return status

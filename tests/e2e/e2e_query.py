@@ -21,8 +21,9 @@ import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import (CLEAR_PROTOCOLS, Fail, Server, Workdir, check,  # noqa: E402
-                     check_eq, curl, keytool, nghttp, parse_args, run_tests)
+from e2e_lib import (CLEAR_PROTOCOLS, Fail, Server, Workdir,  # noqa: E402
+                     check, check_eq, curl, keytool, nghttp,
+                     parse_args, run_and_stop)
 
 args = parse_args()
 work = Workdir(args.keep)
@@ -358,16 +359,4 @@ TESTS = [(name, fn) for name, fn in sorted(globals().items())
          if name.startswith("test_") and callable(fn)]
 
 if __name__ == "__main__":
-    try:
-        status = run_tests(TESTS, args)
-        rc = main.stop()
-        if rc != 0:
-            print(f"FAIL the server exited {rc}:\n{main.stderr()}")
-            status = 1
-        if any("AddressSanitizer" in line or "runtime error" in line
-               for line in main.lines):
-            print(f"FAIL the server reported:\n{main.stderr()}")
-            status = 1
-    finally:
-        work.cleanup()
-    sys.exit(status)
+    sys.exit(run_and_stop(TESTS, args, main, work))

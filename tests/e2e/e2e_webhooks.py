@@ -41,7 +41,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_lib import (Fail, Server, Workdir, check, check_eq, curl,  # noqa: E402
-                     keytool, parse_args, run_tests)
+                     keytool, parse_args, run_and_stop,
+                     sanitizer_lines)
 
 args = parse_args()
 work = Workdir(args.keep)
@@ -296,8 +297,7 @@ def feed_after(cursor, srv=None, types=None):
 
 def check_sanitizers(srv):
     """A sanitizer build's server reports nothing."""
-    bad = [line for line in srv.lines
-           if "AddressSanitizer" in line or "runtime error" in line]
+    bad = sanitizer_lines(srv)
     check(not bad, "the server reported:\n" + "\n".join(bad[:20]))
 
 
@@ -637,16 +637,4 @@ TESTS = [(name, fn) for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)]
 
 if __name__ == "__main__":
-    try:
-        status = run_tests(TESTS, args)
-        rc = main.stop()
-        if rc != 0:
-            print(f"FAIL the server exited {rc}:\n{main.stderr()}")
-            status = 1
-        if any("AddressSanitizer" in line or "runtime error" in line
-               for line in main.lines):
-            print(f"FAIL the server reported:\n{main.stderr()}")
-            status = 1
-    finally:
-        work.cleanup()
-    sys.exit(status)
+    sys.exit(run_and_stop(TESTS, args, main, work))
