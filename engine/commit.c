@@ -221,6 +221,7 @@ static int write_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
 static int apply_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
   int rc = 0;
   pthread_rwlock_wrlock(&s->ilock);
+  s->feed.cutoff = store_now(s) - s->opts.changes_ms; /* feed.h */
   for (size_t i = 0; i < b->count && !rc; i++) {
     wop *op = &b->ops[i];
     /* Each record once, in order: never one already applied. */

@@ -65,13 +65,13 @@ static void list_trim(feed *f, feed_list *l, int64_t cutoff) {
   }
 }
 
-int feed_add(feed *f, uint32_t account, const feed_ent *e, int64_t cutoff) {
+int feed_add(feed *f, uint32_t account, const feed_ent *e) {
   feed_list *l = list_make(f, account);
   if (!l || list_room(l, 1)) return -ENOMEM;
   CS_ASSERT(l->head == l->count || l->v[l->count - 1].seq < e->seq);
   l->v[l->count++] = *e;
   f->entries++;
-  list_trim(f, l, cutoff);
+  list_trim(f, l, f->cutoff);
   return 0;
 }
 

@@ -72,11 +72,15 @@ typedef struct feed {
   uint32_t n, cap;
   u64map where;     /* account + 1 -> list index + 1 */
   uint64_t entries; /* kept, all lists */
+  /* A list that grows drops its changes made before this (Unix ms): set
+   * once a batch by the commit thread, so that applying a record asks no
+   * clock. 0 (replay, compaction's read-back): none; open trims after. */
+  int64_t cutoff;
 } feed;
 
-/* Appends e to account's list, then drops its entries made before cutoff
- * (Unix ms; INT64_MIN: none). 0 or -ENOMEM. */
-int feed_add(feed *f, uint32_t account, const feed_ent *e, int64_t cutoff);
+/* Appends e to account's list, then drops its entries made before
+ * f->cutoff. 0 or -ENOMEM. */
+int feed_add(feed *f, uint32_t account, const feed_ent *e);
 
 /* Takes a changes record's entries (n of them at ents, unaligned) into
  * account's list, which must hold none at or above the first of them,

@@ -197,8 +197,7 @@ static bool change_of(const rec_view *r, const rec_body *b, const cs_slot *sl,
 static int note_change(cs_store *s, uint32_t account, bool made,
                        const feed_ent *ch, cs_error *err) {
   if (!made) return 0;
-  int64_t cutoff = store_now(s) - s->opts.changes_ms;
-  if (feed_add(&s->feed, account, ch, cutoff))
+  if (feed_add(&s->feed, account, ch))
     return cs_err(err, -ENOMEM, "out of memory growing the change feed");
   return 0;
 }

@@ -357,18 +357,17 @@ static void *ct_feed_main(void *arg) {
   return NULL;
 }
 
-/* Makes req a waiter for wait_s seconds; false when it cannot wait (the
- * server is stopping, or CS_CHANGES_WAITERS_MAX wait already). */
-static bool ct_wait(const ct_state *st, const cd_request *req, cd_response *res,
-                    cs_store *store, const ct_changes_q *q, uint64_t end,
-                    unsigned wait_s) {
+/* Makes the request answered through res a waiter for wait_s seconds;
+ * false when it cannot wait (the server is stopping, or
+ * CS_CHANGES_WAITERS_MAX wait already). */
+static bool ct_wait(const ct_state *st, cd_response *res, cs_store *store,
+                    const ct_changes_q *q, uint64_t end, unsigned wait_s) {
   ct_feed *f = st->feed;
   ct_waiter *w = malloc(sizeof *w);
   if (!w) return false;
   *w = (ct_waiter){.res = res, .store = store, .q = *q, .seen_end = end};
   clock_gettime(CLOCK_MONOTONIC, &w->deadline);
   w->deadline.tv_sec += wait_s;
-  (void)req;
   pthread_mutex_lock(&f->mu);
   bool ok =
       !f->draining && f->thread_started && f->waiting < CS_CHANGES_WAITERS_MAX;
@@ -395,7 +394,7 @@ int ct_handle_changes(void *state, const cd_request *req, cd_response *res) {
   uint64_t end = 0;
   if (ct_changes_try(st, res, store, &q, wait_s > 0, &end, NULL))
     return CD_DONE;
-  if (ct_wait(st, req, res, store, &q, end, wait_s)) return CD_ASYNC;
+  if (ct_wait(st, res, store, &q, end, wait_s)) return CD_ASYNC;
   ct_changes_try(st, res, store, &q, false, &end, NULL);
   return CD_DONE;
 }
