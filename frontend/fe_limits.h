@@ -43,10 +43,35 @@
  * dropped and logged (they would be a plugin bug). */
 #define FE_HEADER_MAX_BYTES 4096
 
-/* SIGTERM waits this long for in-flight requests and pending commits before
- * closing the store anyway. A durable commit takes milliseconds; a client
- * that stops reading must not hold the shutdown forever. */
-#define FE_SHUTDOWN_DRAIN_MS 30000
+/* --shutdown-timeout SECONDS: how long SIGTERM waits for requests in
+ * flight (bodies still arriving, answers waiting for a commit) before it
+ * closes what remains and the store. A durable commit takes milliseconds
+ * and a client uploading the largest body the API takes needs a second or
+ * two; 30 s leaves a slow client room and still ends well inside systemd's
+ * own stop timeout (90 s). 0 stops at once; an hour is the most any
+ * operator would wait for a request. */
+#define FE_SHUTDOWN_TIMEOUT_S_DEFAULT 30
+#define FE_SHUTDOWN_TIMEOUT_S_MIN 0
+#define FE_SHUTDOWN_TIMEOUT_S_MAX 3600
+
+/* Options read from the environment (CONTACTD_<OPTION>, fe_options_load)
+ * are copied, as "--option=value" arguments, into this much room inside
+ * fe_options: every option's longest sensible value (a path, 64 webhook
+ * hosts of a host name each) fits several times over. More is refused,
+ * naming the variable. */
+#define FE_ENV_BYTES_MAX 32768
+/* The "--option=value" arguments made from the environment: one per
+ * option, one per item of a repeatable option's list. */
+#define FE_ENV_ARGS_MAX 256
+/* Distinct option names a command line can hold (contactd has about
+ * twenty): the names given are kept so the environment never overrides
+ * them. */
+#define FE_OPTION_NAMES_MAX 64
+/* An option's name with its dashes: the longest, --snapshot-every-bytes,
+ * has 22 bytes; a CONTACTD_ variable whose name is longer names none. */
+#define FE_OPTION_NAME_MAX_BYTES 64
+/* The prefix of those variables. */
+#define FE_ENV_PREFIX "CONTACTD_"
 
 /* What a 503 for a store that refuses writes tells a client (and a probe)
  * to wait before retrying, in seconds. Such a store needs an operator and a

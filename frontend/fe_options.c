@@ -27,6 +27,7 @@ void fe_options_init(fe_options *o, const char *default_plugins_dir) {
   o->threads = 0;
   o->durability = CS_DURABILITY_FSYNC;
   o->plugins_dir = default_plugins_dir;
+  o->shutdown_timeout_s = FE_SHUTDOWN_TIMEOUT_S_DEFAULT;
 }
 
 int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,
@@ -192,8 +193,26 @@ static int parse_bytes(const char *name, const char *value, uint64_t min,
   return parse_count(name, value, min, max, "bytes", out, err, errlen);
 }
 
-int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
-                     size_t errlen) {
+/* Whether an option called name (name_len bytes, "--data") was given. */
+static bool option_given(const fe_options *o, const char *name,
+                         size_t name_len) {
+  for (size_t i = 0; i < o->given_count; i++)
+    if (o->given_len[i] == name_len && memcmp(o->given[i], name, name_len) == 0)
+      return true;
+  return false;
+}
+
+static void option_record(fe_options *o, const char *name, size_t name_len) {
+  if (option_given(o, name, name_len) || o->given_count == FE_OPTION_NAMES_MAX)
+    return;
+  o->given[o->given_count] = name;
+  o->given_len[o->given_count++] = name_len;
+}
+
+/* The options in argv[1..argc-1], into *o. 0; -1 with err written; -2
+ * for an unknown option (err written too). */
+static int parse_args(fe_options *o, int argc, char **argv, char *err,
+                      size_t errlen) {
   bool listen_given = false;
 
   for (int i = 1; i < argc; i++) {
@@ -306,9 +325,17 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
     } else if (IS("--access-log")) {
       VALUE();
       o->access_log = value;
+    } else if (IS("--shutdown-timeout")) {
+      VALUE();
+      uint64_t n;
+      if (parse_count("--shutdown-timeout", value, FE_SHUTDOWN_TIMEOUT_S_MIN,
+                      FE_SHUTDOWN_TIMEOUT_S_MAX, "seconds", &n, err,
+                      errlen) != 0)
+        return -1;
+      o->shutdown_timeout_s = (unsigned)n;
     } else if (arg[0] == '-') {
       snprintf(err, errlen, "unknown option %.*s", (int)name_len, arg);
-      return -1;
+      return -2;
     } else {
       snprintf(err, errlen, "unexpected argument '%s'", arg);
       return -1;
@@ -317,10 +344,15 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
       snprintf(err, errlen, "%.*s takes no value", (int)name_len, arg);
       return -1;
     }
+    option_record(o, arg, name_len);
 #undef IS
 #undef VALUE
   }
+  return 0;
+}
 
+/* What holds whatever order the options came in. */
+static int options_check(const fe_options *o, char *err, size_t errlen) {
   if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
     snprintf(err, errlen, "%s given without %s",
              o->tls_cert != NULL ? "--tls-cert" : "--tls-key",
@@ -328,6 +360,133 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
     return -1;
   }
   return 0;
+}
+
+/* Options whose variable holds a comma-separated list of values. */
+static bool option_repeatable(const char *name, size_t len) {
+  return (len == strlen("--listen") && memcmp(name, "--listen", len) == 0) ||
+         (len == strlen("--webhook-allow") &&
+          memcmp(name, "--webhook-allow", len) == 0);
+}
+
+/* Copies a, then b (b_len bytes) and a NUL into the room for the
+ * environment's options: where the copy starts, or NULL when the room is
+ * full. */
+static char *env_append(fe_options *o, const char *a, size_t a_len,
+                        const char *b, size_t b_len) {
+  if (a_len + b_len + 1 > sizeof(o->env_bytes) - o->env_used) return NULL;
+  char *at = o->env_bytes + o->env_used;
+  memcpy(at, a, a_len);
+  memcpy(at + a_len, b, b_len);
+  at[a_len + b_len] = '\0';
+  o->env_used += a_len + b_len + 1;
+  return at;
+}
+
+/* One variable, "CONTACTD_NAME=value", as the option --name. */
+static int env_apply(fe_options *o, const char *var, char *err, size_t errlen) {
+  const char *key = var + strlen(FE_ENV_PREFIX);
+  const char *eq = strchr(key, '=');
+  size_t key_len = (size_t)(eq - key), var_len = (size_t)(eq - var);
+  const char *value = eq + 1;
+  size_t mark = o->env_used;
+  char name[FE_OPTION_NAME_MAX_BYTES + 1]; /* "--name=" */
+
+  if (key_len == 0 || key_len + 3 > sizeof(name)) goto ignored;
+  name[0] = name[1] = '-';
+  for (size_t i = 0; i < key_len; i++) {
+    char c = key[i];
+    if (c == '_')
+      c = '-';
+    else if (c >= 'A' && c <= 'Z')
+      c = (char)(c - 'A' + 'a');
+    else if (c < '0' || c > '9')
+      goto ignored;
+    name[2 + i] = c;
+  }
+  size_t name_len = key_len + 2;
+  name[name_len] = '=';
+  if (option_given(o, name, name_len) || *value == '\0') return 0;
+
+  /* argv for parse_args: a program name, then --name=item for each item
+   * of a list, or --name=value. */
+  char *args[FE_ENV_ARGS_MAX + 1] = {"contactd"};
+  int n = 1;
+  bool list = option_repeatable(name, name_len);
+  for (const char *item = value;;) {
+    size_t item_len = list ? strcspn(item, ",") : strlen(item);
+    char *arg = n <= FE_ENV_ARGS_MAX
+                    ? env_append(o, name, name_len + 1, item, item_len)
+                    : NULL;
+    if (arg == NULL) {
+      o->env_used = mark;
+      snprintf(err, errlen,
+               "%.*s: too long (the environment's options take "
+               "at most %d bytes and %d values)",
+               (int)var_len, var, FE_ENV_BYTES_MAX, FE_ENV_ARGS_MAX);
+      return -1;
+    }
+    args[n++] = arg;
+    if (item[item_len] != ',') break;
+    item += item_len + 1;
+  }
+
+  char why[FE_STARTUP_ERR_MAX_BYTES];
+  int rc = parse_args(o, n, args, why, sizeof(why));
+  if (rc == -2) {
+    o->env_used = mark;
+    goto ignored;
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "%.*s (environment): %s", (int)var_len, var, why);
+    return -1;
+  }
+  return 0;
+
+ignored:
+  if (o->env_ignored_count < FE_ENV_ARGS_MAX)
+    o->env_ignored[o->env_ignored_count++] = var;
+  return 0;
+}
+
+/* $STATE_DIRECTORY's first path, when the data directory was not given. */
+static int env_state_directory(fe_options *o, char *const *envp, char *err,
+                               size_t errlen) {
+  static const char var[] = "STATE_DIRECTORY=";
+  if (option_given(o, "--data", strlen("--data"))) return 0;
+  for (char *const *e = envp; *e != NULL; e++) {
+    if (strncmp(*e, var, sizeof(var) - 1) != 0) continue;
+    const char *dir = *e + sizeof(var) - 1;
+    size_t len = strcspn(dir, ":");
+    if (len == 0) return 0;
+    const char *copy = env_append(o, "", 0, dir, len);
+    if (copy == NULL) {
+      snprintf(err, errlen, "STATE_DIRECTORY: longer than %d bytes",
+               FE_ENV_BYTES_MAX);
+      return -1;
+    }
+    o->data_dir = copy;
+    return 0;
+  }
+  return 0;
+}
+
+int fe_options_load(fe_options *o, int argc, char **argv, char *const *envp,
+                    char *err, size_t errlen) {
+  if (parse_args(o, argc, argv, err, errlen) != 0) return -1;
+  if (envp != NULL) {
+    for (char *const *e = envp; *e != NULL; e++)
+      if (strncmp(*e, FE_ENV_PREFIX, strlen(FE_ENV_PREFIX)) == 0 &&
+          strchr(*e, '=') != NULL && env_apply(o, *e, err, errlen) != 0)
+        return -1;
+    if (env_state_directory(o, envp, err, errlen) != 0) return -1;
+  }
+  return options_check(o, err, errlen);
+}
+
+int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
+                     size_t errlen) {
+  return fe_options_load(o, argc, argv, NULL, err, errlen);
 }
 
 int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
@@ -342,7 +501,8 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          (default 127.0.0.1:8080; [::1]:8080 for "
       "IPv6,\n"
       "                          port 0 picks a free port)\n"
-      "  --data DIR              data directory (default ./data)\n"
+      "  --data DIR              data directory (default $STATE_DIRECTORY\n"
+      "                          when set, as systemd sets it, else ./data)\n"
       "  --threads N             worker threads (default: one per core)\n"
       "  --tls-cert FILE         PEM certificate chain: serve TLS on every\n"
       "                          address (needs --tls-key; default: no TLS)\n"
@@ -368,10 +528,21 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          (default %s)\n"
       "  --access-log FILE|-     one line per request to FILE, or - for\n"
       "                          standard output (default: none)\n"
+      "  --shutdown-timeout SECONDS  on SIGTERM, wait this long for requests\n"
+      "                          in flight, then close them (default %d;\n"
+      "                          %d to %d)\n"
       "  --version               print the version and exit\n"
-      "  --help                  print this help and exit\n",
+      "  --help                  print this help and exit\n"
+      "\n"
+      "Every option can also be set in the environment as CONTACTD_<OPTION>,\n"
+      "upper case with dashes as underscores (--changes-days 7 is\n"
+      "CONTACTD_CHANGES_DAYS=7); a repeatable option takes a comma-separated\n"
+      "list (CONTACTD_LISTEN=127.0.0.1:8080,[::1]:8080). An empty variable is\n"
+      "unset; the command line wins over the environment.\n",
       CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, CS_CHANGES_DAYS_DEFAULT,
       CS_CHANGES_DAYS_MAX, FE_WEBHOOK_ALLOW_MAX,
       FE_WEBHOOK_RETRY_SECONDS_DEFAULT, FE_WEBHOOK_RETRY_SECONDS_MIN,
-      FE_WEBHOOK_RETRY_SECONDS_MAX, default_plugins_dir);
+      FE_WEBHOOK_RETRY_SECONDS_MAX, default_plugins_dir,
+      FE_SHUTDOWN_TIMEOUT_S_DEFAULT, FE_SHUTDOWN_TIMEOUT_S_MIN,
+      FE_SHUTDOWN_TIMEOUT_S_MAX);
 }

@@ -41,8 +41,22 @@ typedef struct fe_options {
   const char *webhook_retry_seconds; /* NULL: not given */
   const char *plugins_dir;
   const char *access_log; /* NULL: none; "-": stdout */
+  /* --shutdown-timeout: FE_SHUTDOWN_TIMEOUT_S_MIN..MAX */
+  unsigned shutdown_timeout_s;
   bool help;
   bool version;
+  /* Options given so far (their names, "--data", once each), so that the
+   * environment never overrides the command line. */
+  const char *given[FE_OPTION_NAMES_MAX];
+  size_t given_len[FE_OPTION_NAMES_MAX];
+  size_t given_count;
+  /* fe_options_load: the "--option=value" arguments made from CONTACTD_*
+   * variables (values point into env_bytes), and the variables that name
+   * no option (ignored; main warns, pointing into the environment). */
+  char env_bytes[FE_ENV_BYTES_MAX];
+  size_t env_used;
+  const char *env_ignored[FE_ENV_ARGS_MAX];
+  size_t env_ignored_count;
 } fe_options;
 
 /* Defaults before parsing: listen 127.0.0.1:8080, data ./data, durability
@@ -57,6 +71,20 @@ void fe_options_init(fe_options *o, const char *default_plugins_dir);
  */
 int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
                      size_t errlen);
+
+/*
+ * fe_options_parse, then the environment: every option not on the command
+ * line may come from CONTACTD_<OPTION> (upper case, dashes as underscores:
+ * --changes-days from CONTACTD_CHANGES_DAYS), a repeatable option's
+ * values as a comma-separated list; an empty variable counts as unset; a
+ * CONTACTD_ variable that names no option is ignored and listed in
+ * env_ignored. Without --data and CONTACTD_DATA, the data directory is
+ * $STATE_DIRECTORY (its first path) when set. envp is NULL-terminated
+ * ("NAME=value"; main passes environ). 0, or -1 with one line in err
+ * naming the option, or the variable when the value came from one.
+ */
+int fe_options_load(fe_options *o, int argc, char **argv, char *const *envp,
+                    char *err, size_t errlen);
 
 /* Splits "host:port", "[v6]:port" or ":port" into *out. 0 or -1 with err. */
 int fe_listen_parse(const char *text, fe_listen_addr *out, char *err,

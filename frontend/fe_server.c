@@ -120,6 +120,9 @@ static void send_to_h2o(cd_response *res) {
   fe_add_header(req, H2O_STRLIT("x-request-id"), res->request_id,
                 strlen(res->request_id));
   req->res.content_length = res->body_len;
+  /* A request whose head came before the stop began was told keep-alive;
+   * its connection closes after this answer all the same. */
+  if (res->worker->stopping) req->http1_is_persistent = 0;
 
   h2o_mem_link_shared(&req->pool, res->body);
   h2o_iovec_t buf = h2o_iovec_init(res->body, res->body_len);
@@ -565,10 +568,31 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
   if (sock != NULL) h2o_accept(&w->accept_ctx, sock);
 }
 
+/* Counts a request h2o has begun to read: its head or body still
+ * arriving, or being answered. An idle keep-alive connection's request has
+ * no begin time (h2o sets it at the first byte of the next request). */
+static int count_begun(h2o_req_t *req, void *cbdata) {
+  if (req->timestamps.request_begin_at.tv_sec != 0) ++*(size_t *)cbdata;
+  return 0;
+}
+
+/* Requests of every connection of w's loop that have begun, on either
+ * protocol: what a shutdown waits for besides the handles. */
+static size_t requests_begun(fe_worker *w) {
+  size_t n = 0;
+  const h2o_globalconf_t *g = w->ctx.globalconf;
+  if (g->http1.callbacks.foreach_request != NULL)
+    g->http1.callbacks.foreach_request(&w->ctx, count_begun, &n);
+  if (g->http2.callbacks.foreach_request != NULL)
+    g->http2.callbacks.foreach_request(&w->ctx, count_begun, &n);
+  return n;
+}
+
 static void begin_stop(fe_worker *w) {
   if (w->stopping) return;
   w->stopping = true;
-  w->stop_deadline_ms = fe_now_ms() + FE_SHUTDOWN_DRAIN_MS;
+  w->stop_deadline_ms =
+      fe_now_ms() + (int64_t)w->srv->opts->shutdown_timeout_s * 1000;
   for (size_t i = 0; i < w->listener_count; i++) {
     h2o_socket_read_stop(w->listeners[i]);
     h2o_socket_close(w->listeners[i]);
@@ -619,13 +643,15 @@ static void *worker_main(void *arg) {
   for (;;) {
     h2o_evloop_run(w->ctx.loop, w->stopping ? FE_SHUTDOWN_POLL_MS : INT32_MAX);
     if (w->stopping) {
-      if (w->pending == 0 && w->live == 0) break;
-      if (fe_now_ms() > w->stop_deadline_ms) {
-        char line[FE_MESSAGE_MAX_BYTES];
+      size_t begun = requests_begun(w);
+      if (w->pending == 0 && w->live == 0 && begun == 0) break;
+      if (fe_now_ms() >= w->stop_deadline_ms) {
+        char line[FE_LOG_LINE_MAX_BYTES];
         snprintf(line, sizeof(line),
-                 "worker %zu: %zu answers still pending after %d ms; "
-                 "stopping anyway",
-                 w->index, w->pending, FE_SHUTDOWN_DRAIN_MS);
+                 "worker %zu: --shutdown-timeout %u s is over; dropping %zu "
+                 "unfinished requests (%zu answers pending)",
+                 w->index, w->srv->opts->shutdown_timeout_s,
+                 begun > w->live ? begun : w->live, w->pending);
         fe_log_line(CD_LOG_WARN, NULL, line);
         break;
       }

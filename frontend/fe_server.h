@@ -12,8 +12,9 @@
  *   fe_server_start    one worker thread per --threads, each with its own
  *                      h2o loop accepting on every listener
  *   fe_server_stop     stop accepting, let in-flight requests and pending
- *                      asynchronous answers finish (FE_SHUTDOWN_DRAIN_MS at
- *                      most), join the workers
+ *                      asynchronous answers and requests whose
+ *                      bodies are still arriving finish (for
+ *                      --shutdown-timeout at most), join the workers
  *   fe_server_destroy  close the listeners and the access log
  *
  * Request pipeline on a worker: request id (the client's x-request-id when

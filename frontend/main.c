@@ -8,14 +8,19 @@
  * what was wrong and a non-zero exit (2 for a usage error). SIGTERM and
  * SIGINT drain the plugins (their own threads stop, their state is saved),
  * stop accepting, let in-flight requests and pending commits finish, close
- * the store (which commits and writes a snapshot) and exit 0.
+ * the store (which commits and writes a snapshot) and exit 0. Under systemd
+ * (NOTIFY_SOCKET set) the service manager is told READY=1 once every
+ * listener serves, STOPPING=1 when the stop begins, and STATUS= lines on
+ * the way; elsewhere sd_notify does nothing.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "cd_plugin.h"
 #include "cs.h"
@@ -33,16 +38,39 @@
 #ifndef CONTACTD_PLUGIN_DIR
 #define CONTACTD_PLUGIN_DIR "/usr/local/lib/contactd/plugins"
 #endif
+#ifndef CONTACTD_PLUGIN_RELDIR
+#define CONTACTD_PLUGIN_RELDIR "../lib/contactd/plugins"
+#endif
 
-/* The build's own plugin directory when it exists (running from the build
- * tree), else the installed one. */
-static const char *default_plugins_dir(void) {
-#ifdef CONTACTD_BUILD_PLUGIN_DIR
-  struct stat st;
-  if (stat(CONTACTD_BUILD_PLUGIN_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+extern char **environ;
+
+/*
+ * Where plugins are when --plugins is not given. The build tree's own
+ * binary (CONTACTD_BUILD_EXE, compared as the kernel names the running
+ * executable) loads the build's plugins; every other copy is an installed
+ * one and loads the plugin directory installed beside it:
+ * CONTACTD_PLUGIN_RELDIR from the directory of its executable (so an
+ * installation under any prefix, or a package unpacked anywhere, finds
+ * its own plugins, and never the build tree's). Without /proc, the
+ * configured CONTACTD_PLUGIN_DIR. buf holds what is returned.
+ */
+static const char *default_plugins_dir(char *buf, size_t len) {
+  char exe[FE_PATH_MAX_BYTES];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return CONTACTD_PLUGIN_DIR;
+  exe[n] = '\0';
+#if defined(CONTACTD_BUILD_EXE) && defined(CONTACTD_BUILD_PLUGIN_DIR)
+  char build[FE_PATH_MAX_BYTES];
+  if (realpath(CONTACTD_BUILD_EXE, build) != NULL && strcmp(build, exe) == 0)
     return CONTACTD_BUILD_PLUGIN_DIR;
 #endif
-  return CONTACTD_PLUGIN_DIR;
+  *strrchr(exe, '/') = '\0'; /* the kernel's path is absolute */
+  int w = snprintf(buf, len, "%s/%s", exe, CONTACTD_PLUGIN_RELDIR);
+  if (w < 0 || (size_t)w >= len) return CONTACTD_PLUGIN_DIR;
+  char real[FE_PATH_MAX_BYTES]; /* without the "..", when it exists */
+  if (realpath(buf, real) != NULL && strlen(real) < len)
+    memcpy(buf, real, strlen(real) + 1);
+  return buf;
 }
 
 static void store_notice(void *ctx, const char *line) {
@@ -51,8 +79,10 @@ static void store_notice(void *ctx, const char *line) {
 
 int main(int argc, char **argv) {
   char err[FE_STARTUP_ERR_MAX_BYTES] = "";
-  fe_options opts;
-  const char *plugins_default = default_plugins_dir();
+  static fe_options opts; /* large (the environment's options) */
+  char plugins_buf[FE_PATH_MAX_BYTES];
+  const char *plugins_default =
+      default_plugins_dir(plugins_buf, sizeof(plugins_buf));
   int status = 1;
   fe_server *srv = NULL;
   cs_store *store = NULL;
@@ -63,7 +93,7 @@ int main(int argc, char **argv) {
   int rc;
 
   fe_options_init(&opts, plugins_default);
-  if (fe_options_parse(&opts, argc, argv, err, sizeof(err)) != 0) {
+  if (fe_options_load(&opts, argc, argv, environ, err, sizeof(err)) != 0) {
     fprintf(stderr, "contactd: %s (see contactd --help)\n", err);
     return 2;
   }
@@ -78,6 +108,9 @@ int main(int argc, char **argv) {
            H2O_VERSION, CD_PLUGIN_API_VERSION);
     return 0;
   }
+  for (size_t i = 0; i < opts.env_ignored_count; i++)
+    fprintf(stderr, "contactd: warning: %.*s names no option; ignored\n",
+            (int)strcspn(opts.env_ignored[i], "="), opts.env_ignored[i]);
 
   /* Every thread, the store's included, inherits this mask; the signals are
    * taken by sigwait below, never by a handler in a random thread. */
@@ -155,12 +188,18 @@ int main(int argc, char **argv) {
           CONTACTD_VERSION, opts.data_dir,
           opts.durability == CS_DURABILITY_FSYNC ? "fsync" : "none",
           fe_plugins_count(plugins));
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s, data %s",
+             fe_server_listener_url(srv, 0), opts.data_dir);
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0)
     ;
-  fprintf(stderr, "contactd: %s: finishing in-flight requests\n",
-          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  fprintf(stderr, "contactd: %s: finishing in-flight requests (at most %u s)\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT", opts.shutdown_timeout_s);
+  sd_notifyf(0,
+             "STOPPING=1\nSTATUS=stopping: finishing requests in flight "
+             "(at most %u s)",
+             opts.shutdown_timeout_s);
   status = 0;
 
 out:
@@ -168,6 +207,7 @@ out:
    * which use the store, stop before the workers and the store do. */
   fe_plugins_drain(plugins);
   fe_server_stop(srv);
+  if (status == 0) sd_notify(0, "STATUS=stopping: closing the store");
   /* The store closes before the plugins go: closing joins the commit
    * thread, and a completion callback is plugin code that may still be
    * running (after its answer went out) when the last request is done. */

@@ -322,20 +322,219 @@ static void test_fe_options_webhook_retry_seconds(void **state) {
 static void test_fe_options_usage_shows_defaults(void **state) {
   char buf[FE_USAGE_MAX_BYTES];
   fe_options_usage(buf, sizeof(buf), "/the/plugins");
-  const char *needles[] = {"--listen",        "127.0.0.1:8080",
-                           "--data",          "./data",
-                           "--threads",       "--tls-cert",
-                           "--tls-key",       "--durability",
-                           "fsync",           "--plugins",
-                           "/the/plugins",    "--access-log",
-                           "--version",       "--help",
-                           "--segment-bytes", "--snapshot-every-bytes",
-                           "--trash-days",    "--changes-days",
-                           "--webhook-allow", "--webhook-retry-seconds"};
+  const char *needles[] = {"--listen",
+                           "127.0.0.1:8080",
+                           "--data",
+                           "./data",
+                           "--threads",
+                           "--tls-cert",
+                           "--tls-key",
+                           "--durability",
+                           "fsync",
+                           "--plugins",
+                           "/the/plugins",
+                           "--access-log",
+                           "--version",
+                           "--help",
+                           "--segment-bytes",
+                           "--snapshot-every-bytes",
+                           "--trash-days",
+                           "--changes-days",
+                           "--webhook-allow",
+                           "--webhook-retry-seconds",
+                           "--shutdown-timeout",
+                           "CONTACTD_<OPTION>",
+                           "$STATE_DIRECTORY"};
   for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
     assert_non_null(strstr(buf, needles[i]));
   /* The whole text fits its buffer. */
   assert_true(fe_options_usage(NULL, 0, "/the/plugins") < FE_USAGE_MAX_BYTES);
+}
+
+static void test_fe_options_shutdown_timeout(void **state) {
+  fe_options o;
+  char err[256];
+  char lo[32], hi[32], past[32];
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.shutdown_timeout_s, FE_SHUTDOWN_TIMEOUT_S_DEFAULT);
+  snprintf(lo, sizeof(lo), "%d", FE_SHUTDOWN_TIMEOUT_S_MIN);
+  snprintf(hi, sizeof(hi), "%d", FE_SHUTDOWN_TIMEOUT_S_MAX);
+  snprintf(past, sizeof(past), "%d", FE_SHUTDOWN_TIMEOUT_S_MAX + 1);
+  assert_int_equal(parse(&o, err, sizeof(err), "--shutdown-timeout", lo, NULL),
+                   0);
+  assert_int_equal(o.shutdown_timeout_s, FE_SHUTDOWN_TIMEOUT_S_MIN);
+  assert_int_equal(parse(&o, err, sizeof(err), "--shutdown-timeout", hi, NULL),
+                   0);
+  assert_int_equal(o.shutdown_timeout_s, FE_SHUTDOWN_TIMEOUT_S_MAX);
+  expect_error("--shutdown-timeout", "--shutdown-timeout", past, NULL);
+  expect_error("--shutdown-timeout", "--shutdown-timeout", "-1", NULL);
+  expect_error("--shutdown-timeout", "--shutdown-timeout", "10s", NULL);
+  expect_error("--shutdown-timeout", "--shutdown-timeout=", NULL);
+}
+
+/* fe_options_load with a command line (NULL-terminated after envp's
+ * NULL) and an environment: the variadic list is the environment's
+ * entries, a NULL, then the arguments, a NULL. */
+static int load(fe_options *o, char *err, size_t errlen, ...) {
+  char *envp[FE_ENV_ARGS_MAX + 8] = {NULL};
+  char *argv[32] = {"contactd"};
+  int argc = 1;
+  size_t n = 0;
+  va_list ap;
+  va_start(ap, errlen);
+  for (char *a; (a = va_arg(ap, char *)) != NULL;)
+    envp[n++] = a;
+  envp[n] = NULL;
+  for (char *a; (a = va_arg(ap, char *)) != NULL;)
+    argv[argc++] = a;
+  va_end(ap);
+  fe_options_init(o, "/plugins");
+  err[0] = '\0';
+  return fe_options_load(o, argc, argv, envp, err, errlen);
+}
+
+static void test_fe_options_from_the_environment(void **state) {
+  fe_options o;
+  char err[512];
+  assert_int_equal(load(&o, err, sizeof(err), "CONTACTD_DATA=/env/data",
+                        "CONTACTD_THREADS=3", "CONTACTD_CHANGES_DAYS=7",
+                        "CONTACTD_LISTEN=127.0.0.1:9000,[::1]:9001",
+                        "CONTACTD_WEBHOOK_ALLOW=a.example,b.example:8443",
+                        "CONTACTD_SHUTDOWN_TIMEOUT=0",
+                        "CONTACTD_TLS_CERT=", "CONTACTD_ACCESS_LOG=-",
+                        "OTHER_THREADS=9", "PATH=/bin", NULL, NULL),
+                   0);
+  assert_string_equal(o.data_dir, "/env/data");
+  assert_int_equal(o.threads, 3);
+  assert_int_equal(o.changes_days, 7);
+  assert_int_equal(o.listen_count, 2);
+  assert_int_equal(o.listen[0].port, 9000);
+  assert_string_equal(o.listen[1].host, "::1");
+  assert_int_equal(o.webhook_allow_count, 2);
+  assert_string_equal(fe_options_plugin_value(&o, "webhook-allow", 1),
+                      "b.example:8443");
+  assert_int_equal(o.shutdown_timeout_s, 0);
+  assert_null(o.tls_cert); /* empty: unset */
+  assert_string_equal(o.access_log, "-");
+  assert_int_equal(o.env_ignored_count, 0);
+}
+
+static void test_fe_options_command_line_wins(void **state) {
+  fe_options o;
+  char err[512];
+  /* A bad value in the environment does not matter when the command line
+   * gives the option; a list from it does not add to the command line's. */
+  assert_int_equal(load(&o, err, sizeof(err), "CONTACTD_DATA=/env",
+                        "CONTACTD_THREADS=zero",
+                        "CONTACTD_LISTEN=127.0.0.1:1,127.0.0.1:2",
+                        "CONTACTD_WEBHOOK_ALLOW=env.example", NULL, "--data",
+                        "/cli", "--threads=2", "--listen", "127.0.0.1:3",
+                        "--webhook-allow", "cli.example", NULL),
+                   0);
+  assert_string_equal(o.data_dir, "/cli");
+  assert_int_equal(o.threads, 2);
+  assert_int_equal(o.listen_count, 1);
+  assert_int_equal(o.listen[0].port, 3);
+  assert_int_equal(o.webhook_allow_count, 1);
+  assert_string_equal(o.webhook_allow[0], "cli.example");
+  /* The pair check sees both sources. */
+  assert_int_equal(load(&o, err, sizeof(err), "CONTACTD_TLS_KEY=k.pem", NULL,
+                        "--tls-cert", "c.pem", NULL),
+                   0);
+  assert_string_equal(o.tls_key, "k.pem");
+}
+
+static void expect_env_error(const char *var, const char *needle) {
+  fe_options o;
+  char err[512];
+  assert_int_equal(load(&o, err, sizeof(err), var, NULL, NULL), -1);
+  if (strstr(err, needle) == NULL)
+    fail_msg("message '%s' does not name '%s'", err, needle);
+}
+
+static void test_fe_options_bad_environment_names_the_variable(void **state) {
+  expect_env_error("CONTACTD_THREADS=0", "CONTACTD_THREADS");
+  expect_env_error("CONTACTD_THREADS=many", "--threads many");
+  expect_env_error("CONTACTD_SHUTDOWN_TIMEOUT=3601",
+                   "CONTACTD_SHUTDOWN_TIMEOUT");
+  expect_env_error("CONTACTD_LISTEN=127.0.0.1:1,,127.0.0.1:2",
+                   "CONTACTD_LISTEN");
+  expect_env_error("CONTACTD_LISTEN=127.0.0.1:1,", "empty value");
+  expect_env_error("CONTACTD_WEBHOOK_ALLOW=bad_host", "CONTACTD_WEBHOOK_ALLOW");
+  expect_env_error("CONTACTD_DURABILITY=sometimes", "CONTACTD_DURABILITY");
+  expect_env_error("CONTACTD_HELP=1", "CONTACTD_HELP");
+  expect_env_error("CONTACTD_TLS_CERT=c.pem", "--tls-key");
+}
+
+static void test_fe_options_unknown_variables_are_ignored(void **state) {
+  fe_options o;
+  char err[512];
+  assert_int_equal(load(&o, err, sizeof(err), "CONTACTD_NO_SUCH=1",
+                        "CONTACTD_lower=1", "CONTACTD_=x", "CONTACTD_DATA=/d",
+                        NULL, NULL),
+                   0);
+  assert_int_equal(o.env_ignored_count, 3);
+  assert_string_equal(o.env_ignored[0], "CONTACTD_NO_SUCH=1");
+  assert_string_equal(o.data_dir, "/d");
+}
+
+static void test_fe_options_state_directory(void **state) {
+  fe_options o;
+  char err[512];
+  assert_int_equal(
+      load(&o, err, sizeof(err), "STATE_DIRECTORY=/var/lib/c", NULL, NULL), 0);
+  assert_string_equal(o.data_dir, "/var/lib/c");
+  assert_int_equal(load(&o, err, sizeof(err),
+                        "STATE_DIRECTORY=/var/lib/a:/var/lib/b", NULL, NULL),
+                   0);
+  assert_string_equal(o.data_dir, "/var/lib/a");
+  assert_int_equal(load(&o, err, sizeof(err), "STATE_DIRECTORY=", NULL, NULL),
+                   0);
+  assert_string_equal(o.data_dir, "./data");
+  assert_int_equal(load(&o, err, sizeof(err), "STATE_DIRECTORY=/s",
+                        "CONTACTD_DATA=/env", NULL, NULL),
+                   0);
+  assert_string_equal(o.data_dir, "/env");
+  assert_int_equal(load(&o, err, sizeof(err), "STATE_DIRECTORY=/s", NULL,
+                        "--data", "/cli", NULL),
+                   0);
+  assert_string_equal(o.data_dir, "/cli");
+  /* fe_options_parse reads no environment. */
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_string_equal(o.data_dir, "./data");
+}
+
+/* FE_ENV_BYTES_MAX and FE_ENV_ARGS_MAX, at and past their edges. */
+static void test_fe_options_environment_limits(void **state) {
+  static fe_options o;
+  char err[512];
+  static char var[FE_ENV_BYTES_MAX + 64];
+  const char *name = "CONTACTD_DATA=";
+  size_t arg_overhead = strlen("--data=") + 1;
+
+  /* A value that fills the room exactly, then one byte more. */
+  size_t fits = FE_ENV_BYTES_MAX - arg_overhead;
+  snprintf(var, sizeof(var), "%s", name);
+  memset(var + strlen(name), 'd', fits);
+  var[strlen(name) + fits] = '\0';
+  assert_int_equal(load(&o, err, sizeof(err), var, NULL, NULL), 0);
+  assert_int_equal(strlen(o.data_dir), fits);
+  var[strlen(name) + fits] = 'd';
+  var[strlen(name) + fits + 1] = '\0';
+  assert_int_equal(load(&o, err, sizeof(err), var, NULL, NULL), -1);
+  assert_non_null(strstr(err, "CONTACTD_DATA: too long"));
+
+  /* FE_ENV_ARGS_MAX items in a list, then one more (of a list whose
+   * items are each checked: the webhook hosts, up to their own limit,
+   * then refused by it; the listen addresses by FE_LISTEN_MAX). */
+  size_t at = (size_t)snprintf(var, sizeof(var), "CONTACTD_WEBHOOK_ALLOW=");
+  for (int i = 0; i < FE_ENV_ARGS_MAX; i++)
+    at += (size_t)snprintf(var + at, sizeof(var) - at, "%sh", i ? "," : "");
+  assert_int_equal(load(&o, err, sizeof(err), var, NULL, NULL), -1);
+  assert_non_null(strstr(err, "at most 64 hosts"));
+  snprintf(var + at, sizeof(var) - at, ",h");
+  assert_int_equal(load(&o, err, sizeof(err), var, NULL, NULL), -1);
+  assert_non_null(strstr(err, "CONTACTD_WEBHOOK_ALLOW: too long"));
 }
 
 int main(void) {
@@ -352,6 +551,13 @@ int main(void) {
       cmocka_unit_test(test_fe_options_webhook_allow_limit),
       cmocka_unit_test(test_fe_options_webhook_retry_seconds),
       cmocka_unit_test(test_fe_options_usage_shows_defaults),
+      cmocka_unit_test(test_fe_options_shutdown_timeout),
+      cmocka_unit_test(test_fe_options_from_the_environment),
+      cmocka_unit_test(test_fe_options_command_line_wins),
+      cmocka_unit_test(test_fe_options_bad_environment_names_the_variable),
+      cmocka_unit_test(test_fe_options_unknown_variables_are_ignored),
+      cmocka_unit_test(test_fe_options_state_directory),
+      cmocka_unit_test(test_fe_options_environment_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
