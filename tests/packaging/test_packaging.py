@@ -5,7 +5,8 @@ build, installed and unpacked into scratch directories and run from there.
 - cmake --install --prefix SCRATCH: contactd, contactctl, the plugins in
   lib/contactd/plugins, the systemd unit (its ExecStart the prefix's
   contactd; systemd-analyze verify when present), a man page for each
-  program that man renders; the installed contactd loads the installed
+  program that man renders (contactd's naming every option of --help);
+  the installed contactd loads the installed
   plugins, not the build tree's, and answers /healthz.
 - cpack -G DEB: contactd_<version>-1_<arch>.deb with the shared libraries'
   packages and adduser as dependencies, maintainer scripts (postinst makes
@@ -109,6 +110,19 @@ def test_cmake_install_into_a_prefix():
                   plugin_dir)
 
 
+def test_man_page_names_every_option():
+    """contactd.1 lists every option --help does (a new option needs its
+    paragraph in packaging/contactd.1)."""
+    exe = os.path.join(args.build, "frontend", "contactd")
+    names = set(re.findall(r"^\s+(--[a-z][a-z-]*)", run([exe, "--help"]),
+                           re.M))
+    check(len(names) > 10, f"options found in --help: {names}")
+    with open(os.path.join(args.source, "packaging", "contactd.1")) as f:
+        page = f.read().replace("\\-", "-")
+    missing = sorted(n for n in names if n not in page)
+    check(not missing, f"packaging/contactd.1 lacks {missing}")
+
+
 def build_deb():
     out = work.sub("deb")
     run(["cpack", "-G", "DEB", "--config",
@@ -158,6 +172,11 @@ def test_debian_package():
         first = f.readline()
     check(first.startswith(f"contactd ({args.version}-1) "),
           f"changelog's top entry is not {args.version}-1: {first!r}")
+    with open(os.path.join(root, "usr/lib/systemd/system/"
+                                 "contactd.service")) as f:
+        unit = f.read()
+    check("ExecStart=/usr/bin/contactd\n" in unit,
+          "the package's unit does not run /usr/bin/contactd")
     exe = os.path.join(root, "usr", "bin", "contactd")
     check(args.version in run([exe, "--version"]), "contactd --version")
     check(args.version in run([os.path.join(root, "usr", "bin", "contactctl"),
