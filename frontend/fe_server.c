@@ -565,27 +565,9 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
   if (err != NULL) return;
   fe_worker *w = listener->data;
   h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-  if (sock != NULL) h2o_accept(&w->accept_ctx, sock);
-}
-
-/* Counts a request h2o has begun to read: its head or body still
- * arriving, or being answered. An idle keep-alive connection's request has
- * no begin time (h2o sets it at the first byte of the next request). */
-static int count_begun(h2o_req_t *req, void *cbdata) {
-  if (req->timestamps.request_begin_at.tv_sec != 0) ++*(size_t *)cbdata;
-  return 0;
-}
-
-/* Requests of every connection of w's loop that have begun, on either
- * protocol: what a shutdown waits for besides the handles. */
-static size_t requests_begun(fe_worker *w) {
-  size_t n = 0;
-  const h2o_globalconf_t *g = w->ctx.globalconf;
-  if (g->http1.callbacks.foreach_request != NULL)
-    g->http1.callbacks.foreach_request(&w->ctx, count_begun, &n);
-  if (g->http2.callbacks.foreach_request != NULL)
-    g->http2.callbacks.foreach_request(&w->ctx, count_begun, &n);
-  return n;
+  if (sock == NULL) return;
+  fe_conn_track(w, sock);
+  h2o_accept(&w->accept_ctx, sock);
 }
 
 static void begin_stop(fe_worker *w) {
@@ -618,6 +600,7 @@ static void *worker_main(void *arg) {
   fe_server *s = w->srv;
 
   w->tid = pthread_self();
+  h2o_linklist_init_anchor(&w->conns);
   h2o_context_init(&w->ctx, h2o_evloop_create(), &s->globalconf);
   h2o_multithread_register_receiver(w->ctx.queue, &w->answers, on_answers);
   h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
@@ -643,7 +626,7 @@ static void *worker_main(void *arg) {
   for (;;) {
     h2o_evloop_run(w->ctx.loop, w->stopping ? FE_SHUTDOWN_POLL_MS : INT32_MAX);
     if (w->stopping) {
-      size_t begun = requests_begun(w);
+      size_t begun = fe_requests_begun(w);
       if (w->pending == 0 && w->live == 0 && begun == 0) break;
       if (fe_now_ms() >= w->stop_deadline_ms) {
         char line[FE_LOG_LINE_MAX_BYTES];
@@ -658,7 +641,11 @@ static void *worker_main(void *arg) {
     }
   }
   /* Let the last responses reach their sockets: a few more turns of the
-   * loop flush what h2o has queued for writing. */
+   * loop flush what h2o has queued for writing; then what is still open
+   * closes. */
+  for (int i = 0; i < FE_SHUTDOWN_FLUSH_TURNS; i++)
+    h2o_evloop_run(w->ctx.loop, FE_SHUTDOWN_FLUSH_TURN_MS);
+  fe_conns_close(w);
   for (int i = 0; i < FE_SHUTDOWN_FLUSH_TURNS; i++)
     h2o_evloop_run(w->ctx.loop, FE_SHUTDOWN_FLUSH_TURN_MS);
   return NULL;

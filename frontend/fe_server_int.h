@@ -37,6 +37,13 @@ typedef struct fe_filter {
   fe_server *srv;
 } fe_filter;
 
+/* A connection the worker accepted, until h2o closes its socket: what a
+ * stop closes when it is over. */
+typedef struct fe_conn {
+  h2o_linklist_t link; /* in fe_worker.conns */
+  h2o_socket_t *sock;
+} fe_conn;
+
 struct fe_worker {
   fe_server *srv;
   size_t index;
@@ -49,8 +56,9 @@ struct fe_worker {
   h2o_multithread_receiver_t answers; /* cd_response from other threads */
   h2o_multithread_receiver_t control; /* the stop message */
   h2o_multithread_message_t stop_msg;
-  size_t pending; /* handles not yet freed */
-  size_t live;    /* requests with a guard not yet disposed */
+  size_t pending;       /* handles not yet freed */
+  size_t live;          /* requests with a guard not yet disposed */
+  h2o_linklist_t conns; /* fe_conn: every open accepted connection */
   uint64_t rng;
   bool stopping;
   int64_t stop_deadline_ms;
@@ -124,6 +132,15 @@ void fe_request_id_of(fe_worker *w, h2o_req_t *req,
 /* fe_foreign.c: the filter that makes h2o's own answers the API's. */
 void fe_foreign_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
                               h2o_ostream_t **slot);
+
+/* fe_shutdown.c: what a stop waits for and closes. fe_conn_track keeps
+ * an accepted connection in w->conns until h2o frees its socket;
+ * fe_requests_begun counts the requests of w's connections that h2o has
+ * begun to read (a head or body still arriving, or being answered);
+ * fe_conns_close shuts down every connection still open. */
+void fe_conn_track(fe_worker *w, h2o_socket_t *sock);
+size_t fe_requests_begun(fe_worker *w);
+void fe_conns_close(fe_worker *w);
 
 /* fe_listen.c: the TLS context from --tls-cert and --tls-key, and one
  * listening socket bound for an address (its URL kept for the logs). 0, or

@@ -151,6 +151,7 @@ def test_idle_keep_alive_connection_does_not_hold_the_stop():
     check_eq(wait_exit(s, 20), 0, "exit status")
     took = time.monotonic() - t0
     check(took < 3, f"an idle connection held the stop {took:.1f} s")
+    check_eq(read_response(c, 5), b"", "the idle connection's end")
     c.close()
 
 
