@@ -406,6 +406,12 @@ static int env_apply(fe_options *o, const char *var, char *err, size_t errlen) {
   }
   size_t name_len = key_len + 2;
   name[name_len] = '=';
+  /* --help and --version are commands, not settings: a CONTACTD_VERSION
+   * left by some build script must not turn the server into a printer. */
+  if ((name_len == strlen("--help") && memcmp(name, "--help", name_len) == 0) ||
+      (name_len == strlen("--version") &&
+       memcmp(name, "--version", name_len) == 0))
+    goto ignored;
   if (option_given(o, name, name_len) || *value == '\0') return 0;
 
   /* argv for parse_args: a program name, then --name=item for each item

@@ -77,9 +77,10 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
  * line may come from CONTACTD_<OPTION> (upper case, dashes as underscores:
  * --changes-days from CONTACTD_CHANGES_DAYS), a repeatable option's
  * values as a comma-separated list; an empty variable counts as unset; a
- * CONTACTD_ variable that names no option is ignored and listed in
- * env_ignored. Without --data and CONTACTD_DATA, the data directory is
- * $STATE_DIRECTORY (its first path) when set. envp is NULL-terminated
+ * CONTACTD_ variable that names no option, or names --help or --version,
+ * is ignored and listed in env_ignored. Without --data and CONTACTD_DATA, the
+ * data directory is $STATE_DIRECTORY (its first path) when set. envp is
+ * NULL-terminated
  * ("NAME=value"; main passes environ). 0, or -1 with one line in err
  * naming the option, or the variable when the value came from one.
  */

@@ -462,7 +462,6 @@ static void test_fe_options_bad_environment_names_the_variable(void **state) {
   expect_env_error("CONTACTD_LISTEN=127.0.0.1:1,", "empty value");
   expect_env_error("CONTACTD_WEBHOOK_ALLOW=bad_host", "CONTACTD_WEBHOOK_ALLOW");
   expect_env_error("CONTACTD_DURABILITY=sometimes", "CONTACTD_DURABILITY");
-  expect_env_error("CONTACTD_HELP=1", "CONTACTD_HELP");
   expect_env_error("CONTACTD_TLS_CERT=c.pem", "--tls-key");
 }
 
@@ -471,11 +470,15 @@ static void test_fe_options_unknown_variables_are_ignored(void **state) {
   char err[512];
   assert_int_equal(load(&o, err, sizeof(err), "CONTACTD_NO_SUCH=1",
                         "CONTACTD_lower=1", "CONTACTD_=x", "CONTACTD_DATA=/d",
-                        NULL, NULL),
+                        "CONTACTD_VERSION=0.1.0", "CONTACTD_HELP=1", NULL,
+                        NULL),
                    0);
-  assert_int_equal(o.env_ignored_count, 3);
+  assert_int_equal(o.env_ignored_count, 5);
   assert_string_equal(o.env_ignored[0], "CONTACTD_NO_SUCH=1");
+  assert_string_equal(o.env_ignored[3], "CONTACTD_VERSION=0.1.0");
   assert_string_equal(o.data_dir, "/d");
+  assert_false(o.version);
+  assert_false(o.help);
 }
 
 static void test_fe_options_state_directory(void **state) {
