@@ -11,7 +11,7 @@ packages=(
   libcurl4-openssl-dev libsystemd-dev
   curl nghttp2-client wrk openssl python3 clang clang-format libclang-rt-14-dev
   fuse3 libfuse3-dev
-  lintian man-db
+  lintian man-db file
 )
 
 as_root() {
