@@ -4,8 +4,13 @@
  *
  * Statuses are counted in a flat array indexed by status - 100, so that
  * counting needs no lookup and no lock; only non-zero statuses are written
- * out. Latency buckets are fixed: from half a millisecond (a read served
- * from memory) to ten seconds (a write stuck behind a slow disk).
+ * out. Latency buckets are fixed, in whole microseconds so that counting
+ * is exact: from 10 us (a read served from memory takes about 20) to ten
+ * seconds (a write stuck behind a slow disk), in 1-2.5-5 steps.
+ *
+ * fe_metrics_render_process adds the process's own figures (fe_process.h)
+ * and contactd_build_info, under the names Prometheus's client libraries
+ * use, so that dashboards made for them work unchanged.
  */
 #include "fe_metrics.h"
 
@@ -23,8 +28,9 @@
 #define STATUS_COUNT 500 /* 100..599 */
 
 static const uint64_t bucket_micros[] = {
-    500,    1000,   2500,   5000,    10000,   25000,   50000,
-    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+    10,     25,      50,      100,     250,     500,    1000,
+    2500,   5000,    10000,   25000,   50000,   100000, 250000,
+    500000, 1000000, 2500000, 5000000, 10000000};
 enum { BUCKET_COUNT = sizeof(bucket_micros) / sizeof(bucket_micros[0]) };
 
 typedef struct slot {
@@ -152,15 +158,34 @@ static uint64_t load(const _Atomic uint64_t *v) {
   return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-size_t fe_metrics_render(const fe_metrics *m, char **buf) {
-  strbuf b = {0};
+/* A buffer holding *buf's text, to append to; false when out of memory. */
+static bool sb_begin(strbuf *b, char *const *buf) {
+  memset(b, 0, sizeof(*b));
   size_t had = *buf != NULL ? strlen(*buf) : 0;
-  b.cap = had + FE_METRICS_CHUNK_BYTES;
-  b.p = malloc(b.cap);
-  if (b.p == NULL) return 0;
-  if (had > 0) memcpy(b.p, *buf, had);
-  b.len = had;
-  b.p[b.len] = '\0';
+  b->cap = had + FE_METRICS_CHUNK_BYTES;
+  b->p = malloc(b->cap);
+  if (b->p == NULL) return false;
+  if (had > 0) memcpy(b->p, *buf, had);
+  b->len = had;
+  b->p[b->len] = '\0';
+  return true;
+}
+
+/* Hands the text to *buf (freeing the old one) and returns its length; 0
+ * with *buf untouched when a step failed. */
+static size_t sb_end(strbuf *b, char **buf) {
+  if (b->failed) {
+    free(b->p);
+    return 0;
+  }
+  free(*buf);
+  *buf = b->p;
+  return b->len;
+}
+
+size_t fe_metrics_render(const fe_metrics *m, char **buf) {
+  strbuf b;
+  if (!sb_begin(&b, buf)) return 0;
 
   sb_printf(&b, "# HELP contactd_http_requests_total HTTP requests answered, "
                 "by route and status.\n"
@@ -209,11 +234,56 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
     sb_printf(&b, "} %" PRIu64 "\n", count);
   }
 
-  if (b.failed) {
-    free(b.p);
-    return 0;
+  return sb_end(&b, buf);
+}
+
+static void sb_metric(strbuf *b, const char *name, const char *type,
+                      const char *help) {
+  sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+size_t fe_metrics_render_process(const fe_process_stats *p,
+                                 const fe_build_info *info, char **buf) {
+  strbuf b;
+  if (!sb_begin(&b, buf)) return 0;
+  if (p->have_stat) {
+    sb_metric(&b, "process_cpu_seconds_total", "counter",
+              "Total user and system CPU time spent in seconds.");
+    sb_printf(&b, "process_cpu_seconds_total %.2f\n", p->cpu_seconds);
+    sb_metric(&b, "process_resident_memory_bytes", "gauge",
+              "Resident memory size in bytes.");
+    sb_printf(&b, "process_resident_memory_bytes %" PRIu64 "\n",
+              p->resident_bytes);
+    sb_metric(&b, "process_virtual_memory_bytes", "gauge",
+              "Virtual memory size in bytes.");
+    sb_printf(&b, "process_virtual_memory_bytes %" PRIu64 "\n",
+              p->virtual_bytes);
+    sb_metric(&b, "process_start_time_seconds", "gauge",
+              "Start time of the process since unix epoch in seconds.");
+    sb_printf(&b, "process_start_time_seconds %.2f\n", p->start_time_seconds);
   }
-  free(*buf);
-  *buf = b.p;
-  return b.len;
+  if (p->have_fds) {
+    sb_metric(&b, "process_open_fds", "gauge",
+              "Number of open file descriptors.");
+    sb_printf(&b, "process_open_fds %" PRIu64 "\n", p->open_fds);
+  }
+  if (p->have_max_fds) {
+    sb_metric(&b, "process_max_fds", "gauge",
+              "Maximum number of open file descriptors.");
+    if (p->max_fds == UINT64_MAX)
+      sb_printf(&b, "process_max_fds +Inf\n");
+    else
+      sb_printf(&b, "process_max_fds %" PRIu64 "\n", p->max_fds);
+  }
+  sb_metric(&b, "contactd_build_info", "gauge",
+            "The running build: its version, commit, plugin API and h2o; "
+            "always 1.");
+  sb_printf(&b, "contactd_build_info{version=\"");
+  sb_label(&b, info->version);
+  sb_printf(&b, "\",commit=\"");
+  sb_label(&b, info->commit);
+  sb_printf(&b, "\",plugin_api=\"%d\",h2o=\"", info->plugin_api);
+  sb_label(&b, info->h2o);
+  sb_printf(&b, "\"} 1\n");
+  return sb_end(&b, buf);
 }

@@ -306,6 +306,13 @@ int fe_options_parse(fe_options *o, int argc, char **argv, char *err,
     } else if (IS("--access-log")) {
       VALUE();
       o->access_log = value;
+    } else if (IS("--access-log-format")) {
+      VALUE();
+      if (fe_access_format_parse(value, &o->access_log_format) != 0) {
+        snprintf(err, errlen,
+                 "--access-log-format %s: expected default or json", value);
+        return -1;
+      }
     } else if (arg[0] == '-') {
       snprintf(err, errlen, "unknown option %.*s", (int)name_len, arg);
       return -1;
@@ -368,6 +375,9 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          (default %s)\n"
       "  --access-log FILE|-     one line per request to FILE, or - for\n"
       "                          standard output (default: none)\n"
+      "  --access-log-format F   default: fields split by spaces, the\n"
+      "                          client's quoted and escaped; json: one\n"
+      "                          object per line (default: default)\n"
       "  --version               print the version and exit\n"
       "  --help                  print this help and exit\n",
       CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, CS_CHANGES_DAYS_DEFAULT,

@@ -338,6 +338,27 @@ static void test_fe_options_usage_shows_defaults(void **state) {
   assert_true(fe_options_usage(NULL, 0, "/the/plugins") < FE_USAGE_MAX_BYTES);
 }
 
+static void test_fe_options_access_log_format(void **state) {
+  fe_options o;
+  char err[256];
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.access_log_format, FE_ACCESS_FORMAT_DEFAULT);
+  assert_int_equal(
+      parse(&o, err, sizeof(err), "--access-log-format", "json", NULL), 0);
+  assert_int_equal(o.access_log_format, FE_ACCESS_FORMAT_JSON);
+  assert_int_equal(parse(&o, err, sizeof(err), "--access-log-format=json",
+                         "--access-log-format=default", NULL),
+                   0);
+  assert_int_equal(o.access_log_format, FE_ACCESS_FORMAT_DEFAULT);
+  expect_error("--access-log-format xml: expected default or json",
+               "--access-log-format", "xml", NULL);
+  expect_error("--access-log-format", "--access-log-format", "", NULL);
+  expect_error("--access-log-format", "--access-log-format", NULL);
+  char usage[FE_USAGE_MAX_BYTES];
+  fe_options_usage(usage, sizeof(usage), "/p");
+  assert_non_null(strstr(usage, "--access-log-format"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fe_options_defaults),
@@ -352,6 +373,7 @@ int main(void) {
       cmocka_unit_test(test_fe_options_webhook_allow_limit),
       cmocka_unit_test(test_fe_options_webhook_retry_seconds),
       cmocka_unit_test(test_fe_options_usage_shows_defaults),
+      cmocka_unit_test(test_fe_options_access_log_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
