@@ -102,8 +102,7 @@ static int split_fields(const char *line) {
 static const char *const hostile[] = {
     "a b",
     "x\" 200 0 0 \"forged",
-    "line\n2026-01-01T00:00:00.000Z 6.6.6.6 \"r\" root GET \"/\" HTTP/1.1 "
-    "200 0 0 \"x\"",
+    "line\n2026-01-01T00:00:00.000Z 6.6.6.6 \"r\" GET \"/\" 200 0 0 \"x\"",
     "cr\rlf\n\ttab",
     "back\\slash\\\"",
     "\x01\x02\x7f\x1b[31m",
