@@ -130,6 +130,9 @@
 /* The metrics text grows in steps of this many bytes: one render of the
  * front end's counters for a dozen routes fits in a few steps. */
 #define FE_METRICS_CHUNK_BYTES 4096
+/* A latency bucket's edge as its le label writes it ("%g" of seconds:
+ * "2.5e-05", "0.00025", "10"). */
+#define FE_METRICS_EDGE_MAX_BYTES 16
 /* /proc/self/stat: 52 numbers and a command name of at most 16 bytes, well
  * under 1 KiB; the figures /metrics takes are among its first 24 fields. */
 #define FE_PROC_STAT_MAX_BYTES 2048

@@ -57,19 +57,37 @@ void fe_time_format(int64_t ms, char out[FE_TIME_MAX_BYTES]) {
     millis += 1000;
     secs--;
   }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  /* Formatted at full width first: the compiler cannot know the fields are
-   * small, and a year past 9999 is no reason to overflow. */
-  char wide[96];
-  int n = snprintf(wide, sizeof(wide), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, millis);
-  size_t len = n < 0                               ? 0
-               : (size_t)n > FE_TIME_MAX_BYTES - 1 ? FE_TIME_MAX_BYTES - 1
-                                                   : (size_t)n;
-  memcpy(out, wide, len);
-  out[len] = '\0';
+  /* Every access log line formats the time: the part up to the seconds is
+   * kept for the second it names, per thread, so that most lines pay for
+   * three digits, not for gmtime_r and a formatted print. */
+  static _Thread_local bool cached;
+  static _Thread_local time_t cached_secs;
+  static _Thread_local char head[FE_TIME_MAX_BYTES];
+  static _Thread_local size_t head_len;
+  if (!cached || cached_secs != secs) {
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    /* Formatted at full width first: the compiler cannot know the fields
+     * are small, and a year past 9999 is no reason to overflow. */
+    char wide[96];
+    int n = snprintf(wide, sizeof(wide), "%04d-%02d-%02dT%02d:%02d:%02d",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+    /* Room for ".mmmZ" and the NUL. */
+    size_t room = FE_TIME_MAX_BYTES - 6;
+    head_len = n < 0 ? 0 : (size_t)n > room ? room : (size_t)n;
+    memcpy(head, wide, head_len);
+    cached_secs = secs;
+    cached = true;
+  }
+  memcpy(out, head, head_len);
+  char *p = out + head_len;
+  *p++ = '.';
+  *p++ = (char)('0' + millis / 100);
+  *p++ = (char)('0' + millis / 10 % 10);
+  *p++ = (char)('0' + millis % 10);
+  *p++ = 'Z';
+  *p = '\0';
 }
 
 int64_t fe_now_ms(void) {

@@ -34,8 +34,7 @@ static const uint64_t bucket_micros[] = {
 enum { BUCKET_COUNT = sizeof(bucket_micros) / sizeof(bucket_micros[0]) };
 
 typedef struct slot {
-  char *method;
-  char *route;
+  char *labels; /* method="...",route="...", escaped once at create */
   _Atomic uint64_t status[STATUS_COUNT];
   _Atomic uint64_t other_status; /* outside 100..599: never, but counted */
   _Atomic uint64_t bucket[BUCKET_COUNT]; /* not cumulative; summed at render */
@@ -46,58 +45,8 @@ typedef struct slot {
 struct fe_metrics {
   size_t route_count;
   slot *slots; /* route_count + 1, the last for unmatched requests */
+  char edges[BUCKET_COUNT][FE_METRICS_EDGE_MAX_BYTES]; /* le="..." values */
 };
-
-int fe_metrics_create(size_t route_count, const char *const *methods,
-                      const char *const *patterns, fe_metrics **out) {
-  fe_metrics *m = calloc(1, sizeof(*m));
-  if (m == NULL) return -1;
-  m->route_count = route_count;
-  m->slots = calloc(route_count + 1, sizeof(slot));
-  if (m->slots == NULL) {
-    free(m);
-    return -1;
-  }
-  for (size_t i = 0; i <= route_count; i++) {
-    slot *s = &m->slots[i];
-    s->method = strdup(i < route_count ? methods[i] : "-");
-    s->route = strdup(i < route_count ? patterns[i] : "unmatched");
-    if (s->method == NULL || s->route == NULL) {
-      fe_metrics_destroy(m);
-      return -1;
-    }
-  }
-  *out = m;
-  return 0;
-}
-
-void fe_metrics_destroy(fe_metrics *m) {
-  if (m == NULL) return;
-  for (size_t i = 0; i <= m->route_count; i++) {
-    free(m->slots[i].method);
-    free(m->slots[i].route);
-  }
-  free(m->slots);
-  free(m);
-}
-
-void fe_metrics_observe(fe_metrics *m, size_t route, int status,
-                        uint64_t micros) {
-  slot *s = &m->slots[route < m->route_count ? route : m->route_count];
-  if (status >= STATUS_FIRST && status < STATUS_FIRST + STATUS_COUNT)
-    atomic_fetch_add_explicit(&s->status[status - STATUS_FIRST], 1,
-                              memory_order_relaxed);
-  else
-    atomic_fetch_add_explicit(&s->other_status, 1, memory_order_relaxed);
-  for (int b = 0; b < BUCKET_COUNT; b++) {
-    if (micros <= bucket_micros[b]) {
-      atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
-      break;
-    }
-  }
-  atomic_fetch_add_explicit(&s->sum_micros, micros, memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
-}
 
 typedef struct strbuf {
   char *p;
@@ -134,24 +83,86 @@ static void sb_printf(strbuf *b, const char *fmt, ...) {
   }
 }
 
-/* A label value with \, " and newline escaped, as the text format says. */
+/* A label value with \, " and newline escaped, as the text format says;
+ * the runs between them are copied whole. */
 static void sb_label(strbuf *b, const char *v) {
-  for (; *v != '\0'; v++) {
-    if (*v == '\\' || *v == '"')
-      sb_printf(b, "\\%c", *v);
-    else if (*v == '\n')
-      sb_printf(b, "\\n");
-    else
-      sb_printf(b, "%c", *v);
+  while (*v != '\0') {
+    size_t run = strcspn(v, "\\\"\n");
+    if (run > 0) sb_printf(b, "%.*s", (int)run, v);
+    v += run;
+    if (*v == '\0') break;
+    sb_printf(b, "%s", *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\");
+    v++;
   }
 }
 
-static void sb_labels(strbuf *b, const slot *s) {
-  sb_printf(b, "method=\"");
-  sb_label(b, s->method);
-  sb_printf(b, "\",route=\"");
-  sb_label(b, s->route);
-  sb_printf(b, "\"");
+/* The label text of a slot, escaped; NULL when out of memory. */
+static char *slot_labels(const char *method, const char *route) {
+  strbuf b = {.cap = 64};
+  b.p = malloc(b.cap);
+  if (b.p == NULL) return NULL;
+  sb_printf(&b, "method=\"");
+  sb_label(&b, method);
+  sb_printf(&b, "\",route=\"");
+  sb_label(&b, route);
+  sb_printf(&b, "\"");
+  if (b.failed) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}
+
+int fe_metrics_create(size_t route_count, const char *const *methods,
+                      const char *const *patterns, fe_metrics **out) {
+  fe_metrics *m = calloc(1, sizeof(*m));
+  if (m == NULL) return -1;
+  m->route_count = route_count;
+  m->slots = calloc(route_count + 1, sizeof(slot));
+  if (m->slots == NULL) {
+    free(m);
+    return -1;
+  }
+  for (size_t i = 0; i <= route_count; i++) {
+    slot *s = &m->slots[i];
+    s->labels = slot_labels(i < route_count ? methods[i] : "-",
+                            i < route_count ? patterns[i] : "unmatched");
+    if (s->labels == NULL) {
+      fe_metrics_destroy(m);
+      return -1;
+    }
+  }
+  for (int bk = 0; bk < BUCKET_COUNT; bk++)
+    snprintf(m->edges[bk], sizeof(m->edges[bk]), "%g",
+             (double)bucket_micros[bk] / 1e6);
+  *out = m;
+  return 0;
+}
+
+void fe_metrics_destroy(fe_metrics *m) {
+  if (m == NULL) return;
+  for (size_t i = 0; i <= m->route_count; i++)
+    free(m->slots[i].labels);
+  free(m->slots);
+  free(m);
+}
+
+void fe_metrics_observe(fe_metrics *m, size_t route, int status,
+                        uint64_t micros) {
+  slot *s = &m->slots[route < m->route_count ? route : m->route_count];
+  if (status >= STATUS_FIRST && status < STATUS_FIRST + STATUS_COUNT)
+    atomic_fetch_add_explicit(&s->status[status - STATUS_FIRST], 1,
+                              memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&s->other_status, 1, memory_order_relaxed);
+  for (int b = 0; b < BUCKET_COUNT; b++) {
+    if (micros <= bucket_micros[b]) {
+      atomic_fetch_add_explicit(&s->bucket[b], 1, memory_order_relaxed);
+      break;
+    }
+  }
+  atomic_fetch_add_explicit(&s->sum_micros, micros, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
 }
 
 static uint64_t load(const _Atomic uint64_t *v) {
@@ -195,15 +206,15 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
     for (int st = 0; st < STATUS_COUNT; st++) {
       uint64_t n = load(&s->status[st]);
       if (n == 0) continue;
-      sb_printf(&b, "contactd_http_requests_total{");
-      sb_labels(&b, s);
-      sb_printf(&b, ",status=\"%d\"} %" PRIu64 "\n", st + STATUS_FIRST, n);
+      sb_printf(&b,
+                "contactd_http_requests_total{%s,status=\"%d\"} %" PRIu64 "\n",
+                s->labels, st + STATUS_FIRST, n);
     }
     uint64_t other = load(&s->other_status);
     if (other != 0) {
-      sb_printf(&b, "contactd_http_requests_total{");
-      sb_labels(&b, s);
-      sb_printf(&b, ",status=\"other\"} %" PRIu64 "\n", other);
+      sb_printf(
+          &b, "contactd_http_requests_total{%s,status=\"other\"} %" PRIu64 "\n",
+          s->labels, other);
     }
   }
 
@@ -216,22 +227,20 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
     uint64_t count = load(&s->count);
     for (int bk = 0; bk < BUCKET_COUNT; bk++) {
       cumulative += load(&s->bucket[bk]);
-      sb_printf(&b, "contactd_http_request_duration_seconds_bucket{");
-      sb_labels(&b, s);
-      sb_printf(&b, ",le=\"%g\"} %" PRIu64 "\n",
-                (double)bucket_micros[bk] / 1e6, cumulative);
+      sb_printf(&b,
+                "contactd_http_request_duration_seconds_bucket{%s,le=\"%s\"} "
+                "%" PRIu64 "\n",
+                s->labels, m->edges[bk], cumulative);
     }
     /* +Inf equals _count by definition; read count once for both. */
     if (count < cumulative) count = cumulative;
-    sb_printf(&b, "contactd_http_request_duration_seconds_bucket{");
-    sb_labels(&b, s);
-    sb_printf(&b, ",le=\"+Inf\"} %" PRIu64 "\n", count);
-    sb_printf(&b, "contactd_http_request_duration_seconds_sum{");
-    sb_labels(&b, s);
-    sb_printf(&b, "} %.6f\n", (double)load(&s->sum_micros) / 1e6);
-    sb_printf(&b, "contactd_http_request_duration_seconds_count{");
-    sb_labels(&b, s);
-    sb_printf(&b, "} %" PRIu64 "\n", count);
+    sb_printf(&b,
+              "contactd_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} "
+              "%" PRIu64 "\n"
+              "contactd_http_request_duration_seconds_sum{%s} %.6f\n"
+              "contactd_http_request_duration_seconds_count{%s} %" PRIu64 "\n",
+              s->labels, count, s->labels, (double)load(&s->sum_micros) / 1e6,
+              s->labels, count);
   }
 
   return sb_end(&b, buf);

@@ -326,6 +326,19 @@ static void test_fe_log_time_format(void **state) {
   assert_string_equal(out, "1970-01-01T00:00:00.000Z");
   fe_time_format(-1, out);
   assert_string_equal(out, "1969-12-31T23:59:59.999Z");
+  /* The seconds are kept between calls: a new second, and a step back,
+   * must both show. */
+  fe_time_format(1795683480123, out);
+  assert_string_equal(out, "2026-11-26T08:58:00.123Z");
+  fe_time_format(1795683480999, out);
+  assert_string_equal(out, "2026-11-26T08:58:00.999Z");
+  fe_time_format(1795683481000, out);
+  assert_string_equal(out, "2026-11-26T08:58:01.000Z");
+  fe_time_format(1795683480007, out);
+  assert_string_equal(out, "2026-11-26T08:58:00.007Z");
+  /* A year past 9999 is wider, and still fits. */
+  fe_time_format(253402300800000, out);
+  assert_string_equal(out, "10000-01-01T00:00:00.000Z");
   assert_true(fe_now_ms() > 1700000000000);
 }
 

@@ -105,13 +105,13 @@ static void test_fe_metrics_threads_lose_nothing(void **state) {
 
 static void test_fe_metrics_label_escaping(void **state) {
   const char *methods[] = {"GET"};
-  const char *patterns[] = {"/a\"b\\c"};
+  const char *patterns[] = {"/a\"b\\c\nd"};
   fe_metrics *m;
   assert_int_equal(fe_metrics_create(1, methods, patterns, &m), 0);
   fe_metrics_observe(m, 0, 200, 1);
   char *text = NULL;
   fe_metrics_render(m, &text);
-  assert_has(text, "route=\"/a\\\"b\\\\c\"");
+  assert_has(text, "route=\"/a\\\"b\\\\c\\nd\"");
   free(text);
   fe_metrics_destroy(m);
 }
