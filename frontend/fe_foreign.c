@@ -98,8 +98,12 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
     snprintf(method, sizeof(method), "%.*s", (int)req->method.len,
              req->method.base != NULL ? req->method.base : "-");
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    char client[FE_CLIENT_ADDR_MAX_BYTES];
+    fe_peer_address(req, client);
+    h2o_iovec_t ua = fe_peer_user_agent(req);
     fe_access_entry e = {
         .time_ms = fe_now_ms(),
+        .client = client[0] != '\0' ? client : NULL,
         .request_id = rid,
         .account = NULL,
         .method = method[0] != '\0' ? method : "-",
@@ -107,9 +111,12 @@ static void foreign_response(fe_server *s, h2o_req_t *req,
         .path_len = refused                  ? 1
                     : req->path.base != NULL ? path_len
                                              : 0,
+        .protocol = fe_peer_protocol(req),
         .status = req->res.status,
         .bytes = is_head || body_len == SIZE_MAX ? 0 : body_len,
         .micros = (uint64_t)us,
+        .user_agent = ua.base,
+        .user_agent_len = ua.len,
     };
     fe_access_log_write(s->access_log, &e);
   }

@@ -81,10 +81,10 @@ static const char *valid_utf8(const char *s, size_t len, size_t *out_len,
   return copy;
 }
 
-static int gen_string(yajl_gen g, const char *s) {
+int fe_json_gen_string(yajl_gen g, const char *s, size_t slen) {
   size_t len;
   bool owned;
-  const char *v = valid_utf8(s, strlen(s), &len, &owned);
+  const char *v = valid_utf8(s, slen, &len, &owned);
   if (v == NULL) return -1;
   int rc =
       yajl_gen_string(g, (const unsigned char *)v, len) == yajl_gen_status_ok
@@ -92,6 +92,10 @@ static int gen_string(yajl_gen g, const char *s) {
           : -1;
   if (owned) free((char *)v);
   return rc;
+}
+
+static int gen_string(yajl_gen g, const char *s) {
+  return fe_json_gen_string(g, s, strlen(s));
 }
 
 #define KEY(g, k) gen_string(g, k)

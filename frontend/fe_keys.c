@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fe_limits.h"
+#include "fe_log.h"
 
 int fe_write_file_atomic(const char *path, const void *data, size_t len,
                          int mode) {
@@ -86,18 +87,18 @@ int fe_keys_bootstrap(cs_keyring *k, const char *data_dir, char *err,
   rc = fe_write_file_atomic(path, line, (size_t)n, 0600);
   if (rc != 0) {
     /* The key exists in the keyring now; show it anyway so it is not lost. */
-    fprintf(stderr,
-            "contactd: API key for account default: %s (could not "
-            "keep it in %s: %s)\n",
-            key, path, strerror(-rc));
+    fe_log_printf(CD_LOG_WARN, NULL,
+                  "API key for account default: %s (could not keep it in "
+                  "%s: %s)",
+                  key, path, strerror(-rc));
     memset(key, 0, sizeof(key));
     memset(line, 0, sizeof(line));
     return 0;
   }
-  fprintf(stderr,
-          "contactd: API key for account default: %s; kept in %s (readable "
-          "by its owner only)\n",
-          key, path);
+  fe_log_printf(CD_LOG_INFO, NULL,
+                "API key for account default: %s; kept in %s (readable by "
+                "its owner only)",
+                key, path);
   memset(key, 0, sizeof(key));
   memset(line, 0, sizeof(line));
   return 0;

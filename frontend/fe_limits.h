@@ -107,10 +107,20 @@
  * most 45 characters, so 300 leaves room for any scheme and port. */
 #define FE_LISTENER_URL_MAX_BYTES 300
 
-/* One line of the server's own log, and one of the access log (whose path
- * is cut to fit; the other fields are short). */
+/* One line of the server's own log (its message as composed, and as written
+ * with time, level, request id and escapes), and one of the access log in
+ * the default format (whose path is cut to fit, and its user agent to
+ * FE_ACCESS_UA_ROOM_BYTES; the other fields are short). */
 #define FE_LOG_LINE_MAX_BYTES 1024
+#define FE_LOG_OUT_MAX_BYTES 4096
 #define FE_ACCESS_LINE_MAX_BYTES 2048
+#define FE_ACCESS_UA_ROOM_BYTES 512
+/* The path and the user agent are kept for the access log up to this many
+ * bytes (the rest is cut), in either format. */
+#define FE_ACCESS_FIELD_MAX_BYTES 1024
+/* A client's numeric address as the access log shows it: an IPv6 address
+ * with a zone is at most INET6_ADDRSTRLEN (46) and IF_NAMESIZE (16). */
+#define FE_CLIENT_ADDR_MAX_BYTES 64
 
 /* An RFC 3339 time with milliseconds is 24 characters; with a year past
  * 9999 cut, 32 bytes always hold it and its NUL. */
@@ -145,6 +155,12 @@
 /* The metrics text grows in steps of this many bytes: one render of the
  * front end's counters for a dozen routes fits in a few steps. */
 #define FE_METRICS_CHUNK_BYTES 4096
+/* A latency bucket's edge as its le label writes it ("%g" of seconds:
+ * "2.5e-05", "0.00025", "10"). */
+#define FE_METRICS_EDGE_MAX_BYTES 16
+/* /proc/self/stat: 52 numbers and a command name of at most 16 bytes, well
+ * under 1 KiB; the figures /metrics takes are among its first 24 fields. */
+#define FE_PROC_STAT_MAX_BYTES 2048
 
 /* While stopping, a worker wakes this often to see whether its last
  * answers are out, and afterwards turns its loop this many more times, this

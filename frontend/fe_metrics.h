@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fe_process.h"
+
 typedef struct fe_metrics fe_metrics;
 
 /* The slot for requests that matched no route. */
@@ -34,5 +36,19 @@ void fe_metrics_observe(fe_metrics *m, size_t route, int status,
  * whole length; on failure *buf is left as it was and 0 is returned.
  */
 size_t fe_metrics_render(const fe_metrics *m, char **buf);
+
+/* What contactd_build_info says; every string non-NULL ("unknown" when the
+ * build does not know). */
+typedef struct fe_build_info {
+  const char *version; /* the CMake project version */
+  const char *commit;  /* git describe at configure time */
+  const char *h2o;     /* H2O_VERSION */
+  int plugin_api;      /* CD_PLUGIN_API_VERSION */
+} fe_build_info;
+
+/* Appends, as fe_metrics_render does, the process_* metrics p has (each
+ * group only when read) and contactd_build_info{...} 1. */
+size_t fe_metrics_render_process(const fe_process_stats *p,
+                                 const fe_build_info *info, char **buf);
 
 #endif

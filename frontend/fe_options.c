@@ -333,6 +333,13 @@ static int parse_args(fe_options *o, int argc, char **argv, char *err,
                       errlen) != 0)
         return -1;
       o->shutdown_timeout_s = (unsigned)n;
+    } else if (IS("--access-log-format")) {
+      VALUE();
+      if (fe_access_format_parse(value, &o->access_log_format) != 0) {
+        snprintf(err, errlen,
+                 "--access-log-format %s: expected default or json", value);
+        return -1;
+      }
     } else if (arg[0] == '-') {
       snprintf(err, errlen, "unknown option %.*s", (int)name_len, arg);
       return -2;
@@ -537,6 +544,9 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "  --shutdown-timeout SECONDS  on SIGTERM, wait this long for requests\n"
       "                          in flight, then close them (default %d;\n"
       "                          %d to %d)\n"
+      "  --access-log-format F   default: fields split by spaces, the\n"
+      "                          client's quoted and escaped; json: one\n"
+      "                          object per line (default: default)\n"
       "  --version               print the version and exit\n"
       "  --help                  print this help and exit\n"
       "\n"

@@ -14,6 +14,7 @@
 
 #include "cs.h"
 #include "fe_limits.h"
+#include "fe_log.h"
 
 typedef struct fe_listen_addr {
   const char *text; /* as given, "127.0.0.1:8080" */
@@ -40,7 +41,8 @@ typedef struct fe_options {
   size_t webhook_allow_count;
   const char *webhook_retry_seconds; /* NULL: not given */
   const char *plugins_dir;
-  const char *access_log; /* NULL: none; "-": stdout */
+  const char *access_log;             /* NULL: none; "-": stdout */
+  fe_access_format access_log_format; /* --access-log-format default|json */
   /* --shutdown-timeout: FE_SHUTDOWN_TIMEOUT_S_MIN..MAX */
   unsigned shutdown_timeout_s;
   bool help;

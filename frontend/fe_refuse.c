@@ -57,6 +57,7 @@
 
 #include "cs_limits.h"
 #include "fe_limits.h"
+#include "fe_log.h"
 #include "h2o.h"
 #include "h2o/cache_digests.h"
 
@@ -95,7 +96,7 @@ typedef int (*hpack_parse_fn)(h2o_req_t *, struct st_h2o_hpack_header_table_t *,
 static void *real(const char *name) {
   void *fn = dlsym(RTLD_NEXT, name);
   if (fn == NULL) {
-    fprintf(stderr, "contactd: %s not found: %s\n", name, dlerror());
+    fe_log_printf(CD_LOG_ERROR, NULL, "%s not found: %s", name, dlerror());
     abort();
   }
   return fn;

@@ -35,9 +35,11 @@
 #include "h2o.h"
 #include "h2o/http1.h"
 #include "h2o/http2.h"
+#include "h2o/version.h"
 
 #include "fe_errors.h"
 #include "fe_json.h"
+#include "fe_process.h"
 #include "fe_refuse.h"
 #include "fe_request.h"
 
@@ -146,14 +148,18 @@ static void res_finish(cd_response *res) {
   if (s->access_log != NULL) {
     fe_access_entry e = {
         .time_ms = fe_now_ms(),
+        .client = res->client[0] != '\0' ? res->client : NULL,
         .request_id = res->request_id,
         .account = res->account_name,
         .method = res->method,
         .path = res->path,
         .path_len = res->path_len,
+        .protocol = res->protocol,
         .status = res->status,
         .bytes = res->is_head || res->req == NULL ? 0 : res->body_len,
         .micros = micros,
+        .user_agent = res->user_agent,
+        .user_agent_len = res->user_agent_len,
     };
     fe_access_log_write(s->access_log, &e);
   }
@@ -298,7 +304,15 @@ static void host_log(void *ctx, cd_response *res, int level, const char *line) {
   fe_log_line(level, res != NULL ? res->request_id : NULL, line);
 }
 
-/* The front end's counters, then every plugin's own metrics. */
+#ifndef CONTACTD_VERSION
+#define CONTACTD_VERSION "unknown"
+#endif
+#ifndef CONTACTD_GIT_COMMIT
+#define CONTACTD_GIT_COMMIT "unknown"
+#endif
+
+/* The front end's counters, the process's figures (read now) and the
+ * build, then every plugin's own metrics. */
 static size_t host_metrics(void *ctx, char **out) {
   fe_server *s = ctx;
   size_t len = 0;
@@ -306,6 +320,14 @@ static size_t host_metrics(void *ctx, char **out) {
     len = fe_metrics_render(s->metrics, out);
     if (len == 0) return 0;
   }
+  static const fe_build_info build = {.version = CONTACTD_VERSION,
+                                      .commit = CONTACTD_GIT_COMMIT,
+                                      .h2o = H2O_VERSION,
+                                      .plugin_api = CD_PLUGIN_API_VERSION};
+  fe_process_stats proc;
+  fe_process_read(&proc);
+  len = fe_metrics_render_process(&proc, &build, out);
+  if (len == 0) return 0;
   size_t all = fe_plugins_metrics(s->plugins, out);
   return all != 0 ? all : len;
 }
@@ -353,7 +375,9 @@ void fe_request_id_of(fe_worker *w, h2o_req_t *req,
 /* The answer handle for req, with its guard in the request's pool; NULL
  * when out of memory, after h2o has been told to answer 500. */
 static cd_response *res_begin(fe_worker *w, h2o_req_t *req, size_t path_len) {
-  cd_response *res = calloc(1, sizeof(*res) + path_len + 1);
+  bool logged = w->srv->access_log != NULL;
+  h2o_iovec_t ua = logged ? fe_peer_user_agent(req) : h2o_iovec_init(NULL, 0);
+  cd_response *res = calloc(1, sizeof(*res) + path_len + 1 + ua.len + 1);
   fe_guard *guard =
       h2o_mem_alloc_shared(&req->pool, sizeof(*guard), guard_dispose);
   if (res == NULL) {
@@ -377,6 +401,16 @@ static cd_response *res_begin(fe_worker *w, h2o_req_t *req, size_t path_len) {
            req->method.base);
   memcpy(res->path, req->path.base, path_len);
   res->path_len = path_len;
+  if (logged) {
+    res->protocol = fe_peer_protocol(req);
+    fe_peer_address(req, res->client);
+    if (ua.base != NULL) {
+      char *at = res->path + path_len + 1;
+      memcpy(at, ua.base, ua.len);
+      res->user_agent = at;
+      res->user_agent_len = ua.len;
+    }
+  }
   res->is_head = strcmp(res->method, "HEAD") == 0;
   fe_request_id_of(w, req, res->request_id);
   return res;
@@ -671,6 +705,8 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   if (o->access_log != NULL &&
       fe_access_log_open(o->access_log, &s->access_log, err, errlen) != 0)
     goto fail;
+  if (s->access_log != NULL)
+    fe_access_log_set_format(s->access_log, o->access_log_format);
 
   h2o_config_init(&s->globalconf);
   s->configured = true;

@@ -113,11 +113,16 @@ struct cd_response {
   /* the request, for the log and the metrics */
   const fe_route *route;
   const char *account_name;
+  const char *protocol;                  /* fe_peer_protocol */
+  char client[FE_CLIENT_ADDR_MAX_BYTES]; /* "": unknown */
+  const char *user_agent; /* in the storage after path; NULL: none */
+  size_t user_agent_len;
   struct timespec started;
   char method[FE_METHOD_MAX_BYTES];
   char request_id[CS_REQUEST_ID_MAX_BYTES + 1];
   size_t path_len;
-  char path[]; /* path_len bytes and a NUL */
+  char path[]; /* path_len bytes and a NUL, then the user agent when the
+                * access log is on, user_agent_len bytes and a NUL */
 };
 
 /* fe_server.c: the worker a loop's context belongs to; a response header
@@ -141,6 +146,13 @@ void fe_foreign_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
 void fe_conn_track(fe_worker *w, h2o_socket_t *sock);
 size_t fe_requests_begun(fe_worker *w);
 void fe_conns_close(fe_worker *w);
+/* fe_peer.c: what the access log shows of a live request: its client's
+ * numeric address ("" when unknown), its protocol ("HTTP/1.1", "HTTP/2"),
+ * its user agent cut at FE_ACCESS_FIELD_MAX_BYTES (base NULL when it sent
+ * none). */
+void fe_peer_address(h2o_req_t *req, char out[FE_CLIENT_ADDR_MAX_BYTES]);
+const char *fe_peer_protocol(const h2o_req_t *req);
+h2o_iovec_t fe_peer_user_agent(h2o_req_t *req);
 
 /* fe_listen.c: the TLS context from --tls-cert and --tls-key, and one
  * listening socket bound for an address (its URL kept for the logs). 0, or

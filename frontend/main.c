@@ -26,6 +26,7 @@
 #include "cs.h"
 #include "fe_keys.h"
 #include "fe_limits.h"
+#include "fe_log.h"
 #include "fe_options.h"
 #include "fe_plugins.h"
 #include "fe_router.h"
@@ -74,7 +75,7 @@ static const char *default_plugins_dir(char *buf, size_t len) {
 }
 
 static void store_notice(void *ctx, const char *line) {
-  fprintf(stderr, "contactd: store: %s\n", line);
+  fe_log_printf(CD_LOG_WARN, NULL, "store: %s", line);
 }
 
 int main(int argc, char **argv) {
@@ -109,8 +110,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (size_t i = 0; i < opts.env_ignored_count; i++)
-    fprintf(stderr, "contactd: warning: %.*s names no option; ignored\n",
-            (int)strcspn(opts.env_ignored[i], "="), opts.env_ignored[i]);
+    fe_log_printf(CD_LOG_WARN, NULL, "%.*s names no option; ignored",
+                  (int)strcspn(opts.env_ignored[i], "="), opts.env_ignored[i]);
 
   /* Every thread, the store's included, inherits this mask; the signals are
    * taken by sigwait below, never by a handler in a random thread. */
@@ -122,15 +123,15 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   if (fe_server_create(&opts, &srv, err, sizeof(err)) != 0) {
-    fprintf(stderr, "contactd: %s\n", err);
+    fe_log_line(CD_LOG_ERROR, NULL, err);
     return 1;
   }
 
   if (opts.durability == CS_DURABILITY_NONE)
-    fprintf(stderr,
-            "contactd: WARNING: --durability none: writes are answered before "
-            "they reach the disk; a power loss or kernel crash LOSES recently "
-            "acknowledged writes\n");
+    fe_log_line(CD_LOG_WARN, NULL,
+                "--durability none: writes are answered before they reach the "
+                "disk; a power loss or kernel crash LOSES recently "
+                "acknowledged writes");
 
   cs_options so;
   memset(&so, 0, sizeof(so));
@@ -142,60 +143,61 @@ int main(int argc, char **argv) {
   so.notice = store_notice;
   rc = cs_open(opts.data_dir, &so, &store, &ce);
   if (rc != 0) {
-    fprintf(stderr, "contactd: --data %s: %s\n", opts.data_dir,
-            ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
+    fe_log_printf(CD_LOG_ERROR, NULL, "--data %s: %s", opts.data_dir,
+                  ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
     goto out;
   }
   rc = cs_keys_open(opts.data_dir, &keys, &ce);
   if (rc != 0) {
-    fprintf(stderr, "contactd: --data %s: keys: %s\n", opts.data_dir,
-            ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
+    fe_log_printf(CD_LOG_ERROR, NULL, "--data %s: keys: %s", opts.data_dir,
+                  ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
     goto out;
   }
   if (fe_keys_bootstrap(keys, opts.data_dir, err, sizeof(err)) != 0) {
-    fprintf(stderr, "contactd: %s\n", err);
+    fe_log_line(CD_LOG_ERROR, NULL, err);
     goto out;
   }
 
   if (fe_router_create(&router) != 0 || fe_plugins_create(&plugins) != 0) {
-    fprintf(stderr, "contactd: out of memory\n");
+    fe_log_line(CD_LOG_ERROR, NULL, "out of memory");
     goto out;
   }
   if (fe_plugins_load_dir(plugins, opts.plugins_dir, fe_server_host(srv), store,
                           router, err, sizeof(err)) != 0) {
-    fprintf(stderr, "contactd: %s\n", err);
+    fe_log_line(CD_LOG_ERROR, NULL, err);
     goto out;
   }
   if (fe_plugins_count(plugins) == 0)
-    fprintf(stderr,
-            "contactd: warning: no plugins in %s; every request "
-            "will be answered 404\n",
-            opts.plugins_dir);
+    fe_log_printf(CD_LOG_WARN, NULL,
+                  "no plugins in %s; every request will be answered 404",
+                  opts.plugins_dir);
   fe_server_set_plugins(srv, plugins);
   if (fe_server_set_routes(srv, router, keys, store, err, sizeof(err)) != 0 ||
       fe_server_start(srv, err, sizeof(err)) != 0) {
-    fprintf(stderr, "contactd: %s\n", err);
+    fe_log_line(CD_LOG_ERROR, NULL, err);
     goto out;
   }
 
   for (size_t i = 0; i < fe_plugins_count(plugins); i++)
-    fprintf(stderr, "contactd: plugin %s loaded\n",
-            fe_plugins_name(plugins, i));
+    fe_log_printf(CD_LOG_INFO, NULL, "plugin %s loaded",
+                  fe_plugins_name(plugins, i));
   for (size_t i = 0; i < fe_server_listener_count(srv); i++)
-    fprintf(stderr, "contactd: listening on %s\n",
-            fe_server_listener_url(srv, i));
-  fprintf(stderr, "contactd %s ready (data %s, durability %s, %zu plugins)\n",
-          CONTACTD_VERSION, opts.data_dir,
-          opts.durability == CS_DURABILITY_FSYNC ? "fsync" : "none",
-          fe_plugins_count(plugins));
+    fe_log_printf(CD_LOG_INFO, NULL, "listening on %s",
+                  fe_server_listener_url(srv, i));
+  fe_log_printf(CD_LOG_INFO, NULL,
+                "contactd %s ready (data %s, durability %s, %zu plugins)",
+                CONTACTD_VERSION, opts.data_dir,
+                opts.durability == CS_DURABILITY_FSYNC ? "fsync" : "none",
+                fe_plugins_count(plugins));
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s, data %s",
              fe_server_listener_url(srv, 0), opts.data_dir);
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0)
     ;
-  fprintf(stderr, "contactd: %s: finishing in-flight requests (at most %u s)\n",
-          sig == SIGTERM ? "SIGTERM" : "SIGINT", opts.shutdown_timeout_s);
+  fe_log_printf(CD_LOG_INFO, NULL,
+                "%s: finishing in-flight requests (at most %u s)",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", opts.shutdown_timeout_s);
   sd_notifyf(0,
              "STOPPING=1\nSTATUS=stopping: finishing requests in flight "
              "(at most %u s)",
@@ -214,11 +216,11 @@ out:
   if (store != NULL) {
     rc = cs_close(store, &ce);
     if (rc != 0) {
-      fprintf(stderr, "contactd: closing the store: %s\n",
-              ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
+      fe_log_printf(CD_LOG_ERROR, NULL, "closing the store: %s",
+                    ce.msg[0] != '\0' ? ce.msg : cs_strerror(rc));
       status = 1;
     } else if (status == 0) {
-      fprintf(stderr, "contactd: store closed; bye\n");
+      fe_log_line(CD_LOG_INFO, NULL, "store closed; bye");
     }
   }
   fe_plugins_destroy(plugins);

@@ -27,3 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+# promtool, which tests/e2e/e2e_observe.py runs on /metrics, from Debian's
+# prometheus package: only that one program is unpacked, so no Prometheus
+# server is installed, configured or started.
+if ! command -v promtool >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null ||
+    { as_root apt-get update -qq && apt-get download -qq prometheus 2>/dev/null; }; })
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -O ./usr/bin/promtool >"$tmp/promtool"
+  as_root install -m 0755 "$tmp/promtool" /usr/local/bin/promtool
+  rm -rf "$tmp"
+fi

@@ -540,6 +540,27 @@ static void test_fe_options_environment_limits(void **state) {
   assert_non_null(strstr(err, "CONTACTD_WEBHOOK_ALLOW: too long"));
 }
 
+static void test_fe_options_access_log_format(void **state) {
+  fe_options o;
+  char err[256];
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.access_log_format, FE_ACCESS_FORMAT_DEFAULT);
+  assert_int_equal(
+      parse(&o, err, sizeof(err), "--access-log-format", "json", NULL), 0);
+  assert_int_equal(o.access_log_format, FE_ACCESS_FORMAT_JSON);
+  assert_int_equal(parse(&o, err, sizeof(err), "--access-log-format=json",
+                         "--access-log-format=default", NULL),
+                   0);
+  assert_int_equal(o.access_log_format, FE_ACCESS_FORMAT_DEFAULT);
+  expect_error("--access-log-format xml: expected default or json",
+               "--access-log-format", "xml", NULL);
+  expect_error("--access-log-format", "--access-log-format", "", NULL);
+  expect_error("--access-log-format", "--access-log-format", NULL);
+  char usage[FE_USAGE_MAX_BYTES];
+  fe_options_usage(usage, sizeof(usage), "/p");
+  assert_non_null(strstr(usage, "--access-log-format"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fe_options_defaults),
@@ -561,6 +582,7 @@ int main(void) {
       cmocka_unit_test(test_fe_options_unknown_variables_are_ignored),
       cmocka_unit_test(test_fe_options_state_directory),
       cmocka_unit_test(test_fe_options_environment_limits),
+      cmocka_unit_test(test_fe_options_access_log_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
