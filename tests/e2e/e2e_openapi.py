@@ -5,8 +5,8 @@ used by a generated client, against a running contactd.
   on the source file and on the document a server serves, and fails on a
   document with real errors (so a passing lint means something).
 - The served document is the source with its server filled in from the
-  request's host (HTTP/1.1 Host, HTTP/2 :authority); a host that is no host
-  name or address leaves the relative "/".
+  request's host (HTTP/1.1 Host, HTTP/2 :authority), https on a TLS
+  listener; a host that is no host name or address leaves the relative "/".
 - The contact's rules as patterns and lengths (email, phone, first_name)
   accept exactly the values the server accepts, at and past each limit.
 - Every documented path exists, with exactly the documented methods: the
@@ -27,7 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_lib import (Fail, Server, Workdir, check, check_eq,  # noqa: E402
-                     curl, parse_args, run_and_stop)
+                     curl, make_cert, parse_args, run_and_stop)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -58,7 +58,7 @@ with open(SOURCE, encoding="utf-8") as f:
     SOURCE_DOC = json.load(f)
 
 
-def run(cmd, timeout=180, cwd=None):
+def run(cmd, timeout=600, cwd=None):
     p = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=cwd,
                        env=NPM_ENV, stdin=subprocess.DEVNULL)
     return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
@@ -116,6 +116,18 @@ def test_servers_from_host():
                     "user@evil.com", "evil.com/path", "-evil.com", "1.2.3"):
         doc = served(host=hostile)
         check_eq(doc["servers"], SOURCE_DOC["servers"], f"host {hostile!r}")
+    # On a TLS listener the scheme is https.
+    tls_server = Server(args.contactd, work.sub("data-tls"), args.plugins,
+                        tls=make_cert(work)).start()
+    try:
+        for proto in ("tls-h1", "tls-h2"):
+            r = curl(tls_server.url + "/openapi.json", proto)
+            check_eq(r.status, 200, f"GET /openapi.json over {proto}")
+            check_eq(r.json()["servers"][0]["url"], tls_server.url,
+                     f"servers over {proto}")
+        check(tls_server.url.startswith("https://"), tls_server.url)
+    finally:
+        check_eq(tls_server.stop(), 0, "the TLS server's exit status")
     # Apart from its server, the served document is the source.
     doc = served()
     doc["servers"] = SOURCE_DOC["servers"]
@@ -247,7 +259,7 @@ def test_typed_client():
     check(rc == 0, f"tsc: the client disagrees with the document:\n{out}")
     p = subprocess.run(
         ["node", os.path.join(d, "out", "openapi_client.mjs")],
-        capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
         env=dict(NPM_ENV, CONTACTD_URL=server.url, CONTACTD_KEY=KEY))
     out = (p.stdout + p.stderr).decode("utf-8", "replace")
     check(p.returncode == 0, f"the typed client failed:\n{out}")
