@@ -81,6 +81,12 @@ typedef struct cd_request {
   const char *account_name; /* NULL on routes without authentication */
   cs_role role;    /* CS_ROLE_READ_ONLY on routes without authentication */
   cs_store *store; /* the store create was given */
+  /* Added with version 3 (a plugin that reads them needs a contactd that
+   * has them): the scheme, "https" on a TLS listener, else "http"; and the
+   * authority the client named (HTTP/1's Host, HTTP/2's :authority) as
+   * sent, unchecked, or NULL when it named none. NUL-terminated. */
+  const char *scheme;
+  const char *authority;
 } cd_request;
 
 /* The host's handle for one answer; owned by the host. */

@@ -541,6 +541,11 @@ static void req_view(const fe_server *s, h2o_req_t *req, const cd_response *res,
   view->body_len = req->entity.base != NULL ? req->entity.len : 0;
   view->request_id = res->request_id;
   view->store = s->store;
+  view->scheme = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
+  /* h2o fills in its host entry's name when the client named none. */
+  h2o_iovec_t a = req->input.authority;
+  if (a.base != NULL && a.base != req->hostconf->authority.hostport.base)
+    view->authority = h2o_strdup(&req->pool, a.base, a.len).base;
 }
 
 /* Calls the route's handler; a handler that returns CD_DONE without

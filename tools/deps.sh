@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building, running and testing contactd needs, from Debian 12
-# packages only. Idempotent: apt-get skips what is already installed.
+# Installs what building, running and testing contactd needs: Debian 12
+# packages, and the npm packages of the OpenAPI tests (below). Idempotent:
+# apt-get skips what is already installed, npm ci what is up to date.
 # Runs apt-get as root, through sudo when not root.
 set -euo pipefail
 
@@ -38,4 +39,20 @@ if ! command -v promtool >/dev/null 2>&1; then
   dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -O ./usr/bin/promtool >"$tmp/promtool"
   as_root install -m 0755 "$tmp/promtool" /usr/local/bin/promtool
   rm -rf "$tmp"
+fi
+
+# The OpenAPI tests' tools (tests/npm: @redocly/cli, openapi-typescript,
+# openapi-fetch, typescript), from the npm registry into that directory,
+# at the versions its package-lock.json pins. Debian 12's nodejs (18) and
+# npm run them; npm ci runs again only when the lock file changed.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "installing: nodejs npm" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+npm_dir="$(cd "$(dirname "$0")/../tests/npm" && pwd)"
+if [ ! -f "$npm_dir/node_modules/.package-lock.json" ] ||
+  [ "$npm_dir/package-lock.json" -nt "$npm_dir/node_modules/.package-lock.json" ]; then
+  echo "installing: tests/npm (npm ci)" >&2
+  (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi

@@ -277,6 +277,7 @@ static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
                                         const char *const *headers) {
   cd_pair hdrs[FH_REQUEST_HEADERS_MAX];
   size_t header_count = 0;
+  const char *authority = NULL;
   for (size_t i = 0; headers && headers[i]; i++) {
     assert_true(header_count < FH_REQUEST_HEADERS_MAX);
     const char *colon = strchr(headers[i], ':');
@@ -284,6 +285,12 @@ static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
     const char *v = colon + 1;
     while (*v == ' ')
       v++;
+    /* As h2o does, the host header is the request's authority, not one
+     * of its headers. */
+    if (colon - headers[i] == 4 && !strncmp(headers[i], "host", 4)) {
+      authority = v;
+      continue;
+    }
     hdrs[header_count++] =
         (cd_pair){headers[i], (size_t)(colon - headers[i]), v, strlen(v)};
   }
@@ -328,6 +335,8 @@ static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
       .account_name = (route->flags & CD_ROUTE_AUTH) ? "test" : NULL,
       .role = CS_ROLE_READ_WRITE,
       .store = fx->store,
+      .scheme = "http",
+      .authority = authority,
   };
   /* The body is only valid during the call, as with the real host. */
   char *copy = NULL;

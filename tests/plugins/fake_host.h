@@ -81,7 +81,9 @@ struct cd_response *fh_call_n(fh_fixture *fx, const char *method,
                               const char *body, size_t body_len);
 /* As fh_call_n with request headers: a NULL-terminated list of "name:
  * value" strings (names lower case, as the host hands them over; the value
- * is what follows the colon, its leading spaces skipped). */
+ * is what follows the colon, its leading spaces skipped). A "host" header
+ * is the request's authority (cd_request.authority), as the front end
+ * hands it over, not one of its headers; the scheme is always "http". */
 struct cd_response *fh_call_h(fh_fixture *fx, const char *method,
                               const char *path, const char *query,
                               const char *body, const char *const *headers);
