@@ -97,6 +97,17 @@ static const char *const usage_text[][2] = {
      "stats\n"
      "  Contacts per account, segments, live and garbage bytes, snapshot\n"
      "  age, the id high-water mark.\n"},
+    {"backup",
+     "backup --from URL [--key-file FILE] [--output FILE|-]\n"
+     "  Fetches a consistent backup of a running server's whole store\n"
+     "  (GET /admin/backup) as a tar, with the admin key in\n"
+     "  CONTACTD_ADMIN_KEY or the first line of --key-file. FILE appears\n"
+     "  only once the whole backup has arrived; - writes to standard\n"
+     "  output (not a terminal). --data is not used.\n"},
+    {"restore",
+     "restore FILE|-\n"
+     "  Unpacks a backup into --data, which must be absent or empty, and\n"
+     "  verifies it; start the server on that directory.\n"},
     {"keys",
      "keys add --account NAME [--read-only]\n"
      "  keys list\n"
@@ -620,7 +631,7 @@ out:
 
 /* ----------------------------------------------------------------- verify */
 
-static void finding_print(void *ctx, const cs_finding *f) {
+void finding_print(void *ctx, const cs_finding *f) {
   progress *p = ctx;
   if (p) progress_end(p);
   const char *kind = f->problem ? "problem" : "note";
@@ -739,6 +750,7 @@ static const ctl_cmd commands[] = {
     {"compact", cmd_compact, true}, {"dump", cmd_dump, true},
     {"load", cmd_load, false},      {"verify", cmd_verify, true},
     {"stats", cmd_stats, true},     {"keys", cmd_keys, false},
+    {"backup", cmd_backup, false},  {"restore", cmd_restore, false},
 };
 
 /* Edit distance of two short words (insertions, deletions, substitutions),

@@ -46,7 +46,15 @@ void notice_print(void *ctx, const char *line);
 /* The account's number, or an exit status (2 when it does not exist). */
 int account_lookup(const char *dir, const char *name, uint32_t *id);
 
+/* A cs_finding_fn printing a problem or note on stderr (ctx: a progress
+ * to clear first, or NULL). */
+struct cs_finding;
+void finding_print(void *ctx, const struct cs_finding *f);
+
 /* contactctl load (ctl_load.c). */
 int cmd_load(const char *dir, int argc, char **argv);
+/* contactctl backup and restore (ctl_backup.c). */
+int cmd_backup(const char *dir, int argc, char **argv);
+int cmd_restore(const char *dir, int argc, char **argv);
 
 #endif
