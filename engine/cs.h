@@ -708,10 +708,28 @@ const char *cs_dir(const cs_store *s);
  * with a number; contacts are stored under the number. The key file is read
  * and written while the caller holds the store (cs_open), so two programs
  * never change it at once.
+ *
+ * Threads: every call below may be made from any thread while others are
+ * made from others (a server checks keys on every worker while an admin
+ * request adds or revokes one and SIGHUP reloads the file), except
+ * cs_keys_close and cs_keys_at (see there). A check never waits for a
+ * change's disk sync, and sees a change as soon as its call returned.
  */
 typedef struct cs_keyring cs_keyring;
 
-typedef enum cs_role { CS_ROLE_READ_WRITE = 0, CS_ROLE_READ_ONLY = 1 } cs_role;
+/* An admin key (CS_ROLE_ADMIN) reaches the server's /admin/... routes and
+ * nothing else: it reads no account's contacts. */
+typedef enum cs_role {
+  CS_ROLE_READ_WRITE = 0,
+  CS_ROLE_READ_ONLY = 1,
+  CS_ROLE_ADMIN = 2
+} cs_role;
+
+/* A role's word in the API and the tools: "read-write", "read-only",
+ * "admin" (NULL for a value that is no role); and back (CS_EKEY for a
+ * word that names none). */
+const char *cs_role_name(cs_role r);
+int cs_role_parse(const char *word, cs_role *out);
 
 #define CS_KEY_BYTES 43    /* "ck_" and 40 characters of base62 */
 #define CS_KEY_ID_BYTES 11 /* the key's first 11 characters, shown in lists */
@@ -741,8 +759,17 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
  * (CS_KEY_BYTES, its hash checked) is given; saves. CS_EKEY for anything
  * else, or no such key. */
 int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err);
-/* Number of keys (revoked ones included) and the i-th one's public info. */
+/* Re-reads the key file (the operator replaced it, SIGHUP). On any error
+ * (unreadable, damaged) the ring in memory stays as it was and the error
+ * says why. A key in both keeps its entry, so a cs_key_info a check handed
+ * out stays readable until cs_keys_close. */
+int cs_keys_reload(cs_keyring *k, cs_error *err);
+/* Number of keys (revoked ones included) and a copy of the i-th one's
+ * public info: 0, or CS_EKEY past the end. */
 size_t cs_keys_count(const cs_keyring *k);
+int cs_keys_get(const cs_keyring *k, size_t i, cs_key_info *out);
+/* The i-th key's info in place: for a single-threaded caller only (a
+ * reload or revoke may change it under another thread's eyes). */
 const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i);
 /* Finds an account's number by name. CS_EACCOUNT when unknown. */
 int cs_keys_account_id(const cs_keyring *k, const char *account,
@@ -751,7 +778,9 @@ int cs_keys_account_id(const cs_keyring *k, const char *account,
 /*
  * Authenticates a presented key: hashes it and compares against every live
  * key in constant time. Returns 0 with the account and role, or CS_EKEY for
- * an unknown or revoked key. Safe to call from many threads at once.
+ * an unknown or revoked key. Safe to call from many threads at once, and
+ * while keys are added, revoked or reloaded. *info_out stays readable until
+ * cs_keys_close; of its fields only `revoked` may change later.
  */
 int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
                   const cs_key_info **info_out);

@@ -39,6 +39,10 @@ typedef struct fe_access_log fe_access_log;
 int fe_access_log_open(const char *path, fe_access_log **out, char *err,
                        size_t errlen);
 void fe_access_log_close(fe_access_log *log);
+/* Opens the log's path again (it was moved away: log rotation) and writes
+ * the next lines there. 0 (also on standard output), or -1 with err and the
+ * old file still in use. */
+int fe_access_log_reopen(fe_access_log *log, char *err, size_t errlen);
 void fe_access_log_write(fe_access_log *log, const fe_access_entry *e);
 
 /* Formats one line with its '\n' into buf (truncating a very long path);

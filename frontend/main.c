@@ -8,7 +8,8 @@
  * what was wrong and a non-zero exit (2 for a usage error). SIGTERM and
  * SIGINT drain the plugins (their own threads stop, their state is saved),
  * stop accepting, let in-flight requests and pending commits finish, close
- * the store (which commits and writes a snapshot) and exit 0.
+ * the store (which commits and writes a snapshot) and exit 0. SIGHUP
+ * reopens the access log and re-reads the key file, and the server goes on.
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "cs.h"
 #include "fe_keys.h"
 #include "fe_limits.h"
+#include "fe_log.h"
 #include "fe_options.h"
 #include "fe_plugins.h"
 #include "fe_router.h"
@@ -47,6 +49,36 @@ static const char *default_plugins_dir(void) {
 
 static void store_notice(void *ctx, const char *line) {
   fprintf(stderr, "contactd: store: %s\n", line);
+}
+
+/* SIGHUP: the access log reopened (after a rotation by mv) and the key file
+ * re-read (after it was replaced); either failing leaves the old one in
+ * use. One line says what was done. */
+static void reload(fe_server *srv, cs_keyring *keys, const fe_options *o) {
+  char lerr[FE_STARTUP_ERR_MAX_BYTES] = "", line[FE_LOG_LINE_MAX_BYTES];
+  char logpart[FE_LOG_LINE_MAX_BYTES / 2 - 8],
+      keypart[FE_LOG_LINE_MAX_BYTES / 2 - 8];
+  cs_error ke = {0};
+  int lrc = fe_server_reopen_access_log(srv, lerr, sizeof(lerr));
+  int krc = cs_keys_reload(keys, &ke);
+  if (o->access_log == NULL || strcmp(o->access_log, "-") == 0)
+    snprintf(logpart, sizeof(logpart), "no access log file to reopen");
+  else if (lrc != 0)
+    snprintf(logpart, sizeof(logpart),
+             "access log NOT reopened (%.300s), still writing the old file",
+             lerr);
+  else
+    snprintf(logpart, sizeof(logpart), "access log %.300s reopened",
+             o->access_log);
+  if (krc != 0)
+    snprintf(keypart, sizeof(keypart),
+             "keys NOT reloaded (%.300s), the old keys stay in force",
+             ke.msg[0] != '\0' ? ke.msg : cs_strerror(krc));
+  else
+    snprintf(keypart, sizeof(keypart), "keys reloaded from %.300s (%zu keys)",
+             cs_keys_path(keys), cs_keys_count(keys));
+  snprintf(line, sizeof(line), "SIGHUP: %s; %s", logpart, keypart);
+  fe_log_line(lrc != 0 || krc != 0 ? CD_LOG_ERROR : CD_LOG_INFO, NULL, line);
 }
 
 int main(int argc, char **argv) {
@@ -85,6 +117,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -157,15 +190,21 @@ int main(int argc, char **argv) {
           fe_plugins_count(plugins));
 
   int sig = 0;
-  while (sigwait(&sigs, &sig) != 0)
-    ;
+  for (;;) {
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    reload(srv, keys, &opts);
+  }
   fprintf(stderr, "contactd: %s: finishing in-flight requests\n",
           sig == SIGTERM ? "SIGTERM" : "SIGINT");
   status = 0;
 
 out:
-  /* The plugins drain first: held answers go out and their own threads,
-   * which use the store, stop before the workers and the store do. */
+  /* Streamed answers end first, so that plugin threads making one are not
+   * held by a slow client; then the plugins drain: held answers go out and
+   * their own threads, which use the store, stop before the workers and the
+   * store do. */
+  fe_server_abort_streams(srv);
   fe_plugins_drain(plugins);
   fe_server_stop(srv);
   /* The store closes before the plugins go: closing joins the commit

@@ -109,11 +109,12 @@ static const char *const usage_text[][2] = {
      "  Unpacks a backup into --data, which must be absent or empty, and\n"
      "  verifies it; start the server on that directory.\n"},
     {"keys",
-     "keys add --account NAME [--read-only]\n"
+     "keys add --account NAME [--read-only | --admin]\n"
      "  keys list\n"
      "  keys revoke KEY_ID\n"
      "  API keys: add creates a key (and the account when new) and prints\n"
-     "  it once; list shows key ids, accounts, roles, creation times and\n"
+     "  it once (--admin: a key for the server's /admin/... requests\n"
+     "  only); list shows key ids, accounts, roles, creation times and\n"
      "  revocations, never keys; revoke revokes a key by its key id (its\n"
      "  first 11 characters exactly, as list shows it) or by the whole\n"
      "  key.\n"},
@@ -342,9 +343,10 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "--help") == 0) return usage(stdout, "keys"), EXIT_OK;
   const char *account = NULL;
   const char *key_id = NULL;
-  bool read_only = false;
+  bool read_only = false, admin = false;
   static const struct option opts[] = {{"account", required_argument, 0, 'a'},
                                        {"read-only", no_argument, 0, 'r'},
+                                       {"admin", no_argument, 0, 'A'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   optind = 1;
@@ -357,6 +359,9 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
     case 'r':
       read_only = true;
       break;
+    case 'A':
+      admin = true;
+      break;
     case 'h':
       return usage(stdout, "keys"), EXIT_OK;
     default:
@@ -368,11 +373,13 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "add") == 0) {
     if (!account) return bad_usage("keys", "keys add needs --account NAME");
     if (rest) return bad_usage("keys", "unexpected %s", args[0]);
+    if (read_only && admin)
+      return bad_usage("keys", "--read-only and --admin exclude each other");
   } else if (strcmp(sub, "list") == 0) {
-    if (account || read_only || rest)
+    if (account || read_only || admin || rest)
       return bad_usage("keys", "keys list takes no arguments");
   } else if (strcmp(sub, "revoke") == 0) {
-    if (rest != 1 || account || read_only)
+    if (rest != 1 || account || read_only || admin)
       return bad_usage("keys", "keys revoke needs one KEY_ID");
     key_id = args[0];
   } else {
@@ -401,9 +408,10 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "add") == 0) {
     char key[CS_KEY_BYTES + 1];
     cs_key_info info;
-    rc = cs_keys_add(k, account,
-                     read_only ? CS_ROLE_READ_ONLY : CS_ROLE_READ_WRITE, key,
-                     &info, &err);
+    cs_role role = admin       ? CS_ROLE_ADMIN
+                   : read_only ? CS_ROLE_READ_ONLY
+                               : CS_ROLE_READ_WRITE;
+    rc = cs_keys_add(k, account, role, key, &info, &err);
     if (rc == CS_EACCOUNT) {
       ex = bad_usage("keys", "%s", err.msg);
       goto out;
@@ -413,8 +421,7 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
       goto out;
     }
     printf("key      %s\nkey_id   %s\naccount  %s\nrole     %s\n", key,
-           info.key_id, info.account,
-           info.role == CS_ROLE_READ_ONLY ? "read-only" : "read-write");
+           info.key_id, info.account, cs_role_name(info.role));
     fprintf(stderr,
             "%s: the key is shown this once; only its hash is kept "
             "in %s\n",
@@ -422,13 +429,12 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   } else if (strcmp(sub, "list") == 0) {
     printf("%-12s %-24s %-10s %-25s %s\n", "key_id", "account", "role",
            "created", "revoked");
-    for (size_t i = 0; i < cs_keys_count(k); i++) {
-      const cs_key_info *ki = cs_keys_at(k, i);
+    cs_key_info ki;
+    for (size_t i = 0; cs_keys_get(k, i, &ki) == 0; i++) {
       char when[32];
-      cs_time_format(ki->created_ms, when);
-      printf("%-12s %-24s %-10s %-25s %s\n", ki->key_id, ki->account,
-             ki->role == CS_ROLE_READ_ONLY ? "read-only" : "read-write", when,
-             ki->revoked ? "yes" : "no");
+      cs_time_format(ki.created_ms, when);
+      printf("%-12s %-24s %-10s %-25s %s\n", ki.key_id, ki.account,
+             cs_role_name(ki.role), when, ki.revoked ? "yes" : "no");
     }
   } else {
     rc = cs_keys_revoke(k, key_id, &err);
