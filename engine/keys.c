@@ -6,7 +6,13 @@
  *
  *   key_id  sha256-hex  account  account_id  rw|ro  created_ms  0|1(revoked)
  *
- * after a first line "# contactd keys v1". Only a SHA-256 of each key is
+ * after a first line "# contactd keys v1", and then one line for each
+ * account that was made without a key (cs_keys_account_ensure: an import
+ * names it):
+ *
+ *   account  name  account_id
+ *
+ * Only a SHA-256 of each key is
  * kept; the key itself is shown once, by cs_keys_add. A key is "ck_" and 40
  * characters of base62 from getrandom (238 bits). Its first 11 characters
  * are its public key_id, which lists and revocation use. Checking a key
@@ -45,7 +51,18 @@ typedef struct key_entry {
   uint8_t hash[SHA256_DIGEST_LENGTH];
 } key_entry;
 
+/* An account made without a key. */
+typedef struct acct_entry {
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t id;
+} acct_entry;
+
+#define ACCOUNT_LINE_WORD "account"
+
 struct cs_keyring {
+  acct_entry *accts;
+  size_t acct_count;
+  size_t acct_cap;
   char *dir;
   char *path;
   /* SHA-256, looked up once: every request hashes its key, and the
@@ -88,6 +105,69 @@ static int ring_push(cs_keyring *k, const key_entry *e) {
   }
   k->keys[k->count++] = *e;
   return 0;
+}
+
+/* The number of the account named name, 0 when there is none. */
+static uint32_t account_number(const cs_keyring *k, const char *name) {
+  for (size_t i = 0; i < k->count; i++)
+    if (strcmp(k->keys[i].info.account, name) == 0)
+      return k->keys[i].info.account_id;
+  for (size_t i = 0; i < k->acct_count; i++)
+    if (strcmp(k->accts[i].name, name) == 0) return k->accts[i].id;
+  return 0;
+}
+
+/* Whether an account other than name has number id. */
+static bool number_taken(const cs_keyring *k, const char *name, uint32_t id) {
+  for (size_t i = 0; i < k->count; i++)
+    if (k->keys[i].info.account_id == id &&
+        strcmp(k->keys[i].info.account, name) != 0)
+      return true;
+  for (size_t i = 0; i < k->acct_count; i++)
+    if (k->accts[i].id == id && strcmp(k->accts[i].name, name) != 0)
+      return true;
+  return false;
+}
+
+static int acct_push(cs_keyring *k, const char *name, uint32_t id) {
+  if (k->acct_count == k->acct_cap) {
+    size_t cap = k->acct_cap ? k->acct_cap * 2 : 8;
+    acct_entry *p = realloc(k->accts, cap * sizeof *p);
+    if (!p) return -ENOMEM;
+    k->accts = p;
+    k->acct_cap = cap;
+  }
+  acct_entry *a = &k->accts[k->acct_count++];
+  snprintf(a->name, sizeof a->name, "%s", name);
+  a->id = id;
+  return 0;
+}
+
+/* "account\tNAME\tNUMBER": a valid name and number that agree with the
+ * lines before. 0, or -1 (malformed or out of memory). */
+static int acct_line_read(cs_keyring *k, char *line) {
+  char *save, *f[4];
+  int n = 0;
+  for (char *t = strtok_r(line, "\t", &save); t && n < 4;
+       t = strtok_r(NULL, "\t", &save))
+    f[n++] = t;
+  if (n != 3 || !account_name_ok(f[1])) return -1;
+  char *end;
+  unsigned long id = strtoul(f[2], &end, 10);
+  if (*end || id == 0 || id > CS_ACCOUNTS_MAX) return -1;
+  uint32_t had = account_number(k, f[1]);
+  if ((had && had != id) || number_taken(k, f[1], (uint32_t)id)) return -1;
+  return had ? 0 : acct_push(k, f[1], (uint32_t)id);
+}
+
+/* The number a new account gets: one past every number in use. */
+static uint32_t account_next_number(const cs_keyring *k) {
+  uint32_t id = 0;
+  for (size_t i = 0; i < k->count; i++)
+    if (k->keys[i].info.account_id > id) id = k->keys[i].info.account_id;
+  for (size_t i = 0; i < k->acct_count; i++)
+    if (k->accts[i].id > id) id = k->accts[i].id;
+  return id + 1;
 }
 
 static int parse_line(char *line, key_entry *e) {
@@ -160,13 +240,27 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
       continue;
     }
     if (!line[0]) continue;
+    if (strncmp(line, ACCOUNT_LINE_WORD "\t", sizeof ACCOUNT_LINE_WORD) == 0) {
+      if (acct_line_read(k, line))
+        rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed account line", k->path,
+                    lineno);
+      if (rc) break;
+      continue;
+    }
     key_entry e;
     if (parse_line(line, &e)) {
       rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed key line", k->path,
                   lineno);
       break;
     }
-    for (size_t i = 0; i < k->count; i++) {
+    uint32_t had = account_number(k, e.info.account);
+    if ((had && had != e.info.account_id) ||
+        number_taken(k, e.info.account, e.info.account_id))
+      rc = cs_err(err, CS_ECORRUPT,
+                  "%s:%d: account %s and its number disagree with an "
+                  "earlier line",
+                  k->path, lineno, e.info.account);
+    for (size_t i = 0; i < k->count && !rc; i++) {
       bool same_name = strcmp(k->keys[i].info.account, e.info.account) == 0;
       if (same_name != (k->keys[i].info.account_id == e.info.account_id)) {
         rc = cs_err(err, CS_ECORRUPT,
@@ -192,6 +286,7 @@ void cs_keys_close(cs_keyring *k) {
   if (!k) return;
   if (k->keys) OPENSSL_cleanse(k->keys, k->cap * sizeof *k->keys);
   free(k->keys);
+  free(k->accts);
   free(k->path);
   free(k->dir);
   EVP_MD_free(k->sha256);
@@ -224,6 +319,9 @@ static int ring_save(cs_keyring *k, cs_error *err) {
             e->info.role == CS_ROLE_READ_ONLY ? "ro" : "rw",
             (long long)e->info.created_ms, e->info.revoked ? 1 : 0);
   }
+  for (size_t i = 0; i < k->acct_count; i++)
+    fprintf(f, "%s\t%s\t%u\n", ACCOUNT_LINE_WORD, k->accts[i].name,
+            k->accts[i].id);
   if (fclose(f) != 0) {
     free(text);
     return cs_err(err, -ENOMEM, "out of memory");
@@ -236,12 +334,52 @@ static int ring_save(cs_keyring *k, cs_error *err) {
 
 int cs_keys_account_id(const cs_keyring *k, const char *account,
                        uint32_t *id_out) {
-  for (size_t i = 0; i < k->count; i++)
-    if (strcmp(k->keys[i].info.account, account) == 0) {
-      *id_out = k->keys[i].info.account_id;
-      return 0;
-    }
-  return CS_EACCOUNT;
+  uint32_t id = account_number(k, account);
+  if (!id) return CS_EACCOUNT;
+  *id_out = id;
+  return 0;
+}
+
+bool cs_keys_account_name_ok(const char *name) {
+  return account_name_ok(name);
+}
+
+int cs_keys_account_name(const cs_keyring *k, uint32_t id,
+                         char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
+  const char *name = NULL;
+  for (size_t i = 0; i < k->count && !name; i++)
+    if (k->keys[i].info.account_id == id) name = k->keys[i].info.account;
+  for (size_t i = 0; i < k->acct_count && !name; i++)
+    if (k->accts[i].id == id) name = k->accts[i].name;
+  if (!name) return CS_EACCOUNT;
+  snprintf(out, CS_ACCOUNT_NAME_MAX_BYTES + 1, "%s", name);
+  return 0;
+}
+
+int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
+                           cs_error *err) {
+  if (!account_name_ok(account))
+    return cs_err(err, CS_EACCOUNT,
+                  "account name must be 1 to %d letters, digits, '-', '_' "
+                  "or '.'",
+                  CS_ACCOUNT_NAME_MAX_BYTES);
+  uint32_t id = account_number(k, account);
+  if (id) {
+    *id_out = id;
+    return 0;
+  }
+  id = account_next_number(k);
+  if (id > CS_ACCOUNTS_MAX)
+    return cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
+                  CS_ACCOUNTS_MAX);
+  if (acct_push(k, account, id)) return cs_err(err, -ENOMEM, "out of memory");
+  int rc = ring_save(k, err);
+  if (rc) {
+    k->acct_count--;
+    return rc;
+  }
+  *id_out = id;
+  return 0;
 }
 
 int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
@@ -254,10 +392,8 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
                   CS_ACCOUNT_NAME_MAX_BYTES);
   uint32_t id;
   if (cs_keys_account_id(k, account, &id) != 0) {
-    id = 0;
-    for (size_t i = 0; i < k->count; i++)
-      if (k->keys[i].info.account_id > id) id = k->keys[i].info.account_id;
-    if (++id > CS_ACCOUNTS_MAX)
+    id = account_next_number(k);
+    if (id > CS_ACCOUNTS_MAX)
       return cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
                     CS_ACCOUNTS_MAX);
   }
