@@ -662,6 +662,50 @@ int cs_iterate(cs_store *s, uint32_t account,
                int (*fn)(void *ctx, const cs_contact *c), void *ctx,
                cs_error *err);
 
+/*
+ * An account's contacts with their identity, as of one commit: fn is
+ * called for every live contact of account in id order, then for every
+ * contact in its trash (inside the trash window; c->deleted_ms != 0) in the
+ * order they were deleted. Writes go on meanwhile: they wait only while
+ * the account's slot list is copied, never while fn runs. fn returning
+ * non-zero stops the export (returned). Strings are valid during the call
+ * only. Call it from any thread but a commit completion. 0, CS_EINVAL (bad
+ * account number), CS_ECORRUPT (a record fails its checksum), or -ENOMEM.
+ */
+int cs_export(cs_store *s, uint32_t account,
+              int (*fn)(void *ctx, const cs_contact *c), void *ctx,
+              cs_error *err);
+
+/*
+ * Writes items into account with their own id, version, created_ms and
+ * updated_ms, and for deleted_ms != 0 into the trash, deleted at that
+ * time, through the commit path (durable, in the change feed as created,
+ * then deleted for trash items), and returns when they are committed:
+ * call it from a thread of your own, never a worker's loop or a
+ * completion. Each item is validated as a create is (trimmed in place)
+ * and its identity checked (id of 20 digits, version >= 1, times from the
+ * epoch to CS_TIME_MS_MAX, created <= updated, deleted >= created). Items
+ * are written in id order, and an id below the store's id floor (every id
+ * the store has ever given, live, trashed, purged or compacted away, and
+ * every id an earlier item of this call took) is refused for that item
+ * alone (CS_EINVAL): ids are never reused, and an id below the floor
+ * cannot be placed (slots are kept in id order). So pass an account's
+ * export whole, or in pieces of increasing ids: a piece holding ids below
+ * an earlier piece's largest has those refused. Email uniqueness holds
+ * for live items (CS_EDUPLICATE, errs[i].id the holder). The store's id
+ * floor moves past the largest id written. rc[i] is 0 or the item's error
+ * code; errs may be NULL or an array of n. Returns 0 when it could run
+ * (even if some items were refused), or the store's error for all
+ * (CS_EFAILED, CS_ECLOSING, CS_EINVAL for a store opened without indexes
+ * or in a bulk load, -ENOMEM).
+ */
+typedef struct cs_import_result {
+  uint64_t imported;
+  uint64_t refused;
+} cs_import_result;
+int cs_import(cs_store *s, uint32_t account, cs_contact *items, size_t n,
+              int *rc, cs_error *errs, cs_import_result *res, cs_error *err);
+
 typedef struct cs_stats {
   uint64_t contacts;       /* live contacts, all accounts */
   uint64_t segments;       /* segment files in the store */
@@ -774,6 +818,28 @@ const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i);
 /* Finds an account's number by name. CS_EACCOUNT when unknown. */
 int cs_keys_account_id(const cs_keyring *k, const char *account,
                        uint32_t *id_out);
+
+/* The name of account number id into out (NUL-terminated). CS_EACCOUNT
+ * when no key or account line names it. */
+int cs_keys_account_name(const cs_keyring *k, uint32_t id,
+                         char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]);
+/* Whether name is a valid account name (1 to CS_ACCOUNT_NAME_MAX_BYTES
+ * letters, digits, '-', '_' or '.'). */
+bool cs_keys_account_name_ok(const char *name);
+/* One account as GET /admin/accounts lists it: name, number, live keys. */
+typedef struct cs_account_info {
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t id;
+  uint32_t keys; /* keys not revoked */
+} cs_account_info;
+/* The i-th account (0, 1, ...; those with keys first, in the file's
+ * order), copied into out; CS_EACCOUNT past the last. */
+int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out);
+/* An account by name, created when new (no key made; the file saved
+ * atomically), its number in *id_out. CS_EACCOUNT for a bad name or when
+ * CS_ACCOUNTS_MAX are taken. */
+int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
+                           cs_error *err);
 
 /*
  * Authenticates a presented key: hashes it and compares against every live

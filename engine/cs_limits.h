@@ -138,6 +138,11 @@
 #define CS_SIDE_NAME_MAX_BYTES 64
 #define CS_SIDE_FILE_MAX_BYTES (16u * 1024 * 1024)
 
+/* The latest time a contact may carry (cs_import, a load that keeps
+ * times): 9999-12-31T23:59:59.999Z, the last instant RFC 3339 (and
+ * cs_time_parse) can write. */
+#define CS_TIME_MS_MAX 253402300799999ll
+
 /* Account numbers fit in 31 bits: a slot keeps the account and a live bit
  * in one 32-bit word. */
 #define CS_ACCOUNT_ID_MAX 0x7fffffffu

@@ -6,10 +6,16 @@
  *
  *   key_id  sha256-hex  account  account_id  rw|ro|admin  created_ms  0|1
  *
- * (the last field: revoked) after a first line "# contactd keys v1". The
- * role "admin" came later; a file without it reads as before, and an older
- * contactd refuses a file with it as malformed rather than take an admin
- * key for a read-write one. Only a SHA-256 of each key is
+ * (the last field: revoked) after a first line "# contactd keys v1", and
+ * one line for each account that was made without a key
+ * (cs_keys_account_ensure: an import names it):
+ *
+ *   account  name  account_id
+ *
+ * The role "admin" and the account lines came later; a file without them
+ * reads as before, and an older contactd refuses a file with them as
+ * malformed rather than take an admin key for a read-write one. Only a
+ * SHA-256 of each key is
  * kept; the key itself is shown once, by cs_keys_add. A key is "ck_" and 40
  * characters of base62 from getrandom (238 bits). Its first 11 characters
  * are its public key_id, which lists and revocation use. Checking a key
@@ -63,11 +69,23 @@ typedef struct key_entry {
   bool kept;                      /* a reload found it again (transient) */
 } key_entry;
 
-/* A list of entries (pointers: the entries themselves never move). */
+/* An account made without a key. */
+typedef struct acct_entry {
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t id;
+} acct_entry;
+
+#define ACCOUNT_LINE_WORD "account"
+
+/* What the file holds: the keys (pointers: the entries themselves never
+ * move) and the accounts without a key. */
 typedef struct key_list {
   key_entry **v;
   size_t count;
   size_t cap;
+  acct_entry *accts;
+  size_t acct_count;
+  size_t acct_cap;
 } key_list;
 
 struct cs_keyring {
@@ -110,7 +128,8 @@ static void entry_free(key_entry *e) {
   free(e);
 }
 
-/* Room for one more pointer in l; -ENOMEM or 0. */
+/* Room for one more pointer in l; -ENOMEM or 0. The array may move: on a
+ * ring's own list, the caller holds lock for writing. */
 static int list_reserve(key_list *l) {
   if (l->count < l->cap) return 0;
   size_t cap = l->cap ? l->cap * 2 : 8;
@@ -121,12 +140,78 @@ static int list_reserve(key_list *l) {
   return 0;
 }
 
+/* Room for one more account in l, as list_reserve. */
+static int acct_reserve(key_list *l) {
+  if (l->acct_count < l->acct_cap) return 0;
+  size_t cap = l->acct_cap ? l->acct_cap * 2 : 8;
+  acct_entry *p = realloc(l->accts, cap * sizeof *p);
+  if (!p) return -ENOMEM;
+  l->accts = p;
+  l->acct_cap = cap;
+  return 0;
+}
+
+/* The number of the account named name in l, 0 when there is none. */
+static uint32_t account_number(const key_list *l, const char *name) {
+  for (size_t i = 0; i < l->count; i++)
+    if (strcmp(l->v[i]->info.account, name) == 0)
+      return l->v[i]->info.account_id;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (strcmp(l->accts[i].name, name) == 0) return l->accts[i].id;
+  return 0;
+}
+
+/* Whether an account other than name has number id in l. */
+static bool number_taken(const key_list *l, const char *name, uint32_t id) {
+  for (size_t i = 0; i < l->count; i++)
+    if (l->v[i]->info.account_id == id &&
+        strcmp(l->v[i]->info.account, name) != 0)
+      return true;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (l->accts[i].id == id && strcmp(l->accts[i].name, name) != 0)
+      return true;
+  return false;
+}
+
+/* The number a new account gets: one past every number in use. */
+static uint32_t account_next_number(const key_list *l) {
+  uint32_t id = 0;
+  for (size_t i = 0; i < l->count; i++)
+    if (l->v[i]->info.account_id > id) id = l->v[i]->info.account_id;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (l->accts[i].id > id) id = l->accts[i].id;
+  return id + 1;
+}
+
+/* "account\tNAME\tNUMBER": a valid name and number that agree with the
+ * lines before. 0, or -1 (malformed or out of memory). */
+static int acct_line_read(key_list *l, char *line) {
+  char *save, *f[4];
+  int n = 0;
+  for (char *t = strtok_r(line, "\t", &save); t && n < 4;
+       t = strtok_r(NULL, "\t", &save))
+    f[n++] = t;
+  if (n != 3 || !account_name_ok(f[1])) return -1;
+  char *end;
+  unsigned long id = strtoul(f[2], &end, 10);
+  if (*end || id == 0 || id > CS_ACCOUNTS_MAX) return -1;
+  uint32_t had = account_number(l, f[1]);
+  if ((had && had != id) || number_taken(l, f[1], (uint32_t)id)) return -1;
+  if (had) return 0;
+  if (acct_reserve(l)) return -1;
+  acct_entry *a = &l->accts[l->acct_count++];
+  snprintf(a->name, sizeof a->name, "%s", f[1]);
+  a->id = (uint32_t)id;
+  return 0;
+}
+
 /* Frees l's array and, when entries too, every entry in it. */
 static void list_free(key_list *l, bool entries) {
   if (entries)
     for (size_t i = 0; i < l->count; i++)
       entry_free(l->v[i]);
   free(l->v);
+  free(l->accts);
   memset(l, 0, sizeof *l);
 }
 
@@ -212,20 +297,24 @@ static int file_load(const char *path, key_list *out, cs_error *err) {
       continue;
     }
     if (!line[0]) continue;
+    if (strncmp(line, ACCOUNT_LINE_WORD "\t", sizeof ACCOUNT_LINE_WORD) == 0) {
+      if (acct_line_read(out, line))
+        rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed account line", path,
+                    lineno);
+      continue;
+    }
     key_entry e;
     if (parse_line(line, &e)) {
       rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed key line", path, lineno);
       break;
     }
-    for (size_t i = 0; i < out->count && !rc; i++) {
-      const cs_key_info *o = &out->v[i]->info;
-      bool same_name = strcmp(o->account, e.info.account) == 0;
-      if (same_name != (o->account_id == e.info.account_id))
-        rc = cs_err(err, CS_ECORRUPT,
-                    "%s:%d: account %s and its number disagree with an "
-                    "earlier line",
-                    path, lineno, e.info.account);
-    }
+    uint32_t had = account_number(out, e.info.account);
+    if ((had && had != e.info.account_id) ||
+        number_taken(out, e.info.account, e.info.account_id))
+      rc = cs_err(err, CS_ECORRUPT,
+                  "%s:%d: account %s and its number disagree with an "
+                  "earlier line",
+                  path, lineno, e.info.account);
     if (rc) break;
     key_entry *p = malloc(sizeof *p);
     if (!p || list_reserve(out)) {
@@ -294,10 +383,12 @@ const char *cs_keys_path(const cs_keyring *k) {
 
 /* Writes the whole file through the one atomic replace (dir.c), so the
  * I/O seam sees every step: the list as it is, with `revoking` (when not
- * NULL) written as revoked and `extra` (when not NULL) at the end: the
- * list as the change about to be made leaves it. Under write_mu. */
+ * NULL) written as revoked, `extra` (when not NULL) after the keys and
+ * `extra_acct` (when not NULL) after the accounts: the list as the change
+ * about to be made leaves it. Under write_mu. */
 static int ring_save(cs_keyring *k, const key_entry *revoking,
-                     const key_entry *extra, cs_error *err) {
+                     const key_entry *extra, const acct_entry *extra_acct,
+                     cs_error *err) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
@@ -314,6 +405,11 @@ static int ring_save(cs_keyring *k, const key_entry *revoking,
             (long long)e->info.created_ms,
             e->info.revoked || e == revoking ? 1 : 0);
   }
+  for (size_t i = 0; i <= k->keys.acct_count; i++) {
+    const acct_entry *a = i < k->keys.acct_count ? &k->keys.accts[i] : extra_acct;
+    if (a == NULL) break;
+    fprintf(f, "%s\t%s\t%u\n", ACCOUNT_LINE_WORD, a->name, a->id);
+  }
   if (fclose(f) != 0) {
     free(text);
     return cs_err(err, -ENOMEM, "out of memory");
@@ -327,12 +423,10 @@ static int ring_save(cs_keyring *k, const key_entry *revoking,
 /* Under lock (either way) or write_mu. */
 static int account_id_locked(const cs_keyring *k, const char *account,
                              uint32_t *id_out) {
-  for (size_t i = 0; i < k->keys.count; i++)
-    if (strcmp(k->keys.v[i]->info.account, account) == 0) {
-      *id_out = k->keys.v[i]->info.account_id;
-      return 0;
-    }
-  return CS_EACCOUNT;
+  uint32_t id = account_number(&k->keys, account);
+  if (!id) return CS_EACCOUNT;
+  *id_out = id;
+  return 0;
 }
 
 /* The lock is taken on a const ring: the list is what is constant. */
@@ -352,6 +446,85 @@ int cs_keys_account_id(const cs_keyring *k, const char *account,
   return rc;
 }
 
+bool cs_keys_account_name_ok(const char *name) {
+  return account_name_ok(name);
+}
+
+int cs_keys_account_name(const cs_keyring *k, uint32_t id,
+                         char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
+  read_lock(k);
+  const key_list *l = &k->keys;
+  const char *name = NULL;
+  for (size_t i = 0; i < l->count && !name; i++)
+    if (l->v[i]->info.account_id == id) name = l->v[i]->info.account;
+  for (size_t i = 0; i < l->acct_count && !name; i++)
+    if (l->accts[i].id == id) name = l->accts[i].name;
+  if (name) snprintf(out, CS_ACCOUNT_NAME_MAX_BYTES + 1, "%s", name);
+  read_unlock(k);
+  return name ? 0 : CS_EACCOUNT;
+}
+
+int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out) {
+  read_lock(k);
+  const key_list *l = &k->keys;
+  /* The i-th distinct account in file order: keys' accounts first. */
+  size_t seen = 0;
+  int rc = CS_EACCOUNT;
+  for (size_t j = 0; j < l->count + l->acct_count && rc != 0; j++) {
+    const char *name = j < l->count ? l->v[j]->info.account
+                                    : l->accts[j - l->count].name;
+    uint32_t id = j < l->count ? l->v[j]->info.account_id
+                               : l->accts[j - l->count].id;
+    bool first = true;
+    for (size_t m = 0; m < j && first && m < l->count; m++)
+      if (l->v[m]->info.account_id == id) first = false;
+    if (!first || seen++ != i) continue;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->id = id;
+    for (size_t m = 0; m < l->count; m++)
+      if (l->v[m]->info.account_id == id && !l->v[m]->info.revoked)
+        out->keys++;
+    rc = 0;
+  }
+  read_unlock(k);
+  return rc;
+}
+
+int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
+                           cs_error *err) {
+  if (!account_name_ok(account))
+    return cs_err(err, CS_EACCOUNT,
+                  "account name must be 1 to %d letters, digits, '-', '_' "
+                  "or '.'",
+                  CS_ACCOUNT_NAME_MAX_BYTES);
+  pthread_mutex_lock(&k->write_mu);
+  int rc = 0;
+  uint32_t id = account_number(&k->keys, account);
+  if (id) goto out;
+  id = account_next_number(&k->keys);
+  if (id > CS_ACCOUNTS_MAX) {
+    rc = cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
+                CS_ACCOUNTS_MAX);
+    goto out;
+  }
+  acct_entry a = {.id = id};
+  snprintf(a.name, sizeof a.name, "%s", account);
+  pthread_rwlock_wrlock(&k->lock); /* the array may move */
+  rc = acct_reserve(&k->keys) ? cs_err(err, -ENOMEM, "out of memory") : 0;
+  pthread_rwlock_unlock(&k->lock);
+  if (!rc) rc = ring_save(k, NULL, NULL, &a, err);
+  if (!rc) {
+    pthread_rwlock_wrlock(&k->lock);
+    k->keys.accts[k->keys.acct_count++] = a;
+    pthread_rwlock_unlock(&k->lock);
+  }
+out:
+  pthread_mutex_unlock(&k->write_mu);
+  if (!rc) *id_out = id;
+  return rc;
+}
+
 int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
                 char key_out[CS_KEY_BYTES + 1], cs_key_info *info_out,
                 cs_error *err) {
@@ -366,11 +539,8 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
   int rc = 0;
   uint32_t id;
   if (account_id_locked(k, account, &id) != 0) {
-    id = 0;
-    for (size_t i = 0; i < k->keys.count; i++)
-      if (k->keys.v[i]->info.account_id > id)
-        id = k->keys.v[i]->info.account_id;
-    if (++id > CS_ACCOUNTS_MAX) {
+    id = account_next_number(&k->keys);
+    if (id > CS_ACCOUNTS_MAX) {
       rc = cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
                   CS_ACCOUNTS_MAX);
       goto out;
@@ -391,7 +561,10 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
   }
   key[CS_KEY_BYTES] = 0;
   key_entry *e = calloc(1, sizeof *e);
-  if (!e || list_reserve(&k->keys)) {
+  pthread_rwlock_wrlock(&k->lock); /* the array may move */
+  int reserved = list_reserve(&k->keys);
+  pthread_rwlock_unlock(&k->lock);
+  if (!e || reserved) {
     free(e);
     OPENSSL_cleanse(key, sizeof key);
     rc = cs_err(err, -ENOMEM, "out of memory");
@@ -403,7 +576,7 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
   e->info.role = role;
   e->info.created_ms = cs_now_ms();
   SHA256((const uint8_t *)key, CS_KEY_BYTES, e->hash);
-  rc = ring_save(k, NULL, e, err);
+  rc = ring_save(k, NULL, e, NULL, err);
   if (rc) {
     entry_free(e);
     OPENSSL_cleanse(key, sizeof key);
@@ -440,7 +613,7 @@ int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
   int rc = 0;
   if (e == NULL)
     rc = cs_err(err, CS_EKEY, "no key with id %.*s", CS_KEY_ID_BYTES, key_id);
-  else if (!e->info.revoked && (rc = ring_save(k, e, NULL, err)) == 0) {
+  else if (!e->info.revoked && (rc = ring_save(k, e, NULL, NULL, err)) == 0) {
     pthread_rwlock_wrlock(&k->lock);
     e->info.revoked = true;
     pthread_rwlock_unlock(&k->lock);

@@ -47,7 +47,7 @@ typedef struct adm_job {
   int64_t started_ms, finished_ms;
   cs_compact_result result; /* when succeeded */
   int rc;                   /* when failed: the engine's code */
-  char msg[256];            /* and its message for people */
+  char msg[sizeof(cs_error){0}.msg]; /* and its message for people */
 } adm_job;
 
 typedef struct adm_ctx {
