@@ -185,7 +185,7 @@ static int export_one(void *ctx, const cs_contact *ct) {
   export_job *j = ctx;
   yajl_gen_clear(j->g);
   yajl_gen_reset(j->g, NULL);
-  ct_gen_export_line(j->g, ct, NULL);
+  ct_gen_export_line(j->g, j->name, ct);
   const unsigned char *p;
   size_t n;
   yajl_gen_get_buf(j->g, &p, &n);
@@ -231,15 +231,15 @@ done:
 
 /* The {name} parameter as a C string, or answers 404 and returns -1. */
 static int account_param(adm_ctx *c, const cd_request *req, cd_response *res,
-                         char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
+                         char name[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
   const cd_pair *p = &req->params[0];
   if (p->value_len == 0 || p->value_len > CS_ACCOUNT_NAME_MAX_BYTES ||
       memchr(p->value, '\0', p->value_len)) {
     c->host->error(res, 404, "account_not_found", "no such account", NULL, 0);
     return -1;
   }
-  memcpy(out, p->value, p->value_len);
-  out[p->value_len] = '\0';
+  memcpy(name, p->value, p->value_len);
+  name[p->value_len] = '\0';
   return 0;
 }
 

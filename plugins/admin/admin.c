@@ -239,7 +239,7 @@ static void job_main(adm_ctx *c, void *arg) {
   cs_compact_result r = {0};
   cs_error err = {0};
   int rc = cs_compact_online(c->store, &o, &r, &err);
-  char line[400];
+  char line[700];
   pthread_mutex_lock(&c->mu);
   j->finished_ms = now_ms();
   if (rc == 0) {
