@@ -659,6 +659,7 @@ static void *worker_main(void *arg) {
     h2o_evloop_run(w->ctx.loop, w->stopping ? FE_SHUTDOWN_POLL_MS : INT32_MAX);
     if (w->stopping) {
       if (w->pending == 0 && w->live == 0) break;
+      fe_stream_reap(w);
       if (fe_now_ms() > w->stop_deadline_ms) {
         char line[FE_MESSAGE_MAX_BYTES];
         snprintf(line, sizeof(line),
