@@ -804,9 +804,9 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
  * else, or no such key. */
 int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err);
 /* Re-reads the key file (the operator replaced it, SIGHUP). On any error
- * (unreadable, damaged) the ring in memory stays as it was and the error
- * says why. A key in both keeps its entry, so a cs_key_info a check handed
- * out stays readable until cs_keys_close. */
+ * (missing, unreadable, damaged) the ring in memory stays as it was and
+ * the error says why. A key in both keeps its entry, so a cs_key_info a check
+ * handed out stays readable until cs_keys_close. */
 int cs_keys_reload(cs_keyring *k, cs_error *err);
 /* Number of keys (revoked ones included) and a copy of the i-th one's
  * public info: 0, or CS_EKEY past the end. */

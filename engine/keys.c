@@ -276,13 +276,14 @@ static int parse_line(char *line, key_entry *e) {
   return 0;
 }
 
-/* Reads path into *out (an absent file: an empty list). 0, or an error
- * with out empty. */
-static int file_load(const char *path, key_list *out, cs_error *err) {
+/* Reads path into *out (an absent file: an empty list when missing_ok).
+ * 0, or an error with out empty. */
+static int file_load(const char *path, bool missing_ok, key_list *out,
+                     cs_error *err) {
   memset(out, 0, sizeof *out);
   FILE *f = fopen(path, "re");
   if (!f) {
-    if (errno == ENOENT) return 0;
+    if (errno == ENOENT && missing_ok) return 0;
     int e = errno;
     return cs_err(err, -e, "cannot read %s: %s", path, strerror(e));
   }
@@ -338,7 +339,14 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
   *out = NULL;
   cs_keyring *k = calloc(1, sizeof *k);
   if (!k) return cs_err(err, -ENOMEM, "out of memory");
-  pthread_rwlock_init(&k->lock, NULL);
+  /* Writers first: under a steady stream of checks, glibc's default lets
+   * readers starve a revocation indefinitely. */
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&k->lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&k->write_mu, NULL);
   k->dir = strdup(dir);
   k->io = cs_io_posix();
@@ -349,7 +357,7 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
     cs_keys_close(k);
     return cs_err(err, -ENOMEM, "out of memory");
   }
-  int rc = file_load(k->path, &k->keys, err);
+  int rc = file_load(k->path, true, &k->keys, err);
   if (rc) {
     cs_keys_close(k);
     return rc;
@@ -641,7 +649,9 @@ static key_entry *same_key(const key_list *old, const key_entry *n) {
 int cs_keys_reload(cs_keyring *k, cs_error *err) {
   pthread_mutex_lock(&k->write_mu);
   key_list fresh;
-  int rc = file_load(k->path, &fresh, err);
+  /* A file gone is an operator's mistake (an edit moved it away), not
+   * "revoke every key". */
+  int rc = file_load(k->path, false, &fresh, err);
   if (rc) {
     pthread_mutex_unlock(&k->write_mu);
     return rc;

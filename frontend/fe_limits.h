@@ -52,6 +52,11 @@
 /* ... in pieces of this many bytes (a writer's small writes fill one piece
  * before the next is made; one h2o_send takes every queued piece). */
 #define FE_STREAM_PIECE_BYTES (64 * 1024)
+/* At shutdown a streamed answer is ended broken; a client that has not
+ * taken the bytes already in flight this long after is cut off (its
+ * connection shut down) rather than hold the shutdown for
+ * FE_SHUTDOWN_DRAIN_MS. */
+#define FE_STREAM_ABORT_GRACE_MS 1000
 
 /* A route pattern has at most this many segments ("/contacts/{id}" has
  * two); a request path with more can match no route. */

@@ -425,8 +425,7 @@ static bool req_route(const fe_server *s, h2o_req_t *req, cd_response *res,
  * answered. */
 static bool req_body_fits(const h2o_req_t *req, cd_response *res,
                           const fe_route *route) {
-  size_t max = (route->flags & CD_ROUTE_BULK) ? (size_t)FE_BULK_BODY_MAX_BYTES
-                                              : (size_t)CS_BODY_MAX_BYTES;
+  size_t max = fe_route_body_max(route->flags);
   if (req->entity.len <= max) return true;
   char msg[FE_MESSAGE_MAX_BYTES];
   snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", max);
@@ -473,22 +472,10 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
                0);
     return false;
   }
-  bool admin_route = (route->flags & CD_ROUTE_ADMIN) != 0;
-  if (admin_route && info->role != CS_ROLE_ADMIN) {
-    host_error(res, 403, "not_admin", "this request needs an admin key", NULL,
-               0);
-    return false;
-  }
-  if (!admin_route && info->role == CS_ROLE_ADMIN) {
-    host_error(res, 403, "admin_key",
-               "an admin key reaches /admin/... only; use a key of the "
-               "account",
-               NULL, 0);
-    return false;
-  }
-  if ((route->flags & CD_ROUTE_WRITE) && info->role != CS_ROLE_READ_WRITE) {
-    host_error(res, 403, "read_only_key",
-               "this API key is read-only; this request changes data", NULL, 0);
+  const char *code, *message;
+  int status = fe_route_admits(route->flags, info->role, &code, &message);
+  if (status != 0) {
+    host_error(res, status, code, message, NULL, 0);
     return false;
   }
   view->account = info->account_id;
@@ -659,6 +646,7 @@ static void *worker_main(void *arg) {
     h2o_evloop_run(w->ctx.loop, w->stopping ? FE_SHUTDOWN_POLL_MS : INT32_MAX);
     if (w->stopping) {
       if (w->pending == 0 && w->live == 0) break;
+      fe_stream_reap(w);
       if (fe_now_ms() > w->stop_deadline_ms) {
         char line[FE_MESSAGE_MAX_BYTES];
         snprintf(line, sizeof(line),

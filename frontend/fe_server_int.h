@@ -145,6 +145,9 @@ void fe_stream_end(cd_stream *st, bool ok);
 void fe_stream_worker_init(fe_worker *w);
 void fe_stream_start(cd_response *res);
 void fe_stream_abort_all(fe_worker *w);
+/* While stopping: the connections of aborted streams whose client has read
+ * nothing for FE_STREAM_ABORT_GRACE_MS are shut down. */
+void fe_stream_reap(fe_worker *w);
 
 /* fe_foreign.c: the filter that makes h2o's own answers the API's. */
 void fe_foreign_setup_ostream(h2o_filter_t *self, h2o_req_t *req,

@@ -28,6 +28,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "h2o.h"
 
@@ -60,11 +61,13 @@ struct cd_stream {
   /* A queue holds at most FE_STREAM_BUFFER_BYTES and one piece more, in
    * full pieces and a last one. */
   h2o_iovec_t vecs[FE_STREAM_BUFFER_BYTES / FE_STREAM_PIECE_BYTES + 3];
-  bool started;     /* the head went to h2o (or the client had gone) */
-  bool busy;        /* h2o_send done, proceed not yet called */
-  bool h2o_done;    /* FINAL or ERROR sent, or stop called: req is gone */
-  bool client_gone; /* stop called, or no request at the start */
-  uint64_t bytes;   /* body bytes written to the client */
+  bool started;       /* the head went to h2o (or the client had gone) */
+  bool busy;          /* h2o_send done, proceed not yet called */
+  bool h2o_done;      /* FINAL or ERROR sent, or stop called: req is gone */
+  bool client_gone;   /* stop called, or no request at the start */
+  int64_t aborted_ms; /* when fe_stream_abort_all saw it (0: not yet) */
+  bool cut;           /* its connection was shut down (fe_stream_reap) */
+  uint64_t bytes;     /* body bytes written to the client */
 };
 
 static void pieces_free(fe_piece *p) {
@@ -161,19 +164,20 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req) {
  * and refuse the writer. */
 static void on_stop(h2o_generator_t *gen, h2o_req_t *req) {
   cd_stream *st = (cd_stream *)gen;
+  pieces_free(st->inflight);
+  st->inflight = NULL;
+  st->busy = false;
+  st->client_gone = true;
+  st->h2o_done = true;
+  /* The request is half freed now: the stream is completed from the
+   * worker's loop, by this wake or the writer's stream_end. */
   pthread_mutex_lock(&st->mu);
   st->refused = true;
   st->unsent -= st->inflight_bytes;
   pthread_cond_broadcast(&st->cv);
+  wake(st);
   pthread_mutex_unlock(&st->mu);
-  pieces_free(st->inflight);
-  st->inflight = NULL;
   st->inflight_bytes = 0;
-  st->busy = false;
-  st->client_gone = true;
-  st->h2o_done = true;
-  /* The request is half freed now; the writer's stream_end (or a wake
-   * already queued) completes the stream from the worker's loop. */
 }
 
 static void on_wake(h2o_multithread_receiver_t *receiver,
@@ -211,8 +215,34 @@ void fe_stream_abort_all(fe_worker *w) {
     st->refused = true;
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
+    if (st->aborted_ms == 0) st->aborted_ms = fe_now_ms();
     pump(st);
     try_complete(st);
+  }
+}
+
+void fe_stream_reap(fe_worker *w) {
+  int64_t now = fe_now_ms();
+  for (h2o_linklist_t *node = w->open_streams.next; node != &w->open_streams;
+       node = node->next) {
+    cd_stream *st = H2O_STRUCT_FROM_MEMBER(cd_stream, link, node);
+    if (st->aborted_ms == 0 || st->cut || !st->busy || st->h2o_done ||
+        now - st->aborted_ms < FE_STREAM_ABORT_GRACE_MS)
+      continue;
+    /* The client stopped reading: the bytes in flight will never be
+     * written. Shutting the socket down makes h2o's write fail, and h2o
+     * then closes the connection as if the client had left. */
+    h2o_req_t *req = st->res->req;
+    h2o_socket_t *sock = req != NULL && req->conn->callbacks->get_socket != NULL
+                             ? req->conn->callbacks->get_socket(req->conn)
+                             : NULL;
+    st->cut = true;
+    if (sock != NULL) {
+      fe_log_line(CD_LOG_WARN, st->res->request_id,
+                  "streamed answer: the client reads nothing; its connection "
+                  "is closed");
+      shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+    }
   }
 }
 
