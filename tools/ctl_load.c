@@ -546,9 +546,10 @@ int cmd_load(const char *dir, int argc, char **argv) {
   int ex = load_options(argc, argv, &o);
   if (ex >= 0) return ex;
 
-  struct stat st;
-  if (stat(dir, &st) < 0) {
-    fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+  /* A restore goes into a new directory as often as not (a first key may
+   * be made there the same way, keys add). */
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    fprintf(stderr, "%s: cannot create %s: %s\n", prog, dir, strerror(errno));
     return EXIT_PROBLEM;
   }
   loader L = {0};
