@@ -549,6 +549,40 @@ int cs_side_write(cs_store *s, const char *name, const void *data, size_t len,
 int cs_side_read(cs_store *s, const char *name, uint8_t **data, size_t *len,
                  cs_error *err);
 
+/* ------------------------------------------------- online administration */
+
+/*
+ * Backup as of one commit, while the store serves and writes. Begin pins,
+ * in one short moment between commit batches (the commit thread waits for
+ * it, nothing else does), the files that make the store as of its last
+ * applied commit: the segments the manifest names up to the one that
+ * commit ends in (open file descriptors, so a compaction removing them
+ * later changes nothing), that one's length at the commit's end, the
+ * snapshot (never one past that commit), the key file "keys" and the side
+ * files ("*.side"); and a manifest made for exactly these. Never the lock
+ * file, and never "default.key" (a plain-text key a server may leave for
+ * its operator: a backup is a file that travels, and the key file's
+ * hashes are enough to restore every key). Next hands them out one by one
+ * (1: f is the next file, its name valid until the next call; 0: no more;
+ * <0: error), read gives the current file's bytes (>0, 0 at its end, <0
+ * error). Written into an empty directory, the files are a store that
+ * cs_open opens without a notice and cs_admin_verify passes, holding
+ * exactly the commits up to cs_backup_seq. A backup must end before
+ * cs_close of its store. Any thread but a commit completion.
+ */
+typedef struct cs_backup cs_backup;
+typedef struct cs_backup_file {
+  const char *name;
+  uint64_t size;
+  uint32_t mode;
+  int64_t mtime_s;
+} cs_backup_file;
+int cs_backup_begin(cs_store *s, cs_backup **out, cs_error *err);
+uint64_t cs_backup_seq(const cs_backup *b);
+int cs_backup_next(cs_backup *b, cs_backup_file *f, cs_error *err);
+long cs_backup_read(cs_backup *b, void *buf, size_t cap, cs_error *err);
+void cs_backup_end(cs_backup *b);
+
 /*
  * Idempotency keys, per account, kept CS_IDEM_KEEP_MS after the write
  * that carried them committed. cs_idem_begin looks key up with the

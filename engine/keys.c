@@ -59,7 +59,6 @@
 #include "dir.h"
 #include "err.h"
 
-#define KEYS_NAME "keys"
 #define KEYS_HEADER "# contactd keys v1"
 
 typedef struct key_entry {
