@@ -91,7 +91,8 @@ static int tar_files(cs_backup *b, struct archive *a, char *chunk,
         return snprintf(why, why_len, "%s", archive_error_string(a)), -1;
       sent += (uint64_t)got;
     }
-    if (got < 0) return snprintf(why, why_len, "%s: %s", f.name, err.msg), -1;
+    if (got < 0)
+      return snprintf(why, why_len, "%.200s: %.300s", f.name, err.msg), -1;
     if (sent != f.size)
       return snprintf(why, why_len, "%s: %" PRIu64 " bytes read of %" PRIu64,
                       f.name, sent, f.size),
@@ -286,8 +287,9 @@ static void refusal(import_job *j, uint64_t line, const char *code,
     struct refused_line *r = &j->listed[j->refused];
     r->line = line;
     r->code = code;
-    snprintf(r->field, sizeof r->field, "%s", field ? field : "");
-    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    snprintf(r->field, sizeof r->field, "%.*s", (int)sizeof r->field - 1,
+             field ? field : "");
+    snprintf(r->msg, sizeof r->msg, "%.*s", (int)sizeof r->msg - 1, msg);
   }
   j->refused++;
 }

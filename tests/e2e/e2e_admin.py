@@ -310,8 +310,8 @@ def test_backup_refused_without_admin_key():
 # -------------------------------------------------------- export/import
 
 
-def export_lines(name, srv=None):
-    r = adm("GET", f"/admin/accounts/{name}/export", srv=srv)
+def export_lines(name, srv=None, key=None):
+    r = adm("GET", f"/admin/accounts/{name}/export", srv=srv, key=key)
     check_eq(r.status, 200, f"export {r.body[:200]!r}")
     return [json.loads(x) for x in r.body.decode().splitlines() if x]
 
@@ -341,7 +341,7 @@ def test_export_import_keeps_identity():
         check_eq(r.status, 200, f"import {r.body[:300]!r}")
         check_eq((r.json()["imported"], r.json()["refused"]), (20, 0),
                  "import counts")
-        again = export_lines("mover", srv=target)
+        again = export_lines("mover", srv=target, key=admin_b)
         check_eq(sorted(again, key=lambda x: x["id"]),
                  sorted(lines, key=lambda x: x["id"]),
                  "the account on the target")
