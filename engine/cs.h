@@ -61,7 +61,9 @@ extern "C" {
     "a request with this idempotency key is in flight")                        \
   X(CS_EEXPIRED, -10014, "cursor_expired",                                     \
     "the changes after this cursor are no longer kept")                        \
-  X(CS_ECURSOR, -10015, "invalid_cursor", "not a cursor this store handed out")
+  X(CS_ECURSOR, -10015, "invalid_cursor",                                      \
+    "not a cursor this store handed out")                                      \
+  X(CS_EBUSY, -10016, "busy", "another compaction of this store is running")
 
 enum {
 #define CS_ERRNO_ENUM(name, value, word, text) name = value,
@@ -582,6 +584,27 @@ uint64_t cs_backup_seq(const cs_backup *b);
 int cs_backup_next(cs_backup *b, cs_backup_file *f, cs_error *err);
 long cs_backup_read(cs_backup *b, void *buf, size_t cap, cs_error *err);
 void cs_backup_end(cs_backup *b);
+
+/*
+ * Online compaction (the options and the result are admin.h's): the live
+ * and trashed contacts, idempotency entries and the change feed, as
+ * cs_admin_compact carries them, into new segments beside the live ones,
+ * then the writes made meanwhile copied after them, then one atomic switch
+ * (writes and reads wait for it alone), the old files removed and a fresh
+ * snapshot written. Blocks the calling thread (one of the caller's own,
+ * never a commit completion) until done; o may be NULL (the store's own
+ * trash and changes windows and clock); o->io, o->segment_bytes_max and
+ * o->salvage are not used (the store's own seam and segment size; a live
+ * store is never damaged). CS_EBUSY when one
+ * is running in this store, CS_EFAILED on a store that refuses writes. A
+ * failure before the switch leaves the store serving as it was, the new
+ * files removed; a crash at any moment leaves the old store or the new
+ * one, whole.
+ */
+typedef struct cs_compact_opts cs_compact_opts;
+typedef struct cs_compact_result cs_compact_result;
+int cs_compact_online(cs_store *s, const cs_compact_opts *o,
+                      cs_compact_result *res, cs_error *err);
 
 /*
  * Idempotency keys, per account, kept CS_IDEM_KEEP_MS after the write

@@ -148,4 +148,13 @@
  * file is read whole at start). */
 #define CS_ACCOUNTS_MAX 65536
 
+/* Online compaction numbers its new segments this far past the live log's
+ * last, so that the live log can roll this many times while it runs; it
+ * fails (changing nothing) if the live log grows more. */
+#define CS_ONLINE_SEGMENT_GAP 4096u
+/* Its catch-up without the lock ends when a round copied fewer bytes than
+ * this (the rest is copied under the switch), or after so many rounds. */
+#define CS_ONLINE_SWITCH_LAG_BYTES (256u * 1024)
+#define CS_ONLINE_CATCHUP_ROUNDS_MAX 16
+
 #endif

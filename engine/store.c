@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,9 @@ void store_free(cs_store *s) {
   if (!s) return;
   if (s->active_fd >= 0) s->io->close(s->io->ctx, s->active_fd);
   log_unmap_all(s);
+  for (uint32_t i = 0; i < s->retired_count; i++)
+    munmap(s->retired[i].map, s->retired[i].map_len);
+  free(s->retired);
   slots_free(&s->slots);
   u64map_free(&s->acct_counts);
   u64map_free(&s->bulk_emails);
