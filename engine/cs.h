@@ -592,14 +592,16 @@ void cs_backup_end(cs_backup *b);
  * then the writes made meanwhile copied after them, then one atomic switch
  * (writes and reads wait for it alone), the old files removed and a fresh
  * snapshot written. Blocks the calling thread (one of the caller's own,
- * never a commit completion) until done; o may be NULL (the store's own
- * trash and changes windows and clock); o->io, o->segment_bytes_max and
- * o->salvage are not used (the store's own seam and segment size; a live
- * store is never damaged). CS_EBUSY when one
- * is running in this store, CS_EFAILED on a store that refuses writes. A
- * failure before the switch leaves the store serving as it was, the new
- * files removed; a crash at any moment leaves the old store or the new
- * one, whole.
+ * never a commit completion) until done, the work running meanwhile on a
+ * thread of the store's at a lower priority (o->progress is called from
+ * there). o may be NULL (the store's own trash and changes windows and
+ * clock); o->io, o->segment_bytes_max and o->salvage are not used (the
+ * store's own seam and segment size; a live store is never damaged).
+ * CS_EBUSY when one is running in this store or a bulk load is (and
+ * cs_bulk_begin answers CS_EBUSY while one runs), CS_EFAILED on a store
+ * that refuses writes. A failure before the switch leaves the store
+ * serving as it was, the new files removed; a crash at any moment leaves
+ * the old store or the new one, whole. It must end before cs_close.
  */
 typedef struct cs_compact_opts cs_compact_opts;
 typedef struct cs_compact_result cs_compact_result;

@@ -156,5 +156,8 @@
  * this (the rest is copied under the switch), or after so many rounds. */
 #define CS_ONLINE_SWITCH_LAG_BYTES (256u * 1024)
 #define CS_ONLINE_CATCHUP_ROUNDS_MAX 16
+/* The nice value its work runs at (a thread of its own), so that writers
+ * and readers come first when the CPUs are busy. */
+#define CS_ONLINE_COMPACT_NICE 10
 
 #endif

@@ -32,10 +32,13 @@
  *      and the queued writes are placed again at its end
  *      (commit_requeue).
  *   6. After (nothing held): the old segments and snapshot removed, a
- *      fresh snapshot written. The old maps stay mapped until cs_close
- *      (the strings of contacts handed out point into them), so their
- *      disk space comes back at close.
- * Crash safety (DESIGN promise 5): before the renames the new files end
+ *      fresh snapshot written.
+ * Steps 1 to 4 and 6 run on a thread of the store's at nice
+ * CS_ONLINE_COMPACT_NICE (the caller waits for it), so that on a busy
+ * machine the commit thread and the readers come first. The old maps stay
+ * mapped until cs_close (the strings of contacts handed out point into them),
+ * so their disk space comes back at close. Crash safety (DESIGN promise 5):
+ * before the renames the new files end
  * ".tmp" and open removes them; once renamed, before the manifest, they
  * are numbered past the old manifest's last segment (checked at the
  * switch) and open removes them as strays; after the manifest, the old
@@ -52,7 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bare.h"
@@ -99,9 +104,10 @@ static int online_pin(online_job *j, uint64_t *n, uint64_t *next_id,
                       cs_error *err) {
   cs_store *s = j->s;
   pthread_mutex_lock(&s->wmu);
-  if (s->failed) {
-    int rc =
-        cs_err(err, CS_EFAILED, "the store refuses writes: %s", s->failed_msg);
+  if (s->failed || s->bulk) {
+    int rc = s->failed ? cs_err(err, CS_EFAILED, "the store refuses writes: %s",
+                                s->failed_msg)
+                       : cs_err(err, CS_EBUSY, "a bulk load is in progress");
     pthread_mutex_unlock(&s->wmu);
     return rc;
   }
@@ -525,8 +531,8 @@ static int online_finish(online_job *j, cs_error *err) {
   return rc;
 }
 
-int cs_compact_online(cs_store *s, const cs_compact_opts *o,
-                      cs_compact_result *res, cs_error *err) {
+static int online_compact(cs_store *s, const cs_compact_opts *o,
+                          cs_compact_result *res, cs_error *err) {
   cs_compact_opts none = {0};
   if (!o) o = &none;
   memset(res, 0, sizeof *res);
@@ -576,4 +582,33 @@ int cs_compact_online(cs_store *s, const cs_compact_opts *o,
   store_free(j.dst);
   __atomic_store_n(&s->compacting, 0, __ATOMIC_RELEASE);
   return rc;
+}
+
+/* The work runs on a thread of its own at a lower priority, so that on a
+ * busy machine the writers' commit thread and the readers come first. */
+typedef struct online_call {
+  cs_store *s;
+  const cs_compact_opts *o;
+  cs_compact_result *res;
+  cs_error *err;
+  int rc;
+} online_call;
+
+static void *online_thread(void *arg) {
+  online_call *c = arg;
+  /* Per thread on Linux; a failure only leaves it at the caller's. */
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+                    CS_ONLINE_COMPACT_NICE);
+  c->rc = online_compact(c->s, c->o, c->res, c->err);
+  return NULL;
+}
+
+int cs_compact_online(cs_store *s, const cs_compact_opts *o,
+                      cs_compact_result *res, cs_error *err) {
+  online_call c = {s, o, res, err, 0};
+  pthread_t t;
+  if (pthread_create(&t, NULL, online_thread, &c) != 0)
+    return online_compact(s, o, res, err);
+  pthread_join(t, NULL);
+  return c.rc;
 }

@@ -340,7 +340,9 @@ int cs_bulk_begin(cs_store *s, cs_error *err) {
   if (rc) return rc;
   pthread_mutex_lock(&s->wmu);
   pthread_rwlock_wrlock(&s->ilock);
-  if (s->opts.no_indexes || s->bulk) {
+  if (__atomic_load_n(&s->compacting, __ATOMIC_ACQUIRE)) {
+    rc = cs_err(err, CS_EBUSY, "an online compaction is running");
+  } else if (s->opts.no_indexes || s->bulk) {
     rc = cs_err(err, CS_EINVAL,
                 s->bulk ? "a bulk load is in progress"
                         : "opened without indexes");

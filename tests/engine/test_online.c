@@ -537,7 +537,18 @@ static void test_online_compaction_busy_and_failed(void **state) {
   if (rc) fprintf(stderr, "compaction: %s\n", err.msg);
   assert_int_equal(rc, 0);
   assert_int_equal(b.rc, CS_EBUSY);
+  /* A contact deleted before it can be restored after it. */
+  assert_int_equal(tu_delete(s, 1, id, &err), 0);
   assert_int_equal(cs_compact_online(s, NULL, &res, &err), 0); /* free again */
+  assert_int_equal(res.trashed, 1);
+  cs_write rw = {.kind = CS_WRITE_RESTORE, .account = 1, .id = id};
+  assert_int_equal(tu_write(s, &rw, NULL, &err), 0);
+  cs_contact got;
+  assert_int_equal(cs_get(s, 1, id, &got, &err), 0);
+  /* No bulk load while one runs, and none runs beside a bulk load. */
+  assert_int_equal(cs_bulk_begin(s, &err), 0);
+  assert_int_equal(cs_compact_online(s, NULL, &res, &err), CS_EBUSY);
+  assert_int_equal(cs_bulk_end(s, &err), 0);
   fault_io_arm(&f, FAULT_SYNC, f.calls[FAULT_SYNC] + 1, true, EIO);
   c = tu_contact("Cy", NULL, "cy@example.com", NULL, NULL, NULL, NULL);
   assert_int_not_equal(tu_create(s, 1, c, &id, &err), 0);
