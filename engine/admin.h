@@ -172,6 +172,73 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
                      cs_finding_fn fn, void *ctx, cs_compact_result *res,
                      cs_error *err);
 
+/* ------------------------------------------------------------- bulk load */
+
+/*
+ * A bulk load (contactctl load): contacts checked one at a time as they
+ * are read, then written in one step, straight into new segments, and
+ * indexed the way open's replay indexes the log, instead of one create at
+ * a time through the commit queue. Unlike the rest of this header it works
+ * on a store open in this process (cs_open), which must accept no other
+ * write from cs_load_begin until cs_load_free.
+ *
+ * Atomic: the new segments are numbered past the manifest's last and
+ * become part of the store only when the manifest naming them replaces the
+ * old one (the switch, after every new file and the directory are
+ * synced). A crash before the switch leaves the store exactly as it was
+ * (open removes the new files as strays); after it, the whole load is
+ * there. Nothing of a load is ever half there.
+ */
+typedef struct cs_load cs_load;
+
+typedef struct cs_load_result {
+  uint64_t loaded;  /* contacts written, live and trashed */
+  uint64_t trashed; /* of which in the trash */
+  uint64_t next_id; /* the store's id floor after the load */
+  uint32_t segments;
+} cs_load_result;
+
+/* Starts a load into s. CS_EINVAL when s was opened without indexes, is in
+ * a bulk mode, or has writes still queued; -ENOMEM. */
+int cs_load_begin(cs_store *s, cs_load **out, cs_error *err);
+
+/*
+ * Checks one contact for account and keeps a copy of it for the commit
+ * (c's values are validated as a create's and trimmed in place).
+ *   c->id 0: a new contact; it gets a fresh id at the commit (after every
+ *     id the store gave and every id this load keeps), created and updated
+ *     now, c->version kept (0 means 1), deleted_ms != 0 puts it in the
+ *     trash deleted then.
+ *   c->id set: kept with c's version, created_ms, updated_ms and
+ *     deleted_ms, all checked as cs_import checks them; an id below the
+ *     store's id floor (any id it ever gave: ids are never reused) is
+ *     CS_EINVAL, an id an earlier contact of the load keeps is CS_EINVAL
+ *     with *dup_tag that contact's tag.
+ * Email uniqueness per account holds for live contacts: CS_EDUPLICATE with
+ * err->id the stored contact holding the email, or err->id 0 and *dup_tag
+ * the tag of the earlier contact of this load. A refused contact changes
+ * nothing. 0, those codes, or -ENOMEM.
+ */
+int cs_load_add(cs_load *l, uint32_t account, cs_contact *c, uint64_t tag,
+                uint64_t *dup_tag, cs_error *err);
+
+/*
+ * Writes every contact kept, in id order (trash entries' deletes after,
+ * in the order they were made), into new segments with a meta record
+ * holding the new id floor, syncs them and the directory, switches the
+ * manifest, then indexes them into s as a replay does. Returns once the
+ * load is durable. progress (may be NULL) is told contacts written out of
+ * those kept. A failure before the switch leaves the store as it was
+ * (the new files removed); one after it (out of memory while indexing)
+ * makes s refuse writes: the load is on disk, and reopening the store
+ * indexes it.
+ */
+int cs_load_commit(cs_load *l, cs_progress_fn progress, void *progress_ctx,
+                   cs_load_result *res, cs_error *err);
+
+/* Frees the load; without a commit nothing was written. */
+void cs_load_free(cs_load *l);
+
 /* ---------------------------------------------------------------- dry run */
 
 typedef struct cs_dryrun cs_dryrun;

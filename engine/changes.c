@@ -80,8 +80,6 @@ void cs_watch_remove(cs_store *s, cs_watch_fn fn, void *ctx) {
 
 /* ------------------------------------------------------------ side files */
 
-#define SIDE_SUFFIX ".side"
-
 static int side_name_check(const char *name, cs_error *err) {
   size_t n = strlen(name), sn = sizeof SIDE_SUFFIX - 1;
   bool ok = n > sn && n <= CS_SIDE_NAME_MAX_BYTES &&

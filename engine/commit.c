@@ -292,8 +292,15 @@ static void *committer_main(void *arg) {
   cs_store *s = arg;
   pthread_mutex_lock(&s->wmu);
   for (;;) {
-    while (!has_work(s) && !s->closing)
+    while (!has_work(s) && !s->closing && !s->between_fn)
       pthread_cond_wait(&s->wcv, &s->wmu);
+    if (s->between_fn) { /* no batch in flight: run the job handed in */
+      s->between_fn(s, s->between_ctx);
+      s->between_fn = NULL;
+      s->between_done = true;
+      pthread_cond_broadcast(&s->fcv);
+      continue;
+    }
     if (!has_work(s)) break; /* closing, and nothing left to do */
     wqueue *batch = s->wq;
     s->wq = batch == &s->queues[0] ? &s->queues[1] : &s->queues[0];
@@ -339,6 +346,86 @@ static void *committer_main(void *arg) {
   }
   pthread_mutex_unlock(&s->wmu);
   return NULL;
+}
+
+void commit_run_between(cs_store *s, void (*fn)(cs_store *s, void *ctx),
+                        void *ctx) {
+  pthread_mutex_lock(&s->wmu);
+  while (s->between_fn) /* one job at a time */
+    pthread_cond_wait(&s->fcv, &s->wmu);
+  s->between_fn = fn;
+  s->between_ctx = ctx;
+  s->between_done = false;
+  pthread_cond_signal(&s->wcv);
+  while (!s->between_done)
+    pthread_cond_wait(&s->fcv, &s->wmu);
+  pthread_mutex_unlock(&s->wmu);
+}
+
+/* Bytes queued in q. */
+static size_t wq_bytes(const wqueue *q) {
+  size_t n = 0;
+  for (size_t i = 0; i < q->chunk_count; i++)
+    n += q->chunks[i].buf.len;
+  return n;
+}
+
+int commit_requeue_prepare(cs_store *s) {
+  wqueue *old = s->wq;
+  wqueue *q = old == &s->queues[0] ? &s->queues[1] : &s->queues[0];
+  CS_ASSERT(q->count == 0); /* between batches the other queue is empty */
+  size_t bytes = wq_bytes(old);
+  /* Every chunk the records can need at the new tail: one per segment
+   * they may span (each record fits a segment, so a segment holds at
+   * least half its limit of them, or one record past it). */
+  size_t chunks =
+      old->chunk_count + 2 + bytes / (s->opts.segment_bytes_max / 2) + 1;
+  if (q->cap < old->count) {
+    wop *p = realloc(q->ops, old->count * sizeof *p);
+    if (!p) return -ENOMEM;
+    q->ops = p;
+    q->cap = old->count;
+  }
+  if (q->chunk_cap < chunks) {
+    wchunk *p = realloc(q->chunks, chunks * sizeof *p);
+    if (!p) return -ENOMEM;
+    memset(p + q->chunk_cap, 0, (chunks - q->chunk_cap) * sizeof *p);
+    q->chunks = p;
+    q->chunk_cap = chunks;
+  }
+  for (size_t i = 0; i < chunks; i++) {
+    rec_buf *b = &q->chunks[i].buf;
+    size_t want = bytes > WQ_CHUNK_BYTES_MIN ? bytes : WQ_CHUNK_BYTES_MIN;
+    if (b->cap < want) {
+      size_t len = b->len;
+      b->len = 0;
+      if (rec_buf_reserve(b, want)) return -ENOMEM;
+      b->len = len;
+    }
+  }
+  return 0;
+}
+
+void commit_requeue(cs_store *s, uint32_t seg, uint64_t off) {
+  wqueue *old = s->wq;
+  s->wq = old == &s->queues[0] ? &s->queues[1] : &s->queues[0];
+  s->tail_seg = seg;
+  s->tail_off = off;
+  size_t c = 0;
+  for (size_t i = 0; i < old->count; i++) {
+    const wop *op = &old->ops[i];
+    while (old->chunks[c].seg != op->seg ||
+           op->off >= old->chunks[c].off + old->chunks[c].buf.len)
+      c++;
+    const wchunk *ch = &old->chunks[c];
+    rec_buf rec = {ch->buf.ptr + (op->off - ch->off), op->len, op->len};
+    /* Room was made by commit_requeue_prepare: this cannot fail. */
+    int rc = commit_enqueue(s, op->type, op->seq, op->id, op->account, &rec,
+                            op->done, op->ctx, op->idem);
+    CS_ASSERT(rc == 0);
+  }
+  old->count = 0;
+  old->chunk_count = 0;
 }
 
 int commit_seal(cs_store *s, cs_error *err) {

@@ -60,6 +60,24 @@ int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
 void store_fail(cs_store *s, int rc, bool tell, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Runs fn(s, ctx) on the commit thread between two batches (none in
+ * flight: everything taken from the queue is written, applied and
+ * answered), with wmu held, so that nothing is accepted meanwhile; returns
+ * once it ran. Accepted records may be queued, placed at the log's tail:
+ * fn may move the tail (the active segment, tail_seg, tail_off) if it
+ * calls commit_requeue_prepare first and commit_requeue after. Not from
+ * the commit thread, nor once cs_close began. */
+void commit_run_between(cs_store *s, void (*fn)(cs_store *s, void *ctx),
+                        void *ctx);
+
+/* Makes room for commit_requeue, so that it cannot fail: 0 or -ENOMEM.
+ * On the commit thread, with wmu held. */
+int commit_requeue_prepare(cs_store *s);
+
+/* Places the queued records again at a new tail (seg, off), in their
+ * order, their sequence numbers, callbacks and entries kept. */
+void commit_requeue(cs_store *s, uint32_t seg, uint64_t off);
+
 /* At close, once the thread has stopped: syncs the active segment and, if
  * this open wrote to the log, appends a meta record marked synced and
  * syncs it too, so that the next open tells damage anywhere before it

@@ -31,7 +31,7 @@
  * a damaged one is refused) or, under salvage, a bare store replayed with
  * damage skipped and reported (replay.c).
  */
-#include "admin.h"
+#include "compact.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -50,9 +50,8 @@
 /* Progress is reported every this many contacts (a mask, as replay's). */
 #define COMPACT_PROGRESS_MASK 0x3fff
 
-/* Bytes of the store's files: its segments, snapshot and manifest. */
-static uint64_t store_bytes(cs_store *s, uint32_t first, uint32_t last,
-                            const char *snapshot) {
+uint64_t compact_store_bytes(cs_store *s, uint32_t first, uint32_t last,
+                             const char *snapshot) {
   uint64_t total = 0;
   char name[SEG_NAME_BYTES];
   for (uint32_t no = first; no <= last && no; no++) {
@@ -324,8 +323,8 @@ static int compact_readback(cs_store *src, cs_store *dst, uint64_t next_id,
 
 /* Step 4: the old segments go (snap_save removed the old snapshot). From
  * here a failure is reported but changes nothing: the switch is made. */
-static int compact_remove_old(cs_store *dst, uint32_t old_first,
-                              uint32_t old_last, cs_error *err) {
+int compact_remove_old(cs_store *dst, uint32_t old_first, uint32_t old_last,
+                       cs_error *err) {
   const cs_io *io = dst->io;
   int rc = 0;
   for (uint32_t no = old_first; no <= old_last; no++) {
@@ -346,23 +345,36 @@ static int compact_remove_old(cs_store *dst, uint32_t old_first,
   return rc;
 }
 
-/* Steps 1 to 4 from src into dst (a bare store on the same directory). */
-static int compact_steps(compact_src *cs, cs_store *dst, uint32_t seg_max,
-                         const cs_compact_opts *o, cs_compact_result *res,
-                         cs_error *err) {
-  cs_store *src = cs->s;
-  uint32_t old_first = src->first_seg, old_last = src->last_seg;
-  uint32_t first_no = old_last + 1, last_no = 0;
-  int rc = compact_write(src, dst, seg_max, first_no, cs->last_seq + 1,
-                         cs->next_id, o, &last_no, res, err);
+int compact_build(cs_store *src, cs_store *dst, uint32_t seg_max,
+                  uint32_t first_no, uint64_t first_seq, uint64_t next_id,
+                  const cs_compact_opts *o, cs_compact_result *res,
+                  cs_error *err) {
+  uint32_t last_no = 0;
+  int rc = compact_write(src, dst, seg_max, first_no, first_seq, next_id, o,
+                         &last_no, res, err);
   if (rc) {
     log_seg_remove(dst, first_no, last_no ? last_no + 1 : first_no);
     return rc;
   }
   dst->first_seg = first_no;
   dst->last_seg = last_no;
-  rc = compact_readback(src, dst, cs->next_id, err);
-  if (!rc && src->snapshot_name) {
+  rc = compact_readback(src, dst, next_id, err);
+  if (rc) log_seg_remove(dst, first_no, last_no);
+  return rc;
+}
+
+/* Steps 1 to 4 from src into dst (a bare store on the same directory). */
+static int compact_steps(compact_src *cs, cs_store *dst, uint32_t seg_max,
+                         const cs_compact_opts *o, cs_compact_result *res,
+                         cs_error *err) {
+  cs_store *src = cs->s;
+  uint32_t old_first = src->first_seg, old_last = src->last_seg;
+  uint32_t first_no = old_last + 1;
+  int rc = compact_build(src, dst, seg_max, first_no, cs->last_seq + 1,
+                         cs->next_id, o, res, err);
+  if (rc) return rc;
+  uint32_t last_no = dst->last_seg;
+  if (src->snapshot_name) {
     dst->snapshot_name = strdup(src->snapshot_name);
     if (!dst->snapshot_name) rc = cs_err(err, -ENOMEM, "out of memory");
   }
@@ -376,7 +388,8 @@ static int compact_steps(compact_src *cs, cs_store *dst, uint32_t seg_max,
   if (rc) return rc;
   rc = compact_remove_old(dst, old_first, old_last, err);
   res->segments_after = last_no - first_no + 1;
-  res->bytes_after = store_bytes(dst, first_no, last_no, dst->snapshot_name);
+  res->bytes_after =
+      compact_store_bytes(dst, first_no, last_no, dst->snapshot_name);
   return rc;
 }
 
@@ -399,8 +412,8 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
   if (rc) goto out;
   cs_store *src = cs.s;
   res->segments_before = src->last_seg - src->first_seg + 1;
-  res->bytes_before =
-      store_bytes(src, src->first_seg, src->last_seg, src->snapshot_name);
+  res->bytes_before = compact_store_bytes(src, src->first_seg, src->last_seg,
+                                          src->snapshot_name);
   res->contacts = src->live_contacts;
   res->next_id = cs.next_id;
   dst = bare_new(dir, io);

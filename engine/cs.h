@@ -61,7 +61,9 @@ extern "C" {
     "a request with this idempotency key is in flight")                        \
   X(CS_EEXPIRED, -10014, "cursor_expired",                                     \
     "the changes after this cursor are no longer kept")                        \
-  X(CS_ECURSOR, -10015, "invalid_cursor", "not a cursor this store handed out")
+  X(CS_ECURSOR, -10015, "invalid_cursor",                                      \
+    "not a cursor this store handed out")                                      \
+  X(CS_EBUSY, -10016, "busy", "another compaction of this store is running")
 
 enum {
 #define CS_ERRNO_ENUM(name, value, word, text) name = value,
@@ -549,6 +551,63 @@ int cs_side_write(cs_store *s, const char *name, const void *data, size_t len,
 int cs_side_read(cs_store *s, const char *name, uint8_t **data, size_t *len,
                  cs_error *err);
 
+/* ------------------------------------------------- online administration */
+
+/*
+ * Backup as of one commit, while the store serves and writes. Begin pins,
+ * in one short moment between commit batches (the commit thread waits for
+ * it, nothing else does), the files that make the store as of its last
+ * applied commit: the segments the manifest names up to the one that
+ * commit ends in (open file descriptors, so a compaction removing them
+ * later changes nothing), that one's length at the commit's end, the
+ * snapshot (never one past that commit), the key file "keys" and the side
+ * files ("*.side"); and a manifest made for exactly these. Never the lock
+ * file, and never "default.key" (a plain-text key a server may leave for
+ * its operator: a backup is a file that travels, and the key file's
+ * hashes are enough to restore every key). Next hands them out one by one
+ * (1: f is the next file, its name valid until the next call; 0: no more;
+ * <0: error), read gives the current file's bytes (>0, 0 at its end, <0
+ * error). Written into an empty directory, the files are a store that
+ * cs_open opens without a notice and cs_admin_verify passes, holding
+ * exactly the commits up to cs_backup_seq. A backup must end before
+ * cs_close of its store. Any thread but a commit completion.
+ */
+typedef struct cs_backup cs_backup;
+typedef struct cs_backup_file {
+  const char *name;
+  uint64_t size;
+  uint32_t mode;
+  int64_t mtime_s;
+} cs_backup_file;
+int cs_backup_begin(cs_store *s, cs_backup **out, cs_error *err);
+uint64_t cs_backup_seq(const cs_backup *b);
+int cs_backup_next(cs_backup *b, cs_backup_file *f, cs_error *err);
+long cs_backup_read(cs_backup *b, void *buf, size_t cap, cs_error *err);
+void cs_backup_end(cs_backup *b);
+
+/*
+ * Online compaction (the options and the result are admin.h's): the live
+ * and trashed contacts, idempotency entries and the change feed, as
+ * cs_admin_compact carries them, into new segments beside the live ones,
+ * then the writes made meanwhile copied after them, then one atomic switch
+ * (writes and reads wait for it alone), the old files removed and a fresh
+ * snapshot written. Blocks the calling thread (one of the caller's own,
+ * never a commit completion) until done, the work running meanwhile on a
+ * thread of the store's at a lower priority (o->progress is called from
+ * there). o may be NULL (the store's own trash and changes windows and
+ * clock); o->io, o->segment_bytes_max and o->salvage are not used (the
+ * store's own seam and segment size; a live store is never damaged).
+ * CS_EBUSY when one is running in this store or a bulk load is (and
+ * cs_bulk_begin answers CS_EBUSY while one runs), CS_EFAILED on a store
+ * that refuses writes. A failure before the switch leaves the store
+ * serving as it was, the new files removed; a crash at any moment leaves
+ * the old store or the new one, whole. It must end before cs_close.
+ */
+typedef struct cs_compact_opts cs_compact_opts;
+typedef struct cs_compact_result cs_compact_result;
+int cs_compact_online(cs_store *s, const cs_compact_opts *o,
+                      cs_compact_result *res, cs_error *err);
+
 /*
  * Idempotency keys, per account, kept CS_IDEM_KEEP_MS after the write
  * that carried them committed. cs_idem_begin looks key up with the
@@ -662,6 +721,50 @@ int cs_iterate(cs_store *s, uint32_t account,
                int (*fn)(void *ctx, const cs_contact *c), void *ctx,
                cs_error *err);
 
+/*
+ * An account's contacts with their identity, as of one commit: fn is
+ * called for every live contact of account in id order, then for every
+ * contact in its trash (inside the trash window; c->deleted_ms != 0) in the
+ * order they were deleted. Writes go on meanwhile: they wait only while
+ * the account's slot list is copied, never while fn runs. fn returning
+ * non-zero stops the export (returned). Strings are valid during the call
+ * only. Call it from any thread but a commit completion. 0, CS_EINVAL (bad
+ * account number), CS_ECORRUPT (a record fails its checksum), or -ENOMEM.
+ */
+int cs_export(cs_store *s, uint32_t account,
+              int (*fn)(void *ctx, const cs_contact *c), void *ctx,
+              cs_error *err);
+
+/*
+ * Writes items into account with their own id, version, created_ms and
+ * updated_ms, and for deleted_ms != 0 into the trash, deleted at that
+ * time, through the commit path (durable, in the change feed as created,
+ * then deleted for trash items), and returns when they are committed:
+ * call it from a thread of your own, never a worker's loop or a
+ * completion. Each item is validated as a create is (trimmed in place)
+ * and its identity checked (id of 20 digits, version >= 1, times from the
+ * epoch to CS_TIME_MS_MAX, created <= updated, deleted >= created). Items
+ * are written in id order, and an id below the store's id floor (every id
+ * the store has ever given, live, trashed, purged or compacted away, and
+ * every id an earlier item of this call took) is refused for that item
+ * alone (CS_EINVAL): ids are never reused, and an id below the floor
+ * cannot be placed (slots are kept in id order). So pass an account's
+ * export whole, or in pieces of increasing ids: a piece holding ids below
+ * an earlier piece's largest has those refused. Email uniqueness holds
+ * for live items (CS_EDUPLICATE, errs[i].id the holder). The store's id
+ * floor moves past the largest id written. rc[i] is 0 or the item's error
+ * code; errs may be NULL or an array of n. Returns 0 when it could run
+ * (even if some items were refused), or the store's error for all
+ * (CS_EFAILED, CS_ECLOSING, CS_EINVAL for a store opened without indexes
+ * or in a bulk load, -ENOMEM).
+ */
+typedef struct cs_import_result {
+  uint64_t imported;
+  uint64_t refused;
+} cs_import_result;
+int cs_import(cs_store *s, uint32_t account, cs_contact *items, size_t n,
+              int *rc, cs_error *errs, cs_import_result *res, cs_error *err);
+
 typedef struct cs_stats {
   uint64_t contacts;       /* live contacts, all accounts */
   uint64_t segments;       /* segment files in the store */
@@ -708,10 +811,28 @@ const char *cs_dir(const cs_store *s);
  * with a number; contacts are stored under the number. The key file is read
  * and written while the caller holds the store (cs_open), so two programs
  * never change it at once.
+ *
+ * Threads: every call below may be made from any thread while others are
+ * made from others (a server checks keys on every worker while an admin
+ * request adds or revokes one and SIGHUP reloads the file), except
+ * cs_keys_close and cs_keys_at (see there). A check never waits for a
+ * change's disk sync, and sees a change as soon as its call returned.
  */
 typedef struct cs_keyring cs_keyring;
 
-typedef enum cs_role { CS_ROLE_READ_WRITE = 0, CS_ROLE_READ_ONLY = 1 } cs_role;
+/* An admin key (CS_ROLE_ADMIN) reaches the server's /admin/... routes and
+ * nothing else: it reads no account's contacts. */
+typedef enum cs_role {
+  CS_ROLE_READ_WRITE = 0,
+  CS_ROLE_READ_ONLY = 1,
+  CS_ROLE_ADMIN = 2
+} cs_role;
+
+/* A role's word in the API and the tools: "read-write", "read-only",
+ * "admin" (NULL for a value that is no role); and back (CS_EKEY for a
+ * word that names none). */
+const char *cs_role_name(cs_role r);
+int cs_role_parse(const char *word, cs_role *out);
 
 #define CS_KEY_BYTES 43    /* "ck_" and 40 characters of base62 */
 #define CS_KEY_ID_BYTES 11 /* the key's first 11 characters, shown in lists */
@@ -741,17 +862,50 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
  * (CS_KEY_BYTES, its hash checked) is given; saves. CS_EKEY for anything
  * else, or no such key. */
 int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err);
-/* Number of keys (revoked ones included) and the i-th one's public info. */
+/* Re-reads the key file (the operator replaced it, SIGHUP). On any error
+ * (missing, unreadable, damaged) the ring in memory stays as it was and
+ * the error says why. A key in both keeps its entry, so a cs_key_info a check
+ * handed out stays readable until cs_keys_close. */
+int cs_keys_reload(cs_keyring *k, cs_error *err);
+/* Number of keys (revoked ones included) and a copy of the i-th one's
+ * public info: 0, or CS_EKEY past the end. */
 size_t cs_keys_count(const cs_keyring *k);
+int cs_keys_get(const cs_keyring *k, size_t i, cs_key_info *out);
+/* The i-th key's info in place: for a single-threaded caller only (a
+ * reload or revoke may change it under another thread's eyes). */
 const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i);
 /* Finds an account's number by name. CS_EACCOUNT when unknown. */
 int cs_keys_account_id(const cs_keyring *k, const char *account,
                        uint32_t *id_out);
 
+/* The name of account number id into out (NUL-terminated). CS_EACCOUNT
+ * when no key or account line names it. */
+int cs_keys_account_name(const cs_keyring *k, uint32_t id,
+                         char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]);
+/* Whether name is a valid account name (1 to CS_ACCOUNT_NAME_MAX_BYTES
+ * letters, digits, '-', '_' or '.'). */
+bool cs_keys_account_name_ok(const char *name);
+/* One account as GET /admin/accounts lists it: name, number, live keys. */
+typedef struct cs_account_info {
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t id;
+  uint32_t keys; /* keys not revoked */
+} cs_account_info;
+/* The i-th account (0, 1, ...; those with keys first, in the file's
+ * order), copied into out; CS_EACCOUNT past the last. */
+int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out);
+/* An account by name, created when new (no key made; the file saved
+ * atomically), its number in *id_out. CS_EACCOUNT for a bad name or when
+ * CS_ACCOUNTS_MAX are taken. */
+int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
+                           cs_error *err);
+
 /*
  * Authenticates a presented key: hashes it and compares against every live
  * key in constant time. Returns 0 with the account and role, or CS_EKEY for
- * an unknown or revoked key. Safe to call from many threads at once.
+ * an unknown or revoked key. Safe to call from many threads at once, and
+ * while keys are added, revoked or reloaded. *info_out stays readable until
+ * cs_keys_close; of its fields only `revoked` may change later.
  */
 int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
                   const cs_key_info **info_out);

@@ -138,6 +138,11 @@
 #define CS_SIDE_NAME_MAX_BYTES 64
 #define CS_SIDE_FILE_MAX_BYTES (16u * 1024 * 1024)
 
+/* The latest time a contact may carry (cs_import, a load that keeps
+ * times): 9999-12-31T23:59:59.999Z, the last instant RFC 3339 (and
+ * cs_time_parse) can write. */
+#define CS_TIME_MS_MAX 253402300799999ll
+
 /* Account numbers fit in 31 bits: a slot keeps the account and a live bit
  * in one 32-bit word. */
 #define CS_ACCOUNT_ID_MAX 0x7fffffffu
@@ -147,5 +152,17 @@
 /* A store holds at most this many accounts (ids are 32-bit, and the key
  * file is read whole at start). */
 #define CS_ACCOUNTS_MAX 65536
+
+/* Online compaction numbers its new segments this far past the live log's
+ * last, so that the live log can roll this many times while it runs; it
+ * fails (changing nothing) if the live log grows more. */
+#define CS_ONLINE_SEGMENT_GAP 4096u
+/* Its catch-up without the lock ends when a round copied fewer bytes than
+ * this (the rest is copied under the switch), or after so many rounds. */
+#define CS_ONLINE_SWITCH_LAG_BYTES (256u * 1024)
+#define CS_ONLINE_CATCHUP_ROUNDS_MAX 16
+/* The nice value its work runs at (a thread of its own), so that writers
+ * and readers come first when the CPUs are busy. */
+#define CS_ONLINE_COMPACT_NICE 10
 
 #endif

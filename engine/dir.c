@@ -143,31 +143,41 @@ int dir_replace(const cs_io *io, const char *dir, const char *name,
 
 /* ------------------------------------------------------------ manifest */
 
-int manifest_write(cs_store *s, uint64_t next_id, cs_error *err) {
-  rec_buf b = {0};
-  if (rec_buf_reserve(&b, MANIFEST_BUF_BYTES))
-    return cs_err(err, -ENOMEM, "out of memory");
-  b.len = MANIFEST_HEADER_BYTES;
+int manifest_encode(rec_buf *b, uint32_t first_seg, uint32_t last_seg,
+                    const char *snapshot, uint64_t next_id) {
+  b->len = 0;
+  if (rec_buf_reserve(b, MANIFEST_BUF_BYTES)) return -ENOMEM;
+  b->len = MANIFEST_HEADER_BYTES;
   msgpack_packer pk;
-  msgpack_packer_init(&pk, &b, rec_buf_write);
+  msgpack_packer_init(&pk, b, rec_buf_write);
   msgpack_pack_map(&pk, 5);
   mp_pack_cstr(&pk, "format");
   msgpack_pack_uint32(&pk, REC_FORMAT_VERSION);
   mp_pack_cstr(&pk, "first_segment");
-  msgpack_pack_uint32(&pk, s->first_seg);
+  msgpack_pack_uint32(&pk, first_seg);
   mp_pack_cstr(&pk, "last_segment");
-  msgpack_pack_uint32(&pk, s->last_seg);
+  msgpack_pack_uint32(&pk, last_seg);
   mp_pack_cstr(&pk, "snapshot");
-  if (s->snapshot_name)
-    mp_pack_cstr(&pk, s->snapshot_name);
+  if (snapshot)
+    mp_pack_cstr(&pk, snapshot);
   else
     msgpack_pack_nil(&pk);
   mp_pack_cstr(&pk, "next_id");
   msgpack_pack_uint64(&pk, next_id);
-  uint64_t plen = b.len - MANIFEST_HEADER_BYTES;
-  memcpy(b.ptr, MANIFEST_MAGIC, MANIFEST_MAGIC_BYTES);
-  le_put64(b.ptr + 8, plen);
-  le_put64(b.ptr + 16, XXH3_64bits(b.ptr + MANIFEST_HEADER_BYTES, plen));
+  uint64_t plen = b->len - MANIFEST_HEADER_BYTES;
+  memcpy(b->ptr, MANIFEST_MAGIC, MANIFEST_MAGIC_BYTES);
+  le_put64(b->ptr + 8, plen);
+  le_put64(b->ptr + 16, XXH3_64bits(b->ptr + MANIFEST_HEADER_BYTES, plen));
+  return 0;
+}
+
+int manifest_write(cs_store *s, uint64_t next_id, cs_error *err) {
+  rec_buf b = {0};
+  if (manifest_encode(&b, s->first_seg, s->last_seg, s->snapshot_name,
+                      next_id)) {
+    rec_buf_free(&b);
+    return cs_err(err, -ENOMEM, "out of memory");
+  }
   int rc = dir_replace(s->io, s->dir, MANIFEST_NAME, b.ptr, b.len, err);
   rec_buf_free(&b);
   return rc;

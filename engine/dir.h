@@ -8,6 +8,7 @@
  *   %08u.seg     log segments (format in record.h, code in log.c)
  *   snap-*.snap  index snapshots (format and code in snap.c)
  *   keys         API keys (keys.c)
+ *   *.side       the server's own state (cs_side_write, changes.c)
  *   *.tmp        a replace under way; removed by the next open
  */
 #ifndef CS_DIR_H
@@ -18,11 +19,14 @@
 #include <stdint.h>
 
 #include "cs.h"
+#include "record.h"
 
 #define MANIFEST_NAME "MANIFEST"
 #define LOCK_NAME "LOCK"
 #define SNAP_NAME_PREFIX "snap-"
 #define TMP_SUFFIX ".tmp"
+#define KEYS_NAME "keys"    /* the key file (keys.c) */
+#define SIDE_SUFFIX ".side" /* the server's side files (changes.c) */
 
 /* Room for a path in the data directory: PATH_MAX on Linux. A longer
  * directory name is cut and then fails to open, never overflows. */
@@ -44,6 +48,12 @@ int dir_lock(cs_store *s, cs_error *err);
  * (malloc'd, or left NULL) and *id_floor. CS_ECORRUPT / CS_EFORMAT with a
  * message naming the file when it is damaged. */
 int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err);
+
+/* The manifest's bytes for these fields into b (its old contents
+ * dropped): what manifest_write writes, and what a backup hands out. 0 or
+ * -ENOMEM. */
+int manifest_encode(rec_buf *b, uint32_t first_seg, uint32_t last_seg,
+                    const char *snapshot, uint64_t next_id);
 
 /* Rewrites the manifest atomically from s->first_seg, s->last_seg,
  * s->snapshot_name and next_id. Caller holds mmu or is alone with s. */

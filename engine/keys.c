@@ -4,9 +4,18 @@
  * The file "keys" in the data directory (mode 0600), one key a line, fields
  * separated by tabs:
  *
- *   key_id  sha256-hex  account  account_id  rw|ro  created_ms  0|1(revoked)
+ *   key_id  sha256-hex  account  account_id  rw|ro|admin  created_ms  0|1
  *
- * after a first line "# contactd keys v1". Only a SHA-256 of each key is
+ * (the last field: revoked) after a first line "# contactd keys v1", and
+ * one line for each account that was made without a key
+ * (cs_keys_account_ensure: an import names it):
+ *
+ *   account  name  account_id
+ *
+ * The role "admin" and the account lines came later; a file without them
+ * reads as before, and an older contactd refuses a file with them as
+ * malformed rather than take an admin key for a read-write one. Only a
+ * SHA-256 of each key is
  * kept; the key itself is shown once, by cs_keys_add. A key is "ck_" and 40
  * characters of base62 from getrandom (238 bits). Its first 11 characters
  * are its public key_id, which lists and revocation use. Checking a key
@@ -17,6 +26,18 @@
  * the cs_io seam). Callers hold the store's directory lock while they
  * change it.
  *
+ * Threads. A running server checks keys on every worker at once while an
+ * admin request adds or revokes one and SIGHUP re-reads the file. Checks
+ * (and every other read) hold `lock` for reading only while they scan the
+ * list; a change is made by one writer at a time (`write_mu`), which
+ * writes the file first, with the list as it will be, and only then takes
+ * `lock` for writing for the moment it takes to change the list in memory:
+ * a check never waits for a disk sync, and the very next check after a
+ * change returns sees it. Entries are allocated one by one and never move
+ * or go away before cs_keys_close (an entry a reload drops is kept on a
+ * retired list), so the cs_key_info a check hands out stays readable; of
+ * its fields only `revoked` ever changes.
+ *
  * Invariants kept: the file always holds a whole, valid key list (old or
  * new); a key itself is never stored, and the memory that held one is
  * cleansed.
@@ -24,6 +45,7 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +59,33 @@
 #include "dir.h"
 #include "err.h"
 
-#define KEYS_NAME "keys"
 #define KEYS_HEADER "# contactd keys v1"
 
 typedef struct key_entry {
   cs_key_info info;
   uint8_t hash[SHA256_DIGEST_LENGTH];
+  struct key_entry *retired_next; /* on the retired list, after a reload */
+  bool kept;                      /* a reload found it again (transient) */
 } key_entry;
+
+/* An account made without a key. */
+typedef struct acct_entry {
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t id;
+} acct_entry;
+
+#define ACCOUNT_LINE_WORD "account"
+
+/* What the file holds: the keys (pointers: the entries themselves never
+ * move) and the accounts without a key. */
+typedef struct key_list {
+  key_entry **v;
+  size_t count;
+  size_t cap;
+  acct_entry *accts;
+  size_t acct_count;
+  size_t acct_cap;
+} key_list;
 
 struct cs_keyring {
   char *dir;
@@ -51,10 +93,11 @@ struct cs_keyring {
   /* SHA-256, looked up once: every request hashes its key, and the
    * one-shot SHA256() looks the algorithm up again each time. */
   EVP_MD *sha256;
-  key_entry *keys;
-  size_t count;
-  size_t cap;
-  const cs_io *io; /* every write of the file goes through it */
+  pthread_rwlock_t lock;    /* readers: checks and lists; writer: a change */
+  pthread_mutex_t write_mu; /* one change at a time, file and memory */
+  key_list keys;
+  key_entry *retired; /* dropped by a reload, freed at close */
+  const cs_io *io;    /* every write of the file goes through it */
 };
 
 static bool account_name_ok(const char *a) {
@@ -78,16 +121,124 @@ static int hex_decode(const char *hex, uint8_t *out, size_t n) {
   return 0;
 }
 
-static int ring_push(cs_keyring *k, const key_entry *e) {
-  if (k->count == k->cap) {
-    size_t cap = k->cap ? k->cap * 2 : 8;
-    key_entry *p = realloc(k->keys, cap * sizeof *p);
-    if (!p) return -ENOMEM;
-    k->keys = p;
-    k->cap = cap;
-  }
-  k->keys[k->count++] = *e;
+static void entry_free(key_entry *e) {
+  if (e == NULL) return;
+  OPENSSL_cleanse(e, sizeof *e);
+  free(e);
+}
+
+/* Room for one more pointer in l; -ENOMEM or 0. The array may move: on a
+ * ring's own list, the caller holds lock for writing. */
+static int list_reserve(key_list *l) {
+  if (l->count < l->cap) return 0;
+  size_t cap = l->cap ? l->cap * 2 : 8;
+  key_entry **p = realloc(l->v, cap * sizeof *p);
+  if (!p) return -ENOMEM;
+  l->v = p;
+  l->cap = cap;
   return 0;
+}
+
+/* Room for one more account in l, as list_reserve. */
+static int acct_reserve(key_list *l) {
+  if (l->acct_count < l->acct_cap) return 0;
+  size_t cap = l->acct_cap ? l->acct_cap * 2 : 8;
+  acct_entry *p = realloc(l->accts, cap * sizeof *p);
+  if (!p) return -ENOMEM;
+  l->accts = p;
+  l->acct_cap = cap;
+  return 0;
+}
+
+/* The number of the account named name in l, 0 when there is none. */
+static uint32_t account_number(const key_list *l, const char *name) {
+  for (size_t i = 0; i < l->count; i++)
+    if (strcmp(l->v[i]->info.account, name) == 0)
+      return l->v[i]->info.account_id;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (strcmp(l->accts[i].name, name) == 0) return l->accts[i].id;
+  return 0;
+}
+
+/* Whether an account other than name has number id in l. */
+static bool number_taken(const key_list *l, const char *name, uint32_t id) {
+  for (size_t i = 0; i < l->count; i++)
+    if (l->v[i]->info.account_id == id &&
+        strcmp(l->v[i]->info.account, name) != 0)
+      return true;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (l->accts[i].id == id && strcmp(l->accts[i].name, name) != 0)
+      return true;
+  return false;
+}
+
+/* The number a new account gets: one past every number in use. */
+static uint32_t account_next_number(const key_list *l) {
+  uint32_t id = 0;
+  for (size_t i = 0; i < l->count; i++)
+    if (l->v[i]->info.account_id > id) id = l->v[i]->info.account_id;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (l->accts[i].id > id) id = l->accts[i].id;
+  return id + 1;
+}
+
+/* "account\tNAME\tNUMBER": a valid name and number that agree with the
+ * lines before. 0, or -1 (malformed or out of memory). */
+static int acct_line_read(key_list *l, char *line) {
+  char *save, *f[4];
+  int n = 0;
+  for (char *t = strtok_r(line, "\t", &save); t && n < 4;
+       t = strtok_r(NULL, "\t", &save))
+    f[n++] = t;
+  if (n != 3 || !account_name_ok(f[1])) return -1;
+  char *end;
+  unsigned long id = strtoul(f[2], &end, 10);
+  if (*end || id == 0 || id > CS_ACCOUNTS_MAX) return -1;
+  uint32_t had = account_number(l, f[1]);
+  if ((had && had != id) || number_taken(l, f[1], (uint32_t)id)) return -1;
+  if (had) return 0;
+  if (acct_reserve(l)) return -1;
+  acct_entry *a = &l->accts[l->acct_count++];
+  snprintf(a->name, sizeof a->name, "%s", f[1]);
+  a->id = (uint32_t)id;
+  return 0;
+}
+
+/* Frees l's array and, when entries too, every entry in it. */
+static void list_free(key_list *l, bool entries) {
+  if (entries)
+    for (size_t i = 0; i < l->count; i++)
+      entry_free(l->v[i]);
+  free(l->v);
+  free(l->accts);
+  memset(l, 0, sizeof *l);
+}
+
+static const char *role_word(cs_role r) {
+  return r == CS_ROLE_READ_ONLY ? "ro" : r == CS_ROLE_ADMIN ? "admin" : "rw";
+}
+
+const char *cs_role_name(cs_role r) {
+  switch (r) {
+  case CS_ROLE_READ_WRITE:
+    return "read-write";
+  case CS_ROLE_READ_ONLY:
+    return "read-only";
+  case CS_ROLE_ADMIN:
+    return "admin";
+  }
+  return NULL;
+}
+
+int cs_role_parse(const char *word, cs_role *out) {
+  static const cs_role roles[] = {CS_ROLE_READ_WRITE, CS_ROLE_READ_ONLY,
+                                  CS_ROLE_ADMIN};
+  for (size_t i = 0; i < sizeof roles / sizeof *roles; i++)
+    if (word != NULL && strcmp(word, cs_role_name(roles[i])) == 0) {
+      *out = roles[i];
+      return 0;
+    }
+  return CS_EKEY;
 }
 
 static int parse_line(char *line, key_entry *e) {
@@ -113,6 +264,8 @@ static int parse_line(char *line, key_entry *e) {
     e->info.role = CS_ROLE_READ_WRITE;
   else if (strcmp(f[4], "ro") == 0)
     e->info.role = CS_ROLE_READ_ONLY;
+  else if (strcmp(f[4], "admin") == 0)
+    e->info.role = CS_ROLE_ADMIN;
   else
     return -1;
   e->info.created_ms = strtoll(f[5], &end, 10);
@@ -122,10 +275,78 @@ static int parse_line(char *line, key_entry *e) {
   return 0;
 }
 
+/* Reads path into *out (an absent file: an empty list when missing_ok).
+ * 0, or an error with out empty. */
+static int file_load(const char *path, bool missing_ok, key_list *out,
+                     cs_error *err) {
+  memset(out, 0, sizeof *out);
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    if (errno == ENOENT && missing_ok) return 0;
+    int e = errno;
+    return cs_err(err, -e, "cannot read %s: %s", path, strerror(e));
+  }
+  char line[512];
+  int lineno = 0, rc = 0;
+  while (!rc && fgets(line, sizeof line, f)) {
+    lineno++;
+    line[strcspn(line, "\n")] = 0;
+    if (lineno == 1) {
+      if (strcmp(line, KEYS_HEADER) != 0)
+        rc = cs_err(err, CS_EFORMAT, "%s: not a key file (first line)", path);
+      continue;
+    }
+    if (!line[0]) continue;
+    if (strncmp(line, ACCOUNT_LINE_WORD "\t", sizeof ACCOUNT_LINE_WORD) == 0) {
+      if (acct_line_read(out, line))
+        rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed account line", path,
+                    lineno);
+      continue;
+    }
+    key_entry e;
+    if (parse_line(line, &e)) {
+      rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed key line", path, lineno);
+      break;
+    }
+    uint32_t had = account_number(out, e.info.account);
+    if ((had && had != e.info.account_id) ||
+        number_taken(out, e.info.account, e.info.account_id))
+      rc = cs_err(err, CS_ECORRUPT,
+                  "%s:%d: account %s and its number disagree with an "
+                  "earlier line",
+                  path, lineno, e.info.account);
+    if (rc) break;
+    key_entry *p = malloc(sizeof *p);
+    if (!p || list_reserve(out)) {
+      free(p);
+      rc = cs_err(err, -ENOMEM, "out of memory");
+      break;
+    }
+    *p = e;
+    out->v[out->count++] = p;
+    OPENSSL_cleanse(&e, sizeof e);
+  }
+  if (!rc && ferror(f))
+    rc = cs_err(err, -EIO, "cannot read %s: %s", path, strerror(EIO));
+  fclose(f);
+  OPENSSL_cleanse(line, sizeof line);
+  if (rc) list_free(out, true);
+  return rc;
+}
+
 int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
   *out = NULL;
   cs_keyring *k = calloc(1, sizeof *k);
   if (!k) return cs_err(err, -ENOMEM, "out of memory");
+  /* Writers first: under a steady stream of checks, glibc's default lets
+   * readers starve a revocation indefinitely. */
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&k->lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  pthread_mutex_init(&k->write_mu, NULL);
   k->dir = strdup(dir);
   k->io = cs_io_posix();
   k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -135,51 +356,7 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
     cs_keys_close(k);
     return cs_err(err, -ENOMEM, "out of memory");
   }
-  FILE *f = fopen(k->path, "re");
-  if (!f) {
-    if (errno == ENOENT) {
-      *out = k;
-      return 0;
-    }
-    int e = errno;
-    cs_err(err, -e, "cannot read %s: %s", k->path, strerror(e));
-    cs_keys_close(k);
-    return -e;
-  }
-  char line[512];
-  int lineno = 0, rc = 0;
-  while (fgets(line, sizeof line, f)) {
-    lineno++;
-    line[strcspn(line, "\n")] = 0;
-    if (lineno == 1) {
-      if (strcmp(line, KEYS_HEADER) != 0) {
-        rc =
-            cs_err(err, CS_EFORMAT, "%s: not a key file (first line)", k->path);
-        break;
-      }
-      continue;
-    }
-    if (!line[0]) continue;
-    key_entry e;
-    if (parse_line(line, &e)) {
-      rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed key line", k->path,
-                  lineno);
-      break;
-    }
-    for (size_t i = 0; i < k->count; i++) {
-      bool same_name = strcmp(k->keys[i].info.account, e.info.account) == 0;
-      if (same_name != (k->keys[i].info.account_id == e.info.account_id)) {
-        rc = cs_err(err, CS_ECORRUPT,
-                    "%s:%d: account %s and its number disagree with an "
-                    "earlier line",
-                    k->path, lineno, e.info.account);
-        break;
-      }
-    }
-    if (!rc && ring_push(k, &e)) rc = cs_err(err, -ENOMEM, "out of memory");
-    if (rc) break;
-  }
-  fclose(f);
+  int rc = file_load(k->path, true, &k->keys, err);
   if (rc) {
     cs_keys_close(k);
     return rc;
@@ -190,11 +367,16 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
 
 void cs_keys_close(cs_keyring *k) {
   if (!k) return;
-  if (k->keys) OPENSSL_cleanse(k->keys, k->cap * sizeof *k->keys);
-  free(k->keys);
+  list_free(&k->keys, true);
+  for (key_entry *e = k->retired, *next; e != NULL; e = next) {
+    next = e->retired_next;
+    entry_free(e);
+  }
   free(k->path);
   free(k->dir);
   EVP_MD_free(k->sha256);
+  pthread_rwlock_destroy(&k->lock);
+  pthread_mutex_destroy(&k->write_mu);
   free(k);
 }
 
@@ -207,22 +389,33 @@ const char *cs_keys_path(const cs_keyring *k) {
 }
 
 /* Writes the whole file through the one atomic replace (dir.c), so the
- * I/O seam sees every step. */
-static int ring_save(cs_keyring *k, cs_error *err) {
+ * I/O seam sees every step: the list as it is, with `revoking` (when not
+ * NULL) written as revoked, `extra` (when not NULL) after the keys and
+ * `extra_acct` (when not NULL) after the accounts: the list as the change
+ * about to be made leaves it. Under write_mu. */
+static int ring_save(cs_keyring *k, const key_entry *revoking,
+                     const key_entry *extra, const acct_entry *extra_acct,
+                     cs_error *err) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
   if (!f) return cs_err(err, -ENOMEM, "out of memory");
   fprintf(f, "%s\n", KEYS_HEADER);
-  for (size_t i = 0; i < k->count; i++) {
-    const key_entry *e = &k->keys[i];
+  for (size_t i = 0; i <= k->keys.count; i++) {
+    const key_entry *e = i < k->keys.count ? k->keys.v[i] : extra;
+    if (e == NULL) break;
     char hex[2 * SHA256_DIGEST_LENGTH + 1];
     for (int j = 0; j < SHA256_DIGEST_LENGTH; j++)
       snprintf(hex + 2 * j, 3, "%02x", e->hash[j]);
     fprintf(f, "%s\t%s\t%s\t%u\t%s\t%lld\t%d\n", e->info.key_id, hex,
-            e->info.account, e->info.account_id,
-            e->info.role == CS_ROLE_READ_ONLY ? "ro" : "rw",
-            (long long)e->info.created_ms, e->info.revoked ? 1 : 0);
+            e->info.account, e->info.account_id, role_word(e->info.role),
+            (long long)e->info.created_ms,
+            e->info.revoked || e == revoking ? 1 : 0);
+  }
+  for (size_t i = 0; i <= k->keys.acct_count; i++) {
+    const acct_entry *a = i < k->keys.acct_count ? &k->keys.accts[i] : extra_acct;
+    if (a == NULL) break;
+    fprintf(f, "%s\t%s\t%u\n", ACCOUNT_LINE_WORD, a->name, a->id);
   }
   if (fclose(f) != 0) {
     free(text);
@@ -234,14 +427,109 @@ static int ring_save(cs_keyring *k, cs_error *err) {
   return rc;
 }
 
+/* Under lock (either way) or write_mu. */
+static int account_id_locked(const cs_keyring *k, const char *account,
+                             uint32_t *id_out) {
+  uint32_t id = account_number(&k->keys, account);
+  if (!id) return CS_EACCOUNT;
+  *id_out = id;
+  return 0;
+}
+
+/* The lock is taken on a const ring: the list is what is constant. */
+static void read_lock(const cs_keyring *k) {
+  pthread_rwlock_rdlock((pthread_rwlock_t *)&k->lock);
+}
+
+static void read_unlock(const cs_keyring *k) {
+  pthread_rwlock_unlock((pthread_rwlock_t *)&k->lock);
+}
+
 int cs_keys_account_id(const cs_keyring *k, const char *account,
                        uint32_t *id_out) {
-  for (size_t i = 0; i < k->count; i++)
-    if (strcmp(k->keys[i].info.account, account) == 0) {
-      *id_out = k->keys[i].info.account_id;
-      return 0;
-    }
-  return CS_EACCOUNT;
+  read_lock(k);
+  int rc = account_id_locked(k, account, id_out);
+  read_unlock(k);
+  return rc;
+}
+
+bool cs_keys_account_name_ok(const char *name) {
+  return account_name_ok(name);
+}
+
+int cs_keys_account_name(const cs_keyring *k, uint32_t id,
+                         char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
+  read_lock(k);
+  const key_list *l = &k->keys;
+  const char *name = NULL;
+  for (size_t i = 0; i < l->count && !name; i++)
+    if (l->v[i]->info.account_id == id) name = l->v[i]->info.account;
+  for (size_t i = 0; i < l->acct_count && !name; i++)
+    if (l->accts[i].id == id) name = l->accts[i].name;
+  if (name) snprintf(out, CS_ACCOUNT_NAME_MAX_BYTES + 1, "%s", name);
+  read_unlock(k);
+  return name ? 0 : CS_EACCOUNT;
+}
+
+int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out) {
+  read_lock(k);
+  const key_list *l = &k->keys;
+  /* The i-th distinct account in file order: keys' accounts first. */
+  size_t seen = 0;
+  int rc = CS_EACCOUNT;
+  for (size_t j = 0; j < l->count + l->acct_count && rc != 0; j++) {
+    const char *name = j < l->count ? l->v[j]->info.account
+                                    : l->accts[j - l->count].name;
+    uint32_t id = j < l->count ? l->v[j]->info.account_id
+                               : l->accts[j - l->count].id;
+    bool first = true;
+    for (size_t m = 0; m < j && first && m < l->count; m++)
+      if (l->v[m]->info.account_id == id) first = false;
+    if (!first || seen++ != i) continue;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->id = id;
+    for (size_t m = 0; m < l->count; m++)
+      if (l->v[m]->info.account_id == id && !l->v[m]->info.revoked)
+        out->keys++;
+    rc = 0;
+  }
+  read_unlock(k);
+  return rc;
+}
+
+int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
+                           cs_error *err) {
+  if (!account_name_ok(account))
+    return cs_err(err, CS_EACCOUNT,
+                  "account name must be 1 to %d letters, digits, '-', '_' "
+                  "or '.'",
+                  CS_ACCOUNT_NAME_MAX_BYTES);
+  pthread_mutex_lock(&k->write_mu);
+  int rc = 0;
+  uint32_t id = account_number(&k->keys, account);
+  if (id) goto out;
+  id = account_next_number(&k->keys);
+  if (id > CS_ACCOUNTS_MAX) {
+    rc = cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
+                CS_ACCOUNTS_MAX);
+    goto out;
+  }
+  acct_entry a = {.id = id};
+  snprintf(a.name, sizeof a.name, "%s", account);
+  pthread_rwlock_wrlock(&k->lock); /* the array may move */
+  rc = acct_reserve(&k->keys) ? cs_err(err, -ENOMEM, "out of memory") : 0;
+  pthread_rwlock_unlock(&k->lock);
+  if (!rc) rc = ring_save(k, NULL, NULL, &a, err);
+  if (!rc) {
+    pthread_rwlock_wrlock(&k->lock);
+    k->keys.accts[k->keys.acct_count++] = a;
+    pthread_rwlock_unlock(&k->lock);
+  }
+out:
+  pthread_mutex_unlock(&k->write_mu);
+  if (!rc) *id_out = id;
+  return rc;
 }
 
 int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
@@ -252,14 +540,18 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
                   "account name must be 1 to %d letters, digits, '-', '_' "
                   "or '.'",
                   CS_ACCOUNT_NAME_MAX_BYTES);
+  if (cs_role_name(role) == NULL)
+    return cs_err(err, CS_EKEY, "unknown role %d", (int)role);
+  pthread_mutex_lock(&k->write_mu);
+  int rc = 0;
   uint32_t id;
-  if (cs_keys_account_id(k, account, &id) != 0) {
-    id = 0;
-    for (size_t i = 0; i < k->count; i++)
-      if (k->keys[i].info.account_id > id) id = k->keys[i].info.account_id;
-    if (++id > CS_ACCOUNTS_MAX)
-      return cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
-                    CS_ACCOUNTS_MAX);
+  if (account_id_locked(k, account, &id) != 0) {
+    id = account_next_number(&k->keys);
+    if (id > CS_ACCOUNTS_MAX) {
+      rc = cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
+                  CS_ACCOUNTS_MAX);
+      goto out;
+    }
   }
   static const char b62[] =
       "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -267,32 +559,47 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
   size_t n = 3;
   while (n < CS_KEY_BYTES) {
     uint8_t r[64];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-      return cs_err(err, -EIO, "cannot get random bytes for a key");
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+      rc = cs_err(err, -EIO, "cannot get random bytes for a key");
+      goto out;
+    }
     for (size_t i = 0; i < sizeof r && n < CS_KEY_BYTES; i++)
       if (r[i] < 248) key[n++] = b62[r[i] % 62]; /* 248 = 4 * 62: unbiased */
   }
   key[CS_KEY_BYTES] = 0;
-  key_entry e;
-  memset(&e, 0, sizeof e);
-  memcpy(e.info.key_id, key, CS_KEY_ID_BYTES);
-  snprintf(e.info.account, sizeof e.info.account, "%s", account);
-  e.info.account_id = id;
-  e.info.role = role;
-  e.info.created_ms = cs_now_ms();
-  SHA256((const uint8_t *)key, CS_KEY_BYTES, e.hash);
-  if (ring_push(k, &e)) return cs_err(err, -ENOMEM, "out of memory");
-  int rc = ring_save(k, err);
-  if (rc) {
-    k->count--;
-    return rc;
+  key_entry *e = calloc(1, sizeof *e);
+  pthread_rwlock_wrlock(&k->lock); /* the array may move */
+  int reserved = list_reserve(&k->keys);
+  pthread_rwlock_unlock(&k->lock);
+  if (!e || reserved) {
+    free(e);
+    OPENSSL_cleanse(key, sizeof key);
+    rc = cs_err(err, -ENOMEM, "out of memory");
+    goto out;
   }
+  memcpy(e->info.key_id, key, CS_KEY_ID_BYTES);
+  snprintf(e->info.account, sizeof e->info.account, "%s", account);
+  e->info.account_id = id;
+  e->info.role = role;
+  e->info.created_ms = cs_now_ms();
+  SHA256((const uint8_t *)key, CS_KEY_BYTES, e->hash);
+  rc = ring_save(k, NULL, e, NULL, err);
+  if (rc) {
+    entry_free(e);
+    OPENSSL_cleanse(key, sizeof key);
+    goto out;
+  }
+  /* The array has room (reserved above): this cannot fail or move. */
+  pthread_rwlock_wrlock(&k->lock);
+  k->keys.v[k->keys.count++] = e;
+  pthread_rwlock_unlock(&k->lock);
   memcpy(key_out, key, CS_KEY_BYTES + 1);
   OPENSSL_cleanse(key, sizeof key);
-  if (info_out) *info_out = e.info;
-  return 0;
+  if (info_out) *info_out = e->info;
+out:
+  pthread_mutex_unlock(&k->write_mu);
+  return rc;
 }
-
 int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
   size_t n = strlen(key_id);
   /* A key id exactly, or a whole key (whose hash must be the key's). */
@@ -304,26 +611,115 @@ int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
     return cs_err(
         err, CS_EKEY, "%s is neither a key id (%d characters) nor a key (%d)",
         n > 64 ? "the argument" : key_id, CS_KEY_ID_BYTES, CS_KEY_BYTES);
-  for (size_t i = 0; i < k->count; i++) {
-    key_entry *e = &k->keys[i];
-    if (memcmp(e->info.key_id, key_id, CS_KEY_ID_BYTES) == 0 &&
-        (!whole || CRYPTO_memcmp(h, e->hash, sizeof h) == 0)) {
-      if (e->info.revoked) return 0;
-      e->info.revoked = true;
-      int rc = ring_save(k, err);
-      if (rc) e->info.revoked = false;
-      return rc;
-    }
+  pthread_mutex_lock(&k->write_mu);
+  key_entry *e = NULL;
+  for (size_t i = 0; i < k->keys.count && e == NULL; i++)
+    if (memcmp(k->keys.v[i]->info.key_id, key_id, CS_KEY_ID_BYTES) == 0 &&
+        (!whole || CRYPTO_memcmp(h, k->keys.v[i]->hash, sizeof h) == 0))
+      e = k->keys.v[i];
+  int rc = 0;
+  if (e == NULL)
+    rc = cs_err(err, CS_EKEY, "no key with id %.*s", CS_KEY_ID_BYTES, key_id);
+  else if (!e->info.revoked && (rc = ring_save(k, e, NULL, NULL, err)) == 0) {
+    pthread_rwlock_wrlock(&k->lock);
+    e->info.revoked = true;
+    pthread_rwlock_unlock(&k->lock);
   }
-  return cs_err(err, CS_EKEY, "no key with id %.*s", CS_KEY_ID_BYTES, key_id);
+  pthread_mutex_unlock(&k->write_mu);
+  return rc;
+}
+
+/* The entry of old that is the same key as n (its id, hash, account and
+ * role alike), or NULL. */
+static key_entry *same_key(const key_list *old, const key_entry *n) {
+  for (size_t i = 0; i < old->count; i++) {
+    key_entry *o = old->v[i];
+    if (memcmp(o->hash, n->hash, sizeof o->hash) == 0 &&
+        strcmp(o->info.key_id, n->info.key_id) == 0 &&
+        strcmp(o->info.account, n->info.account) == 0 &&
+        o->info.account_id == n->info.account_id &&
+        o->info.role == n->info.role &&
+        o->info.created_ms == n->info.created_ms)
+      return o;
+  }
+  return NULL;
+}
+
+int cs_keys_reload(cs_keyring *k, cs_error *err) {
+  pthread_mutex_lock(&k->write_mu);
+  key_list fresh;
+  /* A file gone is an operator's mistake (an edit moved it away), not
+   * "revoke every key". */
+  int rc = file_load(k->path, false, &fresh, err);
+  if (rc) {
+    pthread_mutex_unlock(&k->write_mu);
+    return rc;
+  }
+  /* A key that is still there keeps its entry (a check may be holding
+   * it); the file's revoked flag is applied to it below. `kept` marks such
+   * an entry; only writers (under write_mu) ever touch it. */
+  bool *reused = calloc(fresh.count ? fresh.count : 1, sizeof *reused);
+  bool *revoke = calloc(fresh.count ? fresh.count : 1, sizeof *revoke);
+  if (!reused || !revoke) {
+    free(reused);
+    free(revoke);
+    list_free(&fresh, true);
+    pthread_mutex_unlock(&k->write_mu);
+    return cs_err(err, -ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < fresh.count; i++) {
+    key_entry *o = same_key(&k->keys, fresh.v[i]);
+    if (o == NULL || o->kept) continue;
+    o->kept = true;
+    reused[i] = true;
+    revoke[i] = fresh.v[i]->info.revoked;
+    entry_free(fresh.v[i]);
+    fresh.v[i] = o;
+  }
+  pthread_rwlock_wrlock(&k->lock);
+  key_list old = k->keys;
+  k->keys = fresh;
+  for (size_t i = 0; i < fresh.count; i++)
+    if (reused[i]) fresh.v[i]->info.revoked = revoke[i];
+  pthread_rwlock_unlock(&k->lock);
+  for (size_t j = 0; j < old.count; j++) {
+    if (old.v[j]->kept) {
+      old.v[j]->kept = false;
+      continue;
+    }
+    old.v[j]->retired_next = k->retired;
+    k->retired = old.v[j];
+  }
+  list_free(&old, false);
+  free(reused);
+  free(revoke);
+  pthread_mutex_unlock(&k->write_mu);
+  return 0;
 }
 
 size_t cs_keys_count(const cs_keyring *k) {
-  return k->count;
+  read_lock(k);
+  size_t n = k->keys.count;
+  read_unlock(k);
+  return n;
 }
 
 const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i) {
-  return i < k->count ? &k->keys[i].info : NULL;
+  read_lock(k);
+  const cs_key_info *info = i < k->keys.count ? &k->keys.v[i]->info : NULL;
+  read_unlock(k);
+  return info;
+}
+
+int cs_keys_get(const cs_keyring *k, size_t i, cs_key_info *out) {
+  read_lock(k);
+  int rc = CS_EKEY;
+  if (i < k->keys.count) {
+    *out = k->keys.v[i]->info;
+    rc = 0;
+  }
+  read_unlock(k);
+  return rc;
 }
 
 int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
@@ -331,14 +727,16 @@ int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
   uint8_t h[SHA256_DIGEST_LENGTH];
   if (!EVP_Digest(key, len, h, NULL, k->sha256, NULL)) return CS_EKEY;
   const cs_key_info *found = NULL;
-  for (size_t i = 0; i < k->count; i++) {
-    int same = CRYPTO_memcmp(h, k->keys[i].hash, sizeof h) == 0;
+  read_lock(k);
+  for (size_t i = 0; i < k->keys.count; i++) {
+    const key_entry *e = k->keys.v[i];
+    int same = CRYPTO_memcmp(h, e->hash, sizeof h) == 0;
     /* Select without branching on the secret comparison's result. */
-    uintptr_t mask =
-        (uintptr_t)0 - (uintptr_t)(same & !k->keys[i].info.revoked);
-    found = (const cs_key_info *)(((uintptr_t)&k->keys[i].info & mask) |
+    uintptr_t mask = (uintptr_t)0 - (uintptr_t)(same & !e->info.revoked);
+    found = (const cs_key_info *)(((uintptr_t)&e->info & mask) |
                                   ((uintptr_t)found & ~mask));
   }
+  read_unlock(k);
   if (!found) return CS_EKEY;
   *info_out = found;
   return 0;

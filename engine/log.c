@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,11 +30,17 @@
 #include "err.h"
 #include "store_int.h"
 
+void log_seg_path(const cs_store *s, uint32_t no, char *path) {
+  char name[SEG_NAME_BYTES];
+  seg_name(name, sizeof name, no);
+  snprintf(path, DIR_PATH_BYTES, "%s/%s%s", s->dir, name,
+           s->seg_tmp ? TMP_SUFFIX : "");
+}
+
 int log_map_file(cs_store *s, uint32_t no, uint64_t map_len, seg_map *out,
                  cs_error *err) {
-  char name[SEG_NAME_BYTES], path[DIR_PATH_BYTES];
-  seg_name(name, sizeof name, no);
-  store_path(s, path, sizeof path, name);
+  char path[DIR_PATH_BYTES];
+  log_seg_path(s, no, path);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return cs_err(err, errno == ENOENT ? CS_ECORRUPT : -errno,
@@ -87,9 +94,7 @@ void log_unmap_all(cs_store *s) {
  * open) with *fd_out -1; path is filled either way, for messages. */
 static int seg_make(cs_store *s, uint32_t no, const void *buf, size_t len,
                     int *fd_out, char path[DIR_PATH_BYTES]) {
-  char name[SEG_NAME_BYTES];
-  seg_name(name, sizeof name, no);
-  store_path(s, path, DIR_PATH_BYTES, name);
+  log_seg_path(s, no, path);
   const cs_io *io = s->io;
   *fd_out = -1;
   int fd = io->open(io->ctx, path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
@@ -135,10 +140,9 @@ void log_seg_start(rec_buf *b, uint32_t no) {
 }
 
 void log_seg_remove(cs_store *s, uint32_t first, uint32_t last) {
-  char name[SEG_NAME_BYTES], path[DIR_PATH_BYTES];
+  char path[DIR_PATH_BYTES];
   for (uint32_t no = first; no <= last; no++) {
-    seg_name(name, sizeof name, no);
-    store_path(s, path, sizeof path, name);
+    log_seg_path(s, no, path);
     s->io->unlink(s->io->ctx, path);
   }
 }

@@ -27,6 +27,12 @@ static inline seg_map *log_seg(seg_map *segs, uint32_t first_seg,
   return &segs[seg_no - first_seg];
 }
 
+/* The path of segment no of s (into DIR_PATH_BYTES at path): "%08u.seg"
+ * in its directory, with ".tmp"
+ * after it while s->seg_tmp (the segments an online compaction writes
+ * beside the live ones: strays to open until they are renamed). */
+void log_seg_path(const cs_store *s, uint32_t no, char *path);
+
 /* Maps segment no read-only, with room for it to grow to map_len and one
  * more whole record. A missing file is CS_ECORRUPT (the manifest names
  * it). */

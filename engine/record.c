@@ -8,6 +8,8 @@
  */
 #include "record.h"
 
+#include "cs_assert.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +235,15 @@ int rec_append_put(rec_buf *b, uint64_t seq, const cs_contact *c,
                    const rec_idem *idem, uint32_t cf) {
   struct put_arg a = {c, idem, cf};
   return rec_append(b, REC_PUT, seq, fill_put, &a);
+}
+
+void rec_put_set_id(uint8_t *rec, uint64_t id) {
+  /* fixmap header, fixstr "id" (3 bytes), then the uint64 marker */
+  uint8_t *p = rec + REC_HEADER_BYTES;
+  CS_ASSERT((p[0] & 0xf0) == 0x80 && p[1] == 0xa2 && p[2] == 'i' &&
+            p[3] == 'd' && p[4] == 0xcf && id >= CS_ID_MIN);
+  for (int i = 0; i < 8; i++)
+    p[5 + i] = (uint8_t)(id >> (56 - 8 * i));
 }
 
 int rec_append_delete(rec_buf *b, uint64_t seq, const rec_del *d,

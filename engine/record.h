@@ -196,6 +196,13 @@ int rec_append_delete(rec_buf *b, uint64_t seq, const rec_del *d,
 int rec_append_meta(rec_buf *b, uint64_t seq, uint64_t next_id);
 int rec_append_idem(rec_buf *b, uint64_t seq, uint32_t account,
                     const rec_idem *idem);
+/* Sets the id of the framed put at rec (written by rec_append_put, whose
+ * first value is the id: 0xcf and 8 bytes big-endian, the one width
+ * msgpack gives a number at or above CS_ID_MIN > 2^63), so that a load can
+ * encode a contact before it knows its id. The checksum is left stale:
+ * frame the record again (rec_frame_flags) before it is written. */
+void rec_put_set_id(uint8_t *rec, uint64_t id);
+
 /* A changes record of n entries (feed.h's feed_ent). */
 int rec_append_changes(rec_buf *b, uint64_t seq, uint32_t account,
                        uint64_t floor, const void *ents, size_t n);

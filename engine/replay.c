@@ -31,6 +31,9 @@
  * nothing. */
 #define REPLAY_PROGRESS_MASK 0xffff
 
+/* What replay_rec returns to end the walk at rp->seq_end (not an error). */
+#define REPLAY_STOP 1
+
 /* A record that does not decode, or that store_apply refuses: skipped
  * under salvage, an error otherwise. */
 static int replay_refused(replay *rp, seg_map *m, uint64_t off,
@@ -52,6 +55,7 @@ static int replay_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
   seg_name(name, sizeof name, m->no);
   rec_body b;
   const char *why;
+  if (rp->seq_end && r->seq >= rp->seq_end) return REPLAY_STOP;
   rp->records++;
   if (rp->progress) {
     rp->progress_done += REC_HEADER_BYTES + r->len;
@@ -158,6 +162,7 @@ int replay_log(replay *rp, bool from_snapshot) {
     }
     rc = log_walk(&w, m, from, i + 1 == s->seg_count);
   }
+  if (rc == REPLAY_STOP) rc = 0;
   if (!rc && !from_snapshot) {
     rc = ix_bulk_end(s->ix);
     if (rc)

@@ -31,6 +31,9 @@ typedef struct replay {
   cs_error *err;
   cs_progress_fn progress; /* may be NULL */
   void *progress_ctx;
+  /* Not 0: the walk ends before the first record numbered this or above
+   * (an online compaction's source: the log as of one commit). */
+  uint64_t seq_end;
   /* out */
   uint64_t problems;
   uint64_t skipped_ranges;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,9 @@ void store_free(cs_store *s) {
   if (!s) return;
   if (s->active_fd >= 0) s->io->close(s->io->ctx, s->active_fd);
   log_unmap_all(s);
+  for (uint32_t i = 0; i < s->retired_count; i++)
+    munmap(s->retired[i].map, s->retired[i].map_len);
+  free(s->retired);
   slots_free(&s->slots);
   u64map_free(&s->acct_counts);
   u64map_free(&s->bulk_emails);
@@ -336,7 +340,9 @@ int cs_bulk_begin(cs_store *s, cs_error *err) {
   if (rc) return rc;
   pthread_mutex_lock(&s->wmu);
   pthread_rwlock_wrlock(&s->ilock);
-  if (s->opts.no_indexes || s->bulk) {
+  if (__atomic_load_n(&s->compacting, __ATOMIC_ACQUIRE)) {
+    rc = cs_err(err, CS_EBUSY, "an online compaction is running");
+  } else if (s->opts.no_indexes || s->bulk) {
     rc = cs_err(err, CS_EINVAL,
                 s->bulk ? "a bulk load is in progress"
                         : "opened without indexes");

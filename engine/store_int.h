@@ -77,6 +77,11 @@ struct cs_store {
   uint64_t max_id_seen;
   trash_list trash; /* the deleted contacts that can be restored */
   feed feed;        /* the change feed (feed.h) */
+  /* Segments an online compaction replaced: still mapped, because the
+   * strings of contacts handed out point into them (valid until cs_close),
+   * unmapped by store_free. */
+  seg_map *retired;
+  uint32_t retired_count;
 
   /* ---- under wmu */
   pthread_mutex_t wmu;
@@ -108,6 +113,11 @@ struct cs_store {
    * load itself; this map does not. Also under ilock for bulk itself. */
   bool bulk;
   u64map bulk_emails;
+  /* A job to run on the commit thread between two batches, with wmu held
+   * (commit_run_between); between_done once it ran. */
+  void (*between_fn)(cs_store *s, void *ctx);
+  void *between_ctx;
+  bool between_done;
   msgpack_zone wzone; /* decoding under wmu */
 
   /* ---- under imu (a leaf lock: see idem.h) */
@@ -143,6 +153,12 @@ struct cs_store {
   uint64_t snapshot_seq;
   uint64_t snapshot_log_bytes; /* log_bytes when it was taken */
   int64_t snapshot_time_ms;    /* for cs_stats: when it was written */
+
+  /* ---- set once when made */
+  bool seg_tmp; /* its segments are named "%08u.seg.tmp" (log.h) */
+
+  /* An online compaction is running (atomic: online.c). */
+  int compacting;
 
   /* counters (atomic) */
   uint64_t commits;

@@ -23,6 +23,7 @@
 
 #include "err.h"
 #include "store_int.h"
+#include "write.h"
 
 /* ----------------------------------------------------------- the rules */
 
@@ -44,6 +45,10 @@ static int not_bulk(cs_store *s, cs_error *err) {
                           "a bulk load is in progress: "
                           "only creates until cs_bulk_end")
                  : writable(s, err);
+}
+
+int write_check_open(cs_store *s, cs_error *err) {
+  return not_bulk(s, err);
 }
 
 static int duplicate(uint64_t owner, cs_error *err) {
@@ -203,6 +208,18 @@ static int submit(cs_store *s, const wrec *w, const cs_outcome *o,
                   s->failed_msg);
   }
   return 0;
+}
+
+int write_queue_put(cs_store *s, const cs_contact *c, cs_done_fn done,
+                    void *ctx, cs_error *err) {
+  wrec r = {.type = REC_PUT, .c = c};
+  return submit(s, &r, NULL, done, ctx, err);
+}
+
+int write_queue_delete(cs_store *s, const rec_del *d, const cs_contact *was,
+                       cs_done_fn done, void *ctx, cs_error *err) {
+  wrec r = {.type = REC_DELETE, .c = was, .del = *d};
+  return submit(s, &r, NULL, done, ctx, err);
 }
 
 /* -------------------------------------------------------------- the kinds */

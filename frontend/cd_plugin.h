@@ -17,8 +17,11 @@
  * connection's own loop.
  *
  * Authentication happens before the handler: a route with CD_ROUTE_AUTH is
- * only called with a valid key (the front end answers 401 otherwise), and a
- * route with CD_ROUTE_WRITE only with a read-write key (403 otherwise).
+ * only called with a valid key (the front end answers 401 otherwise), a
+ * route with CD_ROUTE_WRITE only with a read-write key (403 otherwise), a
+ * route with CD_ROUTE_ADMIN only with an admin key (403 not_admin), and an
+ * admin key reaches no authenticated route without CD_ROUTE_ADMIN (403
+ * admin_key).
  *
  * Store failures: how an engine code becomes an HTTP answer (status, code
  * word, retry-after) is decided once, by the host (store_error), so that
@@ -27,6 +30,7 @@
 #ifndef CD_PLUGIN_H
 #define CD_PLUGIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,8 +41,10 @@ extern "C" {
 #endif
 
 /* Version 2 added cd_plugin's drain and metrics; a version-1 table (which
- * ends before them) is still loaded. */
-#define CD_PLUGIN_API_VERSION 2
+ * ends before them) is still loaded. Version 3 added the route flags
+ * CD_ROUTE_ADMIN and CD_ROUTE_BULK, streamed answers and host->keyring; its
+ * cd_plugin is version 2's, so tables of versions 1 and 2 load as before. */
+#define CD_PLUGIN_API_VERSION 3
 #define CD_PLUGIN_API_OLDEST 1
 #define CD_PLUGIN_SYMBOL "contactd_plugin"
 
@@ -72,7 +78,8 @@ typedef struct cd_request {
   const cd_pair *headers;
   size_t header_count;
   /* The body as sent, whatever its content-type; at most
-   * CS_BODY_MAX_BYTES (the host answers 413 past that). */
+   * CS_BODY_MAX_BYTES, or FE_BULK_BODY_MAX_BYTES on a CD_ROUTE_BULK route
+   * (the host answers 413 past that). */
   const char *body; /* may be NULL when body_len is 0 */
   size_t body_len;
   const char *request_id; /* NUL-terminated */
@@ -91,6 +98,9 @@ typedef struct cd_request {
 
 /* The host's handle for one answer; owned by the host. */
 typedef struct cd_response cd_response;
+
+/* A streamed answer (host->stream_begin); owned by the host. */
+typedef struct cd_stream cd_stream;
 
 /* Handler results. */
 enum { CD_DONE = 0, CD_ASYNC = 1 };
@@ -166,6 +176,35 @@ typedef struct cd_host {
    * or NULL past the last one given. The values live as long as the
    * host. Added with version 2. */
   const char *(*option)(void *ctx, const char *name, size_t i);
+  /* Version 3: streamed answers and the keyring. */
+  /* Starts a streamed answer instead of respond/error: status and content
+   * type (NULL: none), with the headers added before by header, now; the
+   * body follows in pieces, of a length not known in advance (HTTP/1.1
+   * chunked, HTTP/2 DATA frames). Callable from the handler or any thread,
+   * once per response, before any other answer; stream_write and
+   * stream_end then come from a thread that is not a worker's loop (the
+   * plugin's own: they block). Returns NULL if it cannot (out of memory,
+   * already answered); the response is then answered 500 (unless it was
+   * answered already) and the handle must not be used again. */
+  cd_stream *(*stream_begin)(cd_response *res, int status,
+                             const char *content_type);
+  /* Sends len bytes (copied). Blocks the caller while more than
+   * FE_STREAM_BUFFER_BYTES are queued and not yet written to the client,
+   * so a slow reader slows the writer instead of growing memory. 0, or -1
+   * once the client has gone, the server is stopping, or the request was a
+   * HEAD (which gets the head only): stop producing, and still call
+   * stream_end. */
+  int (*stream_write)(cd_stream *st, const void *data, size_t len);
+  /* Ends the body (ok: the client sees a complete answer) or aborts it
+   * (!ok: the client sees a broken transfer: HTTP/1.1 without the last
+   * chunk and the connection closed, HTTP/2 a reset stream). Frees st; the
+   * response handle goes with it. Exactly once per stream_begin that did
+   * not return NULL. */
+  void (*stream_end)(cd_stream *st, bool ok);
+  /* The server's keyring, live: cs_keys_* may be called on it from any
+   * thread (a change is in force for the very next request). ctx is this
+   * table's ctx. */
+  cs_keyring *(*keyring)(void *ctx);
 } cd_host;
 
 typedef int (*cd_handler_fn)(void *state, const cd_request *req,
@@ -173,6 +212,12 @@ typedef int (*cd_handler_fn)(void *state, const cd_request *req,
 
 #define CD_ROUTE_AUTH 1u  /* needs a valid x-api-key */
 #define CD_ROUTE_WRITE 2u /* needs a read-write key (implies AUTH) */
+/* Version 3. Needs an admin key (implies AUTH; 401 without a valid key,
+ * 403 not_admin with another). Only such routes take an admin key. */
+#define CD_ROUTE_ADMIN 4u
+/* Version 3. The body may be up to FE_BULK_BODY_MAX_BYTES (fe_limits.h,
+ * 256 MiB) instead of CS_BODY_MAX_BYTES (413 past it). */
+#define CD_ROUTE_BULK 8u
 
 typedef struct cd_route {
   const char *method;  /* "GET", "POST", "PATCH", "DELETE" */

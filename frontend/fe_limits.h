@@ -26,6 +26,38 @@
  * reset (HTTP/2); it bounds the memory one request can pin. */
 #define FE_BODY_BUFFER_MAX_BYTES (4 * CS_BODY_MAX_BYTES)
 
+/* A CD_ROUTE_BULK route (an account's import) takes a body up to this
+ * many bytes instead of CS_BODY_MAX_BYTES: an account of about half a
+ * million contacts in one request, while one request still pins a bounded
+ * amount of memory. h2o buffers up to FE_BULK_BODY_BUFFER_MAX_BYTES so
+ * that a body a little past it gets the API's JSON 413 like any route's.
+ * A request to any other route whose content-length passes
+ * FE_BODY_BUFFER_MAX_BYTES is refused from its head (fe_refuse.c); one
+ * with no content-length (chunked) is buffered up to the bulk buffer before
+ * it is refused. */
+#define FE_BULK_BODY_MAX_BYTES (256 * 1024 * 1024)
+#define FE_BULK_BODY_BUFFER_MAX_BYTES                                          \
+  (FE_BULK_BODY_MAX_BYTES + FE_BODY_BUFFER_MAX_BYTES)
+/* The longest request path (percent-encoded, without the query string)
+ * the head check above matches against the bulk routes; a longer one is
+ * taken for no bulk route. A bulk route's path holds an account name
+ * (CS_ACCOUNT_NAME_MAX_BYTES) and a few literal segments. */
+#define FE_BULK_PATH_MAX_BYTES 1024
+
+/* A streamed answer (host->stream_begin) holds at most about this many
+ * bytes not yet written to the client; stream_write blocks while more are
+ * queued. 1 MiB keeps a fast client's socket busy (many 64 KiB writes in
+ * flight) and a slow one's memory small. */
+#define FE_STREAM_BUFFER_BYTES (1024 * 1024)
+/* ... in pieces of this many bytes (a writer's small writes fill one piece
+ * before the next is made; one h2o_send takes every queued piece). */
+#define FE_STREAM_PIECE_BYTES (64 * 1024)
+/* At shutdown a streamed answer is ended broken; a client that has not
+ * taken the bytes already in flight this long after is cut off (its
+ * connection shut down) rather than hold the shutdown for
+ * FE_SHUTDOWN_DRAIN_MS. */
+#define FE_STREAM_ABORT_GRACE_MS 1000
+
 /* A route pattern has at most this many segments ("/contacts/{id}" has
  * two); a request path with more can match no route. */
 #define FE_ROUTE_SEGMENTS_MAX 16

@@ -5,17 +5,20 @@
 #include "fe_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct fe_access_log {
   FILE *f;
   int owned; /* fclose at the end (not stdout) */
   fe_access_format format;
+  char *path; /* for a reopen; NULL on stdout */
 };
 
 int fe_access_log_open(const char *path, fe_access_log **out, char *err,
@@ -35,6 +38,7 @@ int fe_access_log_open(const char *path, fe_access_log **out, char *err,
       return -1;
     }
     log->owned = 1;
+    log->path = strdup(path);
   }
   /* Line buffered: a line reaches the file when the request is answered,
    * so tail -f and a crash both see every answered request. */
@@ -47,7 +51,30 @@ void fe_access_log_close(fe_access_log *log) {
   if (log == NULL) return;
   fflush(log->f);
   if (log->owned) fclose(log->f);
+  free(log->path);
   free(log);
+}
+
+/* The new file takes the stream's descriptor under the stream's lock, so
+ * a line being written goes whole to the old file or the new one. */
+int fe_access_log_reopen(fe_access_log *log, char *err, size_t errlen) {
+  if (log->path == NULL) return 0;
+  int fd = open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    snprintf(err, errlen, "--access-log %s: %s", log->path, strerror(errno));
+    return -1;
+  }
+  flockfile(log->f);
+  fflush(log->f);
+  int rc = dup3(fd, fileno(log->f), O_CLOEXEC);
+  int e = errno;
+  funlockfile(log->f);
+  close(fd);
+  if (rc < 0) {
+    snprintf(err, errlen, "--access-log %s: %s", log->path, strerror(e));
+    return -1;
+  }
+  return 0;
 }
 
 void fe_time_format(int64_t ms, char out[FE_TIME_MAX_BYTES]) {

@@ -56,6 +56,10 @@ int fe_access_log_open(const char *path, fe_access_log **out, char *err,
 void fe_access_log_close(fe_access_log *log);
 /* The format lines are written in from now on (the default until set). */
 void fe_access_log_set_format(fe_access_log *log, fe_access_format format);
+/* Opens the log's path again (it was moved away: log rotation) and writes
+ * the next lines there. 0 (also on standard output), or -1 with err and the
+ * old file still in use. */
+int fe_access_log_reopen(fe_access_log *log, char *err, size_t errlen);
 void fe_access_log_write(fe_access_log *log, const fe_access_entry *e);
 
 /* Parses "default" or "json"; 0, or -1 for any other word. */

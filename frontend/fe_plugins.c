@@ -56,6 +56,13 @@ static size_t table_bytes(uint32_t v) {
   return v == 1 ? offsetof(cd_plugin, drain) : sizeof(cd_plugin);
 }
 
+/* The route flags a table of version v may use. */
+static unsigned route_flags_known(uint32_t v) {
+  unsigned f = CD_ROUTE_AUTH | CD_ROUTE_WRITE;
+  if (v >= 3) f |= CD_ROUTE_ADMIN | CD_ROUTE_BULK;
+  return f;
+}
+
 int fe_plugins_add(fe_plugin_set *set, const cd_plugin *table,
                    const char *origin, const cd_host *host, cs_store *store,
                    fe_router *router, char *err, size_t errlen) {
@@ -81,10 +88,18 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *table,
     return -1;
   }
   for (size_t i = 0; i < p->route_count; i++) {
-    if (p->routes[i].handle == NULL) {
-      snprintf(err, errlen, "plugin %s (%s): route %s %s has no handler",
-               origin, p->name, p->routes[i].method ? p->routes[i].method : "?",
-               p->routes[i].pattern ? p->routes[i].pattern : "?");
+    const cd_route *r = &p->routes[i];
+    const char *why = NULL;
+    if (r->handle == NULL)
+      why = "has no handler";
+    else if (r->flags & ~route_flags_known(version))
+      why = "has a flag its plugin API version does not know";
+    else if ((r->flags & CD_ROUTE_ADMIN) && (r->flags & CD_ROUTE_WRITE))
+      why = "is both CD_ROUTE_ADMIN and CD_ROUTE_WRITE (an admin key is not "
+            "a read-write key)";
+    if (why != NULL) {
+      snprintf(err, errlen, "plugin %s (%s): route %s %s %s", origin, p->name,
+               r->method ? r->method : "?", r->pattern ? r->pattern : "?", why);
       return -1;
     }
   }
@@ -132,7 +147,7 @@ int fe_plugins_add(fe_plugin_set *set, const cd_plugin *table,
     t->plugin = p->name;
     char why[FE_ROUTE_ERR_MAX_BYTES];
     unsigned flags = r->flags;
-    if (flags & CD_ROUTE_WRITE) flags |= CD_ROUTE_AUTH;
+    if (flags & (CD_ROUTE_WRITE | CD_ROUTE_ADMIN)) flags |= CD_ROUTE_AUTH;
     if (fe_router_add(router, r->method, r->pattern, flags, t, why,
                       sizeof(why)) != 0) {
       snprintf(err, errlen, "plugin %s (%s): %s", origin, p->name, why);

@@ -45,10 +45,20 @@
  * between its headers and its body (curl with "Expect" would). A body with
  * no content-length that passes the buffer is still reset by h2o with
  * REFUSED_STREAM: there is no earlier moment to answer it.
+ *
+ * Bulk routes (CD_ROUTE_BULK) take bodies up to FE_BULK_BODY_MAX_BYTES, so
+ * h2o's buffer limit is FE_BULK_BODY_BUFFER_MAX_BYTES for every request
+ * (h2o 2.2 has one limit for all). Both definitions below refuse, from the
+ * head, a content-length past FE_BODY_BUFFER_MAX_BYTES on any route that
+ * is not a bulk one (fe_refuse_set_bulk's question), with the same 413: over
+ * HTTP/1 by the marker above (the connection closes; the body is never
+ * read). A body with no content-length on another route is still buffered
+ * up to the bulk limit before its handler answers 413.
  */
 #include "fe_refuse.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +124,42 @@ static bool name_is(const struct phr_header *h, const char *name) {
          strncasecmp(h->name, name, n) == 0;
 }
 
+static _Atomic(fe_bulk_fn) bulk_fn;
+static void *_Atomic bulk_ctx;
+
+void fe_refuse_set_bulk(fe_bulk_fn fn, void *ctx) {
+  atomic_store(&bulk_ctx, ctx);
+  atomic_store(&bulk_fn, fn);
+}
+
+/* A body of content_length bytes is past what this request may send. */
+static bool body_too_large(size_t content_length, const char *method,
+                           size_t method_len, const char *path,
+                           size_t path_len) {
+  if (content_length <= FE_BODY_BUFFER_MAX_BYTES) return false;
+  if (content_length > FE_BULK_BODY_BUFFER_MAX_BYTES) return true;
+  fe_bulk_fn fn = atomic_load(&bulk_fn);
+  return fn == NULL ||
+         !fn(atomic_load(&bulk_ctx), method, method_len, path, path_len);
+}
+
+/* The value of the one content-length field, or SIZE_MAX (none, or not a
+ * number h2o would take: h2o answers that itself). */
+static size_t content_length_of(const struct phr_header *h, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (!name_is(&h[i], "content-length")) continue;
+    size_t v = 0;
+    if (h[i].value_len == 0 || h[i].value_len > 19) return SIZE_MAX;
+    for (size_t j = 0; j < h[i].value_len; j++) {
+      char c = h[i].value[j];
+      if (c < '0' || c > '9') return SIZE_MAX;
+      v = v * 10 + (size_t)(c - '0');
+    }
+    return v;
+  }
+  return SIZE_MAX;
+}
+
 /* Several Content-Length fields (equal or not), several Transfer-Encoding
  * fields, or both kinds together: the request's end is ambiguous. */
 static bool framing_ambiguous(const struct phr_header *h, size_t n) {
@@ -153,6 +199,24 @@ int phr_parse_request(const char *buf, size_t len, const char **method,
     if (framing_ambiguous(headers, *num_headers))
       return refuse(refused_framing, (size_t)rc, method, method_len, path,
                     path_len, minor_version, num_headers);
+    size_t cl = content_length_of(headers, *num_headers);
+    if (cl != SIZE_MAX &&
+        body_too_large(cl, *method, *method_len, *path, *path_len)) {
+      /* The other headers stay (the answer carries the client's
+       * x-request-id); those that would read a body, keep the connection
+       * or upgrade it go. */
+      size_t kept = 0;
+      for (size_t i = 0; i < *num_headers; i++)
+        if (!name_is(&headers[i], "content-length") &&
+            !name_is(&headers[i], "transfer-encoding") &&
+            !name_is(&headers[i], "connection") &&
+            !name_is(&headers[i], "upgrade") && !name_is(&headers[i], "expect"))
+          headers[kept++] = headers[i];
+      refuse(refused_body_too_large, (size_t)rc, method, method_len, path,
+             path_len, minor_version, num_headers);
+      *num_headers = kept;
+      return rc;
+    }
     return rc;
   }
   if (rc == -1) {
@@ -184,7 +248,9 @@ int h2o_hpack_parse_headers(h2o_req_t *req,
   /* Only a request's own headers (trailers come without the map). */
   if (rc == 0 && pseudo_header_exists_map != NULL &&
       *content_length != SIZE_MAX &&
-      *content_length > FE_BODY_BUFFER_MAX_BYTES) {
+      body_too_large(*content_length, req->input.method.base,
+                     req->input.method.len, req->input.path.base,
+                     req->input.path.len)) {
     req->input.path =
         h2o_iovec_init(refused_body_too_large, strlen(refused_body_too_large));
     *err_desc = "request body too large";

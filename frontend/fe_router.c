@@ -266,3 +266,29 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
   }
   return FE_ROUTE_METHOD_NOT_ALLOWED;
 }
+
+int fe_route_admits(unsigned flags, cs_role role, const char **code,
+                    const char **message) {
+  bool admin_route = (flags & CD_ROUTE_ADMIN) != 0;
+  if (admin_route && role != CS_ROLE_ADMIN) {
+    *code = "not_admin";
+    *message = "this request needs an admin key";
+    return 403;
+  }
+  if (!admin_route && role == CS_ROLE_ADMIN) {
+    *code = "admin_key";
+    *message = "an admin key reaches /admin/... only; use a key of the account";
+    return 403;
+  }
+  if ((flags & CD_ROUTE_WRITE) && role != CS_ROLE_READ_WRITE) {
+    *code = "read_only_key";
+    *message = "this API key is read-only; this request changes data";
+    return 403;
+  }
+  return 0;
+}
+
+size_t fe_route_body_max(unsigned flags) {
+  return (flags & CD_ROUTE_BULK) ? (size_t)FE_BULK_BODY_MAX_BYTES
+                                 : (size_t)CS_BODY_MAX_BYTES;
+}

@@ -72,6 +72,20 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
                                 const char *path, size_t path_len,
                                 char *scratch, fe_match *m);
 
+/*
+ * Whether a valid key of role may take a route with flags (CD_ROUTE_*, as
+ * the router keeps them): 0, or 403 with the API's code word and message
+ * in *code and *message (static). An admin key takes CD_ROUTE_ADMIN routes
+ * and no other authenticated one ("admin_key"); those take no other key
+ * ("not_admin"); CD_ROUTE_WRITE takes read-write keys ("read_only_key").
+ */
+int fe_route_admits(unsigned flags, cs_role role, const char **code,
+                    const char **message);
+
+/* The largest body a route with flags takes: CS_BODY_MAX_BYTES, or
+ * FE_BULK_BODY_MAX_BYTES with CD_ROUTE_BULK. */
+size_t fe_route_body_max(unsigned flags);
+
 /* Bytes of scratch fe_router_match needs for a path of path_len bytes. */
 #define FE_ROUTER_SCRATCH_BYTES(path_len)                                      \
   ((path_len) + 1 + FE_ROUTE_SEGMENTS_MAX)

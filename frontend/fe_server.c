@@ -93,7 +93,7 @@ static void res_free(cd_response *res) {
   free(res);
 }
 
-static void res_maybe_free(cd_response *res) {
+void fe_res_maybe_free(cd_response *res) {
   if (res->sent && !res->handler_running) res_free(res);
 }
 
@@ -105,10 +105,8 @@ void fe_add_header(h2o_req_t *req, const char *name, size_t name_len,
                         v.base, v.len);
 }
 
-/* Hands the answer to h2o. Runs on the worker's thread. */
-static void send_to_h2o(cd_response *res) {
+void fe_res_head(cd_response *res) {
   h2o_req_t *req = res->req;
-
   req->res.status = res->status;
   req->res.reason = fe_status_reason(res->status);
   for (fe_header *h = res->headers; h != NULL; h = h->next)
@@ -121,6 +119,12 @@ static void send_to_h2o(cd_response *res) {
   }
   fe_add_header(req, H2O_STRLIT("x-request-id"), res->request_id,
                 strlen(res->request_id));
+}
+
+/* Hands the answer to h2o. Runs on the worker's thread. */
+static void send_to_h2o(cd_response *res) {
+  h2o_req_t *req = res->req;
+  fe_res_head(res);
   req->res.content_length = res->body_len;
   /* A request whose head came before the stop began was told keep-alive;
    * its connection closes after this answer all the same. */
@@ -135,13 +139,9 @@ static void send_to_h2o(cd_response *res) {
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
-/* Completes an answered response on the worker's thread: counts it, logs
- * it, sends it if the client is still there, and frees it when it can. */
-static void res_finish(cd_response *res) {
+void fe_res_record(cd_response *res, uint64_t body_bytes) {
   fe_server *s = res->worker->srv;
   uint64_t micros = micros_since(&res->started);
-  res->sent = true;
-
   fe_metrics_observe(
       s->metrics, res->route != NULL ? res->route->index : FE_METRICS_UNMATCHED,
       res->status, micros);
@@ -156,7 +156,7 @@ static void res_finish(cd_response *res) {
         .path_len = res->path_len,
         .protocol = res->protocol,
         .status = res->status,
-        .bytes = res->is_head || res->req == NULL ? 0 : res->body_len,
+        .bytes = body_bytes,
         .micros = micros,
         .user_agent = res->user_agent,
         .user_agent_len = res->user_agent_len,
@@ -166,13 +166,25 @@ static void res_finish(cd_response *res) {
   if (res->status >= 500)
     log_res(res, CD_LOG_ERROR, "%s %.*s answered %d", res->method,
             (int)res->path_len, res->path, res->status);
+}
+
+/* Completes an answered response on the worker's thread: counts it, logs
+ * it, sends it if the client is still there, and frees it when it can. A
+ * streamed answer sends its head here; it is counted at its end. */
+static void res_finish(cd_response *res) {
+  if (res->stream != NULL) {
+    fe_stream_start(res);
+    return;
+  }
+  res->sent = true;
+  fe_res_record(res, res->is_head || res->req == NULL ? 0 : res->body_len);
 
   if (res->req != NULL)
     send_to_h2o(res);
   else
     log_res(res, CD_LOG_INFO, "%s %.*s: the client left before the answer (%d)",
             res->method, (int)res->path_len, res->path, res->status);
-  res_maybe_free(res);
+  fe_res_maybe_free(res);
 }
 
 static void on_answers(h2o_multithread_receiver_t *receiver,
@@ -337,6 +349,11 @@ static const char *host_option(void *ctx, const char *name, size_t i) {
   return fe_options_plugin_value(s->opts, name, i);
 }
 
+static cs_keyring *host_keyring(void *ctx) {
+  fe_server *s = ctx;
+  return s->keys;
+}
+
 /* ------------------------------------------------------ request pipeline */
 
 static void guard_dispose(void *p) {
@@ -440,24 +457,29 @@ static bool req_route(const fe_server *s, h2o_req_t *req, cd_response *res,
   return true;
 }
 
-/* false when the body is over the API's limit and the 413 is answered. */
-static bool req_body_fits(const h2o_req_t *req, cd_response *res) {
-  if (req->entity.len <= CS_BODY_MAX_BYTES) return true;
+/* false when the body is over the route's limit (CS_BODY_MAX_BYTES, or
+ * FE_BULK_BODY_MAX_BYTES on a CD_ROUTE_BULK route) and the 413 is
+ * answered. */
+static bool req_body_fits(const h2o_req_t *req, cd_response *res,
+                          const fe_route *route) {
+  size_t max = fe_route_body_max(route->flags);
+  if (req->entity.len <= max) return true;
   char msg[FE_MESSAGE_MAX_BYTES];
-  snprintf(msg, sizeof(msg), "request body is larger than %d bytes",
-           CS_BODY_MAX_BYTES);
+  snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", max);
   host_error(res, 413, "payload_too_large", msg, NULL, 0);
   return false;
 }
 
 /* Checks the key a route needs and puts the caller into *view; routes
- * without CD_ROUTE_AUTH pass as read-only with no account. false when the
- * 401 or 403 is answered. */
+ * without CD_ROUTE_AUTH pass as read-only with no account. An admin key
+ * reaches CD_ROUTE_ADMIN routes and no other authenticated one; those take
+ * no other key. false when the 401 or 403 is answered. */
 static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
                              cd_response *res, const fe_route *route,
                              cd_request *view) {
   view->role = CS_ROLE_READ_ONLY;
-  if (!(route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE))) return true;
+  if (!(route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE | CD_ROUTE_ADMIN)))
+    return true;
   ssize_t ki =
       h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
   if (ki < 0) {
@@ -487,9 +509,10 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
                0);
     return false;
   }
-  if ((route->flags & CD_ROUTE_WRITE) && info->role != CS_ROLE_READ_WRITE) {
-    host_error(res, 403, "read_only_key",
-               "this API key is read-only; this request changes data", NULL, 0);
+  const char *code, *message;
+  int status = fe_route_admits(route->flags, info->role, &code, &message);
+  if (status != 0) {
+    host_error(res, status, code, message, NULL, 0);
     return false;
   }
   view->account = info->account_id;
@@ -588,13 +611,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   cd_request view;
   memset(&view, 0, sizeof(view));
   if (req_parsed(req, res) && req_route(s, req, res, method, path_len, &m) &&
-      req_body_fits(req, res) &&
+      req_body_fits(req, res, m.route) &&
       req_authenticate(s, req, res, m.route, &view)) {
     req_view(s, req, res, method, path_len, &m, &view);
     req_dispatch(res, m.route, &view);
   }
   res->handler_running = false;
-  res_maybe_free(res);
+  fe_res_maybe_free(res);
   return 0;
 }
 
@@ -614,6 +637,8 @@ static void begin_stop(fe_worker *w) {
   w->stopping = true;
   w->stop_deadline_ms =
       fe_now_ms() + (int64_t)w->srv->opts->shutdown_timeout_s * 1000;
+  atomic_store(&w->srv->streams_aborted, true);
+  fe_stream_abort_all(w);
   for (size_t i = 0; i < w->listener_count; i++) {
     h2o_socket_read_stop(w->listeners[i]);
     h2o_socket_close(w->listeners[i]);
@@ -643,6 +668,7 @@ static void *worker_main(void *arg) {
   h2o_context_init(&w->ctx, h2o_evloop_create(), &s->globalconf);
   h2o_multithread_register_receiver(w->ctx.queue, &w->answers, on_answers);
   h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
+  fe_stream_worker_init(w);
   w->accept_ctx.ctx = &w->ctx;
   w->accept_ctx.hosts = s->globalconf.hosts;
   w->accept_ctx.ssl_ctx = s->ssl_ctx;
@@ -667,6 +693,7 @@ static void *worker_main(void *arg) {
     if (w->stopping) {
       size_t begun = fe_requests_begun(w);
       if (w->pending == 0 && w->live == 0 && begun == 0) break;
+      fe_stream_reap(w);
       if (fe_now_ms() >= w->stop_deadline_ms) {
         char line[FE_LOG_LINE_MAX_BYTES];
         snprintf(line, sizeof(line),
@@ -716,7 +743,9 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   h2o_config_init(&s->globalconf);
   s->configured = true;
   s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("contactd"));
-  s->globalconf.max_request_entity_size = FE_BODY_BUFFER_MAX_BYTES;
+  /* Bulk routes take large bodies; every other route's body is refused
+   * from its head past FE_BODY_BUFFER_MAX_BYTES (fe_refuse.c). */
+  s->globalconf.max_request_entity_size = FE_BULK_BODY_BUFFER_MAX_BYTES;
   h2o_hostconf_t *hostconf = h2o_config_register_host(
       &s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), FE_H2O_PORT_ANY);
   h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
@@ -739,6 +768,10 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->host.metrics = host_metrics;
   s->host.store_error = fe_store_error;
   s->host.option = host_option;
+  s->host.stream_begin = fe_stream_begin;
+  s->host.stream_write = fe_stream_write;
+  s->host.stream_end = fe_stream_end;
+  s->host.keyring = host_keyring;
   *out = s;
   return 0;
 
@@ -751,8 +784,27 @@ const cd_host *fe_server_host(fe_server *s) {
   return &s->host;
 }
 
+/* Whether a request head names a CD_ROUTE_BULK route (fe_refuse.c asks,
+ * on a worker, before the body is read). */
+static bool bulk_path(void *ctx, const char *method, size_t method_len,
+                      const char *path, size_t path_len) {
+  const fe_server *s = ctx;
+  char m[FE_METHOD_MAX_BYTES];
+  if (method_len >= sizeof(m)) return false;
+  memcpy(m, method, method_len);
+  m[method_len] = '\0';
+  const char *q = memchr(path, '?', path_len);
+  if (q != NULL) path_len = (size_t)(q - path);
+  if (path_len > FE_BULK_PATH_MAX_BYTES) return false;
+  char scratch[FE_ROUTER_SCRATCH_BYTES(FE_BULK_PATH_MAX_BYTES)];
+  fe_match match;
+  return fe_router_match(s->router, m, path, path_len, scratch, &match) ==
+             FE_ROUTE_FOUND &&
+         (match.route->flags & CD_ROUTE_BULK) != 0;
+}
+
 int fe_server_set_routes(fe_server *s, const fe_router *router,
-                         const cs_keyring *keys, cs_store *store, char *err,
+                         cs_keyring *keys, cs_store *store, char *err,
                          size_t errlen) {
   size_t n = fe_router_count(router);
   const char **methods = calloc(n + 1, sizeof(char *));
@@ -772,6 +824,7 @@ int fe_server_set_routes(fe_server *s, const fe_router *router,
     return -1;
   }
   s->router = router;
+  fe_refuse_set_bulk(bulk_path, s);
   s->keys = keys;
   s->store = store;
   return 0;
@@ -821,6 +874,19 @@ int fe_server_start(fe_server *s, char *err, size_t errlen) {
   pthread_barrier_wait(&s->ready);
   s->started = true;
   return 0;
+}
+
+void fe_server_abort_streams(fe_server *s) {
+  if (s == NULL || !s->started || s->stopped) return;
+  atomic_store(&s->streams_aborted, true);
+  for (size_t i = 0; i < s->worker_count; i++)
+    h2o_multithread_send_message(&s->workers[i].streams,
+                                 &s->workers[i].abort_msg);
+}
+
+int fe_server_reopen_access_log(fe_server *s, char *err, size_t errlen) {
+  if (s->access_log == NULL) return 0;
+  return fe_access_log_reopen(s->access_log, err, errlen);
 }
 
 void fe_server_stop(fe_server *s) {

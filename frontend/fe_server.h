@@ -11,6 +11,7 @@
  *   fe_server_set_plugins the plugins, whose metrics host->metrics adds
  *   fe_server_start    one worker thread per --threads, each with its own
  *                      h2o loop accepting on every listener
+ *   fe_server_abort_streams  end streamed answers (before plugins drain)
  *   fe_server_stop     stop accepting, let in-flight requests and pending
  *                      asynchronous answers and requests whose
  *                      bodies are still arriving finish (for
@@ -46,7 +47,7 @@ const cd_host *fe_server_host(fe_server *s);
 /* The router (whose payloads are fe_target), keyring and store must
  * outlive the server's workers. 0 or -1. */
 int fe_server_set_routes(fe_server *s, const fe_router *router,
-                         const cs_keyring *keys, cs_store *store, char *err,
+                         cs_keyring *keys, cs_store *store, char *err,
                          size_t errlen);
 
 /* The plugins whose metrics host->metrics appends to the front end's (NULL:
@@ -59,6 +60,17 @@ size_t fe_server_listener_count(const fe_server *s);
 const char *fe_server_listener_url(const fe_server *s, size_t i);
 
 int fe_server_start(fe_server *s, char *err, size_t errlen);
+
+/* Ends every streamed answer as broken and makes the writers' next
+ * stream_write return -1, so that plugin threads producing one stop
+ * (before the plugins drain). Streams begun later are refused at once.
+ * Returns without waiting. */
+void fe_server_abort_streams(fe_server *s);
+
+/* Reopens the access log's file (SIGHUP, after a rotation by mv), so that
+ * the next line goes to a new file at its path. 0 (also without an access
+ * log, or on standard output), or -1 with err: the old file stays in use. */
+int fe_server_reopen_access_log(fe_server *s, char *err, size_t errlen);
 
 /* Returns once every worker has stopped. Safe to call once. */
 void fe_server_stop(fe_server *s);

@@ -56,9 +56,12 @@ struct fe_worker {
   h2o_multithread_receiver_t answers; /* cd_response from other threads */
   h2o_multithread_receiver_t control; /* the stop message */
   h2o_multithread_message_t stop_msg;
-  size_t pending;       /* handles not yet freed */
-  size_t live;          /* requests with a guard not yet disposed */
-  h2o_linklist_t conns; /* fe_conn: every open accepted connection */
+  h2o_multithread_receiver_t streams; /* cd_stream wake-ups, abort_msg */
+  h2o_multithread_message_t abort_msg;
+  h2o_linklist_t open_streams; /* cd_stream started and not yet freed */
+  size_t pending;              /* handles not yet freed */
+  size_t live;                 /* requests with a guard not yet disposed */
+  h2o_linklist_t conns;        /* fe_conn: every open accepted connection */
   uint64_t rng;
   bool stopping;
   int64_t stop_deadline_ms;
@@ -74,8 +77,9 @@ struct fe_server {
   bool configured; /* globalconf initialised */
   cd_host host;
   const fe_router *router;
-  const cs_keyring *keys;
+  cs_keyring *keys;
   cs_store *store;
+  atomic_bool streams_aborted; /* stopping: no stream runs any more */
   fe_metrics *metrics;
   const fe_plugin_set *plugins; /* their metrics follow the front end's */
   fe_worker *workers;
@@ -110,6 +114,7 @@ struct cd_response {
   char *body; /* h2o shared memory: the pool takes a reference at send */
   size_t body_len;
   fe_header *headers, **headers_tail;
+  struct cd_stream *stream; /* a streamed answer (fe_stream.c), or NULL */
   /* the request, for the log and the metrics */
   const fe_route *route;
   const char *account_name;
@@ -133,6 +138,29 @@ void fe_add_header(h2o_req_t *req, const char *name, size_t name_len,
                    const char *value, size_t value_len);
 void fe_request_id_of(fe_worker *w, h2o_req_t *req,
                       char out[CS_REQUEST_ID_MAX_BYTES + 1]);
+
+/* fe_server.c, for the streamed answers: the answer's status and headers
+ * set on its request (res->req not NULL); an answered request counted in
+ * the metrics and the access log with its body bytes; the handle freed
+ * when it is answered and its handler has returned. Worker's thread. */
+void fe_res_head(cd_response *res);
+void fe_res_record(cd_response *res, uint64_t body_bytes);
+void fe_res_maybe_free(cd_response *res);
+
+/* fe_stream.c: the host's stream_begin, stream_write and stream_end (see
+ * cd_plugin.h); on the worker: its stream receiver set up, a streamed
+ * answer's head sent (res->stream set by stream_begin), and every open
+ * stream aborted (shutdown). */
+cd_stream *fe_stream_begin(cd_response *res, int status,
+                           const char *content_type);
+int fe_stream_write(cd_stream *st, const void *data, size_t len);
+void fe_stream_end(cd_stream *st, bool ok);
+void fe_stream_worker_init(fe_worker *w);
+void fe_stream_start(cd_response *res);
+void fe_stream_abort_all(fe_worker *w);
+/* While stopping: the connections of aborted streams whose client has read
+ * nothing for FE_STREAM_ABORT_GRACE_MS are shut down. */
+void fe_stream_reap(fe_worker *w);
 
 /* fe_foreign.c: the filter that makes h2o's own answers the API's. */
 void fe_foreign_setup_ostream(h2o_filter_t *self, h2o_req_t *req,

@@ -8,10 +8,11 @@
  * what was wrong and a non-zero exit (2 for a usage error). SIGTERM and
  * SIGINT drain the plugins (their own threads stop, their state is saved),
  * stop accepting, let in-flight requests and pending commits finish, close
- * the store (which commits and writes a snapshot) and exit 0. Under systemd
- * (NOTIFY_SOCKET set) the service manager is told READY=1 once every
- * listener serves, STOPPING=1 when the stop begins, and STATUS= lines on
- * the way; elsewhere sd_notify does nothing.
+ * the store (which commits and writes a snapshot) and exit 0. SIGHUP
+ * reopens the access log and re-reads the key file, and the server goes on.
+ * Under systemd (NOTIFY_SOCKET set) the service manager is told READY=1
+ * once every listener serves, STOPPING=1 when the stop begins, and STATUS=
+ * lines on the way; elsewhere sd_notify does nothing.
  */
 #include <errno.h>
 #include <signal.h>
@@ -78,6 +79,36 @@ static void store_notice(void *ctx, const char *line) {
   fe_log_printf(CD_LOG_WARN, NULL, "store: %s", line);
 }
 
+/* SIGHUP: the access log reopened (after a rotation by mv) and the key file
+ * re-read (after it was replaced); either failing leaves the old one in
+ * use. One line says what was done. */
+static void reload(fe_server *srv, cs_keyring *keys, const fe_options *o) {
+  char lerr[FE_STARTUP_ERR_MAX_BYTES] = "", line[FE_LOG_LINE_MAX_BYTES];
+  char logpart[FE_LOG_LINE_MAX_BYTES / 2 - 8],
+      keypart[FE_LOG_LINE_MAX_BYTES / 2 - 8];
+  cs_error ke = {0};
+  int lrc = fe_server_reopen_access_log(srv, lerr, sizeof(lerr));
+  int krc = cs_keys_reload(keys, &ke);
+  if (o->access_log == NULL || strcmp(o->access_log, "-") == 0)
+    snprintf(logpart, sizeof(logpart), "no access log file to reopen");
+  else if (lrc != 0)
+    snprintf(logpart, sizeof(logpart),
+             "access log NOT reopened (%.300s), still writing the old file",
+             lerr);
+  else
+    snprintf(logpart, sizeof(logpart), "access log %.300s reopened",
+             o->access_log);
+  if (krc != 0)
+    snprintf(keypart, sizeof(keypart),
+             "keys NOT reloaded (%.300s), the old keys stay in force",
+             ke.msg[0] != '\0' ? ke.msg : cs_strerror(krc));
+  else
+    snprintf(keypart, sizeof(keypart), "keys reloaded from %.300s (%zu keys)",
+             cs_keys_path(keys), cs_keys_count(keys));
+  snprintf(line, sizeof(line), "SIGHUP: %s; %s", logpart, keypart);
+  fe_log_line(lrc != 0 || krc != 0 ? CD_LOG_ERROR : CD_LOG_INFO, NULL, line);
+}
+
 int main(int argc, char **argv) {
   char err[FE_STARTUP_ERR_MAX_BYTES] = "";
   static fe_options opts; /* large (the environment's options) */
@@ -119,6 +150,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -193,8 +225,11 @@ int main(int argc, char **argv) {
              fe_server_listener_url(srv, 0), opts.data_dir);
 
   int sig = 0;
-  while (sigwait(&sigs, &sig) != 0)
-    ;
+  for (;;) {
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    reload(srv, keys, &opts);
+  }
   fe_log_printf(CD_LOG_INFO, NULL,
                 "%s: finishing in-flight requests (at most %u s)",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT", opts.shutdown_timeout_s);
@@ -205,8 +240,11 @@ int main(int argc, char **argv) {
   status = 0;
 
 out:
-  /* The plugins drain first: held answers go out and their own threads,
-   * which use the store, stop before the workers and the store do. */
+  /* Streamed answers end first, so that plugin threads making one are not
+   * held by a slow client; then the plugins drain: held answers go out and
+   * their own threads, which use the store, stop before the workers and the
+   * store do. */
+  fe_server_abort_streams(srv);
   fe_plugins_drain(plugins);
   fe_server_stop(srv);
   if (status == 0) sd_notify(0, "STATUS=stopping: closing the store");

@@ -45,9 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <csv.h>
-#include <yajl/yajl_gen.h>
-
 #include "admin.h"
 #include "cs.h"
 #include "ct_codec.h"
@@ -97,12 +94,24 @@ static const char *const usage_text[][2] = {
      "stats\n"
      "  Contacts per account, segments, live and garbage bytes, snapshot\n"
      "  age, the id high-water mark.\n"},
+    {"backup",
+     "backup --from URL [--key-file FILE] [--output FILE|-]\n"
+     "  Fetches a consistent backup of a running server's whole store\n"
+     "  (GET /admin/backup) as a tar, with the admin key in\n"
+     "  CONTACTD_ADMIN_KEY or the first line of --key-file. FILE appears\n"
+     "  only once the whole backup has arrived; - writes to standard\n"
+     "  output (not a terminal). --data is not used.\n"},
+    {"restore",
+     "restore FILE|-\n"
+     "  Unpacks a backup into --data, which must be absent or empty, and\n"
+     "  verifies it; start the server on that directory.\n"},
     {"keys",
-     "keys add --account NAME [--read-only]\n"
+     "keys add --account NAME [--read-only | --admin]\n"
      "  keys list\n"
      "  keys revoke KEY_ID\n"
      "  API keys: add creates a key (and the account when new) and prints\n"
-     "  it once; list shows key ids, accounts, roles, creation times and\n"
+     "  it once (--admin: a key for the server's /admin/... requests\n"
+     "  only); list shows key ids, accounts, roles, creation times and\n"
      "  revocations, never keys; revoke revokes a key by its key id (its\n"
      "  first 11 characters exactly, as list shows it) or by the whole\n"
      "  key.\n"},
@@ -218,7 +227,7 @@ static void human_bytes(uint64_t n, char out[32]) {
 
 /* Opens the store for a command that only reads (dump, stats): no search
  * indexes, no snapshot at close. */
-static int store_open_ro(const char *dir, cs_store **s, cs_error *err) {
+int store_open_ro(const char *dir, cs_store **s, cs_error *err) {
   struct stat st;
   if (stat(dir, &st) < 0) {
     snprintf(err->msg, sizeof err->msg, "%s: %s", dir, strerror(errno));
@@ -302,16 +311,12 @@ static int cmd_stats(const char *dir, int argc, char **argv) {
   printf("accounts\n");
   printf("  %-24s %10s %12s\n", "name", "number", "contacts");
   uint64_t named = 0;
-  size_t n = cs_keys_count(k);
-  for (size_t i = 0; i < n; i++) {
-    const cs_key_info *ki = cs_keys_at(k, i);
-    bool first = true;
-    for (size_t j = 0; j < i && first; j++)
-      first = cs_keys_at(k, j)->account_id != ki->account_id;
-    if (!first) continue;
-    uint64_t c = cs_account_count(s, ki->account_id);
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  for (uint32_t a = 1; a <= CS_ACCOUNTS_MAX; a++) {
+    if (cs_keys_account_name(k, a, name) != 0) continue;
+    uint64_t c = cs_account_count(s, a);
     named += c;
-    printf("  %-24s %10u %12" PRIu64 "\n", ki->account, ki->account_id, c);
+    printf("  %-24s %10u %12" PRIu64 "\n", name, a, c);
   }
   if (named < st.contacts)
     printf("  %-24s %10s %12" PRIu64 "\n", "(no key names them)", "-",
@@ -331,9 +336,10 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "--help") == 0) return usage(stdout, "keys"), EXIT_OK;
   const char *account = NULL;
   const char *key_id = NULL;
-  bool read_only = false;
+  bool read_only = false, admin = false;
   static const struct option opts[] = {{"account", required_argument, 0, 'a'},
                                        {"read-only", no_argument, 0, 'r'},
+                                       {"admin", no_argument, 0, 'A'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   optind = 1;
@@ -346,6 +352,9 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
     case 'r':
       read_only = true;
       break;
+    case 'A':
+      admin = true;
+      break;
     case 'h':
       return usage(stdout, "keys"), EXIT_OK;
     default:
@@ -357,11 +366,13 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "add") == 0) {
     if (!account) return bad_usage("keys", "keys add needs --account NAME");
     if (rest) return bad_usage("keys", "unexpected %s", args[0]);
+    if (read_only && admin)
+      return bad_usage("keys", "--read-only and --admin exclude each other");
   } else if (strcmp(sub, "list") == 0) {
-    if (account || read_only || rest)
+    if (account || read_only || admin || rest)
       return bad_usage("keys", "keys list takes no arguments");
   } else if (strcmp(sub, "revoke") == 0) {
-    if (rest != 1 || account || read_only)
+    if (rest != 1 || account || read_only || admin)
       return bad_usage("keys", "keys revoke needs one KEY_ID");
     key_id = args[0];
   } else {
@@ -390,9 +401,10 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   if (strcmp(sub, "add") == 0) {
     char key[CS_KEY_BYTES + 1];
     cs_key_info info;
-    rc = cs_keys_add(k, account,
-                     read_only ? CS_ROLE_READ_ONLY : CS_ROLE_READ_WRITE, key,
-                     &info, &err);
+    cs_role role = admin       ? CS_ROLE_ADMIN
+                   : read_only ? CS_ROLE_READ_ONLY
+                               : CS_ROLE_READ_WRITE;
+    rc = cs_keys_add(k, account, role, key, &info, &err);
     if (rc == CS_EACCOUNT) {
       ex = bad_usage("keys", "%s", err.msg);
       goto out;
@@ -402,8 +414,7 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
       goto out;
     }
     printf("key      %s\nkey_id   %s\naccount  %s\nrole     %s\n", key,
-           info.key_id, info.account,
-           info.role == CS_ROLE_READ_ONLY ? "read-only" : "read-write");
+           info.key_id, info.account, cs_role_name(info.role));
     fprintf(stderr,
             "%s: the key is shown this once; only its hash is kept "
             "in %s\n",
@@ -411,13 +422,12 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
   } else if (strcmp(sub, "list") == 0) {
     printf("%-12s %-24s %-10s %-25s %s\n", "key_id", "account", "role",
            "created", "revoked");
-    for (size_t i = 0; i < cs_keys_count(k); i++) {
-      const cs_key_info *ki = cs_keys_at(k, i);
+    cs_key_info ki;
+    for (size_t i = 0; cs_keys_get(k, i, &ki) == 0; i++) {
       char when[32];
-      cs_time_format(ki->created_ms, when);
-      printf("%-12s %-24s %-10s %-25s %s\n", ki->key_id, ki->account,
-             ki->role == CS_ROLE_READ_ONLY ? "read-only" : "read-write", when,
-             ki->revoked ? "yes" : "no");
+      cs_time_format(ki.created_ms, when);
+      printf("%-12s %-24s %-10s %-25s %s\n", ki.key_id, ki.account,
+             cs_role_name(ki.role), when, ki.revoked ? "yes" : "no");
     }
   } else {
     rc = cs_keys_revoke(k, key_id, &err);
@@ -433,194 +443,9 @@ out:
   return ex;
 }
 
-/* ------------------------------------------------------------------- dump */
-
-typedef struct dumper {
-  FILE *out;
-  bool csv;
-  yajl_gen g;
-  uint64_t count;
-  uint64_t total;
-  progress *prog;
-} dumper;
-
-/* One CSV field: quoted only when it must be (RFC 4180). */
-static void csv_field(FILE *out, const char *s, size_t len) {
-  if (len &&
-      (memchr(s, ',', len) || memchr(s, '"', len) || memchr(s, '\n', len) ||
-       memchr(s, '\r', len) || s[0] == ' ' || s[len - 1] == ' '))
-    csv_fwrite(out, s, len);
-  else
-    fwrite(s, 1, len, out);
-}
-
-/* The header row: the columns dump_one writes, as a contact object orders
- * its keys (id, the fields in table order, the two times, the version). */
-static void csv_header_write(FILE *out) {
-  fputs(cs_server_field_name(CS_SERVER_ID), out);
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    fprintf(out, ",%s", cs_field_name(f));
-  fprintf(out, ",%s,%s,%s\r\n", cs_server_field_name(CS_SERVER_CREATED_AT),
-          cs_server_field_name(CS_SERVER_UPDATED_AT),
-          cs_server_field_name(CS_SERVER_VERSION));
-}
-
-static int dump_one(void *ctx, const cs_contact *c) {
-  dumper *d = ctx;
-  if (d->csv) {
-    char id[CS_ID_DIGITS + 1], when[32];
-    cs_id_format(c->id, id);
-    fwrite(id, 1, CS_ID_DIGITS, d->out);
-    for (int f = 0; f < CS_FIELD_COUNT; f++) {
-      fputc(',', d->out);
-      if (c->field[f].ptr) csv_field(d->out, c->field[f].ptr, c->field[f].len);
-    }
-    cs_time_format(c->created_ms, when);
-    fprintf(d->out, ",%s,", when);
-    cs_time_format(c->updated_ms, when);
-    fprintf(d->out, "%s,%" PRIu64 "\r\n", when, c->version);
-  } else {
-    const unsigned char *buf;
-    size_t len;
-    ct_gen_contact(d->g, c);
-    yajl_gen_get_buf(d->g, &buf, &len);
-    fwrite(buf, 1, len, d->out);
-    fputc('\n', d->out);
-    yajl_gen_clear(d->g);
-    yajl_gen_reset(d->g, NULL);
-  }
-  if ((++d->count & 0x3fff) == 0) progress_show(d->prog, d->count, d->total);
-  return ferror(d->out) ? -EIO : 0;
-}
-
-static int dump_raw_one(void *ctx, const cs_raw_record *r) {
-  uint64_t *bad = ctx;
-  static const char *const types[] = {"?", "put", "delete", "meta"};
-  static const char *const status[] = {"ok", "BAD", "torn", "undecodable"};
-  printf("%08u\t%" PRIu64 "\t%s\t", r->seg, r->offset,
-         r->status == CS_RAW_OK || r->status == CS_RAW_UNDECODABLE
-             ? types[r->type <= 3 ? r->type : 0]
-             : "-");
-  if (r->status == CS_RAW_OK || r->status == CS_RAW_UNDECODABLE)
-    printf("%" PRIu64 "\t%" PRIu64 "\t%016" PRIx64 " %s\t", r->seq, r->len,
-           r->checksum, status[r->status]);
-  else
-    printf("-\t%" PRIu64 "\t%s\t", r->len, status[r->status]);
-  if (r->status == CS_RAW_OK && r->type != 3)
-    printf("%020" PRIu64 "\t%u\n", r->id, r->account);
-  else if (r->status == CS_RAW_OK)
-    printf("next_id=%020" PRIu64 "\t-\n", r->next_id);
-  else
-    printf("-\t-\n");
-  if (r->status == CS_RAW_BAD || r->status == CS_RAW_UNDECODABLE) (*bad)++;
-  return ferror(stdout) ? -EIO : 0;
-}
-
-static int cmd_dump(const char *dir, int argc, char **argv) {
-  const char *format = "jsonl", *account = NULL, *output = NULL;
-  bool raw = false;
-  static const struct option opts[] = {{"format", required_argument, 0, 'f'},
-                                       {"account", required_argument, 0, 'a'},
-                                       {"output", required_argument, 0, 'o'},
-                                       {"raw", no_argument, 0, 'r'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-    switch (c) {
-    case 'f':
-      format = optarg;
-      break;
-    case 'a':
-      account = optarg;
-      break;
-    case 'o':
-      output = optarg;
-      break;
-    case 'r':
-      raw = true;
-      break;
-    case 'h':
-      return usage(stdout, "dump"), EXIT_OK;
-    default:
-      return bad_usage("dump", "bad option");
-    }
-  }
-  if (optind < argc) return bad_usage("dump", "unexpected %s", argv[optind]);
-  bool csv = strcmp(format, "csv") == 0;
-  if (!csv && strcmp(format, "jsonl") != 0)
-    return bad_usage("dump", "--format is jsonl or csv, not %s", format);
-  if (raw && (account || output || csv))
-    return bad_usage("dump", "--raw takes no other option");
-
-  cs_error err = {0};
-  if (raw) {
-    uint64_t bad = 0;
-    printf("segment\toffset\ttype\tseq\tlength\tchecksum\tid\taccount\n");
-    int rc = cs_admin_scan(dir, dump_raw_one, &bad, &err);
-    if (rc) return fail("cannot scan the store", rc, &err);
-    if (bad) fprintf(stderr, "%s: %" PRIu64 " damaged ranges\n", prog, bad);
-    return bad ? EXIT_PROBLEM : EXIT_OK;
-  }
-
-  cs_store *s = NULL;
-  FILE *out = NULL;
-  dumper d = {.csv = csv};
-  progress pg;
-  int ex = EXIT_OK;
-  uint32_t acct = CS_ALL_ACCOUNTS;
-  int rc = store_open_ro(dir, &s, &err);
-  if (rc) {
-    ex = fail("cannot open the store", rc, &err);
-    goto out;
-  }
-  if (account && (ex = account_lookup(dir, account, &acct)) != EXIT_OK)
-    goto out;
-  out = output ? fopen(output, "w") : stdout;
-  if (!out) {
-    fprintf(stderr, "%s: cannot create %s: %s\n", prog, output,
-            strerror(errno));
-    ex = EXIT_PROBLEM;
-    goto out;
-  }
-  static char obuf[1 << 20];
-  setvbuf(out, obuf, _IOFBF, sizeof obuf);
-  d.out = out;
-  d.g = csv ? NULL : ct_gen_new();
-  if (!csv && !d.g) {
-    ex = fail("out of memory", -ENOMEM, NULL);
-    goto out;
-  }
-  cs_stats st;
-  cs_stats_get(s, &st);
-  d.total = acct == CS_ALL_ACCOUNTS ? st.contacts : cs_account_count(s, acct);
-  progress_begin(&pg, "dump", "contacts");
-  d.prog = &pg;
-  if (csv) csv_header_write(out);
-  rc = cs_iterate(s, acct, dump_one, &d, &err);
-  progress_end(&pg);
-  if (rc == -EIO || fflush(out) != 0 || ferror(out)) {
-    fprintf(stderr, "%s: writing %s failed: %s\n", prog,
-            output ? output : "standard output", strerror(errno));
-    ex = EXIT_PROBLEM;
-  } else if (rc) {
-    ex = fail("dump stopped", rc, &err);
-  }
-out:
-  if (d.g) yajl_gen_free(d.g);
-  if (out && out != stdout && fclose(out) != 0 && ex == EXIT_OK) {
-    fprintf(stderr, "%s: writing %s failed: %s\n", prog, output,
-            strerror(errno));
-    ex = EXIT_PROBLEM;
-  }
-  if (s) cs_close(s, &err);
-  return ex;
-}
-
 /* ----------------------------------------------------------------- verify */
 
-static void finding_print(void *ctx, const cs_finding *f) {
+void finding_print(void *ctx, const cs_finding *f) {
   progress *p = ctx;
   if (p) progress_end(p);
   const char *kind = f->problem ? "problem" : "note";
@@ -739,6 +564,7 @@ static const ctl_cmd commands[] = {
     {"compact", cmd_compact, true}, {"dump", cmd_dump, true},
     {"load", cmd_load, false},      {"verify", cmd_verify, true},
     {"stats", cmd_stats, true},     {"keys", cmd_keys, false},
+    {"backup", cmd_backup, false},  {"restore", cmd_restore, false},
 };
 
 /* Edit distance of two short words (insertions, deletions, substitutions),

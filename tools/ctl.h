@@ -46,7 +46,26 @@ void notice_print(void *ctx, const char *line);
 /* The account's number, or an exit status (2 when it does not exist). */
 int account_lookup(const char *dir, const char *name, uint32_t *id);
 
-/* contactctl load (ctl_load.c). */
+/* A cs_finding_fn printing a problem or note on stderr (ctx: a progress
+ * to clear first, or NULL). */
+struct cs_finding;
+void finding_print(void *ctx, const struct cs_finding *f);
+
+/* Opens the store for a command that only reads (dump, stats): no search
+ * indexes, no snapshot at close. */
+int store_open_ro(const char *dir, cs_store **s, cs_error *err);
+
+/* contactctl load (ctl_load.c) and dump (ctl_dump.c). */
 int cmd_load(const char *dir, int argc, char **argv);
+int cmd_dump(const char *dir, int argc, char **argv);
+/* contactctl backup and restore (ctl_backup.c). */
+int cmd_backup(const char *dir, int argc, char **argv);
+int cmd_restore(const char *dir, int argc, char **argv);
+
+/* The columns of a CSV dump, in order, which load reads back: the
+ * account, then the members of a contact object (id, the fields in table
+ * order, created_at, updated_at, version), then deleted_at. */
+#define CTL_CSV_ACCOUNT "account"
+#define CTL_CSV_DELETED_AT "deleted_at"
 
 #endif

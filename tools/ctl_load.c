@@ -1,7 +1,10 @@
 /*
- * ctl_load.c: contactctl load, a bulk import of JSON Lines or CSV, each line
- * read by the API's own codec and created as a POST /contacts would be (the
- * rules are at the top of contactctl.c).
+ * ctl_load.c: contactctl load, a bulk import of JSON Lines or CSV (the
+ * rules are at the top of contactctl.c). Each line is read by the codec
+ * (an export line, ct_export_line_parse, or a CSV row through the same
+ * value checks) and checked by the engine's bulk load (cs_load_add), which
+ * keeps it; once every line is read, cs_load_commit writes the kept
+ * contacts into new segments in one atomic step and indexes them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,18 +26,25 @@
 
 /* ------------------------------------------------------------------- load */
 
+/* Accounts a dry run would create: names not in the key file get the
+ * numbers cs_keys_account_ensure would give, without writing the file. */
+#define DRY_ACCOUNTS_MAX 256
+
 typedef struct loader {
   cs_store *s;
-  cs_dryrun *dry;
+  cs_keyring *k;
+  cs_load *load;
+  bool dry;
+  bool new_ids;
+  bool has_account; /* --account: every line goes there */
   uint32_t account;
   uint64_t loaded;
   uint64_t rejected;
-  uint64_t first_id; /* of this run's creates, which are consecutive */
-  uint64_t *lines;   /* line of each of this run's creates, by id - first_id */
-  size_t line_cap;
-  bool version_checked; /* a kept version (not 1) was read back once */
-  int fatal;            /* a store failure, or versions not kept: stop */
-  const char *fatal_what;
+  char dry_names[DRY_ACCOUNTS_MAX][CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  uint32_t dry_ids[DRY_ACCOUNTS_MAX];
+  size_t dry_count;
+  uint32_t dry_next;
+  int fatal; /* a store failure: stop */
   cs_error fatal_err;
 } loader;
 
@@ -52,68 +62,71 @@ static void reject(loader *L, uint64_t line, const char *code, const char *fmt,
   L->rejected++;
 }
 
-/* How a line gave its version. */
-enum { VERSION_NUMBER, VERSION_STRING, VERSION_OTHER };
-
-/* The version a line gives in v, written as kind (none given: 1), into
- * *out, or false after rejecting the line. */
-static bool load_version(loader *L, uint64_t line, cs_str v, int kind,
-                         uint64_t *out) {
-  *out = 1;
-  if (kind == VERSION_OTHER) {
-    reject(L, line, "invalid_field",
-           "version: must be an integer from 1 to %" PRIu64
-           ", not a boolean, an object or an array",
-           UINT64_MAX);
+/* The number of the account a line names (created when new, or in a dry
+ * run given the number it would get). false after rejecting the line. */
+static bool line_account(loader *L, uint64_t line, cs_str name, uint32_t *id) {
+  if (L->has_account) {
+    *id = L->account;
+    return true;
+  }
+  char buf[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  if (!name.ptr) {
+    reject(L, line, "missing_field",
+           "account: the line names no account; give --account NAME");
     return false;
   }
-  if (!v.ptr) return true;
-  if (kind == VERSION_NUMBER && ct_parse_version(v.ptr, v.len, out) == 0)
-    return true;
-  const char *q = kind == VERSION_STRING ? "\"" : "";
-  reject(L, line, "invalid_field",
-         "version: must be an integer from 1 to %" PRIu64 ", not %s%.*s%s",
-         UINT64_MAX, q,
-         (int)(v.len > CT_ECHO_MAX_BYTES ? CT_ECHO_MAX_BYTES : v.len), v.ptr,
-         q);
-  return false;
-}
-
-/* Reads back the first contact loaded with a version other than 1: a store
- * that does not keep a bulk create's version would make versions go back,
- * so the load stops at once rather than loading them all wrong. */
-static void load_check_version(loader *L, uint64_t id, uint64_t version) {
-  L->version_checked = true;
-  cs_contact got;
-  int rc = cs_flush(L->s, &L->fatal_err);
-  if (!rc) rc = cs_get(L->s, L->account, id, &got, &L->fatal_err);
-  if (!rc && got.version != version) {
-    rc = CS_EINVAL;
-    L->fatal_what = "stopped";
-    snprintf(L->fatal_err.msg, sizeof L->fatal_err.msg,
-             "this store does not keep the versions a load gives (contact "
-             "%020" PRIu64 ": version %" PRIu64 " given, %" PRIu64 " stored)",
-             id, version, got.version);
+  if (name.len >= sizeof buf || memchr(name.ptr, 0, name.len)) {
+    reject(L, line, "invalid_account", "account: not an account name");
+    return false;
   }
-  if (rc) L->fatal = rc;
-}
-
-/* Creates (or, in a dry run, checks) one contact read from line. */
-static void load_one(loader *L, uint64_t line, cs_contact *c) {
+  memcpy(buf, name.ptr, name.len);
+  buf[name.len] = 0;
+  if (cs_keys_account_id(L->k, buf, id) == 0) return true;
   cs_error err = {0};
-  uint64_t id = 0, dup_line = 0;
-  int rc;
-  if (L->dry) {
-    rc = cs_dryrun_check(L->dry, L->account, c, line, &dup_line, &err);
-  } else {
-    rc = cs_create(L->s, L->account, c, NULL, NULL, &id, &err);
-    if (rc == CS_EDUPLICATE && L->first_id && err.id >= L->first_id &&
-        err.id - L->first_id < L->loaded)
-      dup_line = L->lines[err.id - L->first_id];
+  if (!L->dry) {
+    int rc = cs_keys_account_ensure(L->k, buf, id, &err);
+    if (rc == CS_EACCOUNT) {
+      reject(L, line, "invalid_account", "account: %s", err.msg);
+      return false;
+    }
+    if (rc) {
+      L->fatal = rc;
+      L->fatal_err = err;
+      return false;
+    }
+    return true;
   }
-  if (rc == CS_EDUPLICATE && dup_line) {
+  for (size_t i = 0; i < L->dry_count; i++)
+    if (strcmp(L->dry_names[i], buf) == 0) return *id = L->dry_ids[i], true;
+  if (!cs_keys_account_name_ok(buf) || L->dry_count == DRY_ACCOUNTS_MAX) {
+    reject(L, line, "invalid_account", "account: %s",
+           L->dry_count == DRY_ACCOUNTS_MAX ? "too many new accounts to check"
+                                            : "not an account name");
+    return false;
+  }
+  snprintf(L->dry_names[L->dry_count], sizeof L->dry_names[0], "%s", buf);
+  *id = L->dry_ids[L->dry_count++] = L->dry_next++;
+  return true;
+}
+
+/* Checks (and keeps for the commit) one contact read from line. */
+static void load_one(loader *L, uint64_t line, uint32_t account,
+                     cs_contact *c) {
+  cs_error err = {0};
+  uint64_t dup = 0;
+  if (L->new_ids) {
+    c->id = 0;
+    c->created_ms = c->updated_ms = 0;
+  }
+  int rc = cs_load_add(L->load, account, c, line, &dup, &err);
+  if (rc == CS_EDUPLICATE && dup) {
     reject(L, line, "duplicate_email", "email: already used on line %" PRIu64,
-           dup_line);
+           dup);
+    return;
+  }
+  if (rc == CS_EINVAL && dup) {
+    reject(L, line, "duplicate_id",
+           "id: %020" PRIu64 " is also on line %" PRIu64, c->id, dup);
     return;
   }
   if (rc == CS_EINVAL || rc == CS_EDUPLICATE) {
@@ -125,53 +138,22 @@ static void load_one(loader *L, uint64_t line, cs_contact *c) {
     L->fatal_err = err;
     return;
   }
-  if (!L->dry) {
-    if (!L->first_id) L->first_id = id;
-    if (L->loaded == L->line_cap) {
-      size_t cap = L->line_cap ? L->line_cap * 2 : 4096;
-      uint64_t *p = realloc(L->lines, cap * sizeof *p);
-      if (!p) {
-        L->fatal = -ENOMEM;
-        snprintf(L->fatal_err.msg, sizeof L->fatal_err.msg, "out of memory");
-        return;
-      }
-      L->lines = p;
-      L->line_cap = cap;
-    }
-    L->lines[L->loaded] = line;
-  }
   L->loaded++;
-  if (!L->dry && !L->version_checked && c->version != 1)
-    load_check_version(L, id, c->version);
 }
 
 /* ----- JSON lines */
 
-/* One line read as a POST /contacts body, except that the keys a dump
- * writes and the server sets are let through: the version is kept, the
- * rest ignored (the contact gets a new id and new times). */
+/* One line, an export line of the codec (ct_export_line_parse): a contact
+ * with its identity (a dump's line) or a plain contact (a create body). */
 static void load_json_line(loader *L, uint64_t line, const char *json,
                            size_t len) {
-  ct_body b;
-  int rc =
-      ct_body_parse_flags(&b, CT_BODY_POST, CT_PARSE_SERVER_FIELDS, json, len);
-  if (rc) {
-    reject(L, line, b.err.code, "%s", b.err.msg);
-  } else if (b.is_edit) {
-    reject(L, line, "unknown_field",
-           "contact_id: load creates contacts; edits go through the API");
-  } else {
-    cs_contact c = {0};
-    for (int f = 0; f < CS_FIELD_COUNT; f++)
-      if (b.top.v.set_mask & (1u << f)) c.field[f] = b.top.v.field[f];
-    uint32_t bit = 1u << CS_SERVER_VERSION;
-    int kind = b.server_other & bit    ? VERSION_OTHER
-               : b.server_number & bit ? VERSION_NUMBER
-                                       : VERSION_STRING;
-    if (load_version(L, line, b.server[CS_SERVER_VERSION], kind, &c.version))
-      load_one(L, line, &c);
-  }
-  ct_body_free(&b);
+  ct_export_line x;
+  uint32_t account;
+  if (ct_export_line_parse(&x, json, len) != 0)
+    reject(L, line, x.err.code, "%s", x.err.msg);
+  else if (line_account(L, line, x.account, &account))
+    load_one(L, line, account, &x.c);
+  ct_export_line_free(&x);
 }
 
 static bool blank(const char *s, size_t len) {
@@ -185,6 +167,19 @@ static bool blank(const char *s, size_t len) {
 
 #define CSV_COLUMNS_MAX 64
 
+/* Columns that are not contact fields: the account and the identity a
+ * dump writes (ctl.h), read back as an export line's keys are. */
+enum {
+  COL_FIELD = 0,
+  COL_ACCOUNT,
+  COL_ID,
+  COL_CREATED,
+  COL_UPDATED,
+  COL_VERSION,
+  COL_DELETED,
+  COL_KINDS
+};
+
 typedef struct csv_load {
   loader *L;
   uint64_t cur_line; /* the physical line being fed */
@@ -193,9 +188,9 @@ typedef struct csv_load {
   bool header_done;
   int col; /* column of the next field */
   int ncols;
-  int map[CSV_COLUMNS_MAX]; /* column -> cs_field, -1 ignored */
-  bool has_version;
-  int version_col; /* the version column, when has_version */
+  int map[CSV_COLUMNS_MAX];  /* column -> cs_field, or -1 */
+  int kind[CSV_COLUMNS_MAX]; /* column -> COL_* */
+  int at[COL_KINDS];         /* COL_* -> its column, -1 when none */
   char *vals[CSV_COLUMNS_MAX];
   size_t lens[CSV_COLUMNS_MAX];
   size_t caps[CSV_COLUMNS_MAX];
@@ -223,9 +218,34 @@ static void csv_on_field(void *s, size_t len, void *data) {
   cl->lens[i] = len;
 }
 
+/* The COL_* a header name is, COL_FIELD with *field for a field, or -1. */
+static int column_kind(cs_str name, int *field) {
+  *field = cs_field_from_name(name.ptr, name.len);
+  if (*field >= 0) return COL_FIELD;
+  static const struct {
+    int sf;
+    int kind;
+  } server[] = {{CS_SERVER_ID, COL_ID},
+                {CS_SERVER_CREATED_AT, COL_CREATED},
+                {CS_SERVER_UPDATED_AT, COL_UPDATED},
+                {CS_SERVER_VERSION, COL_VERSION}};
+  int sf = cs_server_field_from_name(name.ptr, name.len);
+  for (size_t i = 0; i < sizeof server / sizeof server[0]; i++)
+    if (server[i].sf == sf) return server[i].kind;
+  if (name.len == strlen(CTL_CSV_ACCOUNT) &&
+      !memcmp(name.ptr, CTL_CSV_ACCOUNT, name.len))
+    return COL_ACCOUNT;
+  if (name.len == strlen(CTL_CSV_DELETED_AT) &&
+      !memcmp(name.ptr, CTL_CSV_DELETED_AT, name.len))
+    return COL_DELETED;
+  return -1;
+}
+
 static void csv_header(csv_load *cl, int cols) {
   cl->header_done = true;
   cl->ncols = cols;
+  for (int k = 0; k < COL_KINDS; k++)
+    cl->at[k] = -1;
   if (cl->ncols > CSV_COLUMNS_MAX) {
     cl->bad_header = true;
     snprintf(cl->header_err, sizeof cl->header_err, "more than %d columns",
@@ -235,28 +255,79 @@ static void csv_header(csv_load *cl, int cols) {
   uint32_t seen = 0;
   for (int i = 0; i < cl->ncols; i++) {
     cs_str name = cs_trim((cs_str){cl->vals[i], cl->lens[i]});
-    int f = cs_field_from_name(name.ptr, name.len);
-    cl->map[i] = f;
-    int sf = f < 0 ? cs_server_field_from_name(name.ptr, name.len) : -1;
-    if (sf == CS_SERVER_VERSION && !cl->has_version) {
-      cl->has_version = true; /* kept */
-      cl->version_col = i;
-      continue;
-    }
-    if (sf >= 0 && sf != CS_SERVER_VERSION) continue; /* a dump's; ignored */
-    if (f < 0 || (seen & (1u << f))) {
+    int f;
+    int kind = column_kind(name, &f);
+    bool twice = kind == COL_FIELD ? (seen & (1u << f)) != 0
+                 : kind > 0        ? cl->at[kind] >= 0
+                                   : false;
+    if (kind < 0 || twice) {
       cl->bad_header = true;
       snprintf(cl->header_err, sizeof cl->header_err,
                "column %d (\"%.*s\"): %s", i + 1,
                (int)(name.len > 64 ? 64 : name.len), name.ptr,
-               f < 0 && sf < 0 ? "not a field" : "given twice");
+               kind < 0 ? "not a field" : "given twice");
       return;
     }
-    seen |= 1u << f;
+    cl->kind[i] = kind;
+    cl->map[i] = kind == COL_FIELD ? f : -1;
+    if (kind == COL_FIELD) seen |= 1u << f;
+    if (kind > 0) cl->at[kind] = i;
   }
 }
 
+/* The trimmed cell of column kind k, ptr NULL when none or empty. */
+static cs_str csv_cell(const csv_load *cl, int k) {
+  if (cl->at[k] < 0) return (cs_str){NULL, 0};
+  cs_str v = cs_trim((cs_str){cl->vals[cl->at[k]], cl->lens[cl->at[k]]});
+  if (!v.len) v.ptr = NULL;
+  return v;
+}
+
+/* A time cell into *ms: false after rejecting the line. */
+static bool csv_time(loader *L, uint64_t line, cs_str v, const char *name,
+                     bool required, int64_t *ms) {
+  *ms = 0;
+  if (!v.ptr && !required) return true;
+  if (v.ptr && cs_time_parse(v.ptr, v.len, ms) == 0) return true;
+  if (!v.ptr)
+    reject(L, line, "missing_field", "%s: required with an id", name);
+  else
+    reject(L, line, "invalid_field",
+           "%s: not an RFC 3339 time (2026-11-26T08:58:00.123Z)", name);
+  return false;
+}
+
+/* The identity cells of a row into *c: false after rejecting the line. */
+static bool csv_identity(csv_load *cl, uint64_t line, cs_contact *c) {
+  loader *L = cl->L;
+  cs_str id = csv_cell(cl, COL_ID), version = csv_cell(cl, COL_VERSION);
+  cs_str deleted = csv_cell(cl, COL_DELETED);
+  if (version.ptr && ct_parse_version(version.ptr, version.len, &c->version)) {
+    reject(L, line, "invalid_field",
+           "version: must be an integer from 1 to %" PRIu64, UINT64_MAX);
+    return false;
+  }
+  if (!id.ptr) {
+    if (deleted.ptr)
+      reject(L, line, "invalid_field",
+             "deleted_at: only with an id (a dump's trash entry)");
+    return !deleted.ptr;
+  }
+  if (cs_id_parse(id.ptr, id.len, &c->id) != 0) {
+    reject(L, line, "invalid_field",
+           "id: not an id (20 digits, the first not 0)");
+    return false;
+  }
+  if (!c->version) c->version = 1;
+  return csv_time(L, line, csv_cell(cl, COL_CREATED), "created_at", true,
+                  &c->created_ms) &&
+         csv_time(L, line, csv_cell(cl, COL_UPDATED), "updated_at", true,
+                  &c->updated_ms) &&
+         csv_time(L, line, deleted, "deleted_at", false, &c->deleted_ms);
+}
+
 static void csv_on_row(int term, void *data) {
+  (void)term;
   csv_load *cl = data;
   loader *L = cl->L;
   uint64_t line = cl->in_row ? cl->row_line : cl->cur_line;
@@ -293,13 +364,10 @@ static void csv_on_row(int term, void *data) {
     reject(L, line, e.code, "%s", e.msg);
     return;
   }
-  cs_str v = {NULL, 0};
-  if (cl->has_version) {
-    v = cs_trim((cs_str){cl->vals[cl->version_col], cl->lens[cl->version_col]});
-    if (!v.len) v.ptr = NULL; /* an empty cell: none given */
-  }
-  if (load_version(L, line, v, VERSION_NUMBER, &c.version))
-    load_one(L, line, &c);
+  uint32_t account;
+  if (csv_identity(cl, line, &c) &&
+      line_account(L, line, csv_cell(cl, COL_ACCOUNT), &account))
+    load_one(L, line, account, &c);
 }
 
 /* ----- the command */
@@ -307,6 +375,7 @@ static void csv_on_row(int term, void *data) {
 typedef struct load_opts {
   bool csv;
   bool dry;
+  bool new_ids;
   const char *account;
   const char *path;
 } load_opts;
@@ -317,6 +386,7 @@ static int load_options(int argc, char **argv, load_opts *o) {
   static const struct option opts[] = {{"format", required_argument, 0, 'f'},
                                        {"account", required_argument, 0, 'a'},
                                        {"dry-run", no_argument, 0, 'n'},
+                                       {"new-ids", no_argument, 0, 'i'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   *o = (load_opts){0};
@@ -333,6 +403,9 @@ static int load_options(int argc, char **argv, load_opts *o) {
     case 'n':
       o->dry = true;
       break;
+    case 'i':
+      o->new_ids = true;
+      break;
     case 'h':
       return usage(stdout, "load"), EXIT_OK;
     default:
@@ -342,7 +415,6 @@ static int load_options(int argc, char **argv, load_opts *o) {
   o->csv = strcmp(format, "csv") == 0;
   if (!o->csv && strcmp(format, "jsonl") != 0)
     return bad_usage("load", "--format is jsonl or csv, not %s", format);
-  if (!o->account) return bad_usage("load", "load needs --account NAME");
   if (argc - optind != 1)
     return bad_usage("load", "load needs one FILE (or -)");
   o->path = argv[optind];
@@ -350,26 +422,35 @@ static int load_options(int argc, char **argv, load_opts *o) {
 }
 
 /* Opens the store for the load (L->s, closed by the caller even on
- * failure), finds the account and enters the bulk mode, or in a dry run
- * the checker. The exit status. */
+ * failure) and its key file, finds --account's number and starts the load
+ * (a dry run checks every line the same way and never commits). The exit
+ * status. */
 static int load_open(const char *dir, const load_opts *o, loader *L,
                      cs_error *err) {
-  /* No sync per write and no periodic snapshot: one sync at the end, and
-   * the snapshot at close covers the whole load. */
+  /* No sync per write and no periodic snapshot: the load syncs what it
+   * writes, and the snapshot at close covers the whole load. */
   cs_options opts = {.durability = CS_DURABILITY_NONE,
                      .snapshot_every_bytes = UINT64_MAX,
                      .no_snapshot_on_close = o->dry,
                      .notice = notice_print};
   int rc = cs_open(dir, &opts, &L->s, err);
   if (rc) return fail("cannot open the store", rc, err);
-  int ex = account_lookup(dir, o->account, &L->account);
-  if (ex != EXIT_OK) return ex;
-  /* Creates only: the indexes are built once at the end (cs_bulk_end)
-   * rather than kept sorted at every contact. */
-  if (!o->dry && (rc = cs_bulk_begin(L->s, err)) != 0)
-    return fail("cannot start the load", rc, err);
-  if (o->dry && cs_dryrun_create(L->s, &L->dry) != 0)
-    return fail("out of memory", -ENOMEM, NULL);
+  rc = cs_keys_open(dir, &L->k, err);
+  if (rc) return fail("cannot read the key file", rc, err);
+  L->dry = o->dry;
+  L->new_ids = o->new_ids;
+  if (o->account) {
+    int ex = account_lookup(dir, o->account, &L->account);
+    if (ex != EXIT_OK) return ex;
+    L->has_account = true;
+  }
+  /* A dry run's new accounts get the numbers the key file would give. */
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  L->dry_next = 1;
+  for (uint32_t a = 1; a <= CS_ACCOUNTS_MAX; a++)
+    if (cs_keys_account_name(L->k, a, name) == 0) L->dry_next = a + 1;
+  rc = cs_load_begin(L->s, &L->load, err);
+  if (rc) return fail("cannot start the load", rc, err);
   return EXIT_OK;
 }
 
@@ -434,25 +515,27 @@ static int load_read(loader *L, const load_opts *o, FILE *in, progress *pg) {
   return ex;
 }
 
-/* After reading: the store's failure, or the final sync and the summary.
- * ex is what reading returned; the exit status. */
+/* After reading: the store's failure, or the commit (the load written,
+ * synced and indexed) and the summary. ex is what reading returned; the
+ * exit status. */
 static int load_finish(loader *L, const load_opts *o, const progress *pg,
                        int ex, cs_error *err) {
   if (L->fatal)
-    return fail(L->fatal_what ? L->fatal_what : "the store failed; stopped",
-                L->fatal, &L->fatal_err);
-  /* One sync for everything (the store was opened without per-write
-   * syncs), the indexes built; the snapshot is written at close. */
-  int rc;
-  if (!o->dry &&
-      ((rc = cs_flush(L->s, err)) != 0 || (rc = cs_bulk_end(L->s, err)) != 0))
-    return fail("the final sync failed", rc, err);
+    return fail("the store failed; stopped", L->fatal, &L->fatal_err);
+  cs_load_result res = {0};
+  if (!o->dry && L->loaded) {
+    progress wp;
+    progress_begin(&wp, "write", "contacts");
+    int rc = cs_load_commit(L->load, progress_show, &wp, &res, err);
+    progress_end(&wp);
+    if (rc) return fail("the load failed; the store is as it was", rc, err);
+  }
   double secs = (double)(now_ns() - pg->start_ns) / 1e9;
   fprintf(stderr,
-          "%s: %s %" PRIu64 " contacts, rejected %" PRIu64
-          " lines (%.2f s, %.0f/s)%s\n",
-          prog, o->dry ? "would load" : "loaded", L->loaded, L->rejected, secs,
-          secs > 0 ? (double)L->loaded / secs : 0.0,
+          "%s: %s %" PRIu64 " contacts, rejected %" PRIu64 " lines (%" PRIu64
+          " into the trash; %.2f s, %.0f/s)%s\n",
+          prog, o->dry ? "would load" : "loaded", L->loaded, L->rejected,
+          res.trashed, secs, secs > 0 ? (double)L->loaded / secs : 0.0,
           o->dry ? "; nothing was changed" : "");
   if (L->rejected && ex == EXIT_OK) ex = EXIT_PROBLEM;
   return ex;
@@ -463,9 +546,10 @@ int cmd_load(const char *dir, int argc, char **argv) {
   int ex = load_options(argc, argv, &o);
   if (ex >= 0) return ex;
 
-  struct stat st;
-  if (stat(dir, &st) < 0) {
-    fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+  /* A restore goes into a new directory as often as not (a first key may
+   * be made there the same way, keys add). */
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    fprintf(stderr, "%s: cannot create %s: %s\n", prog, dir, strerror(errno));
     return EXIT_PROBLEM;
   }
   loader L = {0};
@@ -483,9 +567,9 @@ int cmd_load(const char *dir, int argc, char **argv) {
   ex = load_finish(&L, &o, &pg, ex, &err);
 out:
   if (in && in != stdin) fclose(in);
-  cs_dryrun_destroy(L.dry);
+  cs_load_free(L.load);
+  cs_keys_close(L.k);
   if (L.s && cs_close(L.s, &err) != 0 && ex == EXIT_OK)
     ex = fail("closing the store failed", err.code, &err);
-  free(L.lines);
   return ex;
 }

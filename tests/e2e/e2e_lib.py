@@ -58,6 +58,7 @@ def parse_args():
     p.add_argument("--hello", required=True)
     p.add_argument("--probe", required=True)
     p.add_argument("--badversion", required=True)
+    p.add_argument("--streamer", help="the plugin API 3 test plugin")
     p.add_argument("--plugins", required=True, help="the build's plugin dir")
     p.add_argument("--contactctl", help="the admin tool, when built")
     p.add_argument("--only", help="run only tests whose name has this")
@@ -66,8 +67,9 @@ def parse_args():
     for name in ("contactd", "keytool", "hello", "probe", "badversion",
                  "plugins"):
         setattr(a, name, os.path.abspath(getattr(a, name)))
-    if a.contactctl:
-        a.contactctl = os.path.abspath(a.contactctl)
+    for name in ("contactctl", "streamer"):
+        if getattr(a, name):
+            setattr(a, name, os.path.abspath(getattr(a, name)))
     return a
 
 

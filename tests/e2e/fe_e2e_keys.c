@@ -2,7 +2,7 @@
  * fe_e2e_keys.c: key changes for the end-to-end tests, while the server is
  * stopped (the server reads its keyring at start).
  *
- *   fe_e2e_keys DATA add ACCOUNT rw|ro   prints the new key
+ *   fe_e2e_keys DATA add ACCOUNT rw|ro|admin   prints the new key
  *   fe_e2e_keys DATA revoke KEY_OR_ID
  *
  * It holds the store open while it changes the keys, as the engine asks of
@@ -15,7 +15,7 @@
 #include "cs.h"
 
 static int usage(void) {
-  fprintf(stderr, "usage: fe_e2e_keys DATA add ACCOUNT rw|ro\n"
+  fprintf(stderr, "usage: fe_e2e_keys DATA add ACCOUNT rw|ro|admin\n"
                   "       fe_e2e_keys DATA revoke KEY_OR_ID\n");
   return 2;
 }
@@ -26,7 +26,8 @@ int main(int argc, char **argv) {
   bool add = strcmp(cmd, "add") == 0;
   if (!(add && argc == 5) && !(strcmp(cmd, "revoke") == 0 && argc == 4))
     return usage();
-  if (add && strcmp(argv[4], "rw") != 0 && strcmp(argv[4], "ro") != 0)
+  if (add && strcmp(argv[4], "rw") != 0 && strcmp(argv[4], "ro") != 0 &&
+      strcmp(argv[4], "admin") != 0)
     return usage();
 
   cs_store *store = NULL;
@@ -46,10 +47,10 @@ int main(int argc, char **argv) {
   if (add) {
     char key[CS_KEY_BYTES + 1];
     cs_key_info info;
-    rc = cs_keys_add(keys, argv[3],
-                     strcmp(argv[4], "ro") == 0 ? CS_ROLE_READ_ONLY
-                                                : CS_ROLE_READ_WRITE,
-                     key, &info, &err);
+    cs_role role = strcmp(argv[4], "ro") == 0      ? CS_ROLE_READ_ONLY
+                   : strcmp(argv[4], "admin") == 0 ? CS_ROLE_ADMIN
+                                                   : CS_ROLE_READ_WRITE;
+    rc = cs_keys_add(keys, argv[3], role, key, &info, &err);
     if (rc != 0) {
       fprintf(stderr, "fe_e2e_keys: add: %s\n", err.msg);
       goto out;

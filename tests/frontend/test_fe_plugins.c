@@ -298,6 +298,60 @@ static void test_fe_plugins_bad_tables_are_refused(void **state) {
   fe_router_destroy(r);
 }
 
+static const cd_route routes_admin[] = {
+    {"GET", "/admin/x", CD_ROUTE_ADMIN, handler},
+    {"POST", "/admin/in", CD_ROUTE_ADMIN | CD_ROUTE_BULK, handler},
+};
+static const cd_route routes_admin_write[] = {
+    {"POST", "/admin/y", CD_ROUTE_ADMIN | CD_ROUTE_WRITE, handler}};
+static const cd_route routes_unknown_flag[] = {{"GET", "/u", 16u, handler}};
+
+/* Version 3's flags: an admin route is an authenticated one; a table of an
+ * older version may not use them (it cannot mean them); ADMIN with WRITE
+ * asks for two roles at once; a flag no version knows is refused. A
+ * version-2 table (cd_plugin has not grown since) still loads. */
+static void test_fe_plugins_route_flags_of_version_3(void **state) {
+  fe_plugin_set *set;
+  fe_router *r;
+  char err[512];
+  assert_int_equal(fe_plugins_create(&set), 0);
+  assert_int_equal(fe_router_create(&r), 0);
+  cd_plugin admin = {CD_PLUGIN_API_VERSION, "admin", NULL, NULL,
+                     routes_admin,          2};
+  assert_int_equal(
+      fe_plugins_add(set, &admin, "ad.so", &host, NULL, r, err, sizeof(err)),
+      0);
+  assert_int_equal(fe_router_at(r, 0)->flags, CD_ROUTE_ADMIN | CD_ROUTE_AUTH);
+  assert_int_equal(fe_router_at(r, 1)->flags,
+                   CD_ROUTE_ADMIN | CD_ROUTE_BULK | CD_ROUTE_AUTH);
+
+  cd_plugin old = {2, "old", NULL, NULL, routes_admin, 2};
+  old.routes = routes_admin;
+  assert_int_equal(
+      fe_plugins_add(set, &old, "old.so", &host, NULL, r, err, sizeof(err)),
+      -1);
+  assert_non_null(strstr(err, "does not know"));
+  cd_plugin both = {CD_PLUGIN_API_VERSION, "both", NULL, NULL,
+                    routes_admin_write,    1};
+  assert_int_equal(
+      fe_plugins_add(set, &both, "b.so", &host, NULL, r, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "CD_ROUTE_ADMIN and CD_ROUTE_WRITE"));
+  cd_plugin unknown = {CD_PLUGIN_API_VERSION, "unk", NULL, NULL,
+                       routes_unknown_flag,   1};
+  assert_int_equal(
+      fe_plugins_add(set, &unknown, "u.so", &host, NULL, r, err, sizeof(err)),
+      -1);
+  assert_int_equal(fe_plugins_count(set), 1);
+
+  cd_plugin v2 = plugin_b;
+  v2.api_version = 2;
+  assert_int_equal(
+      fe_plugins_add(set, &v2, "v2.so", &host, NULL, r, err, sizeof(err)), 0);
+  assert_int_equal(fe_plugins_count(set), 2);
+  fe_plugins_destroy(set);
+  fe_router_destroy(r);
+}
+
 static void test_fe_plugins_missing_dir_is_named(void **state) {
   fe_plugin_set *set;
   fe_router *r;
@@ -325,6 +379,7 @@ int main(void) {
       cmocka_unit_test(test_fe_plugins_create_failure_is_reported),
       cmocka_unit_test(test_fe_plugins_bad_tables_are_refused),
       cmocka_unit_test(test_fe_plugins_missing_dir_is_named),
+      cmocka_unit_test(test_fe_plugins_route_flags_of_version_3),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

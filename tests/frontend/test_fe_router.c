@@ -261,6 +261,48 @@ static void test_fe_router_root_pattern(void **state) {
   fe_router_destroy(r);
 }
 
+/* Which key takes which route: every role against every flag set a route
+ * can have (the loader adds CD_ROUTE_AUTH to WRITE and ADMIN routes). */
+static void test_fe_router_roles_and_flags(void **state) {
+  const unsigned auth = CD_ROUTE_AUTH, write = CD_ROUTE_AUTH | CD_ROUTE_WRITE,
+                 admin = CD_ROUTE_AUTH | CD_ROUTE_ADMIN,
+                 admin_bulk = admin | CD_ROUTE_BULK;
+  struct {
+    unsigned flags;
+    cs_role role;
+    const char *code; /* NULL: admitted */
+  } cases[] = {
+      {auth, CS_ROLE_READ_WRITE, NULL},
+      {auth, CS_ROLE_READ_ONLY, NULL},
+      {auth, CS_ROLE_ADMIN, "admin_key"},
+      {write, CS_ROLE_READ_WRITE, NULL},
+      {write, CS_ROLE_READ_ONLY, "read_only_key"},
+      {write, CS_ROLE_ADMIN, "admin_key"},
+      {write | CD_ROUTE_BULK, CS_ROLE_READ_WRITE, NULL},
+      {admin, CS_ROLE_ADMIN, NULL},
+      {admin, CS_ROLE_READ_WRITE, "not_admin"},
+      {admin, CS_ROLE_READ_ONLY, "not_admin"},
+      {admin_bulk, CS_ROLE_ADMIN, NULL},
+      {admin_bulk, CS_ROLE_READ_WRITE, "not_admin"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *code = NULL, *message = NULL;
+    int status =
+        fe_route_admits(cases[i].flags, cases[i].role, &code, &message);
+    if (cases[i].code == NULL) {
+      assert_int_equal(status, 0);
+    } else {
+      assert_int_equal(status, 403);
+      assert_string_equal(code, cases[i].code);
+      assert_non_null(message);
+    }
+  }
+  assert_int_equal(fe_route_body_max(auth), CS_BODY_MAX_BYTES);
+  assert_int_equal(fe_route_body_max(admin), CS_BODY_MAX_BYTES);
+  assert_int_equal(fe_route_body_max(admin_bulk), FE_BULK_BODY_MAX_BYTES);
+  assert_int_equal(fe_route_body_max(CD_ROUTE_BULK), 256 * 1024 * 1024);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fe_router_literal_route_matches),
@@ -275,6 +317,7 @@ int main(void) {
       cmocka_unit_test(test_fe_router_bad_patterns_are_refused),
       cmocka_unit_test(test_fe_router_duplicate_shape_is_refused),
       cmocka_unit_test(test_fe_router_root_pattern),
+      cmocka_unit_test(test_fe_router_roles_and_flags),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

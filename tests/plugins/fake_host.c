@@ -133,6 +133,65 @@ static size_t fh_metrics_cb(void *ctx, char **out) {
 
 const char *const *fh_options;
 
+/* ------------------------------------------------------ streamed answers */
+
+/* The stream handle is the response's own. */
+struct cd_stream {
+  struct cd_response *res;
+};
+
+static cd_stream *fh_stream_begin_cb(cd_response *res, int status,
+                                     const char *type) {
+  pthread_mutex_lock(&res->mu);
+  if (res->answers != 0) {
+    res->answers++;
+    pthread_mutex_unlock(&res->mu);
+    return NULL;
+  }
+  cd_stream *st = calloc(1, sizeof *st);
+  st->res = res;
+  res->streamed = true;
+  fh_record(res, status, type, "", 0);
+  pthread_mutex_unlock(&res->mu);
+  return st;
+}
+
+static int fh_stream_write_cb(cd_stream *st, const void *data, size_t len) {
+  struct cd_response *res = st->res;
+  pthread_mutex_lock(&res->mu);
+  assert_false(res->stream_ended);
+  res->stream_writes++;
+  int rc = 0;
+  if (res->stream_gone_after && res->body_len + len > res->stream_gone_after) {
+    rc = -1;
+  } else {
+    res->body = realloc(res->body, res->body_len + len + 1);
+    memcpy(res->body + res->body_len, data, len);
+    res->body_len += len;
+    res->body[res->body_len] = '\0';
+  }
+  pthread_mutex_unlock(&res->mu);
+  return rc;
+}
+
+static void fh_stream_end_cb(cd_stream *st, bool ok) {
+  struct cd_response *res = st->res;
+  free(st);
+  pthread_mutex_lock(&res->mu);
+  assert_false(res->stream_ended);
+  res->stream_ended = true;
+  res->stream_ok = ok;
+  pthread_cond_broadcast(&res->cv);
+  pthread_mutex_unlock(&res->mu);
+}
+
+static cs_keyring *fh_keys;
+
+static cs_keyring *fh_keyring_cb(void *ctx) {
+  (void)ctx;
+  return fh_keys;
+}
+
 static const char *fh_option_cb(void *ctx, const char *name, size_t i) {
   (void)ctx;
   for (const char *const *o = fh_options; o != NULL && o[0] != NULL; o += 2)
@@ -150,6 +209,10 @@ static const cd_host fh_the_host = {
     /* The server's own table, so plugin tests see the answers it serves. */
     .store_error = fe_store_error,
     .option = fh_option_cb,
+    .stream_begin = fh_stream_begin_cb,
+    .stream_write = fh_stream_write_cb,
+    .stream_end = fh_stream_end_cb,
+    .keyring = fh_keyring_cb,
 };
 
 const cd_host *fh_host(void) {
@@ -176,6 +239,11 @@ void fh_open(fh_fixture *fx, const cd_plugin *plugin, const cs_options *opts) {
   if (rc) fprintf(stderr, "cs_open: %s\n", err.msg);
   assert_int_equal(rc, 0);
   assert_int_equal(plugin->api_version, CD_PLUGIN_API_VERSION);
+  rc = cs_keys_open(fx->dir, &fx->keys, &err);
+  if (rc) fprintf(stderr, "cs_keys_open: %s\n", err.msg);
+  assert_int_equal(rc, 0);
+  fh_keys = fx->keys;
+  fx->role = CS_ROLE_READ_WRITE;
   fx->plugin = plugin;
   char errbuf[256] = "";
   if (plugin->create)
@@ -189,6 +257,8 @@ void fh_close(fh_fixture *fx) {
   if (fx->plugin && fx->plugin->destroy) fx->plugin->destroy(fx->state);
   cs_error err = {0};
   if (fx->store) cs_close(fx->store, &err);
+  if (fh_keys == fx->keys) fh_keys = NULL;
+  cs_keys_close(fx->keys);
   nftw(fx->dir, fh_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -297,6 +367,7 @@ static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
   struct cd_response *res = calloc(1, sizeof *res);
   pthread_mutex_init(&res->mu, NULL);
   pthread_cond_init(&res->cv, NULL);
+  res->stream_gone_after = fx->stream_gone_after;
 
   const cd_route *route = NULL;
   cd_pair params[4];
@@ -332,8 +403,11 @@ static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
       .body_len = body_len,
       .request_id = "test-request",
       .account = fx->account,
-      .account_name = (route->flags & CD_ROUTE_AUTH) ? "test" : NULL,
-      .role = CS_ROLE_READ_WRITE,
+      .account_name =
+          (route->flags & (CD_ROUTE_AUTH | CD_ROUTE_WRITE | CD_ROUTE_ADMIN))
+              ? "test"
+              : NULL,
+      .role = fx->role,
       .store = fx->store,
       .scheme = "http",
       .authority = authority,
@@ -365,6 +439,13 @@ static struct cd_response *fh_call_full(fh_fixture *fx, const char *method,
       if (w == ETIMEDOUT) break;
     }
   }
+  /* A streamed answer is whole once its writer ended it. */
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 60;
+  while (res->streamed && !res->stream_ended)
+    if (pthread_cond_timedwait(&res->cv, &res->mu, &until) == ETIMEDOUT) break;
+  if (res->streamed) assert_true(res->stream_ended);
   pthread_mutex_unlock(&res->mu);
   assert_int_equal(res->answers, 1);
   return res;

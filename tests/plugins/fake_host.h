@@ -39,6 +39,14 @@ struct cd_response {
   uint64_t id;
   int handler_rc;
   yajl_val json; /* body parsed on demand by fh_json */
+  /* A streamed answer (host->stream_begin): the body grows with every
+   * stream_write; fh_call returns once stream_end was called. */
+  bool streamed;
+  bool stream_ended, stream_ok;
+  size_t stream_writes;
+  /* The client "leaves" once this many body bytes arrived (0: never):
+   * stream_write returns -1 from then on, and the bytes are not kept. */
+  size_t stream_gone_after;
 };
 
 /* A test's world: a store in a temporary directory and one plugin. */
@@ -48,6 +56,12 @@ typedef struct fh_fixture {
   const cd_plugin *plugin;
   void *state;
   uint32_t account; /* the caller's account for the next requests */
+  cs_role role;     /* the caller's role (CS_ROLE_READ_WRITE after fh_open) */
+  /* The keyring of dir, opened by fh_open: what host->keyring answers. */
+  cs_keyring *keys;
+  /* Set before a call: the client of a streamed answer leaves after this
+   * many bytes (0: it reads to the end). */
+  size_t stream_gone_after;
 } fh_fixture;
 
 /* The host every test uses. Its metrics() returns fh_front_metrics. */
@@ -60,8 +74,8 @@ extern int fh_error_logs;
  * fh_open. */
 extern const char *const *fh_options;
 
-/* Opens a store (durability none unless opts given) and creates the
- * plugin's state. Asserts on failure. */
+/* Opens a store (durability none unless opts given) and its keyring, and
+ * creates the plugin's state. Asserts on failure. */
 void fh_open(fh_fixture *fx, const cd_plugin *plugin, const cs_options *opts);
 void fh_close(fh_fixture *fx);
 

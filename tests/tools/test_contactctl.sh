@@ -45,7 +45,8 @@ for c in compact dump load verify stats keys; do
   expect 0 "$CTL" --data "$D" "$c" --help
   grep -q "usage: .* $c" "$T/out" || fail "$c --help"
 done
-expect 2 "$CTL" --data "$D" load some.jsonl
+expect 2 "$CTL" --data "$D" load
+expect 2 "$CTL" --data "$D" load a.jsonl b.jsonl
 expect 2 "$CTL" --data "$D" dump --format xml
 expect 2 "$CTL" --data "$D" keys add
 expect 2 "$CTL" --data "$D" keys revoke
@@ -152,23 +153,22 @@ cp "$T/out" "$T/a.jsonl"
 [ "$(wc -l <"$T/a.jsonl")" = 5 ] || fail "dump has $(wc -l <"$T/a.jsonl") lines"
 grep -q '"first_name":"Padded"' "$T/a.jsonl" || fail "values are not trimmed"
 grep -q '"phone":"12345"' "$T/a.jsonl" || fail "an integer phone is not its digits"
-grep -q '"id":"10000000000000000042"' "$T/a.jsonl" && fail "load kept an input id"
+grep -q '"account":"acme","id":"10000000000000000042","first_name":"Dumped","email":"dumped@example.com","created_at":"2020-01-01T00:00:00.000Z","updated_at":"2020-01-01T00:00:00.000Z","version":1}' "$T/a.jsonl" || fail "load did not keep a dumped line's identity: $(cat "$T/a.jsonl")"
 "$CTL" --data "$T/d2" keys add --account acme >/dev/null 2>&1
 expect 0 "$CTL" --data "$T/d2" load --account acme "$T/a.jsonl"
 expect 0 "$CTL" --data "$T/d2" dump --output "$T/b.jsonl"
-cmp -s <(untimed "$T/a.jsonl") <(untimed "$T/b.jsonl") || { fail "JSONL round trip differs"; diff "$T/a.jsonl" "$T/b.jsonl"; }
-cmp -s "$T/a.jsonl" "$T/b.jsonl" && fail "times should be the load's (sanity)"
+cmp -s "$T/a.jsonl" "$T/b.jsonl" || { fail "JSONL round trip differs (ids, times and versions are kept)"; diff "$T/a.jsonl" "$T/b.jsonl"; }
 
 # ------------------------------------------------------------ CSV round trip
 expect 0 "$CTL" --data "$D" dump --format csv --output "$T/a.csv"
-head -1 "$T/a.csv" | grep -q '^id,first_name,last_name,email,phone,company,job_title,notes,created_at,updated_at,version' || fail "CSV header"
+head -1 "$T/a.csv" | grep -q '^account,id,first_name,last_name,email,phone,company,job_title,notes,created_at,updated_at,version,deleted_at'$'\r''$' || fail "CSV header"
 grep -q '"line one' "$T/a.csv" || fail "CSV does not quote a newline"
 "$CTL" --data "$T/d3" keys add --account acme >/dev/null 2>&1
 expect 0 "$CTL" --data "$T/d3" load --format csv --account acme "$T/a.csv"
 expect 0 "$CTL" --data "$T/d3" dump --format csv --output "$T/b.csv"
-cmp -s <(untimed "$T/a.csv") <(untimed "$T/b.csv") || { fail "CSV round trip differs"; diff "$T/a.csv" "$T/b.csv"; }
+cmp -s "$T/a.csv" "$T/b.csv" || { fail "CSV round trip differs"; diff "$T/a.csv" "$T/b.csv"; }
 expect 0 "$CTL" --data "$T/d3" dump --output "$T/c.jsonl"
-cmp -s <(untimed "$T/a.jsonl") <(untimed "$T/c.jsonl") || { fail "CSV load differs from the JSONL original"; diff "$T/a.jsonl" "$T/c.jsonl"; }
+cmp -s "$T/a.jsonl" "$T/c.jsonl" || { fail "CSV load differs from the JSONL original"; diff "$T/a.jsonl" "$T/c.jsonl"; }
 
 # CSV load errors, by physical line (a quoted newline spans two).
 printf 'first_name,email,notes\r\nA,a@example.com,"two\nlines"\r\n,b@example.com,x\r\nC,a@example.com,\r\nD,d@example.com\r\n' >"$T/bad.csv"
@@ -209,8 +209,8 @@ wait $HOLDER || fail "the holder's load failed: $(cat "$T/holder.err")"
 # ------------------------------------------------------------------ damage
 expect 0 "$CTL" --data "$D" verify
 expect 0 "$CTL" --data "$D" dump --raw
-grep -qP '^00000001\t32\tput\t1\t' "$T/out" || fail "dump --raw: $(head -2 "$T/out")"
-SEG=$(cd "$D" && ls ./*.seg | head -1)
+grep -qP '^\d{8}\t32\tput\t1\t' "$T/out" || fail "dump --raw: $(head -2 "$T/out")"
+SEG=$(cd "$D" && ls -S ./*.seg | head -1) # the one holding the records
 python3 - "$D/$SEG" <<'EOF'
 import sys
 p = sys.argv[1]
@@ -270,7 +270,7 @@ expect 0 "$CTL" --data "$T/v2" load --account acme "$T/v.dump"
 expect 0 "$CTL" --data "$T/v2" dump --output "$T/v2.dump"
 cmp -s <(untimed "$T/v.dump") <(untimed "$T/v2.dump") || { fail "versions differ after a JSONL round trip"; diff "$T/v.dump" "$T/v2.dump"; }
 expect 0 "$CTL" --data "$T/v" dump --format csv --output "$T/v.csv"
-want=',1'; [ $KEEPS = yes ] && want=',7'
+want=',1,'; [ $KEEPS = yes ] && want=',7,'
 grep -q "$want"$'\r$' "$T/v.csv" || fail "CSV dump lacks version ${want#,}: $(cat "$T/v.csv")"
 "$CTL" --data "$T/v3" keys add --account acme >/dev/null 2>&1
 expect 0 "$CTL" --data "$T/v3" load --format csv --account acme "$T/v.csv"
@@ -362,6 +362,128 @@ for i in range(300):
 expect 0 "$CTL" --data "$T/d5" load --account acme "$T/many.jsonl"
 expect 0 "$CTL" --data "$T/d5" compact
 grep -Eq 'before; .* after' "$T/out" || fail "compact prints no sizes"
+
+# ---------------------------------------------------------------- identity
+# A whole-store dump carries each contact's account, id, version and times,
+# and the trash with deleted_at; a load into an empty store keeps them all
+# (accounts made when new), moves the id floor past them, and so a dump and
+# a load round-trip the store exactly. An id the store gave is a rejected
+# line; --new-ids gives new ones; --account puts every line in one account.
+NOW=$(date -u +%Y-%m-%dT%H:%M:%S.000Z) # inside the trash window
+cat >"$T/id.jsonl" <<EOF
+{"account":"acme","id":"10000000000000000100","first_name":"A1","email":"a1@example.com","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2022-02-02T00:00:00.123Z","version":4}
+{"account":"globex","id":"10000000000000000101","first_name":"G1","email":"a1@example.com","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2021-01-01T00:00:00.000Z","version":1}
+{"account":"acme","id":"10000000000000000102","first_name":"A2","email":"a2@example.com","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2021-03-01T00:00:00.000Z","version":2,"deleted_at":"$NOW"}
+{"account":"acme","id":"10000000000000000103","first_name":"A3","email":"a2@example.com","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2021-01-01T00:00:00.000Z"}
+{"account":"newco","first_name":"Plain","email":"p@example.com"}
+EOF
+expect 0 "$CTL" --data "$T/i1" load "$T/id.jsonl"
+grep -q "loaded 5 contacts, rejected 0 lines (1 into the trash" "$T/err" || fail "identity load: $(cat "$T/err")"
+expect 0 "$CTL" --data "$T/i1" verify
+expect 0 "$CTL" --data "$T/i1" dump --output "$T/i1.jsonl"
+[ "$(wc -l <"$T/i1.jsonl")" = 5 ] || fail "identity dump has $(wc -l <"$T/i1.jsonl") lines: $(cat "$T/i1.jsonl")"
+for want in \
+  '^{"account":"acme","id":"10000000000000000100","first_name":"A1","email":"a1@example.com","created_at":"2021-01-01T00:00:00.000Z","updated_at":"2022-02-02T00:00:00.123Z","version":4}$' \
+  '^{"account":"acme","id":"10000000000000000102","first_name":"A2",.*"version":2,"deleted_at":"'"$NOW"'"}$' \
+  '^{"account":"globex","id":"10000000000000000101",' \
+  '^{"account":"newco","id":"10000000000000000104","first_name":"Plain"'; do
+  grep -q "$want" "$T/i1.jsonl" || fail "identity dump lacks $want: $(cat "$T/i1.jsonl")"
+done
+# the trash comes after the account's live contacts
+[ "$(sed -n 3p "$T/i1.jsonl" | grep -c deleted_at)" = 1 ] || fail "acme's trash is not after its live contacts"
+expect 0 "$CTL" --data "$T/i1" stats
+grep -q '^next id           10000000000000000105$' "$T/out" || fail "id floor after load: $(cat "$T/out")"
+grep -qE '^  newco +3 +1$' "$T/out" || fail "stats does not name a loaded account: $(cat "$T/out")"
+cp "$T/out" "$T/i1.stats"
+# the round trip, JSON Lines and CSV
+expect 0 "$CTL" --data "$T/i2" load "$T/i1.jsonl"
+expect 0 "$CTL" --data "$T/i2" dump --output "$T/i2.jsonl"
+cmp -s "$T/i1.jsonl" "$T/i2.jsonl" || { fail "whole-store round trip differs"; diff "$T/i1.jsonl" "$T/i2.jsonl"; }
+expect 0 "$CTL" --data "$T/i2" stats
+keep_stats() { grep -v -e '^data directory' -e '^snapshot' -e 'bytes' "$1"; }
+cmp -s <(keep_stats "$T/i1.stats") <(keep_stats "$T/out") || { fail "stats differ after the round trip"; diff "$T/i1.stats" "$T/out"; }
+expect 0 "$CTL" --data "$T/i2" verify
+expect 0 "$CTL" --data "$T/i1" dump --format csv --output "$T/i1.csv"
+expect 0 "$CTL" --data "$T/i3" load --format csv "$T/i1.csv"
+expect 0 "$CTL" --data "$T/i3" dump --output "$T/i3.jsonl"
+cmp -s "$T/i1.jsonl" "$T/i3.jsonl" || { fail "CSV whole-store round trip differs"; diff "$T/i1.jsonl" "$T/i3.jsonl"; }
+# ids the store gave are refused, line by line, and nothing changes
+expect 1 "$CTL" --data "$T/i2" load "$T/i1.jsonl"
+[ "$(grep -c 'was given by this store already (ids are never reused)' "$T/err")" = 5 ] || fail "existing ids not refused: $(cat "$T/err")"
+grep -q '^line 1: invalid_field: id: 10000000000000000100 was given' "$T/err" || fail "refusal does not name the line and id: $(cat "$T/err")"
+expect 0 "$CTL" --data "$T/i2" dump --output "$T/i2b.jsonl"
+cmp -s "$T/i1.jsonl" "$T/i2b.jsonl" || fail "a refused load changed the store"
+# the same id twice in one file
+sed -n 1p "$T/i1.jsonl" >"$T/twice.jsonl"
+sed -n 1p "$T/i1.jsonl" | sed 's/a1@/a9@/' >>"$T/twice.jsonl"
+expect 1 "$CTL" --data "$T/i4" load "$T/twice.jsonl"
+grep -q '^line 2: duplicate_id: id: 10000000000000000100 is also on line 1' "$T/err" || fail "a repeated id: $(cat "$T/err")"
+# --new-ids: new ids and times, versions and the trash kept
+expect 0 "$CTL" --data "$T/i5" load --new-ids "$T/i1.jsonl"
+expect 0 "$CTL" --data "$T/i5" dump --output "$T/i5.jsonl"
+grep -q '"id":"1000000000000000010[0-4]"' "$T/i5.jsonl" && fail "--new-ids kept an id"
+grep -q '2021-01-01' "$T/i5.jsonl" && fail "--new-ids kept a time"
+grep -q '"id":"10000000000000000001","first_name":"A1".*"version":4}$' "$T/i5.jsonl" || fail "--new-ids: $(cat "$T/i5.jsonl")"
+grep -q '"first_name":"A2".*"deleted_at"' "$T/i5.jsonl" || fail "--new-ids lost the trash entry"
+# --account: every line into one account (two emails then collide)
+"$CTL" --data "$T/i6" keys add --account solo >/dev/null 2>&1
+expect 1 "$CTL" --data "$T/i6" load --account solo "$T/i1.jsonl"
+grep -q '^line 4: duplicate_email: email: already used on line 1' "$T/err" || fail "--account: $(cat "$T/err")"
+expect 0 "$CTL" --data "$T/i6" dump
+[ "$(grep -c '"account":"solo"' "$T/out")" = 4 ] || fail "--account did not put every line in solo: $(cat "$T/out")"
+# a line without an account, and no --account
+echo '{"first_name":"X","email":"x@example.com"}' >"$T/noacct.jsonl"
+expect 1 "$CTL" --data "$T/i7" load "$T/noacct.jsonl"
+grep -q '^line 1: missing_field: account' "$T/err" || fail "a line with no account: $(cat "$T/err")"
+# identity read strictly
+cat >"$T/badid.jsonl" <<'EOF'
+{"account":"a","id":"123","first_name":"X","email":"x1@example.com","created_at":"2021-01-01T00:00:00Z","updated_at":"2021-01-01T00:00:00Z"}
+{"account":"a","id":"10000000000000000001","first_name":"X","email":"x2@example.com","updated_at":"2021-01-01T00:00:00Z"}
+{"account":"a","id":"10000000000000000002","first_name":"X","email":"x3@example.com","created_at":"2021-01-02T00:00:00Z","updated_at":"2021-01-01T00:00:00Z"}
+{"account":"a","first_name":"X","email":"x4@example.com","deleted_at":"2021-01-01T00:00:00Z"}
+{"account":"bad name","first_name":"X","email":"x5@example.com"}
+{"account":"a","id":"10000000000000000003","first_name":"X","email":"x6@example.com","created_at":"yesterday","updated_at":"2021-01-01T00:00:00Z"}
+EOF
+expect 1 "$CTL" --data "$T/i8" load "$T/badid.jsonl"
+for want in 'line 1: invalid_field: id: not an id' 'line 2: missing_field: created_at' \
+  'line 3: invalid_field: updated_at: before created_at' 'line 4: invalid_field: deleted_at: only with an id' \
+  'line 5: invalid_account' 'line 6: invalid_field: created_at: not an RFC 3339 time'; do
+  grep -q "^$want" "$T/err" || fail "bad identity not refused: $want: $(cat "$T/err")"
+done
+
+# ------------------------------------------------------ a load killed midway
+# kill -9 at moments spread over a load: each time the store verifies and
+# holds either what it held before or the whole load, never part of it.
+"$CTL" --data "$T/k0" keys add --account acme >/dev/null 2>&1
+printf '{"first_name":"Base","email":"base@example.com"}\n' >"$T/base.jsonl"
+expect 0 "$CTL" --data "$T/k0" load --account acme "$T/base.jsonl"
+expect 0 "$CTL" --data "$T/k0" dump --output "$T/k0.jsonl"
+python3 -c '
+for i in range(60000):
+    print("{\"first_name\":\"K%d\",\"last_name\":\"Kill\",\"email\":\"k%d@example.com\",\"notes\":\"a note long enough to make the segments grow %d\"}" % (i, i, i))' >"$T/kill.jsonl"
+BEFORE=0 WHOLE=0
+for delay in 0.05 0.3 0.6 0.9 1.2 1.6 2.2 3.0; do
+  rm -rf "$T/kk"
+  cp -a "$T/k0" "$T/kk"
+  "$CTL" --data "$T/kk" load --account acme "$T/kill.jsonl" >/dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  expect 0 "$CTL" --data "$T/kk" verify
+  expect 0 "$CTL" --data "$T/kk" dump --output "$T/kk.jsonl"
+  n=$(wc -l <"$T/kk.jsonl")
+  if [ "$n" = 1 ]; then
+    cmp -s "$T/k0.jsonl" "$T/kk.jsonl" || fail "killed at ${delay}s: the store changed"
+    BEFORE=$((BEFORE + 1))
+  elif [ "$n" = 60001 ]; then
+    WHOLE=$((WHOLE + 1))
+  else
+    fail "killed at ${delay}s: $n contacts, neither 1 nor 60001"
+  fi
+  ls "$T/kk" | grep -q '\.tmp$' && fail "killed at ${delay}s: a temporary left after open"
+done
+echo "load killed 8 times: $BEFORE left the store as before, $WHOLE whole"
 
 if [ "$FAILS" -gt 0 ]; then
   echo "$FAILS failures"

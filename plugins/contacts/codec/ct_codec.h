@@ -136,7 +136,15 @@ enum {
    * ("set by the server"). Keys of nested objects (update_fields, batch
    * items) are refused either way. */
   CT_PARSE_SERVER_FIELDS = 1u << 0,
+  /* CT_PARSE_SERVER_FIELDS, and the two keys only an export line carries
+   * (ct_export_line_parse): account and deleted_at, handed back in
+   * ct_body.server at CT_X_ACCOUNT and CT_X_DELETED_AT in the same way. */
+  CT_PARSE_EXPORT_FIELDS = 1u << 1,
 };
+
+/* Where ct_body.server keeps an export line's own keys, after the
+ * server-set ones. */
+enum { CT_X_ACCOUNT = CS_SERVER_FIELD_COUNT, CT_X_DELETED_AT, CT_X_COUNT };
 
 typedef struct ct_body {
   ct_body_kind kind;
@@ -169,7 +177,7 @@ typedef struct ct_body {
    * or when it was null or another kind. Bits (1 << cs_server_field):
    * server_number when that value was a JSON number, server_other when it
    * was a boolean, an object or an array. */
-  cs_str server[CS_SERVER_FIELD_COUNT];
+  cs_str server[CT_X_COUNT];
   uint32_t server_number;
   uint32_t server_other;
   /* Decoded strings live here; one allocation as large as the body, which
@@ -321,6 +329,46 @@ void ct_query_free(ct_query *cq);
 /* The cursor of the page ending at pos for the query cq: a NUL-terminated
  * string to free(), or NULL when out of memory. */
 char *ct_query_cursor(const ct_query *cq, const cs_qpos *pos);
+
+/* ---------------------------------------------------------- export lines */
+
+/*
+ * One line of an export or a dump (JSON Lines): the contact object of the
+ * API with the account's name first and, for a contact in the trash,
+ * deleted_at:
+ *   {"account": "acme", "id": "10000000000000000042", "first_name": ...,
+ *    "created_at": ..., "updated_at": ..., "version": 3,
+ *    "deleted_at": ...?}
+ * GET /admin/accounts/{name}/export writes these, POST .../import and
+ * contactctl load read them, contactctl dump writes them.
+ */
+void ct_gen_export_line(yajl_gen g, const char *account, const cs_contact *c);
+
+/* An export line as read: the contact with its identity. */
+typedef struct ct_export_line {
+  /* The fields (checked and trimmed as a POST /contacts body's), and when
+   * has_identity its id, version, created_ms, updated_ms and deleted_ms
+   * (0: live); without identity id is 0, the times 0, version the line's
+   * (0 when it gave none) and deleted_ms 0. Strings live in body. */
+  cs_contact c;
+  bool has_identity;
+  cs_str account; /* ptr NULL when the line names none */
+  ct_err err;
+  ct_body body;
+} ct_export_line;
+
+/*
+ * Reads one line. A line with an id has identity: then created_at and
+ * updated_at are required, RFC 3339 (cs_time_parse), version an integer
+ * from 1 (absent: 1), deleted_at an RFC 3339 time when present. A line
+ * without an id is a plain contact (as a POST /contacts body, whose
+ * created_at and updated_at are ignored, whose version is kept); it may
+ * not carry deleted_at. account, when present, is a string. 0, or -1 with
+ * l->err (invalid_json, unknown_field, invalid_field naming the key,
+ * missing_field, ...). Call ct_export_line_free in every case.
+ */
+int ct_export_line_parse(ct_export_line *l, const char *json, size_t len);
+void ct_export_line_free(ct_export_line *l);
 
 /* ---------------------------------------------------------------- output */
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ct_codec.h"
+#include "ct_codec_int.h"
 
 yajl_gen ct_gen_new(void) {
   yajl_gen g = yajl_gen_alloc(NULL);
@@ -43,8 +44,13 @@ static bool ct_has_server(uint32_t members, int sf) {
 }
 
 void ct_gen_contact_members(yajl_gen g, const cs_contact *c, uint32_t members) {
-  char when[32];
   yajl_gen_map_open(g);
+  ct_gen_contact_keys(g, c, members);
+  yajl_gen_map_close(g);
+}
+
+void ct_gen_contact_keys(yajl_gen g, const cs_contact *c, uint32_t members) {
+  char when[32];
   ct_gen_key(g, cs_server_field_name(CS_SERVER_ID));
   ct_gen_id(g, c->id);
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
@@ -72,7 +78,6 @@ void ct_gen_contact_members(yajl_gen g, const cs_contact *c, uint32_t members) {
     cs_time_format(c->deleted_ms, when);
     ct_gen_key(g, when);
   }
-  yajl_gen_map_close(g);
 }
 
 void ct_gen_contact(yajl_gen g, const cs_contact *c) {

@@ -273,10 +273,21 @@ static int ct_fields_key(ct_parser *p, ct_fields *f, bool patch, const char *k,
     return CT_KEY_FIELD;
   }
   int sf = cs_server_field_from_name(k, len);
+  if (sf < 0 && (p->b->flags & CT_PARSE_EXPORT_FIELDS) && ct_at_top(p)) {
+    if (len == 7 && !memcmp(k, "account", 7)) sf = CT_X_ACCOUNT;
+    if (len == 10 && !memcmp(k, "deleted_at", 10)) sf = CT_X_DELETED_AT;
+    if (sf >= 0) {
+      p->slot = CT_S_SERVER;
+      p->slot_index = sf;
+      p->slot_name = sf == CT_X_ACCOUNT ? "account" : "deleted_at";
+      return CT_KEY_SERVER;
+    }
+  }
   if (sf >= 0) {
     const char *name = cs_server_field_name(sf);
     /* Not marked seen: a dump's line is taken whatever it repeats. */
-    if ((p->b->flags & CT_PARSE_SERVER_FIELDS) && ct_at_top(p)) {
+    if ((p->b->flags & (CT_PARSE_SERVER_FIELDS | CT_PARSE_EXPORT_FIELDS)) &&
+        ct_at_top(p)) {
       p->slot = CT_S_SERVER;
       p->slot_index = sf;
       p->slot_name = name;

@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""e2e_admin.py: the admin API of API.md ("Administration over HTTP")
+through contactd, end to end, with contactctl backup and restore.
+
+Covered: who reaches /admin (an admin key only: 403 not_admin for others,
+401 without a key; an admin key gets 403 on /contacts); keys made,
+listed and revoked online and in force at the next request, with bodies
+refused; accounts with their counts; stats; a backup taken while 32
+writers run, restored by contactctl restore (which verifies) and opened:
+it holds every write acknowledged before the backup started; an account
+exported (contacts and trash, ids, versions and times) and imported into
+another server, identical there, a second import refusing every line;
+online compaction while writers run: nothing acknowledged lost, the job
+reported to its end; kill -9 during an online compaction, then a
+restart: the store verifies and holds every acknowledged write.
+"""
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_lib import (Fail, Server, Workdir, check, check_eq,  # noqa: E402
+                     parse_args, run_and_stop, sanitizer_lines)
+
+args = parse_args()
+work = Workdir(args.keep)
+PLUGINS = args.plugins
+
+if not os.path.exists(os.path.join(PLUGINS, "admin.so")) or \
+        not args.contactctl:
+    print(f"skipped: no admin.so in {PLUGINS} or no contactctl")
+    sys.exit(0)
+
+
+def ctl(data, *rest, env=None, check_rc=True, stdin=None):
+    p = subprocess.run([args.contactctl, "--data", data] + list(rest),
+                       capture_output=True, timeout=300, input=stdin,
+                       env=dict(os.environ, **(env or {})))
+    if check_rc and p.returncode != 0:
+        raise Fail(f"contactctl {' '.join(rest)} exited {p.returncode}: "
+                   f"{p.stderr.decode(errors='replace')}")
+    return p
+
+
+def new_key(data, *rest):
+    out = ctl(data, "keys", "add", *rest).stdout.decode()
+    for word in out.split():
+        if word.startswith("ck_"):
+            return word
+    raise Fail(f"no key in {out!r}")
+
+
+data = work.sub("data-admin")
+Server(args.contactd, data, PLUGINS).start().stop()
+ADMIN = new_key(data, "--account", "ops", "--admin")
+main = Server(args.contactd, data, PLUGINS).start()
+
+
+class Raw:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
+
+
+_SERVER_KEY = object()
+
+
+def raw(method, path, body=None, key=_SERVER_KEY, srv=None, timeout=120):
+    srv = srv or main
+    if key is _SERVER_KEY:
+        key = srv.key
+    hostport = urllib.parse.urlsplit(srv.url).netloc
+    c = http.client.HTTPConnection(hostport, timeout=timeout)
+    h = {} if key is None else {"x-api-key": key}
+    data = json.dumps(body) if isinstance(body, (dict, list)) else body
+    try:
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        return Raw(r.status, {k.lower(): v for k, v in r.getheaders()},
+                   r.read())
+    finally:
+        c.close()
+
+
+def adm(method, path, body=None, srv=None, key=None):
+    return raw(method, path, body, key=key or ADMIN, srv=srv)
+
+
+def check_error(r, status, code, where):
+    check_eq(r.status, status, f"{where}: status ({r.body[:300]!r})")
+    check_eq(r.json()["error"]["code"], code, f"{where}: code")
+
+
+def create(n, srv=None, key=_SERVER_KEY, tag="c"):
+    ids = []
+    for i in range(n):
+        r = raw("POST", "/contacts",
+                {"first_name": f"{tag}{i}", "email": f"{tag}{i}@example.com"},
+                key=key, srv=srv)
+        check_eq(r.status, 200, f"create {r.body!r}")
+        ids.append(r.json()["id"])
+    return ids
+
+
+class Writers:
+    """n threads creating contacts over kept connections; acked holds
+    (id, time answered) of every create answered 200."""
+
+    def __init__(self, n, srv, tag):
+        self.srv, self.tag, self.stop_ = srv, tag, threading.Event()
+        self.acked, self.errors = [], []
+        self.mu = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(i,),
+                                         daemon=True) for i in range(n)]
+
+    def run(self, t):
+        hostport = urllib.parse.urlsplit(self.srv.url).netloc
+        c = http.client.HTTPConnection(hostport, timeout=60)
+        i = 0
+        while not self.stop_.is_set():
+            body = json.dumps({"first_name": f"w{t}",
+                               "email": f"{self.tag}-{t}-{i}@example.com"})
+            try:
+                c.request("POST", "/contacts", body=body,
+                          headers={"x-api-key": self.srv.key})
+                r = c.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException) as e:
+                with self.mu:
+                    self.errors.append(repr(e))
+                return
+            if r.status == 200:
+                with self.mu:
+                    self.acked.append((json.loads(data)["id"], time.time()))
+            else:
+                with self.mu:
+                    self.errors.append(f"{r.status} {data[:200]!r}")
+            i += 1
+        c.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def dump_ids(data_dir, account="default"):
+    p = ctl(data_dir, "dump", "--account", account)
+    return {json.loads(line)["id"] for line in p.stdout.decode().splitlines()
+            if line}
+
+
+# ------------------------------------------------------------------ who
+
+
+def test_only_admin_keys_reach_admin():
+    check_error(raw("GET", "/admin/stats"), 403, "not_admin",
+                "a read-write key on /admin")
+    check_error(raw("GET", "/admin/stats", key=None), 401, "missing_api_key",
+                "no key on /admin")
+    check_error(raw("GET", "/admin/stats", key="ck_" + "x" * 40), 401,
+                "invalid_api_key", "a bad key on /admin")
+    r = adm("GET", "/contacts")
+    check_eq(r.status, 403, f"an admin key on /contacts {r.body!r}")
+    check_eq(adm("GET", "/admin/stats").status, 200, "admin on /admin/stats")
+
+
+# ----------------------------------------------------------------- keys
+
+
+def test_keys_online():
+    r = adm("POST", "/admin/keys", {"account": "fresh", "role": "read-write"})
+    check_eq(r.status, 201, f"POST /admin/keys {r.body!r}")
+    k = r.json()
+    check(k["key"].startswith("ck_") and k["key_id"] == k["key"][:11],
+          f"key shape {k}")
+    check_eq((k["account"], k["role"]), ("fresh", "read-write"), "key fields")
+    # In force at once.
+    ids = create(2, key=k["key"], tag="fresh")
+    listed = adm("GET", "/admin/keys").json()["data"]
+    mine = [x for x in listed if x["key_id"] == k["key_id"]]
+    check_eq(len(mine), 1, "the new key listed once")
+    check("key" not in mine[0], "a list never shows a key")
+    check_eq(mine[0]["revoked"], False, "not revoked")
+    accounts = {a["name"]: a for a in adm("GET", "/admin/accounts").json()
+                ["data"]}
+    check_eq(accounts["fresh"]["contacts"], 2, "fresh's count")
+    # Revoked at once.
+    r = adm("DELETE", f"/admin/keys/{k['key_id']}")
+    check_eq(r.status, 200, f"revoke {r.body!r}")
+    check_eq(r.json()["revoked"], True, "revoke's answer")
+    check_error(raw("GET", f"/contacts/{ids[0]}", key=k["key"]), 401,
+                "invalid_api_key", "a revoked key")
+    check_error(adm("DELETE", "/admin/keys/ck_nosuchk"), 404,
+                "key_not_found", "revoke an unknown key")
+    ro = adm("POST", "/admin/keys", {"account": "fresh", "role": "read-only"})
+    check_eq(ro.status, 201, "a read-only key")
+    check_error(raw("POST", "/contacts", {"first_name": "a",
+                                          "email": "a@example.com"},
+                    key=ro.json()["key"]), 403, "read_only_key",
+                "the read-only key made online")
+    admin2 = adm("POST", "/admin/keys", {"account": "ops", "role": "admin"})
+    check_eq(admin2.status, 201, "an admin key")
+    check_eq(adm("GET", "/admin/stats", key=admin2.json()["key"]).status, 200,
+             "the admin key made online")
+
+
+def test_keys_bad_bodies_change_nothing():
+    before = adm("GET", "/admin/keys").json()["data"]
+    for body, code in [("not json", "invalid_json"),
+                       ("[1]", "invalid_json"),
+                       ({"role": "admin"}, "missing_field"),
+                       ({"account": "a", "role": "root"}, "invalid_field"),
+                       ({"account": "a b"}, "invalid_field"),
+                       ({"account": "a" * 65}, "invalid_field"),
+                       ({"account": 7}, "invalid_field"),
+                       ({"account": "a", "extra": 1}, "unknown_field")]:
+        check_error(adm("POST", "/admin/keys", body), 400, code,
+                    f"POST /admin/keys {body!r}")
+    check_eq(adm("GET", "/admin/keys").json()["data"], before,
+             "keys after refused bodies")
+    # The longest account name is taken.
+    check_eq(adm("POST", "/admin/keys", {"account": "a" * 64}).status, 201,
+             "a 64-byte account name")
+
+
+def test_stats():
+    s = adm("GET", "/admin/stats").json()
+    for f in ("contacts", "segments", "disk_bytes", "live_bytes",
+              "garbage_bytes", "next_id", "writable"):
+        check(f in s, f"stats lacks {f}: {s}")
+    n = s["contacts"]
+    create(3, tag="stats")
+    check_eq(adm("GET", "/admin/stats").json()["contacts"], n + 3,
+             "stats counts creates")
+
+
+# --------------------------------------------------------------- backup
+
+
+def test_backup_under_32_writers_restores_every_acked_write():
+    create(50, tag="pre")
+    out = os.path.join(work.sub("backups"), "b.tar")
+    with Writers(32, main, "bk") as w:
+        time.sleep(1.0)
+        start = time.time()
+        p = ctl(data, "backup", "--from", main.url, "--output", out,
+                env={"CONTACTD_ADMIN_KEY": ADMIN})
+        time.sleep(0.5)
+    check_eq(w.errors, [], "writer errors during the backup")
+    before = {i for i, t in w.acked if t < start}
+    check(len(before) > 0, "no write was acknowledged before the backup")
+    check(len(w.acked) > len(before), "no write went on during the backup")
+    check(b"bytes to" in p.stderr, f"backup's report {p.stderr!r}")
+    dest = os.path.join(work.sub("restored"), "d")
+    r = ctl(dest, "restore", out)
+    check(b"0 problems" in r.stdout, f"restore's verify: {r.stdout!r}")
+    got = dump_ids(dest)
+    missing = before - got
+    check_eq(len(missing), 0, "acknowledged writes missing from the backup")
+    srv = Server(args.contactd, dest, PLUGINS).start()
+    try:
+        some = sorted(before)[-1]
+        check_eq(raw("GET", f"/contacts/{some}", key=main.key, srv=srv).status,
+                 200, "a restored contact over HTTP")
+    finally:
+        check_eq(srv.stop(), 0, "restored server's exit")
+    # A restore never writes into a directory that holds something.
+    check_eq(ctl(dest, "restore", out, check_rc=False).returncode, 2,
+             "restore into a non-empty directory")
+    # A broken tar is refused.
+    bad = out + ".cut"
+    with open(out, "rb") as f, open(bad, "wb") as g:
+        g.write(f.read()[:20000])
+    dest2 = os.path.join(work.sub("restored2"), "d")
+    check_eq(ctl(dest2, "restore", bad, check_rc=False).returncode, 1,
+             "restore of a cut tar")
+
+
+def test_backup_refused_without_admin_key():
+    out = os.path.join(work.sub("backups2"), "b.tar")
+    p = ctl(data, "backup", "--from", main.url, "--output", out,
+            env={"CONTACTD_ADMIN_KEY": main.key}, check_rc=False)
+    check_eq(p.returncode, 1, "backup with a non-admin key")
+    check(b"403" in p.stderr and not os.path.exists(out),
+          f"{p.stderr!r}, file left: {os.path.exists(out)}")
+
+
+# -------------------------------------------------------- export/import
+
+
+def export_lines(name, srv=None, key=None):
+    r = adm("GET", f"/admin/accounts/{name}/export", srv=srv, key=key)
+    check_eq(r.status, 200, f"export {r.body[:200]!r}")
+    return [json.loads(x) for x in r.body.decode().splitlines() if x]
+
+
+def test_export_import_keeps_identity():
+    k = adm("POST", "/admin/keys", {"account": "mover"}).json()["key"]
+    ids = create(20, key=k, tag="mv")
+    r = raw("PATCH", f"/contacts/{ids[3]}", {"company": "Acme"}, key=k)
+    check_eq(r.status, 200, "edit")
+    check_eq(raw("DELETE", f"/contacts/{ids[5]}", key=k).status, 200,
+             "delete into the trash")
+    lines = export_lines("mover")
+    check_eq(len(lines), 20, "19 live and 1 in the trash")
+    by = {x["id"]: x for x in lines}
+    check_eq(by[ids[3]]["version"], 2, "the edited contact's version")
+    check(by[ids[5]].get("deleted_at"), "the trashed contact's deleted_at")
+    check_error(adm("GET", "/admin/accounts/nobody/export"), 404,
+                "account_not_found", "export of an unknown account")
+    body = "".join(json.dumps(x) + "\n" for x in lines)
+    data2 = work.sub("data-target")
+    Server(args.contactd, data2, PLUGINS).start().stop()
+    admin_b = new_key(data2, "--account", "ops", "--admin")
+    target = Server(args.contactd, data2, PLUGINS).start()
+    try:
+        r = raw("POST", "/admin/accounts/mover/import", body, key=admin_b,
+                srv=target)
+        check_eq(r.status, 200, f"import {r.body[:300]!r}")
+        check_eq((r.json()["imported"], r.json()["refused"]), (20, 0),
+                 "import counts")
+        again = export_lines("mover", srv=target, key=admin_b)
+        check_eq(sorted(again, key=lambda x: x["id"]),
+                 sorted(lines, key=lambda x: x["id"]),
+                 "the account on the target")
+        r = raw("POST", "/admin/accounts/mover/import", body, key=admin_b,
+                srv=target)
+        check_eq(r.status, 200, "second import")
+        check_eq((r.json()["imported"], r.json()["refused"]), (0, 20),
+                 "a second import refuses every existing id")
+        check(len(r.json()["errors"]) == 20 and
+              r.json()["errors"][0]["line"] == 1, f"{r.json()['errors'][:2]}")
+        # New contacts on the target get ids above the imported ones.
+        kb = raw("POST", "/admin/keys", {"account": "mover"}, key=admin_b,
+                 srv=target).json()["key"]
+        new = create(1, key=kb, srv=target, tag="after")[0]
+        check(int(new) > max(int(i) for i in ids), "the id floor moved")
+        bad = raw("POST", "/admin/accounts/mover/import", "{not json}\n",
+                  key=admin_b, srv=target)
+        check_eq((bad.status, bad.json()["imported"], bad.json()["refused"]),
+                 (200, 0, 1), "a bad line")
+    finally:
+        check_eq(target.stop(), 0, "target's exit")
+        check_eq(sanitizer_lines(target), [], "target's sanitizer report")
+
+
+# ----------------------------------------------------------- compaction
+
+
+def wait_job(job_id, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        j = adm("GET", f"/admin/jobs/{job_id}").json()
+        if j["state"] != "running":
+            return j
+        time.sleep(0.1)
+    raise Fail(f"job {job_id} still running after {timeout}s")
+
+
+def test_online_compaction_under_writers():
+    ids = create(200, tag="cmp")
+    for i in ids[:100]:
+        check_eq(raw("PATCH", f"/contacts/{i}", {"company": "x"}).status, 200,
+                 "edit")
+    for i in ids[100:150]:
+        check_eq(raw("DELETE", f"/contacts/{i}?purge=true").status, 200,
+                 "purge")
+    with Writers(8, main, "oc") as w:
+        time.sleep(0.5)
+        r = adm("POST", "/admin/compact")
+        check_eq(r.status, 202, f"POST /admin/compact {r.body!r}")
+        job = r.json()
+        check_eq(r.header("location"), f"/admin/jobs/{job['id']}", "location")
+        check_error(adm("GET", "/admin/jobs/job_0000000000000000"), 404,
+                    "job_not_found", "an unknown job")
+        done = wait_job(job["id"])
+        time.sleep(0.5)
+    check_eq(done["state"], "succeeded", f"the job: {done}")
+    check_eq(w.errors, [], "writer errors during compaction")
+    check(len(w.acked) > 0, "no write during compaction")
+    got = dump_ids_live()
+    for i, _ in w.acked:
+        check(i in got, f"acknowledged {i} lost by compaction")
+    for i in ids[:100] + ids[150:]:
+        check(i in got, f"{i} lost")
+    for i in ids[100:150]:
+        check_eq(raw("GET", f"/contacts/{i}").status, 404, "purged stays")
+    check_eq(raw("GET", f"/contacts/{ids[0]}").json()["version"], 2,
+             "version kept")
+
+
+def dump_ids_live():
+    """Ids of the default account, read over HTTP from the export."""
+    return {x["id"] for x in export_lines("default") if not x.get("deleted_at")}
+
+
+def test_kill9_during_online_compaction():
+    d = work.sub("data-kill")
+    Server(args.contactd, d, PLUGINS).start().stop()
+    adm_key = new_key(d, "--account", "ops", "--admin")
+    srv = Server(args.contactd, d, PLUGINS).start()
+    create(3000, srv=srv, tag="k9")
+    with Writers(8, srv, "k9w") as w:
+        time.sleep(0.3)
+        r = raw("POST", "/admin/compact", key=adm_key, srv=srv)
+        check_eq(r.status, 202, "compact")
+        time.sleep(0.05)
+        srv.kill()
+    acked = {i for i, _ in w.acked}
+    p = ctl(d, "verify", check_rc=False)
+    check_eq(p.returncode, 0, f"verify after kill -9: {p.stderr!r}")
+    got = dump_ids(d)
+    check_eq(len(acked - got), 0, "acknowledged writes lost")
+    srv = Server(args.contactd, d, PLUGINS).start()
+    check_eq(srv.stop(), 0, "restart after kill -9")
+
+
+TESTS = [(name, fn) for name, fn in globals().items()
+         if name.startswith("test_") and callable(fn)]
+
+if __name__ == "__main__":
+    sys.exit(run_and_stop(TESTS, args, main, work))
