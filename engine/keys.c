@@ -398,8 +398,13 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
       if (r[i] < 248) key[n++] = b62[r[i] % 62]; /* 248 = 4 * 62: unbiased */
   }
   key[CS_KEY_BYTES] = 0;
+  /* Room for the pointer first (the array may move: readers must not be
+   * scanning it), so that nothing can fail once the file is written. */
+  pthread_rwlock_wrlock(&k->lock);
+  int reserved = list_reserve(&k->keys);
+  pthread_rwlock_unlock(&k->lock);
   key_entry *e = calloc(1, sizeof *e);
-  if (!e || list_reserve(&k->keys)) {
+  if (!e || reserved) {
     free(e);
     OPENSSL_cleanse(key, sizeof key);
     rc = cs_err(err, -ENOMEM, "out of memory");
