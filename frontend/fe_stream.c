@@ -373,3 +373,11 @@ void fe_stream_end(cd_stream *st, bool ok) {
   wake(st);
   pthread_mutex_unlock(&st->mu);
 }
+
+void fe_server_abort_streams(fe_server *s) {
+  if (s == NULL || !s->started || s->stopped) return;
+  atomic_store(&s->streams_aborted, true);
+  for (size_t i = 0; i < s->worker_count; i++)
+    h2o_multithread_send_message(&s->workers[i].streams,
+                                 &s->workers[i].abort_msg);
+}
