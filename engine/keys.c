@@ -567,10 +567,12 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
       if (r[i] < 248) key[n++] = b62[r[i] % 62]; /* 248 = 4 * 62: unbiased */
   }
   key[CS_KEY_BYTES] = 0;
-  key_entry *e = calloc(1, sizeof *e);
-  pthread_rwlock_wrlock(&k->lock); /* the array may move */
+  /* Room for the pointer first (the array may move: readers must not be
+   * scanning it), so that nothing can fail once the file is written. */
+  pthread_rwlock_wrlock(&k->lock);
   int reserved = list_reserve(&k->keys);
   pthread_rwlock_unlock(&k->lock);
+  key_entry *e = calloc(1, sizeof *e);
   if (!e || reserved) {
     free(e);
     OPENSSL_cleanse(key, sizeof key);

@@ -292,3 +292,19 @@ size_t fe_route_body_max(unsigned flags) {
   return (flags & CD_ROUTE_BULK) ? (size_t)FE_BULK_BODY_MAX_BYTES
                                  : (size_t)CS_BODY_MAX_BYTES;
 }
+
+bool fe_router_is_bulk(const fe_router *r, const char *method,
+                       size_t method_len, const char *path, size_t path_len) {
+  char m[FE_METHOD_MAX_BYTES];
+  if (method_len >= sizeof(m)) return false;
+  memcpy(m, method, method_len);
+  m[method_len] = '\0';
+  const char *q = memchr(path, '?', path_len);
+  if (q != NULL) path_len = (size_t)(q - path);
+  if (path_len > FE_BULK_PATH_MAX_BYTES) return false;
+  char scratch[FE_ROUTER_SCRATCH_BYTES(FE_BULK_PATH_MAX_BYTES)];
+  fe_match match;
+  return fe_router_match(r, m, path, path_len, scratch, &match) ==
+             FE_ROUTE_FOUND &&
+         (match.route->flags & CD_ROUTE_BULK) != 0;
+}

@@ -16,6 +16,7 @@
 #ifndef FE_ROUTER_H
 #define FE_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cd_plugin.h"
@@ -81,6 +82,12 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
  */
 int fe_route_admits(unsigned flags, cs_role role, const char **code,
                     const char **message);
+
+/* Whether method and path (neither NUL-terminated; the path as sent, its
+ * query string ignored) name a CD_ROUTE_BULK route: asked from a request's
+ * head. A path over FE_BULK_PATH_MAX_BYTES names none. */
+bool fe_router_is_bulk(const fe_router *r, const char *method,
+                       size_t method_len, const char *path, size_t path_len);
 
 /* The largest body a route with flags takes: CS_BODY_MAX_BYTES, or
  * FE_BULK_BODY_MAX_BYTES with CD_ROUTE_BULK. */

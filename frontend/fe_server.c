@@ -784,23 +784,11 @@ const cd_host *fe_server_host(fe_server *s) {
   return &s->host;
 }
 
-/* Whether a request head names a CD_ROUTE_BULK route (fe_refuse.c asks,
- * on a worker, before the body is read). */
+/* fe_refuse.c asks, on a worker, before a body is read. */
 static bool bulk_path(void *ctx, const char *method, size_t method_len,
                       const char *path, size_t path_len) {
   const fe_server *s = ctx;
-  char m[FE_METHOD_MAX_BYTES];
-  if (method_len >= sizeof(m)) return false;
-  memcpy(m, method, method_len);
-  m[method_len] = '\0';
-  const char *q = memchr(path, '?', path_len);
-  if (q != NULL) path_len = (size_t)(q - path);
-  if (path_len > FE_BULK_PATH_MAX_BYTES) return false;
-  char scratch[FE_ROUTER_SCRATCH_BYTES(FE_BULK_PATH_MAX_BYTES)];
-  fe_match match;
-  return fe_router_match(s->router, m, path, path_len, scratch, &match) ==
-             FE_ROUTE_FOUND &&
-         (match.route->flags & CD_ROUTE_BULK) != 0;
+  return fe_router_is_bulk(s->router, method, method_len, path, path_len);
 }
 
 int fe_server_set_routes(fe_server *s, const fe_router *router,
@@ -874,14 +862,6 @@ int fe_server_start(fe_server *s, char *err, size_t errlen) {
   pthread_barrier_wait(&s->ready);
   s->started = true;
   return 0;
-}
-
-void fe_server_abort_streams(fe_server *s) {
-  if (s == NULL || !s->started || s->stopped) return;
-  atomic_store(&s->streams_aborted, true);
-  for (size_t i = 0; i < s->worker_count; i++)
-    h2o_multithread_send_message(&s->workers[i].streams,
-                                 &s->workers[i].abort_msg);
 }
 
 int fe_server_reopen_access_log(fe_server *s, char *err, size_t errlen) {

@@ -20,11 +20,13 @@
  *
  * Request pipeline on a worker: request id (the client's x-request-id when
  * valid, else generated), route match (404 / 405 with allow), body size
- * (413), key check on CD_ROUTE_AUTH routes (401) and role on CD_ROUTE_WRITE
- * routes (403), then the plugin's handler. Every response carries
- * x-request-id and a content-length, is counted in the metrics and written to
- * the access log; errors h2o answers itself (a body past its own limit, a
- * malformed request) are given the API's JSON error body and a request id.
+ * (413; FE_BULK_BODY_MAX_BYTES on CD_ROUTE_BULK routes), key check on
+ * authenticated routes (401) and role (403: fe_route_admits), then the
+ * plugin's handler. Every response carries x-request-id and a
+ * content-length (a streamed one, fe_stream.c, is chunked instead), is
+ * counted in the metrics and written to the access log; errors h2o answers
+ * itself (a body past its own limit, a malformed request) are given the API's
+ * JSON error body and a request id.
  */
 #ifndef FE_SERVER_H
 #define FE_SERVER_H

@@ -122,11 +122,19 @@ static void pump(cd_stream *st) {
     return;
   }
   if (st->queue != NULL) {
-    st->inflight = st->queue;
-    st->queue = NULL;
-    st->queue_tail = &st->queue;
-    pthread_mutex_unlock(&st->mu);
+    /* Every queued piece, as many as vecs holds (all of them, by the
+     * bound on a queue; the rest would wait for the next proceed). */
+    const size_t cap = sizeof(st->vecs) / sizeof(st->vecs[0]);
     size_t n = 0;
+    fe_piece *last = NULL;
+    for (fe_piece *p = st->queue; p != NULL && n < cap; p = p->next, n++)
+      last = p;
+    st->inflight = st->queue;
+    st->queue = last->next;
+    last->next = NULL;
+    if (st->queue == NULL) st->queue_tail = &st->queue;
+    pthread_mutex_unlock(&st->mu);
+    n = 0;
     st->inflight_bytes = 0;
     for (fe_piece *p = st->inflight; p != NULL; p = p->next) {
       st->vecs[n++] = h2o_iovec_init(p->data, p->len);
@@ -372,4 +380,12 @@ void fe_stream_end(cd_stream *st, bool ok) {
   st->ok = ok;
   wake(st);
   pthread_mutex_unlock(&st->mu);
+}
+
+void fe_server_abort_streams(fe_server *s) {
+  if (s == NULL || !s->started || s->stopped) return;
+  atomic_store(&s->streams_aborted, true);
+  for (size_t i = 0; i < s->worker_count; i++)
+    h2o_multithread_send_message(&s->workers[i].streams,
+                                 &s->workers[i].abort_msg);
 }

@@ -49,8 +49,12 @@ KEY_RW = keytool(args, data, "add", "acme", "rw")
 KEY_RW2 = keytool(args, data, "add", "acme", "rw")
 KEY_RO = keytool(args, data, "add", "acme", "ro")
 KEY_ADMIN = keytool(args, data, "add", "ops", "admin")
-srv = Server(args.contactd, data, plugins,
-             args=["--access-log", access_log]).start()
+# A sanitizer build's quarantine keeps freed memory resident; a small one
+# lets the memory check below mean the same there (other builds ignore it).
+srv = Server(args.contactd, data, plugins, args=["--access-log", access_log],
+             env={"ASAN_OPTIONS": ":".join(filter(None, [
+                 os.environ.get("ASAN_OPTIONS"),
+                 "quarantine_size_mb=4"]))}).start()
 
 
 def get(path, proto="h1", key=None, **kw):
@@ -227,8 +231,13 @@ def test_bulk_route_takes_bodies_to_its_limit():
         r = get("/stream/bulk", proto, method="POST", data=body, timeout=60)
         check_eq(r.status, 200, f"{proto} 8 MiB bulk")
         check_eq(r.json(), {"body_len": len(body), "sum": len(body)}, proto)
-        r = get("/contacts", proto, KEY_RW, method="POST", data=body)
-        check_error(r, 413, "payload_too_large", f"{proto} 8 MiB elsewhere")
+        try:
+            r = get("/contacts", proto, KEY_RW, method="POST", data=body)
+            check_error(r, 413, "payload_too_large", f"{proto} 8 MiB elsewhere")
+        except Fail as e:
+            # Over HTTP/2 h2o resets the stream as the body keeps coming
+            # (fe_refuse.c): the 413 may be lost with it, never a 200.
+            check(proto == "h2c" and "(92)" in str(e), str(e))
     r = get("/stream/bulk", "h1", method="POST", data=b"\x01" * (8 * MIB),
             headers=["Transfer-Encoding: chunked"], timeout=60)
     check_eq(r.json()["body_len"], 8 * MIB, "chunked bulk")

@@ -301,6 +301,33 @@ static void test_fe_router_roles_and_flags(void **state) {
   assert_int_equal(fe_route_body_max(admin), CS_BODY_MAX_BYTES);
   assert_int_equal(fe_route_body_max(admin_bulk), FE_BULK_BODY_MAX_BYTES);
   assert_int_equal(fe_route_body_max(CD_ROUTE_BULK), 256 * 1024 * 1024);
+
+  /* Which request heads may send a bulk body. */
+  fe_router *r;
+  char err[256];
+  assert_int_equal(fe_router_create(&r), 0);
+  assert_int_equal(fe_router_add(r, "POST", "/admin/accounts/{name}/import",
+                                 admin_bulk, NULL, err, sizeof(err)),
+                   0);
+  assert_int_equal(
+      fe_router_add(r, "POST", "/contacts", write, NULL, err, sizeof(err)), 0);
+  const char *p = "/admin/accounts/acme/import?dry=1";
+  assert_true(fe_router_is_bulk(r, "POST", 4, p, strlen(p)));
+  assert_false(fe_router_is_bulk(r, "PUT", 3, p, strlen(p)));
+  assert_false(fe_router_is_bulk(r, "POST", 4, "/contacts", 9));
+  assert_false(fe_router_is_bulk(r, "POST", 4, "/admin/accounts", 15));
+  /* At the path limit and past it. */
+  char long_path[FE_BULK_PATH_MAX_BYTES + 2];
+  size_t pre = strlen("/admin/accounts/"), post = strlen("/import");
+  for (size_t len = FE_BULK_PATH_MAX_BYTES; len <= FE_BULK_PATH_MAX_BYTES + 1;
+       len++) {
+    memcpy(long_path, "/admin/accounts/", pre);
+    memset(long_path + pre, 'a', len - pre - post);
+    memcpy(long_path + len - post, "/import", post);
+    assert_int_equal(fe_router_is_bulk(r, "POST", 4, long_path, len),
+                     len <= FE_BULK_PATH_MAX_BYTES);
+  }
+  fe_router_destroy(r);
 }
 
 int main(void) {

@@ -79,9 +79,18 @@ KID=$(awk '/^key_id /{print $2}' "$T/out")
 expect 0 "$CTL" --data "$D" keys add --account acme --read-only
 expect 0 "$CTL" --data "$D" keys add --account other
 expect 2 "$CTL" --data "$D" keys add --account 'bad name!'
+# An admin key: its role shown on add and in the list, stored as "admin".
+expect 0 "$CTL" --data "$D" keys add --account ops --admin
+grep -q "^role  *admin$" "$T/out" || fail "keys add --admin: $(cat "$T/out")"
+AKID=$(awk '/^key_id /{print $2}' "$T/out")
+grep -q "^$AKID	.*	ops	[0-9]*	admin	" "$D/keys" ||
+  fail "the key file lacks the admin role"
+expect 2 "$CTL" --data "$D" keys add --account ops --admin --read-only
+expect 2 "$CTL" --data "$D" keys list --admin
 expect 0 "$CTL" --data "$D" keys list
 grep -q "$KID .*acme .*read-write" "$T/out" || fail "keys list lacks $KID"
 grep -q "read-only" "$T/out" || fail "keys list lacks the read-only key"
+grep -q "$AKID .*ops .*admin" "$T/out" || fail "keys list lacks the admin key"
 grep -q "$KEY" "$T/out" && fail "keys list shows a key"
 grep -q "$KEY" "$D/keys" && fail "the key file holds a key"
 expect 0 "$CTL" --data "$D" keys revoke "$KID"
