@@ -340,6 +340,30 @@ int cs_keys_account_id(const cs_keyring *k, const char *account,
   return 0;
 }
 
+static int u32_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+size_t cs_keys_account_list(const cs_keyring *k, uint32_t *ids_out,
+                            size_t cap) {
+  size_t n = k->count + k->acct_count, u = 0;
+  uint32_t *all = malloc((n ? n : 1) * sizeof *all);
+  if (!all) return 0;
+  for (size_t i = 0; i < k->count; i++)
+    all[i] = k->keys[i].info.account_id;
+  for (size_t i = 0; i < k->acct_count; i++)
+    all[k->count + i] = k->accts[i].id;
+  qsort(all, n, sizeof *all, u32_cmp);
+  for (size_t i = 0; i < n; i++) {
+    if (i && all[i] == all[i - 1]) continue;
+    if (u < cap) ids_out[u] = all[i];
+    u++;
+  }
+  free(all);
+  return u;
+}
+
 bool cs_keys_account_name_ok(const char *name) {
   return account_name_ok(name);
 }

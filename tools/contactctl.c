@@ -313,12 +313,17 @@ static int cmd_stats(const char *dir, int argc, char **argv) {
   printf("  %-24s %10s %12s\n", "name", "number", "contacts");
   uint64_t named = 0;
   char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
-  for (uint32_t a = 1; a <= CS_ACCOUNTS_MAX; a++) {
+  size_t n = cs_keys_account_list(k, NULL, 0);
+  uint32_t *ids = calloc(n ? n : 1, sizeof *ids);
+  n = ids ? cs_keys_account_list(k, ids, n) : 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t a = ids[i];
     if (cs_keys_account_name(k, a, name) != 0) continue;
     uint64_t c = cs_account_count(s, a);
     named += c;
     printf("  %-24s %10u %12" PRIu64 "\n", name, a, c);
   }
+  free(ids);
   if (named < st.contacts)
     printf("  %-24s %10s %12" PRIu64 "\n", "(no key names them)", "-",
            st.contacts - named);
