@@ -8,6 +8,9 @@
  *            snapshot written at close; target >= 250,000 contacts/s;
  *   dump     contactctl dump of them as JSON Lines to a file;
  *            target >= 500,000 contacts/s;
+ *   reload   contactctl load of that dump into a fresh data directory
+ *            (every id, version and time kept), the rate beside dump's in
+ *            the same run: load / dump, target >= 0.5 (DESIGN.md "Bulk");
  *   compact  contactctl compact after half of the contacts were deleted;
  *            target < 10 s;
  *   verify   contactctl verify of the compacted store (every checksum, and
@@ -497,7 +500,8 @@ int main(int argc, char **argv) {
             argv[0]);
     return 2;
   }
-  char base[4096], input[4200], data[4200], out[4200], db[4200], args[9000];
+  char base[4096], input[4200], data[4200], data2[4200], out[4200], db[4200],
+      args[9000];
   snprintf(base, sizeof base, "%s/bench_tools.%d", o.dir, (int)getpid());
   if (mkdir(base, 0700) < 0) {
     perror(base);
@@ -505,6 +509,7 @@ int main(int argc, char **argv) {
   }
   snprintf(input, sizeof input, "%s/contacts.jsonl", base);
   snprintf(data, sizeof data, "%s/data", base);
+  snprintf(data2, sizeof data2, "%s/data2", base);
   snprintf(out, sizeof out, "%s/dump.jsonl", base);
   snprintf(db, sizeof db, "%s/sqlite.db", base);
   printf("bench_tools: %" PRIu64 " contacts, %d runs, seed %" PRIu64
@@ -516,6 +521,7 @@ int main(int argc, char **argv) {
   }
   double *load = calloc((size_t)o.runs, sizeof *load);
   double *dump = calloc((size_t)o.runs, sizeof *dump);
+  double *reload = calloc((size_t)o.runs, sizeof *reload);
   double *compact = calloc((size_t)o.runs, sizeof *compact);
   double *verify = calloc((size_t)o.runs, sizeof *verify);
   double *sql = calloc((size_t)o.runs, sizeof *sql);
@@ -530,6 +536,10 @@ int main(int argc, char **argv) {
     if (!ex && (load[r] = run_ctl(args)) < 0) ex = 1;
     snprintf(args, sizeof args, "--data %s dump --output %s", data, out);
     if (!ex && (dump[r] = run_ctl(args)) < 0) ex = 1;
+    bh_rm_rf(data2);
+    snprintf(args, sizeof args, "--data %s load %s", data2, out);
+    if (!ex && (reload[r] = run_ctl(args)) < 0) ex = 1;
+    bh_rm_rf(data2);
     if (!ex && delete_half(data) != 0) ex = 1;
     bytes_before = bh_dir_bytes(data);
     snprintf(args, sizeof args, "--data %s compact", data);
@@ -540,15 +550,17 @@ int main(int argc, char **argv) {
     if (!ex && (sql[r] = sqlite_import(db, input)) < 0) ex = 1;
     if (!ex)
       fprintf(stderr,
-              "run %d: load %.2f s, dump %.2f s, compact %.2f s, "
-              "verify %.2f s, sqlite import %.2f s\n",
-              r + 1, load[r], dump[r], compact[r], verify[r], sql[r]);
+              "run %d: load %.2f s, dump %.2f s, load of the dump %.2f s, "
+              "compact %.2f s, verify %.2f s, sqlite import %.2f s\n",
+              r + 1, load[r], dump[r], reload[r], compact[r], verify[r],
+              sql[r]);
   }
   if (!ex && o.online) ex = online_part(data, input, o.contacts);
   if (!ex && o.online < 2) {
     double n = (double)o.contacts;
     double l = bh_median(load, (size_t)o.runs),
            d = bh_median(dump, (size_t)o.runs);
+    double rl = bh_median(reload, (size_t)o.runs);
     double c = bh_median(compact, (size_t)o.runs);
     double v = bh_median(verify, (size_t)o.runs);
     double q = bh_median(sql, (size_t)o.runs);
@@ -562,6 +574,11 @@ int main(int argc, char **argv) {
                  n / l >= 250000 ? "yes" : "no");
     bh_table_add(&t, "dump JSONL, contacts/s", bh_fmt_rate(a, sizeof a, n / d),
                  NULL, NULL, ">= 500 k/s", n / d >= 500000 ? "yes" : "no");
+    bh_table_add(&t, "load of the dump (ids, times kept), contacts/s",
+                 bh_fmt_rate(a, sizeof a, n / rl), NULL, NULL, NULL, NULL);
+    snprintf(ra, sizeof ra, "%.2f", d / rl);
+    bh_table_add(&t, "load of the dump / dump (same run)", ra, NULL, NULL,
+                 ">= 0.5", d / rl >= 0.5 ? "yes" : "no");
     bh_table_add(&t, "compact, half the contacts deleted",
                  bh_fmt_seconds(a, sizeof a, c), NULL, NULL, "< 10 s",
                  c < 10 ? "yes" : "no");
@@ -579,6 +596,7 @@ int main(int argc, char **argv) {
   bh_rm_rf(base);
   free(load);
   free(dump);
+  free(reload);
   free(compact);
   free(verify);
   free(sql);

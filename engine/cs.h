@@ -882,6 +882,10 @@ int cs_keys_account_id(const cs_keyring *k, const char *account,
  * when no key or account line names it. */
 int cs_keys_account_name(const cs_keyring *k, uint32_t id,
                          char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]);
+/* The numbers of every account the ring names (by a key or made without
+ * one), ascending, each once: the first cap of them into ids_out (may be
+ * NULL when cap is 0). Returns how many there are. */
+size_t cs_keys_account_list(const cs_keyring *k, uint32_t *ids_out, size_t cap);
 /* Whether name is a valid account name (1 to CS_ACCOUNT_NAME_MAX_BYTES
  * letters, digits, '-', '_' or '.'). */
 bool cs_keys_account_name_ok(const char *name);

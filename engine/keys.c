@@ -453,6 +453,36 @@ int cs_keys_account_id(const cs_keyring *k, const char *account,
   return rc;
 }
 
+static int u32_cmp(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+size_t cs_keys_account_list(const cs_keyring *k, uint32_t *ids_out,
+                            size_t cap) {
+  read_lock(k);
+  const key_list *l = &k->keys;
+  size_t n = l->count + l->acct_count, u = 0;
+  uint32_t *all = malloc((n ? n : 1) * sizeof *all);
+  if (!all) {
+    read_unlock(k);
+    return 0;
+  }
+  for (size_t i = 0; i < l->count; i++)
+    all[i] = l->v[i]->info.account_id;
+  for (size_t i = 0; i < l->acct_count; i++)
+    all[l->count + i] = l->accts[i].id;
+  read_unlock(k);
+  qsort(all, n, sizeof *all, u32_cmp);
+  for (size_t i = 0; i < n; i++) {
+    if (i && all[i] == all[i - 1]) continue;
+    if (u < cap) ids_out[u] = all[i];
+    u++;
+  }
+  free(all);
+  return u;
+}
+
 bool cs_keys_account_name_ok(const char *name) {
   return account_name_ok(name);
 }

@@ -327,16 +327,18 @@ static int load_switch(cs_store *s, uint32_t last_no, uint64_t next_id,
 /* Maps segments first..last for readers and makes the last the active one
  * the commit thread appends to. Caller holds wmu (the thread is idle). */
 static int load_map(cs_store *s, uint32_t first, uint32_t last, cs_error *err) {
+  pthread_rwlock_wrlock(&s->ilock); /* readers look at segs under it */
   seg_map *p =
       realloc(s->segs, (s->seg_count + (last - first + 1)) * sizeof *p);
-  if (!p) return cs_err(err, -ENOMEM, "out of memory");
-  pthread_rwlock_wrlock(&s->ilock);
+  if (!p) {
+    pthread_rwlock_unlock(&s->ilock);
+    return cs_err(err, -ENOMEM, "out of memory");
+  }
   s->segs = p;
   int rc = 0;
   for (uint32_t no = first; no <= last && !rc; no++) {
-    char name[SEG_NAME_BYTES], path[DIR_PATH_BYTES];
+    char name[SEG_NAME_BYTES];
     seg_name(name, sizeof name, no);
-    store_path(s, path, sizeof path, name);
     uint64_t size = dir_file_bytes(s, name);
     seg_map m;
     rc = log_map_file(s, no, no == last ? s->opts.segment_bytes_max : size, &m,

@@ -14,23 +14,25 @@
  *
  * load validates exactly as the API does because it runs the API's own
  * code: the contact's JSON codec (plugins/contacts/codec, ct_codec.h) reads
- * each line as a POST /contacts body and checks each value, and every
- * contact then goes through cs_create, as a POST /contacts does. The only
- * difference is that a line may carry the keys a dump writes and the
- * server sets (id, created_at, updated_at, version): the codec's
- * CT_PARSE_SERVER_FIELDS lets them through, so that a dump loads back. The
- * loaded contacts get new ids and times, as any create does, but keep
- * their version (a missing one is 1), so that a version never goes back
- * across a dump and a load. That needs the store's bulk mode
- * (cs_bulk_begin) to keep the version a create gives; the first contact
- * loaded with a version other than 1 is read back, and on a store that
- * set another the load stops there, saying so. dump writes the API's
- * contact object with the codec's generator. Field names, which are required
- * and which the server sets come from the engine's field table (cs.h), for CSV
- * as for JSON.
+ * each line as an export line (ct_export_line_parse: a POST /contacts body
+ * that may also carry the account, id, created_at, updated_at, version and
+ * deleted_at a dump writes), and the engine's bulk load (admin.h,
+ * cs_load_add) checks each contact as cs_create would, plus its identity:
+ * a line with an id keeps it with its version and times, and an id the
+ * store ever gave is refused, since ids are never reused. Once every line
+ * is read, cs_load_commit writes the kept contacts straight into new
+ * segments, syncs them, switches the manifest (the one atomic step: a
+ * load killed before it leaves the store as it was) and indexes them as a
+ * replay does. dump writes each contact as the same export line
+ * (ct_gen_export_line), account by account, live contacts then the trash
+ * (cs_export), so that a dump and a load round-trip a store exactly: ids,
+ * versions, times, the trash, the accounts and the id high-water mark.
+ * Field names, which are required and which the server sets come from the
+ * engine's field table (cs.h), for CSV as for JSON.
  *
  * Long commands show progress on standard error when it is a terminal.
- * The load command is in ctl_load.c; what the commands share is in ctl.h.
+ * load and dump are in ctl_load.c and ctl_dump.c; what the commands share
+ * is in ctl.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,21 +71,32 @@ static const char *const usage_text[][2] = {
      "  offset).\n"},
     {"dump",
      "dump [--format jsonl|csv] [--account NAME] [--output FILE] [--raw]\n"
-     "  Writes the live contacts (of one account, or all) as JSON Lines\n"
-     "  (the API's contact object, one a line; the default) or CSV (RFC\n"
-     "  4180, a header row) to standard output or FILE. --raw lists every\n"
-     "  record instead: segment, offset, type, seq, length, checksum\n"
-     "  status, id, account.\n"},
+     "  Writes every contact of one account, or of all, to standard output\n"
+     "  or FILE with its identity, so that load brings it back as it was:\n"
+     "  JSON Lines (the default; the API's contact object with \"account\"\n"
+     "  first) or CSV (RFC 4180, a header row: account, id, the fields,\n"
+     "  created_at, updated_at, version, deleted_at). The trash is included:\n"
+     "  after each account's live contacts (in id order) come its contacts\n"
+     "  in the trash, with deleted_at. --raw lists every record instead:\n"
+     "  segment, offset, type, seq, length, checksum status, id, account.\n"},
     {"load",
-     "load [--format jsonl|csv] --account NAME [--dry-run] FILE|-\n"
-     "  Creates the contacts of FILE (JSON Lines of contact objects, or CSV\n"
-     "  with a header row naming the fields) in account NAME, which must\n"
-     "  exist (contactctl keys add makes it). Each contact is validated as\n"
-     "  the API validates a create; each rejected line is reported with its\n"
-     "  number and reason and the rest are loaded. id, created_at and\n"
-     "  updated_at in the input are ignored; version is kept (an integer\n"
-     "  from 1; missing means 1). --dry-run checks only and changes\n"
-     "  nothing. Exit status 1 when any line was rejected.\n"},
+     "load [--format jsonl|csv] [--account NAME] [--new-ids] [--dry-run]\n"
+     "       FILE|-\n"
+     "  Loads contacts: a dump (each line with its account, id, version and\n"
+     "  times, kept as they are; deleted_at puts it in the trash, deleted\n"
+     "  then) or plain contact objects (no id: a new id, created now, the\n"
+     "  version kept or 1). Each line goes to its \"account\" (made when\n"
+     "  new), or every line to --account NAME, which must exist. Each line\n"
+     "  is validated as the API validates a create, and emails are unique\n"
+     "  per account; an id this store ever gave (ids are never reused) or\n"
+     "  one given twice is refused. Each rejected line is reported with its\n"
+     "  number and reason and the rest are loaded, all at once: written to\n"
+     "  new segments, synced, and made part of the store in one atomic\n"
+     "  step (a load stopped or killed midway leaves the store as it was),\n"
+     "  then indexed. The id high-water mark moves past every id loaded.\n"
+     "  --new-ids gives every line a new id and new times. --dry-run checks\n"
+     "  only and changes nothing. A missing data directory is created.\n"
+     "  Exit status 1 when any line was rejected.\n"},
     {"verify",
      "verify\n"
      "  Checks every segment header and record checksum, the manifest, and\n"
@@ -312,12 +325,17 @@ static int cmd_stats(const char *dir, int argc, char **argv) {
   printf("  %-24s %10s %12s\n", "name", "number", "contacts");
   uint64_t named = 0;
   char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
-  for (uint32_t a = 1; a <= CS_ACCOUNTS_MAX; a++) {
+  size_t n = cs_keys_account_list(k, NULL, 0);
+  uint32_t *ids = calloc(n ? n : 1, sizeof *ids);
+  n = ids ? cs_keys_account_list(k, ids, n) : 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t a = ids[i];
     if (cs_keys_account_name(k, a, name) != 0) continue;
     uint64_t c = cs_account_count(s, a);
     named += c;
     printf("  %-24s %10u %12" PRIu64 "\n", name, a, c);
   }
+  free(ids);
   if (named < st.contacts)
     printf("  %-24s %10s %12" PRIu64 "\n", "(no key names them)", "-",
            st.contacts - named);

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <csv.h>
@@ -139,17 +140,30 @@ static int dump_account(cs_store *s, dumper *d, uint32_t acct, const char *name,
   return cs_export(s, acct, dump_one, d, err);
 }
 
-/* Every account holding contacts, in number order. A number no key or
- * account line names (a key file lost or edited) that holds live contacts
- * is dumped as "unnamed-N", with a warning: its contacts are kept, not
+/* Every account holding contacts, in number order: those the key file
+ * names (live contacts, then the trash), and any number no key or account
+ * line names (a key file lost or edited) that holds live contacts, dumped
+ * as "unnamed-N" with a warning, so that its contacts are kept, not
  * dropped (its trash with them). */
 static int dump_all(cs_store *s, cs_keyring *k, dumper *d, cs_error *err) {
+  size_t n = cs_keys_account_list(k, NULL, 0);
+  uint32_t *named = calloc(n ? n : 1, sizeof *named);
+  if (!named) {
+    snprintf(err->msg, sizeof err->msg, "out of memory");
+    return err->code = -ENOMEM;
+  }
+  n = cs_keys_account_list(k, named, n);
   int rc = 0;
+  size_t next = 0; /* the first named account not passed yet */
   for (uint32_t a = 0; a <= CS_ACCOUNTS_MAX && !rc; a++) {
+    bool is_named = next < n && named[next] == a;
+    if (is_named) next++;
     char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
-    bool named = cs_keys_account_name(k, a, name) == 0;
-    if (!cs_account_count(s, a) && !(named && trash_count(s, a))) continue;
-    if (!named) {
+    if (is_named) {
+      if (cs_keys_account_name(k, a, name) != 0) continue;
+      if (!cs_account_count(s, a) && !trash_count(s, a)) continue;
+    } else {
+      if (!cs_account_count(s, a)) continue;
       snprintf(name, sizeof name, "unnamed-%u", a);
       progress_end(d->prog);
       fprintf(stderr,
@@ -159,6 +173,7 @@ static int dump_all(cs_store *s, cs_keyring *k, dumper *d, cs_error *err) {
     }
     rc = dump_account(s, d, a, name, err);
   }
+  free(named);
   return rc;
 }
 

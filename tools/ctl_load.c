@@ -445,10 +445,16 @@ static int load_open(const char *dir, const load_opts *o, loader *L,
     L->has_account = true;
   }
   /* A dry run's new accounts get the numbers the key file would give. */
-  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
-  L->dry_next = 1;
-  for (uint32_t a = 1; a <= CS_ACCOUNTS_MAX; a++)
-    if (cs_keys_account_name(L->k, a, name) == 0) L->dry_next = a + 1;
+  size_t n = cs_keys_account_list(L->k, NULL, 0);
+  uint32_t last = 0;
+  if (n) {
+    uint32_t *ids = calloc(n, sizeof *ids);
+    if (!ids) return fail("out of memory", -ENOMEM, NULL);
+    cs_keys_account_list(L->k, ids, n);
+    last = ids[n - 1];
+    free(ids);
+  }
+  L->dry_next = last + 1;
   rc = cs_load_begin(L->s, &L->load, err);
   if (rc) return fail("cannot start the load", rc, err);
   return EXIT_OK;

@@ -234,8 +234,11 @@ def ctl(a, data, *args):
 
 
 def dump_map(a, data):
+    """The live contacts of a dump (which lists the trash too, with
+    deleted_at)."""
     import json
-    return {c["id"]: c for c in map(json.loads, ctl(a, data, "dump").splitlines()) if c}
+    return {c["id"]: c for c in map(json.loads, ctl(a, data, "dump").splitlines())
+            if c and "deleted_at" not in c}
 
 
 def compact_rounds(a, work, rounds, base):

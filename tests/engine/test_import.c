@@ -506,6 +506,47 @@ static void test_load_keeps_identity_and_moves_floor(void **state) {
   free(d);
 }
 
+static void test_keys_account_ensure_makes_accounts_without_keys(void **state) {
+  (void)state;
+  char *d = tu_tmpdir();
+  cs_keyring *k;
+  cs_error err;
+  assert_int_equal(cs_keys_open(d, &k, &err), 0);
+  char key[CS_KEY_BYTES + 1];
+  cs_key_info info;
+  assert_int_equal(cs_keys_add(k, "acme", CS_ROLE_READ_WRITE, key, &info, &err),
+                   0);
+  uint32_t id = 0, again = 0;
+  assert_int_equal(cs_keys_account_ensure(k, "moved", &id, &err), 0);
+  assert_int_equal(id, info.account_id + 1);
+  assert_int_equal(cs_keys_account_ensure(k, "moved", &again, &err), 0);
+  assert_int_equal(again, id);
+  assert_int_equal(cs_keys_account_ensure(k, "acme", &again, &err), 0);
+  assert_int_equal(again, info.account_id);
+  assert_int_equal(cs_keys_account_ensure(k, "bad name", &again, &err),
+                   CS_EACCOUNT);
+  assert_int_equal(cs_keys_count(k), 1); /* no key made */
+  cs_keys_close(k);
+  /* kept in the file, and a key made later joins the same number */
+  assert_int_equal(cs_keys_open(d, &k, &err), 0);
+  assert_int_equal(cs_keys_account_id(k, "moved", &again), 0);
+  assert_int_equal(again, id);
+  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+  assert_int_equal(cs_keys_account_name(k, id, name), 0);
+  assert_string_equal(name, "moved");
+  uint32_t ids[4];
+  assert_int_equal(cs_keys_account_list(k, ids, 4), 2);
+  assert_true(ids[0] == info.account_id && ids[1] == id);
+  assert_int_equal(cs_keys_add(k, "moved", CS_ROLE_READ_ONLY, key, &info, &err),
+                   0);
+  assert_int_equal(info.account_id, id);
+  assert_int_equal(cs_keys_account_ensure(k, "third", &again, &err), 0);
+  assert_int_equal(again, id + 1);
+  cs_keys_close(k);
+  tu_rmrf(d);
+  free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_import_round_trip_keeps_identity),
@@ -515,6 +556,7 @@ int main(void) {
       cmocka_unit_test(test_load_failing_sync_leaves_store),
       cmocka_unit_test(test_load_failing_switch_leaves_store),
       cmocka_unit_test(test_load_keeps_identity_and_moves_floor),
+      cmocka_unit_test(test_keys_account_ensure_makes_accounts_without_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
