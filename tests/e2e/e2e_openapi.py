@@ -14,7 +14,8 @@ used by a generated client, against a running contactd.
 - openapi-typescript generates types from the served document, tsc checks
   openapi_client.mts against them (and refuses a program that sends what
   the document forbids), and node runs it against the server: create, get,
-  search, edit, delete and error bodies through openapi-fetch.
+  search, edit, delete and error bodies through openapi-fetch, every JSON
+  answer checked against its documented schema with ajv.
 
 The npm packages are tests/npm's, installed by tools/deps.sh (npm ci).
 """

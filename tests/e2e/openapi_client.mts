@@ -6,9 +6,11 @@
 // it with node: CONTACTD_URL is the server, CONTACTD_KEY a read-write key.
 // openapi-fetch makes every call from the generated paths, so a request or
 // an answer this program uses that the document describes otherwise is a
-// type error before it is a failed run. Each step checks what the server
-// answered, status and body, and the run exits non-zero on the first that
-// is wrong.
+// type error before it is a failed run; and every JSON answer is checked
+// against the schema the served document gives it (ajv). Each step checks
+// what the server answered, status and body, and the run exits non-zero on
+// the first that is wrong.
+import { Ajv2020 } from "ajv/dist/2020.js";
 import createClient from "openapi-fetch";
 import type { components, paths } from "./api.js";
 
@@ -30,6 +32,56 @@ const key = process.env.CONTACTD_KEY;
 check(baseUrl && key, "CONTACTD_URL and CONTACTD_KEY are needed");
 
 const client = createClient<paths>({ baseUrl, headers: { "x-api-key": key } });
+
+// Every JSON answer is also checked against the schema the document gives
+// for its path, method and status (ajv, JSON Schema 2020-12 as OpenAPI
+// 3.1 uses it), so an answer the document describes otherwise fails here
+// even where this program reads no member of it.
+type Json = { [k: string]: unknown };
+const docAnswer = await fetch(`${baseUrl}/openapi.json`);
+checkEq(docAnswer.status, 200, "GET /openapi.json");
+const doc = (await docAnswer.json()) as Json;
+checkEq(doc["openapi"], "3.1.0", "openapi version");
+const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+ajv.addSchema(doc, "openapi.json");
+// Follows a $ref to what it names: [the object, its JSON pointer].
+function follow(node: Json, pointer: string[]): [Json, string[]] {
+  const r = node["$ref"];
+  if (typeof r !== "string") return [node, pointer];
+  const parts = r.slice(2).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  let at: unknown = doc;
+  for (const part of parts) at = (at as Json)[part];
+  return follow(at as Json, parts);
+}
+const fragment = (parts: string[]) =>
+  parts.map((p) => encodeURIComponent(p.replace(/~/g, "~0").replace(/\//g, "~1"))).join("/");
+const validators = new Map<string, ReturnType<typeof ajv.compile>>();
+const validated: string[] = [];
+client.use({
+  async onResponse({ request, response, schemaPath }) {
+    const method = request.method.toLowerCase();
+    const what = `${request.method} ${schemaPath} ${response.status}`;
+    if (response.headers.get("content-type") !== "application/json") return undefined;
+    const op = ((doc["paths"] as Json)[schemaPath] as Json | undefined)?.[method] as Json | undefined;
+    check(op, `${what}: not documented`);
+    const answers = op["responses"] as Json;
+    const status = String(response.status) in answers ? String(response.status) : "default";
+    check(answers[status], `${what}: the status is not documented`);
+    const [answer, at] = follow(answers[status] as Json, ["paths", schemaPath, method, "responses", status]);
+    const media = (answer["content"] as Json | undefined)?.["application/json"];
+    check(media, `${what}: the document gives this answer no JSON body`);
+    const pointer = `openapi.json#/${fragment([...at, "content", "application/json", "schema"])}`;
+    let validate = validators.get(pointer);
+    if (!validate) {
+      validate = ajv.compile({ $ref: pointer });
+      validators.set(pointer, validate);
+    }
+    const body: unknown = await response.clone().json();
+    check(validate(body), `${what}: the answer ${JSON.stringify(body)} is not as documented: ${ajv.errorsText(validate.errors)}`);
+    validated.push(what);
+    return undefined;
+  },
+});
 
 const email = `ada.${process.pid}@example.com`;
 
@@ -115,9 +167,11 @@ checkEq(gone.response.status, 404, "get after delete status");
 check(gone.error, "get after delete: no error body");
 checkEq(gone.error.error.code, "not_found", "get after delete code");
 
-// The document names the server it was fetched from.
-const doc = await client.GET("/openapi.json");
-checkEq(doc.response.status, 200, "openapi status");
-check(doc.data, "openapi: no body");
+// The document through the typed client, itself an answer checked.
+const served = await client.GET("/openapi.json");
+checkEq(served.response.status, 200, "openapi status");
 
+// Every JSON answer above went through the schema check (the delete's is
+// text, the first GET of the document was made before the check).
+checkEq(validated.length, 9, `answers checked against their schemas (${validated.join(", ")})`);
 console.log("openapi client: every step answered as documented");
