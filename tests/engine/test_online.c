@@ -10,7 +10,9 @@
  * cs_backup_seq, and a store after an online compaction exactly the whole
  * log, with its change feed equal to the log's entries in order. Crashes
  * are a child process killed with SIGKILL at random moments while it
- * compacts again and again, its acknowledgements written to a pipe.
+ * compacts again and again, its acknowledgements written to a pipe, and
+ * power lost at random moments through the fault seam (fault_io.h); I/O
+ * faults fail each call of each kind in turn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
