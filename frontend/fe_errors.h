@@ -93,9 +93,11 @@ static inline const cd_store_error *fe_store_error(int rc) {
       {CS_ECURSOR,
        {400, "invalid_cursor", "not a cursor this server handed out", 0, NULL,
         CD_LOG_NONE}},
+      /* Only POST /admin/compact meets it, when another compaction (or a
+       * bulk load) holds the store. */
       {CS_EBUSY,
-       {409, "busy", "another compaction of the store is running", 0, NULL,
-        CD_LOG_NONE}},
+       {409, "compaction_running", "another compaction of the store is running",
+        0, NULL, CD_LOG_NONE}},
       FE_ERR_INTERNAL(CS_ECORRUPT),
       FE_ERR_UNAVAILABLE(CS_EFAILED),
       FE_ERR_INTERNAL(CS_ELOCKED),

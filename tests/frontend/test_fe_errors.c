@@ -38,7 +38,7 @@ static const want wants[] = {
     {CS_EIDEM_BUSY, 409, "idempotency_key_in_use"},
     {CS_EEXPIRED, 410, "cursor_expired"},
     {CS_ECURSOR, 400, "invalid_cursor"},
-    {CS_EBUSY, 409, "busy"},
+    {CS_EBUSY, 409, "compaction_running"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
