@@ -413,7 +413,8 @@ static int ring_save(cs_keyring *k, const key_entry *revoking,
             e->info.revoked || e == revoking ? 1 : 0);
   }
   for (size_t i = 0; i <= k->keys.acct_count; i++) {
-    const acct_entry *a = i < k->keys.acct_count ? &k->keys.accts[i] : extra_acct;
+    const acct_entry *a =
+        i < k->keys.acct_count ? &k->keys.accts[i] : extra_acct;
     if (a == NULL) break;
     fprintf(f, "%s\t%s\t%u\n", ACCOUNT_LINE_WORD, a->name, a->id);
   }
@@ -508,10 +509,10 @@ int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out) {
   size_t seen = 0;
   int rc = CS_EACCOUNT;
   for (size_t j = 0; j < l->count + l->acct_count && rc != 0; j++) {
-    const char *name = j < l->count ? l->v[j]->info.account
-                                    : l->accts[j - l->count].name;
-    uint32_t id = j < l->count ? l->v[j]->info.account_id
-                               : l->accts[j - l->count].id;
+    const char *name =
+        j < l->count ? l->v[j]->info.account : l->accts[j - l->count].name;
+    uint32_t id =
+        j < l->count ? l->v[j]->info.account_id : l->accts[j - l->count].id;
     bool first = true;
     for (size_t m = 0; m < j && first && m < l->count; m++)
       if (l->v[m]->info.account_id == id) first = false;
@@ -520,8 +521,7 @@ int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out) {
     snprintf(out->name, sizeof out->name, "%s", name);
     out->id = id;
     for (size_t m = 0; m < l->count; m++)
-      if (l->v[m]->info.account_id == id && !l->v[m]->info.revoked)
-        out->keys++;
+      if (l->v[m]->info.account_id == id && !l->v[m]->info.revoked) out->keys++;
     rc = 0;
   }
   read_unlock(k);

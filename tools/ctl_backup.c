@@ -153,7 +153,8 @@ int cmd_backup(const char *dir, int argc, char **argv) {
 
   char url[2048];
   size_t flen = strlen(from);
-  while (flen && from[flen - 1] == '/') flen--;
+  while (flen && from[flen - 1] == '/')
+    flen--;
   if (snprintf(url, sizeof url, "%.*s/admin/backup", (int)flen, from) >=
       (int)sizeof url)
     return bad_usage("backup", "--from: URL too long");

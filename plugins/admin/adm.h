@@ -45,8 +45,8 @@ typedef struct adm_job {
   adm_job_state state;
   uint64_t done, total; /* progress, in the engine's units */
   int64_t started_ms, finished_ms;
-  cs_compact_result result; /* when succeeded */
-  int rc;                   /* when failed: the engine's code */
+  cs_compact_result result;          /* when succeeded */
+  int rc;                            /* when failed: the engine's code */
   char msg[sizeof(cs_error){0}.msg]; /* and its message for people */
 } adm_job;
 
@@ -54,9 +54,9 @@ typedef struct adm_ctx {
   const cd_host *host;
   cs_store *store;
   pthread_mutex_t mu;
-  pthread_cond_t idle; /* signalled when tasks drops to 0 */
-  int tasks;           /* task threads running */
-  bool draining;       /* no new task starts */
+  pthread_cond_t idle;         /* signalled when tasks drops to 0 */
+  int tasks;                   /* task threads running */
+  bool draining;               /* no new task starts */
   adm_job jobs[ADM_JOBS_KEPT]; /* a ring: the newest ADM_JOBS_KEPT */
   uint64_t job_seq;            /* jobs ever started */
   bool compacting;             /* a compaction job is running */
@@ -70,8 +70,7 @@ int adm_task(adm_ctx *c, cd_response *res, void (*fn)(adm_ctx *c, void *arg),
              void *arg);
 
 /* Answers a failed store call as the host's table says. */
-void adm_store_error(adm_ctx *c, cd_response *res, int rc,
-                     const cs_error *err);
+void adm_store_error(adm_ctx *c, cd_response *res, int rc, const cs_error *err);
 /* Answers 500 "out of memory". */
 void adm_oom(adm_ctx *c, cd_response *res);
 /* Sends the JSON in g (complete) with status, and frees g. */

@@ -49,7 +49,8 @@ static int out_flush(out *o) {
 static int out_put(out *o, const void *p, size_t n) {
   if (o->len + n > ADM_STREAM_CHUNK_BYTES && out_flush(o) != 0) return -1;
   if (n > ADM_STREAM_CHUNK_BYTES) /* one piece larger than the buffer */
-    return o->c->host->stream_write(o->st, p, n) == 0 ? 0 : (o->gone = true, -1);
+    return o->c->host->stream_write(o->st, p, n) == 0 ? 0
+                                                      : (o->gone = true, -1);
   memcpy(o->buf + o->len, p, n);
   o->len += n;
   return 0;
@@ -67,8 +68,8 @@ static la_ssize_t tar_write(struct archive *a, void *ctx, const void *p,
 }
 
 /* Writes every file of b into the tar a. 0, or -1 with why filled. */
-static int tar_files(cs_backup *b, struct archive *a, char *chunk,
-                     char *why, size_t why_len) {
+static int tar_files(cs_backup *b, struct archive *a, char *chunk, char *why,
+                     size_t why_len) {
   cs_backup_file f;
   cs_error err = {0};
   int rc;
@@ -119,8 +120,8 @@ static void backup_main(adm_ctx *c, void *arg) {
   }
   uint64_t seq = cs_backup_seq(b);
   char v[96];
-  snprintf(v, sizeof v, "attachment; filename=\"contactd-backup-%" PRIu64
-                        ".tar\"", seq);
+  snprintf(v, sizeof v,
+           "attachment; filename=\"contactd-backup-%" PRIu64 ".tar\"", seq);
   c->host->header(res, "content-disposition", v);
   snprintf(v, sizeof v, "%" PRIu64, seq);
   c->host->header(res, "x-backup-seq", v);
@@ -302,8 +303,8 @@ static int import_flush(adm_ctx *c, import_job *j, uint32_t account,
     j->items[i] = j->lines[i].c;
   memset(j->errs, 0, j->n * sizeof *j->errs);
   cs_import_result r = {0};
-  int rc = cs_import(c->store, account, j->items, j->n, j->rc, j->errs, &r,
-                     err);
+  int rc =
+      cs_import(c->store, account, j->items, j->n, j->rc, j->errs, &r, err);
   if (rc == 0) {
     j->imported += r.imported;
     for (size_t i = 0; i < j->n; i++) {
@@ -322,11 +323,34 @@ static int import_flush(adm_ctx *c, import_job *j, uint32_t account,
   return rc;
 }
 
+/* A line read and checked, waiting to be written in id order. */
+typedef struct pending {
+  uint64_t id, line;
+  size_t at, len; /* in the body, the '\r' left out */
+} pending;
+
+static int pending_cmp(const void *a, const void *b) {
+  uint64_t x = ((const pending *)a)->id, y = ((const pending *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+/* Doubles the array, or frees it and answers NULL. */
+static pending *grow(pending *v, size_t *cap) {
+  pending *p = realloc(v, 2 * *cap * sizeof *v);
+  if (!p) {
+    free(v);
+    return NULL;
+  }
+  *cap *= 2;
+  return p;
+}
+
 static void import_main(adm_ctx *c, void *arg) {
   import_job *j = arg;
   cd_response *res = j->res;
   cs_error err = {0};
   uint32_t account = 0;
+  pending *todo = NULL;
   cs_keyring *k = c->host->keyring(c->host->ctx);
   j->lines = calloc(ADM_IMPORT_BATCH, sizeof *j->lines);
   j->items = calloc(ADM_IMPORT_BATCH, sizeof *j->items);
@@ -349,38 +373,56 @@ static void import_main(adm_ctx *c, void *arg) {
       adm_store_error(c, res, rc, &err);
     goto done;
   }
+  /* First every line is read and checked, then the good ones are written
+   * in id order: the store places only ids above its floor, and an export
+   * lists the live contacts before the trash. */
+  size_t cap = 1024, count = 0;
+  todo = malloc(cap * sizeof *todo);
+  if (!todo) {
+    adm_oom(c, res);
+    goto done;
+  }
   uint64_t line = 0;
   size_t namelen = strlen(j->name);
-  for (size_t at = 0; at < j->len && rc == 0;) {
+  for (size_t at = 0; at < j->len;) {
     const char *s = j->body + at;
     const char *nl = memchr(s, '\n', j->len - at);
     size_t n = nl ? (size_t)(nl - s) : j->len - at;
+    size_t from = at;
     at += n + (nl != NULL);
     line++;
     if (n && s[n - 1] == '\r') n--;
     if (n == 0) continue; /* a blank line, as JSON Lines readers allow */
-    ct_export_line *l = &j->lines[j->n];
-    if (ct_export_line_parse(l, s, n) != 0) {
+    ct_export_line *l = &j->lines[0];
+    if (ct_export_line_parse(l, s, n) != 0)
       refusal(j, line, l->err.code, l->err.field, l->err.msg);
-      ct_export_line_free(l);
-      continue;
-    }
-    if (!l->has_identity) {
+    else if (!l->has_identity)
       refusal(j, line, "missing_field", "id",
               "id: an import keeps identity; each line needs the id, "
               "version and times it was exported with");
-      ct_export_line_free(l);
-      continue;
-    }
-    if (l->account.ptr &&
-        (l->account.len != namelen || memcmp(l->account.ptr, j->name, namelen))) {
+    else if (l->account.ptr && (l->account.len != namelen ||
+                                memcmp(l->account.ptr, j->name, namelen)))
       refusal(j, line, "invalid_field", "account",
               "account: the line belongs to another account than the one "
               "imported into");
+    else if (count == cap && !(todo = grow(todo, &cap))) {
+      ct_export_line_free(l);
+      adm_oom(c, res);
+      goto done;
+    } else
+      todo[count++] = (pending){l->c.id, line, from, n};
+    ct_export_line_free(l);
+  }
+  qsort(todo, count, sizeof *todo, pending_cmp);
+  for (size_t i = 0; i < count && rc == 0; i++) {
+    ct_export_line *l = &j->lines[j->n];
+    if (ct_export_line_parse(l, j->body + todo[i].at, todo[i].len) != 0) {
+      /* Read once already: only memory can fail now. */
+      refusal(j, todo[i].line, l->err.code, l->err.field, l->err.msg);
       ct_export_line_free(l);
       continue;
     }
-    j->lineno[j->n++] = line;
+    j->lineno[j->n++] = todo[i].line;
     if (j->n == ADM_IMPORT_BATCH) rc = import_flush(c, j, account, &err);
   }
   if (rc == 0) rc = import_flush(c, j, account, &err);
@@ -433,6 +475,7 @@ static void import_main(adm_ctx *c, void *arg) {
 done:
   for (size_t i = 0; i < j->n; i++)
     ct_export_line_free(&j->lines[i]);
+  free(todo);
   free(j->lines);
   free(j->items);
   free(j->lineno);
@@ -453,10 +496,11 @@ int adm_import(void *state, const cd_request *req, cd_response *res) {
   }
   if (req->body_len == 0) {
     free(j);
-    c->host->error(res, 400, "invalid_body",
-                   "the body is JSON Lines as GET /admin/accounts/{name}/export "
-                   "writes them",
-                   NULL, 0);
+    c->host->error(
+        res, 400, "invalid_body",
+        "the body is JSON Lines as GET /admin/accounts/{name}/export "
+        "writes them",
+        NULL, 0);
     return CD_DONE;
   }
   j->body = malloc(req->body_len);

@@ -177,7 +177,8 @@ int adm_keys_list(void *state, const cd_request *req, cd_response *res) {
   adm_gen_str(g, "data");
   yajl_gen_array_open(g);
   cs_key_info info;
-  for (size_t i = 0; cs_keys_get(k, i, &info) == 0; i++) gen_key(g, &info);
+  for (size_t i = 0; cs_keys_get(k, i, &info) == 0; i++)
+    gen_key(g, &info);
   yajl_gen_array_close(g);
   yajl_gen_map_close(g);
   adm_send_json(c, res, 200, g);

@@ -42,8 +42,7 @@ void adm_send_json(adm_ctx *c, cd_response *res, int status, yajl_gen g) {
   if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
     adm_oom(c, res);
   else
-    c->host->respond(res, status, "application/json", (const char *)buf,
-                     len);
+    c->host->respond(res, status, "application/json", (const char *)buf, len);
   yajl_gen_free(g);
 }
 
@@ -67,8 +66,7 @@ void adm_gen_u64(yajl_gen g, uint64_t v) {
   yajl_gen_number(g, n, (size_t)len);
 }
 
-int adm_account(adm_ctx *c, cd_response *res, const char *name,
-                uint32_t *id) {
+int adm_account(adm_ctx *c, cd_response *res, const char *name, uint32_t *id) {
   cs_keyring *k = c->host->keyring(c->host->ctx);
   if (k && cs_keys_account_id(k, name, id) == 0) return 0;
   c->host->error(res, 404, "account_not_found", "no such account", NULL, 0);
@@ -120,8 +118,8 @@ int adm_task(adm_ctx *c, cd_response *res, void (*fn)(adm_ctx *c, void *arg),
                      "the server runs at once are running; retry later",
                      NULL, 0);
     else
-      c->host->error(res, 503, "shutting_down", "the server is stopping",
-                     NULL, 0);
+      c->host->error(res, 503, "shutting_down", "the server is stopping", NULL,
+                     0);
     return -1;
   }
   pthread_attr_t attr;
@@ -248,7 +246,8 @@ static void job_main(adm_ctx *c, void *arg) {
   } else {
     j->state = ADM_JOB_FAILED;
     j->rc = rc;
-    snprintf(j->msg, sizeof j->msg, "%s", err.msg[0] ? err.msg : cs_strerror(rc));
+    snprintf(j->msg, sizeof j->msg, "%s",
+             err.msg[0] ? err.msg : cs_strerror(rc));
   }
   c->compacting = false;
   if (rc == 0)
@@ -364,7 +363,8 @@ static void adm_drain(void *state) {
   if (c->compacting)
     c->host->log(c->host->ctx, NULL, CD_LOG_INFO,
                  "admin: waiting for the running compaction to finish");
-  while (c->tasks > 0) pthread_cond_wait(&c->idle, &c->mu);
+  while (c->tasks > 0)
+    pthread_cond_wait(&c->idle, &c->mu);
   pthread_mutex_unlock(&c->mu);
 }
 

@@ -366,6 +366,42 @@ def test_export_import_keeps_identity():
         check_eq(sanitizer_lines(target), [], "target's sanitizer report")
 
 
+def test_import_larger_than_a_batch_with_trash_first_deleted():
+    """More lines than one cs_import call takes (ADM_IMPORT_BATCH, 4096),
+    with the account's oldest contacts in the trash: an export lists them
+    last, and the import still places every one."""
+    k = adm("POST", "/admin/keys", {"account": "big"}).json()["key"]
+    ids = []
+    for b in range(5):
+        r = raw("POST", "/contacts/batch",
+                {"contacts": [{"first_name": f"b{b}-{i}",
+                               "email": f"big{b}-{i}@example.com"}
+                              for i in range(1000)]}, key=k)
+        check_eq(r.status, 200, f"batch {r.body[:200]!r}")
+        ids += [x["id"] for x in r.json()["results"]]
+    for i in ids[:10]:
+        check_eq(raw("DELETE", f"/contacts/{i}", key=k).status, 200, "trash")
+    lines = export_lines("big")
+    check_eq(len(lines), 5000, "exported lines")
+    check(all(x.get("deleted_at") for x in lines[-10:]), "the trash last")
+    data3 = work.sub("data-big")
+    Server(args.contactd, data3, PLUGINS).start().stop()
+    admin_c = new_key(data3, "--account", "ops", "--admin")
+    target = Server(args.contactd, data3, PLUGINS).start()
+    try:
+        body = "".join(json.dumps(x) + "\n" for x in lines)
+        r = raw("POST", "/admin/accounts/big/import", body, key=admin_c,
+                srv=target)
+        check_eq(r.status, 200, f"import {r.body[:300]!r}")
+        check_eq((r.json()["imported"], r.json()["refused"]), (5000, 0),
+                 f"import counts {r.json()['errors'][:3]}")
+        again = export_lines("big", srv=target, key=admin_c)
+        check_eq(sorted(again, key=lambda x: x["id"]),
+                 sorted(lines, key=lambda x: x["id"]), "the account moved")
+    finally:
+        check_eq(target.stop(), 0, "target's exit")
+
+
 # ----------------------------------------------------------- compaction
 
 
