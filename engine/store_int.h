@@ -19,8 +19,9 @@
  *          it calls them (so removing one waits for its call to end).
  *   mmu    manifest rewrites (segment roll, snapshot). One exception
  *          to the order: a roll (commit.c) reads next_id under wmu while
- *          it holds mmu; this is safe because no one holding wmu ever
- *          waits for mmu.
+ *          it holds mmu; this is safe because the only one holding wmu
+ *          that waits for mmu is online compaction's switch (online.c),
+ *          which runs on the commit thread, the thread that rolls.
  *
  * Invariants:
  *   1. Slots are given in creation order, so slot order is id order.

@@ -136,7 +136,9 @@ typedef struct crew {
   int stop;
 } crew;
 
-static void crew_start(crew *c, cs_store *s, int n, unsigned seed) {
+/* Starts n writers on s (again: the same ones go on), their
+ * acknowledgements also to fd when it is not -1. */
+static void crew_start(crew *c, cs_store *s, int n, unsigned seed, int fd) {
   if (!c->w) {
     c->w = calloc((size_t)n, sizeof *c->w);
     c->t = calloc((size_t)n, sizeof *c->t);
@@ -145,7 +147,7 @@ static void crew_start(crew *c, cs_store *s, int n, unsigned seed) {
       c->w[i].idx = i;
       c->w[i].seed = seed + (unsigned)i;
       c->w[i].tag = seed;
-      c->w[i].fd = -1;
+      c->w[i].fd = fd;
     }
     c->n = n;
   }
@@ -385,7 +387,7 @@ static void test_backup_under_32_writers(void **state) {
   assert_int_equal(cs_open(dir, &o, &s, &err), 0);
   assert_int_equal(cs_side_write(s, "hooks.side", "x", 1, &err), 0);
   crew c = {0};
-  crew_start(&c, s, 32, 1);
+  crew_start(&c, s, 32, 1, -1);
   sleep_ms(300);
   /* Everything acknowledged before begin must be in the backup. */
   size_t before[32];
@@ -447,7 +449,7 @@ static void test_online_compaction_under_writers(void **state) {
   cs_error err;
   assert_int_equal(cs_open(dir, &o, &s, &err), 0);
   crew c = {0};
-  crew_start(&c, s, 16, 7);
+  crew_start(&c, s, 16, 7, -1);
   sleep_ms(400);
   for (int round = 0; round < 2; round++) {
     /* A backup taken while it runs is whole too. */
@@ -497,7 +499,7 @@ static void test_online_compaction_under_writers(void **state) {
     free(before);
     free(after);
     free(log);
-    crew_start(&c, s, 16, 0);
+    crew_start(&c, s, 16, 0, -1);
     sleep_ms(200);
   }
   crew_stop(&c);
@@ -651,9 +653,7 @@ static void crash_child(const char *dir, int fd, unsigned seed) {
   cs_error err;
   if (cs_open(dir, &o, &s, &err) != 0) _exit(3);
   crew c = {0};
-  crew_start(&c, s, 8, seed);
-  for (int i = 0; i < 8; i++)
-    c.w[i].fd = fd;
+  crew_start(&c, s, 8, seed, fd);
   for (;;) {
     cs_compact_result res;
     if (cs_compact_online(s, NULL, &res, &err) != 0) _exit(4);
