@@ -1,7 +1,8 @@
 /*
  * metrics.c: GET /metrics, Prometheus text exposition format 0.0.4.
  *
- * The front end counts requests and latencies (host->metrics); this plugin
+ * The front end renders its request counts and latencies, the process's
+ * figures (process_*) and contactd_build_info (host->metrics); this plugin
  * adds the store's own figures from cs_stats_get, which is cheap and never
  * waits for a write, so a scrape cannot slow the API down. Counters end in
  * _total; sizes are in bytes, as Prometheus names want.
