@@ -143,9 +143,9 @@ void usage(FILE *out, const char *cmd) {
           "       %s --version\n"
           "\n"
           "Administers a contactd data directory (default ./data) while the\n"
-          "server is stopped. --data may stand before or after the command;\n"
-          "compact, dump, verify and stats refuse a directory that is not a\n"
-          "store.\n\ncommands:\n",
+          "server is stopped (backup asks a running one). --data may stand\n"
+          "before or after the command; compact, dump, verify and stats\n"
+          "refuse a directory that is not a store.\n\ncommands:\n",
           prog, prog);
   for (size_t i = 0; i < n; i++)
     fprintf(out, "  %s", usage_text[i][1]);
