@@ -194,12 +194,7 @@ static int import_one(cs_store *s, uint32_t account, cs_contact *c,
     uint64_t owner = 0;
     int rc = email_owner(s, account, &c->field[CS_EMAIL], 0, &owner, err);
     if (rc) return rc;
-    if (owner) {
-      cs_err(err, CS_EDUPLICATE, "email: already used by contact %020llu",
-             (unsigned long long)owner);
-      if (err) err->id = owner, err->field = CS_EMAIL;
-      return CS_EDUPLICATE;
-    }
+    if (owner) return email_taken(owner, err);
   }
   cs_contact put = *c;
   put.account = account;

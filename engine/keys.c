@@ -112,6 +112,14 @@ static bool account_name_ok(const char *a) {
   return true;
 }
 
+/* The answer to a name account_name_ok refuses. */
+static int bad_account_name(cs_error *err) {
+  return cs_err(err, CS_EACCOUNT,
+                "account name must be 1 to %d letters, digits, '-', '_' or "
+                "'.'",
+                CS_ACCOUNT_NAME_MAX_BYTES);
+}
+
 static int hex_decode(const char *hex, uint8_t *out, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned v;
@@ -530,11 +538,7 @@ int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out) {
 
 int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
                            cs_error *err) {
-  if (!account_name_ok(account))
-    return cs_err(err, CS_EACCOUNT,
-                  "account name must be 1 to %d letters, digits, '-', '_' "
-                  "or '.'",
-                  CS_ACCOUNT_NAME_MAX_BYTES);
+  if (!account_name_ok(account)) return bad_account_name(err);
   pthread_mutex_lock(&k->write_mu);
   int rc = 0;
   uint32_t id = account_number(&k->keys, account);
@@ -565,11 +569,7 @@ out:
 int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
                 char key_out[CS_KEY_BYTES + 1], cs_key_info *info_out,
                 cs_error *err) {
-  if (!account_name_ok(account))
-    return cs_err(err, CS_EACCOUNT,
-                  "account name must be 1 to %d letters, digits, '-', '_' "
-                  "or '.'",
-                  CS_ACCOUNT_NAME_MAX_BYTES);
+  if (!account_name_ok(account)) return bad_account_name(err);
   if (cs_role_name(role) == NULL)
     return cs_err(err, CS_EKEY, "unknown role %d", (int)role);
   pthread_mutex_lock(&k->write_mu);

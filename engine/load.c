@@ -148,12 +148,7 @@ static int load_email(cs_load *l, uint32_t account, const cs_contact *c,
         1u;
   pthread_mutex_unlock(&s->wmu);
   if (rc) return rc;
-  if (owner) {
-    cs_err(err, CS_EDUPLICATE, "email: already used by contact %020llu",
-           (unsigned long long)owner);
-    if (err) err->id = owner, err->field = CS_EMAIL;
-    return CS_EDUPLICATE;
-  }
+  if (owner) return email_taken(owner, err);
   /* Probe past other emails whose first hash is the same. */
   for (uint64_t k = h1 ? h1 : 1;; k = u64_mix(k) | 1u) {
     uint64_t *at = u64map_get(&l->emails, k);

@@ -292,6 +292,16 @@ static int email_owner_folded(cs_store *s, uint32_t account, uint64_t h,
   return 0;
 }
 
+int email_taken(uint64_t owner, cs_error *err) {
+  cs_err(err, CS_EDUPLICATE, "email: already used by contact %020" PRIu64,
+         owner);
+  if (err) {
+    err->id = owner;
+    err->field = CS_EMAIL;
+  }
+  return CS_EDUPLICATE;
+}
+
 int email_owner(cs_store *s, uint32_t account, const cs_str *email,
                 uint64_t exclude, uint64_t *owner, cs_error *err) {
   *owner = 0;
@@ -352,15 +362,7 @@ static int dryrun_check_locked(cs_dryrun *d, uint32_t account,
   uint64_t owner = 0;
   rc = email_owner_folded(s, account, h, 0, &owner, err);
   if (rc) return rc;
-  if (owner) {
-    cs_err(err, CS_EDUPLICATE, "email: already used by contact %020" PRIu64,
-           owner);
-    if (err) {
-      err->id = owner;
-      err->field = CS_EMAIL;
-    }
-    return CS_EDUPLICATE;
-  }
+  if (owner) return email_taken(owner, err);
   cs_contact email_only = {0};
   email_only.field[CS_EMAIL] = c->field[CS_EMAIL];
   if (ov_set(&d->t, &s->fb_key, d->count + 1, account, tag, &email_only, false))

@@ -60,6 +60,11 @@ void ov_applied(ov_table *t, uint64_t id, uint64_t seq);
 int email_owner(cs_store *s, uint32_t account, const cs_str *email,
                 uint64_t exclude, uint64_t *owner, cs_error *err);
 
+/* The answer to an email that owner holds: fills err (the message, id and
+ * field) and returns CS_EDUPLICATE. The one wording of every write's
+ * duplicate_email. */
+int email_taken(uint64_t owner, cs_error *err);
+
 /* In a bulk load: remembers that id now holds the email email_owner just
  * checked (in s->fb_case). 0 or -ENOMEM. Caller holds wmu. */
 int email_bulk_note(cs_store *s, uint32_t account, uint64_t id);

@@ -51,16 +51,6 @@ int write_check_open(cs_store *s, cs_error *err) {
   return not_bulk(s, err);
 }
 
-static int duplicate(uint64_t owner, cs_error *err) {
-  cs_err(err, CS_EDUPLICATE, "email: already used by contact %020llu",
-         (unsigned long long)owner);
-  if (err) {
-    err->id = owner;
-    err->field = CS_EMAIL;
-  }
-  return CS_EDUPLICATE;
-}
-
 /* The If-Match condition against a target of this version (0: no live
  * target). */
 static int check_cond(const cs_cond *c, uint64_t version, cs_error *err) {
@@ -251,7 +241,7 @@ static int do_create(wjob *j, cs_contact *c) {
   int rc = check_cond(j->w->if_match, 0, j->err);
   if (!rc && !j->email_checked)
     rc = email_owner(s, j->w->account, &c->field[CS_EMAIL], 0, &owner, j->err);
-  if (!rc && owner) rc = duplicate(owner, j->err);
+  if (!rc && owner) rc = email_taken(owner, j->err);
   if (rc) return rc;
   cs_contact rec = *c;
   rec.id = s->next_id;
@@ -369,7 +359,7 @@ static int do_patch(wjob *j, uint64_t id, const cs_contact *cur, cs_patch *p,
   if (!j->email_checked)
     rc = email_owner(s, j->w->account, &next.field[CS_EMAIL], id, &owner,
                      j->err);
-  if (!rc && owner) rc = duplicate(owner, j->err);
+  if (!rc && owner) rc = email_taken(owner, j->err);
   if (rc) return rc;
   next.id = id;
   next.account = j->w->account;
@@ -451,7 +441,7 @@ static int do_restore(wjob *j) {
   if (!rc)
     rc = email_owner(s, j->w->account, &cur.field[CS_EMAIL], j->w->id, &owner,
                      j->err);
-  if (!rc && owner) rc = duplicate(owner, j->err);
+  if (!rc && owner) rc = email_taken(owner, j->err);
   if (rc) return rc;
   cs_contact next = cur;
   next.id = j->w->id;
