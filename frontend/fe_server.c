@@ -632,23 +632,6 @@ static void on_accept(h2o_socket_t *listener, const char *err) {
   h2o_accept(&w->accept_ctx, sock);
 }
 
-static void begin_stop(fe_worker *w) {
-  if (w->stopping) return;
-  w->stopping = true;
-  w->stop_deadline_ms =
-      fe_now_ms() + (int64_t)w->srv->opts->shutdown_timeout_s * 1000;
-  atomic_store(&w->srv->streams_aborted, true);
-  fe_stream_abort_all(w);
-  for (size_t i = 0; i < w->listener_count; i++) {
-    h2o_socket_read_stop(w->listeners[i]);
-    h2o_socket_close(w->listeners[i]);
-    w->listeners[i] = NULL;
-  }
-  w->listener_count = 0;
-  /* HTTP/2 connections get GOAWAY; HTTP/1 ones stop keeping alive. */
-  h2o_context_request_shutdown(&w->ctx);
-}
-
 static void on_control(h2o_multithread_receiver_t *receiver,
                        h2o_linklist_t *messages) {
   fe_worker *w = H2O_STRUCT_FROM_MEMBER(fe_worker, control, receiver);
@@ -656,7 +639,7 @@ static void on_control(h2o_multithread_receiver_t *receiver,
     h2o_linklist_t *m = messages->next;
     h2o_linklist_unlink(m);
   }
-  begin_stop(w);
+  fe_stop_begin(w);
 }
 
 static void *worker_main(void *arg) {
@@ -690,30 +673,9 @@ static void *worker_main(void *arg) {
 
   for (;;) {
     h2o_evloop_run(w->ctx.loop, w->stopping ? FE_SHUTDOWN_POLL_MS : INT32_MAX);
-    if (w->stopping) {
-      size_t begun = fe_requests_begun(w);
-      if (w->pending == 0 && w->live == 0 && begun == 0) break;
-      fe_stream_reap(w);
-      if (fe_now_ms() >= w->stop_deadline_ms) {
-        char line[FE_LOG_LINE_MAX_BYTES];
-        snprintf(line, sizeof(line),
-                 "worker %zu: --shutdown-timeout %u s is over; dropping %zu "
-                 "unfinished requests (%zu answers pending)",
-                 w->index, w->srv->opts->shutdown_timeout_s,
-                 begun > w->live ? begun : w->live, w->pending);
-        fe_log_line(CD_LOG_WARN, NULL, line);
-        break;
-      }
-    }
+    if (w->stopping && fe_stop_done(w)) break;
   }
-  /* Let the last responses reach their sockets: a few more turns of the
-   * loop flush what h2o has queued for writing; then what is still open
-   * closes. */
-  for (int i = 0; i < FE_SHUTDOWN_FLUSH_TURNS; i++)
-    h2o_evloop_run(w->ctx.loop, FE_SHUTDOWN_FLUSH_TURN_MS);
-  fe_conns_close(w);
-  for (int i = 0; i < FE_SHUTDOWN_FLUSH_TURNS; i++)
-    h2o_evloop_run(w->ctx.loop, FE_SHUTDOWN_FLUSH_TURN_MS);
+  fe_stop_finish(w);
   return NULL;
 }
 

@@ -171,6 +171,12 @@ void fe_foreign_setup_ostream(h2o_filter_t *self, h2o_req_t *req,
  * fe_requests_begun counts the requests of w's connections that h2o has
  * begun to read (a head or body still arriving, or being answered);
  * fe_conns_close shuts down every connection still open. */
+/* A worker's stop (fe_shutdown.c): begin it (idempotent), ask after each
+ * turn of the loop whether it is done (logging the requests dropped when
+ * --shutdown-timeout is over), then finish it. */
+void fe_stop_begin(fe_worker *w);
+bool fe_stop_done(fe_worker *w);
+void fe_stop_finish(fe_worker *w);
 void fe_conn_track(fe_worker *w, h2o_socket_t *sock);
 size_t fe_requests_begun(fe_worker *w);
 void fe_conns_close(fe_worker *w);
