@@ -466,12 +466,13 @@ static void import_main(adm_ctx *c, void *arg) {
   }
   yajl_gen_array_close(g);
   yajl_gen_map_close(g);
-  adm_send_json(c, res, 200, g);
+  /* Logged first: the handle is the host's once answered. */
   char info[200];
   snprintf(info, sizeof info,
            "admin: import into %s: %" PRIu64 " imported, %" PRIu64 " refused",
            j->name, j->imported, j->refused);
   c->host->log(c->host->ctx, res, CD_LOG_INFO, info);
+  adm_send_json(c, res, 200, g);
 done:
   for (size_t i = 0; i < j->n; i++)
     ct_export_line_free(&j->lines[i]);

@@ -362,7 +362,7 @@ def test_export_import_keeps_identity():
         check_eq((bad.status, bad.json()["imported"], bad.json()["refused"]),
                  (200, 0, 1), "a bad line")
     finally:
-        check_eq(target.stop(), 0, "target's exit")
+        check_eq(target.stop(), 0, "target's exit:\n" + target.stderr()[-3000:])
         check_eq(sanitizer_lines(target), [], "target's sanitizer report")
 
 
@@ -399,7 +399,7 @@ def test_import_larger_than_a_batch_with_trash_first_deleted():
         check_eq(sorted(again, key=lambda x: x["id"]),
                  sorted(lines, key=lambda x: x["id"]), "the account moved")
     finally:
-        check_eq(target.stop(), 0, "target's exit")
+        check_eq(target.stop(), 0, "target's exit:\n" + target.stderr()[-3000:])
 
 
 # ----------------------------------------------------------- compaction
