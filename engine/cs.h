@@ -889,15 +889,6 @@ size_t cs_keys_account_list(const cs_keyring *k, uint32_t *ids_out, size_t cap);
 /* Whether name is a valid account name (1 to CS_ACCOUNT_NAME_MAX_BYTES
  * letters, digits, '-', '_' or '.'). */
 bool cs_keys_account_name_ok(const char *name);
-/* One account as GET /admin/accounts lists it: name, number, live keys. */
-typedef struct cs_account_info {
-  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
-  uint32_t id;
-  uint32_t keys; /* keys not revoked */
-} cs_account_info;
-/* The i-th account (0, 1, ...; those with keys first, in the file's
- * order), copied into out; CS_EACCOUNT past the last. */
-int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out);
 /* An account by name, created when new (no key made; the file saved
  * atomically), its number in *id_out. CS_EACCOUNT for a bad name or when
  * CS_ACCOUNTS_MAX are taken. */

@@ -510,32 +510,6 @@ int cs_keys_account_name(const cs_keyring *k, uint32_t id,
   return name ? 0 : CS_EACCOUNT;
 }
 
-int cs_keys_account_get(const cs_keyring *k, size_t i, cs_account_info *out) {
-  read_lock(k);
-  const key_list *l = &k->keys;
-  /* The i-th distinct account in file order: keys' accounts first. */
-  size_t seen = 0;
-  int rc = CS_EACCOUNT;
-  for (size_t j = 0; j < l->count + l->acct_count && rc != 0; j++) {
-    const char *name =
-        j < l->count ? l->v[j]->info.account : l->accts[j - l->count].name;
-    uint32_t id =
-        j < l->count ? l->v[j]->info.account_id : l->accts[j - l->count].id;
-    bool first = true;
-    for (size_t m = 0; m < j && first && m < l->count; m++)
-      if (l->v[m]->info.account_id == id) first = false;
-    if (!first || seen++ != i) continue;
-    memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "%s", name);
-    out->id = id;
-    for (size_t m = 0; m < l->count; m++)
-      if (l->v[m]->info.account_id == id && !l->v[m]->info.revoked) out->keys++;
-    rc = 0;
-  }
-  read_unlock(k);
-  return rc;
-}
-
 int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
                            cs_error *err) {
   if (!account_name_ok(account)) return bad_account_name(err);

@@ -231,17 +231,30 @@ int adm_accounts_list(void *state, const cd_request *req, cd_response *res) {
   yajl_gen_map_open(g);
   adm_gen_str(g, "data");
   yajl_gen_array_open(g);
-  cs_account_info a;
-  for (size_t i = 0; cs_keys_account_get(k, i, &a) == 0; i++) {
+  size_t n = cs_keys_account_list(k, NULL, 0);
+  uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+  if (!ids) {
+    yajl_gen_free(g);
+    return adm_oom(c, res), CD_DONE;
+  }
+  n = cs_keys_account_list(k, ids, n);
+  for (size_t i = 0; i < n; i++) {
+    char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
+    if (cs_keys_account_name(k, ids[i], name) != 0) continue;
+    uint64_t keys = 0;
+    cs_key_info info;
+    for (size_t j = 0; cs_keys_get(k, j, &info) == 0; j++)
+      keys += info.account_id == ids[i] && !info.revoked;
     yajl_gen_map_open(g);
     adm_gen_str(g, "name");
-    adm_gen_str(g, a.name);
+    adm_gen_str(g, name);
     adm_gen_str(g, "contacts");
-    adm_gen_u64(g, cs_account_count(c->store, a.id));
+    adm_gen_u64(g, cs_account_count(c->store, ids[i]));
     adm_gen_str(g, "keys");
-    adm_gen_u64(g, a.keys);
+    adm_gen_u64(g, keys);
     yajl_gen_map_close(g);
   }
+  free(ids);
   yajl_gen_array_close(g);
   yajl_gen_map_close(g);
   adm_send_json(c, res, 200, g);

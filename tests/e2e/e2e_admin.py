@@ -25,7 +25,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import (Fail, Server, Workdir, check, check_eq,  # noqa: E402
+from e2e_lib import (Raw, Fail, Server, Workdir, check, check_eq,  # noqa: E402
                      parse_args, run_and_stop, sanitizer_lines)
 
 args = parse_args()
@@ -60,22 +60,6 @@ data = work.sub("data-admin")
 Server(args.contactd, data, PLUGINS).start().stop()
 ADMIN = new_key(data, "--account", "ops", "--admin")
 main = Server(args.contactd, data, PLUGINS).start()
-
-
-class Raw:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
 
 
 _SERVER_KEY = object()

@@ -217,6 +217,28 @@ def run_contactd(contactd, args, timeout=20, env=None):
         p.stderr.decode(errors="replace")
 
 
+class Raw:
+    """One HTTP answer as a test reads it: status, headers (lower-case name
+    -> value, the last one), body bytes."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value (last one)
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.body[:200]!r}>"
+
+
 class Resp:
     def __init__(self, status, version, headers, body):
         self.status = status

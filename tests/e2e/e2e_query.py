@@ -21,7 +21,7 @@ import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import (CLEAR_PROTOCOLS, Fail, Server, Workdir,  # noqa: E402
+from e2e_lib import (Raw, CLEAR_PROTOCOLS, Fail, Server, Workdir,  # noqa: E402
                      check, check_eq, curl, keytool, nghttp,
                      parse_args, run_and_stop)
 
@@ -42,22 +42,6 @@ KEY_B = keytool(args, data, "add", "other", "rw")
 main = Server(args.contactd, data, PLUGINS).start()
 HOSTPORT = urllib.parse.urlsplit(main.url).netloc
 CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class Raw:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
 
 
 def raw(method, path, body=None, key=KEY):

@@ -24,7 +24,7 @@ import threading
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import (CLEAR_PROTOCOLS, Fail, Server, Workdir,  # noqa: E402
+from e2e_lib import (Raw, CLEAR_PROTOCOLS, Fail, Server, Workdir,  # noqa: E402
                      check, check_eq, curl, keytool, nghttp,
                      parse_args, run_and_stop, run_contactd)
 
@@ -60,25 +60,6 @@ def unique(tag):
 
 def email(tag):
     return f"{unique(tag)}@safe.example.com"
-
-
-class Raw:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # lower-case name -> value (last one)
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
-
-    def __repr__(self):
-        return f"<{self.status} {self.headers} {self.body[:200]!r}>"
 
 
 def raw(method, path, body=None, headers=None, key=KEY, conn=None):

@@ -40,7 +40,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import (Fail, Server, Workdir, check, check_eq, curl,  # noqa: E402
+from e2e_lib import (Raw, Fail, Server, Workdir, check, check_eq, curl,  # noqa: E402
                      keytool, parse_args, run_and_stop,
                      sanitizer_lines)
 
@@ -63,22 +63,6 @@ with open(os.path.join(data, "default.key")) as f:
 KEY_RO = keytool(args, data, "add", "default", "ro")
 KEY_B = keytool(args, data, "add", "other", "rw")
 main = Server(args.contactd, data, PLUGINS, args=ALLOW).start()
-
-
-class Raw:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
 
 
 _SERVER_KEY = object()
