@@ -49,6 +49,11 @@ def exchange(port, raw, timeout=5):
             out += d
     except socket.timeout:
         pass
+    except ConnectionResetError:
+        # The server closed with part of raw unread (a head it refused
+        # before the rest arrived): the kernel answers that with a reset,
+        # which may come after the answer was read. Closed either way.
+        closed = True
     s.close()
     return out, closed
 
