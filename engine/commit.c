@@ -345,6 +345,11 @@ static void *committer_main(void *arg) {
     pthread_mutex_lock(&s->wmu);
     if (!rc && last) wrote = last;
     if (!rc && batch->synced) synced = wrote; /* a sync covers all before */
+    /* Failed here: refuse from now on, before the next batch is taken
+     * (no write or fsync is tried again). */
+    if (rc)
+      store_fail(s, rc < 0 ? rc : CS_EFAILED, true, "%s",
+                 batch->what[0] ? batch->what : cs_strerror(rc));
     batch->rc = rc;
     wait_applied(s);
     s->applying = batch;
