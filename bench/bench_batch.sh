@@ -23,7 +23,7 @@
 #                 the same runs, e.g. one of the commit before a change
 # --perf S        after the table, one more run of the first case with
 #                 perf record -g (software clock) on the server for S
-#                 seconds; the report goes to bench_batch.perf.txt
+#                 seconds; the report goes to $PERF_OUT (default /tmp/bench_batch.perf.txt)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -205,8 +205,8 @@ if [ "$PERF" != 0 ]; then
   wait "$PP" || true
   stop_server
   perf report -i "$WORK/perf.data" --no-children --percent-limit 0.5 --stdio \
-    >"$ROOT/bench_batch.perf.txt" 2>/dev/null || true
+    >"${PERF_OUT:-/tmp/bench_batch.perf.txt}" 2>/dev/null || true
   perf report -i "$WORK/perf.data" --children --percent-limit 2 --stdio -g none \
-    >>"$ROOT/bench_batch.perf.txt" 2>/dev/null || true
-  log "perf report in $ROOT/bench_batch.perf.txt"
+    >>"${PERF_OUT:-/tmp/bench_batch.perf.txt}" 2>/dev/null || true
+  log "perf report in ${PERF_OUT:-/tmp/bench_batch.perf.txt}"
 fi

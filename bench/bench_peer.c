@@ -114,7 +114,6 @@ void bc_to_cs(const bh_contact *b, cs_contact *c) {
   }
 }
 
-
 const char sql_schema[] =
     "CREATE TABLE contacts(\n"
     "  id INTEGER PRIMARY KEY, account INTEGER NOT NULL,\n"
@@ -130,7 +129,6 @@ const char sql_schema[] =
     "CREATE INDEX c_company ON contacts(account, f_company);\n"
     "CREATE INDEX c_job ON contacts(account, f_job);\n"
     "CREATE VIRTUAL TABLE notes_fts USING fts5(notes, content='');\n";
-
 
 /* ======================================================== engine loading */
 

@@ -97,8 +97,7 @@ typedef struct side {
   bool on;
   _Atomic uint64_t next; /* the next contact number to create */
   int reps;
-  double rate[MAX_REPS], p50_us[MAX_REPS], p99_us[MAX_REPS],
-      cpu_us[MAX_REPS];
+  double rate[MAX_REPS], p50_us[MAX_REPS], p99_us[MAX_REPS], cpu_us[MAX_REPS];
   uint64_t creates, fsyncs; /* engine: over every repetition */
 } side;
 
@@ -119,8 +118,7 @@ static char cleanup_cmd[3 * PATH_MAX + 512];
 static volatile sig_atomic_t cleanup_armed;
 
 static void on_fatal_signal(int sig) {
-  if (cleanup_armed)
-    execl("/bin/sh", "sh", "-c", cleanup_cmd, (char *)NULL);
+  if (cleanup_armed) execl("/bin/sh", "sh", "-c", cleanup_cmd, (char *)NULL);
   _exit(128 + sig);
 }
 
@@ -417,8 +415,8 @@ static int sql_conn_open(const run *r, bool create, sql_conn *c) {
                         SQL_INSERT_FTS};
   sqlite3_stmt **st[4] = {&c->begin, &c->commit, &c->ins, &c->ins_fts};
   for (int k = 0; k < 4 && rc == SQLITE_OK; k++)
-    rc = sqlite3_prepare_v3(c->db, sql[k], -1, SQLITE_PREPARE_PERSISTENT,
-                            st[k], NULL);
+    rc = sqlite3_prepare_v3(c->db, sql[k], -1, SQLITE_PREPARE_PERSISTENT, st[k],
+                            NULL);
   if (rc != SQLITE_OK) {
     fprintf(stderr, "sqlite: open %s: %s\n", r->sql_path,
             c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -479,10 +477,9 @@ static int sql_load(run *r, uint64_t from, uint64_t to) {
     bh_gen_contact(r->gen, i, &bc);
     rc = sql_create(&c, &bc, false);
   }
-  if (rc == 0 &&
-      (sqlite3_exec(c.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK ||
-       sqlite3_exec(c.db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
-                    NULL) != SQLITE_OK))
+  if (rc == 0 && (sqlite3_exec(c.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK ||
+                  sqlite3_exec(c.db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+                               NULL, NULL) != SQLITE_OK))
     rc = -1;
   sql_conn_close(&c);
   return rc;
@@ -520,8 +517,8 @@ static int writer_create(writer *w, const bh_contact *b) {
   pg_row row;
   pg_row_make(b, &row);
   PGresult *res = PQexecPrepared(w->pg, "ins", PG_PARAMS, row.v, NULL, NULL, 0);
-  int rc = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0
-                                                                         : -1;
+  int rc =
+      PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : -1;
   if (rc != 0 && w->errors == 0)
     snprintf(w->first_error, sizeof w->first_error, "%s",
              PQerrorMessage(w->pg));
@@ -638,8 +635,8 @@ static int creates_rep(run *r, int kind, int rep) {
   fprintf(stderr,
           "rep %d %s: %zu creates in %.2f s, %.0f/s, p50 %.0f us, p99 %.0f "
           "us, CPU %.1f us a create\n",
-          rep + 1, side_name[kind], total, secs, sd->rate[rep],
-          sd->p50_us[rep], sd->p99_us[rep], sd->cpu_us[rep]);
+          rep + 1, side_name[kind], total, secs, sd->rate[rep], sd->p50_us[rep],
+          sd->p99_us[rep], sd->cpu_us[rep]);
   rc = 0;
 done:
   for (int t = 0; t < n; t++)
@@ -703,19 +700,18 @@ static void report(const run *r) {
 /* =============================================================== main */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: bench_pg [--count N] [--writers N] [--reps N] "
-          "[--seconds S]\n"
-          "                [--seed N] [--dir DIR] [--pg-bin DIR] "
-          "[--pg-user USER]\n"
-          "                [--only engine|postgres|sqlite]... [--quick]\n"
-          "Durable creates from N writers (64), the engine beside "
-          "PostgreSQL 15 and\n"
-          "SQLite, each holding --count contacts (1,000,000) first; reps "
-          "(5) of\n"
-          "--seconds (3) a side, in turn. PostgreSQL's binaries from "
-          "--pg-bin\n"
-          "(/usr/lib/postgresql/15/bin), run as --pg-user (nobody).\n");
+  fprintf(f, "usage: bench_pg [--count N] [--writers N] [--reps N] "
+             "[--seconds S]\n"
+             "                [--seed N] [--dir DIR] [--pg-bin DIR] "
+             "[--pg-user USER]\n"
+             "                [--only engine|postgres|sqlite]... [--quick]\n"
+             "Durable creates from N writers (64), the engine beside "
+             "PostgreSQL 15 and\n"
+             "SQLite, each holding --count contacts (1,000,000) first; reps "
+             "(5) of\n"
+             "--seconds (3) a side, in turn. PostgreSQL's binaries from "
+             "--pg-bin\n"
+             "(/usr/lib/postgresql/15/bin), run as --pg-user (nobody).\n");
 }
 
 static int parse_args(int argc, char **argv, options *o) {
@@ -778,8 +774,9 @@ static int parse_args(int argc, char **argv, options *o) {
   }
   if (o->count < 1000 || o->writers < 1 || o->writers > MAX_WRITERS ||
       o->reps < 1 || o->reps > MAX_REPS || !(o->seconds > 0)) {
-    fprintf(stderr, "bench_pg: --count at least 1000, --writers 1 to %d, "
-                    "--reps 1 to %d, --seconds above 0\n",
+    fprintf(stderr,
+            "bench_pg: --count at least 1000, --writers 1 to %d, "
+            "--reps 1 to %d, --seconds above 0\n",
             MAX_WRITERS, MAX_REPS);
     return -1;
   }
@@ -810,8 +807,8 @@ static int setup(run *r) {
       fprintf(stderr, "engine: open: %s\n", err.msg);
       return -1;
     }
-    int rc = bp_engine_load(r->store, r->gen, ACCOUNT, 0, N,
-                            r->o.load_threads, NULL);
+    int rc = bp_engine_load(r->store, r->gen, ACCOUNT, 0, N, r->o.load_threads,
+                            NULL);
     if (cs_close(r->store, &err) != 0 || rc != 0) return -1;
     opts.durability = CS_DURABILITY_FSYNC;
     if (cs_open(r->eng_dir, &opts, &r->store, &err) != 0) {
@@ -849,8 +846,7 @@ int main(int argc, char **argv) {
   char date[64];
   strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
   printf("bench_pg: %s, %ld CPUs, SQLite %s, libpq %d\ncommand:", date,
-         sysconf(_SC_NPROCESSORS_ONLN), sqlite3_libversion(),
-         PQlibVersion());
+         sysconf(_SC_NPROCESSORS_ONLN), sqlite3_libversion(), PQlibVersion());
   for (int k = 0; k < argc; k++)
     printf(" %s", argv[k]);
   double load[3] = {0};
