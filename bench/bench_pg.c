@@ -63,6 +63,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,10 +123,27 @@ static void on_fatal_signal(int sig) {
   _exit(128 + sig);
 }
 
+/* Runs cmd with /bin/sh and waits: its exit status, or -1. Not system(),
+ * which ignores SIGINT and SIGQUIT while the command runs, so that a ^C
+ * during initdb or the server's start would be lost instead of cleaning
+ * up. */
+static int sh_run(const char *cmd) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static void cleanup_now(void) {
   if (!cleanup_armed) return;
   cleanup_armed = 0;
-  if (system(cleanup_cmd) == -1)
+  if (sh_run(cleanup_cmd) != 0)
     fprintf(stderr, "bench_pg: could not run: %s\n", cleanup_cmd);
 }
 
@@ -188,7 +206,7 @@ static double server_cpu_seconds(const run *r) {
 }
 
 static int run_cmd(const char *cmd) {
-  int rc = system(cmd);
+  int rc = sh_run(cmd);
   if (rc != 0) fprintf(stderr, "bench_pg: failed (%d): %s\n", rc, cmd);
   return rc == 0 ? 0 : -1;
 }
