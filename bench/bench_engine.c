@@ -69,6 +69,7 @@
 #include <sqlite3.h>
 #include <utf8proc.h>
 
+#include "bench_peer.h"
 #include "cs.h"
 #include "cs_query.h"
 #include "harness.h"
@@ -150,101 +151,6 @@ static void debug(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
-}
-
-/* ------------------------------------------------------------ the fold */
-
-/*
- * The API's folding, done here for SQLite's folded columns and terms. ASCII
- * text (nearly all of it) takes a fast path: lower case and whitespace
- * collapsed. Anything else goes through utf8proc: NFKC, case fold, marks
- * stripped, then the same collapse. Output is NUL-terminated; returns its
- * length (0 when the text folds to nothing or does not fit).
- */
-static bool is_space(unsigned char ch) {
-  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' ||
-         ch == '\f';
-}
-
-static size_t collapse(const char *s, size_t len, bool lower, char *out,
-                       size_t cap) {
-  size_t o = 0;
-  bool gap = false;
-  for (size_t k = 0; k < len; k++) {
-    unsigned char ch = (unsigned char)s[k];
-    if (is_space(ch)) {
-      gap = o > 0;
-      continue;
-    }
-    if (o + 2 >= cap) return 0;
-    if (gap) out[o++] = ' ';
-    gap = false;
-    if (lower && ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
-    out[o++] = (char)ch;
-  }
-  out[o] = 0;
-  return o;
-}
-
-static size_t fold_text_into(const char *s, size_t len, char *out, size_t cap) {
-  bool ascii = true;
-  for (size_t k = 0; k < len; k++)
-    if ((unsigned char)s[k] & 0x80) {
-      ascii = false;
-      break;
-    }
-  if (ascii) return collapse(s, len, true, out, cap);
-  utf8proc_uint8_t *mapped = NULL;
-  utf8proc_ssize_t n =
-      utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &mapped,
-                   UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
-                       UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK);
-  if (n < 0) return 0;
-  size_t o = collapse((const char *)mapped, (size_t)n, false, out, cap);
-  free(mapped);
-  return o;
-}
-
-/* The exact key of a field: the folded text, or its digits for a phone. */
-static size_t fold_key_into(int field, const char *s, size_t len, char *out,
-                            size_t cap) {
-  size_t n = fold_text_into(s, len, out, cap);
-  if (field != CS_PHONE) return n;
-  size_t o = 0;
-  for (size_t k = 0; k < n; k++)
-    if (out[k] >= '0' && out[k] <= '9') out[o++] = out[k];
-  out[o] = 0;
-  return o;
-}
-
-/* ---------------------------------------------------------- the data set */
-
-/* A field of a generated contact by cs_field. */
-static const char *bc_field(const bh_contact *b, int field) {
-  switch (field) {
-  case CS_FIRST_NAME:
-    return b->first_name;
-  case CS_LAST_NAME:
-    return b->last_name;
-  case CS_EMAIL:
-    return b->email;
-  case CS_PHONE:
-    return b->phone;
-  case CS_COMPANY:
-    return b->company;
-  case CS_JOB_TITLE:
-    return b->job_title;
-  default:
-    return b->notes;
-  }
-}
-
-static void bc_to_cs(const bh_contact *b, cs_contact *c) {
-  memset(c, 0, sizeof *c);
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    c->field[f].ptr = bc_field(b, f);
-    c->field[f].len = strlen(c->field[f].ptr);
-  }
 }
 
 /* A string map of the survey: the words of the data set (with where they
@@ -845,22 +751,6 @@ static const char *const sql_fcol[CS_FIELD_COUNT] = {
   "created_ms, updated_ms"
 #define SQL_ROW_COLUMNS 10
 
-static const char sql_schema[] =
-    "CREATE TABLE contacts(\n"
-    "  id INTEGER PRIMARY KEY, account INTEGER NOT NULL,\n"
-    "  first_name TEXT NOT NULL, last_name TEXT, email TEXT NOT NULL,\n"
-    "  phone TEXT, company TEXT, job_title TEXT, notes TEXT,\n"
-    "  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,\n"
-    "  f_first TEXT, f_last TEXT, f_email TEXT NOT NULL, f_phone TEXT,\n"
-    "  f_company TEXT, f_job TEXT);\n"
-    "CREATE UNIQUE INDEX c_email ON contacts(account, f_email);\n"
-    "CREATE INDEX c_first ON contacts(account, f_first);\n"
-    "CREATE INDEX c_last ON contacts(account, f_last);\n"
-    "CREATE INDEX c_phone ON contacts(account, f_phone);\n"
-    "CREATE INDEX c_company ON contacts(account, f_company);\n"
-    "CREATE INDEX c_job ON contacts(account, f_job);\n"
-    "CREATE VIRTUAL TABLE notes_fts USING fts5(notes, content='');\n";
-
 /* The query shapes' statements of a connection: a page (in the shape's
  * order, LIMIT ?9), the total, and for the facet shapes the facet. [2]:
  * the two plans a shape chooses between per query (qcase.alt). */
@@ -937,9 +827,7 @@ static int sconn_open(const char *path, bool create, char what, sconn *c) {
     return -1;
   }
   sqlite3_busy_timeout(c->db, 60000);
-  if (sql_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                      "PRAGMA cache_size=-262144; PRAGMA mmap_size=2147483648;"
-                      "PRAGMA temp_store=MEMORY;") != 0 ||
+  if (sql_exec(c->db, SQL_SETTINGS) != 0 ||
       (create && sql_exec(c->db, sql_schema) != 0))
     goto fail;
   if (sql_prepare(c->db,
@@ -950,16 +838,8 @@ static int sconn_open(const char *path, bool create, char what, sconn *c) {
   if (what == 'w' || what == 'a') {
     if (sql_prepare(c->db, "BEGIN IMMEDIATE", &c->begin) != 0 ||
         sql_prepare(c->db, "COMMIT", &c->commit) != 0 ||
-        sql_prepare(c->db,
-                    "INSERT INTO contacts(account, first_name, last_name, "
-                    "email, phone, company, job_title, notes, created_ms, "
-                    "updated_ms, f_first, f_last, f_email, f_phone, "
-                    "f_company, f_job, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                    "?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                    &c->ins) != 0 ||
-        sql_prepare(c->db,
-                    "INSERT INTO notes_fts(rowid, notes) VALUES (?1, ?2)",
-                    &c->ins_fts) != 0)
+        sql_prepare(c->db, SQL_INSERT, &c->ins) != 0 ||
+        sql_prepare(c->db, SQL_INSERT_FTS, &c->ins_fts) != 0)
       goto fail;
   }
   if (what == 'r' || what == 'a') {

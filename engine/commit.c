@@ -19,8 +19,9 @@
  *   - sequence numbers are queued strictly increasing, and each record is
  *     applied once, past the last applied (asserted).
  * Relied on: lock order wmu, ilock, mmu (store_int.h); the commit thread
- * alone touches active_fd, active_seg, active_dirty, active_written,
- * active_durable and czone.
+ * alone touches active_fd, active_seg, active_dirty, active_written and
+ * active_durable; the apply thread (applier_main) alone czone, and the
+ * commit thread waits for it to be idle before a job between batches.
  */
 #include "commit.h"
 
@@ -255,9 +256,11 @@ static void wake_watchers(cs_store *s, uint64_t end) {
   pthread_mutex_unlock(&s->watchmu);
 }
 
-/* A batch to write, or a sync cs_flush waits for. Caller holds wmu. */
-static bool has_work(const cs_store *s) {
-  return s->wq->count > 0 || (s->sync_req_seq > s->synced_seq && !s->failed);
+/* A batch to write, or a sync cs_flush waits for that the commit thread
+ * has not made (synced: the last record it wrote and synced). Caller holds
+ * wmu. */
+static bool has_work(const cs_store *s, uint64_t synced) {
+  return s->wq->count > 0 || (s->sync_req_seq > synced && !s->failed);
 }
 
 /* Bounds the replay a crash would cost. A failed snapshot is only
@@ -277,42 +280,103 @@ static void snapshot_if_due(cs_store *s) {
   }
 }
 
-/* Writes, syncs and applies one batch (wmu not held): 0 or the failure,
- * described in what. */
-static int commit_batch(cs_store *s, wqueue *batch, bool want_sync, char *what,
-                        size_t what_len) {
-  int rc = 0;
-  if (batch->count) rc = write_batch(s, batch, what, what_len);
-  if (!rc && want_sync) rc = sync_active(s, what, what_len);
-  if (!rc && batch->count) rc = apply_batch(s, batch, what, what_len);
-  return rc;
+/* The queue neither taking writes nor being applied (nor, when busy is
+ * not NULL, busy): the commit thread's next batch trades places with it.
+ * Caller holds wmu. */
+static wqueue *wq_spare(cs_store *s, const wqueue *busy) {
+  for (size_t i = 0;; i++) {
+    wqueue *q = &s->queues[i];
+    if (q != s->wq && q != s->applying && q != busy) return q;
+  }
 }
 
+/* Waits until the apply thread has applied and answered everything handed
+ * to it. Caller holds wmu. */
+static void wait_applied(cs_store *s) {
+  while (s->applying)
+    pthread_cond_wait(&s->fcv, &s->wmu);
+}
+
+/*
+ * The commit thread writes and syncs; the apply thread applies and
+ * answers. A batch is written and synced here, then handed over (once the
+ * batch before it is applied), and the next batch is written and synced
+ * while it is applied: so the index work of one batch overlaps the
+ * fdatasync of the next, and each batch is still applied only once it is
+ * durable (invariant 2), in log order, and answered only once applied.
+ * written_seq and synced_seq move when a batch is applied, so that a
+ * flush, and whatever waits for written_seq, finds its writes applied.
+ * A batch that failed (or follows a failure) is handed over too, so that
+ * its completions run, with the failure, in order.
+ */
 static void *committer_main(void *arg) {
   cs_store *s = arg;
+  /* The last record this thread wrote, and the last it knows synced. */
+  uint64_t wrote = s->synced_seq, synced = s->synced_seq;
   pthread_mutex_lock(&s->wmu);
   for (;;) {
-    while (!has_work(s) && !s->closing && !s->between_fn)
+    while (!has_work(s, synced) && !s->closing && !s->between_fn)
       pthread_cond_wait(&s->wcv, &s->wmu);
     if (s->between_fn) { /* no batch in flight: run the job handed in */
+      wait_applied(s);
       s->between_fn(s, s->between_ctx);
       s->between_fn = NULL;
       s->between_done = true;
       pthread_cond_broadcast(&s->fcv);
       continue;
     }
-    if (!has_work(s)) break; /* closing, and nothing left to do */
+    if (!has_work(s, synced)) break; /* closing, and nothing left to do */
     wqueue *batch = s->wq;
-    s->wq = batch == &s->queues[0] ? &s->queues[1] : &s->queues[0];
+    s->wq = wq_spare(s, batch);
     s->wq->count = 0;
     s->wq->chunk_count = 0;
-    bool want_sync = s->opts.durability == CS_DURABILITY_FSYNC ||
-                     s->sync_req_seq > s->synced_seq;
+    batch->synced =
+        s->opts.durability == CS_DURABILITY_FSYNC || s->sync_req_seq > synced;
     int rc = s->failed;
+    uint64_t last = batch->count ? batch->ops[batch->count - 1].seq : 0;
     pthread_mutex_unlock(&s->wmu);
 
-    char what[sizeof(((cs_error *)0)->msg)] = "";
-    if (!rc) rc = commit_batch(s, batch, want_sync, what, sizeof what);
+    batch->what[0] = 0;
+    if (!rc && batch->count)
+      rc = write_batch(s, batch, batch->what, sizeof batch->what);
+    if (!rc && batch->synced)
+      rc = sync_active(s, batch->what, sizeof batch->what);
+
+    pthread_mutex_lock(&s->wmu);
+    if (!rc && last) wrote = last;
+    if (!rc && batch->synced) synced = wrote; /* a sync covers all before */
+    /* Failed here: refuse from now on, before the next batch is taken
+     * (no write or fsync is tried again). */
+    if (rc)
+      store_fail(s, rc < 0 ? rc : CS_EFAILED, true, "%s",
+                 batch->what[0] ? batch->what : cs_strerror(rc));
+    batch->rc = rc;
+    wait_applied(s);
+    s->applying = batch;
+    pthread_cond_signal(&s->acv);
+  }
+  wait_applied(s);
+  pthread_mutex_unlock(&s->wmu);
+  return NULL;
+}
+
+/* Applies and answers the batches the commit thread hands over. */
+static void *applier_main(void *arg) {
+  cs_store *s = arg;
+  pthread_mutex_lock(&s->wmu);
+  for (;;) {
+    while (!s->applying && !s->applier_stop)
+      pthread_cond_wait(&s->acv, &s->wmu);
+    if (!s->applying) break; /* the commit thread has ended */
+    wqueue *batch = s->applying;
+    /* A failure since it was synced (the batch before failed to apply):
+     * it is durable but not applied, and answered with the failure. */
+    int rc = batch->rc ? batch->rc : s->failed;
+    pthread_mutex_unlock(&s->wmu);
+
+    char *what = batch->what;
+    if (!rc && batch->count)
+      rc = apply_batch(s, batch, what, sizeof batch->what);
 
     pthread_mutex_lock(&s->wmu);
     if (rc) {
@@ -322,7 +386,7 @@ static void *committer_main(void *arg) {
       uint64_t last =
           batch->count ? batch->ops[batch->count - 1].seq : s->written_seq;
       s->written_seq = last;
-      if (want_sync) s->synced_seq = last;
+      if (batch->synced) s->synced_seq = last;
       pthread_mutex_lock(&s->imu);
       for (size_t i = 0; i < batch->count; i++) {
         ov_applied(&s->ov, batch->ops[i].id, batch->ops[i].seq);
@@ -340,9 +404,11 @@ static void *committer_main(void *arg) {
     for (size_t i = 0; i < batch->count; i++)
       if (batch->ops[i].done)
         batch->ops[i].done(batch->ops[i].ctx, done_rc, batch->ops[i].id);
+    pthread_mutex_lock(&s->wmu);
     batch->count = 0;
     batch->chunk_count = 0;
-    pthread_mutex_lock(&s->wmu);
+    s->applying = NULL;
+    pthread_cond_broadcast(&s->fcv);
   }
   pthread_mutex_unlock(&s->wmu);
   return NULL;
@@ -372,8 +438,8 @@ static size_t wq_bytes(const wqueue *q) {
 
 int commit_requeue_prepare(cs_store *s) {
   wqueue *old = s->wq;
-  wqueue *q = old == &s->queues[0] ? &s->queues[1] : &s->queues[0];
-  CS_ASSERT(q->count == 0); /* between batches the other queue is empty */
+  wqueue *q = wq_spare(s, NULL);
+  CS_ASSERT(q->count == 0); /* between batches the others are empty */
   size_t bytes = wq_bytes(old);
   /* Every chunk the records can need at the new tail: one per segment
    * they may span (each record fits a segment, so a segment holds at
@@ -408,7 +474,7 @@ int commit_requeue_prepare(cs_store *s) {
 
 void commit_requeue(cs_store *s, uint32_t seg, uint64_t off) {
   wqueue *old = s->wq;
-  s->wq = old == &s->queues[0] ? &s->queues[1] : &s->queues[0];
+  s->wq = wq_spare(s, NULL);
   s->tail_seg = seg;
   s->tail_off = off;
   size_t c = 0;
@@ -454,8 +520,13 @@ int commit_seal(cs_store *s, cs_error *err) {
 }
 
 int commit_start(cs_store *s, cs_error *err) {
-  if (pthread_create(&s->committer, NULL, committer_main, s) != 0)
+  if (pthread_create(&s->applier, NULL, applier_main, s) != 0)
+    return cs_err(err, -EAGAIN, "cannot start the apply thread");
+  s->applier_started = true;
+  if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+    commit_stop(s);
     return cs_err(err, -EAGAIN, "cannot start the commit thread");
+  }
   s->committer_started = true;
   return 0;
 }
@@ -467,4 +538,11 @@ void commit_stop(cs_store *s) {
   pthread_mutex_unlock(&s->wmu);
   if (s->committer_started) pthread_join(s->committer, NULL);
   s->committer_started = false;
+  /* The commit thread waited for its last batch to be applied. */
+  pthread_mutex_lock(&s->wmu);
+  s->applier_stop = true;
+  pthread_cond_signal(&s->acv);
+  pthread_mutex_unlock(&s->wmu);
+  if (s->applier_started) pthread_join(s->applier, NULL);
+  s->applier_started = false;
 }

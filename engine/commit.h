@@ -41,6 +41,12 @@ typedef struct wqueue {
   wchunk *chunks;
   size_t chunk_count;
   size_t chunk_cap;
+  /* Set by the commit thread for the apply thread: whether the batch was
+   * synced, and its failure (0: written, and synced if so), described in
+   * what. */
+  bool synced;
+  int rc;
+  char what[sizeof(((cs_error *)0)->msg)];
 } wqueue;
 
 void wqueue_free(wqueue *q);

@@ -77,8 +77,8 @@ void store_free(cs_store *s) {
   feed_free(&s->feed);
   pthread_mutex_destroy(&s->imu);
   pthread_mutex_destroy(&s->watchmu);
-  wqueue_free(&s->queues[0]);
-  wqueue_free(&s->queues[1]);
+  for (size_t i = 0; i < sizeof s->queues / sizeof s->queues[0]; i++)
+    wqueue_free(&s->queues[i]);
   rec_buf_free(&s->rbuf);
   fold_buf_free(&s->fb_key);
   fold_buf_free(&s->fb_case);
@@ -90,6 +90,7 @@ void store_free(cs_store *s) {
   pthread_mutex_destroy(&s->mmu);
   pthread_cond_destroy(&s->wcv);
   pthread_cond_destroy(&s->fcv);
+  pthread_cond_destroy(&s->acv);
   if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
   free(s->snapshot_name);
   free(s->dir);
@@ -118,6 +119,7 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   pthread_mutex_init(&s->mmu, NULL);
   pthread_cond_init(&s->wcv, NULL);
   pthread_cond_init(&s->fcv, NULL);
+  pthread_cond_init(&s->acv, NULL);
   msgpack_zone_init(&s->wzone, REC_ZONE_CHUNK_BYTES);
   msgpack_zone_init(&s->czone, REC_ZONE_CHUNK_BYTES);
   s->ix = ix_create();

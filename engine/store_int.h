@@ -88,13 +88,17 @@ struct cs_store {
   pthread_mutex_t wmu;
   pthread_cond_t wcv; /* wakes the commit thread */
   pthread_cond_t fcv; /* wakes flush waiters */
-  /* Two queues: wq takes accepted writes while the commit thread works on
-   * the other; they trade places at every batch. The arrays stay owned by
-   * the store, never by a local of the thread, so a leak checker that
-   * stops the thread mid-trade still sees them (struct copies travel in
-   * vector registers, which LeakSanitizer does not scan). */
-  wqueue queues[2];
+  /* Three queues: wq takes accepted writes while the commit thread writes
+   * and syncs another and the apply thread applies the third (applying,
+   * NULL when none); they trade places at every batch (commit.c). The
+   * arrays stay owned by the store, never by a local of a thread, so a
+   * leak checker that stops a thread mid-trade still sees them (struct
+   * copies travel in vector registers, which LeakSanitizer does not
+   * scan). */
+  wqueue queues[3];
   wqueue *wq;
+  wqueue *applying;
+  pthread_cond_t acv; /* wakes the apply thread */
   uint64_t next_seq;
   uint64_t next_id;
   uint32_t tail_seg; /* where the next accepted record goes */
@@ -125,11 +129,16 @@ struct cs_store {
   pthread_mutex_t imu;
   idem_table idem;
 
-  /* ---- commit thread only (and open, before it starts) */
+  /* ---- commit thread only (and open, before it starts); czone: the
+   * apply thread's, which applies while the commit thread waits for it
+   * (between batches, at a roll), or nobody's */
   msgpack_zone czone;
   pthread_t committer;
   bool committer_started;
-  int active_fd; /* the last segment, open for appending */
+  pthread_t applier;
+  bool applier_started;
+  bool applier_stop; /* under wmu: the commit thread has ended */
+  int active_fd;     /* the last segment, open for appending */
   uint32_t active_seg;
   bool active_dirty; /* written since its last sync */
   /* Where the active segment's bytes end, and how many of them are known

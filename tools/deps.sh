@@ -3,7 +3,17 @@
 # packages, and the npm packages of the OpenAPI tests (below). Idempotent:
 # apt-get skips what is already installed, npm ci what is up to date.
 # Runs apt-get as root, through sudo when not root.
+# --bench also installs what only the benchmarks need (bench/README.md):
+# PostgreSQL 15's server and libpq for bench_pg, which the tests never use.
 set -euo pipefail
+
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+  --bench) bench=1 ;;
+  *) echo "usage: deps.sh [--bench]" >&2 && exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake pkg-config git
@@ -14,6 +24,9 @@ packages=(
   fuse3 libfuse3-dev
   lintian man-db file
 )
+if [ "$bench" -eq 1 ]; then
+  packages+=(postgresql-15 libpq-dev)
+fi
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

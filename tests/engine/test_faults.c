@@ -26,9 +26,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cs.h"
 #include "fault_io.h"
@@ -554,10 +556,111 @@ static void test_faults_power_loss_keeps_acknowledged_writes(void **state) {
   print_message("power-loss rounds: %d\n", rounds);
 }
 
+/* ------------------------------------------- a failed sync, in flight */
+
+#define INFLIGHT_WRITES 3000
+
+typedef struct inflight {
+  int rc[INFLIGHT_WRITES];
+  int order[INFLIGHT_WRITES]; /* write numbers in completion order */
+  _Atomic int done;
+} inflight;
+
+typedef struct inflight_ctx {
+  inflight *in;
+  int k;
+} inflight_ctx;
+
+static void inflight_done(void *ctx, int rc, uint64_t id) {
+  inflight_ctx *c = ctx;
+  (void)id;
+  c->in->rc[c->k] = rc;
+  /* Completions run on one thread, one after the other. */
+  c->in->order[atomic_load(&c->in->done)] = c->k;
+  atomic_fetch_add(&c->in->done, 1);
+}
+
+/* Writes queued without waiting (after the first, which is the first
+ * batch), so that batches are in flight at once (one written and synced
+ * while the one before it is applied), and the second batch's fdatasync
+ * fails: no fdatasync is tried after it, the
+ * writes complete in order, every one acknowledged before the failure is
+ * there after reopening and none is acknowledged after it (promise 7). */
+static void test_faults_sync_failure_with_batches_in_flight(void **state) {
+  char *dir = tu_tmpdir();
+  fault_io f;
+  fault_io_init(&f);
+  cs_options o = {.durability = CS_DURABILITY_FSYNC,
+                  .io = &f.io,
+                  .notice = quiet,
+                  .no_snapshot_on_close = true};
+  cs_store *s;
+  cs_error err;
+  assert_int_equal(cs_open(dir, &o, &s, &err), 0);
+  long syncs = f.calls[FAULT_SYNC];
+  fault_io_arm(&f, FAULT_SYNC, syncs + 2, false, EIO);
+  static inflight in;
+  static inflight_ctx ctx[INFLIGHT_WRITES];
+  static uint64_t ids[INFLIGHT_WRITES];
+  memset(&in, 0, sizeof in);
+  int accepted = 0;
+  for (int k = 0; k < INFLIGHT_WRITES; k++) {
+    char email[32];
+    snprintf(email, sizeof email, "w%d@x.io", k);
+    cs_contact c = {0};
+    c.field[CS_FIRST_NAME] = (cs_str){"Ann", 3};
+    c.field[CS_EMAIL] = (cs_str){email, strlen(email)};
+    ctx[k] = (inflight_ctx){&in, k};
+    int rc = cs_create(s, 1, &c, inflight_done, &ctx[k], &ids[k], &err);
+    if (rc != 0) {
+      assert_int_equal(rc, CS_EFAILED); /* refused once the sync failed */
+      in.rc[k] = rc;
+      ids[k] = 0;
+      continue;
+    }
+    accepted++;
+    /* The first write alone is the first batch, synced before the rest
+     * are queued: the second batch, whose sync fails, is the rest. */
+    while (k == 0 && atomic_load(&in.done) == 0)
+      usleep(1000);
+  }
+  assert_int_not_equal(cs_flush(s, &err), 0);
+  cs_close(s, NULL);
+  assert_int_equal(in.done, accepted);
+  /* The failed fdatasync was the last one tried. */
+  assert_int_equal(f.calls[FAULT_SYNC], syncs + 2);
+  assert_int_equal(f.failures, 1);
+  /* In order, and every success before every failure. */
+  int acked = 0;
+  bool failed = false;
+  for (int i = 0; i < in.done; i++) {
+    int k = in.order[i];
+    if (i) assert_true(k > in.order[i - 1]);
+    if (in.rc[k] == 0) {
+      assert_false(failed);
+      acked++;
+    } else {
+      failed = true;
+    }
+  }
+  assert_true(acked > 0 && failed);
+  cs_options plain = {.notice = quiet};
+  assert_int_equal(cs_open(dir, &plain, &s, &err), 0);
+  for (int k = 0; k < INFLIGHT_WRITES; k++) {
+    if (in.rc[k] != 0 || !ids[k]) continue;
+    cs_contact got;
+    assert_int_equal(cs_get(s, 1, ids[k], &got, &err), 0);
+  }
+  cs_close(s, NULL);
+  tu_rmrf(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_faults_every_call_of_every_kind),
       cmocka_unit_test(test_faults_power_loss_keeps_acknowledged_writes),
+      cmocka_unit_test(test_faults_sync_failure_with_batches_in_flight),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
