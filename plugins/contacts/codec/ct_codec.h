@@ -402,4 +402,43 @@ void ct_gen_str(yajl_gen g, const char *s, size_t len);
  * "etag"?}}. */
 void ct_gen_error(yajl_gen g, const ct_err *e);
 
+/* ------------------------------------------------------ the JSON writer */
+
+/*
+ * The answers that carry contacts (a contact, a page, a query's answer) are
+ * written into one buffer by ct_json.c, byte for byte what yajl_gen writes
+ * for the same values, without a generator's state and with the values
+ * escaped a clean run at a time. A ct_json starts on a buffer the caller
+ * gives (or none) and grows on the heap; it can be reset and reused, so a
+ * worker thread keeps one for all its answers. Out of memory sets failed
+ * and drops what follows: check failed before using the text.
+ */
+#define CT_JSON_START_BYTES 4096 /* the first heap buffer, doubled after */
+#define CT_JSON_STACK_BYTES 4096 /* the stack buffer of one answer */
+typedef struct ct_json {
+  char *p;
+  size_t len, cap;
+  bool owned; /* p is the writer's heap buffer */
+  bool failed;
+} ct_json;
+
+/* Starts on buf (cap bytes, the caller's; NULL for none). */
+void ct_json_init(ct_json *j, char *buf, size_t cap);
+/* Empties it, keeping its buffer. */
+void ct_json_reset(ct_json *j);
+/* Frees its heap buffer (it is empty again, with no buffer). */
+void ct_json_free(ct_json *j);
+/* Text as it is, a JSON string of any bytes (escaped as yajl does: \",
+ * \\, \b \f \n \r \t, the other control characters as \u00XX), and a
+ * decimal number. */
+void ct_json_raw(ct_json *j, const char *s, size_t n);
+void ct_json_str(ct_json *j, const char *s, size_t n);
+void ct_json_u64(ct_json *j, uint64_t v);
+/* The contact object of ct_gen_contact_members. */
+void ct_json_contact(ct_json *j, const cs_contact *c, uint32_t members);
+/* A page's answer object without its closing brace (ct_gen_page's text):
+ * {"contacts":[...],"count":n,"total":n,"next_cursor":"..." or null */
+void ct_json_page(ct_json *j, const cs_page *page, uint32_t members,
+                  const char *next_cursor);
+
 #endif
