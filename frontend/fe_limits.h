@@ -154,6 +154,15 @@
  * with a zone is at most INET6_ADDRSTRLEN (46) and IF_NAMESIZE (16). */
 #define FE_CLIENT_ADDR_MAX_BYTES 64
 
+/* A worker keeps up to FE_RES_SPARE_MAX answer handles it has freed, for
+ * its next requests (no allocation per request), each with room for
+ * FE_RES_INLINE_BYTES of path and user agent (a longer request gets a
+ * handle of its own size, freed after it), and a content type of up to
+ * FE_CONTENT_TYPE_INLINE_BYTES (with its NUL) in the handle itself. */
+#define FE_RES_SPARE_MAX 256
+#define FE_RES_INLINE_BYTES 512
+#define FE_CONTENT_TYPE_INLINE_BYTES 64
+
 /* An RFC 3339 time with milliseconds is 24 characters; with a year past
  * 9999 cut, 32 bytes always hold it and its NUL. */
 #define FE_TIME_MAX_BYTES 32
