@@ -196,6 +196,9 @@
 /* The metrics text grows in steps of this many bytes: one render of the
  * front end's counters for a dozen routes fits in a few steps. */
 #define FE_METRICS_CHUNK_BYTES 4096
+/* Copies of the request counters, one per thread up to this many (summed
+ * when scraped), so that workers do not share their cache lines. */
+#define FE_METRICS_SHARDS 4
 /* A latency bucket's edge as its le label writes it ("%g" of seconds:
  * "2.5e-05", "0.00025", "10"). */
 #define FE_METRICS_EDGE_MAX_BYTES 16
