@@ -312,6 +312,9 @@ int ct_members_parse(const char *s, size_t len, uint32_t *members, ct_err *e);
 #define CT_CURSOR_QUERY 3
 
 typedef struct ct_qmem ct_qmem;
+/* What a query's parse allocates inside its ct_query before it allocates
+ * from the heap: a filter of a few conditions fits. */
+#define CT_QUERY_ARENA_BYTES 1024
 
 typedef struct ct_query {
   cs_qry q;         /* account left 0: the caller's to set */
@@ -319,7 +322,10 @@ typedef struct ct_query {
   uint64_t hash;    /* of the canonical query (the cursor's binding) */
   cs_qpos after;    /* the cursor's position, when q.after is set */
   ct_err err;
-  ct_qmem *mem; /* every allocation of the parse */
+  ct_qmem *mem; /* every allocation of the parse past the arena */
+  /* The parse's first allocations (ct_qalloc), in max_align_t units. */
+  size_t arena_used;
+  max_align_t arena[CT_QUERY_ARENA_BYTES / sizeof(max_align_t)];
 } ct_query;
 
 /* Reads and checks a query body (NULL or blank: {}). 0, or -1 with
