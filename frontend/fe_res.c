@@ -36,8 +36,7 @@ static void res_free(cd_response *res) {
     next = h->next;
     free(h);
   }
-  if (res->body != NULL && !res->body_pooled)
-    h2o_mem_release_shared(res->body);
+  if (res->body != NULL && !res->body_pooled) h2o_mem_release_shared(res->body);
   if (res->content_type != res->content_type_buf) free(res->content_type);
   w->pending--;
   if (res->reusable && !w->spare_closed && w->spare_count < FE_RES_SPARE_MAX) {

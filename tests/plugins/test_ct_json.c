@@ -79,8 +79,8 @@ static void assert_same(yajl_gen g, const ct_json *j) {
   assert_int_equal(yajl_gen_get_buf(g, &buf, &len), yajl_gen_status_ok);
   assert_false(j->failed);
   if (len != j->len || memcmp(buf, j->p, len) != 0) {
-    print_message("yajl:    %.*s\nct_json: %.*s\n", (int)len, buf,
-                  (int)j->len, j->p);
+    print_message("yajl:    %.*s\nct_json: %.*s\n", (int)len, buf, (int)j->len,
+                  j->p);
     fail();
   }
 }
@@ -129,8 +129,8 @@ static void test_random_strings(void **state) {
 
 static void test_numbers(void **state) {
   (void)state;
-  static const uint64_t values[] = {0, 1, 9, 10, 99, 100, 12345678901234ull,
-                                    INT64_MAX};
+  static const uint64_t values[] = {
+      0, 1, 9, 10, 99, 100, 12345678901234ull, INT64_MAX};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
     yajl_gen g = ref_new();
     yajl_gen_integer(g, (long long)values[i]);
@@ -165,9 +165,9 @@ static cs_contact random_contact(int slot) {
 }
 
 static uint32_t random_members(void) {
-  return next_rand() % 2 ? CT_MEMBERS_ALL
-                         : ((uint32_t)next_rand() & CT_MEMBERS_ALL) |
-                               CT_MEMBER_ID;
+  return next_rand() % 2
+             ? CT_MEMBERS_ALL
+             : ((uint32_t)next_rand() & CT_MEMBERS_ALL) | CT_MEMBER_ID;
 }
 
 static void test_contacts(void **state) {
@@ -302,10 +302,10 @@ static void test_reset(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_every_byte),   cmocka_unit_test(test_random_strings),
-      cmocka_unit_test(test_numbers),      cmocka_unit_test(test_contacts),
-      cmocka_unit_test(test_pages),        cmocka_unit_test(test_export_lines),
-      cmocka_unit_test(test_reset),        cmocka_unit_test(test_etags),
+      cmocka_unit_test(test_every_byte), cmocka_unit_test(test_random_strings),
+      cmocka_unit_test(test_numbers),    cmocka_unit_test(test_contacts),
+      cmocka_unit_test(test_pages),      cmocka_unit_test(test_export_lines),
+      cmocka_unit_test(test_reset),      cmocka_unit_test(test_etags),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
