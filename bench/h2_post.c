@@ -165,8 +165,10 @@ static int on_close(nghttp2_session *session, int32_t stream_id,
 }
 
 #define NV(n, v, vl)                                                           \
-  {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl),                        \
-   NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+  {                                                                            \
+    (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl),                       \
+        NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE           \
+  }
 
 static void submit(h2p_conn *c) {
   h2p_thread *t = c->t;
@@ -388,8 +390,8 @@ int main(int argc, char **argv) {
   }
   if (argc % 2 != 1 || o.port <= 0 || o.bodies == NULL || o.threads < 1 ||
       o.threads > H2P_THREADS_MAX || o.conns < o.threads ||
-      o.conns > H2P_CONNS_MAX || o.streams < 1 ||
-      o.streams > H2P_STREAMS_MAX || o.duration <= 0)
+      o.conns > H2P_CONNS_MAX || o.streams < 1 || o.streams > H2P_STREAMS_MAX ||
+      o.duration <= 0)
     return usage();
 
   size_t len;
@@ -444,7 +446,8 @@ int main(int argc, char **argv) {
     k += ts[i].lat_len;
   }
   if (all != NULL) qsort(all, k, sizeof(uint32_t), by_value);
-  double p50 = k ? all[k / 2] / 1000.0 : 0, p99 = k ? all[k * 99 / 100] / 1000.0 : 0;
+  double p50 = k ? all[k / 2] / 1000.0 : 0,
+         p99 = k ? all[k * 99 / 100] / 1000.0 : 0;
   uint64_t total = ok + non2xx + errors;
   printf("requests %llu ok %llu non2xx %llu errors %llu seconds %.2f rps %.1f "
          "p50_ms %.3f p99_ms %.3f\n",
