@@ -12,9 +12,11 @@
  *   ct_parse.c  bodies read with yajl's event parser (no tree)
  *   ct_text.c   the per-value rules applied while reading: strict UTF-8,
  *               trimming, lengths, phone digits, name splitting, cursors
- *   ct_out.c    contact and error objects written with yajl_gen (no tree)
+ *   ct_out.c    error objects and changes written with yajl_gen (no tree)
+ *   ct_json.c   contact objects, pages and export lines written into one
+ *               buffer, byte for byte as yajl_gen writes them
  *   ct_query.c  POST /contacts/query's body read into a cs_qry, its
- *               cursors
+ *               cursors (ct_qcursor.c) and its memory (ct_qmem.c)
  *
  * It needs only the engine's public headers (cs.h, whose field table it
  * reads for every name, rule and required field, and cs_query.h), yajl,

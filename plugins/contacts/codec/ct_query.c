@@ -22,9 +22,9 @@
  * finished tree.
  *
  * Memory: nodes, value arrays and kept strings are allocated one by one
- * from the ct_query's own arena, then, once that is used up, in a chain
- * (ct_qmem) it owns; lists being read grow in their frame and are copied
- * there, exactly sized, when they end.
+ * (ct_qalloc, ct_qmem.c) from the ct_query's own arena, then in a chain it
+ * owns; lists being read grow in their frame and are copied there, exactly
+ * sized, when they end.
  *
  * The cursor (its format, the query's canonical hash) is ct_qcursor.c's.
  */
@@ -39,36 +39,6 @@
 
 #include "ct_codec.h"
 #include "ct_codec_int.h"
-
-struct ct_qmem {
-  struct ct_qmem *next;
-  max_align_t data[];
-};
-
-/* n bytes owned by cq (NULL when out of memory): from its arena while that
- * lasts (a small query allocates nothing), then from the chain. */
-void *ct_qalloc(ct_query *cq, size_t n) {
-  size_t units = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t);
-  size_t room = sizeof cq->arena / sizeof cq->arena[0] - cq->arena_used;
-  if (units > 0 && units <= room) {
-    void *at = &cq->arena[cq->arena_used];
-    cq->arena_used += units;
-    return at;
-  }
-  struct ct_qmem *m = malloc(sizeof *m + (n ? n : 1));
-  if (!m) return NULL;
-  m->next = cq->mem;
-  cq->mem = m;
-  return m->data;
-}
-
-void ct_query_free(ct_query *cq) {
-  while (cq->mem) {
-    struct ct_qmem *next = cq->mem->next;
-    free(cq->mem);
-    cq->mem = next;
-  }
-}
 
 /* ---------------------------------------------------------------- frames */
 
