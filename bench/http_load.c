@@ -21,6 +21,9 @@
  *   companies.txt  companies with at least 100 contacts, the least common
  *                  first (at most 100 of them), as "count<TAB>name": a
  *                  search that fills one page of 100 contacts
+ *   queries.txt    the same contacts as ids.txt, one POST /contacts/query
+ *                  body a line: {"filter": email eq the contact's email},
+ *                  whose answer is exactly that one contact
  * and prints one summary line. Exit 0 when every contact was stored, 1 when
  * any was refused or a request failed, 2 on bad usage.
  */
@@ -403,8 +406,9 @@ static int write_outputs(load_state *st) {
   FILE *fi = open_out(o->out, "ids.txt");
   FILE *fe = open_out(o->out, "emails.txt");
   FILE *fc = open_out(o->out, "companies.txt");
+  FILE *fq = open_out(o->out, "queries.txt");
   int rc = -1;
-  if (fi == NULL || fe == NULL || fc == NULL) goto out;
+  if (fi == NULL || fe == NULL || fc == NULL || fq == NULL) goto out;
   for (uint64_t k = 0; k < n; k++) {
     uint64_t slot = order[k];
     if (st->ids[slot] == 0) continue;
@@ -414,6 +418,12 @@ static int write_outputs(load_state *st) {
     url_encode(c.email, enc, sizeof(enc));
     fprintf(fi, "%020llu\n", (unsigned long long)st->ids[slot]);
     fprintf(fe, "%s\n", enc);
+    char q[1024], *end = q;
+    end += sprintf(end, "{\"filter\":{\"field\":\"email\",\"op\":\"eq\","
+                        "\"value\":");
+    end = json_string(end, q + sizeof(q) - 3, c.email);
+    if (end == NULL) goto out;
+    fprintf(fq, "%.*s}}\n", (int)(end - q), q);
   }
 
   /* Company sizes: summed per-thread counts; names from any member. */
@@ -455,6 +465,7 @@ out:
   if (fi != NULL) fclose(fi);
   if (fe != NULL) fclose(fe);
   if (fc != NULL) fclose(fc);
+  if (fq != NULL) fclose(fq);
   free(order);
   return rc;
 }

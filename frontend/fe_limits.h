@@ -154,6 +154,15 @@
  * with a zone is at most INET6_ADDRSTRLEN (46) and IF_NAMESIZE (16). */
 #define FE_CLIENT_ADDR_MAX_BYTES 64
 
+/* A worker keeps up to FE_RES_SPARE_MAX answer handles it has freed, for
+ * its next requests (no allocation per request), each with room for
+ * FE_RES_INLINE_BYTES of path and user agent (a longer request gets a
+ * handle of its own size, freed after it), and a content type of up to
+ * FE_CONTENT_TYPE_INLINE_BYTES (with its NUL) in the handle itself. */
+#define FE_RES_SPARE_MAX 256
+#define FE_RES_INLINE_BYTES 512
+#define FE_CONTENT_TYPE_INLINE_BYTES 64
+
 /* An RFC 3339 time with milliseconds is 24 characters; with a year past
  * 9999 cut, 32 bytes always hold it and its NUL. */
 #define FE_TIME_MAX_BYTES 32
@@ -187,6 +196,9 @@
 /* The metrics text grows in steps of this many bytes: one render of the
  * front end's counters for a dozen routes fits in a few steps. */
 #define FE_METRICS_CHUNK_BYTES 4096
+/* Copies of the request counters, one per thread up to this many (summed
+ * when scraped), so that workers do not share their cache lines. */
+#define FE_METRICS_SHARDS 4
 /* A latency bucket's edge as its le label writes it ("%g" of seconds:
  * "2.5e-05", "0.00025", "10"). */
 #define FE_METRICS_EDGE_MAX_BYTES 16

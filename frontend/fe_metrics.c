@@ -8,6 +8,12 @@
  * is exact: from 10 us (a read served from memory takes about 20) to ten
  * seconds (a write stuck behind a slow disk), in 1-2.5-5 steps.
  *
+ * The counters are kept in FE_METRICS_SHARDS copies, each thread counting
+ * into its own (threads take shards in turn at their first request), so
+ * that workers answering at once do not fight over the same cache lines;
+ * a scrape sums the copies. Each counter is still atomic: threads past
+ * FE_METRICS_SHARDS share.
+ *
  * fe_metrics_render_process adds the process's own figures (fe_process.h)
  * and contactd_build_info, under the names Prometheus's client libraries
  * use, so that dashboards made for them work unchanged.
@@ -18,6 +24,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +41,8 @@ static const uint64_t bucket_micros[] = {
 enum { BUCKET_COUNT = sizeof(bucket_micros) / sizeof(bucket_micros[0]) };
 
 typedef struct slot {
-  char *labels; /* method="...",route="...", escaped once at create */
+  char *labels; /* method="...",route="...", escaped once at create; in
+                   shard 0's slots only */
   _Atomic uint64_t status[STATUS_COUNT];
   _Atomic uint64_t other_status; /* outside 100..599: never, but counted */
   _Atomic uint64_t bucket[BUCKET_COUNT]; /* not cumulative; summed at render */
@@ -44,7 +52,8 @@ typedef struct slot {
 
 struct fe_metrics {
   size_t route_count;
-  slot *slots; /* route_count + 1, the last for unmatched requests */
+  /* Per shard, route_count + 1, the last for unmatched requests. */
+  slot *slots[FE_METRICS_SHARDS];
   char edges[BUCKET_COUNT][FE_METRICS_EDGE_MAX_BYTES]; /* le="..." values */
 };
 
@@ -118,13 +127,15 @@ int fe_metrics_create(size_t route_count, const char *const *methods,
   fe_metrics *m = calloc(1, sizeof(*m));
   if (m == NULL) return -1;
   m->route_count = route_count;
-  m->slots = calloc(route_count + 1, sizeof(slot));
-  if (m->slots == NULL) {
-    free(m);
-    return -1;
+  for (int sh = 0; sh < FE_METRICS_SHARDS; sh++) {
+    m->slots[sh] = calloc(route_count + 1, sizeof(slot));
+    if (m->slots[sh] == NULL) {
+      fe_metrics_destroy(m);
+      return -1;
+    }
   }
   for (size_t i = 0; i <= route_count; i++) {
-    slot *s = &m->slots[i];
+    slot *s = &m->slots[0][i];
     s->labels = slot_labels(i < route_count ? methods[i] : "-",
                             i < route_count ? patterns[i] : "unmatched");
     if (s->labels == NULL) {
@@ -141,15 +152,29 @@ int fe_metrics_create(size_t route_count, const char *const *methods,
 
 void fe_metrics_destroy(fe_metrics *m) {
   if (m == NULL) return;
-  for (size_t i = 0; i <= m->route_count; i++)
-    free(m->slots[i].labels);
-  free(m->slots);
+  for (size_t i = 0; m->slots[0] != NULL && i <= m->route_count; i++)
+    free(m->slots[0][i].labels);
+  for (int sh = 0; sh < FE_METRICS_SHARDS; sh++)
+    free(m->slots[sh]);
   free(m);
+}
+
+/* The calling thread's shard, taken in turn at its first count. */
+static unsigned my_shard(void) {
+  static atomic_uint next_shard;
+  static _Thread_local unsigned shard_plus_one;
+  if (shard_plus_one == 0)
+    shard_plus_one =
+        atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) %
+            FE_METRICS_SHARDS +
+        1;
+  return shard_plus_one - 1;
 }
 
 void fe_metrics_observe(fe_metrics *m, size_t route, int status,
                         uint64_t micros) {
-  slot *s = &m->slots[route < m->route_count ? route : m->route_count];
+  slot *s =
+      &m->slots[my_shard()][route < m->route_count ? route : m->route_count];
   if (status >= STATUS_FIRST && status < STATUS_FIRST + STATUS_COUNT)
     atomic_fetch_add_explicit(&s->status[status - STATUS_FIRST], 1,
                               memory_order_relaxed);
@@ -167,6 +192,15 @@ void fe_metrics_observe(fe_metrics *m, size_t route, int status,
 
 static uint64_t load(const _Atomic uint64_t *v) {
   return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* A counter of slot i summed over the shards: at is its offset in a
+ * slot. */
+static uint64_t sum(const fe_metrics *m, size_t i, size_t at) {
+  uint64_t n = 0;
+  for (int sh = 0; sh < FE_METRICS_SHARDS; sh++)
+    n += load((const _Atomic uint64_t *)((const char *)&m->slots[sh][i] + at));
+  return n;
 }
 
 /* A buffer holding *buf's text, to append to; false when out of memory. */
@@ -202,15 +236,15 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
                 "by route and status.\n"
                 "# TYPE contactd_http_requests_total counter\n");
   for (size_t i = 0; i <= m->route_count; i++) {
-    const slot *s = &m->slots[i];
+    const slot *s = &m->slots[0][i];
     for (int st = 0; st < STATUS_COUNT; st++) {
-      uint64_t n = load(&s->status[st]);
+      uint64_t n = sum(m, i, offsetof(slot, status) + st * sizeof(uint64_t));
       if (n == 0) continue;
       sb_printf(&b,
                 "contactd_http_requests_total{%s,status=\"%d\"} %" PRIu64 "\n",
                 s->labels, st + STATUS_FIRST, n);
     }
-    uint64_t other = load(&s->other_status);
+    uint64_t other = sum(m, i, offsetof(slot, other_status));
     if (other != 0) {
       sb_printf(
           &b, "contactd_http_requests_total{%s,status=\"other\"} %" PRIu64 "\n",
@@ -222,11 +256,11 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
                 "request to answer, by route.\n"
                 "# TYPE contactd_http_request_duration_seconds histogram\n");
   for (size_t i = 0; i <= m->route_count; i++) {
-    const slot *s = &m->slots[i];
+    const slot *s = &m->slots[0][i];
     uint64_t cumulative = 0;
-    uint64_t count = load(&s->count);
+    uint64_t count = sum(m, i, offsetof(slot, count));
     for (int bk = 0; bk < BUCKET_COUNT; bk++) {
-      cumulative += load(&s->bucket[bk]);
+      cumulative += sum(m, i, offsetof(slot, bucket) + bk * sizeof(uint64_t));
       sb_printf(&b,
                 "contactd_http_request_duration_seconds_bucket{%s,le=\"%s\"} "
                 "%" PRIu64 "\n",
@@ -239,8 +273,9 @@ size_t fe_metrics_render(const fe_metrics *m, char **buf) {
               "%" PRIu64 "\n"
               "contactd_http_request_duration_seconds_sum{%s} %.6f\n"
               "contactd_http_request_duration_seconds_count{%s} %" PRIu64 "\n",
-              s->labels, count, s->labels, (double)load(&s->sum_micros) / 1e6,
-              s->labels, count);
+              s->labels, count, s->labels,
+              (double)sum(m, i, offsetof(slot, sum_micros)) / 1e6, s->labels,
+              count);
   }
 
   return sb_end(&b, buf);

@@ -26,6 +26,7 @@ typedef struct route_int {
   size_t segment_count;
   segment seg[FE_ROUTE_SEGMENTS_MAX];
   unsigned score; /* one bit per literal segment, first segment highest */
+  int method_ix;  /* method_index(pub.method), found once */
 } route_int;
 
 struct fe_router {
@@ -37,6 +38,7 @@ struct fe_router {
 static const char *const method_names[] = {"DELETE", "GET",  "HEAD",
                                            "PATCH",  "POST", "PUT"};
 enum { METHOD_COUNT = sizeof(method_names) / sizeof(method_names[0]) };
+enum { METHOD_GET = 1, METHOD_HEAD = 2 }; /* their places above */
 
 static int method_index(const char *m) {
   for (int i = 0; i < METHOD_COUNT; i++)
@@ -106,6 +108,7 @@ int fe_router_add(fe_router *r, const char *method, const char *pattern,
   if (ri->pub.method == NULL || ri->pub.pattern == NULL) goto nomem;
   ri->pub.flags = flags;
   ri->pub.payload = payload;
+  ri->method_ix = method_index(method);
 
   const char *p = pattern + 1;
   while (*p != '\0') {
@@ -228,18 +231,20 @@ fe_route_result fe_router_match(const fe_router *r, const char *method,
     }
   }
 
-  bool is_head = strcmp(method, "HEAD") == 0;
+  /* The request's method as an index, found once: a route compares
+   * numbers. */
+  const int get_ix = METHOD_GET, head_ix = METHOD_HEAD;
+  int want = method_index(method);
+  bool is_head = want == head_ix;
   const route_int *best = NULL;
   unsigned allowed = 0;
   for (size_t i = 0; i < r->count; i++) {
     const route_int *ri = r->routes[i];
     if (!pattern_matches(ri, segs, lens, count)) continue;
-    int mi = method_index(ri->pub.method);
-    allowed |= 1u << mi;
-    if (strcmp(ri->pub.method, "GET") == 0)
-      allowed |= 1u << method_index("HEAD");
-    bool method_ok = strcmp(ri->pub.method, method) == 0 ||
-                     (is_head && strcmp(ri->pub.method, "GET") == 0);
+    allowed |= 1u << ri->method_ix;
+    if (ri->method_ix == get_ix) allowed |= 1u << head_ix;
+    bool method_ok = (want >= 0 && ri->method_ix == want) ||
+                     (is_head && ri->method_ix == get_ix);
     if (method_ok && (best == NULL || ri->score > best->score)) best = ri;
   }
 

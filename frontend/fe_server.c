@@ -79,24 +79,6 @@ static void log_res(const cd_response *res, int level, const char *fmt, ...) {
 
 static h2o_generator_t fe_generator = {NULL, NULL};
 
-static void res_free(cd_response *res) {
-  if (res->guard != NULL) res->guard->res = NULL;
-  for (fe_header *h = res->headers, *next; h != NULL; h = next) {
-    next = h->next;
-    free(h->name);
-    free(h->value);
-    free(h);
-  }
-  if (res->body != NULL) h2o_mem_release_shared(res->body);
-  free(res->content_type);
-  res->worker->pending--;
-  free(res);
-}
-
-void fe_res_maybe_free(cd_response *res) {
-  if (res->sent && !res->handler_running) res_free(res);
-}
-
 void fe_add_header(h2o_req_t *req, const char *name, size_t name_len,
                    const char *value, size_t value_len) {
   h2o_iovec_t n = h2o_strdup(&req->pool, name, name_len);
@@ -110,7 +92,7 @@ void fe_res_head(cd_response *res) {
   req->res.status = res->status;
   req->res.reason = fe_status_reason(res->status);
   for (fe_header *h = res->headers; h != NULL; h = h->next)
-    fe_add_header(req, h->name, strlen(h->name), h->value, strlen(h->value));
+    fe_add_header(req, h->name, h->name_len, h->value, h->value_len);
   if (res->content_type != NULL) {
     h2o_iovec_t ct =
         h2o_strdup(&req->pool, res->content_type, strlen(res->content_type));
@@ -130,7 +112,7 @@ static void send_to_h2o(cd_response *res) {
    * its connection closes after this answer all the same. */
   if (res->worker->stopping) req->http1_is_persistent = 0;
 
-  h2o_mem_link_shared(&req->pool, res->body);
+  if (!res->body_pooled) h2o_mem_link_shared(&req->pool, res->body);
   h2o_iovec_t buf = h2o_iovec_init(res->body, res->body_len);
   h2o_start_response(req, &fe_generator);
   if (res->is_head || res->body_len == 0)
@@ -241,23 +223,23 @@ static void host_header(cd_response *res, const char *name, const char *value) {
             "plugin bug: header %s dropped (bad name or value)", name);
     return;
   }
-  fe_header *h = calloc(1, sizeof(*h));
+  /* One allocation: the header, then its name and value. */
+  size_t name_len = strlen(name), value_len = strlen(value);
+  fe_header *h = malloc(sizeof(*h) + name_len + 1 + value_len + 1);
   if (h == NULL) return;
-  h->name = strdup(name);
-  h->value = strdup(value);
-  if (h->name == NULL || h->value == NULL) {
-    free(h->name);
-    free(h->value);
-    free(h);
-    return;
+  h->next = NULL;
+  h->name = (char *)(h + 1);
+  h->name_len = name_len;
+  h->value = h->name + name_len + 1;
+  h->value_len = value_len;
+  for (size_t i = 0; i <= name_len; i++) {
+    char c = name[i];
+    h->name[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
   }
-  for (char *p = h->name; *p != '\0'; p++)
-    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  memcpy(h->value, value, value_len + 1);
   if (header_reserved(h->name)) {
     log_res(res, CD_LOG_WARN, "plugin bug: header %s is the server's to set",
             h->name);
-    free(h->name);
-    free(h->value);
     free(h);
     return;
   }
@@ -281,18 +263,25 @@ static void host_respond(cd_response *res, int status, const char *content_type,
     body_len = 0;
   }
   res->status = status;
-  if (content_type != NULL && header_value_ok(content_type))
-    res->content_type = strdup(content_type);
-  /* Shared memory, so that the request's pool can hold the body by
-   * reference instead of copying it a second time. */
-  res->body = h2o_mem_alloc_shared(NULL, body_len > 0 ? body_len : 1, NULL);
-  if (body_len > 0 && body != NULL)
-    memcpy(res->body, body, body_len);
-  else
-    body_len = 0;
+  if (content_type != NULL && header_value_ok(content_type)) {
+    size_t n = strlen(content_type);
+    res->content_type = n < sizeof(res->content_type_buf)
+                            ? memcpy(res->content_type_buf, content_type, n + 1)
+                            : strdup(content_type);
+  }
+  if (body == NULL) body_len = 0;
+  bool on_worker = pthread_equal(pthread_self(), res->worker->tid);
+  /* On the worker's thread with the request alive, the body goes into the
+   * request's pool (freed with it); otherwise into shared memory, which
+   * the pool takes a reference to at send, instead of a second copy. */
+  res->body_pooled = on_worker && res->req != NULL;
+  res->body = res->body_pooled
+                  ? h2o_mem_alloc_pool(&res->req->pool, body_len + 1)
+                  : h2o_mem_alloc_shared(NULL, body_len + 1, NULL);
+  if (body_len > 0) memcpy(res->body, body, body_len);
   res->body_len = body_len;
 
-  if (pthread_equal(pthread_self(), res->worker->tid))
+  if (on_worker)
     res_finish(res);
   else
     h2o_multithread_send_message(&res->worker->answers, &res->msg);
@@ -394,7 +383,7 @@ void fe_request_id_of(fe_worker *w, h2o_req_t *req,
 static cd_response *res_begin(fe_worker *w, h2o_req_t *req, size_t path_len) {
   bool logged = w->srv->access_log != NULL;
   h2o_iovec_t ua = logged ? fe_peer_user_agent(req) : h2o_iovec_init(NULL, 0);
-  cd_response *res = calloc(1, sizeof(*res) + path_len + 1 + ua.len + 1);
+  cd_response *res = fe_res_alloc(w, path_len + 1 + ua.len + 1);
   fe_guard *guard =
       h2o_mem_alloc_shared(&req->pool, sizeof(*guard), guard_dispose);
   if (res == NULL) {
@@ -414,8 +403,11 @@ static cd_response *res_begin(fe_worker *w, h2o_req_t *req, size_t path_len) {
   res->guard = guard;
   res->headers_tail = &res->headers;
   res->handler_running = true;
-  snprintf(res->method, sizeof(res->method), "%.*s", (int)req->method.len,
-           req->method.base);
+  size_t mlen = req->method.len < sizeof(res->method) - 1
+                    ? req->method.len
+                    : sizeof(res->method) - 1;
+  memcpy(res->method, req->method.base, mlen);
+  res->method[mlen] = '\0';
   memcpy(res->path, req->path.base, path_len);
   res->path_len = path_len;
   if (logged) {
@@ -676,6 +668,7 @@ static void *worker_main(void *arg) {
     if (w->stopping && fe_stop_done(w)) break;
   }
   fe_stop_finish(w);
+  fe_res_spares_free(w);
   return NULL;
 }
 

@@ -63,6 +63,11 @@ struct fe_worker {
   size_t live;                 /* requests with a guard not yet disposed */
   h2o_linklist_t conns;        /* fe_conn: every open accepted connection */
   uint64_t rng;
+  /* Freed answer handles kept for reuse (res_alloc), linked through
+   * spare_next; none once the worker has finished. */
+  struct cd_response *spare;
+  size_t spare_count;
+  bool spare_closed;
   bool stopping;
   int64_t stop_deadline_ms;
 };
@@ -90,8 +95,9 @@ struct fe_server {
 
 typedef struct fe_header {
   struct fe_header *next;
-  char *name; /* lower-case */
+  char *name; /* lower-case; name and value follow the header itself */
   char *value;
+  size_t name_len, value_len;
 } fe_header;
 
 typedef struct fe_guard {
@@ -104,14 +110,21 @@ struct cd_response {
   h2o_req_t *req; /* NULL once h2o freed the request */
   fe_guard *guard;
   h2o_multithread_message_t msg;
+  struct cd_response *spare_next; /* in fe_worker.spare, once freed */
   atomic_int answered;
   bool handler_running;
   bool sent;
   bool is_head;
+  bool reusable;    /* FE_RES_INLINE_BYTES after path: a spare when freed */
+  bool body_pooled; /* body is in the request's pool, not shared memory */
   /* the answer */
   int status;
-  char *content_type;
-  char *body; /* h2o shared memory: the pool takes a reference at send */
+  char *content_type; /* content_type_buf, malloc'd, or NULL */
+  char content_type_buf[FE_CONTENT_TYPE_INLINE_BYTES];
+  /* h2o shared memory (the pool takes a reference at send), or, when
+   * body_pooled, the request pool's own (an answer on the worker's thread
+   * while its request is alive) */
+  char *body;
   size_t body_len;
   fe_header *headers, **headers_tail;
   struct cd_stream *stream; /* a streamed answer (fe_stream.c), or NULL */
@@ -146,6 +159,13 @@ void fe_request_id_of(fe_worker *w, h2o_req_t *req,
 void fe_res_head(cd_response *res);
 void fe_res_record(cd_response *res, uint64_t body_bytes);
 void fe_res_maybe_free(cd_response *res);
+
+/* fe_res.c: a zeroed answer handle with extra bytes after it (path and
+ * user agent), a spare of the worker's when it fits one (NULL when out of
+ * memory); and, once the worker's loop has ended, its spares freed for
+ * good (a handle freed later is freed at once). */
+cd_response *fe_res_alloc(fe_worker *w, size_t extra);
+void fe_res_spares_free(fe_worker *w);
 
 /* fe_stream.c: the host's stream_begin, stream_write and stream_end (see
  * cd_plugin.h); on the worker: its stream receiver set up, a streamed

@@ -19,7 +19,7 @@ packages=(
   build-essential cmake pkg-config git
   libh2o-evloop-dev libssl-dev libmsgpack-dev libxxhash-dev libyajl-dev
   libutf8proc-dev libroaring-dev libcsv-dev libcmocka-dev libsqlite3-dev
-  libcurl4-openssl-dev libarchive-dev libsystemd-dev
+  libcurl4-openssl-dev libarchive-dev libsystemd-dev libnghttp2-dev
   curl nghttp2-client wrk openssl python3 clang clang-format libclang-rt-14-dev
   fuse3 libfuse3-dev
   lintian man-db file

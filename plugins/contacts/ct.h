@@ -50,6 +50,9 @@ extern const char ct_text_type[]; /* "text/plain; charset=utf-8" */
 void ct_send_err(const ct_state *st, cd_response *res, const ct_err *e);
 /* Sends what g holds as a 200 JSON answer and frees g. */
 void ct_send_gen(const ct_state *st, cd_response *res, yajl_gen g);
+/* Sends what j holds as a 200 JSON answer (500 when it ran out of memory)
+ * and frees its heap buffer. */
+void ct_send_json(const ct_state *st, cd_response *res, ct_json *j);
 void ct_send_oom(const ct_state *st, cd_response *res);
 void ct_send_not_found(const ct_state *st, cd_response *res);
 /*

@@ -45,6 +45,14 @@ void ct_send_gen(const ct_state *st, cd_response *res, yajl_gen g) {
   yajl_gen_free(g);
 }
 
+void ct_send_json(const ct_state *st, cd_response *res, ct_json *j) {
+  if (j->failed)
+    ct_send_oom(st, res);
+  else
+    st->host->respond(res, 200, ct_json_type, j->p, j->len);
+  ct_json_free(j);
+}
+
 void ct_send_oom(const ct_state *st, cd_response *res) {
   st->host->log(st->host->ctx, res, CD_LOG_ERROR, "contacts: out of memory");
   st->host->error(res, 500, "internal", "internal error", NULL, 0);

@@ -58,10 +58,11 @@ int ct_handle_get(void *state, const cd_request *req, cd_response *res) {
     st->host->respond(res, 304, NULL, NULL, 0);
     return CD_DONE;
   }
-  yajl_gen g = ct_gen_new();
-  if (!g) return ct_send_oom(st, res), CD_DONE;
-  ct_gen_contact_members(g, &c, members);
-  ct_send_gen(st, res, g);
+  char stack[CT_JSON_STACK_BYTES];
+  ct_json j;
+  ct_json_init(&j, stack, sizeof stack);
+  ct_json_contact(&j, &c, members);
+  ct_send_json(st, res, &j);
   return CD_DONE;
 }
 
@@ -152,37 +153,16 @@ static int ct_search_query(const ct_state *st, const cs_str *prm,
   return 0;
 }
 
-/* Opens the answer object of a page and writes its contacts (with the
- * members asked for), count, total and next_cursor (NULL: the last page);
- * the caller adds what else it has and closes it. */
-static void ct_gen_page(yajl_gen g, const cs_page *page, uint32_t members,
-                        const char *next_cursor) {
-  yajl_gen_map_open(g);
-  ct_gen_str(g, "contacts", 8);
-  yajl_gen_array_open(g);
-  for (uint32_t i = 0; i < page->count; i++)
-    ct_gen_contact_members(g, &page->contacts[i], members);
-  yajl_gen_array_close(g);
-  ct_gen_str(g, "count", 5);
-  yajl_gen_integer(g, page->count);
-  ct_gen_str(g, "total", 5);
-  yajl_gen_integer(g, (long long)page->total);
-  ct_gen_str(g, "next_cursor", 11);
-  if (next_cursor)
-    ct_gen_str(g, next_cursor, strlen(next_cursor));
-  else
-    yajl_gen_null(g);
-}
-
 /* Sends a page of contacts with its next cursor (NULL: the last page). */
 static void ct_send_page(const ct_state *st, cd_response *res,
                          const cs_page *page, uint32_t members,
                          const char *next_cursor) {
-  yajl_gen g = ct_gen_new();
-  if (!g) return ct_send_oom(st, res);
-  ct_gen_page(g, page, members, next_cursor);
-  yajl_gen_map_close(g);
-  ct_send_gen(st, res, g);
+  char stack[CT_JSON_STACK_BYTES];
+  ct_json j;
+  ct_json_init(&j, stack, sizeof stack);
+  ct_json_page(&j, page, members, next_cursor);
+  ct_json_raw(&j, "}", 1);
+  ct_send_json(st, res, &j);
 }
 
 /* GET /contacts: a search. */
@@ -303,9 +283,9 @@ int ct_handle_trash(void *state, const cd_request *req, cd_response *res) {
 /* Writes the facets member: {name: [{"value", "count"}, ...], ...}. A
  * field the query named twice is written once: a JSON object's names are
  * unique. */
-static void ct_gen_facets(yajl_gen g, const cs_qresult *r) {
-  ct_gen_str(g, "facets", 6);
-  yajl_gen_map_open(g);
+static void ct_json_facets(ct_json *j, const cs_qresult *r) {
+  ct_json_raw(j, ",\"facets\":{", 11);
+  bool first = true;
   for (uint32_t i = 0; i < r->nfacets; i++) {
     const cs_facet *f = &r->facets[i];
     bool again = false;
@@ -313,19 +293,20 @@ static void ct_gen_facets(yajl_gen g, const cs_qresult *r) {
       again |= r->facets[k].field == f->field;
     if (again) continue;
     const char *name = cs_qfield_name(f->field);
-    ct_gen_str(g, name, strlen(name));
-    yajl_gen_array_open(g);
+    if (!first) ct_json_raw(j, ",", 1);
+    first = false;
+    ct_json_str(j, name, strlen(name));
+    ct_json_raw(j, ":[", 2);
     for (uint32_t k = 0; k < f->count; k++) {
-      yajl_gen_map_open(g);
-      ct_gen_str(g, "value", 5);
-      ct_gen_str(g, f->values[k].value.ptr, f->values[k].value.len);
-      ct_gen_str(g, "count", 5);
-      yajl_gen_integer(g, (long long)f->values[k].count);
-      yajl_gen_map_close(g);
+      ct_json_raw(j, k > 0 ? ",{\"value\":" : "{\"value\":", k > 0 ? 10 : 9);
+      ct_json_str(j, f->values[k].value.ptr, f->values[k].value.len);
+      ct_json_raw(j, ",\"count\":", 9);
+      ct_json_u64(j, f->values[k].count);
+      ct_json_raw(j, "}", 1);
     }
-    yajl_gen_array_close(g);
+    ct_json_raw(j, "]", 1);
   }
-  yajl_gen_map_close(g);
+  ct_json_raw(j, "}", 1);
 }
 
 /* Sends a query's answer: the page, facets when the query asked for any,
@@ -337,20 +318,16 @@ static void ct_send_query(const ct_state *st, cd_response *res,
   if (r->page.more && r->page.count > 0 &&
       !(cursor = ct_query_cursor(cq, &r->next)))
     return ct_send_oom(st, res);
-  yajl_gen g = ct_gen_new();
-  if (!g) {
-    free(cursor);
-    return ct_send_oom(st, res);
-  }
-  ct_gen_page(g, &r->page, cq->members, cursor);
-  if (cq->q.nfacets) ct_gen_facets(g, r);
-  char as_of[24];
-  int n = snprintf(as_of, sizeof as_of, "%llu", (unsigned long long)r->as_of);
-  ct_gen_str(g, "as_of", 5);
-  ct_gen_str(g, as_of, (size_t)n);
-  yajl_gen_map_close(g);
+  char stack[CT_JSON_STACK_BYTES];
+  ct_json j;
+  ct_json_init(&j, stack, sizeof stack);
+  ct_json_page(&j, &r->page, cq->members, cursor);
+  if (cq->q.nfacets) ct_json_facets(&j, r);
+  ct_json_raw(&j, ",\"as_of\":\"", 10);
+  ct_json_u64(&j, r->as_of);
+  ct_json_raw(&j, "\"}", 2);
   free(cursor);
-  ct_send_gen(st, res, g);
+  ct_send_json(st, res, &j);
 }
 
 /* POST /contacts/query. */

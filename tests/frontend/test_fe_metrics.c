@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "fe_limits.h"
 #include "fe_metrics.h"
 
 static fe_metrics *make(void) {
@@ -88,17 +89,30 @@ static void *hammer(void *arg) {
   return NULL;
 }
 
+/* More threads than counter shards: some count alone, some share one, and
+ * the scrape sums them all. */
+#define HAMMERS (FE_METRICS_SHARDS + 2)
+
 static void test_fe_metrics_threads_lose_nothing(void **state) {
   fe_metrics *m = make();
-  pthread_t t[4];
-  for (int i = 0; i < 4; i++)
+  pthread_t t[HAMMERS];
+  for (int i = 0; i < HAMMERS; i++)
     pthread_create(&t[i], NULL, hammer, m);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < HAMMERS; i++)
     pthread_join(t[i], NULL);
   char *text = NULL;
   fe_metrics_render(m, &text);
-  assert_has(text, "contactd_http_requests_total{method=\"POST\",route=\"/"
-                   "contacts\",status=\"200\"} 400000\n");
+  char want[160];
+  snprintf(want, sizeof want,
+           "contactd_http_requests_total{method=\"POST\",route=\"/"
+           "contacts\",status=\"200\"} %d\n",
+           HAMMERS * 100000);
+  assert_has(text, want);
+  snprintf(want, sizeof want,
+           "contactd_http_request_duration_seconds_count{method=\"POST\","
+           "route=\"/contacts\"} %d\n",
+           HAMMERS * 100000);
+  assert_has(text, want);
   free(text);
   fe_metrics_destroy(m);
 }

@@ -12,9 +12,11 @@
  *   ct_parse.c  bodies read with yajl's event parser (no tree)
  *   ct_text.c   the per-value rules applied while reading: strict UTF-8,
  *               trimming, lengths, phone digits, name splitting, cursors
- *   ct_out.c    contact and error objects written with yajl_gen (no tree)
+ *   ct_out.c    error objects and changes written with yajl_gen (no tree)
+ *   ct_json.c   contact objects, pages and export lines written into one
+ *               buffer, byte for byte as yajl_gen writes them
  *   ct_query.c  POST /contacts/query's body read into a cs_qry, its
- *               cursors
+ *               cursors (ct_qcursor.c) and its memory (ct_qmem.c)
  *
  * It needs only the engine's public headers (cs.h, whose field table it
  * reads for every name, rule and required field, and cs_query.h), yajl,
@@ -312,6 +314,9 @@ int ct_members_parse(const char *s, size_t len, uint32_t *members, ct_err *e);
 #define CT_CURSOR_QUERY 3
 
 typedef struct ct_qmem ct_qmem;
+/* What a query's parse allocates inside its ct_query before it allocates
+ * from the heap: a filter of a few conditions fits. */
+#define CT_QUERY_ARENA_BYTES 1024
 
 typedef struct ct_query {
   cs_qry q;         /* account left 0: the caller's to set */
@@ -319,7 +324,10 @@ typedef struct ct_query {
   uint64_t hash;    /* of the canonical query (the cursor's binding) */
   cs_qpos after;    /* the cursor's position, when q.after is set */
   ct_err err;
-  ct_qmem *mem; /* every allocation of the parse */
+  ct_qmem *mem; /* every allocation of the parse past the arena */
+  /* The parse's first allocations (ct_qalloc), in max_align_t units. */
+  size_t arena_used;
+  max_align_t arena[CT_QUERY_ARENA_BYTES / sizeof(max_align_t)];
 } ct_query;
 
 /* Reads and checks a query body (NULL or blank: {}). 0, or -1 with
@@ -401,5 +409,44 @@ void ct_gen_str(yajl_gen g, const char *s, size_t len);
 /* Writes the error object {"error": {"code", "message", "field"?, "id"?,
  * "etag"?}}. */
 void ct_gen_error(yajl_gen g, const ct_err *e);
+
+/* ------------------------------------------------------ the JSON writer */
+
+/*
+ * The answers that carry contacts (a contact, a page, a query's answer) are
+ * written into one buffer by ct_json.c, byte for byte what yajl_gen writes
+ * for the same values, without a generator's state and with the values
+ * escaped a clean run at a time. A ct_json starts on a buffer the caller
+ * gives (or none) and grows on the heap; it can be reset and reused, so a
+ * worker thread keeps one for all its answers. Out of memory sets failed
+ * and drops what follows: check failed before using the text.
+ */
+#define CT_JSON_START_BYTES 4096 /* the first heap buffer, doubled after */
+#define CT_JSON_STACK_BYTES 4096 /* the stack buffer of one answer */
+typedef struct ct_json {
+  char *p;
+  size_t len, cap;
+  bool owned; /* p is the writer's heap buffer */
+  bool failed;
+} ct_json;
+
+/* Starts on buf (cap bytes, the caller's; NULL for none). */
+void ct_json_init(ct_json *j, char *buf, size_t cap);
+/* Empties it, keeping its buffer. */
+void ct_json_reset(ct_json *j);
+/* Frees its heap buffer (it is empty again, with no buffer). */
+void ct_json_free(ct_json *j);
+/* Text as it is, a JSON string of any bytes (escaped as yajl does: \",
+ * \\, \b \f \n \r \t, the other control characters as \u00XX), and a
+ * decimal number. */
+void ct_json_raw(ct_json *j, const char *s, size_t n);
+void ct_json_str(ct_json *j, const char *s, size_t n);
+void ct_json_u64(ct_json *j, uint64_t v);
+/* The contact object of ct_gen_contact_members. */
+void ct_json_contact(ct_json *j, const cs_contact *c, uint32_t members);
+/* A page's answer object without its closing brace (ct_gen_page's text):
+ * {"contacts":[...],"count":n,"total":n,"next_cursor":"..." or null */
+void ct_json_page(ct_json *j, const cs_page *page, uint32_t members,
+                  const char *next_cursor);
 
 #endif

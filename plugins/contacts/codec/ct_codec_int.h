@@ -26,10 +26,9 @@ bool ct_escape_passed(const char *json, size_t len, size_t *at, size_t end);
  * UTF-8, refused like any other invalid text. */
 extern const char ct_not_utf8[];
 
-/* The members of a contact object (ct_gen_contact_members) without the
- * braces around them, so that an export line (ct_export.c) can put the
- * account first. */
-void ct_gen_contact_keys(yajl_gen g, const cs_contact *c, uint32_t members);
+/* The members of a contact object (ct_json_contact) without the braces
+ * around them, so that an export line can put the account first. */
+void ct_json_contact_keys(ct_json *j, const cs_contact *c, uint32_t members);
 
 /* The query reader (ct_query.c) and its cursor (ct_qcursor.c). */
 /* n bytes that live as long as cq; NULL when out of memory. */

@@ -1,8 +1,7 @@
 /*
- * ct_export.c: one line of an export or a dump, written and read with its
- * identity (ct_codec.h, "export lines"): the one home of that line's JSON,
- * shared by contactctl's dump and load and the admin API's account export
- * and import.
+ * ct_export.c: one line of an export or a dump read with its identity
+ * (ct_codec.h, "export lines"; ct_json.c writes it), shared by contactctl's
+ * load and the admin API's account import.
  *
  * Reading runs the POST /contacts parser with CT_PARSE_EXPORT_FIELDS, so
  * the fields are checked exactly as a create's, and then reads the keys
@@ -14,14 +13,6 @@
 
 #include "ct_codec.h"
 #include "ct_codec_int.h"
-
-void ct_gen_export_line(yajl_gen g, const char *account, const cs_contact *c) {
-  yajl_gen_map_open(g);
-  yajl_gen_string(g, (const unsigned char *)"account", 7);
-  ct_gen_str(g, account, strlen(account));
-  ct_gen_contact_keys(g, c, CT_MEMBERS_ALL);
-  yajl_gen_map_close(g);
-}
 
 /* The name of key slot i of ct_body.server. */
 static const char *key_name(int i) {

@@ -1,12 +1,8 @@
 /*
- * ct_out.c: the contacts API's JSON answers, written with yajl_gen.
- *
- * Everything is streamed into the generator's buffer; no tree is built. A
- * contact object lists id, the fields it has in the engine's table order
- * (absent optional fields are left out rather than written as null, so that
- * an object shows what is stored), then created_at, updated_at and version
- * (and deleted_at for a contact in the trash). The plugin sends these
- * answers; contactctl dump writes the same objects.
+ * ct_out.c: the contacts API's JSON answers written with yajl_gen: errors
+ * and changes. Everything is streamed into the generator's buffer; no tree
+ * is built. The contact object itself (and the pages of contacts) is
+ * ct_json.c's, which yajl takes as one value.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -36,52 +32,6 @@ void ct_gen_id(yajl_gen g, uint64_t id) {
   char digits[CS_ID_DIGITS + 1];
   cs_id_format(id, digits);
   ct_gen_str(g, digits, CS_ID_DIGITS);
-}
-
-/* Whether members holds server-set key sf. */
-static bool ct_has_server(uint32_t members, int sf) {
-  return members & (1u << (CS_FIELD_COUNT + sf));
-}
-
-void ct_gen_contact_members(yajl_gen g, const cs_contact *c, uint32_t members) {
-  yajl_gen_map_open(g);
-  ct_gen_contact_keys(g, c, members);
-  yajl_gen_map_close(g);
-}
-
-void ct_gen_contact_keys(yajl_gen g, const cs_contact *c, uint32_t members) {
-  char when[32];
-  ct_gen_key(g, cs_server_field_name(CS_SERVER_ID));
-  ct_gen_id(g, c->id);
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (!c->field[f].ptr || !(members & (1u << f))) continue;
-    ct_gen_key(g, cs_field_name(f));
-    ct_gen_str(g, c->field[f].ptr, c->field[f].len);
-  }
-  if (ct_has_server(members, CS_SERVER_CREATED_AT)) {
-    ct_gen_key(g, cs_server_field_name(CS_SERVER_CREATED_AT));
-    cs_time_format(c->created_ms, when);
-    ct_gen_key(g, when);
-  }
-  if (ct_has_server(members, CS_SERVER_UPDATED_AT)) {
-    ct_gen_key(g, cs_server_field_name(CS_SERVER_UPDATED_AT));
-    cs_time_format(c->updated_ms, when);
-    ct_gen_key(g, when);
-  }
-  if (ct_has_server(members, CS_SERVER_VERSION)) {
-    ct_gen_key(g, cs_server_field_name(CS_SERVER_VERSION));
-    int n = snprintf(when, sizeof when, "%" PRIu64, c->version);
-    yajl_gen_number(g, when, (size_t)n);
-  }
-  if (c->deleted_ms) {
-    ct_gen_key(g, "deleted_at");
-    cs_time_format(c->deleted_ms, when);
-    ct_gen_key(g, when);
-  }
-}
-
-void ct_gen_contact(yajl_gen g, const cs_contact *c) {
-  ct_gen_contact_members(g, c, CT_MEMBERS_ALL);
 }
 
 uint32_t ct_member_bit(const char *name, size_t len) {

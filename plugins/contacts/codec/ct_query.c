@@ -21,9 +21,10 @@
  * whose fault names a node; the node's path is found again by walking the
  * finished tree.
  *
- * Memory: nodes, value arrays and kept strings are allocated one by one in
- * a chain (ct_qmem) the ct_query owns; lists being read grow in their
- * frame and are copied to the chain, exactly sized, when they end.
+ * Memory: nodes, value arrays and kept strings are allocated one by one
+ * (ct_qalloc, ct_qmem.c) from the ct_query's own arena, then in a chain it
+ * owns; lists being read grow in their frame and are copied there, exactly
+ * sized, when they end.
  *
  * The cursor (its format, the query's canonical hash) is ct_qcursor.c's.
  */
@@ -38,28 +39,6 @@
 
 #include "ct_codec.h"
 #include "ct_codec_int.h"
-
-struct ct_qmem {
-  struct ct_qmem *next;
-  max_align_t data[];
-};
-
-/* n bytes owned by cq (NULL when out of memory). */
-void *ct_qalloc(ct_query *cq, size_t n) {
-  struct ct_qmem *m = malloc(sizeof *m + (n ? n : 1));
-  if (!m) return NULL;
-  m->next = cq->mem;
-  cq->mem = m;
-  return m->data;
-}
-
-void ct_query_free(ct_query *cq) {
-  while (cq->mem) {
-    struct ct_qmem *next = cq->mem->next;
-    free(cq->mem);
-    cq->mem = next;
-  }
-}
 
 /* ---------------------------------------------------------------- frames */
 
@@ -156,6 +135,28 @@ typedef struct ct_qparser {
   size_t json_len;
   size_t bad_escape_at;
 } ct_qparser;
+
+/* Appends n bytes of s to the path (cut, never overrun, when it would not
+ * fit), and "[i]": every member and element read extends the path, so
+ * these run without printf. */
+static void ct_qpath_raw(ct_qparser *p, const char *s, size_t n) {
+  size_t room = sizeof p->path - 1 - p->path_len;
+  if (n > room) n = room;
+  memcpy(p->path + p->path_len, s, n);
+  p->path_len += n;
+  p->path[p->path_len] = '\0';
+}
+
+static void ct_qpath_index(ct_qparser *p, uint32_t i) {
+  char text[16], *o = text + sizeof text;
+  *--o = ']';
+  do {
+    *--o = (char)('0' + i % 10);
+    i /= 10;
+  } while (i != 0);
+  *--o = '[';
+  ct_qpath_raw(p, o, (size_t)(text + sizeof text - o));
+}
 
 /* Appends to the path (cut, never overrun, when it would not fit). */
 static void ct_qpath_add(ct_qparser *p, const char *fmt, ...)
@@ -318,7 +319,7 @@ static int ct_qcond_values(ct_qparser *p, ct_qframe *f, cs_qnode *n) {
     if (list)
       snprintf(suffix, sizeof suffix, ".value[%u]", i);
     else
-      snprintf(suffix, sizeof suffix, ".value");
+      memcpy(suffix, ".value", sizeof ".value");
     int ok = text ? ct_qtext(p, n->field, &f->vals[i], suffix, &texts[i])
                   : ct_qnum(p, n->field, &f->vals[i], suffix, &nums[i]);
     if (!ok) return 0;
@@ -590,7 +591,7 @@ static int ct_qon_value(ct_qparser *p, ct_qv vt, const char *s, size_t len) {
   if (f->type == CT_QF_KIDS || f->type == CT_QF_VALUES ||
       f->type == CT_QF_SORT || f->type == CT_QF_NAMES) {
     p->path_len = f->path_len;
-    ct_qpath_add(p, "[%u]", f->index++);
+    ct_qpath_index(p, f->index++);
   }
   switch (f->type) {
   case CT_QF_TOP:
@@ -649,7 +650,8 @@ static int ct_qcb_map_key(void *ctx, const unsigned char *key, size_t len) {
               : f->type == CT_QF_NODE ? CT_QN_COUNT
                                       : CT_QS_COUNT;
   int i = ct_qkey_find(names, count, k, len);
-  ct_qpath_add(p, "%s%.*s", p->path_len ? "." : "", (int)len, k);
+  if (p->path_len) ct_qpath_raw(p, ".", 1);
+  ct_qpath_raw(p, k, len);
   if (i < 0) {
     const char *what = f->type == CT_QF_TOP    ? "the query"
                        : f->type == CT_QF_NODE ? "a filter node"
@@ -839,18 +841,16 @@ int ct_query_parse(ct_query *cq, const char *json, size_t len) {
     json = "{}";
     len = 2;
   }
-  ct_qparser *p = calloc(1, sizeof *p);
-  if (!p) return ct_fail(&cq->err, 500, "internal", NULL, 0, "out of memory");
+  ct_qparser parser;
+  ct_qparser *p = &parser;
+  memset(p, 0, sizeof *p);
   p->cq = cq;
   p->top = -1;
   p->json = json;
   p->json_len = len;
   p->bad_escape_at = ct_escape_next(json, len, 0);
   yajl_handle h = yajl_alloc(&ct_qcallbacks, NULL, p);
-  if (!h) {
-    free(p);
-    return ct_fail(&cq->err, 500, "internal", NULL, 0, "out of memory");
-  }
+  if (!h) return ct_fail(&cq->err, 500, "internal", NULL, 0, "out of memory");
   p->h = h;
   /* Strings are checked strictly by the engine's rules (yajl's is lax). */
   yajl_config(h, yajl_dont_validate_strings, 1);
@@ -874,6 +874,5 @@ int ct_query_parse(ct_query *cq, const char *json, size_t len) {
   yajl_free(h);
   while (p->top >= 0)
     ct_qpop(p);
-  free(p);
   return rc;
 }

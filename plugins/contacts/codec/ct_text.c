@@ -225,7 +225,17 @@ int ct_trash_cursor_decode(const char *s, size_t len, uint64_t *next_out) {
 }
 
 void ct_etag_format(uint64_t version, char out[CT_ETAG_BYTES]) {
-  snprintf(out, CT_ETAG_BYTES, "\"%llu\"", (unsigned long long)version);
+  /* Every answer of a contact carries one: digits by hand, not snprintf. */
+  char digits[20];
+  size_t n = 0;
+  do {
+    digits[sizeof digits - 1 - n++] = (char)('0' + version % 10);
+    version /= 10;
+  } while (version != 0);
+  out[0] = '"';
+  memcpy(out + 1, digits + sizeof digits - n, n);
+  out[n + 1] = '"';
+  out[n + 2] = '\0';
 }
 
 int ct_parse_limit(const char *s, size_t len, uint32_t *out) {
