@@ -37,8 +37,8 @@
  *    deletion, no tombstones) of 64-bit cells {hash:32 | entry+1:32}, so
  *    probing and growing never touch the entries or the keys. Its size is
  *    any number of cells, a key's home being its hash scaled to the size:
- *    built whole (ix_load, ix_bulk_end) at load 7/10, grown to load 1/2
- *    when inserts pass 4/5;
+ *    built whole (ix_load, ix_bulk_end) at load 7/10, grown when inserts
+ *    pass 4/5 (to load 1/2 while small, 0.56 once large: ix_grow);
  *  - for exact dictionaries, the sorted order: entry numbers in chunks of
  *    at most IX_CHUNK_CAP, the chunks in key order (a two-level B-tree:
  *    binary search over the chunks' first keys, then within a chunk; a
@@ -343,6 +343,16 @@ static inline void *ix_huge(void *p, size_t bytes) {
   return p;
 }
 
+/* The next capacity of a growing array of cap elements of elem bytes that
+ * needs room for want: half again while small, an eighth once it is large
+ * (IX_HUGE_MIN). Large blocks are mapped pages that realloc moves without
+ * copying, so growing them often costs little, while doubling would leave
+ * up to half of a million-key array unused (and counted in index_bytes). */
+static inline uint64_t ix_grow(uint64_t cap, uint64_t want, size_t elem) {
+  uint64_t next = cap * elem >= IX_HUGE_MIN ? cap + cap / 8 : cap + cap / 2;
+  return next < want ? want : next;
+}
+
 /* ------------------------------------------------ postings (read side) */
 
 #define POST_IS_ONE(p) ((p)&1u)
@@ -480,7 +490,7 @@ static inline uint64_t tab_dist(uint64_t a, uint64_t b, uint64_t size) {
   return b >= a ? b - a : b + size - a;
 }
 
-/* Table sizes: grown to hold twice its keys when they pass 4/5 of it;
+/* Table sizes: grown (tab_reserve) when its keys pass 4/5 of it;
  * built whole (load, end of bulk) at 10/7 of its keys, so the next inserts
  * do not grow it at once. */
 #define IX_TAB_FULL(keys, size) ((uint64_t)(keys)*5 > (uint64_t)(size)*4)
@@ -620,6 +630,18 @@ void order_remove(ix_dict *d, uint32_t e);
 int order_merge_pending(ix_dict *d);
 
 /* ----------------------------------------- ix_dict.c: the dictionaries */
+
+/* Threads that building a whole index (ix_load, ix_bulk_end) uses at most,
+ * the caller's included: its dictionaries are independent, and the four
+ * that hold a key per contact (email, phone, notes, email words) are most
+ * of the work, so a few threads take them at once. */
+#define IX_PAR_THREADS 4
+/* Runs fn(ctx, i) once for each i in [0, n) on up to IX_PAR_THREADS
+ * threads (no more than the machine's processors), taking the tasks in
+ * order (list the largest first). Each task must touch only what is its
+ * own. Once a task fails no other starts; the first failure is returned
+ * (0 when all succeed). */
+int ix_par_each(size_t n, int (*fn)(void *ctx, size_t i), void *ctx);
 
 void dict_init(ix_dict *d, bool sorted);
 /* Frees everything d holds and leaves it empty (as dict_init). */

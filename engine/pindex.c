@@ -30,12 +30,22 @@
 
 /* The slot table's first capacity, in slots (24 KiB). */
 #define SLOTS_CAP_MIN 1024
+/* The size past which the table grows by an eighth (4 MiB). */
+#define SLOTS_GROW_SLOW_BYTES (4u << 20)
 
 static int slots_reserve(slot_table *t, uint32_t want) {
   if (want <= t->cap) return 0;
   uint32_t cap = t->cap ? t->cap : SLOTS_CAP_MIN;
-  while (cap < want)
-    cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+  /* Doubling while small; by an eighth once large (realloc moves mapped
+   * pages without copying them), so a million slots leave at most an
+   * eighth unused instead of up to half: the table is counted in
+   * cs_stats.index_bytes. */
+  while (cap < want) {
+    uint64_t next = (uint64_t)cap * sizeof(cs_slot) >= SLOTS_GROW_SLOW_BYTES
+                        ? (uint64_t)cap + cap / 8
+                        : (uint64_t)cap * 2;
+    cap = next > UINT32_MAX ? UINT32_MAX : (uint32_t)next;
+  }
   cs_slot *p = realloc(t->v, (size_t)cap * sizeof *p);
   if (!p) return -ENOMEM;
   t->v = p;
