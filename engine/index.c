@@ -163,10 +163,10 @@ static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
 static int times_set(ix_index *ix, uint32_t slot, int64_t created_ms,
                      int64_t updated_ms) {
   if (slot >= ix->tms_cap) {
-    /* grown by a quarter: 16 bytes a contact, so slack would show in the
-     * index's bytes per contact (bulk mode gives it back at its end) */
-    uint64_t cap = (uint64_t)ix->tms_cap + ix->tms_cap / 4 + 1024;
-    if (cap <= slot) cap = (uint64_t)slot + 1024;
+    /* grown by an eighth once large (ix_grow): 16 bytes a contact, so
+     * slack would show in the index's bytes per contact (bulk mode gives
+     * it back at its end) */
+    uint64_t cap = ix_grow(ix->tms_cap, (uint64_t)slot + 1024, 16, ix->bulk);
     if (cap > UINT32_MAX) cap = UINT32_MAX;
     int64_t *p = realloc(ix->tms, (size_t)cap * 2 * sizeof(int64_t));
     if (!p) return -ENOMEM;
@@ -283,6 +283,10 @@ int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
 
 void ix_bulk_begin(ix_index *ix) {
   ix->bulk = true;
+}
+
+bool ix_in_bulk(const ix_index *ix) {
+  return ix->bulk;
 }
 
 /* The dictionaries of ix_bulk_end's first part, largest first. */

@@ -97,6 +97,9 @@ void ix_memory_parts(const ix_index *ix, ix_mem_part out[IX_MEM_DICTS]);
  * need may be built once at ix_bulk_end. No search or erase in between. */
 void ix_bulk_begin(ix_index *ix);
 int ix_bulk_end(ix_index *ix);
+/* Whether ix is between ix_bulk_begin and a successful ix_bulk_end (the
+ * store's arrays grow faster then). */
+bool ix_in_bulk(const ix_index *ix);
 
 /* Writes the whole index as one msgpack object. */
 int ix_save(const ix_index *ix, msgpack_packer *pk);

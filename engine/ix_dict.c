@@ -86,12 +86,12 @@ int dict_new_key(ix_dict *d, bool bulk, uint32_t account, const char *text,
                  size_t len, uint32_t h, uint32_t slot) {
   if (len + 4 > IX_KEY_BYTES_MAX) return CS_EINVAL;
   if (d->live == UINT32_MAX - 1) return -ENOMEM;
-  int rc = tab_reserve(d, (uint64_t)d->live + 1);
+  int rc = tab_reserve(d, (uint64_t)d->live + 1, bulk);
   if (rc) return rc;
-  if ((rc = arena_reserve(d, len + 4))) return rc;
+  if ((rc = arena_reserve(d, len + 4, bulk))) return rc;
   if (d->free_head == IX_NONE && d->nents == d->ents_cap) {
     uint64_t grown =
-        ix_grow(d->ents_cap, (uint64_t)d->ents_cap + 1, sizeof(ix_ent));
+        ix_grow(d->ents_cap, (uint64_t)d->ents_cap + 1, sizeof(ix_ent), bulk);
     if (grown > UINT32_MAX - 1) grown = UINT32_MAX - 1;
     uint32_t cap = d->ents_cap ? (uint32_t)grown : 64;
     if (cap <= d->ents_cap) return -ENOMEM;

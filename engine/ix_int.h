@@ -344,12 +344,17 @@ static inline void *ix_huge(void *p, size_t bytes) {
 }
 
 /* The next capacity of a growing array of cap elements of elem bytes that
- * needs room for want: half again while small, an eighth once it is large
- * (IX_HUGE_MIN). Large blocks are mapped pages that realloc moves without
- * copying, so growing them often costs little, while doubling would leave
- * up to half of a million-key array unused (and counted in index_bytes). */
-static inline uint64_t ix_grow(uint64_t cap, uint64_t want, size_t elem) {
-  uint64_t next = cap * elem >= IX_HUGE_MIN ? cap + cap / 8 : cap + cap / 2;
+ * needs room for want: half again while small or in bulk mode, an eighth
+ * once it is large (IX_HUGE_MIN) otherwise. Growing by half would leave up
+ * to a third of a million-key array unused after a few live inserts (and
+ * counted in index_bytes); an eighth costs a copy of the array every
+ * eighth of its size at worst (realloc moves mapped pages without copying
+ * them), a few bytes a key. Bulk mode grows by half (its copies would be
+ * a replay's time) and gives the slack back at its end. */
+static inline uint64_t ix_grow(uint64_t cap, uint64_t want, size_t elem,
+                               bool bulk) {
+  uint64_t next =
+      !bulk && cap * elem >= IX_HUGE_MIN ? cap + cap / 8 : cap + cap / 2;
   return next < want ? want : next;
 }
 
@@ -595,8 +600,9 @@ void post_fit(ix_dict *d, uint32_t e);
 
 /* ------------------------------------- ix_tab.c: arena and hash table */
 
-/* Makes room in the table for keys keys. 0 or -ENOMEM. */
-int tab_reserve(ix_dict *d, uint64_t keys);
+/* Makes room in the table for keys keys (growing as ix_grow says for
+ * bulk). 0 or -ENOMEM. */
+int tab_reserve(ix_dict *d, uint64_t keys, bool bulk);
 /* Removes entry e (of hash h) from the table; e must be there. */
 void tab_delete(ix_dict *d, uint32_t e, uint32_t h);
 /* Stable LSD radix sort of a[0..n) by bits [lo, lo + bits); returns the
@@ -608,8 +614,9 @@ int log2_ceil(uint64_t n);
 int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups);
 /* Rebuilds an oversized table at tab_size_for its keys. Best effort. */
 void tab_fit(ix_dict *d);
-/* Makes room for more arena bytes. 0 or -ENOMEM. */
-int arena_reserve(ix_dict *d, uint64_t more);
+/* Makes room for more arena bytes (growing as ix_grow says for bulk). 0
+ * or -ENOMEM. */
+int arena_reserve(ix_dict *d, uint64_t more, bool bulk);
 /* Rewrites the arena without the garbage of removed keys. Best effort. */
 void arena_compact(ix_dict *d);
 
