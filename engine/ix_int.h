@@ -116,7 +116,14 @@
  * Who runs when (the store serialises the calls): ix_insert, ix_erase,
  * ix_load and the bulk calls run alone; ix_search, ix_exact_slots, ix_save,
  * ix_memory_bytes and ix_check may run in many threads at once and must not
- * change anything (invariant 4 above).
+ * change anything (invariant 4 above). ix_load and ix_bulk_end themselves
+ * hand whole dictionaries to a few threads (ix_par_each), each touching
+ * only its own dictionary, and return when all are done.
+ *
+ * Growth. Arrays grow by half while small and in bulk mode (whose end
+ * gives the slack back), and by an eighth once large otherwise (ix_grow):
+ * a loaded index then takes live inserts without leaving up to a third of
+ * each million-key array unused.
  */
 #ifndef CS_IX_INT_H
 #define CS_IX_INT_H

@@ -41,8 +41,8 @@
 #define BASE_CONTACTS 300000u
 #define LIVE_CONTACTS (BASE_CONTACTS / 20)
 
-static void contact(uint32_t i, char email[64], char phone[32],
-                    char first[32], cs_str f[NF]) {
+static void contact(uint32_t i, char email[64], char phone[32], char first[32],
+                    cs_str f[NF]) {
   snprintf(email, 64, "someone.%u@company%u.example", i, i % 97);
   snprintf(phone, 32, "+1 555 %07u", i);
   snprintf(first, 32, "Name%u", i % 1000);
@@ -90,8 +90,8 @@ static void within(const char *what, size_t got, size_t want, unsigned num,
                    unsigned den) {
   size_t limit = want + want / den * num + 64 * 1024;
   if (got > limit)
-    fail_msg("%s: %zu bytes, more than %zu (bulk build: %zu)", what, got,
-             limit, want);
+    fail_msg("%s: %zu bytes, more than %zu (bulk build: %zu)", what, got, limit,
+             want);
 }
 
 static void test_mem_growth_after_load_bounded(void **state) {
@@ -137,8 +137,7 @@ static void test_mem_growth_after_load_bounded(void **state) {
   /* a thousand first names, 300 slots each: arrays, grown by a quarter */
   within("first_name postings", part(got, "exact first_name")->post,
          part(want, "exact first_name")->post, 2, 8);
-  within("times", part(got, "times")->other, part(want, "times")->other, 1,
-         8);
+  within("times", part(got, "times")->other, part(want, "times")->other, 1, 8);
 
   /* the parts add up to ix_memory_bytes less the writer's scratch */
   size_t sum = 0;
