@@ -42,7 +42,8 @@
  *  - for exact dictionaries, the sorted order: entry numbers in chunks of
  *    at most IX_CHUNK_CAP, the chunks in key order (a two-level B-tree:
  *    binary search over the chunks' first keys, then within a chunk; a
- *    full chunk splits, an emptying one merges). Beside each entry number
+ *    full chunk spills into a neighbour with room or splits, an emptying
+ *    one merges). Beside each entry number
  *    a chunk keeps the first 12 bytes of the key's text as big-endian
  *    integers, and the chunk headers (one array) the first key's prefix and
  *    the accounts of the first and last keys: both searches compare within
@@ -157,6 +158,10 @@
  * fill chunks to 7/8 so the next inserts do not split every chunk. */
 #define IX_CHUNK_CAP 256
 #define IX_CHUNK_FILL (IX_CHUNK_CAP * 7 / 8)
+/* A full chunk gives entries to a neighbour that has at least this many
+ * free (half of them) before it splits, so live inserts keep chunks about
+ * 82% full rather than 73%. */
+#define IX_SPILL_MIN 32
 
 /* Bulk mode stages (entry, slot) pairs for keys that already exist and
  * applies them in entry order when this many are waiting (16 MiB) or at

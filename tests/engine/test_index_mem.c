@@ -174,6 +174,52 @@ static void test_mem_growth_after_load_bounded(void **state) {
   msgpack_sbuffer_destroy(&sb);
 }
 
+/* Live inserts in random order keep the sorted order's chunks over 80%
+ * full (a full chunk spills into a neighbour with room before it splits;
+ * splits alone leave about 73%), and the order stays sound: ix_check, and
+ * every prefix of a key finds it. */
+static void test_mem_live_inserts_keep_chunks_full(void **state) {
+  (void)state;
+  enum { N = 60000 };
+  ix_index *ix = ix_create();
+  assert_non_null(ix);
+  char email[64];
+  static uint32_t perm[N];
+  uint64_t r = 88172645463325252ull;
+  for (uint32_t k = 0; k < N; k++)
+    perm[k] = k;
+  for (uint32_t k = N - 1; k > 0; k--) { /* shuffled (xorshift) */
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    uint32_t j = (uint32_t)(r % (k + 1)), t = perm[k];
+    perm[k] = perm[j];
+    perm[j] = t;
+  }
+  for (uint32_t k = 0; k < N; k++) {
+    uint32_t i = perm[k];
+    cs_str f[NF] = {{0}};
+    snprintf(email, sizeof email, "person%u.%u@x.example", i % 7, i);
+    f[CS_EMAIL] = (cs_str){email, strlen(email)};
+    assert_int_equal(ix_insert(ix, 1, k, f, 0, 0, 0), 0);
+  }
+  check_sound(ix, N);
+  const ix_dict *d = &ix->exact[CS_EMAIL];
+  assert_int_equal(d->live, N);
+  double fill = (double)N / ((double)d->nchunks * IX_CHUNK_CAP);
+  if (fill < 0.8) fail_msg("chunks %.0f%% full", fill * 100);
+  print_message("chunks %.0f%% full\n", fill * 100);
+  for (uint32_t i = 0; i < N; i += 541) {
+    snprintf(email, sizeof email, "person%u.%u@x.example", i % 7, i);
+    uint32_t out[4], count;
+    uint64_t total;
+    bool more;
+    assert_int_equal(ix_search(ix, 1, CS_EMAIL, CS_MATCH_PREFIX, email,
+                               strlen(email), 0, 4, out, &count, &total, &more),
+                     0);
+    assert_int_equal(total, 1);
+  }
+  ix_destroy(ix);
+}
+
 /* ------------------------------------------------------ ix_par_each */
 
 typedef struct par_ctx {
@@ -277,6 +323,7 @@ int main(void) {
       cmocka_unit_test(test_mem_par_each_runs_each_task_once),
       cmocka_unit_test(test_mem_par_each_returns_a_failure),
       cmocka_unit_test(test_mem_parallel_build_equals_serial),
+      cmocka_unit_test(test_mem_live_inserts_keep_chunks_full),
       cmocka_unit_test(test_mem_growth_after_load_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
