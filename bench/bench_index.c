@@ -7,12 +7,19 @@
  * Why CPU time: the machines these run on are shared and their memory is
  * slow, so wall time mostly measures the neighbours; process CPU time
  * (page faults included) is what the index itself costs. Compare two
- * builds side by side in one run.
+ * builds side by side in one run. ix_bulk_end and ix_load spread their
+ * dictionaries over a few threads, so they also show wall time.
  *
  * Usage: bench_index [contacts (default 1000000)] [live inserts (20000)]
+ *                    [harness] [live]
  * Data: unique emails and phones, 5000 first names, 10000 last names,
  * 20000 companies (skewed), 500 job titles, notes of 3-8 words from a
- * 2000-word vocabulary; one account.
+ * 2000-word vocabulary; one account. With "harness", bench_engine's
+ * contacts instead (bh_gen_contact, seed 42), so the memory breakdown it
+ * prints structure by structure (ix_memory_parts) is bench_engine's. With
+ * "live" too, the first phase inserts outside bulk mode, as a running
+ * server (and bench_engine's setup load) does, so the breakdown shows what
+ * growth leaves unused.
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -21,11 +28,18 @@
 #include <time.h>
 
 #include "cs.h"
+#include "harness.h"
 #include "index.h"
 
 static double cpu_now(void) {
   struct timespec t;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double wall_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -79,6 +93,37 @@ static void gen(rec *r, uint32_t i) {
   r->v[CS_NOTES] = dup(b);
 }
 
+static void gen_harness(const bh_gen *g, rec *r, uint32_t i) {
+  bh_contact c;
+  bh_gen_contact(g, i, &c);
+  const char *v[BH_FIELDS];
+  bh_contact_values(&c, v);
+  for (int k = 0; k < CS_FIELD_COUNT; k++)
+    r->v[k] = dup(v[k] ? v[k] : "");
+}
+
+static void parts_print(const char *title, const ix_index *ix, uint32_t n) {
+  ix_mem_part p[IX_MEM_DICTS], t = {.name = "total"};
+  ix_memory_parts(ix, p);
+  double d = n ? n : 1;
+  printf("%s, bytes a contact:\n%-18s %9s %6s %6s %6s %6s %6s %6s %6s\n", title,
+         "structure", "keys", "ents", "tab", "arena", "order", "post", "other",
+         "sum");
+  for (int i = 0; i <= IX_MEM_DICTS; i++) {
+    ix_mem_part *q = i < IX_MEM_DICTS ? &p[i] : &t;
+    size_t sum = q->ents + q->tab + q->arena + q->order + q->post + q->other;
+    if (i < IX_MEM_DICTS) {
+      if (!sum) continue;
+      t.keys += q->keys, t.ents += q->ents, t.tab += q->tab;
+      t.arena += q->arena, t.order += q->order, t.post += q->post;
+      t.other += q->other;
+    }
+    printf("%-18s %9zu %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f\n", q->name,
+           q->keys, q->ents / d, q->tab / d, q->arena / d, q->order / d,
+           q->post / d, q->other / d, sum / d);
+  }
+}
+
 static void fields(const rec *r, cs_str f[CS_FIELD_COUNT]) {
   for (int k = 0; k < CS_FIELD_COUNT; k++)
     f[k] = (cs_str){r->v[k], strlen(r->v[k])};
@@ -92,24 +137,33 @@ int main(int argc, char **argv) {
     for (int j = 0; j < l; j++)
       vocab[i][j] = (char)('a' + rnd() % 26);
   }
+  bool harness = argc > 3 && !strcmp(argv[3], "harness");
+  bool live = argc > 4 && !strcmp(argv[4], "live");
+  bh_gen *g = harness ? bh_gen_create(42) : NULL;
   rec *rs = malloc(sizeof(rec) * ((size_t)n + extra));
-  if (!rs) return 1;
-  for (uint32_t i = 0; i < n + extra; i++)
-    gen(&rs[i], i);
+  if (!rs || (harness && !g)) return 1;
+  for (uint32_t i = 0; i < n + extra; i++) {
+    if (harness)
+      gen_harness(g, &rs[i], i);
+    else
+      gen(&rs[i], i);
+  }
+  bh_gen_destroy(g);
 
   cs_str f[CS_FIELD_COUNT];
   ix_index *ix = ix_create();
   if (!ix) return 1;
   double t0 = cpu_now();
-  ix_bulk_begin(ix);
+  if (!live) ix_bulk_begin(ix);
   for (uint32_t i = 0; i < n; i++) {
     fields(&rs[i], f);
     if (ix_insert(ix, 1, i, f, 0, 0, 0)) return 1;
   }
-  double t1 = cpu_now();
-  if (ix_bulk_end(ix)) return 1;
-  double t2 = cpu_now();
+  double t1 = cpu_now(), w1 = wall_now();
+  if (!live && ix_bulk_end(ix)) return 1;
+  double t2 = cpu_now(), w2 = wall_now();
   size_t mem = ix_memory_bytes(ix);
+  parts_print(live ? "after live inserts" : "after bulk load", ix, n);
 
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -129,13 +183,14 @@ int main(int argc, char **argv) {
     return 1;
   ix_index *lx = ix_create();
   char err[256];
-  double t5 = cpu_now();
+  double t5 = cpu_now(), w5 = wall_now();
   if (!lx || ix_load(lx, &obj, n + extra, err, sizeof err)) {
     fprintf(stderr, "load: %s\n", err);
     return 1;
   }
-  double t6 = cpu_now();
+  double t6 = cpu_now(), w6 = wall_now();
   size_t mem_loaded = ix_memory_bytes(lx);
+  parts_print("after ix_load", lx, n);
 
   double t7 = cpu_now();
   for (uint32_t i = n; i < n + extra; i++) {
@@ -145,10 +200,11 @@ int main(int argc, char **argv) {
   double t8 = cpu_now();
 
   printf("contacts %u\n", n);
-  printf("bulk insert      %8.3f s CPU\n", t1 - t0);
-  printf("ix_bulk_end      %8.3f s CPU\n", t2 - t1);
+  printf("%s      %8.3f s CPU\n", live ? "live insert" : "bulk insert",
+         t1 - t0);
+  printf("ix_bulk_end      %8.3f s CPU %8.3f s wall\n", t2 - t1, w2 - w1);
   printf("ix_save          %8.3f s CPU (%zu bytes)\n", t4 - t3, sb.size);
-  printf("ix_load          %8.3f s CPU\n", t6 - t5);
+  printf("ix_load          %8.3f s CPU %8.3f s wall\n", t6 - t5, w6 - w5);
   printf("live insert      %8.2f us CPU a contact (%u)\n",
          (t8 - t7) / (extra ? extra : 1) * 1e6, extra);
   printf("ix_memory_bytes  %8.1f MB (loaded %.1f MB)\n", (double)mem / 1e6,

@@ -774,8 +774,10 @@ typedef struct cs_stats {
   uint64_t next_id;        /* the id the next create gets */
   uint64_t commits;        /* records committed since open */
   uint64_t fsyncs;         /* log syncs since open */
-  uint64_t index_bytes;    /* memory held by the indexes (slots and the trash
-                             list included) */
+  uint64_t index_bytes;    /* memory held by the indexes, as allocated
+                             (capacity, not use): every dictionary with its
+                             postings, sorted order and typo variants, the
+                             times array, the slot table and the trash list */
   uint64_t trash_contacts; /* in the trash, any window (until compaction) */
   uint64_t idem_keys;      /* idempotency keys kept or in flight */
   uint64_t idem_bytes;     /* the memory they hold */

@@ -14,6 +14,7 @@
  * pending key is in place.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "ix_int.h"
@@ -162,10 +163,10 @@ static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
 static int times_set(ix_index *ix, uint32_t slot, int64_t created_ms,
                      int64_t updated_ms) {
   if (slot >= ix->tms_cap) {
-    /* grown by a quarter: 16 bytes a contact, so slack would show in the
-     * index's bytes per contact (bulk mode gives it back at its end) */
-    uint64_t cap = (uint64_t)ix->tms_cap + ix->tms_cap / 4 + 1024;
-    if (cap <= slot) cap = (uint64_t)slot + 1024;
+    /* grown by an eighth once large (ix_grow): 16 bytes a contact, so
+     * slack would show in the index's bytes per contact (bulk mode gives
+     * it back at its end) */
+    uint64_t cap = ix_grow(ix->tms_cap, (uint64_t)slot + 1024, 16, ix->bulk);
     if (cap > UINT32_MAX) cap = UINT32_MAX;
     int64_t *p = realloc(ix->tms, (size_t)cap * 2 * sizeof(int64_t));
     if (!p) return -ENOMEM;
@@ -284,13 +285,51 @@ void ix_bulk_begin(ix_index *ix) {
   ix->bulk = true;
 }
 
-int ix_bulk_end(ix_index *ix) {
-  int rc = ix_stage_flush(ix);
+bool ix_in_bulk(const ix_index *ix) {
+  return ix->bulk;
+}
+
+/* The dictionaries of ix_bulk_end's first part, largest first. */
+typedef struct bulk_end_ctx {
+  ix_index *ix;
+  int order[IX_NDICTS];
+} bulk_end_ctx;
+
+/* One dictionary's part of ix_bulk_end (a task of ix_par_each: it touches
+ * that dictionary alone): its staged slots and pending keys in place, then
+ * the slack of growth given back. A failure leaves what is not done staged
+ * or pending, for a retry. */
+static int bulk_end_dict(void *ctx, size_t i) {
+  bulk_end_ctx *c = ctx;
+  ix_dict *d = ix_dict_at(c->ix, c->order[i]);
+  int rc = stage_apply(d);
+  if (!rc) rc = order_merge_pending(d);
   if (rc) return rc;
+  dict_shrink(d);
+  for (uint32_t e = 0; e < d->nents; e++)
+    post_fit(d, e);
+  return 0;
+}
+
+static size_t bulk_work(const ix_dict *d) {
+  return (size_t)d->npending * 8 + d->nstage + d->nents;
+}
+
+int ix_bulk_end(ix_index *ix) {
+  /* The dictionaries are independent: a few threads take them, the
+   * largest first, and then the typo dictionaries (built from the words
+   * ones) the same way. */
+  bulk_end_ctx c = {.ix = ix};
   for (int i = 0; i < IX_NDICTS; i++) {
-    int r = order_merge_pending(ix_dict_at(ix, i));
-    if (r && !rc) rc = r;
+    int j = i;
+    while (j > 0 && bulk_work(ix_dict_at(ix, c.order[j - 1])) <
+                        bulk_work(ix_dict_at(ix, i))) {
+      c.order[j] = c.order[j - 1];
+      j--;
+    }
+    c.order[j] = i;
   }
+  int rc = ix_par_each(IX_NDICTS, bulk_end_dict, &c);
   if (rc) return rc; /* still in bulk mode: the caller may retry */
   if ((rc = typo_rebuild(ix))) return rc;
   ix->bulk = false;
@@ -300,13 +339,6 @@ int ix_bulk_end(ix_index *ix) {
       ix->tms = p;
       ix->tms_cap = ix->ntms;
     }
-  }
-  /* Replay grew arrays by doubling; give the slack back once. */
-  for (int i = 0; i < IX_NDICTS; i++) {
-    ix_dict *d = ix_dict_at(ix, i);
-    dict_shrink(d);
-    for (uint32_t e = 0; e < d->nents; e++)
-      post_fit(d, e);
   }
   return 0;
 }
@@ -321,4 +353,43 @@ size_t ix_memory_bytes(const ix_index *ix) {
     b += dict_memory(ix_dict_at(ix, i));
   b += (size_t)ix->tms_cap * 2 * sizeof(int64_t);
   return b;
+}
+
+_Static_assert(IX_MEM_DICTS == IX_NDICTS + 1, "one part per dictionary");
+
+void ix_memory_parts(const ix_index *ix, ix_mem_part out[IX_MEM_DICTS]) {
+  static const char *const kind[] = {"exact", "words", "rev", "meta", "typo"};
+  static const char *const rev[] = {"email", "phone"};
+  for (int i = 0; i < IX_NDICTS; i++) {
+    const ix_dict *d = ix_dict_at(ix, i);
+    ix_mem_part *p = &out[i];
+    int k = i < CS_FIELD_COUNT                  ? 0
+            : i < 2 * CS_FIELD_COUNT            ? 1
+            : i < 2 * CS_FIELD_COUNT + IX_NREV  ? 2
+            : i == 2 * CS_FIELD_COUNT + IX_NREV ? 3
+                                                : 4;
+    int f = k == 0   ? i
+            : k == 1 ? i - CS_FIELD_COUNT
+            : k == 4 ? i - 2 * CS_FIELD_COUNT - IX_NREV - 1
+                     : -1;
+    snprintf(p->name, sizeof p->name, "%s %s", kind[k],
+             k == 2   ? rev[i - 2 * CS_FIELD_COUNT]
+             : k == 3 ? ""
+                      : cs_field_name(f));
+    p->keys = d->live;
+    p->ents = (size_t)d->ents_cap * sizeof(ix_ent);
+    p->tab = (size_t)d->tab_size * sizeof(uint64_t);
+    p->arena = d->arena_cap;
+    p->order = (size_t)d->chunks_cap * sizeof(ix_chunk) +
+               (size_t)d->nchunks * (IX_CHUNK_BYTES + IX_MALLOC_OVERHEAD);
+    p->post = d->arr_bytes;
+    for (uint32_t j = 0; j < d->nbig; j++)
+      p->post += rb_bytes(POST_RB(d->ents[d->big[j]].post));
+    p->other =
+        dict_memory(d) - p->ents - p->tab - p->arena - p->order - p->post;
+  }
+  ix_mem_part *t = &out[IX_NDICTS];
+  snprintf(t->name, sizeof t->name, "times");
+  memset(&t->keys, 0, sizeof *t - sizeof t->name);
+  t->other = (size_t)ix->tms_cap * 2 * sizeof(int64_t);
 }

@@ -76,10 +76,30 @@ int ix_posting_kind(const ix_index *ix, uint32_t account, int field,
 /* Bytes of memory the indexes hold (dictionaries, postings, strings). */
 size_t ix_memory_bytes(const ix_index *ix);
 
+/* The same bytes, dictionary by dictionary (exact, words, reversed, meta,
+ * typo) and then the times array, by structure: for benchmarks and
+ * diagnostics. The parts sum to ix_memory_bytes less the writer's scratch
+ * buffers. */
+#define IX_MEM_DICTS (3 * CS_FIELD_COUNT + 4)
+typedef struct ix_mem_part {
+  char name[32];
+  size_t keys;  /* live keys */
+  size_t ents;  /* entry array */
+  size_t tab;   /* hash table */
+  size_t arena; /* key bytes */
+  size_t order; /* sorted order: chunk headers and bodies */
+  size_t post;  /* posting arrays and bitmaps */
+  size_t other; /* bulk staging, pending keys, the bitmap list; times */
+} ix_mem_part;
+void ix_memory_parts(const ix_index *ix, ix_mem_part out[IX_MEM_DICTS]);
+
 /* Many inserts in a row (replay at open): structures that only searches
  * need may be built once at ix_bulk_end. No search or erase in between. */
 void ix_bulk_begin(ix_index *ix);
 int ix_bulk_end(ix_index *ix);
+/* Whether ix is between ix_bulk_begin and a successful ix_bulk_end (the
+ * store's arrays grow faster then). */
+bool ix_in_bulk(const ix_index *ix);
 
 /* Writes the whole index as one msgpack object. */
 int ix_save(const ix_index *ix, msgpack_packer *pk);

@@ -13,10 +13,51 @@
  * name live entries and are applied before any erase.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ix_int.h"
+
+typedef struct par_run {
+  size_t n;
+  int (*fn)(void *ctx, size_t i);
+  void *ctx;
+  atomic_size_t next;
+  atomic_int rc;
+} par_run;
+
+static void *par_worker(void *arg) {
+  par_run *p = arg;
+  for (;;) {
+    size_t i = atomic_fetch_add(&p->next, 1);
+    if (i >= p->n || atomic_load(&p->rc)) break;
+    int r = p->fn(p->ctx, i);
+    int zero = 0;
+    if (r) atomic_compare_exchange_strong(&p->rc, &zero, r);
+  }
+  return NULL;
+}
+
+int ix_par_each(size_t n, int (*fn)(void *ctx, size_t i), void *ctx) {
+  par_run p = {n, fn, ctx, 0, 0};
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t threads = cpus > 0 ? (size_t)cpus : 1;
+  if (threads > IX_PAR_THREADS) threads = IX_PAR_THREADS;
+  if (threads > n) threads = n;
+  pthread_t tid[IX_PAR_THREADS];
+  size_t started = 0;
+  /* A thread that cannot start leaves its share to the others. */
+  while (started + 1 < threads &&
+         pthread_create(&tid[started], NULL, par_worker, &p) == 0)
+    started++;
+  par_worker(&p);
+  for (size_t t = 0; t < started; t++)
+    pthread_join(tid[t], NULL);
+  return atomic_load(&p.rc);
+}
 
 void dict_init(ix_dict *d, bool sorted) {
   memset(d, 0, sizeof(*d));
@@ -45,12 +86,15 @@ int dict_new_key(ix_dict *d, bool bulk, uint32_t account, const char *text,
                  size_t len, uint32_t h, uint32_t slot) {
   if (len + 4 > IX_KEY_BYTES_MAX) return CS_EINVAL;
   if (d->live == UINT32_MAX - 1) return -ENOMEM;
-  int rc = tab_reserve(d, (uint64_t)d->live + 1);
+  int rc = tab_reserve(d, (uint64_t)d->live + 1, bulk);
   if (rc) return rc;
-  if ((rc = arena_reserve(d, len + 4))) return rc;
+  if ((rc = arena_reserve(d, len + 4, bulk))) return rc;
   if (d->free_head == IX_NONE && d->nents == d->ents_cap) {
-    uint32_t cap = d->ents_cap ? d->ents_cap + d->ents_cap / 2 + 1 : 64;
-    if (cap < d->ents_cap) return -ENOMEM;
+    uint64_t grown =
+        ix_grow(d->ents_cap, (uint64_t)d->ents_cap + 1, sizeof(ix_ent), bulk);
+    if (grown > UINT32_MAX - 1) grown = UINT32_MAX - 1;
+    uint32_t cap = d->ents_cap ? (uint32_t)grown : 64;
+    if (cap <= d->ents_cap) return -ENOMEM;
     ix_ent *p = ix_huge(realloc(d->ents, (size_t)cap * sizeof(ix_ent)),
                         (size_t)cap * sizeof(ix_ent));
     if (!p) return -ENOMEM;

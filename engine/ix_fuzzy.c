@@ -233,21 +233,30 @@ int typo_word_added(ix_index *ix, int field, uint32_t account, const char *w,
   return typo_variants(ix, field, account, w, len, e, true);
 }
 
-int typo_rebuild(ix_index *ix) {
-  for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    dict_deinit(&ix->typo[f]);
-    if (!ix_typo_field(f)) continue;
-    const ix_dict *d = &ix->words[f];
-    for (uint32_t e = 0; e < d->nents; e++) {
-      if (!d->ents[e].post) continue;
-      size_t klen;
-      const uint8_t *k = ent_key(d, e, &klen);
-      int rc =
-          typo_word_added(ix, f, key_acct(k), (const char *)k + 4, klen - 4, e);
-      if (rc) return rc;
-    }
+/* One field's typo dictionary from its words (a task of typo_rebuild:
+ * it touches typo[f] alone), fitted to its size. */
+static int typo_rebuild_field(void *ctx, size_t i) {
+  ix_index *ix = ctx;
+  int f = (int)i;
+  dict_deinit(&ix->typo[f]);
+  if (!ix_typo_field(f)) return 0;
+  const ix_dict *d = &ix->words[f];
+  for (uint32_t e = 0; e < d->nents; e++) {
+    if (!d->ents[e].post) continue;
+    size_t klen;
+    const uint8_t *k = ent_key(d, e, &klen);
+    int rc =
+        typo_word_added(ix, f, key_acct(k), (const char *)k + 4, klen - 4, e);
+    if (rc) return rc;
   }
+  dict_shrink(&ix->typo[f]);
+  for (uint32_t e = 0; e < ix->typo[f].nents; e++)
+    post_fit(&ix->typo[f], e);
   return 0;
+}
+
+int typo_rebuild(ix_index *ix) {
+  return ix_par_each(CS_FIELD_COUNT, typo_rebuild_field, ix);
 }
 
 /* Optimal string alignment distance of two short code point strings. */

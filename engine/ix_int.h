@@ -37,12 +37,13 @@
  *    deletion, no tombstones) of 64-bit cells {hash:32 | entry+1:32}, so
  *    probing and growing never touch the entries or the keys. Its size is
  *    any number of cells, a key's home being its hash scaled to the size:
- *    built whole (ix_load, ix_bulk_end) at load 7/10, grown to load 1/2
- *    when inserts pass 4/5;
+ *    built whole (ix_load, ix_bulk_end) at load 7/10, grown when inserts
+ *    pass 4/5 (to load 1/2 while small, 0.56 once large: ix_grow);
  *  - for exact dictionaries, the sorted order: entry numbers in chunks of
  *    at most IX_CHUNK_CAP, the chunks in key order (a two-level B-tree:
  *    binary search over the chunks' first keys, then within a chunk; a
- *    full chunk splits, an emptying one merges). Beside each entry number
+ *    full chunk spills into a neighbour with room or splits, an emptying
+ *    one merges). Beside each entry number
  *    a chunk keeps the first 12 bytes of the key's text as big-endian
  *    integers, and the chunk headers (one array) the first key's prefix and
  *    the accounts of the first and last keys: both searches compare within
@@ -116,7 +117,14 @@
  * Who runs when (the store serialises the calls): ix_insert, ix_erase,
  * ix_load and the bulk calls run alone; ix_search, ix_exact_slots, ix_save,
  * ix_memory_bytes and ix_check may run in many threads at once and must not
- * change anything (invariant 4 above).
+ * change anything (invariant 4 above). ix_load and ix_bulk_end themselves
+ * hand whole dictionaries to a few threads (ix_par_each), each touching
+ * only its own dictionary, and return when all are done.
+ *
+ * Growth. Arrays grow by half while small and in bulk mode (whose end
+ * gives the slack back), and by an eighth once large otherwise (ix_grow):
+ * a loaded index then takes live inserts without leaving up to a third of
+ * each million-key array unused.
  */
 #ifndef CS_IX_INT_H
 #define CS_IX_INT_H
@@ -150,6 +158,10 @@
  * fill chunks to 7/8 so the next inserts do not split every chunk. */
 #define IX_CHUNK_CAP 256
 #define IX_CHUNK_FILL (IX_CHUNK_CAP * 7 / 8)
+/* A full chunk gives entries to a neighbour that has at least this many
+ * free (half of them) before it splits, so live inserts keep chunks about
+ * 82% full rather than 73%. */
+#define IX_SPILL_MIN 32
 
 /* Bulk mode stages (entry, slot) pairs for keys that already exist and
  * applies them in entry order when this many are waiting (16 MiB) or at
@@ -343,6 +355,21 @@ static inline void *ix_huge(void *p, size_t bytes) {
   return p;
 }
 
+/* The next capacity of a growing array of cap elements of elem bytes that
+ * needs room for want: half again while small or in bulk mode, an eighth
+ * once it is large (IX_HUGE_MIN) otherwise. Growing by half would leave up
+ * to a third of a million-key array unused after a few live inserts (and
+ * counted in index_bytes); an eighth costs a copy of the array every
+ * eighth of its size at worst (realloc moves mapped pages without copying
+ * them), a few bytes a key. Bulk mode grows by half (its copies would be
+ * a replay's time) and gives the slack back at its end. */
+static inline uint64_t ix_grow(uint64_t cap, uint64_t want, size_t elem,
+                               bool bulk) {
+  uint64_t next =
+      !bulk && cap * elem >= IX_HUGE_MIN ? cap + cap / 8 : cap + cap / 2;
+  return next < want ? want : next;
+}
+
 /* ------------------------------------------------ postings (read side) */
 
 #define POST_IS_ONE(p) ((p)&1u)
@@ -480,7 +507,7 @@ static inline uint64_t tab_dist(uint64_t a, uint64_t b, uint64_t size) {
   return b >= a ? b - a : b + size - a;
 }
 
-/* Table sizes: grown to hold twice its keys when they pass 4/5 of it;
+/* Table sizes: grown (tab_reserve) when its keys pass 4/5 of it;
  * built whole (load, end of bulk) at 10/7 of its keys, so the next inserts
  * do not grow it at once. */
 #define IX_TAB_FULL(keys, size) ((uint64_t)(keys)*5 > (uint64_t)(size)*4)
@@ -585,8 +612,9 @@ void post_fit(ix_dict *d, uint32_t e);
 
 /* ------------------------------------- ix_tab.c: arena and hash table */
 
-/* Makes room in the table for keys keys. 0 or -ENOMEM. */
-int tab_reserve(ix_dict *d, uint64_t keys);
+/* Makes room in the table for keys keys (growing as ix_grow says for
+ * bulk). 0 or -ENOMEM. */
+int tab_reserve(ix_dict *d, uint64_t keys, bool bulk);
 /* Removes entry e (of hash h) from the table; e must be there. */
 void tab_delete(ix_dict *d, uint32_t e, uint32_t h);
 /* Stable LSD radix sort of a[0..n) by bits [lo, lo + bits); returns the
@@ -598,8 +626,9 @@ int log2_ceil(uint64_t n);
 int tab_build(ix_dict *d, uint64_t *cells, size_t n, bool check_dups);
 /* Rebuilds an oversized table at tab_size_for its keys. Best effort. */
 void tab_fit(ix_dict *d);
-/* Makes room for more arena bytes. 0 or -ENOMEM. */
-int arena_reserve(ix_dict *d, uint64_t more);
+/* Makes room for more arena bytes (growing as ix_grow says for bulk). 0
+ * or -ENOMEM. */
+int arena_reserve(ix_dict *d, uint64_t more, bool bulk);
 /* Rewrites the arena without the garbage of removed keys. Best effort. */
 void arena_compact(ix_dict *d);
 
@@ -620,6 +649,18 @@ void order_remove(ix_dict *d, uint32_t e);
 int order_merge_pending(ix_dict *d);
 
 /* ----------------------------------------- ix_dict.c: the dictionaries */
+
+/* Threads that building a whole index (ix_load, ix_bulk_end) uses at most,
+ * the caller's included: its dictionaries are independent, and the four
+ * that hold a key per contact (email, phone, notes, email words) are most
+ * of the work, so a few threads take them at once. */
+#define IX_PAR_THREADS 4
+/* Runs fn(ctx, i) once for each i in [0, n) on up to IX_PAR_THREADS
+ * threads (no more than the machine's processors), taking the tasks in
+ * order (list the largest first). Each task must touch only what is its
+ * own. Once a task fails no other starts; the first failure is returned
+ * (0 when all succeed). */
+int ix_par_each(size_t n, int (*fn)(void *ctx, size_t i), void *ctx);
 
 void dict_init(ix_dict *d, bool sorted);
 /* Frees everything d holds and leaves it empty (as dict_init). */

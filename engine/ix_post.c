@@ -123,7 +123,10 @@ int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
     return 0;
   }
   if (a->n == a->cap) {
-    uint32_t cap = a->cap * 2 > IX_ARRAY_MAX ? IX_ARRAY_MAX : a->cap * 2;
+    /* by a quarter: arrays are loaded and fitted to their size, and
+     * doubling on the first insert after would double them all */
+    uint32_t cap = a->cap + a->cap / 4 + 2;
+    if (cap > IX_ARRAY_MAX) cap = IX_ARRAY_MAX;
     ix_arr *b = realloc(a, sizeof(ix_arr) + (size_t)cap * 4);
     if (!b) return -ENOMEM;
     d->arr_bytes += arr_bytes(cap) - arr_bytes(b->cap);

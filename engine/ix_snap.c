@@ -397,9 +397,54 @@ static int load_dict(load_ctx *lc, ix_dict *d, const msgpack_object *o,
   return 0;
 }
 
-static int load_extra(ix_index *ix, const msgpack_object *o, load_ctx *lc,
-                      uint64_t *seen);
+/* One dictionary to load: a task of ix_par_each, with its own load_ctx
+ * (scratch, the slots seen for invariant 3, the message) so that tasks on
+ * different threads share nothing but the image they read. */
+typedef struct load_task {
+  ix_dict *d;
+  const msgpack_object *o;
+  bool disjoint; /* an exact or reversed dictionary: lists disjoint */
+  char what[48];
+  size_t bytes;
+  int rc;
+  char err[256];
+} load_task;
 
+typedef struct load_run {
+  load_task t[IX_NDICTS];
+  int n;
+  uint32_t slot_limit;
+} load_run;
+
+static int load_task_run(void *ctx, size_t i) {
+  load_run *lr = ctx;
+  load_task *t = &lr->t[i];
+  load_ctx lc = {t->err, sizeof t->err, lr->slot_limit, NULL, NULL, 0};
+  if (t->disjoint) {
+    size_t words = ((size_t)lr->slot_limit + 63) / 64;
+    lc.seen = calloc(words ? words : 1, sizeof(uint64_t));
+    if (!lc.seen) return t->rc = -ENOMEM;
+  }
+  t->rc = load_dict(&lc, t->d, t->o, t->what);
+  free(lc.seen);
+  free(lc.scratch);
+  return t->rc;
+}
+
+static void load_add(load_run *lr, ix_dict *d, const msgpack_object *o,
+                     bool disjoint, const char *fmt, const char *name) {
+  load_task *t = &lr->t[lr->n++];
+  *t = (load_task){.d = d, .o = o, .disjoint = disjoint};
+  snprintf(t->what, sizeof t->what, fmt, name);
+  if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3 &&
+      o->via.array.ptr[1].type == MSGPACK_OBJECT_BIN)
+    t->bytes = o->via.array.ptr[1].via.bin.size;
+}
+
+static int load_times(ix_index *ix, const msgpack_object *o, load_ctx *lc);
+
+/* Checks the image's outline, then loads its dictionaries, the largest
+ * first, a few at once (ix_par_each), then the times. */
 static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
                           load_ctx *lc) {
   if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 3 ||
@@ -416,64 +461,72 @@ static int ix_load_fields(ix_index *ix, const msgpack_object *obj,
   const msgpack_object *fs = &obj->via.array.ptr[2];
   if (fs->type != MSGPACK_OBJECT_ARRAY || fs->via.array.size != CS_FIELD_COUNT)
     return load_err(lc, "index: expected %d fields", CS_FIELD_COUNT);
-  size_t words = ((size_t)lc->slot_limit + 63) / 64;
-  uint64_t *seen = calloc(words ? words : 1, sizeof(uint64_t));
-  if (!seen) return -ENOMEM;
-  int rc = 0;
-  for (int f = 0; f < CS_FIELD_COUNT && !rc; f++) {
+  load_run *lr = calloc(1, sizeof *lr);
+  if (!lr) return -ENOMEM;
+  lr->slot_limit = lc->slot_limit;
+  for (int f = 0; f < CS_FIELD_COUNT; f++) {
     const msgpack_object *fo = &fs->via.array.ptr[f];
-    char what[64];
     if (fo->type != MSGPACK_OBJECT_ARRAY || fo->via.array.size != 2) {
-      rc = load_err(lc, "index: field %s is not [exact, words]",
-                    cs_field_name(f));
-      break;
+      free(lr);
+      return load_err(lc, "index: field %s is not [exact, words]",
+                      cs_field_name(f));
     }
-    memset(seen, 0, words * sizeof(uint64_t));
-    lc->seen = seen;
-    snprintf(what, sizeof what, "%s exact", cs_field_name(f));
-    rc = load_dict(lc, &ix->exact[f], &fo->via.array.ptr[0], what);
-    lc->seen = NULL;
-    if (rc) break;
+    load_add(lr, &ix->exact[f], &fo->via.array.ptr[0], true, "%s exact",
+             cs_field_name(f));
     const msgpack_object *wo = &fo->via.array.ptr[1];
     if (f == CS_PHONE) {
-      if (wo->type != MSGPACK_OBJECT_NIL)
-        rc = load_err(lc, "index: phone has a words dictionary");
+      if (wo->type != MSGPACK_OBJECT_NIL) {
+        free(lr);
+        return load_err(lc, "index: phone has a words dictionary");
+      }
     } else {
-      snprintf(what, sizeof what, "%s words", cs_field_name(f));
-      rc = load_dict(lc, &ix->words[f], wo, what);
+      load_add(lr, &ix->words[f], wo, false, "%s words", cs_field_name(f));
     }
   }
-  if (!rc) rc = load_extra(ix, obj->via.array.ptr + 3, lc, seen);
-  free(seen);
+  const msgpack_object *o = obj->via.array.ptr + 3;
+  if (o[0].type != MSGPACK_OBJECT_ARRAY || o[0].via.array.size != IX_NREV) {
+    free(lr);
+    return load_err(lc, "index: expected %d reversed dictionaries", IX_NREV);
+  }
+  for (int r = 0; r < IX_NREV; r++)
+    load_add(lr, &ix->rev[r], &o[0].via.array.ptr[r], true, "%s reversed",
+             r == IX_REV_EMAIL ? "email" : "phone");
+  load_add(lr, &ix->meta, &o[1], false, "%s", "meta");
+  /* largest first, so that the threads end together */
+  for (int i = 1; i < lr->n; i++)
+    for (int j = i; j > 0 && lr->t[j - 1].bytes < lr->t[j].bytes; j--) {
+      load_task t = lr->t[j];
+      lr->t[j] = lr->t[j - 1];
+      lr->t[j - 1] = t;
+    }
+  int rc = ix_par_each((size_t)lr->n, load_task_run, lr);
+  if (rc) {
+    /* a task that failed names the problem */
+    for (int i = 0; i < lr->n; i++)
+      if (lr->t[i].rc && lr->t[i].err[0]) {
+        load_err(lc, "%s", lr->t[i].err);
+        break;
+      }
+    for (int i = 0; i < lr->n; i++)
+      if (lr->t[i].rc == CS_ECORRUPT) rc = CS_ECORRUPT;
+  }
+  free(lr);
+  if (!rc) rc = load_times(ix, &o[2], lc);
   return rc;
 }
 
-/* The reversed dictionaries, meta and the times (version 2). */
-static int load_extra(ix_index *ix, const msgpack_object *o, load_ctx *lc,
-                      uint64_t *seen) {
-  size_t words = ((size_t)lc->slot_limit + 63) / 64;
-  if (o[0].type != MSGPACK_OBJECT_ARRAY || o[0].via.array.size != IX_NREV)
-    return load_err(lc, "index: expected %d reversed dictionaries", IX_NREV);
-  for (int r = 0; r < IX_NREV; r++) {
-    memset(seen, 0, words * sizeof(uint64_t));
-    lc->seen = seen;
-    int rc = load_dict(lc, &ix->rev[r], &o[0].via.array.ptr[r],
-                       r == IX_REV_EMAIL ? "email reversed" : "phone reversed");
-    lc->seen = NULL;
-    if (rc) return rc;
-  }
-  int rc = load_dict(lc, &ix->meta, &o[1], "meta");
-  if (rc) return rc;
-  if (o[2].type != MSGPACK_OBJECT_BIN || o[2].via.bin.size % 16 ||
-      o[2].via.bin.size / 16 > lc->slot_limit)
+/* The times (version 2). */
+static int load_times(ix_index *ix, const msgpack_object *o, load_ctx *lc) {
+  if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size % 16 ||
+      o->via.bin.size / 16 > lc->slot_limit)
     return load_err(lc, "index: times are not 16 bytes for each slot");
-  uint32_t n = (uint32_t)(o[2].via.bin.size / 16);
+  uint32_t n = (uint32_t)(o->via.bin.size / 16);
   free(ix->tms);
   ix->tms = NULL;
   if (n) {
     ix->tms = ix_huge(malloc((size_t)n * 16), (size_t)n * 16);
     if (!ix->tms) return -ENOMEM;
-    const uint8_t *p = (const uint8_t *)o[2].via.bin.ptr;
+    const uint8_t *p = (const uint8_t *)o->via.bin.ptr;
     for (uint32_t i = 0; i < 2 * n; i++)
       ix->tms[i] = (int64_t)le_get64(p + 8 * (size_t)i);
   }

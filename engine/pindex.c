@@ -30,17 +30,37 @@
 
 /* The slot table's first capacity, in slots (24 KiB). */
 #define SLOTS_CAP_MIN 1024
+/* The size past which the table grows by an eighth (4 MiB). */
+#define SLOTS_GROW_SLOW_BYTES (4u << 20)
 
-static int slots_reserve(slot_table *t, uint32_t want) {
+static int slots_reserve(slot_table *t, uint32_t want, bool bulk) {
   if (want <= t->cap) return 0;
   uint32_t cap = t->cap ? t->cap : SLOTS_CAP_MIN;
-  while (cap < want)
-    cap = cap > UINT32_MAX / 2 ? UINT32_MAX : cap * 2;
+  /* Doubling while small and in bulk mode (a replay, whose end trims it:
+   * slots_fit); by an eighth once large otherwise, so that live creates
+   * after an open leave at most an eighth unused instead of up to half:
+   * the table is counted in cs_stats.index_bytes. */
+  while (cap < want) {
+    uint64_t next =
+        !bulk && (uint64_t)cap * sizeof(cs_slot) >= SLOTS_GROW_SLOW_BYTES
+            ? (uint64_t)cap + cap / 8
+            : (uint64_t)cap * 2;
+    cap = next > UINT32_MAX ? UINT32_MAX : (uint32_t)next;
+  }
   cs_slot *p = realloc(t->v, (size_t)cap * sizeof *p);
   if (!p) return -ENOMEM;
   t->v = p;
   t->cap = cap;
   return 0;
+}
+
+void slots_fit(slot_table *t) {
+  uint64_t keep = (uint64_t)t->count + t->count / 16 + SLOTS_CAP_MIN;
+  if (t->cap <= keep) return;
+  cs_slot *p = realloc(t->v, (size_t)keep * sizeof *p);
+  if (!p) return; /* best effort: the table stays as it was */
+  t->v = p;
+  t->cap = (uint32_t)keep;
 }
 
 void slots_free(slot_table *t) {
@@ -151,7 +171,8 @@ static int slot_append(cs_store *s, const rec_view *r, const cs_contact *c,
   if (c->account > CS_ACCOUNT_ID_MAX)
     return cs_err(err, CS_ECORRUPT, "record seq %llu has account %u",
                   (unsigned long long)r->seq, c->account);
-  if (t->count == UINT32_MAX || slots_reserve(t, t->count + 1))
+  if (t->count == UINT32_MAX ||
+      slots_reserve(t, t->count + 1, s->ix && ix_in_bulk(s->ix)))
     return cs_err(err, -ENOMEM, "out of memory growing the primary index");
   /* Invariant 1: slot order is id order. */
   CS_ASSERT(t->count == 0 || t->v[t->count - 1].id < c->id);

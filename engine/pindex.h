@@ -67,6 +67,9 @@ static inline int64_t slots_find(const slot_table *t, uint64_t id) {
 uint32_t slots_after(const slot_table *t, uint64_t id);
 
 void slots_free(slot_table *t);
+/* Gives back a table's slack beyond a sixteenth of its slots (after a
+ * replay, which grows it by doubling). Best effort. */
+void slots_fit(slot_table *t);
 
 /* Empties slots, counts and indexes, to rebuild from the log (after an
  * unusable snapshot). Caller is alone with s. */

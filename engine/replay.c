@@ -167,6 +167,8 @@ int replay_log(replay *rp, bool from_snapshot) {
     rc = ix_bulk_end(s->ix);
     if (rc)
       rc = cs_err(rp->err, rc, "cannot build the indexes: %s", cs_strerror(rc));
+    else
+      slots_fit(&s->slots); /* grown by doubling in bulk mode */
   }
   if (rp->progress)
     rp->progress(rp->progress_ctx, rp->progress_total, rp->progress_total);

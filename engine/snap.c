@@ -303,7 +303,7 @@ int snap_load(cs_store *s, const char *name, cs_error *err) {
   if (buf == MAP_FAILED)
     return cs_err(err, -errno, "cannot map snapshot %s: %s", path,
                   strerror(errno));
-  int rc;
+  int rc = 0;
   const char *why = NULL;
   bool old_index =
       false; /* a format (its own or its index's) before this one */
