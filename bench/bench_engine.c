@@ -887,12 +887,6 @@ fail:
   return -1;
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Steps a statement that returns no rows, waiting out a busy database. */
 static int sql_step_done(sconn *c, sqlite3_stmt *st) {
   int rc;
@@ -919,30 +913,14 @@ static int64_t sql_rowid_of(uint64_t eng_id) {
  * id. */
 static int sql_insert(sconn *c, const bh_contact *b, bool own_txn,
                       int64_t want_rowid, int64_t *rowid_out) {
-  char folded[CS_FIELD_COUNT][512];
+  bp_folded folded;
   int rc = 0;
   if (own_txn && sql_step_done(c, c->begin) != 0) return -1;
-  sqlite3_stmt *st = c->ins;
-  sqlite3_bind_int64(st, 1, ACCOUNT);
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    sqlite3_bind_text(st, 2 + f, bc_field(b, f), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 9, wall_ms());
-  if (want_rowid)
-    sqlite3_bind_int64(st, 16, want_rowid);
-  else
-    sqlite3_bind_null(st, 16);
-  for (int f = 0; f < CS_NOTES; f++) {
-    const char *v = bc_field(b, f);
-    size_t n = fold_key_into(f, v, strlen(v), folded[f], sizeof folded[f]);
-    sqlite3_bind_text(st, 10 + f, folded[f], (int)n, SQLITE_STATIC);
-  }
-  if (sql_step_done(c, st) != 0) rc = -1;
+  bp_sql_bind_insert(c->ins, ACCOUNT, b, want_rowid, &folded);
+  if (sql_step_done(c, c->ins) != 0) rc = -1;
   int64_t rowid = sqlite3_last_insert_rowid(c->db);
   if (rc == 0) {
-    size_t n = fold_text_into(b->notes, strlen(b->notes), folded[CS_NOTES],
-                              sizeof folded[CS_NOTES]);
-    sqlite3_bind_int64(c->ins_fts, 1, rowid);
-    sqlite3_bind_text(c->ins_fts, 2, folded[CS_NOTES], (int)n, SQLITE_STATIC);
+    bp_sql_bind_fts(c->ins_fts, rowid, b, &folded);
     rc = sql_step_done(c, c->ins_fts);
   }
   if (own_txn) {

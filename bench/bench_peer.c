@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <utf8proc.h>
 
@@ -129,6 +130,37 @@ const char sql_schema[] =
     "CREATE INDEX c_company ON contacts(account, f_company);\n"
     "CREATE INDEX c_job ON contacts(account, f_job);\n"
     "CREATE VIRTUAL TABLE notes_fts USING fts5(notes, content='');\n";
+
+int64_t bp_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bp_sql_bind_insert(sqlite3_stmt *ins, uint32_t account,
+                        const bh_contact *b, int64_t want_rowid, bp_folded *f) {
+  sqlite3_bind_int64(ins, 1, account);
+  for (int k = 0; k < CS_FIELD_COUNT; k++)
+    sqlite3_bind_text(ins, 2 + k, bc_field(b, k), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(ins, 9, bp_wall_ms());
+  if (want_rowid)
+    sqlite3_bind_int64(ins, 16, want_rowid);
+  else
+    sqlite3_bind_null(ins, 16);
+  for (int k = 0; k < CS_NOTES; k++) {
+    const char *v = bc_field(b, k);
+    size_t n = fold_key_into(k, v, strlen(v), f->v[k], sizeof f->v[k]);
+    sqlite3_bind_text(ins, 10 + k, f->v[k], (int)n, SQLITE_STATIC);
+  }
+}
+
+void bp_sql_bind_fts(sqlite3_stmt *ins_fts, int64_t rowid, const bh_contact *b,
+                     bp_folded *f) {
+  size_t n = fold_text_into(b->notes, strlen(b->notes), f->v[CS_NOTES],
+                            sizeof f->v[CS_NOTES]);
+  sqlite3_bind_int64(ins_fts, 1, rowid);
+  sqlite3_bind_text(ins_fts, 2, f->v[CS_NOTES], (int)n, SQLITE_STATIC);
+}
 
 /* ======================================================== engine loading */
 

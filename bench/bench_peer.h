@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sqlite3.h>
+
 #include "cs.h"
 #include "harness.h"
 
@@ -50,6 +52,26 @@ extern const char sql_schema[];
   "f_company, f_job, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "                     \
   "?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
 #define SQL_INSERT_FTS "INSERT INTO notes_fts(rowid, notes) VALUES (?1, ?2)"
+
+/* The wall clock in milliseconds: the rows' created and updated times. */
+int64_t bp_wall_ms(void);
+
+/* The folded values a row's statements point at (SQLITE_STATIC): they must
+ * outlive the steps of the statements bound with them. */
+typedef struct bp_folded {
+  char v[CS_FIELD_COUNT][512];
+} bp_folded;
+
+/* Binds contact b to SQL_INSERT's statement ins: account, the fields, now,
+ * the folded searchable fields (into f), and the id want_rowid (0: NULL,
+ * SQLite's own). */
+void bp_sql_bind_insert(sqlite3_stmt *ins, uint32_t account,
+                        const bh_contact *b, int64_t want_rowid, bp_folded *f);
+
+/* Binds the FTS row of b, the contact just inserted as rowid, to
+ * SQL_INSERT_FTS's statement ins_fts (its folded notes into f). */
+void bp_sql_bind_fts(sqlite3_stmt *ins_fts, int64_t rowid, const bh_contact *b,
+                     bp_folded *f);
 
 /* The engine's bulk load of contacts [from, to) of g into account from
  * threads producers, each keeping up to 1024 creates in flight (for a store

@@ -165,12 +165,6 @@ static void cleanup_arm(run *r) {
 
 /* ============================================================ helpers */
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* CPU seconds of this process (every thread). */
 static double self_cpu_seconds(void) {
   struct rusage ru;
@@ -261,7 +255,7 @@ typedef struct pg_row {
 } pg_row;
 
 static void pg_row_make(const bh_contact *b, pg_row *row) {
-  snprintf(row->ms, sizeof row->ms, "%lld", (long long)wall_ms());
+  snprintf(row->ms, sizeof row->ms, "%lld", (long long)bp_wall_ms());
   row->v[0] = "1";
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
     const char *v = bc_field(b, f);
@@ -457,25 +451,12 @@ static int sql_step(sql_conn *c, sqlite3_stmt *st) {
 
 /* Inserts b, in its own durable transaction when own_txn. */
 static int sql_create(sql_conn *c, const bh_contact *b, bool own_txn) {
-  char folded[CS_FIELD_COUNT][512];
+  bp_folded folded;
   if (own_txn && sql_step(c, c->begin) != 0) return -1;
-  sqlite3_stmt *st = c->ins;
-  sqlite3_bind_int64(st, 1, ACCOUNT);
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    sqlite3_bind_text(st, 2 + f, bc_field(b, f), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 9, wall_ms());
-  sqlite3_bind_null(st, 16);
-  for (int f = 0; f < CS_NOTES; f++) {
-    const char *v = bc_field(b, f);
-    size_t n = fold_key_into(f, v, strlen(v), folded[f], sizeof folded[f]);
-    sqlite3_bind_text(st, 10 + f, folded[f], (int)n, SQLITE_STATIC);
-  }
-  int rc = sql_step(c, st);
+  bp_sql_bind_insert(c->ins, ACCOUNT, b, 0, &folded);
+  int rc = sql_step(c, c->ins);
   if (rc == 0) {
-    size_t n = fold_text_into(b->notes, strlen(b->notes), folded[CS_NOTES],
-                              sizeof folded[CS_NOTES]);
-    sqlite3_bind_int64(c->ins_fts, 1, sqlite3_last_insert_rowid(c->db));
-    sqlite3_bind_text(c->ins_fts, 2, folded[CS_NOTES], (int)n, SQLITE_STATIC);
+    bp_sql_bind_fts(c->ins_fts, sqlite3_last_insert_rowid(c->db), b, &folded);
     rc = sql_step(c, c->ins_fts);
   }
   if (!own_txn) return rc;
