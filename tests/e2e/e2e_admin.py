@@ -76,8 +76,7 @@ def raw(method, path, body=None, key=_SERVER_KEY, srv=None, timeout=120):
     try:
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
-        return Raw(r.status, {k.lower(): v for k, v in r.getheaders()},
-                   r.read())
+        return Raw.read(r)
     finally:
         c.close()
 

@@ -226,6 +226,12 @@ class Raw:
         self.headers = headers  # lower-case name -> value (last one)
         self.body = body
 
+    @classmethod
+    def read(cls, r):
+        """The answer of an http.client response r, its body read whole."""
+        return cls(r.status, {k.lower(): v for k, v in r.getheaders()},
+                   r.read())
+
     def header(self, name):
         return self.headers.get(name.lower())
 
@@ -239,22 +245,16 @@ class Raw:
         return f"<{self.status} {self.headers} {self.body[:200]!r}>"
 
 
-class Resp:
+class Resp(Raw):
+    """An answer that keeps every value of a header and the HTTP version."""
+
     def __init__(self, status, version, headers, body):
-        self.status = status
-        self.version = version
-        self.headers = headers  # lower-case name -> list of values
-        self.body = body
+        super().__init__(status, headers, body)
+        self.version = version  # headers: lower-case name -> list of values
 
     def header(self, name):
         v = self.headers.get(name.lower())
         return v[-1] if v else None
-
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Fail(f"not JSON ({self.status}): {self.body[:300]!r}")
 
     def __repr__(self):
         return (f"<{self.status} HTTP/{self.version} {self.headers} "

@@ -51,8 +51,7 @@ def raw(method, path, body=None, key=KEY):
     try:
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
-        return Raw(r.status, {k.lower(): v for k, v in r.getheaders()},
-                   r.read())
+        return Raw.read(r)
     finally:
         c.close()
 

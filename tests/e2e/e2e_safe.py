@@ -73,8 +73,7 @@ def raw(method, path, body=None, headers=None, key=KEY, conn=None):
     try:
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
-        out = Raw(r.status, {k.lower(): v for k, v in r.getheaders()},
-                  r.read())
+        out = Raw.read(r)
     finally:
         if own:
             c.close()
