@@ -284,10 +284,12 @@ static void snapshot_if_due(cs_store *s) {
  * not NULL, busy): the commit thread's next batch trades places with it.
  * Caller holds wmu. */
 static wqueue *wq_spare(cs_store *s, const wqueue *busy) {
-  for (size_t i = 0;; i++) {
+  for (size_t i = 0; i < sizeof s->queues / sizeof s->queues[0]; i++) {
     wqueue *q = &s->queues[i];
     if (q != s->wq && q != s->applying && q != busy) return q;
   }
+  CS_ASSERT(!"three queues, at most two of them in use");
+  return NULL;
 }
 
 /* Waits until the apply thread has applied and answered everything handed
