@@ -330,12 +330,15 @@ class Cluster:
 
     def add_accounts(self, count, prefix="acct"):
         """count accounts, account i on shard i % n, each with a key made
-        by the tool's keys add; returns [(account, shard, key)]."""
+        on its shard (POST /admin/keys), then routed by the tool's maps
+        --push; returns [(account, shard, key)]."""
         out = []
         for i in range(count):
             name, k = f"{prefix}{i:02d}", i % self.n
-            _, key, _ = self.tool("keys", "add", name, "--shard", f"s{k}")
-            out.append((name, k, key.strip()))
+            r = self.admin(k, "POST", "/admin/keys", {"account": name})
+            check(r.status in (200, 201), f"POST /admin/keys: {r!r}")
+            out.append((name, k, r.json()["key"]))
+        self.tool("maps", "--push")
         return out
 
     def kill_shard(self, k):

@@ -24,13 +24,13 @@ then
 """
 import json
 import os
-import signal
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_lib import (E2E, ID_BASE, SHARD_SPAN, Cluster, Http,  # noqa: E402
+from cluster_lib import (E2E, ID_BASE, SHARD_SPAN, TOOL, Cluster, Http,  # noqa: E402
                          Workdir, check, check_eq, contacts_of, curl_version,
                          e2e_args, have_haproxy, main, parse_args)
 
@@ -63,7 +63,6 @@ def test_contract_drivers_pass_through_the_proxy():
         with open(target, "w") as f:
             json.dump({"url": cluster.url, "tls_url": cluster.tls_url,
                        "keys": keys, "upgrade_version": "1.1"}, f)
-        import subprocess
         p = subprocess.run([sys.executable, os.path.join(E2E, driver)] +
                            e2e_args(a) + ["--target", target],
                            capture_output=True, timeout=300)
@@ -188,6 +187,52 @@ def test_maps_push_and_check_need_no_reload():
     check_eq(r.status, 200, "a key made by keys add works at once")
     check_eq(cluster.haproxy.pid, pid_before, "HAProxy was not restarted")
     check(cluster.haproxy.poll() is None, "HAProxy still runs")
+
+
+def test_the_tools_usage_and_errors():
+    def run(*args):
+        p = subprocess.run([sys.executable, TOOL] + list(args),
+                           capture_output=True, timeout=60)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    for cmd in ([], ["config"], ["maps"], ["push"], ["check"], ["accounts"],
+                ["keys"], ["keys", "add"], ["move"], ["promote"]):
+        rc, out, _ = run(*cmd, "--help")
+        check_eq(rc, 0, f"{cmd} --help")
+        check("usage:" in out, f"{cmd} --help prints a usage")
+    for args, want, text in (
+            ([], 2, "a command is needed"),
+            (["frobnicate"], 2, "invalid choice"),
+            (["--cluster", "/nonexistent.json", "check"], 2, "cluster file"),
+            (["--cluster", cluster.path, "move"], 2, "--to SHARD"),
+            (["--cluster", cluster.path, "move", "acct00", "--to", "s9"], 2,
+             "no shard s9"),
+            (["--cluster", cluster.path, "move", "nobody", "--to", "s1"], 1,
+             "not in"),
+            (["--cluster", cluster.path, "move", "acct00", "--to", "s0"], 1,
+             "on s0 already"),
+            (["--cluster", cluster.path, "move", "--resume"], 1,
+             "no move under way"),
+            (["--cluster", cluster.path, "keys", "add", "bad name!"], 2,
+             "account name"),
+            (["--cluster", cluster.path, "promote", "s0"], 1, "no standby")):
+        rc, out, err = run(*args)
+        check_eq(rc, want, f"contactd-cluster {args}: {out}{err}")
+        check(text in err, f"contactd-cluster {args}: {err!r} lacks {text!r}")
+    bad = os.path.join(cluster.dir, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"shards": []}')
+    rc, _, err = run("--cluster", bad, "check")
+    check_eq(rc, 2, f"an empty shard list: {err}")
+    # A shard that does not answer is a problem named by its address.
+    with open(cluster.path) as f:
+        doc = json.load(f)
+    doc["shards"][0]["url"] = "http://127.0.0.1:1"
+    with open(bad, "w") as f:
+        json.dump(doc, f)
+    rc, _, err = run("--cluster", bad, "check")
+    check_eq(rc, 1, f"an unreachable shard: {err}")
+    check("127.0.0.1:1" in err, f"the shard is named: {err}")
 
 
 def test_kill_9_of_a_shard_under_writers():
