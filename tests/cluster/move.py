@@ -25,8 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster_lib import (Cluster, Http, Workdir, check, check_eq,  # noqa: E402
                          have_haproxy, main, parse_args)
 
-STEPS = ("mark", "export", "import", "keys", "digest", "flip", "unmark",
-         "delete")
+# The move's steps, and the moment after a piece of the import was sent
+# before the journal counted it.
+STEPS = ("mark", "export", "import-piece", "import", "keys", "digest", "flip",
+         "unmark", "delete")
 
 a = parse_args()
 if not have_haproxy(a):
