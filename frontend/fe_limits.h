@@ -113,6 +113,10 @@
 /* What a request whose idempotency key is in flight is told to wait
  * (API.md: 409 idempotency_key_in_use with retry-after: 1). */
 #define FE_IDEM_RETRY_AFTER_S 1
+/* What a request of an account marked moving is told to wait (503
+ * account_moving): a move's cut-over takes about a second, and a client
+ * that retries then reaches the account where it now is. */
+#define FE_MOVING_RETRY_AFTER_S 1
 
 /* A file path the front end builds or resolves (key file, temporary files,
  * plugin files): Linux's PATH_MAX, which realpath needs as its buffer. */

@@ -465,7 +465,11 @@ static bool req_body_fits(const h2o_req_t *req, cd_response *res,
 /* Checks the key a route needs and puts the caller into *view; routes
  * without CD_ROUTE_AUTH pass as read-only with no account. An admin key
  * reaches CD_ROUTE_ADMIN routes and no other authenticated one; those take
- * no other key. false when the 401 or 403 is answered. */
+ * no other key. A key of an account marked moving reaches only
+ * CD_ROUTE_ADMIN routes: every other gets 503 account_moving with
+ * retry-after (the one place a key becomes a request's account, so no
+ * route of any plugin serves a moving account). false when the 401, 403
+ * or 503 is answered. */
 static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
                              cd_response *res, const fe_route *route,
                              cd_request *view) {
@@ -495,8 +499,9 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
     return false;
   }
   const cs_key_info *info = NULL;
-  if (s->keys == NULL ||
-      cs_keys_check(s->keys, key.base, key.len, &info) != 0 || info == NULL) {
+  int rc = s->keys != NULL ? cs_keys_check(s->keys, key.base, key.len, &info)
+                           : CS_EKEY;
+  if ((rc != 0 && rc != CS_EMOVING) || info == NULL) {
     host_error(res, 401, "invalid_api_key", "unknown or revoked API key", NULL,
                0);
     return false;
@@ -505,6 +510,13 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
   int status = fe_route_admits(route->flags, info->role, &code, &message);
   if (status != 0) {
     host_error(res, status, code, message, NULL, 0);
+    return false;
+  }
+  if (rc == CS_EMOVING && !(route->flags & CD_ROUTE_ADMIN)) {
+    const cd_store_error *e = fe_store_error(CS_EMOVING);
+    res->account_name = info->account;
+    host_header(res, "retry-after", e->retry_after);
+    host_error(res, e->status, e->code, e->message, NULL, 0);
     return false;
   }
   view->account = info->account_id;
