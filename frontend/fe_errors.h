@@ -98,6 +98,13 @@ static inline const cd_store_error *fe_store_error(int rc) {
       {CS_EBUSY,
        {409, "compaction_running", "another compaction of the store is running",
         0, NULL, CD_LOG_NONE}},
+      /* A shard's 2^56 ids are spent (cs_limits.h CS_SHARD_ID_SPAN): its
+       * accounts must move to a shard numbered higher. */
+      {CS_EIDS_SPENT,
+       {503, "ids_exhausted",
+        "this shard has given every id it may; its accounts must move to a "
+        "shard numbered higher",
+        FE_RETRY_AFTER_S, FE_STR(FE_RETRY_AFTER_S), CD_LOG_WARN}},
       FE_ERR_INTERNAL(CS_ECORRUPT),
       FE_ERR_UNAVAILABLE(CS_EFAILED),
       FE_ERR_INTERNAL(CS_ELOCKED),

@@ -39,6 +39,7 @@ static const want wants[] = {
     {CS_EEXPIRED, 410, "cursor_expired"},
     {CS_ECURSOR, 400, "invalid_cursor"},
     {CS_EBUSY, 409, "compaction_running"},
+    {CS_EIDS_SPENT, 503, "ids_exhausted"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
