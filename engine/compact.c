@@ -421,6 +421,7 @@ int cs_admin_compact(const char *dir, const cs_compact_opts *o,
     rc = cs_err(err, -ENOMEM, "out of memory");
     goto out;
   }
+  dst->shard = src->shard;
   rc = compact_steps(&cs, dst, seg_max, o, res, err);
 out:
   store_free(dst);

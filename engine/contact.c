@@ -93,6 +93,16 @@ int cs_field_from_name(const char *name, size_t len) {
   return -1;
 }
 
+uint64_t cs_shard_floor(uint32_t shard) {
+  return CS_ID_MIN + (uint64_t)shard * CS_SHARD_ID_SPAN;
+}
+
+uint32_t cs_id_shard(uint64_t id) {
+  /* Shard K's last id is its successor's floor, so count from floor + 1. */
+  return id > CS_ID_MIN ? (uint32_t)((id - CS_ID_MIN - 1) / CS_SHARD_ID_SPAN)
+                        : 0;
+}
+
 void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]) {
   snprintf(out, CS_ID_DIGITS + 1, "%020llu", (unsigned long long)id);
 }

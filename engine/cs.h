@@ -65,7 +65,9 @@ extern "C" {
     "not a cursor this store handed out")                                      \
   X(CS_EBUSY, -10016, "busy", "another compaction of this store is running")   \
   X(CS_EMOVING, -10017, "account_moving",                                      \
-    "the account is marked moving to another store")
+    "the account is marked moving to another store")                           \
+  X(CS_EIDS_SPENT, -10018, "ids_exhausted",                                    \
+    "the store's shard has given every id of its span")
 
 enum {
 #define CS_ERRNO_ENUM(name, value, word, text) name = value,
@@ -193,6 +195,15 @@ typedef struct cs_contact {
   cs_str field[CS_FIELD_COUNT];
 } cs_contact;
 
+/* Shard K's ids (cs_limits.h CS_SHARD_MAX, CS_SHARD_ID_SPAN): the ids
+ * after cs_shard_floor(K), up to and including cs_shard_floor(K + 1). A
+ * store gives only its own shard's ids, so no two shards ever give the
+ * same one, and an account's ids keep increasing when it moves to a shard
+ * numbered higher. */
+uint64_t cs_shard_floor(uint32_t shard);
+/* The shard whose span holds id (an id from cs_id_parse). */
+uint32_t cs_id_shard(uint64_t id);
+
 /* Formats an id as its 20 digits and a NUL into out. */
 void cs_id_format(uint64_t id, char out[CS_ID_DIGITS + 1]);
 /* Parses decimal digits only (no sign, no space) into a value in
@@ -291,6 +302,12 @@ typedef struct cs_options {
    * the real one. Tests move time on. */
   int64_t (*now_ms)(void *ctx);
   void *now_ctx;
+  /* The store's shard (0 .. CS_SHARD_MAX), when shard_set: a new store is
+   * made for it, and an existing store of another shard is refused
+   * (CS_EINVAL, naming both). Without shard_set a new store is shard 0 and
+   * an existing one is what its manifest says. */
+  uint32_t shard;
+  bool shard_set;
 } cs_options;
 
 /*
@@ -787,7 +804,8 @@ typedef struct cs_stats {
   uint64_t changes_bytes;  /* the memory they hold */
   uint64_t snapshot_seq;   /* log sequence the newest snapshot covers, 0 none */
   int64_t snapshot_time_ms; /* when it was written, 0 none */
-  int failed; /* 0, or the error that made the store refuse writes */
+  int failed;     /* 0, or the error that made the store refuse writes */
+  uint32_t shard; /* the store's shard (cs_options.shard) */
 } cs_stats;
 
 void cs_stats_get(cs_store *s, cs_stats *out);

@@ -149,6 +149,16 @@
 
 /* Accounts: names are short identifiers (letters, digits, '-', '_', '.'). */
 #define CS_ACCOUNT_NAME_MAX_BYTES 64
+
+/* Shards (DESIGN "Past one machine"): a store is made for shard 0 ..
+ * CS_SHARD_MAX, and shard K hands out the ids after its floor,
+ * CS_ID_MIN + K * CS_SHARD_ID_SPAN, up to the next shard's floor (cs.h
+ * cs_shard_floor). The span is 2^56 (7.2e16 ids a shard: two hundred
+ * million creates a day for a million years), and CS_SHARD_MAX is the last
+ * shard whose whole span stays below 2^64: 10^19 + 117 * 2^56 < 2^64 <
+ * 10^19 + 118 * 2^56. Shard 0 is a store made before shards existed. */
+#define CS_SHARD_ID_SPAN (1ull << 56)
+#define CS_SHARD_MAX 116u
 /* A store holds at most this many accounts (ids are 32-bit, and the key
  * file is read whole at start). */
 #define CS_ACCOUNTS_MAX 65536

@@ -18,7 +18,11 @@
  *                                   1..MANIFEST_SNAPSHOT_NAME_MAX bytes,
  *                                   no '/') or nil
  *                  "next_id"        u64, the id floor
- *                unknown keys are ignored
+ *                and one optional key (a manifest written before shards
+ *                lacks it: shard 0):
+ *                  "shard"          u32, 0..CS_SHARD_MAX, the store's shard
+ *                unknown keys are ignored (so an older contactd opens a
+ *                shard's store and keeps giving ids past its floor)
  *
  * Invariants kept here:
  *   - every file the store relies on is replaced whole or not at all
@@ -54,7 +58,7 @@
 #define MANIFEST_HEADER_BYTES 24 /* magic 8, payload length 8, XXH3 8 */
 _Static_assert(MANIFEST_MAGIC_BYTES + 16 == MANIFEST_HEADER_BYTES,
                "manifest header: magic, length, checksum");
-/* A manifest is five small keys: anything past this is not one. */
+/* A manifest is six small keys: anything past this is not one. */
 #define MANIFEST_BYTES_MAX (1u << 20)
 /* Snapshot names are "snap-<16 hex>.snap"; a longer name is damage. */
 #define MANIFEST_SNAPSHOT_NAME_MAX 199
@@ -144,13 +148,13 @@ int dir_replace(const cs_io *io, const char *dir, const char *name,
 /* ------------------------------------------------------------ manifest */
 
 int manifest_encode(rec_buf *b, uint32_t first_seg, uint32_t last_seg,
-                    const char *snapshot, uint64_t next_id) {
+                    const char *snapshot, uint64_t next_id, uint32_t shard) {
   b->len = 0;
   if (rec_buf_reserve(b, MANIFEST_BUF_BYTES)) return -ENOMEM;
   b->len = MANIFEST_HEADER_BYTES;
   msgpack_packer pk;
   msgpack_packer_init(&pk, b, rec_buf_write);
-  msgpack_pack_map(&pk, 5);
+  msgpack_pack_map(&pk, 6);
   mp_pack_cstr(&pk, "format");
   msgpack_pack_uint32(&pk, REC_FORMAT_VERSION);
   mp_pack_cstr(&pk, "first_segment");
@@ -164,6 +168,8 @@ int manifest_encode(rec_buf *b, uint32_t first_seg, uint32_t last_seg,
     msgpack_pack_nil(&pk);
   mp_pack_cstr(&pk, "next_id");
   msgpack_pack_uint64(&pk, next_id);
+  mp_pack_cstr(&pk, "shard");
+  msgpack_pack_uint32(&pk, shard);
   uint64_t plen = b->len - MANIFEST_HEADER_BYTES;
   memcpy(b->ptr, MANIFEST_MAGIC, MANIFEST_MAGIC_BYTES);
   le_put64(b->ptr + 8, plen);
@@ -173,8 +179,8 @@ int manifest_encode(rec_buf *b, uint32_t first_seg, uint32_t last_seg,
 
 int manifest_write(cs_store *s, uint64_t next_id, cs_error *err) {
   rec_buf b = {0};
-  if (manifest_encode(&b, s->first_seg, s->last_seg, s->snapshot_name,
-                      next_id)) {
+  if (manifest_encode(&b, s->first_seg, s->last_seg, s->snapshot_name, next_id,
+                      s->shard)) {
     rec_buf_free(&b);
     return cs_err(err, -ENOMEM, "out of memory");
   }
@@ -238,6 +244,11 @@ static int manifest_key(cs_store *s, const msgpack_object *k,
   if (MP_KEY_IS(k, "last_segment") && num && v->via.u64 < UINT32_MAX) {
     s->last_seg = (uint32_t)v->via.u64;
     return MANIFEST_HAVE_LAST;
+  }
+  if (MP_KEY_IS(k, "shard")) {
+    if (!num || v->via.u64 > CS_SHARD_MAX) return -1;
+    s->shard = (uint32_t)v->via.u64;
+    return 0; /* optional */
   }
   if (MP_KEY_IS(k, "next_id") && num) {
     *id_floor = v->via.u64;

@@ -53,7 +53,7 @@ int manifest_read(cs_store *s, uint64_t *id_floor, cs_error *err);
  * dropped): what manifest_write writes, and what a backup hands out. 0 or
  * -ENOMEM. */
 int manifest_encode(rec_buf *b, uint32_t first_seg, uint32_t last_seg,
-                    const char *snapshot, uint64_t next_id);
+                    const char *snapshot, uint64_t next_id, uint32_t shard);
 
 /* Rewrites the manifest atomically from s->first_seg, s->last_seg,
  * s->snapshot_name and next_id. Caller holds mmu or is alone with s. */

@@ -145,6 +145,24 @@ int import_identity_check(const cs_contact *c, cs_error *err) {
   return CS_EINVAL;
 }
 
+int import_id_check(uint32_t shard, uint64_t floor, uint64_t id,
+                    cs_error *err) {
+  uint32_t of = cs_id_shard(id);
+  int rc = 0;
+  if (of != shard)
+    rc = cs_err(err, CS_EINVAL,
+                "id: %020llu is an id of shard %u, and this store, of shard "
+                "%u, takes only its own shard's ids",
+                (unsigned long long)id, of, shard);
+  else if (id < floor)
+    rc = cs_err(err, CS_EINVAL,
+                "id: %020llu was given by this store already (ids are never "
+                "reused)",
+                (unsigned long long)id);
+  if (rc && err) err->field = -1;
+  return rc;
+}
+
 /* The completions of one import: how many are still to come, and the
  * first failure. */
 typedef struct import_wait {
@@ -185,21 +203,18 @@ static int order_cmp(const void *a, const void *b) {
  * holds. Caller holds wmu, so no completion of w runs before it lets go. */
 static int import_one(cs_store *s, uint32_t account, cs_contact *c,
                       import_wait *w, cs_error *err) {
-  if (c->id < s->next_id)
-    return cs_err(err, CS_EINVAL,
-                  "id: %020llu was given by this store already (ids are "
-                  "never reused)",
-                  (unsigned long long)c->id);
+  int rc = import_id_check(s->shard, s->next_id, c->id, err);
+  if (rc) return rc;
   if (!c->deleted_ms) {
     uint64_t owner = 0;
-    int rc = email_owner(s, account, &c->field[CS_EMAIL], 0, &owner, err);
+    rc = email_owner(s, account, &c->field[CS_EMAIL], 0, &owner, err);
     if (rc) return rc;
     if (owner) return email_taken(owner, err);
   }
   cs_contact put = *c;
   put.account = account;
   put.deleted_ms = 0;
-  int rc = write_queue_put(s, &put, import_done, w, err);
+  rc = write_queue_put(s, &put, import_done, w, err);
   if (!rc) import_expect(w);
   if (!rc && c->deleted_ms) {
     rec_del d = {c->id, account, c->deleted_ms, false, c->version};

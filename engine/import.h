@@ -14,4 +14,10 @@
  * (in the trash). 0 or CS_EINVAL naming what is wrong (err->field -1). */
 int import_identity_check(const cs_contact *c, cs_error *err);
 
+/* Whether a store of shard `shard` whose next id is floor may take id with
+ * its identity kept: never an id it gave (below floor: ids are never
+ * reused), and only ids of its own shard (cs_shard_floor). 0 or CS_EINVAL
+ * saying which (err->field -1). */
+int import_id_check(uint32_t shard, uint64_t floor, uint64_t id, cs_error *err);
+
 #endif

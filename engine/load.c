@@ -118,11 +118,8 @@ static int load_identity(cs_load *l, cs_contact *c, uint64_t *dup_tag,
   }
   int rc = import_identity_check(c, err);
   if (rc) return rc;
-  if (c->id < l->floor)
-    return cs_err(err, CS_EINVAL,
-                  "id: %020llu was given by this store already (ids are "
-                  "never reused)",
-                  (unsigned long long)c->id);
+  rc = import_id_check(l->s->shard, l->floor, c->id, err);
+  if (rc) return rc;
   uint64_t *at = u64map_get(&l->ids, c->id);
   if (at) {
     *dup_tag = l->items[*at - 1].tag;

@@ -550,7 +550,9 @@ static int online_compact(cs_store *s, const cs_compact_opts *o,
                    .now_ms = o->now_ms ? o->now_ms : s->opts.now_ms,
                    .now_ctx = o->now_ms ? o->now_ctx : s->opts.now_ctx,
                    .notice = s->opts.notice,
-                   .notice_ctx = s->opts.notice_ctx};
+                   .notice_ctx = s->opts.notice_ctx,
+                   .shard = s->shard,
+                   .shard_set = true};
   cs_compact_opts co = *o;
   co.now_ms = wo.now_ms;
   co.now_ctx = wo.now_ctx;

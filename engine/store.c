@@ -104,6 +104,7 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   s->active_fd = -1;
   s->wq = &s->queues[0];
   if (opts) s->opts = *opts;
+  s->shard = s->opts.shard; /* a manifest read replaces it */
   if (!s->opts.segment_bytes_max)
     s->opts.segment_bytes_max = CS_SEGMENT_BYTES_DEFAULT;
   s->io = s->opts.io ? s->opts.io : cs_io_posix();
@@ -167,13 +168,34 @@ static int open_dir(cs_store *s, const char *dir, cs_error *err) {
   return 0;
 }
 
+/* The manifest's shard against the one asked for; then s->opts names the
+ * store's own, so that the stores online compaction makes from them
+ * write manifests of the same shard. */
+static int open_shard(cs_store *s, cs_error *err) {
+  if (s->opts.shard_set && s->opts.shard != s->shard)
+    return cs_err(err, CS_EINVAL,
+                  "%s is the data directory of shard %u, not of shard %u",
+                  s->dir, s->shard, s->opts.shard);
+  s->opts.shard = s->shard;
+  s->opts.shard_set = true;
+  return 0;
+}
+
 /* Reads the manifest, or makes a new store's first segment and manifest
- * when there is none. *id_floor: the manifest's. */
+ * when there is none. *id_floor: the manifest's (a new store's: the first
+ * id of its shard). */
 static int open_manifest(cs_store *s, uint64_t *id_floor, cs_error *err) {
   char path[DIR_PATH_BYTES];
   store_path(s, path, sizeof path, MANIFEST_NAME);
-  *id_floor = CS_ID_MIN + 1;
-  if (access(path, F_OK) == 0) return manifest_read(s, id_floor, err);
+  if (s->opts.shard > CS_SHARD_MAX)
+    return cs_err(err, CS_EINVAL, "shard: %u is past the last, %u",
+                  s->opts.shard, CS_SHARD_MAX);
+  *id_floor = cs_shard_floor(s->shard) + 1;
+  if (access(path, F_OK) == 0) {
+    s->shard = 0; /* a manifest without "shard" is shard 0's */
+    int rc = manifest_read(s, id_floor, err);
+    return rc ? rc : open_shard(s, err);
+  }
   /* A new store, unless segments are lying around without a manifest. A
    * creation that failed before its manifest leaves at most a segment
    * header: no record was ever written without a manifest. */
@@ -190,7 +212,8 @@ static int open_manifest(cs_store *s, uint64_t *id_floor, cs_error *err) {
   int rc = log_seg_create(s, 1, &fd, err);
   if (rc) return rc;
   s->io->close(s->io->ctx, fd);
-  return manifest_write(s, *id_floor, err);
+  rc = manifest_write(s, *id_floor, err);
+  return rc ? rc : open_shard(s, err);
 }
 
 /* The snapshot if usable (only a speed-up: any problem means a full
@@ -563,6 +586,7 @@ void cs_stats_get(cs_store *s, cs_stats *o) {
                     (s->trash.where.keys ? (s->trash.where.mask + 1) * 16 : 0);
   o->changes = s->feed.entries;
   o->changes_bytes = feed_bytes(&s->feed);
+  o->shard = s->shard;
   pthread_rwlock_unlock(&s->ilock);
   pthread_mutex_lock(&s->imu);
   o->idem_keys = s->idem.count;

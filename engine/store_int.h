@@ -164,8 +164,11 @@ struct cs_store {
   uint64_t snapshot_log_bytes; /* log_bytes when it was taken */
   int64_t snapshot_time_ms;    /* for cs_stats: when it was written */
 
-  /* ---- set once when made */
+  /* ---- set once when made (or when its manifest is read) */
   bool seg_tmp; /* its segments are named "%08u.seg.tmp" (log.h) */
+  /* Its shard (cs_options.shard): every manifest it writes names it, and
+   * it gives only ids of that shard (write.c, import.c, load.c). */
+  uint32_t shard;
 
   /* An online compaction is running (atomic: online.c). */
   int compacting;

@@ -243,6 +243,11 @@ static int do_create(wjob *j, cs_contact *c) {
     rc = email_owner(s, j->w->account, &c->field[CS_EMAIL], 0, &owner, j->err);
   if (!rc && owner) rc = email_taken(owner, j->err);
   if (rc) return rc;
+  if (s->next_id > cs_shard_floor(s->shard + 1))
+    return cs_err(j->err, CS_EIDS_SPENT,
+                  "shard %u has given every id of its span (the last is "
+                  "%020llu): move accounts to a shard numbered higher",
+                  s->shard, (unsigned long long)cs_shard_floor(s->shard + 1));
   cs_contact rec = *c;
   rec.id = s->next_id;
   rec.account = j->w->account;

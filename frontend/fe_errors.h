@@ -107,6 +107,13 @@ static inline const cd_store_error *fe_store_error(int rc) {
        {503, "account_moving",
         "the account is moving to another server; retry shortly",
         FE_MOVING_RETRY_AFTER_S, FE_STR(FE_MOVING_RETRY_AFTER_S), CD_LOG_NONE}},
+      /* A shard's 2^56 ids are spent (cs_limits.h CS_SHARD_ID_SPAN): its
+       * accounts must move to a shard numbered higher. */
+      {CS_EIDS_SPENT,
+       {503, "ids_exhausted",
+        "this shard has given every id it may; its accounts must move to a "
+        "shard numbered higher",
+        FE_RETRY_AFTER_S, FE_STR(FE_RETRY_AFTER_S), CD_LOG_WARN}},
       FE_ERR_INTERNAL(CS_ECORRUPT),
       FE_ERR_UNAVAILABLE(CS_EFAILED),
       FE_ERR_INTERNAL(CS_ELOCKED),

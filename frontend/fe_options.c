@@ -302,6 +302,17 @@ static int parse_args(fe_options *o, int argc, char **argv, char *err,
                       &n, err, errlen) != 0)
         return -1;
       o->changes_days = (unsigned)n;
+    } else if (IS("--shard")) {
+      VALUE();
+      uint64_t n;
+      if (cs_decimal_parse(value, strlen(value), 0, CS_SHARD_MAX, &n) != 0) {
+        snprintf(err, errlen,
+                 "--shard %s: expected a shard number from 0 to %u", value,
+                 CS_SHARD_MAX);
+        return -1;
+      }
+      o->shard = (uint32_t)n;
+      o->shard_set = true;
     } else if (IS("--webhook-allow")) {
       VALUE();
       if (o->webhook_allow_count == FE_WEBHOOK_ALLOW_MAX) {
@@ -531,6 +542,11 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          (default %d; 1 to %d)\n"
       "  --changes-days N        keep the change feed's changes N days\n"
       "                          (default %d; 1 to %d)\n"
+      "  --shard K               the shard a new data directory is made\n"
+      "                          for (0 to %u: it gives ids from\n"
+      "                          10^19 + K * 2^56 on, which no other shard\n"
+      "                          gives); an existing one must be of shard K\n"
+      "                          (default: 0 for a new one, else its own)\n"
       "  --webhook-allow HOST[:PORT]  a host webhooks may call (any port\n"
       "                          when none is given); repeat for several,\n"
       "                          up to %d (default: none, so no webhook\n"
@@ -556,7 +572,7 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "list (CONTACTD_LISTEN=127.0.0.1:8080,[::1]:8080). An empty variable is\n"
       "unset; the command line wins over the environment.\n",
       CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, CS_CHANGES_DAYS_DEFAULT,
-      CS_CHANGES_DAYS_MAX, FE_WEBHOOK_ALLOW_MAX,
+      CS_CHANGES_DAYS_MAX, CS_SHARD_MAX, FE_WEBHOOK_ALLOW_MAX,
       FE_WEBHOOK_RETRY_SECONDS_DEFAULT, FE_WEBHOOK_RETRY_SECONDS_MIN,
       FE_WEBHOOK_RETRY_SECONDS_MAX, default_plugins_dir,
       FE_SHUTDOWN_TIMEOUT_S_DEFAULT, FE_SHUTDOWN_TIMEOUT_S_MIN,

@@ -35,6 +35,8 @@ typedef struct fe_options {
   unsigned trash_days; /* 1..CS_TRASH_DAYS_MAX; 0: CS_TRASH_DAYS_DEFAULT */
   /* 1..CS_CHANGES_DAYS_MAX; 0: CS_CHANGES_DAYS_DEFAULT */
   unsigned changes_days;
+  uint32_t shard; /* --shard, when shard_set */
+  bool shard_set;
   /* Options taken on the plugins' behalf (fe_options_plugin_value), each
    * checked here and kept as given. */
   const char *webhook_allow[FE_WEBHOOK_ALLOW_MAX]; /* HOST[:PORT] */

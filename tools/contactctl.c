@@ -34,6 +34,7 @@
  * load and dump are in ctl_load.c and ctl_dump.c; what the commands share
  * is in ctl.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -97,6 +98,15 @@ static const char *const usage_text[][2] = {
      "  --new-ids gives every line a new id and new times. --dry-run checks\n"
      "  only and changes nothing. A missing data directory is created.\n"
      "  Exit status 1 when any line was rejected.\n"},
+    {"init",
+     "init [--shard K]\n"
+     "  Makes an empty data directory at --data (absent or empty) for shard\n"
+     "  K (0 to 116, default 0). Shard K gives ids from 10^19 + K * 2^56 + 1\n"
+     "  on, which no other shard gives, so shards behind one proxy never\n"
+     "  hand out the same id, and an account moved to a shard numbered\n"
+     "  higher keeps ids that increase. contactd --shard K makes the same\n"
+     "  directory on its first start; a directory made for one shard is\n"
+     "  refused by a server started with another.\n"},
     {"verify",
      "verify\n"
      "  Checks every segment header and record checksum, the manifest, and\n"
@@ -256,6 +266,17 @@ int store_open_ro(const char *dir, cs_store **s, cs_error *err) {
   return cs_open(dir, &o, s, err);
 }
 
+bool dir_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return false;
+  struct dirent *e;
+  bool empty = true;
+  while (empty && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
+  closedir(d);
+  return empty;
+}
+
 /* The account's number, or an exit status (2 when it does not exist). */
 int account_lookup(const char *dir, const char *name, uint32_t *id) {
   cs_keyring *k = NULL;
@@ -303,6 +324,8 @@ static int cmd_stats(const char *dir, int argc, char **argv) {
   human_bytes(st.garbage_bytes, b3);
   uint64_t log = st.live_bytes + st.garbage_bytes;
   printf("data directory    %s\n", dir);
+  printf("shard             %" PRIu32 " (ids from %020" PRIu64 ")\n", st.shard,
+         cs_shard_floor(st.shard) + 1);
   printf("contacts          %" PRIu64 "\n", st.contacts);
   printf("segments          %" PRIu64 "\n", st.segments);
   printf("disk bytes        %" PRIu64 " (%s)\n", st.disk_bytes, b1);
@@ -522,6 +545,52 @@ static int cmd_verify(const char *dir, int argc, char **argv) {
   return res.problems ? EXIT_PROBLEM : EXIT_OK;
 }
 
+/* ------------------------------------------------------------------- init */
+
+static int cmd_init(const char *dir, int argc, char **argv) {
+  uint64_t shard = 0;
+  static const struct option opts[] = {{"shard", required_argument, 0, 's'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    switch (c) {
+    case 's':
+      if (cs_decimal_parse(optarg, strlen(optarg), 0, CS_SHARD_MAX, &shard))
+        return bad_usage("init",
+                         "--shard %s: expected a shard number from 0 "
+                         "to %u",
+                         optarg, CS_SHARD_MAX);
+      break;
+    case 'h':
+      return usage(stdout, "init"), EXIT_OK;
+    default:
+      return bad_usage("init", "bad option");
+    }
+  }
+  if (optind < argc) return bad_usage("init", "unexpected %s", argv[optind]);
+  struct stat st;
+  if (stat(dir, &st) == 0 && !dir_empty(dir)) {
+    fprintf(stderr,
+            "%s: init: %s is not an empty directory (%s); nothing changed\n",
+            prog, dir,
+            cs_dir_is_store(dir) ? "it holds a store" : "it holds files");
+    return EXIT_USAGE;
+  }
+  cs_options o = {.shard = (uint32_t)shard,
+                  .shard_set = true,
+                  .no_snapshot_on_close = true};
+  cs_store *s = NULL;
+  cs_error err = {0};
+  int rc = cs_open(dir, &o, &s, &err);
+  if (!rc) rc = cs_close(s, &err);
+  if (rc) return fail("cannot make the store", rc, &err);
+  printf("%s: a store of shard %" PRIu64 ", its first id %020" PRIu64 "\n", dir,
+         shard, cs_shard_floor((uint32_t)shard) + 1);
+  return EXIT_OK;
+}
+
 /* ---------------------------------------------------------------- compact */
 
 static int cmd_compact(const char *dir, int argc, char **argv) {
@@ -608,6 +677,7 @@ static const ctl_cmd commands[] = {
     {"load", cmd_load, false},      {"verify", cmd_verify, true},
     {"stats", cmd_stats, true},     {"keys", cmd_keys, false},
     {"backup", cmd_backup, false},  {"restore", cmd_restore, false},
+    {"init", cmd_init, false},
 };
 
 /* Edit distance of two short words (insertions, deletions, substitutions),

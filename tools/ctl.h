@@ -55,6 +55,10 @@ void finding_print(void *ctx, const struct cs_finding *f);
  * indexes, no snapshot at close. */
 int store_open_ro(const char *dir, cs_store **s, cs_error *err);
 
+/* Whether dir is a directory with nothing in it (false when it is not
+ * there: restore and init make it first, or look). */
+bool dir_empty(const char *dir);
+
 /* contactctl load (ctl_load.c) and dump (ctl_dump.c). */
 int cmd_load(const char *dir, int argc, char **argv);
 int cmd_dump(const char *dir, int argc, char **argv);

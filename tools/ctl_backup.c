@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -237,17 +236,6 @@ static bool plain_name(const char *n) {
   for (const char *p = n; *p; p++)
     if (*p == '/' || *p < 0x21 || *p > 0x7e) return false;
   return true;
-}
-
-static bool dir_empty(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return false;
-  struct dirent *e;
-  bool empty = true;
-  while (empty && (e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = false;
-  closedir(d);
-  return empty;
 }
 
 /* Unpacks archive a into the directory dfd. 0 or an exit status. */

@@ -296,6 +296,7 @@ int adm_stats(void *state, const cd_request *req, cd_response *res) {
       {"changes_bytes", st.changes_bytes},
       {"commits", st.commits},
       {"fsyncs", st.fsyncs},
+      {"shard", st.shard},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     adm_gen_str(g, rows[i].name);

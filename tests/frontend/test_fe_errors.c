@@ -40,6 +40,7 @@ static const want wants[] = {
     {CS_ECURSOR, 400, "invalid_cursor"},
     {CS_EBUSY, 409, "compaction_running"},
     {CS_EMOVING, 503, "account_moving"},
+    {CS_EIDS_SPENT, 503, "ids_exhausted"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
