@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_lib import (Cluster, Http, Workdir, check, check_eq,  # noqa: E402
+from proxy_lib import (Cluster, Http, Workdir, check, check_eq,  # noqa: E402
                          have_haproxy, main, parse_args)
 
 # The move's steps, and the moment after a piece of the import was sent

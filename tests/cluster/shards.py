@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_lib import (E2E, ID_BASE, SHARD_SPAN, TOOL, Cluster, Http,  # noqa: E402
+from proxy_lib import (E2E, ID_BASE, SHARD_SPAN, TOOL, Cluster, Http,  # noqa: E402
                          Workdir, check, check_eq, contacts_of, curl_version,
                          e2e_args, have_haproxy, main, parse_args)
 

@@ -1,4 +1,4 @@
-"""cluster_lib.py: what the tests of shards behind HAProxy share.
+"""proxy_lib.py: what the tests of shards behind HAProxy share.
 
 Starts N contactd shards (each on a free loopback port, its data directory
 made for shard K with an operator's admin key before its first start),
