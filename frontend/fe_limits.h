@@ -113,6 +113,10 @@
 /* What a request whose idempotency key is in flight is told to wait
  * (API.md: 409 idempotency_key_in_use with retry-after: 1). */
 #define FE_IDEM_RETRY_AFTER_S 1
+/* What a write refused by a standby, a fenced primary, or a primary whose
+ * standby did not acknowledge in time is told to wait: a failover or a
+ * standby's return takes about a second. */
+#define FE_STANDBY_RETRY_AFTER_S 1
 
 /* A file path the front end builds or resolves (key file, temporary files,
  * plugin files): Linux's PATH_MAX, which realpath needs as its buffer. */

@@ -172,6 +172,9 @@ int main(int argc, char **argv) {
   so.snapshot_every_bytes = opts.snapshot_every_bytes;
   so.trash_ms = (int64_t)opts.trash_days * CS_DAY_MS;     /* 0: the default */
   so.changes_ms = (int64_t)opts.changes_days * CS_DAY_MS; /* 0: the default */
+  so.standby = opts.follow != NULL;
+  so.standby_ack = opts.standby_ack;
+  so.standby_timeout_ms = opts.standby_timeout_ms;
   so.notice = store_notice;
   rc = cs_open(opts.data_dir, &so, &store, &ce);
   if (rc != 0) {

@@ -39,6 +39,10 @@ static const want wants[] = {
     {CS_EEXPIRED, 410, "cursor_expired"},
     {CS_ECURSOR, 400, "invalid_cursor"},
     {CS_EBUSY, 409, "compaction_running"},
+    {CS_ESTANDBY, 503, "standby"},
+    {CS_EFENCED, 503, "fenced"},
+    {CS_ESTANDBY_DOWN, 503, "standby_unavailable"},
+    {CS_ESHIP_GONE, 410, "replication_gone"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
@@ -89,6 +93,10 @@ static void test_fe_errors_errno_and_unknown_codes(void **state) {
   }
 }
 
+static bool standby_row(int rc) {
+  return rc == CS_ESTANDBY || rc == CS_EFENCED || rc == CS_ESTANDBY_DOWN;
+}
+
 static void test_fe_errors_only_503_carries_retry_after(void **state) {
   (void)state;
   char secs[16];
@@ -104,6 +112,11 @@ static void test_fe_errors_only_503_carries_retry_after(void **state) {
     assert_non_null(e->message);
     assert_true(e->message[0] != '\0');
     if (wants[i].rc == CS_EIDEM_BUSY) continue; /* above */
+    if (standby_row(wants[i].rc)) { /* a failover takes about a second */
+      assert_int_equal(e->retry_after_s, FE_STANDBY_RETRY_AFTER_S);
+      assert_string_equal(e->retry_after, "1");
+      continue;
+    }
     if (e->status == 503) {
       assert_int_equal(e->retry_after_s, FE_RETRY_AFTER_S);
       assert_non_null(e->retry_after);
@@ -119,7 +132,11 @@ static void test_fe_errors_client_mistakes_are_not_logged(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof wants / sizeof wants[0]; i++) {
     const cd_store_error *e = fe_store_error(wants[i].rc);
-    if (e->status < 500)
+    /* A write sent to a standby or a fenced primary: the client's routing,
+     * nothing for this server's operator. */
+    if (wants[i].rc == CS_ESTANDBY || wants[i].rc == CS_EFENCED)
+      assert_int_equal(e->log_level, CD_LOG_NONE);
+    else if (e->status < 500)
       assert_int_equal(e->log_level, CD_LOG_NONE);
     else if (e->status == 503)
       assert_int_equal(e->log_level, CD_LOG_WARN);
