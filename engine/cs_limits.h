@@ -175,4 +175,15 @@
  * and readers come first when the CPUs are busy. */
 #define CS_ONLINE_COMPACT_NICE 10
 
+/* Replication (ship.c). How long a write waits for a standby's
+ * acknowledgement under CS_STANDBY_ACK_REQUIRED by default, and the
+ * bounds of --standby-timeout. */
+#define CS_STANDBY_TIMEOUT_MS_DEFAULT 2000u
+#define CS_STANDBY_TIMEOUT_MS_MIN 10u
+#define CS_STANDBY_TIMEOUT_MS_MAX 600000u
+/* The records of recent batches kept in memory for standbys, past those
+ * not yet applied (always kept): a standby further behind reads the log's
+ * files instead. */
+#define CS_SHIP_KEEP_BYTES (8u * 1024 * 1024)
+
 #endif

@@ -70,6 +70,25 @@ static void mt_store(FILE *f, cs_store *store) {
   mt_metric(f, "contactd_store_failed", "gauge",
             "1 when the store refuses writes after an I/O failure.",
             s.failed != 0);
+  cs_repl_info r;
+  cs_repl_get(store, &r);
+  mt_metric(f, "contactd_role", "gauge",
+            "0 primary, 1 standby, 2 fenced (engine/README.md Standby).",
+            (uint64_t)r.role);
+  mt_metric(f, "contactd_standby_readers", "gauge",
+            "Standbys reading this store's log now.", r.readers);
+  mt_metric(f, "contactd_standby_acked_seq", "gauge",
+            "The highest record a standby acknowledged (0: none).",
+            r.acked_seq);
+  mt_metric(f, "contactd_standby_lag_records", "gauge",
+            "Records durable here that no standby acknowledged yet.",
+            r.lag_records);
+  mt_metric(f, "contactd_standby_lag_ms", "gauge",
+            "Age in ms of the oldest record no standby acknowledged.",
+            (uint64_t)r.lag_ms);
+  mt_metric(f, "contactd_standby_unavailable", "gauge",
+            "1 while writes are refused: no standby acknowledged in time.",
+            r.unavailable);
 }
 
 static int mt_handle(void *state, const cd_request *req, cd_response *res) {
