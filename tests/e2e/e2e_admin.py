@@ -548,8 +548,9 @@ def test_moving_mark_answers_503_for_that_account_alone():
                  "an admin key of a moving account")
         set_moving("ops", False, srv, admin)
         # Bad bodies and unknown accounts change nothing.
-        for body, code in [("not json", "invalid_json"), ("[1]", "invalid_json"),
-                           ("", "invalid_json"), ({}, "missing_field"),
+        for body, code in [("not json", "invalid_json"),
+                           ("[1]", "invalid_json"), ("", "invalid_json"),
+                           ({}, "missing_field"),
                            ({"moving": 1}, "invalid_field"),
                            ({"moving": "false"}, "invalid_field"),
                            ({"moving": None}, "invalid_field"),
