@@ -548,8 +548,9 @@ def test_moving_mark_answers_503_for_that_account_alone():
                  "an admin key of a moving account")
         set_moving("ops", False, srv, admin)
         # Bad bodies and unknown accounts change nothing.
-        for body, code in [("not json", "invalid_json"), ("[1]", "invalid_json"),
-                           ("", "invalid_json"), ({}, "missing_field"),
+        for body, code in [("not json", "invalid_json"),
+                           ("[1]", "invalid_json"), ("", "invalid_json"),
+                           ({}, "missing_field"),
                            ({"moving": 1}, "invalid_field"),
                            ({"moving": "false"}, "invalid_field"),
                            ({"moving": None}, "invalid_field"),
@@ -808,6 +809,33 @@ def test_delete_account_purges_everything_and_only_it():
         stop_clean(srv)
         p = ctl(srv.data_dir, "verify", check_rc=False)
         check_eq(p.returncode, 0, f"verify after the delete {p.stdout!r}")
+    finally:
+        stop_clean(srv)
+
+
+def test_delete_more_contacts_than_a_purge_batch():
+    """ADM_PURGE_BATCH (4096) purges are in flight at once: an account of
+    4096 + 904 contacts, some in the trash, goes whole."""
+    srv, admin = fresh_server("data-delete-big")
+    try:
+        k = raw("POST", "/admin/keys", {"account": "big"}, key=admin,
+                srv=srv).json()["key"]
+        ids = []
+        for b in range(5):
+            r = raw("POST", "/contacts/batch",
+                    {"contacts": [{"first_name": f"b{b}-{i}",
+                                   "email": f"big{b}-{i}@example.com"}
+                                  for i in range(1000)]}, key=k, srv=srv)
+            check_eq(r.status, 200, f"batch {r.body[:200]!r}")
+            ids += [x["id"] for x in r.json()["results"]]
+        for i in ids[:3]:
+            raw("DELETE", f"/contacts/{i}", key=k, srv=srv)
+        check_eq(digest("big", srv, admin)["contacts"], 4997, "before")
+        r = raw("DELETE", "/admin/accounts/big", key=admin, srv=srv)
+        check_eq(r.json(), {"name": "big", "purged": 5000, "keys_removed": 1},
+                 f"delete {r.body!r}")
+        st = raw("GET", "/admin/stats", key=admin, srv=srv).json()
+        check_eq((st["contacts"], st["trash_contacts"]), (0, 0), "all gone")
     finally:
         stop_clean(srv)
 
