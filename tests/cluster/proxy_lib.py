@@ -135,10 +135,15 @@ class Http:
 class Cluster:
     """N shards, HAProxy in front, and the cluster file of the tool."""
 
-    def __init__(self, a, work, shards=3):
+    def __init__(self, a, work, shards=3, standbys=()):
         self.a = a
         self.work = work
         self.n = shards
+        # Shards with a standby: their primary waits for the standby's
+        # acknowledgement (--standby-ack required), so a promotion loses
+        # no acknowledged write.
+        self.standbys = set(standbys)
+        self.standby = {}
         self.dir = work.sub("cluster")
         self.path = os.path.join(self.dir, "cluster.json")
         self.servers = []
@@ -150,7 +155,26 @@ class Cluster:
     # ------------------------------------------------------------ shards
 
     def shard_args(self, k):
-        return ["--shard", str(k)] if self.with_shard else []
+        out = ["--shard", str(k)] if self.with_shard else []
+        if k in self.standbys:
+            out += ["--standby-ack", "required", "--standby-timeout", "2000"]
+        return out
+
+    def start_standby(self, k):
+        """Shard k's standby: the primary's backup restored into a
+        directory of its own, started with --follow."""
+        tar = os.path.join(self.dir, f"s{k}-backup.tar")
+        d = os.path.join(self.work.path, f"shard{k}-standby")
+        for cmd in (["backup", "--from", self.servers[k].url, "--key-file",
+                     self.key_files[k], "--output", tar],
+                    ["--data", d, "restore", tar]):
+            p = subprocess.run([self.a.contactctl] + cmd, capture_output=True,
+                               timeout=120)
+            check(p.returncode == 0, f"contactctl {cmd[0]}: {p.stderr!r}")
+        self.standby[k] = Server(self.a.contactd, d, self.a.plugins, args=[
+            "--follow", self.servers[k].url, "--follow-key-file",
+            self.key_files[k]]).start()
+        return self.standby[k]
 
     def make_shard(self, k):
         d = self.work.sub(f"shard{k}")
@@ -179,7 +203,12 @@ class Cluster:
             self.servers.append(s)
         return s
 
-    def start(self, check_path=None):
+    def start(self, check_path=None, accounts=0):
+        """Shards, then accounts (made on the shards, account i on shard
+        i % n: self.accounts), then the standbys, seeded from a backup
+        taken after the accounts were made (a key added to a primary later
+        does not reach its standby), then HAProxy, and the accounts
+        routed."""
         self.admin_keys = []
         for k in range(self.n):
             d, kf, key = self.make_shard(k)
@@ -187,6 +216,9 @@ class Cluster:
             self.key_files.append(kf)
             self.admin_keys.append(key)
             self.start_shard(k)
+        self.accounts = self.make_accounts(accounts)
+        for k in sorted(self.standbys):
+            self.start_standby(k)
         if check_path is None:
             # The route that tells a primary from a standby, where the
             # server has it; plain /healthz where it has not.
@@ -198,12 +230,17 @@ class Cluster:
         with open(self.pem, "w") as f:
             f.write(open(cert).read() + open(key).read())
         self.start_haproxy()
+        if self.accounts:
+            self.tool("maps", "--push")
         return self
 
     def write_cluster_file(self, bind, tls_bind):
-        doc = {"shards": [{"name": f"s{k}", "url": self.servers[k].url,
-                           "admin_key_file": self.key_files[k]}
-                          for k in range(self.n)],
+        shards = [{"name": f"s{k}", "url": self.servers[k].url,
+                   "admin_key_file": self.key_files[k]} for k in range(self.n)]
+        for k, sb in self.standby.items():
+            shards[k]["standby"] = {"url": sb.url,
+                                    "admin_key_file": self.key_files[k]}
+        doc = {"shards": shards,
                "haproxy": {"socket": "admin.sock", "keys_map": "keys.map",
                            "accounts_map": "accounts.map",
                            "config": "haproxy.cfg", "bind": bind,
@@ -332,13 +369,17 @@ class Cluster:
         """count accounts, account i on shard i % n, each with a key made
         on its shard (POST /admin/keys), then routed by the tool's maps
         --push; returns [(account, shard, key)]."""
+        out = self.make_accounts(count, prefix)
+        self.tool("maps", "--push")
+        return out
+
+    def make_accounts(self, count, prefix="acct"):
         out = []
         for i in range(count):
             name, k = f"{prefix}{i:02d}", i % self.n
             r = self.admin(k, "POST", "/admin/keys", {"account": name})
             check(r.status in (200, 201), f"POST /admin/keys: {r!r}")
             out.append((name, k, r.json()["key"]))
-        self.tool("maps", "--push")
         return out
 
     def kill_shard(self, k):
@@ -353,7 +394,7 @@ class Cluster:
                 self.haproxy.wait(10)
             except subprocess.TimeoutExpired:
                 self.haproxy.kill()
-        for k, s in enumerate(self.servers):
+        for k, s in list(enumerate(self.servers)) + list(self.standby.items()):
             if s.proc is not None and s.proc.poll() is None:
                 rc = s.stop()
                 if rc != 0:

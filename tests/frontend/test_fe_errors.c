@@ -119,7 +119,7 @@ static void test_fe_errors_only_503_carries_retry_after(void **state) {
     assert_non_null(e->message);
     assert_true(e->message[0] != '\0');
     if (wants[i].rc == CS_EIDEM_BUSY || wants[i].rc == CS_EMOVING)
-      continue; /* above */
+      continue;                     /* above */
     if (standby_row(wants[i].rc)) { /* a failover takes about a second */
       assert_int_equal(e->retry_after_s, FE_STANDBY_RETRY_AFTER_S);
       assert_string_equal(e->retry_after, "1");
