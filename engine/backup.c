@@ -150,8 +150,8 @@ static int backup_pin(cs_backup *b, cs_store *s, uint64_t id_floor,
              cs_strerror(rc));
   }
   if (!rc) {
-    uint64_t floor =
-        s->max_id_seen + 1 > id_floor ? s->max_id_seen + 1 : id_floor;
+    uint64_t next = pindex_next_id(s);
+    uint64_t floor = next > id_floor ? next : id_floor;
     rc = manifest_encode(&b->manifest, s->first_seg, last, snap, floor,
                          s->shard);
     if (rc) cs_err(err, rc, "out of memory");

@@ -292,7 +292,7 @@ static int compact_source(const char *dir, const cs_io *io, uint32_t seg_max,
   if (rc) return rc;
   res->skipped_ranges = rp.skipped_ranges;
   res->skipped_bytes = rp.skipped_bytes;
-  cs->next_id = s->max_id_seen + 1;
+  cs->next_id = pindex_next_id(s);
   if (cs->next_id < floor) cs->next_id = floor;
   /* Damaged records may have carried higher numbers than any applied. */
   cs->last_seq = s->applied_seq;
@@ -312,11 +312,11 @@ static int compact_readback(cs_store *src, cs_store *dst, uint64_t next_id,
     rc = cs_err(err, CS_ECORRUPT, "the new segments do not read back: %s",
                 rerr.msg);
   if (!rc && (dst->live_contacts != src->live_contacts ||
-              dst->max_id_seen + 1 != next_id))
+              pindex_next_id(dst) != next_id))
     rc = cs_err(err, CS_ECORRUPT,
                 "the new segments hold %" PRIu64 " contacts (next id %" PRIu64
                 ") where %" PRIu64 " (next id %" PRIu64 ") were written",
-                dst->live_contacts, dst->max_id_seen + 1, src->live_contacts,
+                dst->live_contacts, pindex_next_id(dst), src->live_contacts,
                 next_id);
   return rc;
 }

@@ -749,7 +749,10 @@ int cs_trash_list(cs_store *s, uint32_t account, uint64_t before,
 
 /*
  * Calls fn for every live contact (of account, or of every account when
- * account is CS_ALL_ACCOUNTS) in id order, stopping early when fn returns
+ * account is CS_ALL_ACCOUNTS) in id order (each account's in id order, and
+ * the accounts interleaved by the order their contacts came to the store,
+ * which is id order unless an account came from a shard numbered lower),
+ * stopping early when fn returns
  * non-zero (which cs_iterate then returns). Writes wait while it runs.
  */
 #define CS_ALL_ACCOUNTS UINT32_MAX
@@ -780,15 +783,22 @@ int cs_export(cs_store *s, uint32_t account,
  * completion. Each item is validated as a create is (trimmed in place)
  * and its identity checked (id of 20 digits, version >= 1, times from the
  * epoch to CS_TIME_MS_MAX, created <= updated, deleted >= created). Items
- * are written in id order, and an id below the store's id floor (every id
- * the store has ever given, live, trashed, purged or compacted away, and
- * every id an earlier item of this call took) is refused for that item
- * alone (CS_EINVAL): ids are never reused, and an id below the floor
- * cannot be placed (slots are kept in id order). So pass an account's
- * export whole, or in pieces of increasing ids: a piece holding ids below
- * an earlier piece's largest has those refused. Email uniqueness holds
- * for live items (CS_EDUPLICATE, errs[i].id the holder). The store's id
- * floor moves past the largest id written. rc[i] is 0 or the item's error
+ * are written in id order, and each id must be one the store may take
+ * (else CS_EINVAL for that item alone):
+ *   - an id of the store's own shard (cs_options.shard) at or past its id
+ *     floor (below it are the ids it has ever given, live, trashed, purged
+ *     or compacted away, and every id an earlier item of this call took):
+ *     ids are never reused; the floor moves past it;
+ *   - an id of a shard numbered lower (an account moving in): one no slot
+ *     of the store holds, above every id the account holds already
+ *     (applied or queued), so that an account's contacts stay in id order;
+ *     the floor does not move (those ids are below it);
+ *   - never an id of a shard numbered higher (an account moves only to a
+ *     shard numbered higher, so that its ids keep increasing).
+ * So pass an account's export whole, or in pieces of increasing ids: a
+ * piece holding ids below an earlier piece's largest has those refused.
+ * Email uniqueness holds for live items (CS_EDUPLICATE, errs[i].id the
+ * holder). rc[i] is 0 or the item's error
  * code; errs may be NULL or an array of n. Returns 0 when it could run
  * (even if some items were refused), or the store's error for all
  * (CS_EFAILED, CS_ECLOSING, CS_EINVAL for a store opened without indexes

@@ -15,15 +15,20 @@
  * cs_import writes through the commit path, as every write of cs.h: each
  * item is checked (its values as a create's, its identity by
  * import_identity_check) before the writer is taken; then, under wmu, in
- * id order, its id must lie at or past the store's id floor (next_id: an id
- * the store has ever given, live, trashed, purged or compacted away, is
- * refused, because ids are never reused), its email must be free in the
- * account (live items only: a trashed contact holds no email), and its put
- * is queued, followed at once by its delete for a trash item, so that the
- * change feed shows it created, then deleted. next_id moves past each id
- * taken, which keeps slot order id order (invariant 1 of store_int.h). The
- * call then waits for every completion: it returns once the items are
- * durable and applied.
+ * id order, its id must be one the store may take: of its own shard, at or
+ * past its id floor (next_id: an id the store has ever given, live,
+ * trashed, purged or compacted away, is refused, because ids are never
+ * reused), or of a shard numbered lower (an account moving in), above
+ * every id the account holds here and held by no slot or queued write; its
+ * email must be free in the account (live items only: a trashed contact
+ * holds no email), and its put is queued, followed at once by its delete
+ * for a trash item, so that the change feed shows it created, then
+ * deleted. next_id moves past each id of the store's shard taken (the
+ * lower shards' are below it), which keeps each account's slots in id
+ * order (invariant 1 of store_int.h): a lower shard's ids begin a run of
+ * the slot table (pindex.h) and come before the account's own. The call
+ * then waits for every completion: it returns once the items are durable
+ * and applied.
  *
  * Relied on: the lock order of store_int.h; write.c's queueing (write.h).
  */
@@ -149,10 +154,16 @@ int import_id_check(uint32_t shard, uint64_t floor, uint64_t id,
                     cs_error *err) {
   uint32_t of = cs_id_shard(id);
   int rc = 0;
-  if (of != shard)
+  if (of > shard)
     rc = cs_err(err, CS_EINVAL,
-                "id: %020llu is an id of shard %u, and this store, of shard "
-                "%u, takes only its own shard's ids",
+                "id: %020llu is an id of shard %u, above this store's shard "
+                "%u (an account moves only to a shard numbered higher)",
+                (unsigned long long)id, of, shard);
+  else if (of < shard)
+    rc = cs_err(err, CS_EINVAL,
+                "id: %020llu is an id of shard %u: a load takes only ids of "
+                "this store's shard, %u (an account of a shard numbered lower "
+                "comes in through the admin API's import)",
                 (unsigned long long)id, of, shard);
   else if (id < floor)
     rc = cs_err(err, CS_EINVAL,
@@ -199,11 +210,54 @@ static int order_cmp(const void *a, const void *b) {
   return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* The largest id account holds, applied (any slot, live or dead) or
+ * queued. Caller holds wmu (so nothing is queued meanwhile). */
+static uint64_t account_max_id(cs_store *s, uint32_t account) {
+  uint64_t max = 0;
+  pthread_rwlock_rdlock(&s->ilock);
+  for (uint32_t i = 0; i < s->slots.count; i++)
+    if (slot_account(&s->slots.v[i]) == account && s->slots.v[i].id > max)
+      max = s->slots.v[i].id;
+  pthread_rwlock_unlock(&s->ilock);
+  const ov_table *t = &s->ov;
+  for (size_t b = 0; b <= t->mask; b++)
+    for (const ov_entry *e = t->by_id[b]; e; e = e->next_id)
+      if (e->account == account && e->id > max) max = e->id;
+  return max;
+}
+
+/* Whether the id of a shard numbered lower than the store's may come in
+ * (cs_import's rule): above every id of the account (*max), and held by
+ * no slot and no queued write. Caller holds wmu. */
+static int import_lower_check(cs_store *s, uint64_t id, uint64_t max,
+                              cs_error *err) {
+  int rc = 0;
+  if (id <= max)
+    rc = cs_err(err, CS_EINVAL,
+                "id: %020llu is not above %020llu, the account's largest id "
+                "here: an account's contacts from a shard numbered lower go "
+                "in before its others, in id order",
+                (unsigned long long)id, (unsigned long long)max);
+  if (!rc) {
+    pthread_rwlock_rdlock(&s->ilock);
+    bool held = slots_find(&s->slots, id) >= 0;
+    pthread_rwlock_unlock(&s->ilock);
+    if (held || ov_find(&s->ov, id))
+      rc = cs_err(err, CS_EINVAL, "id: %020llu is held by this store already",
+                  (unsigned long long)id);
+  }
+  if (rc && err) err->field = -1;
+  return rc;
+}
+
 /* Queues item c (checked) of account, or refuses it for what the store
- * holds. Caller holds wmu, so no completion of w runs before it lets go. */
+ * holds; *max is the account's largest id, moved past c's. Caller holds
+ * wmu, so no completion of w runs before it lets go. */
 static int import_one(cs_store *s, uint32_t account, cs_contact *c,
-                      import_wait *w, cs_error *err) {
-  int rc = import_id_check(s->shard, s->next_id, c->id, err);
+                      uint64_t *max, import_wait *w, cs_error *err) {
+  bool lower = cs_id_shard(c->id) < s->shard;
+  int rc = lower ? import_lower_check(s, c->id, *max, err)
+                 : import_id_check(s->shard, s->next_id, c->id, err);
   if (rc) return rc;
   if (!c->deleted_ms) {
     uint64_t owner = 0;
@@ -222,7 +276,9 @@ static int import_one(cs_store *s, uint32_t account, cs_contact *c,
     rc = write_queue_delete(s, &d, &put, import_done, w, err);
     if (!rc) import_expect(w);
   }
-  s->next_id = c->id + 1; /* also after a failure: the id may be on disk */
+  /* Also after a failure: the id may be on disk. */
+  if (!lower) s->next_id = c->id + 1;
+  *max = c->id;
   return rc;
 }
 
@@ -247,12 +303,13 @@ int cs_import(cs_store *s, uint32_t account, cs_contact *items, size_t n,
   import_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0};
   pthread_mutex_lock(&s->wmu);
   int rc = write_check_open(s, err);
+  uint64_t max = rc ? 0 : account_max_id(s, account);
   size_t k = 0;
   for (; k < n && !rc; k++) {
     size_t i = order[k].i;
     if (rc_out[i]) continue;
     cs_error *e = errs ? &errs[i] : NULL;
-    rc_out[i] = import_one(s, account, &items[i], &w, e);
+    rc_out[i] = import_one(s, account, &items[i], &max, &w, e);
     if (rc_out[i] == CS_EFAILED || rc_out[i] == -ENOMEM)
       rc = cs_err(err, rc_out[i], "%s", e ? e->msg : "the store failed");
   }

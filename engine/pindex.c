@@ -4,9 +4,11 @@
  * slot's record, and the whole-store checker for tests.
  *
  * Invariants kept (numbers from store_int.h):
- *   1. slot order is id order: a new slot is only ever appended with an id
- *      above the last one (asserted; a record that would break it is
- *      CS_ECORRUPT before the table is touched);
+ *   1. slot order is id order within an account, and within a run of the
+ *      table (pindex.h): a new slot is appended with an id above the last
+ *      one, or below it only for an id of a shard numbered lower than the
+ *      store's (an import), which begins a run; any other record that
+ *      would break the order is CS_ECORRUPT before the table is touched;
  *   - live_contacts, live_bytes and acct_counts always equal a recount of
  *     the live slots (store_check verifies it);
  *   - a live slot points at a checksum-valid put of its own id: a read
@@ -65,19 +67,81 @@ void slots_fit(slot_table *t) {
 
 void slots_free(slot_table *t) {
   free(t->v);
+  free(t->runs);
   memset(t, 0, sizeof *t);
 }
 
-uint32_t slots_after(const slot_table *t, uint64_t id) {
-  uint32_t lo = 0, hi = t->count;
+/* The first slot of v[lo, hi) (increasing ids) whose id is > id. */
+static uint32_t run_after(const cs_slot *v, uint32_t lo, uint32_t hi,
+                          uint64_t id) {
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (t->v[mid].id <= id)
+    if (v[mid].id <= id)
       lo = mid + 1;
     else
       hi = mid;
   }
   return lo;
+}
+
+uint32_t slots_after(const slot_table *t, uint64_t id) {
+  if (!t->run_count) return run_after(t->v, 0, t->count, id);
+  int64_t at = slots_find(t, id);
+  if (at >= 0) return (uint32_t)at + 1;
+  uint32_t lo = 0;
+  for (uint32_t r = 0; r <= t->run_count; r++) {
+    uint32_t hi = slots_run_end(t, r);
+    uint32_t a = run_after(t->v, lo, hi, id);
+    if (a < hi) return a;
+    lo = hi;
+  }
+  return t->count;
+}
+
+void slots_id_ranges(const slot_table *t, uint64_t lo, uint64_t hi,
+                     void (*fn)(void *ctx, uint32_t a, uint32_t b), void *ctx) {
+  uint32_t start = 0;
+  for (uint32_t r = 0; r <= t->run_count; r++) {
+    uint32_t end = slots_run_end(t, r);
+    uint32_t a = lo ? run_after(t->v, start, end, lo - 1) : start;
+    uint32_t b = hi == UINT64_MAX ? end : run_after(t->v, start, end, hi);
+    if (a < b) fn(ctx, a, b);
+    start = end;
+  }
+}
+
+uint64_t pindex_next_id(const cs_store *s) {
+  uint64_t first = cs_shard_floor(s->shard) + 1;
+  return s->max_id_seen + 1 > first ? s->max_id_seen + 1 : first;
+}
+
+uint64_t slots_max_id(const slot_table *t) {
+  uint64_t max = 0;
+  for (uint32_t r = 0; r <= t->run_count; r++) {
+    uint32_t end = slots_run_end(t, r);
+    if (end && t->v[end - 1].id > max) max = t->v[end - 1].id;
+  }
+  return max;
+}
+
+/* Notes that a run begins at slot (its id below the one before). */
+static int runs_add(slot_table *t, uint32_t slot) {
+  if (t->run_count == t->run_cap) {
+    uint32_t cap = t->run_cap ? t->run_cap * 2 : 8;
+    uint32_t *p = realloc(t->runs, (size_t)cap * sizeof *p);
+    if (!p) return -ENOMEM;
+    t->runs = p;
+    t->run_cap = cap;
+  }
+  t->runs[t->run_count++] = slot;
+  return 0;
+}
+
+int slots_runs_rebuild(slot_table *t) {
+  t->run_count = 0;
+  for (uint32_t i = 1; i < t->count; i++)
+    if (t->v[i].id < t->v[i - 1].id && runs_add(t, i)) return -ENOMEM;
+  return 0;
 }
 
 void pindex_reset(cs_store *s) {
@@ -159,12 +223,14 @@ static int slot_kill(cs_store *s, uint32_t slot, const cs_contact *c,
   return 0;
 }
 
-/* A new slot at the end for c (a create), or an error when the record
- * would break the table's order. */
+/* A new slot at the end for c (a create: no slot has its id), beginning a
+ * new run when its id is below the last slot's (an import from a shard
+ * numbered lower), or an error when the record cannot be one. */
 static int slot_append(cs_store *s, const rec_view *r, const cs_contact *c,
                        uint32_t *slot, cs_error *err) {
   slot_table *t = &s->slots;
-  if (t->count && c->id <= t->v[t->count - 1].id)
+  bool descent = t->count && c->id < t->v[t->count - 1].id;
+  if (descent && cs_id_shard(c->id) >= s->shard)
     return cs_err(err, CS_ECORRUPT,
                   "record seq %llu creates contact %llu out of id order",
                   (unsigned long long)r->seq, (unsigned long long)c->id);
@@ -172,10 +238,11 @@ static int slot_append(cs_store *s, const rec_view *r, const cs_contact *c,
     return cs_err(err, CS_ECORRUPT, "record seq %llu has account %u",
                   (unsigned long long)r->seq, c->account);
   if (t->count == UINT32_MAX ||
-      slots_reserve(t, t->count + 1, s->ix && ix_in_bulk(s->ix)))
+      slots_reserve(t, t->count + 1, s->ix && ix_in_bulk(s->ix)) ||
+      (descent && runs_add(t, t->count)))
     return cs_err(err, -ENOMEM, "out of memory growing the primary index");
-  /* Invariant 1: slot order is id order. */
-  CS_ASSERT(t->count == 0 || t->v[t->count - 1].id < c->id);
+  /* Invariant 1: slot order is id order, but where a run begins. */
+  CS_ASSERT(t->count == 0 || t->v[t->count - 1].id != c->id);
   *slot = t->count++;
   cs_slot *sl = &t->v[*slot];
   sl->id = c->id;
@@ -292,24 +359,39 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
 
 /* ------------------------------------------------------------- checker */
 
-/* The slot table alone: order, and the counts recounted. */
+/* The slot table alone: its runs, each account's order, every id found
+ * where it is, and the counts recounted. */
 static int check_slots(cs_store *s, char *errbuf, size_t errlen) {
   const slot_table *t = &s->slots;
-  u64map counts = {0};
+  u64map counts = {0}, last = {0}; /* account + 1 -> live; -> last id */
   uint64_t live = 0, bytes = 0;
+  uint32_t run = 0;
   int rc = 0;
   for (uint32_t i = 0; i < t->count && !rc; i++) {
     const cs_slot *sl = &t->v[i];
-    if (i && sl->id <= t->v[i - 1].id) {
-      snprintf(errbuf, errlen, "slot %u holds id %llu after id %llu", i,
-               (unsigned long long)sl->id, (unsigned long long)t->v[i - 1].id);
+    bool starts = run < t->run_count && t->runs[run] == i;
+    run += starts;
+    uint64_t key = (uint64_t)slot_account(sl) + 1;
+    uint64_t *prev = u64map_get(&last, key);
+    const char *why = NULL;
+    if (i && !starts && sl->id <= t->v[i - 1].id)
+      why = "in a run, after a larger or equal id";
+    else if (starts && (!i || sl->id >= t->v[i - 1].id))
+      why = "at the start of a run, after a smaller id";
+    else if (prev && sl->id <= *prev)
+      why = "after a larger id of its account";
+    else if (slots_find(t, sl->id) != (int64_t)i)
+      why = "not where a lookup of its id finds it";
+    if (why) {
+      snprintf(errbuf, errlen, "slot %u holds id %llu %s", i,
+               (unsigned long long)sl->id, why);
       rc = CS_ECORRUPT;
       break;
     }
+    if (u64map_put(&last, key, sl->id)) rc = -ENOMEM;
     if (!slot_live(sl)) continue;
     live++;
     bytes += sl->len;
-    uint64_t key = (uint64_t)slot_account(sl) + 1;
     uint64_t *n = u64map_get(&counts, key);
     if (u64map_put(&counts, key, n ? *n + 1 : 1)) rc = -ENOMEM;
   }
@@ -338,6 +420,7 @@ static int check_slots(cs_store *s, char *errbuf, size_t errlen) {
     snprintf(errbuf, errlen, "an account's count differs from a recount");
   if (rc == -ENOMEM) snprintf(errbuf, errlen, "out of memory");
   u64map_free(&counts);
+  u64map_free(&last);
   return rc;
 }
 

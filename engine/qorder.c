@@ -184,11 +184,18 @@ static int smallest(qsorter *q, const roaring_bitmap_t *set,
 
 /* ------------------------------------------------------------ by id */
 
+static void remove_slots(void *ctx, uint32_t a, uint32_t b) {
+  roaring_bitmap_remove_range(ctx, a, b);
+}
+
 static int page_by_id(qsorter *q, uint32_t need, qcand *out, uint32_t *n) {
   const roaring_bitmap_t *m = q->r->match;
   const slot_table *t = &q->r->s->slots;
   roaring_uint32_iterator_t it;
-  if (!q->desc[0]) {
+  /* Up from the cursor: with one run, the matches from the slot after it;
+   * with several (pindex.h), the matches left when every slot of an id up
+   * to it is taken out. */
+  if (!q->desc[0] && (!q->has_cursor || !t->run_count)) {
     roaring_init_iterator(m, &it);
     if (q->has_cursor)
       roaring_move_uint32_iterator_equalorlarger(&it,
@@ -197,20 +204,29 @@ static int page_by_id(qsorter *q, uint32_t need, qcand *out, uint32_t *n) {
       out[(*n)++] = cand_of(q, it.current_value, NULL);
     return 0;
   }
-  /* Down from the cursor: the matches below its slot, so that a deep page
-   * does not step over every match before it. */
-  roaring_bitmap_t *below = NULL;
+  /* Down from the cursor: the matches of ids below it, so that a deep
+   * page does not step over every match before it. */
+  roaring_bitmap_t *rest = NULL;
   if (q->has_cursor) {
-    uint32_t b = q->cursor.id ? slots_after(t, q->cursor.id - 1) : 0;
-    if (!(below = roaring_bitmap_copy(m)))
+    if (!(rest = roaring_bitmap_copy(m)))
       return cs_err(q->r->err, -ENOMEM, "out of memory");
-    roaring_bitmap_remove_range_closed(below, b, UINT32_MAX);
-    m = below;
+    if (q->desc[0])
+      slots_id_ranges(t, q->cursor.id, UINT64_MAX, remove_slots, rest);
+    else
+      slots_id_ranges(t, 0, q->cursor.id, remove_slots, rest);
+    m = rest;
+  }
+  if (!q->desc[0]) {
+    roaring_init_iterator(m, &it);
+    for (; it.has_value && *n < need; roaring_advance_uint32_iterator(&it))
+      out[(*n)++] = cand_of(q, it.current_value, NULL);
+    ixq_set_free(rest);
+    return 0;
   }
   roaring_init_iterator_last(m, &it);
   for (; it.has_value && *n < need; roaring_previous_uint32_iterator(&it))
     out[(*n)++] = cand_of(q, it.current_value, NULL);
-  ixq_set_free(below);
+  ixq_set_free(rest);
   return 0;
 }
 

@@ -232,14 +232,15 @@ static bool id_prefix_range(cs_str v, uint64_t *lo, uint64_t *hi) {
   return true;
 }
 
+static void add_slots(void *ctx, uint32_t a, uint32_t b) {
+  roaring_bitmap_add_range(ctx, a, b);
+}
+
 /* Adds the live slots of account with ids in [lo, hi]. */
 static void add_id_range(qrun *r, uint64_t lo, uint64_t hi,
                          roaring_bitmap_t *out) {
-  const slot_table *t = &r->s->slots;
-  uint32_t a = lo ? slots_after(t, lo - 1) : 0;
-  uint32_t b = hi == UINT64_MAX ? t->count : slots_after(t, hi);
-  if (a >= b) return;
-  roaring_bitmap_add_range(out, a, b);
+  slots_id_ranges(&r->s->slots, lo, hi, add_slots, out);
+  if (roaring_bitmap_is_empty(out)) return;
   roaring_bitmap_t *l = live_set(r);
   if (l) roaring_bitmap_and_inplace(out, l);
 }

@@ -102,7 +102,7 @@ int snap_save(cs_store *s, cs_error *err) {
   mp_pack_cstr(&pk, "offset");
   msgpack_pack_uint64(&pk, s->applied_off);
   mp_pack_cstr(&pk, "next_id");
-  msgpack_pack_uint64(&pk, s->max_id_seen + 1);
+  msgpack_pack_uint64(&pk, pindex_next_id(s));
   mp_pack_cstr(&pk, "time_ms");
   msgpack_pack_int64(&pk, now);
   mp_pack_cstr(&pk, "log_bytes");
@@ -163,7 +163,7 @@ int snap_save(cs_store *s, cs_error *err) {
       s->snapshot_name = old;
       rc = cs_err(err, -ENOMEM, "out of memory");
     } else {
-      rc = manifest_write(s, s->max_id_seen + 1, err);
+      rc = manifest_write(s, pindex_next_id(s), err);
       if (rc) {
         free(s->snapshot_name); /* the manifest still names the old one */
         s->snapshot_name = old;
@@ -219,7 +219,10 @@ static int load_slots(cs_store *s, const msgpack_object *o, const char **why) {
   uint64_t *count = NULL;
   for (uint32_t i = 0; i < t->count; i++) {
     const cs_slot *sl = &t->v[i];
-    if (sl->id < CS_ID_MIN || (i && sl->id <= t->v[i - 1].id)) {
+    /* Increasing, but where an import from a lower shard began a run. */
+    if (sl->id < CS_ID_MIN ||
+        (i && (sl->id == t->v[i - 1].id ||
+               (sl->id < t->v[i - 1].id && cs_id_shard(sl->id) >= s->shard)))) {
       *why = "slot ids out of order or out of range";
       return CS_ECORRUPT;
     }
@@ -244,7 +247,11 @@ static int load_slots(cs_store *s, const msgpack_object *o, const char **why) {
     }
     (*count)++;
   }
-  if (t->count) s->max_id_seen = t->v[t->count - 1].id;
+  if (slots_runs_rebuild(t)) {
+    *why = "out of memory";
+    return -ENOMEM;
+  }
+  s->max_id_seen = slots_max_id(t);
   return 0;
 }
 

@@ -242,7 +242,7 @@ static int open_replay(cs_store *s, cs_error *err) {
 static int open_tail(cs_store *s, uint64_t id_floor, cs_error *err) {
   s->next_seq = s->applied_seq + 1;
   s->written_seq = s->synced_seq = s->applied_seq;
-  s->next_id = s->max_id_seen + 1;
+  s->next_id = pindex_next_id(s);
   if (s->next_id < id_floor) s->next_id = id_floor;
   seg_map *lastm = &s->segs[s->seg_count - 1];
   s->tail_seg = s->active_seg = lastm->no;
@@ -416,6 +416,29 @@ int cs_get(cs_store *s, uint32_t account, uint64_t id, cs_contact *out,
   return rc;
 }
 
+/* What search_ids gathers from each range of slots. */
+typedef struct id_hits {
+  const slot_table *t;
+  uint32_t want; /* acct_live of the account's live slots */
+  uint32_t min_slot, limit;
+  uint32_t *slots, *count;
+  uint64_t *total;
+  bool *more;
+} id_hits;
+
+static void id_hits_add(void *ctx, uint32_t a, uint32_t b) {
+  id_hits *h = ctx;
+  for (uint32_t i = a; i < b; i++) {
+    if (h->t->v[i].acct_live != h->want) continue;
+    (*h->total)++;
+    if (i < h->min_slot) continue;
+    if (*h->count < h->limit)
+      h->slots[(*h->count)++] = i;
+    else
+      *h->more = true;
+  }
+}
+
 /* Search by id: exact (and words) is one lookup; prefix is a range. */
 static int search_ids(cs_store *s, const cs_query *q, uint32_t min_slot,
                       uint32_t limit, uint32_t *slots, uint32_t *count,
@@ -450,17 +473,10 @@ static int search_ids(cs_store *s, const cs_query *q, uint32_t min_slot,
     if (n != CS_ID_DIGITS) return 0;
     hi = lo;
   }
-  uint32_t i = lo ? slots_after(&s->slots, lo - 1) : 0;
-  uint32_t want = q->account << 1 | 1u;
-  for (; i < s->slots.count && s->slots.v[i].id <= hi; i++) {
-    if (s->slots.v[i].acct_live != want) continue;
-    (*total)++;
-    if (i < min_slot) continue;
-    if (*count < limit)
-      slots[(*count)++] = i;
-    else
-      *more = true;
-  }
+  id_hits h = {
+      &s->slots, q->account << 1 | 1u, min_slot, limit, slots, count, total,
+      more};
+  slots_id_ranges(&s->slots, lo, hi, id_hits_add, &h);
   return 0;
 }
 

@@ -24,7 +24,9 @@
  *          which runs on the commit thread, the thread that rolls.
  *
  * Invariants:
- *   1. Slots are given in creation order, so slot order is id order.
+ *   1. Slots are given in creation order, so slot order is id order within
+ *      each account (and within each run of the table: pindex.h; a store
+ *      that never imported an account of a shard numbered lower has one).
  *   2. A record becomes visible (applied under ilock) only after it is
  *      durable (or written, under CS_DURABILITY_NONE), and before its
  *      completion callback runs.

@@ -368,16 +368,16 @@ static void verify_compare(cs_store *snap, cs_store *full, vctx *v,
   if (snap->live_contacts != full->live_contacts ||
       snap->live_bytes != full->live_bytes ||
       snap->log_bytes != full->log_bytes ||
-      snap->max_id_seen != full->max_id_seen) {
+      pindex_next_id(snap) != pindex_next_id(full)) {
     v->res->problems++;
     finding_emit(v->fn, v->ctx, true, sn, -1,
                  "counts differ: %" PRIu64 " contacts, %" PRIu64
-                 " live bytes, %" PRIu64 " log bytes, highest id %" PRIu64
+                 " live bytes, %" PRIu64 " log bytes, next id %" PRIu64
                  " from the snapshot; %" PRIu64 ", %" PRIu64 ", %" PRIu64
                  ", %" PRIu64 " from the log",
                  snap->live_contacts, snap->live_bytes, snap->log_bytes,
-                 snap->max_id_seen, full->live_contacts, full->live_bytes,
-                 full->log_bytes, full->max_id_seen);
+                 pindex_next_id(snap), full->live_contacts, full->live_bytes,
+                 full->log_bytes, pindex_next_id(full));
   }
   /* Searches on values of a sample of the log's live contacts, spread over
    * the whole id range. */
@@ -480,6 +480,7 @@ int cs_admin_verify(const char *dir, const cs_verify_opts *o, cs_finding_fn fn,
   }
   snap->first_seg = full->first_seg;
   snap->last_seg = full->last_seg;
+  snap->shard = full->shard;
   snap->snapshot_name = strdup(full->snapshot_name);
   rc = store_map_segments(snap, err);
   if (rc) goto out;

@@ -9,7 +9,8 @@ gives ids from 10^19 + K * 2^56 + 1 and shows the shard in GET
 K refuses to start, naming both, and changes nothing; contactd --shard on
 a new directory makes it for that shard; bad --shard values are refused;
 two shards never give the same id; an account exported from one shard is
-refused line by line by another, each line naming both shards.
+taken by a shard numbered higher with its ids (listed in id order, new ids
+above them) and refused line by line by a lower one, naming both shards.
 """
 import http.client
 import json
@@ -160,23 +161,44 @@ def test_two_shards_never_give_the_same_id():
         b.stop()
 
 
-def test_import_refuses_another_shards_ids():
+def test_an_account_moves_to_a_higher_shard_with_its_ids():
     da, db = work.sub("imp-a"), work.sub("imp-b")
     check_eq(ctl(da, "init", "--shard", "1")[0], 0, "init shard 1")
     check_eq(ctl(db, "init", "--shard", "2")[0], 0, "init shard 2")
     ka, kb = admin_key(da), admin_key(db)
+    rc, out, err = ctl(db, "keys", "add", "--account", "other")
+    check_eq(rc, 0, f"keys add: {err}")
+    other = next(w for w in out.split() if w.startswith("ck_"))
     a, b = start(da), start(db)
     try:
-        for i in range(3):
-            create(a, f"m{i}@example.com")
+        old = [create(a, f"m{i}@example.com") for i in range(3)]
+        # Shard 2's own ids, of another account, come before the move.
+        r = call(b, "POST", "/contacts", other,
+                 json.dumps({"first_name": "O", "email": "o@example.com"}))
+        check_eq(r.status, 200, f"create on shard 2: {r.body!r}")
         lines = call(a, "GET", "/admin/accounts/default/export", ka).body
         r = call(b, "POST", "/admin/accounts/default/import", kb, lines)
         check_eq(r.status, 200, f"import: {r.body!r}")
-        got = r.json()
-        check_eq((got["imported"], got["refused"]), (0, 3), "import counts")
-        for e in got["errors"]:
-            check("an id of shard 1" in e["message"] and
-                  "of shard 2" in e["message"], e["message"])
+        check_eq((r.json()["imported"], r.json()["refused"]), (3, 0),
+                 "import counts")
+        for i in old:
+            check_eq(call(b, "GET", f"/contacts/{i}", b.key).status, 200,
+                     f"get {i} on shard 2")
+        # An account's contacts list in id order, its old ids first.
+        page = call(b, "GET", "/contacts?searchby=id&match=prefix&search=1",
+                    b.key).json()["contacts"]
+        got = [c["id"] for c in page]
+        check_eq(got, old, "the account's contacts on shard 2, in id order")
+        new = create(b, "after-move@example.com")
+        check(int(new) > max(int(i) for i in old + got[:-1]),
+              f"a new id {new} is not above the account's old ones")
+        # Back to the lower shard: refused, line by line, naming both.
+        lines = call(b, "GET", "/admin/accounts/default/export", kb).body
+        r = call(a, "POST", "/admin/accounts/default/import", ka, lines)
+        check_eq(r.status, 200, f"import back: {r.body!r}")
+        errs = r.json()["errors"]
+        check(any("an id of shard 2, above this store's shard 1" in
+                  e["message"] for e in errs), f"refusals: {errs}")
     finally:
         a.stop()
         b.stop()

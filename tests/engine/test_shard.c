@@ -18,11 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "admin.h"
 #include "cs.h"
+#include "store_int.h"
 #include "test_util.h"
 
 static cs_store *open_shard(const char *dir, uint32_t shard, bool set,
@@ -161,8 +163,9 @@ static void test_shard_survives_rewrites(void **state) {
   free(d);
 }
 
-/* An import or a load takes only ids of the store's own shard; the last
- * id of the span goes in, and after it a create is refused. */
+/* An import takes ids of the store's shard and of lower ones, never of a
+ * higher one; a load only its own shard's; the last id of the span goes
+ * in, and after it a create is refused. */
 static void test_ids_of_other_shards(void **state) {
   (void)state;
   char *d = tu_tmpdir();
@@ -183,12 +186,11 @@ static void test_ids_of_other_shards(void **state) {
   cs_error errs[4];
   cs_import_result res;
   assert_int_equal(cs_import(s, 1, items, 4, rc, errs, &res, &err), 0);
-  assert_int_equal(res.imported, 2);
-  assert_int_equal(rc[0], CS_EINVAL);
-  assert_non_null(strstr(errs[0].msg, "an id of shard 1"));
-  assert_non_null(strstr(errs[0].msg, "of shard 2"));
+  assert_int_equal(res.imported, 3);
+  assert_int_equal(rc[0], 0); /* shard 1's */
   assert_int_equal(rc[1], CS_EINVAL);
-  assert_non_null(strstr(errs[1].msg, "an id of shard 3"));
+  assert_non_null(strstr(errs[1].msg, "an id of shard 3, above this store's "
+                                      "shard 2"));
   assert_int_equal(rc[2], 0);
   assert_int_equal(rc[3], 0); /* the span's last id */
 
@@ -198,18 +200,148 @@ static void test_ids_of_other_shards(void **state) {
   assert_non_null(strstr(err.msg, "every id of its span"));
   cs_stats st;
   cs_stats_get(s, &st);
-  assert_int_equal(st.contacts, 2);
+  assert_int_equal(st.contacts, 3);
 
-  /* A load refuses the same ids the same way. */
+  /* A load takes no other shard's ids. */
   cs_load *l;
   assert_int_equal(cs_load_begin(s, &l, &err), 0);
   cs_contact lc = items[0];
   lc.field[CS_EMAIL] = (cs_str){"l@example.com", 13};
   uint64_t dup;
+  lc.id = cs_shard_floor(1) + 8;
   assert_int_equal(cs_load_add(l, 1, &lc, 1, &dup, &err), CS_EINVAL);
-  assert_non_null(strstr(err.msg, "an id of shard 1"));
+  assert_non_null(strstr(err.msg, "a load takes only ids of this store's"));
+  lc.id = cs_shard_floor(3) + 1;
+  assert_int_equal(cs_load_add(l, 1, &lc, 2, &dup, &err), CS_EINVAL);
+  assert_non_null(strstr(err.msg, "above this store's shard 2"));
   cs_load_free(l);
   assert_int_equal(cs_close(s, &err), 0);
+  tu_rmrf(d);
+  free(d);
+}
+
+/* ---------------------------------------------- an account moving in */
+
+static void check_store(cs_store *s) {
+  char why[256];
+  if (store_check(s, why, sizeof why)) fail_msg("store_check: %s", why);
+}
+
+static int import_one(cs_store *s, uint32_t account, uint64_t id,
+                      const char *email, int64_t deleted_ms, char *msg) {
+  cs_contact c = tu_contact("Moved", NULL, email, NULL, NULL, NULL, NULL);
+  c.id = id;
+  c.version = 2;
+  c.created_ms = (int64_t)time(NULL) * 1000 - 10000;
+  c.updated_ms = c.created_ms + 500;
+  c.deleted_ms = deleted_ms;
+  int rc;
+  cs_error e = {0}, err = {0};
+  cs_import_result res;
+  assert_int_equal(cs_import(s, account, &c, 1, &rc, &e, &res, &err), 0);
+  if (msg) memcpy(msg, e.msg, sizeof e.msg);
+  return rc;
+}
+
+typedef struct ids {
+  uint64_t v[64];
+  size_t n;
+} ids;
+
+static int note_id(void *ctx, const cs_contact *c) {
+  ids *l = ctx;
+  l->v[l->n++] = c->id;
+  return 0;
+}
+
+/* Account 1's live contacts, in the order the store gives them. */
+static ids account_ids(cs_store *s, uint32_t account) {
+  ids l = {0};
+  cs_error err;
+  assert_int_equal(cs_iterate(s, account, note_id, &l, &err), 0);
+  return l;
+}
+
+/* A store of shard 2 takes an account of shard 1 with its ids, below its
+ * own: reads, the order and cursors hold, before and after a reopen, a
+ * full replay and both compactions, and verify finds nothing. */
+static void test_account_from_a_lower_shard(void **state) {
+  (void)state;
+  char *d = tu_tmpdir();
+  cs_error err = {0};
+  cs_store *s = open_shard(d, 2, true, 0);
+  uint64_t f1 = cs_shard_floor(1), f2 = cs_shard_floor(2);
+  uint64_t own = 0;
+  char email[32], msg[sizeof err.msg];
+  for (int i = 0; i < 5; i++) {
+    snprintf(email, sizeof email, "own%d@example.com", i);
+    cs_contact c = tu_contact("Own", NULL, email, NULL, NULL, NULL, NULL);
+    assert_int_equal(tu_create(s, 2, c, &own, &err), 0);
+  }
+  assert_true(own == f2 + 5);
+  /* Account 1 moves in: three live, one into the trash. */
+  assert_int_equal(import_one(s, 1, f1 + 10, "m10@example.com", 0, NULL), 0);
+  assert_int_equal(import_one(s, 1, f1 + 20, "m20@example.com", 0, NULL), 0);
+  assert_int_equal(import_one(s, 1, f1 + 25, "m25@example.com",
+                              (int64_t)time(NULL) * 1000, NULL),
+                   0);
+  assert_int_equal(import_one(s, 1, f1 + 30, "m30@example.com", 0, NULL), 0);
+  check_store(s);
+  cs_stats st;
+  cs_stats_get(s, &st);
+  assert_true(st.next_id == own + 1); /* lower ids leave the floor */
+  cs_contact got;
+  assert_int_equal(cs_get(s, 1, f1 + 20, &got, &err), 0);
+  assert_true(got.version == 2);
+  assert_int_equal(cs_get(s, 2, f1 + 20, &got, &err), CS_ENOTFOUND);
+  /* Its new contacts get the store's ids, above its old ones. */
+  uint64_t mine = 0;
+  cs_contact c =
+      tu_contact("New", NULL, "new@example.com", NULL, NULL, NULL, NULL);
+  assert_int_equal(tu_create(s, 1, c, &mine, &err), 0);
+  assert_true(mine == own + 1);
+  /* Refused: below the account's largest; held already; a higher shard. */
+  assert_int_equal(import_one(s, 1, f1 + 40, "m40@example.com", 0, msg),
+                   CS_EINVAL);
+  assert_non_null(strstr(msg, "not above"));
+  assert_int_equal(import_one(s, 3, f1 + 20, "x@example.com", 0, msg),
+                   CS_EINVAL);
+  assert_non_null(strstr(msg, "held by this store already"));
+  assert_int_equal(
+      import_one(s, 3, cs_shard_floor(3) + 1, "y@example.com", 0, msg),
+      CS_EINVAL);
+  assert_non_null(strstr(msg, "above this store's shard 2"));
+  /* Another account moves in after: a run of its own. */
+  assert_int_equal(import_one(s, 3, f1 + 5, "z@example.com", 0, NULL), 0);
+  check_store(s);
+
+  uint64_t want[4] = {f1 + 10, f1 + 20, f1 + 30, mine};
+  for (int round = 0; round < 4; round++) {
+    ids l = account_ids(s, 1);
+    assert_int_equal(l.n, 4);
+    for (size_t i = 0; i < 4; i++)
+      assert_true(l.v[i] == want[i]);
+    assert_int_equal(cs_account_count(s, 3), 1);
+    cs_stats_get(s, &st);
+    assert_int_equal(st.trash_contacts, 1);
+    check_store(s);
+    /* Reopened from the snapshot, by a full replay, after an online and
+     * an offline compaction: the same, and the next id the same. */
+    cs_compact_result cres;
+    if (round == 2)
+      assert_int_equal(cs_compact_online(s, NULL, &cres, &err), 0);
+    assert_int_equal(cs_close(s, &err), 0);
+    if (round == 3)
+      assert_int_equal(cs_admin_compact(d, NULL, NULL, NULL, &cres, &err), 0);
+    cs_options o = {.no_snapshot_load = round == 1};
+    assert_int_equal(cs_open(d, &o, &s, &err), 0);
+    cs_stats_get(s, &st);
+    assert_true(st.next_id == mine + 1);
+  }
+  cs_verify_result vr;
+  assert_int_equal(cs_close(s, &err), 0);
+  assert_int_equal(cs_admin_verify(d, NULL, NULL, NULL, &vr, &err), 0);
+  assert_int_equal(vr.problems, 0);
   tu_rmrf(d);
   free(d);
 }
@@ -221,6 +353,7 @@ int main(void) {
       cmocka_unit_test(test_shard_limit),
       cmocka_unit_test(test_shard_survives_rewrites),
       cmocka_unit_test(test_ids_of_other_shards),
+      cmocka_unit_test(test_account_from_a_lower_shard),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
