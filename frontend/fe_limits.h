@@ -117,6 +117,11 @@
  * account_moving): a move's cut-over takes about a second, and a client
  * that retries then reaches the account where it now is. */
 #define FE_MOVING_RETRY_AFTER_S 1
+/* How long host->quiesce waits for the requests past their key check.
+ * A handler returns in microseconds (a write is queued, a long wait
+ * answers later); a worker that has not moved on in 5 s is stuck, and the
+ * caller answers an error it can retry rather than hang. */
+#define FE_QUIESCE_MS_MAX 5000
 
 /* What a write refused by a standby, a fenced primary, or a primary whose
  * standby did not acknowledge in time is told to wait: a failover or a

@@ -615,10 +615,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   cd_request view;
   memset(&view, 0, sizeof(view));
   if (req_parsed(req, res) && req_route(s, req, res, method, path_len, &m) &&
-      req_body_fits(req, res, m.route) &&
-      req_authenticate(s, req, res, m.route, &view)) {
-    req_view(s, req, res, method, path_len, &m, &view);
-    req_dispatch(res, m.route, &view);
+      req_body_fits(req, res, m.route)) {
+    /* Counted in before the key check, out once the handler returned:
+     * what host->quiesce waits for (fe_quiesce.c). */
+    atomic_fetch_add(&w->keyed_in, 1);
+    if (req_authenticate(s, req, res, m.route, &view)) {
+      req_view(s, req, res, method, path_len, &m, &view);
+      req_dispatch(res, m.route, &view);
+    }
+    atomic_fetch_add_explicit(&w->keyed_out, 1, memory_order_release);
   }
   res->handler_running = false;
   fe_res_maybe_free(res);
@@ -739,6 +744,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->host.stream_write = fe_stream_write;
   s->host.stream_end = fe_stream_end;
   s->host.keyring = host_keyring;
+  s->host.quiesce = fe_host_quiesce;
   *out = s;
   return 0;
 

@@ -60,6 +60,20 @@ static cs_keyring *ring(adm_ctx *c, cd_response *res) {
   return k;
 }
 
+/* After a mark: waits for the requests that were past their key check
+ * when it came (host->quiesce: their writes are queued by then), then for
+ * every write queued to be durable and applied (cs_flush). From then on
+ * the store accepts no write of the account. 0, or an error for
+ * adm_store_error (err filled). */
+static int settle(adm_ctx *c, cs_error *err) {
+  if (c->host->quiesce && c->host->quiesce(c->host->ctx) != 0) {
+    snprintf(err->msg, sizeof err->msg,
+             "requests in flight did not finish in time; repeat the request");
+    return CS_ECLOSING; /* answered 503 store_unavailable, retry-after */
+  }
+  return cs_flush(c->store, err);
+}
+
 /* ------------------------------------------------- PUT .../moving */
 
 int adm_moving_put(void *state, const cd_request *req, cd_response *res) {
@@ -108,11 +122,9 @@ int adm_moving_put(void *state, const cd_request *req, cd_response *res) {
     c->host->error(res, 404, "account_not_found", "no such account", NULL, 0);
     return CD_DONE;
   }
-  /* Marked: every write of the account accepted before the mark is
-   * durable and applied before the answer, so an export taken after it
-   * holds them all. (A request already past its key check when the mark
-   * came, and not yet at the store, is the one it cannot wait for.) */
-  if (rc == 0 && have == 1) rc = cs_flush(c->store, &err);
+  /* Marked: every write of the account is durable and applied before the
+   * answer, so an export taken after it holds them all. */
+  if (rc == 0 && have == 1) rc = settle(c, &err);
   if (rc != 0) return adm_store_error(c, res, rc, &err), CD_DONE;
   char line[128];
   snprintf(line, sizeof line, "admin: account %s %s", name,
@@ -482,7 +494,7 @@ static void delete_main(adm_ctx *c, void *arg) {
   }
   /* Writes accepted before the mark land first; then rounds of export
    * and purge until an export finds nothing. */
-  if (rc == 0) rc = cs_flush(c->store, &err);
+  if (rc == 0) rc = settle(c, &err);
   int round = 0;
   while (rc == 0) {
     ids.count = 0;

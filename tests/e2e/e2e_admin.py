@@ -590,6 +590,30 @@ def test_moving_mark_answers_503_for_that_account_alone():
         stop_clean(srv)
 
 
+def test_moving_mark_under_writers_lets_no_acked_write_past_it():
+    """16 writers create contacts while the account is marked: every create
+    answered 200 is in an export taken once the mark is answered (the mark
+    waits for the requests past their key check, then for the commit), and
+    after it the writers get 503 account_moving only."""
+    srv, admin = fresh_server("data-moving-writers")
+    try:
+        with Writers(16, srv, "mw") as w:
+            time.sleep(0.5)
+            set_moving("default", True, srv, admin)
+            exported = {x["id"] for x in export_lines("default", srv=srv,
+                                                      key=admin)}
+            time.sleep(0.3)
+        acked = {i for i, _ in w.acked}
+        check(len(acked) > 0, "no create was answered before the mark")
+        check_eq(sorted(acked - exported), [],
+                 "answered creates missing from the export after the mark")
+        check(len(w.errors) > 0, "no writer met the mark")
+        check_eq([e for e in w.errors if not e.startswith("503") or
+                  "account_moving" not in e], [], "other errors")
+    finally:
+        stop_clean(srv)
+
+
 def keys_of(name, srv, key):
     r = raw("GET", f"/admin/accounts/{name}/keys", key=key, srv=srv)
     check_eq(r.status, 200, f"GET keys {r.body!r}")
