@@ -83,9 +83,12 @@ static void mt_store(FILE *f, cs_store *store) {
   mt_metric(f, "contactd_standby_lag_records", "gauge",
             "Records durable here that no standby acknowledged yet.",
             r.lag_records);
-  mt_metric(f, "contactd_standby_lag_ms", "gauge",
-            "Age in ms of the oldest record no standby acknowledged.",
-            (uint64_t)r.lag_ms);
+  fprintf(f,
+          "# HELP contactd_standby_lag_seconds Age of the oldest record no "
+          "standby acknowledged.\n"
+          "# TYPE contactd_standby_lag_seconds gauge\n"
+          "contactd_standby_lag_seconds %.3f\n",
+          (double)r.lag_ms / 1000.0);
   mt_metric(f, "contactd_standby_unavailable", "gauge",
             "1 while writes are refused: no standby acknowledged in time.",
             r.unavailable);
