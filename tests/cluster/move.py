@@ -14,7 +14,10 @@ behind HAProxy (tools/contactd-cluster, deploy/haproxy.cfg);
 - the tool is killed (SIGKILL) right after each step of the move, before
   its journal records it; each time the account, read through the proxy,
   is either refused with 503 account_moving or whole, and `move --resume`
-  finishes the move with the account whole on the target.
+  finishes the move with the account whole on the target;
+- `move --abort` before the flip gives the account back on its shard,
+  whole and unmarked, with no copy left on the target; after the flip it
+  is refused and the move can only be resumed.
 """
 import os
 import sys
@@ -240,6 +243,32 @@ def test_a_move_killed_after_each_step_resumes():
         check_eq(state(key), before, f"after {step} and --resume")
         check(name not in accounts_on(0), f"after {step}: still on the source")
         check(not os.path.exists(cluster.path + ".move"), "journal left")
+
+
+def test_an_aborted_move_leaves_the_account_where_it_was():
+    name = "aborted"
+    key = account_with_contacts(name, 0, 30, 2)
+    before = state(key)
+    rc, out, err = cluster.tool("move", name, "--to", "s1", want=None,
+                                env={"CONTACTD_CLUSTER_KILL_AFTER": "digest"})
+    check_eq(rc, -9, f"the move killed after digest:\n{out}{err}")
+    check(state(key) is None, "the account is refused while marked")
+    cluster.tool("move", "--abort")
+    check_eq(state(key), before, "the account after --abort")
+    check(name not in accounts_on(1), "the target keeps a copy")
+    check_eq(accounts_on(0)[name]["moving"], False, "still marked moving")
+    check(not os.path.exists(cluster.path + ".move"), "journal left")
+    # Past the flip an abort is refused: the move can only go on.
+    name = "aborted2"
+    key = account_with_contacts(name, 0, 30, 2)
+    before = state(key)
+    rc, out, err = cluster.tool("move", name, "--to", "s1", want=None,
+                                env={"CONTACTD_CLUSTER_KILL_AFTER": "flip"})
+    check_eq(rc, -9, "the move killed after flip")
+    rc, out, err = cluster.tool("move", "--abort", want=1)
+    check("--resume" in err, f"abort after the flip: {err}")
+    cluster.tool("move", "--resume")
+    check_eq(state(key), before, "the account after --resume")
 
 
 TESTS = [(n, f) for n, f in globals().items()
