@@ -64,7 +64,9 @@ extern "C" {
   X(CS_ECURSOR, -10015, "invalid_cursor",                                      \
     "not a cursor this store handed out")                                      \
   X(CS_EBUSY, -10016, "busy", "another compaction of this store is running")   \
-  X(CS_EIDS_SPENT, -10017, "ids_exhausted",                                    \
+  X(CS_EMOVING, -10017, "account_moving",                                      \
+    "the account is marked moving to another store")                           \
+  X(CS_EIDS_SPENT, -10018, "ids_exhausted",                                    \
     "the store's shard has given every id of its span")
 
 enum {
@@ -927,13 +929,79 @@ int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
 
 /*
  * Authenticates a presented key: hashes it and compares against every live
- * key in constant time. Returns 0 with the account and role, or CS_EKEY for
- * an unknown or revoked key. Safe to call from many threads at once, and
- * while keys are added, revoked or reloaded. *info_out stays readable until
+ * key in constant time. Returns 0 with the account and role, CS_EMOVING
+ * with them all the same when the key is good and its account is marked
+ * moving (cs_keys_set_moving: the caller refuses the account's requests,
+ * and may let its admin requests through), or CS_EKEY for an unknown or
+ * revoked key. Safe to call from many threads at once, and while keys
+ * are added, revoked, marked or reloaded. *info_out stays readable until
  * cs_keys_close; of its fields only `revoked` may change later.
  */
 int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
                   const cs_key_info **info_out);
+
+/* ---------------------------------------------------- moving an account */
+
+/*
+ * What moving an account from one store to another needs of the ring
+ * (the admin routes of plugins/admin/README.md). Every call saves the
+ * file atomically before the change is in force, and a failed call
+ * changes nothing.
+ */
+
+/* The hex SHA-256 of a key: what the key file keeps. */
+#define CS_KEY_HASH_HEX_BYTES 64
+
+/* A key as it is kept: its public info and its hash (never the key). */
+typedef struct cs_key_line {
+  cs_key_info info;
+  char hash[CS_KEY_HASH_HEX_BYTES + 1]; /* lower-case hex, NUL-terminated */
+} cs_key_line;
+
+/* The i-th key (revoked ones included) with its hash, as cs_keys_get: 0,
+ * or CS_EKEY past the end. */
+int cs_keys_get_line(const cs_keyring *k, size_t i, cs_key_line *out);
+
+/*
+ * Marks account moving (or clears the mark): from the call's return, every
+ * check of its keys answers CS_EMOVING (or 0 again). Kept in the file, so
+ * across restarts and reloads. Marking a marked account, or clearing an
+ * unmarked one, writes nothing. CS_EACCOUNT when no key or account line
+ * names it.
+ */
+int cs_keys_set_moving(cs_keyring *k, const char *account, bool moving,
+                       cs_error *err);
+/* Whether account number id is marked moving. */
+bool cs_keys_moving(const cs_keyring *k, uint32_t id);
+
+/*
+ * Adds n keys to account, each as it is given (key id, hash, role,
+ * created time and revoked flag; v[i].info.account must be account, and
+ * account_id is ignored: the account's number is this ring's), making
+ * the account when new (with no key when n is 0). All or nothing: a key
+ * id the ring holds with the same hash for the same account is counted
+ * in *present and left as it is; any other key holding that key id or
+ * that hash is CS_EKEY (*bad the entry's index, nothing added); a
+ * malformed entry (a key id that is not "ck_" and 8 letters or digits, a
+ * hash that is not 64 hex digits, a role that is none, a negative time,
+ * another account, a key id or hash twice in v) is CS_EINVAL (*bad its index).
+ * CS_EACCOUNT for a bad name or when CS_ACCOUNTS_MAX are taken. 0 with
+ * *added and *present.
+ */
+int cs_keys_import(cs_keyring *k, const char *account, const cs_key_line *v,
+                   size_t n, size_t *added, size_t *present, size_t *bad,
+                   cs_error *err);
+
+/*
+ * Removes account from the ring: every key of it (revoked ones too), its
+ * account line and its moving mark; *keys_removed says how many keys.
+ * Its number is never given to a new account (the store keeps its change
+ * feed and idempotency entries under it). The account's contacts are the
+ * caller's to purge first. A cs_key_info a check handed out stays
+ * readable. CS_EACCOUNT when no key or account line names it.
+ */
+int cs_keys_account_remove(cs_keyring *k, const char *account,
+                           size_t *keys_removed, cs_error *err);
 
 #ifdef __cplusplus
 }

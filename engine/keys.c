@@ -6,15 +6,31 @@
  *
  *   key_id  sha256-hex  account  account_id  rw|ro|admin  created_ms  0|1
  *
- * (the last field: revoked) after a first line "# contactd keys v1", and
+ * (the last field: revoked) after a first line "# contactd keys v1", then
  * one line for each account that was made without a key
  * (cs_keys_account_ensure: an import names it):
  *
  *   account  name  account_id
  *
- * The role "admin" and the account lines came later; a file without them
- * reads as before, and an older contactd refuses a file with them as
- * malformed rather than take an admin key for a read-write one. Only a
+ * then one line for each account marked moving (cs_keys_set_moving: its
+ * keys answer CS_EMOVING), naming an account the lines above name:
+ *
+ *   moving  name
+ *
+ * and, once an account has been removed (cs_keys_account_remove), one
+ * line with the floor of new account numbers, so that a removed account's
+ * number is never given again:
+ *
+ *   account_floor  number
+ *
+ * The role "admin", the account lines, the moving lines and the floor came
+ * later, in that order; a file without them reads as before, and an older
+ * contactd refuses a file with them as malformed (a line that is neither
+ * a key of 7 fields nor, for the oldest, anything else) rather than take
+ * an admin key for a read-write one, serve a moving account, or give a
+ * removed account's number again. A file is written with them only when
+ * they are there: a store that never marked or removed an account keeps a
+ * file every contactd since the account lines reads. Only a
  * SHA-256 of each key is
  * kept; the key itself is shown once, by cs_keys_add. A key is "ck_" and 40
  * characters of base62 from getrandom (238 bits). Its first 11 characters
@@ -34,15 +50,18 @@
  * `lock` for writing for the moment it takes to change the list in memory:
  * a check never waits for a disk sync, and the very next check after a
  * change returns sees it. Entries are allocated one by one and never move
- * or go away before cs_keys_close (an entry a reload drops is kept on a
- * retired list), so the cs_key_info a check hands out stays readable; of
- * its fields only `revoked` ever changes.
+ * or go away before cs_keys_close (an entry a reload or an account's
+ * removal drops is kept on a retired list), so the cs_key_info a check
+ * hands out stays readable; of its fields only `revoked` ever changes.
+ * The moving mark is the account's, not a key's: a check reads it under
+ * the same read lock, after the scan (keys_acct.c sets it).
  *
  * Invariants kept: the file always holds a whole, valid key list (old or
  * new); a key itself is never stored, and the memory that held one is
- * cleansed.
+ * cleansed. keys_int.h has the structures and theirs.
  */
 #include "keys.h"
+#include "keys_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -56,51 +75,16 @@
 #include <openssl/sha.h>
 
 #include "cs.h"
+#include "cs_assert.h"
 #include "dir.h"
 #include "err.h"
 
 #define KEYS_HEADER "# contactd keys v1"
-
-typedef struct key_entry {
-  cs_key_info info;
-  uint8_t hash[SHA256_DIGEST_LENGTH];
-  struct key_entry *retired_next; /* on the retired list, after a reload */
-  bool kept;                      /* a reload found it again (transient) */
-} key_entry;
-
-/* An account made without a key. */
-typedef struct acct_entry {
-  char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
-  uint32_t id;
-} acct_entry;
-
 #define ACCOUNT_LINE_WORD "account"
+#define MOVING_LINE_WORD "moving"
+#define FLOOR_LINE_WORD "account_floor"
 
-/* What the file holds: the keys (pointers: the entries themselves never
- * move) and the accounts without a key. */
-typedef struct key_list {
-  key_entry **v;
-  size_t count;
-  size_t cap;
-  acct_entry *accts;
-  size_t acct_count;
-  size_t acct_cap;
-} key_list;
-
-struct cs_keyring {
-  char *dir;
-  char *path;
-  /* SHA-256, looked up once: every request hashes its key, and the
-   * one-shot SHA256() looks the algorithm up again each time. */
-  EVP_MD *sha256;
-  pthread_rwlock_t lock;    /* readers: checks and lists; writer: a change */
-  pthread_mutex_t write_mu; /* one change at a time, file and memory */
-  key_list keys;
-  key_entry *retired; /* dropped by a reload, freed at close */
-  const cs_io *io;    /* every write of the file goes through it */
-};
-
-static bool account_name_ok(const char *a) {
+bool keys_name_ok(const char *a) {
   size_t n = strlen(a);
   if (n == 0 || n > CS_ACCOUNT_NAME_MAX_BYTES) return false;
   for (size_t i = 0; i < n; i++) {
@@ -113,23 +97,31 @@ static bool account_name_ok(const char *a) {
 }
 
 /* The answer to a name account_name_ok refuses. */
-static int bad_account_name(cs_error *err) {
+int keys_bad_name(cs_error *err) {
   return cs_err(err, CS_EACCOUNT,
                 "account name must be 1 to %d letters, digits, '-', '_' or "
                 "'.'",
                 CS_ACCOUNT_NAME_MAX_BYTES);
 }
 
-static int hex_decode(const char *hex, uint8_t *out, size_t n) {
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int keys_hex_decode(const char *hex, uint8_t *out, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    unsigned v;
-    if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
-    out[i] = (uint8_t)v;
+    int hi = hex_digit(hex[2 * i]),
+        lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+    if (lo < 0) return -1;
+    out[i] = (uint8_t)(hi << 4 | lo);
   }
   return 0;
 }
 
-static void entry_free(key_entry *e) {
+void keys_entry_free(key_entry *e) {
   if (e == NULL) return;
   OPENSSL_cleanse(e, sizeof *e);
   free(e);
@@ -159,7 +151,7 @@ static int acct_reserve(key_list *l) {
 }
 
 /* The number of the account named name in l, 0 when there is none. */
-static uint32_t account_number(const key_list *l, const char *name) {
+uint32_t keys_account_number(const key_list *l, const char *name) {
   for (size_t i = 0; i < l->count; i++)
     if (strcmp(l->v[i]->info.account, name) == 0)
       return l->v[i]->info.account_id;
@@ -180,14 +172,27 @@ static bool number_taken(const key_list *l, const char *name, uint32_t id) {
   return false;
 }
 
-/* The number a new account gets: one past every number in use. */
-static uint32_t account_next_number(const key_list *l) {
+const char *keys_account_name_of(const key_list *l, uint32_t id) {
+  for (size_t i = 0; i < l->count; i++)
+    if (l->v[i]->info.account_id == id) return l->v[i]->info.account;
+  for (size_t i = 0; i < l->acct_count; i++)
+    if (l->accts[i].id == id) return l->accts[i].name;
+  return NULL;
+}
+
+uint32_t keys_next_number(const key_list *l) {
   uint32_t id = 0;
   for (size_t i = 0; i < l->count; i++)
     if (l->v[i]->info.account_id > id) id = l->v[i]->info.account_id;
   for (size_t i = 0; i < l->acct_count; i++)
     if (l->accts[i].id > id) id = l->accts[i].id;
-  return id + 1;
+  return id + 1 > l->account_floor ? id + 1 : l->account_floor;
+}
+
+bool keys_list_moving(const key_list *l, uint32_t id) {
+  for (size_t i = 0; i < l->moving_count; i++)
+    if (l->moving[i] == id) return true;
+  return false;
 }
 
 /* "account\tNAME\tNUMBER": a valid name and number that agree with the
@@ -198,11 +203,11 @@ static int acct_line_read(key_list *l, char *line) {
   for (char *t = strtok_r(line, "\t", &save); t && n < 4;
        t = strtok_r(NULL, "\t", &save))
     f[n++] = t;
-  if (n != 3 || !account_name_ok(f[1])) return -1;
+  if (n != 3 || !keys_name_ok(f[1])) return -1;
   char *end;
   unsigned long id = strtoul(f[2], &end, 10);
   if (*end || id == 0 || id > CS_ACCOUNTS_MAX) return -1;
-  uint32_t had = account_number(l, f[1]);
+  uint32_t had = keys_account_number(l, f[1]);
   if ((had && had != id) || number_taken(l, f[1], (uint32_t)id)) return -1;
   if (had) return 0;
   if (acct_reserve(l)) return -1;
@@ -212,13 +217,48 @@ static int acct_line_read(key_list *l, char *line) {
   return 0;
 }
 
+/* "moving\tNAME": an account the lines before name, marked once. 0, or
+ * -1 (malformed or out of memory). */
+static int moving_line_read(key_list *l, char *line) {
+  char *save, *f[3];
+  int n = 0;
+  for (char *t = strtok_r(line, "\t", &save); t && n < 3;
+       t = strtok_r(NULL, "\t", &save))
+    f[n++] = t;
+  if (n != 2) return -1;
+  uint32_t id = keys_account_number(l, f[1]);
+  if (!id || keys_list_moving(l, id)) return -1;
+  uint32_t *p = realloc(l->moving, (l->moving_count + 1) * sizeof *p);
+  if (!p) return -1;
+  l->moving = p;
+  l->moving[l->moving_count++] = id;
+  return 0;
+}
+
+/* "account_floor\tNUMBER", once: 0, or -1. */
+static int floor_line_read(key_list *l, char *line) {
+  char *save, *f[3];
+  int n = 0;
+  for (char *t = strtok_r(line, "\t", &save); t && n < 3;
+       t = strtok_r(NULL, "\t", &save))
+    f[n++] = t;
+  if (n != 2 || l->account_floor) return -1;
+  char *end;
+  unsigned long v = strtoul(f[1], &end, 10);
+  if (*end || f[1][0] < '1' || f[1][0] > '9' || v > CS_ACCOUNTS_MAX + 1UL)
+    return -1;
+  l->account_floor = (uint32_t)v;
+  return 0;
+}
+
 /* Frees l's array and, when entries too, every entry in it. */
 static void list_free(key_list *l, bool entries) {
   if (entries)
     for (size_t i = 0; i < l->count; i++)
-      entry_free(l->v[i]);
+      keys_entry_free(l->v[i]);
   free(l->v);
   free(l->accts);
+  free(l->moving);
   memset(l, 0, sizeof *l);
 }
 
@@ -259,10 +299,10 @@ static int parse_line(char *line, key_entry *e) {
   if (n != 7) return -1;
   memset(e, 0, sizeof *e);
   if (strlen(f[0]) != CS_KEY_ID_BYTES || strlen(f[1]) != 64 ||
-      !account_name_ok(f[2]))
+      !keys_name_ok(f[2]))
     return -1;
   memcpy(e->info.key_id, f[0], CS_KEY_ID_BYTES + 1);
-  if (hex_decode(f[1], e->hash, sizeof e->hash)) return -1;
+  if (keys_hex_decode(f[1], e->hash, sizeof e->hash)) return -1;
   snprintf(e->info.account, sizeof e->info.account, "%s", f[2]);
   char *end;
   unsigned long id = strtoul(f[3], &end, 10);
@@ -311,12 +351,26 @@ static int file_load(const char *path, bool missing_ok, key_list *out,
                     lineno);
       continue;
     }
+    if (strncmp(line, MOVING_LINE_WORD "\t", sizeof MOVING_LINE_WORD) == 0) {
+      if (moving_line_read(out, line))
+        rc = cs_err(err, CS_ECORRUPT,
+                    "%s:%d: malformed moving line (an account no line "
+                    "before names, or named twice)",
+                    path, lineno);
+      continue;
+    }
+    if (strncmp(line, FLOOR_LINE_WORD "\t", sizeof FLOOR_LINE_WORD) == 0) {
+      if (floor_line_read(out, line))
+        rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed account_floor line",
+                    path, lineno);
+      continue;
+    }
     key_entry e;
     if (parse_line(line, &e)) {
       rc = cs_err(err, CS_ECORRUPT, "%s:%d: malformed key line", path, lineno);
       break;
     }
-    uint32_t had = account_number(out, e.info.account);
+    uint32_t had = keys_account_number(out, e.info.account);
     if ((had && had != e.info.account_id) ||
         number_taken(out, e.info.account, e.info.account_id))
       rc = cs_err(err, CS_ECORRUPT,
@@ -378,7 +432,7 @@ void cs_keys_close(cs_keyring *k) {
   list_free(&k->keys, true);
   for (key_entry *e = k->retired, *next; e != NULL; e = next) {
     next = e->retired_next;
-    entry_free(e);
+    keys_entry_free(e);
   }
   free(k->path);
   free(k->dir);
@@ -396,21 +450,18 @@ const char *cs_keys_path(const cs_keyring *k) {
   return k->path;
 }
 
-/* Writes the whole file through the one atomic replace (dir.c), so the
- * I/O seam sees every step: the list as it is, with `revoking` (when not
- * NULL) written as revoked, `extra` (when not NULL) after the keys and
- * `extra_acct` (when not NULL) after the accounts: the list as the change
- * about to be made leaves it. Under write_mu. */
-static int ring_save(cs_keyring *k, const key_entry *revoking,
-                     const key_entry *extra, const acct_entry *extra_acct,
-                     cs_error *err) {
+/* The whole file goes through the one atomic replace (dir.c), so the I/O
+ * seam sees every step. */
+int keys_write(cs_keyring *k, const key_list *l, const key_entry *revoking,
+               const key_entry *extra, const acct_entry *extra_acct,
+               cs_error *err) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
   if (!f) return cs_err(err, -ENOMEM, "out of memory");
   fprintf(f, "%s\n", KEYS_HEADER);
-  for (size_t i = 0; i <= k->keys.count; i++) {
-    const key_entry *e = i < k->keys.count ? k->keys.v[i] : extra;
+  for (size_t i = 0; i <= l->count; i++) {
+    const key_entry *e = i < l->count ? l->v[i] : extra;
     if (e == NULL) break;
     char hex[2 * SHA256_DIGEST_LENGTH + 1];
     for (int j = 0; j < SHA256_DIGEST_LENGTH; j++)
@@ -420,12 +471,18 @@ static int ring_save(cs_keyring *k, const key_entry *revoking,
             (long long)e->info.created_ms,
             e->info.revoked || e == revoking ? 1 : 0);
   }
-  for (size_t i = 0; i <= k->keys.acct_count; i++) {
-    const acct_entry *a =
-        i < k->keys.acct_count ? &k->keys.accts[i] : extra_acct;
+  for (size_t i = 0; i <= l->acct_count; i++) {
+    const acct_entry *a = i < l->acct_count ? &l->accts[i] : extra_acct;
     if (a == NULL) break;
     fprintf(f, "%s\t%s\t%u\n", ACCOUNT_LINE_WORD, a->name, a->id);
   }
+  for (size_t i = 0; i < l->moving_count; i++) {
+    const char *name = keys_account_name_of(l, l->moving[i]);
+    CS_ASSERT(name != NULL); /* invariant 3 of keys_int.h */
+    fprintf(f, "%s\t%s\n", MOVING_LINE_WORD, name);
+  }
+  if (l->account_floor)
+    fprintf(f, "%s\t%u\n", FLOOR_LINE_WORD, l->account_floor);
   if (fclose(f) != 0) {
     free(text);
     return cs_err(err, -ENOMEM, "out of memory");
@@ -436,29 +493,36 @@ static int ring_save(cs_keyring *k, const key_entry *revoking,
   return rc;
 }
 
+/* The list as it is, with the change about to be made. Under write_mu. */
+static int ring_save(cs_keyring *k, const key_entry *revoking,
+                     const key_entry *extra, const acct_entry *extra_acct,
+                     cs_error *err) {
+  return keys_write(k, &k->keys, revoking, extra, extra_acct, err);
+}
+
 /* Under lock (either way) or write_mu. */
 static int account_id_locked(const cs_keyring *k, const char *account,
                              uint32_t *id_out) {
-  uint32_t id = account_number(&k->keys, account);
+  uint32_t id = keys_account_number(&k->keys, account);
   if (!id) return CS_EACCOUNT;
   *id_out = id;
   return 0;
 }
 
 /* The lock is taken on a const ring: the list is what is constant. */
-static void read_lock(const cs_keyring *k) {
+void keys_read_lock(const cs_keyring *k) {
   pthread_rwlock_rdlock((pthread_rwlock_t *)&k->lock);
 }
 
-static void read_unlock(const cs_keyring *k) {
+void keys_read_unlock(const cs_keyring *k) {
   pthread_rwlock_unlock((pthread_rwlock_t *)&k->lock);
 }
 
 int cs_keys_account_id(const cs_keyring *k, const char *account,
                        uint32_t *id_out) {
-  read_lock(k);
+  keys_read_lock(k);
   int rc = account_id_locked(k, account, id_out);
-  read_unlock(k);
+  keys_read_unlock(k);
   return rc;
 }
 
@@ -469,19 +533,19 @@ static int u32_cmp(const void *a, const void *b) {
 
 size_t cs_keys_account_list(const cs_keyring *k, uint32_t *ids_out,
                             size_t cap) {
-  read_lock(k);
+  keys_read_lock(k);
   const key_list *l = &k->keys;
   size_t n = l->count + l->acct_count, u = 0;
   uint32_t *all = malloc((n ? n : 1) * sizeof *all);
   if (!all) {
-    read_unlock(k);
+    keys_read_unlock(k);
     return 0;
   }
   for (size_t i = 0; i < l->count; i++)
     all[i] = l->v[i]->info.account_id;
   for (size_t i = 0; i < l->acct_count; i++)
     all[l->count + i] = l->accts[i].id;
-  read_unlock(k);
+  keys_read_unlock(k);
   qsort(all, n, sizeof *all, u32_cmp);
   for (size_t i = 0; i < n; i++) {
     if (i && all[i] == all[i - 1]) continue;
@@ -493,31 +557,26 @@ size_t cs_keys_account_list(const cs_keyring *k, uint32_t *ids_out,
 }
 
 bool cs_keys_account_name_ok(const char *name) {
-  return account_name_ok(name);
+  return keys_name_ok(name);
 }
 
 int cs_keys_account_name(const cs_keyring *k, uint32_t id,
                          char out[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
-  read_lock(k);
-  const key_list *l = &k->keys;
-  const char *name = NULL;
-  for (size_t i = 0; i < l->count && !name; i++)
-    if (l->v[i]->info.account_id == id) name = l->v[i]->info.account;
-  for (size_t i = 0; i < l->acct_count && !name; i++)
-    if (l->accts[i].id == id) name = l->accts[i].name;
+  keys_read_lock(k);
+  const char *name = keys_account_name_of(&k->keys, id);
   if (name) snprintf(out, CS_ACCOUNT_NAME_MAX_BYTES + 1, "%s", name);
-  read_unlock(k);
+  keys_read_unlock(k);
   return name ? 0 : CS_EACCOUNT;
 }
 
 int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
                            cs_error *err) {
-  if (!account_name_ok(account)) return bad_account_name(err);
+  if (!keys_name_ok(account)) return keys_bad_name(err);
   pthread_mutex_lock(&k->write_mu);
   int rc = 0;
-  uint32_t id = account_number(&k->keys, account);
+  uint32_t id = keys_account_number(&k->keys, account);
   if (id) goto out;
-  id = account_next_number(&k->keys);
+  id = keys_next_number(&k->keys);
   if (id > CS_ACCOUNTS_MAX) {
     rc = cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
                 CS_ACCOUNTS_MAX);
@@ -543,14 +602,14 @@ out:
 int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
                 char key_out[CS_KEY_BYTES + 1], cs_key_info *info_out,
                 cs_error *err) {
-  if (!account_name_ok(account)) return bad_account_name(err);
+  if (!keys_name_ok(account)) return keys_bad_name(err);
   if (cs_role_name(role) == NULL)
     return cs_err(err, CS_EKEY, "unknown role %d", (int)role);
   pthread_mutex_lock(&k->write_mu);
   int rc = 0;
   uint32_t id;
   if (account_id_locked(k, account, &id) != 0) {
-    id = account_next_number(&k->keys);
+    id = keys_next_number(&k->keys);
     if (id > CS_ACCOUNTS_MAX) {
       rc = cs_err(err, CS_EACCOUNT, "too many accounts (at most %d)",
                   CS_ACCOUNTS_MAX);
@@ -591,7 +650,7 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
   SHA256((const uint8_t *)key, CS_KEY_BYTES, e->hash);
   rc = ring_save(k, NULL, e, NULL, err);
   if (rc) {
-    entry_free(e);
+    keys_entry_free(e);
     OPENSSL_cleanse(key, sizeof key);
     goto out;
   }
@@ -679,7 +738,7 @@ int cs_keys_reload(cs_keyring *k, cs_error *err) {
     o->kept = true;
     reused[i] = true;
     revoke[i] = fresh.v[i]->info.revoked;
-    entry_free(fresh.v[i]);
+    keys_entry_free(fresh.v[i]);
     fresh.v[i] = o;
   }
   pthread_rwlock_wrlock(&k->lock);
@@ -704,27 +763,27 @@ int cs_keys_reload(cs_keyring *k, cs_error *err) {
 }
 
 size_t cs_keys_count(const cs_keyring *k) {
-  read_lock(k);
+  keys_read_lock(k);
   size_t n = k->keys.count;
-  read_unlock(k);
+  keys_read_unlock(k);
   return n;
 }
 
 const cs_key_info *cs_keys_at(const cs_keyring *k, size_t i) {
-  read_lock(k);
+  keys_read_lock(k);
   const cs_key_info *info = i < k->keys.count ? &k->keys.v[i]->info : NULL;
-  read_unlock(k);
+  keys_read_unlock(k);
   return info;
 }
 
 int cs_keys_get(const cs_keyring *k, size_t i, cs_key_info *out) {
-  read_lock(k);
+  keys_read_lock(k);
   int rc = CS_EKEY;
   if (i < k->keys.count) {
     *out = k->keys.v[i]->info;
     rc = 0;
   }
-  read_unlock(k);
+  keys_read_unlock(k);
   return rc;
 }
 
@@ -733,7 +792,7 @@ int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
   uint8_t h[SHA256_DIGEST_LENGTH];
   if (!EVP_Digest(key, len, h, NULL, k->sha256, NULL)) return CS_EKEY;
   const cs_key_info *found = NULL;
-  read_lock(k);
+  keys_read_lock(k);
   for (size_t i = 0; i < k->keys.count; i++) {
     const key_entry *e = k->keys.v[i];
     int same = CRYPTO_memcmp(h, e->hash, sizeof h) == 0;
@@ -742,8 +801,13 @@ int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
     found = (const cs_key_info *)(((uintptr_t)&e->info & mask) |
                                   ((uintptr_t)found & ~mask));
   }
-  read_unlock(k);
+  /* After the scan, and only a count when no account moves: the check
+   * costs what it did. Whether a key matched is what the answer says
+   * anyway. */
+  bool moving = found != NULL && k->keys.moving_count != 0 &&
+                keys_list_moving(&k->keys, found->account_id);
+  keys_read_unlock(k);
   if (!found) return CS_EKEY;
   *info_out = found;
-  return 0;
+  return moving ? CS_EMOVING : 0;
 }

@@ -205,6 +205,17 @@ typedef struct cd_host {
    * thread (a change is in force for the very next request). ctx is this
    * table's ctx. */
   cs_keyring *(*keyring)(void *ctx);
+  /* Waits until every request that had reached its key check when the
+   * call began is done (its handler returned: a write it made is queued
+   * on the store by then), the caller's own request aside, for at most
+   * FE_QUIESCE_MS_MAX: 0, or -1 when some were not done in time. A change
+   * to the keyring is in force for every check after it; this is the wait
+   * for the checks before (a moving mark: then cs_flush, and no write of
+   * the account is accepted that the mark did not refuse). Blocks: from a
+   * handler, or a plugin's own thread. ctx is this table's ctx. Added
+   * after the rest without changing the version: a plugin that calls it
+   * needs a contactd that has it, and checks it is not NULL. */
+  int (*quiesce)(void *ctx);
 } cd_host;
 
 typedef int (*cd_handler_fn)(void *state, const cd_request *req,

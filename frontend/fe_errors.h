@@ -20,7 +20,10 @@
  * this table all the same.
  *
  * Invariants: every row with status 503 carries retry-after and every other
- * row carries none; only rows that are not the client's fault are logged.
+ * row carries none; only rows that are not the client's fault are logged,
+ * and account_moving, which is nobody's fault (an operator moves the
+ * account; the front end answers it to every request of the account
+ * meanwhile), is not either.
  * The table is constant data, safe from any thread.
  *
  * Header-only (static inline over a static table) so that the server and a
@@ -98,6 +101,12 @@ static inline const cd_store_error *fe_store_error(int rc) {
       {CS_EBUSY,
        {409, "compaction_running", "another compaction of the store is running",
         0, NULL, CD_LOG_NONE}},
+      /* Every request of an account marked moving (the front end's key
+       * check, fe_server.c req_authenticate). */
+      {CS_EMOVING,
+       {503, "account_moving",
+        "the account is moving to another server; retry shortly",
+        FE_MOVING_RETRY_AFTER_S, FE_STR(FE_MOVING_RETRY_AFTER_S), CD_LOG_NONE}},
       /* A shard's 2^56 ids are spent (cs_limits.h CS_SHARD_ID_SPAN): its
        * accounts must move to a shard numbered higher. */
       {CS_EIDS_SPENT,

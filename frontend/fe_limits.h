@@ -113,6 +113,15 @@
 /* What a request whose idempotency key is in flight is told to wait
  * (API.md: 409 idempotency_key_in_use with retry-after: 1). */
 #define FE_IDEM_RETRY_AFTER_S 1
+/* What a request of an account marked moving is told to wait (503
+ * account_moving): a move's cut-over takes about a second, and a client
+ * that retries then reaches the account where it now is. */
+#define FE_MOVING_RETRY_AFTER_S 1
+/* How long host->quiesce waits for the requests past their key check.
+ * A handler returns in microseconds (a write is queued, a long wait
+ * answers later); a worker that has not moved on in 5 s is stuck, and the
+ * caller answers an error it can retry rather than hang. */
+#define FE_QUIESCE_MS_MAX 5000
 
 /* A file path the front end builds or resolves (key file, temporary files,
  * plugin files): Linux's PATH_MAX, which realpath needs as its buffer. */

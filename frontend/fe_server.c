@@ -465,7 +465,11 @@ static bool req_body_fits(const h2o_req_t *req, cd_response *res,
 /* Checks the key a route needs and puts the caller into *view; routes
  * without CD_ROUTE_AUTH pass as read-only with no account. An admin key
  * reaches CD_ROUTE_ADMIN routes and no other authenticated one; those take
- * no other key. false when the 401 or 403 is answered. */
+ * no other key. A key of an account marked moving reaches only
+ * CD_ROUTE_ADMIN routes: every other gets 503 account_moving with
+ * retry-after (the one place a key becomes a request's account, so no
+ * route of any plugin serves a moving account). false when the 401, 403
+ * or 503 is answered. */
 static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
                              cd_response *res, const fe_route *route,
                              cd_request *view) {
@@ -495,8 +499,9 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
     return false;
   }
   const cs_key_info *info = NULL;
-  if (s->keys == NULL ||
-      cs_keys_check(s->keys, key.base, key.len, &info) != 0 || info == NULL) {
+  int rc = s->keys != NULL ? cs_keys_check(s->keys, key.base, key.len, &info)
+                           : CS_EKEY;
+  if ((rc != 0 && rc != CS_EMOVING) || info == NULL) {
     host_error(res, 401, "invalid_api_key", "unknown or revoked API key", NULL,
                0);
     return false;
@@ -505,6 +510,13 @@ static bool req_authenticate(const fe_server *s, const h2o_req_t *req,
   int status = fe_route_admits(route->flags, info->role, &code, &message);
   if (status != 0) {
     host_error(res, status, code, message, NULL, 0);
+    return false;
+  }
+  if (rc == CS_EMOVING && !(route->flags & CD_ROUTE_ADMIN)) {
+    const cd_store_error *e = fe_store_error(CS_EMOVING);
+    res->account_name = info->account;
+    host_header(res, "retry-after", e->retry_after);
+    host_error(res, e->status, e->code, e->message, NULL, 0);
     return false;
   }
   view->account = info->account_id;
@@ -603,10 +615,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   cd_request view;
   memset(&view, 0, sizeof(view));
   if (req_parsed(req, res) && req_route(s, req, res, method, path_len, &m) &&
-      req_body_fits(req, res, m.route) &&
-      req_authenticate(s, req, res, m.route, &view)) {
-    req_view(s, req, res, method, path_len, &m, &view);
-    req_dispatch(res, m.route, &view);
+      req_body_fits(req, res, m.route)) {
+    /* Counted in before the key check, out once the handler returned:
+     * what host->quiesce waits for (fe_quiesce.c). */
+    atomic_fetch_add(&w->keyed_in, 1);
+    if (req_authenticate(s, req, res, m.route, &view)) {
+      req_view(s, req, res, method, path_len, &m, &view);
+      req_dispatch(res, m.route, &view);
+    }
+    atomic_fetch_add_explicit(&w->keyed_out, 1, memory_order_release);
   }
   res->handler_running = false;
   fe_res_maybe_free(res);
@@ -727,6 +744,7 @@ int fe_server_create(const fe_options *o, fe_server **out, char *err,
   s->host.stream_write = fe_stream_write;
   s->host.stream_end = fe_stream_end;
   s->host.keyring = host_keyring;
+  s->host.quiesce = fe_host_quiesce;
   *out = s;
   return 0;
 

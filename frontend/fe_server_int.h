@@ -70,6 +70,10 @@ struct fe_worker {
   bool spare_closed;
   bool stopping;
   int64_t stop_deadline_ms;
+  /* Requests this worker took to their key check, and those of them done
+   * (their handler returned, or they were refused): written by the worker
+   * alone, read by fe_host_quiesce. */
+  _Atomic uint64_t keyed_in, keyed_out;
 };
 
 struct fe_server {
@@ -147,6 +151,9 @@ struct cd_response {
  * added to req (copied into its pool); the request's id (the client's
  * when valid, else a new one). */
 fe_worker *fe_worker_of(h2o_context_t *ctx);
+
+/* host->quiesce (fe_quiesce.c). */
+int fe_host_quiesce(void *ctx);
 void fe_add_header(h2o_req_t *req, const char *name, size_t name_len,
                    const char *value, size_t value_len);
 void fe_request_id_of(fe_worker *w, h2o_req_t *req,

@@ -132,12 +132,17 @@ static const char *const usage_text[][2] = {
      "keys add --account NAME [--read-only | --admin]\n"
      "  keys list\n"
      "  keys revoke KEY_ID\n"
+     "  keys moving --account NAME on|off\n"
      "  API keys: add creates a key (and the account when new) and prints\n"
      "  it once (--admin: a key for the server's /admin/... requests\n"
-     "  only); list shows key ids, accounts, roles, creation times and\n"
-     "  revocations, never keys; revoke revokes a key by its key id (its\n"
-     "  first 11 characters exactly, as list shows it) or by the whole\n"
-     "  key.\n"},
+     "  only); list shows key ids, accounts, roles, creation times,\n"
+     "  revocations and whether the account is marked moving, never keys;\n"
+     "  revoke revokes a key by its key id (its first 11 characters\n"
+     "  exactly, as list shows it) or by the whole key; moving sets or\n"
+     "  clears an account's moving mark (while set, the server answers\n"
+     "  every request of the account's keys outside /admin/... with 503\n"
+     "  account_moving), as PUT /admin/accounts/NAME/moving does on a\n"
+     "  running server.\n"},
 };
 
 void usage(FILE *out, const char *cmd) {
@@ -372,12 +377,13 @@ out:
 /* ------------------------------------------------------------------ keys */
 
 static int cmd_keys(const char *dir, int argc, char **argv) {
-  if (argc < 2) return bad_usage("keys", "keys needs add, list or revoke");
+  if (argc < 2)
+    return bad_usage("keys", "keys needs add, list, revoke or moving");
   const char *sub = argv[1];
   if (strcmp(sub, "--help") == 0) return usage(stdout, "keys"), EXIT_OK;
   const char *account = NULL;
   const char *key_id = NULL;
-  bool read_only = false, admin = false;
+  bool read_only = false, admin = false, moving = false;
   static const struct option opts[] = {{"account", required_argument, 0, 'a'},
                                        {"read-only", no_argument, 0, 'r'},
                                        {"admin", no_argument, 0, 'A'},
@@ -416,6 +422,12 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
     if (rest != 1 || account || read_only || admin)
       return bad_usage("keys", "keys revoke needs one KEY_ID");
     key_id = args[0];
+  } else if (strcmp(sub, "moving") == 0) {
+    if (!account || read_only || admin || rest != 1 ||
+        (strcmp(args[0], "on") != 0 && strcmp(args[0], "off") != 0))
+      return bad_usage("keys",
+                       "keys moving needs --account NAME and on or off");
+    moving = strcmp(args[0], "on") == 0;
   } else {
     return bad_usage("keys", "unknown keys command %s", sub);
   }
@@ -461,15 +473,28 @@ static int cmd_keys(const char *dir, int argc, char **argv) {
             "in %s\n",
             prog, cs_keys_path(k));
   } else if (strcmp(sub, "list") == 0) {
-    printf("%-12s %-24s %-10s %-25s %s\n", "key_id", "account", "role",
-           "created", "revoked");
+    printf("%-12s %-24s %-10s %-25s %-8s %s\n", "key_id", "account", "role",
+           "created", "revoked", "moving");
     cs_key_info ki;
     for (size_t i = 0; cs_keys_get(k, i, &ki) == 0; i++) {
       char when[32];
       cs_time_format(ki.created_ms, when);
-      printf("%-12s %-24s %-10s %-25s %s\n", ki.key_id, ki.account,
-             cs_role_name(ki.role), when, ki.revoked ? "yes" : "no");
+      printf("%-12s %-24s %-10s %-25s %-8s %s\n", ki.key_id, ki.account,
+             cs_role_name(ki.role), when, ki.revoked ? "yes" : "no",
+             cs_keys_moving(k, ki.account_id) ? "yes" : "no");
     }
+  } else if (strcmp(sub, "moving") == 0) {
+    rc = cs_keys_set_moving(k, account, moving, &err);
+    if (rc == CS_EACCOUNT) {
+      ex = bad_usage("keys", "no account named %s", account);
+      goto out;
+    }
+    if (rc) {
+      ex = fail("cannot change the moving mark", rc, &err);
+      goto out;
+    }
+    printf("account %s %s\n", account,
+           moving ? "marked moving" : "not marked moving");
   } else {
     rc = cs_keys_revoke(k, key_id, &err);
     if (rc) {

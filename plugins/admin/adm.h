@@ -7,7 +7,11 @@
  *               answers given on the worker thread
  *   adm_copy.c  /admin/backup, /admin/accounts/{name}/export and
  *               /import: the streams and the import, each on a thread of
- *               its own (adm_task)
+ *               its own (adm_task); the export's byte stream
+ *               (adm_export_write), which the digest hashes
+ *   adm_move.c  what moving an account between servers needs: the
+ *               moving mark, the account's keys out and in with their
+ *               hashes, its digest, and DELETE /admin/accounts/{name}
  *
  * Every route is CD_ROUTE_ADMIN: the front end has checked that the
  * caller holds an admin key before a handler runs.
@@ -84,6 +88,31 @@ void adm_gen_u64(yajl_gen g, uint64_t v);
 /* Looks account name up in the server's keyring: 0 and *id, or answers
  * 404 account_not_found (or 400 for a malformed name) and returns -1. */
 int adm_account(adm_ctx *c, cd_response *res, const char *name, uint32_t *id);
+/* The route's {name} parameter (its first) as a C string into name, or
+ * answers 404 account_not_found (no name could be one) and returns -1. */
+int adm_account_param(adm_ctx *c, const cd_request *req, cd_response *res,
+                      char name[CS_ACCOUNT_NAME_MAX_BYTES + 1]);
+
+/* One key's entry as the admin API lists it: key_id, account, role,
+ * created_at, revoked, and hash when hash is not NULL. */
+void adm_gen_key(yajl_gen g, const cs_key_info *k, const char *hash);
+
+/* What an account's export held. */
+typedef struct adm_export_counts {
+  uint64_t live;  /* lines of live contacts */
+  uint64_t trash; /* lines of contacts in the trash */
+} adm_export_counts;
+
+/*
+ * The bytes GET /admin/accounts/{name}/export sends, as of one commit
+ * (cs_export): for each contact its line (ct_gen_export_line, named name)
+ * and a '\n', handed to put in order; put returning non-zero stops it
+ * (returned). *counts says how many lines. 0, or cs_export's error (err
+ * filled), -ENOMEM. From a task thread only.
+ */
+int adm_export_write(adm_ctx *c, uint32_t account, const char *name,
+                     int (*put)(void *ctx, const void *p, size_t n), void *ctx,
+                     adm_export_counts *counts, cs_error *err);
 
 /* The route handlers. */
 int adm_keys_create(void *state, const cd_request *req, cd_response *res);
@@ -96,5 +125,10 @@ int adm_export(void *state, const cd_request *req, cd_response *res);
 int adm_import(void *state, const cd_request *req, cd_response *res);
 int adm_compact(void *state, const cd_request *req, cd_response *res);
 int adm_job_get(void *state, const cd_request *req, cd_response *res);
+int adm_moving_put(void *state, const cd_request *req, cd_response *res);
+int adm_account_keys(void *state, const cd_request *req, cd_response *res);
+int adm_account_keys_add(void *state, const cd_request *req, cd_response *res);
+int adm_digest(void *state, const cd_request *req, cd_response *res);
+int adm_account_delete(void *state, const cd_request *req, cd_response *res);
 
 #endif

@@ -174,34 +174,61 @@ int adm_backup(void *state, const cd_request *req, cd_response *res) {
 
 /* ------------------------------------------ GET /admin/accounts/{}/export */
 
+/* One adm_export_write: where its bytes go, and what it counted. */
+typedef struct export_walk {
+  const char *name;
+  yajl_gen g;
+  int (*put)(void *ctx, const void *p, size_t n);
+  void *ctx;
+  adm_export_counts *counts;
+} export_walk;
+
+static int export_one(void *ctx, const cs_contact *ct) {
+  export_walk *w = ctx;
+  yajl_gen_clear(w->g);
+  yajl_gen_reset(w->g, NULL);
+  ct_gen_export_line(w->g, w->name, ct);
+  const unsigned char *p;
+  size_t n;
+  yajl_gen_get_buf(w->g, &p, &n);
+  if (w->put(w->ctx, p, n) != 0 || w->put(w->ctx, "\n", 1) != 0) return 1;
+  if (ct->deleted_ms)
+    w->counts->trash++;
+  else
+    w->counts->live++;
+  return 0;
+}
+
+int adm_export_write(adm_ctx *c, uint32_t account, const char *name,
+                     int (*put)(void *ctx, const void *p, size_t n), void *ctx,
+                     adm_export_counts *counts, cs_error *err) {
+  *counts = (adm_export_counts){0};
+  export_walk w = {name, ct_gen_new(), put, ctx, counts};
+  if (!w.g) {
+    snprintf(err->msg, sizeof err->msg, "out of memory");
+    return -ENOMEM;
+  }
+  int rc = cs_export(c->store, account, export_one, &w, err);
+  yajl_gen_free(w.g);
+  return rc;
+}
+
 typedef struct export_job {
   cd_response *res;
   uint32_t account;
   char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
   out o;
-  yajl_gen g;
-  uint64_t lines;
 } export_job;
 
-static int export_one(void *ctx, const cs_contact *ct) {
-  export_job *j = ctx;
-  yajl_gen_clear(j->g);
-  yajl_gen_reset(j->g, NULL);
-  ct_gen_export_line(j->g, j->name, ct);
-  const unsigned char *p;
-  size_t n;
-  yajl_gen_get_buf(j->g, &p, &n);
-  if (out_put(&j->o, p, n) != 0 || out_put(&j->o, "\n", 1) != 0) return 1;
-  j->lines++;
-  return 0;
+static int export_put(void *ctx, const void *p, size_t n) {
+  return out_put(ctx, p, n);
 }
 
 static void export_main(adm_ctx *c, void *arg) {
   export_job *j = arg;
   cd_response *res = j->res;
   j->o = (out){.c = c, .buf = malloc(ADM_STREAM_CHUNK_BYTES)};
-  j->g = ct_gen_new();
-  if (!j->o.buf || !j->g) {
+  if (!j->o.buf) {
     adm_oom(c, res);
     goto done;
   }
@@ -211,7 +238,9 @@ static void export_main(adm_ctx *c, void *arg) {
   j->o.st = c->host->stream_begin(res, 200, "application/x-ndjson");
   if (!j->o.st) goto done;
   cs_error err = {0};
-  int rc = cs_export(c->store, j->account, export_one, j, &err);
+  adm_export_counts n;
+  int rc =
+      adm_export_write(c, j->account, j->name, export_put, &j->o, &n, &err);
   bool ok = (rc == 0 && out_flush(&j->o) == 0);
   if (!ok && !j->o.gone) {
     char line[700];
@@ -221,28 +250,13 @@ static void export_main(adm_ctx *c, void *arg) {
   } else if (ok) {
     char line[160];
     snprintf(line, sizeof line, "admin: export of %s sent, %" PRIu64 " lines",
-             j->name, j->lines);
+             j->name, n.live + n.trash);
     c->host->log(c->host->ctx, res, CD_LOG_INFO, line);
   }
   c->host->stream_end(j->o.st, ok);
 done:
-  if (j->g) yajl_gen_free(j->g);
   free(j->o.buf);
   free(j);
-}
-
-/* The {name} parameter as a C string, or answers 404 and returns -1. */
-static int account_param(adm_ctx *c, const cd_request *req, cd_response *res,
-                         char name[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
-  const cd_pair *p = &req->params[0];
-  if (p->value_len == 0 || p->value_len > CS_ACCOUNT_NAME_MAX_BYTES ||
-      memchr(p->value, '\0', p->value_len)) {
-    c->host->error(res, 404, "account_not_found", "no such account", NULL, 0);
-    return -1;
-  }
-  memcpy(name, p->value, p->value_len);
-  name[p->value_len] = '\0';
-  return 0;
 }
 
 int adm_export(void *state, const cd_request *req, cd_response *res) {
@@ -250,7 +264,7 @@ int adm_export(void *state, const cd_request *req, cd_response *res) {
   export_job *j = calloc(1, sizeof *j);
   if (!j) return adm_oom(c, res), CD_DONE;
   j->res = res;
-  if (account_param(c, req, res, j->name) != 0 ||
+  if (adm_account_param(c, req, res, j->name) != 0 ||
       adm_account(c, res, j->name, &j->account) != 0 ||
       adm_task(c, res, export_main, j) != 0) {
     free(j);
@@ -491,7 +505,7 @@ int adm_import(void *state, const cd_request *req, cd_response *res) {
   import_job *j = calloc(1, sizeof *j);
   if (!j) return adm_oom(c, res), CD_DONE;
   j->res = res;
-  if (account_param(c, req, res, j->name) != 0) {
+  if (adm_account_param(c, req, res, j->name) != 0) {
     free(j);
     return CD_DONE;
   }

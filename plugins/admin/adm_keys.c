@@ -26,7 +26,7 @@ static const char *role_name(cs_role r) {
              : "unknown";
 }
 
-static void gen_key(yajl_gen g, const cs_key_info *k) {
+void adm_gen_key(yajl_gen g, const cs_key_info *k, const char *hash) {
   yajl_gen_map_open(g);
   adm_gen_str(g, "key_id");
   adm_gen_str(g, k->key_id);
@@ -38,6 +38,10 @@ static void gen_key(yajl_gen g, const cs_key_info *k) {
   adm_gen_time(g, k->created_ms);
   adm_gen_str(g, "revoked");
   yajl_gen_bool(g, k->revoked);
+  if (hash) {
+    adm_gen_str(g, "hash");
+    adm_gen_str(g, hash);
+  }
   yajl_gen_map_close(g);
 }
 
@@ -178,7 +182,7 @@ int adm_keys_list(void *state, const cd_request *req, cd_response *res) {
   yajl_gen_array_open(g);
   cs_key_info info;
   for (size_t i = 0; cs_keys_get(k, i, &info) == 0; i++)
-    gen_key(g, &info);
+    adm_gen_key(g, &info, NULL);
   yajl_gen_array_close(g);
   yajl_gen_map_close(g);
   adm_send_json(c, res, 200, g);
@@ -214,7 +218,7 @@ int adm_keys_revoke(void *state, const cd_request *req, cd_response *res) {
     if (strcmp(info.key_id, id) == 0) break;
   yajl_gen g = yajl_gen_alloc(NULL);
   if (!g) return adm_oom(c, res), CD_DONE;
-  gen_key(g, &info);
+  adm_gen_key(g, &info, NULL);
   adm_send_json(c, res, 200, g);
   return CD_DONE;
 }
@@ -252,6 +256,8 @@ int adm_accounts_list(void *state, const cd_request *req, cd_response *res) {
     adm_gen_u64(g, cs_account_count(c->store, ids[i]));
     adm_gen_str(g, "keys");
     adm_gen_u64(g, keys);
+    adm_gen_str(g, "moving");
+    yajl_gen_bool(g, cs_keys_moving(k, ids[i]));
     yajl_gen_map_close(g);
   }
   free(ids);

@@ -31,4 +31,16 @@
 /* Refused lines an import's answer lists (all are counted). */
 #define ADM_IMPORT_ERRORS_LISTED 100
 
+/* Purges a DELETE /admin/accounts/{name} has in flight before it waits
+ * for them: as an import's batch, enough that group commit writes many in
+ * one sync, few enough that other writers' requests pass between. */
+#define ADM_PURGE_BATCH 4096
+
+/* Rounds of "export the account's ids, purge them" a delete makes before
+ * it gives up (500; the account stays, marked moving, for a repeat). The
+ * account is marked moving first, so one round finds everything but a
+ * write that was past its key check when the mark came; the bound only
+ * keeps a delete from looping should writes go on regardless. */
+#define ADM_DELETE_ROUNDS_MAX 8
+
 #endif

@@ -73,6 +73,19 @@ int adm_account(adm_ctx *c, cd_response *res, const char *name, uint32_t *id) {
   return -1;
 }
 
+int adm_account_param(adm_ctx *c, const cd_request *req, cd_response *res,
+                      char name[CS_ACCOUNT_NAME_MAX_BYTES + 1]) {
+  const cd_pair *p = &req->params[0];
+  if (p->value_len == 0 || p->value_len > CS_ACCOUNT_NAME_MAX_BYTES ||
+      memchr(p->value, '\0', p->value_len)) {
+    c->host->error(res, 404, "account_not_found", "no such account", NULL, 0);
+    return -1;
+  }
+  memcpy(name, p->value, p->value_len);
+  name[p->value_len] = '\0';
+  return 0;
+}
+
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -385,6 +398,11 @@ static const cd_route adm_routes[] = {
     {"GET", "/admin/keys", ADM, adm_keys_list},
     {"DELETE", "/admin/keys/{key_id}", ADM, adm_keys_revoke},
     {"GET", "/admin/accounts", ADM, adm_accounts_list},
+    {"DELETE", "/admin/accounts/{name}", ADM, adm_account_delete},
+    {"PUT", "/admin/accounts/{name}/moving", ADM, adm_moving_put},
+    {"GET", "/admin/accounts/{name}/keys", ADM, adm_account_keys},
+    {"POST", "/admin/accounts/{name}/keys", ADM, adm_account_keys_add},
+    {"GET", "/admin/accounts/{name}/digest", ADM, adm_digest},
     {"GET", "/admin/accounts/{name}/export", ADM, adm_export},
     {"POST", "/admin/accounts/{name}/import", ADM | CD_ROUTE_BULK, adm_import},
     {"POST", "/admin/compact", ADM, adm_compact},

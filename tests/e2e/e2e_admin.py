@@ -13,7 +13,20 @@ another server, identical there, a second import refusing every line;
 online compaction while writers run: nothing acknowledged lost, the job
 reported to its end; kill -9 during an online compaction, then a
 restart: the store verifies and holds every acknowledged write.
+
+Moving an account: the moving mark (503 account_moving with retry-after
+on every keyed route the OpenAPI document lists, for that account alone;
+admin routes go on; kept across a restart; shown and cleared by
+contactctl offline; bad bodies refused), the account's keys exported with
+their hashes and imported into a second server (the keys work there, a
+repeat is present, a clash gives 409 and adds nothing, bad entries 400),
+the digest (the export's SHA-256: equal after export and import, changed
+by an edit, equal again after the same edit on both), DELETE of an
+account (every contact purged, live and trash, keys refused, 404 after,
+other accounts untouched, the number not reused), and a whole move by
+hand.
 """
+import hashlib
 import http.client
 import json
 import os
@@ -454,6 +467,436 @@ def test_kill9_during_online_compaction():
     check_eq(len(acked - got), 0, "acknowledged writes lost")
     srv = Server(args.contactd, d, PLUGINS).start()
     check_eq(srv.stop(), 0, "restart after kill -9")
+
+
+
+# ------------------------------------------------------ moving an account
+
+
+def fresh_server(name):
+    """A server on a new data directory with an admin key of account ops:
+    (server, admin key). The caller stops it."""
+    d = work.sub(name)
+    Server(args.contactd, d, PLUGINS).start().stop()
+    key = new_key(d, "--account", "ops", "--admin")
+    return Server(args.contactd, d, PLUGINS).start(), key
+
+
+def stop_clean(srv):
+    check_eq(srv.stop(), 0, "exit:\n" + srv.stderr()[-3000:])
+    check_eq(sanitizer_lines(srv), [], "sanitizer report")
+
+
+def keyed_operations(srv):
+    """(method, path) of every operation the served OpenAPI document lists
+    under the account key (apiKey): every route outside /admin that takes
+    a key."""
+    doc = raw("GET", "/openapi.json", key=None, srv=srv).json()
+    ops = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            sec = op.get("security", doc.get("security"))
+            if sec and any("apiKey" in x for x in sec):
+                ops.append((method.upper(), path))
+    return ops
+
+
+def set_moving(name, on, srv, key):
+    r = raw("PUT", f"/admin/accounts/{name}/moving", {"moving": on}, key=key,
+            srv=srv)
+    check_eq(r.status, 200, f"PUT moving {on} {r.body!r}")
+    check_eq(r.json(), {"name": name, "moving": on}, "the mark's answer")
+
+
+def accounts_of(srv, key):
+    return {a["name"]: a for a in raw("GET", "/admin/accounts", key=key,
+                                      srv=srv).json()["data"]}
+
+
+def test_moving_mark_answers_503_for_that_account_alone():
+    srv, admin = fresh_server("data-moving")
+    try:
+        k = raw("POST", "/admin/keys", {"account": "mv"}, key=admin,
+                srv=srv).json()["key"]
+        other = raw("POST", "/admin/keys", {"account": "stay"}, key=admin,
+                    srv=srv).json()["key"]
+        mine = create(3, key=k, srv=srv, tag="mv")
+        theirs = create(1, key=other, srv=srv, tag="st")[0]
+        check_eq(accounts_of(srv, admin)["mv"]["moving"], False, "unmarked")
+        set_moving("mv", True, srv, admin)
+        ops = keyed_operations(srv)
+        check(len(ops) >= 15, f"the document lists {len(ops)} operations")
+        for method, path in ops:
+            p = path.replace("{id}", mine[0])
+            r = raw(method, p, "{}" if method in ("POST", "PATCH") else None,
+                    key=k, srv=srv)
+            check_error(r, 503, "account_moving", f"{method} {p}")
+            check_eq(r.header("retry-after"), "1", f"{method} {p} retry-after")
+        check_eq(raw("GET", f"/contacts/{theirs}", key=other, srv=srv).status,
+                 200, "another account is untouched")
+        check_eq(raw("GET", "/healthz", key=None, srv=srv).status, 200,
+                 "a route without a key")
+        # Admin routes go on, for the account too.
+        check_eq(accounts_of(srv, admin)["mv"]["moving"], True, "listed")
+        check_eq(accounts_of(srv, admin)["stay"]["moving"], False, "stay")
+        check_eq(len(export_lines("mv", srv=srv, key=admin)), 3, "export")
+        # An admin key of a moving account still administers.
+        set_moving("ops", True, srv, admin)
+        check_eq(raw("GET", "/admin/stats", key=admin, srv=srv).status, 200,
+                 "an admin key of a moving account")
+        set_moving("ops", False, srv, admin)
+        # Bad bodies and unknown accounts change nothing.
+        for body, code in [("not json", "invalid_json"),
+                           ("[1]", "invalid_json"), ("", "invalid_json"),
+                           ({}, "missing_field"),
+                           ({"moving": 1}, "invalid_field"),
+                           ({"moving": "false"}, "invalid_field"),
+                           ({"moving": None}, "invalid_field"),
+                           ({"moving": False, "x": 1}, "unknown_field")]:
+            check_error(raw("PUT", "/admin/accounts/mv/moving", body,
+                            key=admin, srv=srv), 400, code, f"PUT {body!r}")
+        check_error(raw("PUT", "/admin/accounts/mv/moving",
+                        '{"moving": false, "moving": false}', key=admin,
+                        srv=srv), 400, "duplicate_field", "moving twice")
+        check_eq(accounts_of(srv, admin)["mv"]["moving"], True, "still marked")
+        check_error(raw("PUT", "/admin/accounts/nobody/moving",
+                        {"moving": True}, key=admin, srv=srv), 404,
+                    "account_not_found", "an unknown account")
+        check_error(raw("PUT", "/admin/accounts/mv/moving", {"moving": True},
+                        key=k, srv=srv), 403, "not_admin", "an account key")
+        # Kept across a restart; contactctl shows it offline and clears it.
+        stop_clean(srv)
+        srv = Server(args.contactd, srv.data_dir, PLUGINS).start()
+        check_error(raw("GET", f"/contacts/{mine[0]}", key=k, srv=srv), 503,
+                    "account_moving", "after a restart")
+        stop_clean(srv)
+        out = ctl(srv.data_dir, "keys", "list").stdout.decode().splitlines()
+        check(out[0].split()[-1] == "moving", f"keys list's header {out[0]!r}")
+        flags = {x.split()[1]: x.split()[-1] for x in out[1:]}
+        check_eq((flags["mv"], flags["stay"]), ("yes", "no"), "keys list")
+        check_eq(ctl(srv.data_dir, "keys", "moving", "--account", "nobody",
+                     "off", check_rc=False).returncode, 2, "unknown account")
+        ctl(srv.data_dir, "keys", "moving", "--account", "mv", "off")
+        srv = Server(args.contactd, srv.data_dir, PLUGINS).start()
+        check_eq(raw("GET", f"/contacts/{mine[0]}", key=k, srv=srv).status,
+                 200, "cleared offline")
+        set_moving("mv", True, srv, admin)
+        set_moving("mv", False, srv, admin)
+        check_eq(raw("GET", f"/contacts/{mine[0]}", key=k, srv=srv).status,
+                 200, "cleared online")
+    finally:
+        stop_clean(srv)
+
+
+def test_moving_mark_under_writers_lets_no_acked_write_past_it():
+    """16 writers create contacts while the account is marked: every create
+    answered 200 is in an export taken once the mark is answered (the mark
+    waits for the requests past their key check, then for the commit), and
+    after it the writers get 503 account_moving only."""
+    srv, admin = fresh_server("data-moving-writers")
+    try:
+        with Writers(16, srv, "mw") as w:
+            time.sleep(0.5)
+            set_moving("default", True, srv, admin)
+            exported = {x["id"] for x in export_lines("default", srv=srv,
+                                                      key=admin)}
+            time.sleep(0.3)
+        acked = {i for i, _ in w.acked}
+        check(len(acked) > 0, "no create was answered before the mark")
+        check_eq(sorted(acked - exported), [],
+                 "answered creates missing from the export after the mark")
+        check(len(w.errors) > 0, "no writer met the mark")
+        check_eq([e for e in w.errors if not e.startswith("503") or
+                  "account_moving" not in e], [], "other errors")
+    finally:
+        stop_clean(srv)
+
+
+def keys_of(name, srv, key):
+    r = raw("GET", f"/admin/accounts/{name}/keys", key=key, srv=srv)
+    check_eq(r.status, 200, f"GET keys {r.body!r}")
+    return r.json()["data"]
+
+
+def test_keys_export_and_import_between_servers():
+    a, admin_a = fresh_server("data-keys-a")
+    b, admin_b = fresh_server("data-keys-b")
+    try:
+        made = [raw("POST", "/admin/keys", {"account": "kx", "role": role},
+                    key=admin_a, srv=a).json()
+                for role in ("read-write", "read-only", "read-write")]
+        raw("DELETE", f"/admin/keys/{made[2]['key_id']}", key=admin_a, srv=a)
+        create(2, key=made[0]["key"], srv=a, tag="kx")
+        out = keys_of("kx", a, admin_a)
+        check_eq([x["key_id"] for x in out], [m["key_id"] for m in made],
+                 "the account's keys, in order")
+        for x, m in zip(out, made):
+            check_eq(x["hash"], hashlib.sha256(m["key"].encode()).hexdigest(),
+                     "hash is the key's SHA-256")
+            check("key" not in x, "never a key")
+            check_eq((x["account"], x["role"]), ("kx", m["role"]), "fields")
+        check_eq([x["revoked"] for x in out], [False, False, True], "revoked")
+        check_error(raw("GET", "/admin/accounts/nobody/keys", key=admin_a,
+                        srv=a), 404, "account_not_found", "unknown account")
+        r = raw("POST", "/admin/accounts/kx/keys", {"data": out}, key=admin_b,
+                srv=b)
+        check_eq(r.status, 200, f"import {r.body!r}")
+        check_eq(r.json(), {"name": "kx", "added": 3, "present": 0}, "added")
+        check_eq(keys_of("kx", b, admin_b), out, "the same entries there")
+        check_eq(raw("GET", "/contacts/trash", key=made[0]["key"],
+                     srv=b).status, 200, "the key works on the second server")
+        check_error(raw("POST", "/contacts", {"first_name": "x"},
+                        key=made[1]["key"], srv=b), 403, "read_only_key",
+                    "the read-only key stays read-only")
+        check_error(raw("GET", "/contacts", key=made[2]["key"], srv=b), 401,
+                    "invalid_api_key", "the revoked key stays revoked")
+        r = raw("POST", "/admin/accounts/kx/keys", {"data": out}, key=admin_b,
+                srv=b)
+        check_eq(r.json(), {"name": "kx", "added": 0, "present": 3}, "repeat")
+        # A clash adds nothing, not even the good entry beside it.
+        new = raw("POST", "/admin/keys", {"account": "kx"}, key=admin_a,
+                  srv=a).json()
+        fresh = [x for x in keys_of("kx", a, admin_a)
+                 if x["key_id"] == new["key_id"]][0]
+        clash = dict(out[0], hash="0" * 64)
+        r = raw("POST", "/admin/accounts/kx/keys", {"data": [fresh, clash]},
+                key=admin_b, srv=b)
+        check_error(r, 409, "key_id_taken", "a key id with another hash")
+        check_eq(keys_of("kx", b, admin_b), out, "nothing added by a clash")
+        theirs = raw("POST", "/admin/keys", {"account": "other"}, key=admin_b,
+                     srv=b).json()
+        taken = dict(fresh, key_id=theirs["key_id"])
+        check_error(raw("POST", "/admin/accounts/kx/keys", {"data": [taken]},
+                        key=admin_b, srv=b), 409, "key_id_taken",
+                    "a key id another account holds")
+        before = raw("GET", "/admin/keys", key=admin_b, srv=b).json()
+        bad_entries = [
+            ("not json", "invalid_json"), ([], "invalid_json"),
+            ({}, "missing_field"), ({"data": {}}, "invalid_field"),
+            ({"data": [], "x": 1}, "unknown_field"),
+            ({"data": [1]}, "invalid_field"),
+            ({"data": [dict(fresh, extra=1)]}, "unknown_field"),
+            ({"data": [{k: v for k, v in fresh.items() if k != "hash"}]},
+             "missing_field"),
+            ({"data": [dict(fresh, role="root")]}, "invalid_field"),
+            ({"data": [dict(fresh, created_at="yesterday")]}, "invalid_field"),
+            ({"data": [dict(fresh, revoked="no")]}, "invalid_field"),
+            ({"data": [dict(fresh, account="other")]}, "invalid_field"),
+            ({"data": [dict(fresh, hash="xyz")]}, "invalid_field"),
+            ({"data": [dict(fresh, hash="g" * 64)]}, "invalid_field"),
+            ({"data": [dict(fresh, key_id="ck_short")]}, "invalid_field"),
+            ({"data": [dict(fresh, key_id=7)]}, "invalid_field"),
+            ({"data": [fresh, fresh]}, "invalid_field"),
+        ]
+        for body, code in bad_entries:
+            check_error(raw("POST", "/admin/accounts/kx/keys", body,
+                            key=admin_b, srv=b), 400, code, f"body {body!r}")
+        check_error(raw("POST", "/admin/accounts/a%20b/keys", {"data": []},
+                        key=admin_b, srv=b), 400, "invalid_account",
+                    "a bad account name")
+        check_eq(raw("GET", "/admin/keys", key=admin_b, srv=b).json(), before,
+                 "bad bodies change nothing")
+        # An empty list makes the account, with no key.
+        r = raw("POST", "/admin/accounts/blank/keys", {"data": []},
+                key=admin_b, srv=b)
+        check_eq(r.json(), {"name": "blank", "added": 0, "present": 0},
+                 "empty")
+        check_eq(accounts_of(b, admin_b)["blank"]["keys"], 0, "made")
+    finally:
+        stop_clean(a)
+        stop_clean(b)
+
+
+def digest(name, srv, key):
+    r = raw("GET", f"/admin/accounts/{name}/digest", key=key, srv=srv)
+    check_eq(r.status, 200, f"digest {r.body!r}")
+    return r.json()
+
+
+def test_digest_tells_equal_accounts_from_different_ones():
+    a, admin_a = fresh_server("data-digest-a")
+    b, admin_b = fresh_server("data-digest-b")
+    try:
+        k = raw("POST", "/admin/keys", {"account": "dg"}, key=admin_a,
+                srv=a).json()["key"]
+        ids = create(12, key=k, srv=a, tag="dg")
+        raw("PATCH", f"/contacts/{ids[1]}", {"company": "Acme"}, key=k, srv=a)
+        raw("DELETE", f"/contacts/{ids[2]}", key=k, srv=a)
+        d = digest("dg", a, admin_a)
+        exp = raw("GET", "/admin/accounts/dg/export", key=admin_a, srv=a).body
+        check_eq(d, {"name": "dg", "contacts": 11, "trash": 1,
+                     "hash": hashlib.sha256(exp).hexdigest()},
+                 "the digest is the export's SHA-256")
+        r = raw("POST", "/admin/accounts/dg/import", exp, key=admin_b, srv=b)
+        check_eq(r.json()["imported"], 12, "import")
+        check_eq(digest("dg", b, admin_b), d, "equal after export and import")
+        raw("PATCH", f"/contacts/{ids[3]}", {"company": "Other"}, key=k, srv=a)
+        changed = digest("dg", a, admin_a)
+        check(changed["hash"] != d["hash"], "an edit changes the digest")
+        check_eq(changed["contacts"], 11, "counts stay")
+        # The same edit on both sides: a purge (no time is kept of it).
+        kb = raw("POST", "/admin/accounts/dg/keys",
+                 {"data": keys_of("dg", a, admin_a)}, key=admin_b, srv=b)
+        check_eq(kb.status, 200, "keys to b")
+        for srv in (a, b):
+            check_eq(raw("DELETE", f"/contacts/{ids[3]}?purge=true", key=k,
+                         srv=srv).status, 200, "purge")
+        da, db = digest("dg", a, admin_a), digest("dg", b, admin_b)
+        check_eq(da, db, "equal again after the same edit on both")
+        check_eq(da["contacts"], 10, "one purged")
+        raw("DELETE", f"/contacts/{ids[4]}", key=k, srv=a)
+        check(digest("dg", a, admin_a)["hash"] != db["hash"],
+              "a move to the trash changes the digest")
+        check_error(raw("GET", "/admin/accounts/nobody/digest", key=admin_a,
+                        srv=a), 404, "account_not_found", "unknown account")
+        raw("POST", "/admin/accounts/none/keys", {"data": []}, key=admin_a,
+            srv=a)
+        check_eq(digest("none", a, admin_a),
+                 {"name": "none", "contacts": 0, "trash": 0,
+                  "hash": hashlib.sha256(b"").hexdigest()}, "an empty account")
+    finally:
+        stop_clean(a)
+        stop_clean(b)
+
+
+def test_delete_account_purges_everything_and_only_it():
+    srv, admin = fresh_server("data-delete")
+    try:
+        made = [raw("POST", "/admin/keys", {"account": "dl", "role": r},
+                    key=admin, srv=srv).json()
+                for r in ("read-write", "read-only")]
+        k = made[0]["key"]
+        keep = raw("POST", "/admin/keys", {"account": "keep"}, key=admin,
+                   srv=srv).json()["key"]
+        ids = create(30, key=k, srv=srv, tag="dl")
+        for i in ids[:5]:
+            raw("DELETE", f"/contacts/{i}", key=k, srv=srv)
+        kept = create(7, key=keep, srv=srv, tag="dl")  # the same emails
+        keep_digest = digest("keep", srv, admin)
+        st = raw("GET", "/admin/stats", key=admin, srv=srv).json()
+        r = raw("DELETE", "/admin/accounts/dl", key=admin, srv=srv)
+        check_eq(r.status, 200, f"delete {r.body!r}")
+        check_eq(r.json(), {"name": "dl", "purged": 30, "keys_removed": 2},
+                 "the answer")
+        for m in made:
+            check_error(raw("GET", "/contacts", key=m["key"], srv=srv), 401,
+                        "invalid_api_key", "the account's keys are refused")
+        check_error(raw("DELETE", "/admin/accounts/dl", key=admin, srv=srv),
+                    404, "account_not_found", "a repeat")
+        check_error(raw("GET", "/admin/accounts/dl/export", key=admin,
+                        srv=srv), 404, "account_not_found", "export after")
+        check("dl" not in accounts_of(srv, admin), "no longer listed")
+        st2 = raw("GET", "/admin/stats", key=admin, srv=srv).json()
+        check_eq(st["contacts"] - st2["contacts"], 25, "live contacts gone")
+        check_eq(st["trash_contacts"] - st2["trash_contacts"], 5, "trash gone")
+        check_eq(digest("keep", srv, admin), keep_digest, "keep untouched")
+        for i in kept:
+            check_eq(raw("GET", f"/contacts/{i}", key=keep, srv=srv).status,
+                     200, "keep's contacts")
+        # A new account of the same name is new: it sees nothing of the old
+        # one's contacts in any read, and gets a number of its own.
+        again = raw("POST", "/admin/keys", {"account": "dl"}, key=admin,
+                    srv=srv).json()["key"]
+        check_eq(raw("GET", f"/contacts/{ids[10]}", key=again,
+                     srv=srv).status, 404, "get")
+        r = raw("GET", "/contacts?searchby=email&search=dl10@example.com",
+                key=again, srv=srv)
+        check_eq((r.status, r.json()["total"]), (200, 0), f"search {r.body!r}")
+        for body in ({}, {"filter": {"field": "email", "op": "prefix",
+                                     "value": "dl"}}):
+            q = raw("POST", "/contacts/query", body, key=again, srv=srv)
+            check_eq((q.status, q.json()["total"]), (200, 0),
+                     f"query {q.body!r}")
+        r = raw("GET", "/contacts/trash", key=again, srv=srv)
+        check_eq((r.status, r.json()["total"]), (200, 0), "trash")
+        r = raw("GET", "/contacts/changes", key=again, srv=srv)
+        check_eq((r.status, r.json()["changes"]), (200, []),
+                 "the feed of the new account")
+        check_eq(export_lines("dl", srv=srv, key=admin), [], "export")
+        # An account without contacts or keys, and a marked one.
+        raw("POST", "/admin/accounts/bare/keys", {"data": []}, key=admin,
+            srv=srv)
+        set_moving("bare", True, srv, admin)
+        r = raw("DELETE", "/admin/accounts/bare", key=admin, srv=srv)
+        check_eq(r.json(), {"name": "bare", "purged": 0, "keys_removed": 0},
+                 "an empty account")
+        check_error(raw("DELETE", "/admin/accounts/nobody", key=admin,
+                        srv=srv), 404, "account_not_found", "unknown")
+        check_error(raw("DELETE", "/admin/accounts/keep", key=keep, srv=srv),
+                    403, "not_admin", "an account key")
+        stop_clean(srv)
+        srv = Server(args.contactd, srv.data_dir, PLUGINS).start()
+        check("bare" not in accounts_of(srv, admin), "gone after a restart")
+        check_eq(digest("keep", srv, admin), keep_digest, "keep after restart")
+        stop_clean(srv)
+        p = ctl(srv.data_dir, "verify", check_rc=False)
+        check_eq(p.returncode, 0, f"verify after the delete {p.stdout!r}")
+    finally:
+        stop_clean(srv)
+
+
+def test_delete_more_contacts_than_a_purge_batch():
+    """ADM_PURGE_BATCH (4096) purges are in flight at once: an account of
+    4096 + 904 contacts, some in the trash, goes whole."""
+    srv, admin = fresh_server("data-delete-big")
+    try:
+        k = raw("POST", "/admin/keys", {"account": "big"}, key=admin,
+                srv=srv).json()["key"]
+        ids = []
+        for b in range(5):
+            r = raw("POST", "/contacts/batch",
+                    {"contacts": [{"first_name": f"b{b}-{i}",
+                                   "email": f"big{b}-{i}@example.com"}
+                                  for i in range(1000)]}, key=k, srv=srv)
+            check_eq(r.status, 200, f"batch {r.body[:200]!r}")
+            ids += [x["id"] for x in r.json()["results"]]
+        for i in ids[:3]:
+            raw("DELETE", f"/contacts/{i}", key=k, srv=srv)
+        check_eq(digest("big", srv, admin)["contacts"], 4997, "before")
+        r = raw("DELETE", "/admin/accounts/big", key=admin, srv=srv)
+        check_eq(r.json(), {"name": "big", "purged": 5000, "keys_removed": 1},
+                 f"delete {r.body!r}")
+        st = raw("GET", "/admin/stats", key=admin, srv=srv).json()
+        check_eq((st["contacts"], st["trash_contacts"]), (0, 0), "all gone")
+    finally:
+        stop_clean(srv)
+
+
+def test_move_an_account_by_hand():
+    """The steps a move makes, through the routes alone: mark, export keys
+    and contacts, import both, compare digests, delete on the source."""
+    a, admin_a = fresh_server("data-move-a")
+    b, admin_b = fresh_server("data-move-b")
+    try:
+        k = raw("POST", "/admin/keys", {"account": "acme"}, key=admin_a,
+                srv=a).json()["key"]
+        ids = create(40, key=k, srv=a, tag="acme")
+        raw("DELETE", f"/contacts/{ids[0]}", key=k, srv=a)
+        set_moving("acme", True, a, admin_a)
+        check_error(raw("GET", f"/contacts/{ids[1]}", key=k, srv=a), 503,
+                    "account_moving", "during the move")
+        keys = keys_of("acme", a, admin_a)
+        r = raw("POST", "/admin/accounts/acme/keys", {"data": keys},
+                key=admin_b, srv=b)
+        check_eq(r.json()["added"], 1, "keys")
+        body = raw("GET", "/admin/accounts/acme/export", key=admin_a,
+                   srv=a).body
+        r = raw("POST", "/admin/accounts/acme/import", body, key=admin_b,
+                srv=b)
+        check_eq((r.json()["imported"], r.json()["refused"]), (40, 0), "import")
+        check_eq(digest("acme", b, admin_b), digest("acme", a, admin_a),
+                 "the digests agree")
+        r = raw("DELETE", "/admin/accounts/acme", key=admin_a, srv=a)
+        check_eq(r.json()["purged"], 40, "deleted on the source")
+        got = raw("GET", f"/contacts/{ids[1]}", key=k, srv=b)
+        check_eq((got.status, got.json()["id"]), (200, ids[1]), "on b, same id")
+        check_error(raw("GET", f"/contacts/{ids[1]}", key=k, srv=a), 401,
+                    "invalid_api_key", "gone from a")
+    finally:
+        stop_clean(a)
+        stop_clean(b)
 
 
 TESTS = [(name, fn) for name, fn in globals().items()

@@ -10,6 +10,13 @@
  * concurrency: checker threads never see a key refused that was added
  * (its cs_keys_add returned) and not revoked, nor accepted once its
  * cs_keys_revoke returned, while a writer adds, revokes and reloads.
+ * Moving an account: the moving mark answers CS_EMOVING for that
+ * account's keys alone, is kept across a reopen and cleared, and its
+ * lines (and the account floor's) are refused when malformed; keys
+ * exported with their hashes and imported into another ring work there,
+ * a repeat is "present", a clash or a malformed entry adds nothing; an
+ * account removed takes its keys and mark, and its number is never given
+ * again.
  * Method: real key files in temporary directories; two rings on one
  * directory stand for the server and contactctl; the concurrency test
  * publishes each change with an atomic counter after its call returned and
@@ -314,6 +321,292 @@ static void test_checks_while_keys_change(void **state) {
   cs_keys_close(k);
 }
 
+/* ------------------------------------------------ moving an account */
+
+static void test_keys_moving_mark_is_kept_and_answers_moving(void **state) {
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  char a[CS_KEY_BYTES + 1], b[CS_KEY_BYTES + 1], ops[CS_KEY_BYTES + 1];
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  add(k, "acme", CS_ROLE_READ_WRITE, a);
+  add(k, "beta", CS_ROLE_READ_WRITE, b);
+  add(k, "ops", CS_ROLE_ADMIN, ops);
+  char *path = keys_file();
+  /* A file that never had a mark keeps the format older servers read. */
+  assert_null(strstr(read_file(path), "moving"));
+  assert_int_equal(cs_keys_set_moving(k, "acme", true, &err), 0);
+  const cs_key_info *info = NULL;
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES, &info), CS_EMOVING);
+  assert_non_null(info); /* the caller still learns whose key it is */
+  assert_string_equal(info->account, "acme");
+  assert_int_equal(cs_keys_check(k, b, CS_KEY_BYTES, &info), 0);
+  assert_int_equal(cs_keys_check(k, ops, CS_KEY_BYTES, &info), 0);
+  assert_non_null(strstr(read_file(path), "\nmoving\tacme\n"));
+  uint32_t acme = 0, beta = 0;
+  assert_int_equal(cs_keys_account_id(k, "acme", &acme), 0);
+  assert_int_equal(cs_keys_account_id(k, "beta", &beta), 0);
+  assert_true(cs_keys_moving(k, acme));
+  assert_false(cs_keys_moving(k, beta));
+  /* Marking twice changes nothing; an unknown account is refused. */
+  char *before = strdup(read_file(path));
+  assert_int_equal(cs_keys_set_moving(k, "acme", true, &err), 0);
+  assert_string_equal(read_file(path), before);
+  assert_int_equal(cs_keys_set_moving(k, "nobody", true, &err), CS_EACCOUNT);
+  assert_string_equal(read_file(path), before);
+  free(before);
+  cs_keys_close(k);
+
+  /* Across a restart, and a second mark beside it. */
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES, &info), CS_EMOVING);
+  assert_int_equal(cs_keys_set_moving(k, "beta", true, &err), 0);
+  assert_int_equal(cs_keys_set_moving(k, "acme", false, &err), 0);
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES, &info), 0);
+  assert_int_equal(cs_keys_check(k, b, CS_KEY_BYTES, &info), CS_EMOVING);
+  assert_int_equal(cs_keys_set_moving(k, "beta", false, &err), 0);
+  assert_int_equal(cs_keys_check(k, b, CS_KEY_BYTES, &info), 0);
+  assert_null(strstr(read_file(path), "moving"));
+  /* A revoked key of a moving account is refused as revoked. */
+  assert_int_equal(cs_keys_set_moving(k, "acme", true, &err), 0);
+  assert_int_equal(cs_keys_revoke(k, a, &err), 0);
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES, &info), CS_EKEY);
+  cs_keys_close(k);
+  free(path);
+}
+
+/* A key line of the oldest format, for account acme number 1. */
+#define OLD_KEY_LINE                                                           \
+  "ck_AAAAAAAA\t"                                                              \
+  "00000000000000000000000000000000"                                           \
+  "00000000000000000000000000000000\tacme\t1\trw\t1700000000000\t0\n"
+
+static void test_keys_moving_and_floor_lines_are_checked(void **state) {
+  char *path = keys_file();
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  const char *bad[] = {
+      "# contactd keys v1\n" OLD_KEY_LINE "moving\tnobody\n",
+      "# contactd keys v1\nmoving\tacme\n" OLD_KEY_LINE, /* named after */
+      "# contactd keys v1\n" OLD_KEY_LINE "moving\tacme\nmoving\tacme\n",
+      "# contactd keys v1\n" OLD_KEY_LINE "moving\tacme\textra\n",
+      "# contactd keys v1\n" OLD_KEY_LINE "account_floor\t0\n",
+      "# contactd keys v1\n" OLD_KEY_LINE "account_floor\t65538\n",
+      "# contactd keys v1\n" OLD_KEY_LINE "account_floor\t7x\n",
+      "# contactd keys v1\n" OLD_KEY_LINE
+      "account_floor\t3\naccount_floor\t4\n",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    write_file(path, bad[i]);
+    assert_int_equal(cs_keys_open(dir, &k, &err), CS_ECORRUPT);
+    assert_null(k);
+  }
+  write_file(path, "# contactd keys v1\n" OLD_KEY_LINE
+                   "account\tquiet\t2\nmoving\tquiet\nmoving\tacme\n"
+                   "account_floor\t65537\n");
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  assert_true(cs_keys_moving(k, 1));
+  assert_true(cs_keys_moving(k, 2));
+  /* The floor is past the last number: no account can be made. */
+  uint32_t id;
+  assert_int_equal(cs_keys_account_ensure(k, "new", &id, &err), CS_EACCOUNT);
+  cs_keys_close(k);
+  free(path);
+}
+
+/* Every key of account in k, with hashes, into v (at most cap). */
+static size_t lines_of(const cs_keyring *k, const char *account, cs_key_line *v,
+                       size_t cap) {
+  size_t n = 0;
+  cs_key_line l;
+  for (size_t i = 0; cs_keys_get_line(k, i, &l) == 0; i++)
+    if (strcmp(l.info.account, account) == 0 && n < cap) v[n++] = l;
+  return n;
+}
+
+static void
+test_keys_import_adds_keys_as_they_are_all_or_nothing(void **state) {
+  cs_keyring *src = NULL, *dst = NULL;
+  cs_error err = {0};
+  char *dir2 = tu_tmpdir();
+  char rw[CS_KEY_BYTES + 1], ro[CS_KEY_BYTES + 1], gone[CS_KEY_BYTES + 1];
+  char here[CS_KEY_BYTES + 1];
+  assert_int_equal(cs_keys_open(dir, &src, &err), 0);
+  add(src, "acme", CS_ROLE_READ_WRITE, rw);
+  add(src, "acme", CS_ROLE_READ_ONLY, ro);
+  add(src, "acme", CS_ROLE_READ_WRITE, gone);
+  assert_int_equal(cs_keys_revoke(src, gone, &err), 0);
+  cs_key_line v[8];
+  size_t n = lines_of(src, "acme", v, 8);
+  assert_int_equal(n, 3);
+  assert_int_equal(strlen(v[0].hash), CS_KEY_HASH_HEX_BYTES);
+  /* The hash is the key's SHA-256, as the file keeps it. */
+  assert_non_null(strstr(read_file(cs_keys_path(src)), v[0].hash));
+
+  assert_int_equal(cs_keys_open(dir2, &dst, &err), 0);
+  add(dst, "other", CS_ROLE_READ_WRITE, here); /* number 1 here */
+  size_t added, present, bad;
+  assert_int_equal(
+      cs_keys_import(dst, "acme", v, n, &added, &present, &bad, &err), 0);
+  assert_int_equal(added, 3);
+  assert_int_equal(present, 0);
+  /* The same keys work, as the same account, role, time and revocation;
+   * the account has this ring's number. */
+  const cs_key_info *info = NULL;
+  assert_int_equal(cs_keys_check(dst, rw, CS_KEY_BYTES, &info), 0);
+  assert_string_equal(info->account, "acme");
+  assert_int_equal(info->account_id, 2);
+  assert_int_equal(info->created_ms, v[0].info.created_ms);
+  assert_int_equal(cs_keys_check(dst, ro, CS_KEY_BYTES, &info), 0);
+  assert_int_equal(info->role, CS_ROLE_READ_ONLY);
+  assert_int_equal(cs_keys_check(dst, gone, CS_KEY_BYTES, &info), CS_EKEY);
+  /* A repeat is "present" and writes nothing. */
+  char *before = strdup(read_file(cs_keys_path(dst)));
+  assert_int_equal(
+      cs_keys_import(dst, "acme", v, n, &added, &present, &bad, &err), 0);
+  assert_int_equal(added, 0);
+  assert_int_equal(present, 3);
+  assert_string_equal(read_file(cs_keys_path(dst)), before);
+
+  /* A clash anywhere adds nothing, not even the good entries before it. */
+  cs_key_line more[3];
+  char fresh[CS_KEY_BYTES + 1];
+  add(src, "acme", CS_ROLE_READ_WRITE, fresh);
+  cs_key_line all[8];
+  assert_int_equal(lines_of(src, "acme", all, 8), 4);
+  more[0] = all[3]; /* new here */
+  more[1] = v[0];
+  more[1].hash[0] = more[1].hash[0] == 'a' ? 'b' : 'a'; /* same id */
+  assert_int_equal(
+      cs_keys_import(dst, "acme", more, 2, &added, &present, &bad, &err),
+      CS_EKEY);
+  assert_int_equal(bad, 1);
+  more[1] = v[0];
+  memcpy(more[1].info.key_id, "ck_zzzzzzzz", CS_KEY_ID_BYTES); /* same key */
+  assert_int_equal(
+      cs_keys_import(dst, "acme", more, 2, &added, &present, &bad, &err),
+      CS_EKEY);
+  /* A key of another account with that id and hash is a clash too. */
+  cs_key_line theirs;
+  assert_int_equal(lines_of(dst, "other", &theirs, 1), 1);
+  snprintf(theirs.info.account, sizeof theirs.info.account, "acme");
+  more[1] = theirs;
+  assert_int_equal(
+      cs_keys_import(dst, "acme", more, 2, &added, &present, &bad, &err),
+      CS_EKEY);
+  assert_string_equal(read_file(cs_keys_path(dst)), before);
+  assert_false(checks(dst, fresh));
+
+  /* Malformed entries, each refused with its index, nothing added. */
+  for (int t = 0; t < 7; t++) {
+    more[1] = all[3];
+    memcpy(more[1].info.key_id, "ck_newkey12", CS_KEY_ID_BYTES);
+    cs_key_line *e = &more[1];
+    switch (t) {
+    case 0:
+      memcpy(e->info.key_id, "xx_AAAAAAAA", CS_KEY_ID_BYTES);
+      break;
+    case 1:
+      e->info.key_id[5] = '-';
+      break;
+    case 2:
+      e->hash[10] = 'g';
+      break;
+    case 3:
+      e->hash[63] = 0;
+      break;
+    case 4:
+      e->info.role = (cs_role)9;
+      break;
+    case 5:
+      e->info.created_ms = -1;
+      break;
+    case 6:
+      snprintf(e->info.account, sizeof e->info.account, "beta");
+      break;
+    }
+    assert_int_equal(
+        cs_keys_import(dst, "acme", more, 2, &added, &present, &bad, &err),
+        CS_EINVAL);
+    assert_int_equal(bad, 1);
+  }
+  more[1] = more[0]; /* the same key id twice */
+  assert_int_equal(
+      cs_keys_import(dst, "acme", more, 2, &added, &present, &bad, &err),
+      CS_EINVAL);
+  memcpy(more[1].info.key_id, "ck_newkey12", CS_KEY_ID_BYTES); /* hash */
+  assert_int_equal(
+      cs_keys_import(dst, "acme", more, 2, &added, &present, &bad, &err),
+      CS_EINVAL);
+  assert_int_equal(
+      cs_keys_import(dst, "a b", more, 1, &added, &present, &bad, &err),
+      CS_EACCOUNT);
+  assert_string_equal(read_file(cs_keys_path(dst)), before);
+  /* No entries: the account is made, with no key. */
+  uint32_t id = 0;
+  assert_int_equal(
+      cs_keys_import(dst, "empty", NULL, 0, &added, &present, &bad, &err), 0);
+  assert_int_equal(cs_keys_account_id(dst, "empty", &id), 0);
+  free(before);
+  cs_keys_close(dst);
+  /* What was added is in the file. */
+  assert_int_equal(cs_keys_open(dir2, &dst, &err), 0);
+  assert_true(checks(dst, rw));
+  assert_int_equal(cs_keys_account_id(dst, "empty", &id), 0);
+  cs_keys_close(dst);
+  cs_keys_close(src);
+  tu_rmrf(dir2);
+  free(dir2);
+}
+
+static void
+test_keys_account_remove_takes_keys_and_keeps_the_number(void **state) {
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  char a1[CS_KEY_BYTES + 1], a2[CS_KEY_BYTES + 1], b[CS_KEY_BYTES + 1];
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  add(k, "beta", CS_ROLE_READ_WRITE, b);
+  add(k, "acme", CS_ROLE_READ_WRITE, a1);
+  add(k, "acme", CS_ROLE_READ_ONLY, a2);
+  assert_int_equal(cs_keys_revoke(k, a2, &err), 0);
+  assert_int_equal(cs_keys_set_moving(k, "acme", true, &err), 0);
+  const cs_key_info *held = NULL;
+  assert_int_equal(cs_keys_check(k, a1, CS_KEY_BYTES, &held), CS_EMOVING);
+  size_t removed = 0;
+  assert_int_equal(cs_keys_account_remove(k, "acme", &removed, &err), 0);
+  assert_int_equal(removed, 2); /* the revoked one too */
+  assert_false(checks(k, a1));
+  assert_true(checks(k, b));
+  assert_string_equal(held->account, "acme"); /* still readable */
+  uint32_t id = 0;
+  assert_int_equal(cs_keys_account_id(k, "acme", &id), CS_EACCOUNT);
+  assert_false(cs_keys_moving(k, 2));
+  assert_int_equal(cs_keys_count(k), 1);
+  assert_int_equal(cs_keys_account_list(k, NULL, 0), 1);
+  assert_int_equal(cs_keys_account_remove(k, "acme", &removed, &err),
+                   CS_EACCOUNT);
+  char *path = keys_file();
+  const char *text = read_file(path);
+  assert_null(strstr(text, "acme"));
+  assert_non_null(strstr(text, "\naccount_floor\t3\n"));
+  /* A new account never gets the removed number, also after a restart. */
+  char c[CS_KEY_BYTES + 1];
+  cs_key_info info;
+  assert_int_equal(cs_keys_add(k, "gamma", CS_ROLE_READ_WRITE, c, &info, &err),
+                   0);
+  assert_int_equal(info.account_id, 3);
+  cs_keys_close(k);
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  assert_int_equal(cs_keys_account_ensure(k, "acme", &id, &err), 0);
+  assert_int_equal(id, 4);
+  /* An account without keys goes too. */
+  assert_int_equal(cs_keys_account_remove(k, "acme", &removed, &err), 0);
+  assert_int_equal(removed, 0);
+  assert_int_equal(cs_keys_account_id(k, "acme", &id), CS_EACCOUNT);
+  assert_non_null(strstr(read_file(path), "\naccount_floor\t5\n"));
+  cs_keys_close(k);
+  free(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_admin_role_is_kept_and_read_back,
@@ -327,6 +620,16 @@ int main(void) {
           test_reload_refuses_a_bad_file_and_keeps_the_ring, setup, teardown),
       cmocka_unit_test_setup_teardown(test_checks_while_keys_change, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          test_keys_moving_mark_is_kept_and_answers_moving, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_keys_moving_and_floor_lines_are_checked, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_keys_import_adds_keys_as_they_are_all_or_nothing, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(
+          test_keys_account_remove_takes_keys_and_keeps_the_number, setup,
+          teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

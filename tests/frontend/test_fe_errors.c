@@ -39,6 +39,7 @@ static const want wants[] = {
     {CS_EEXPIRED, 410, "cursor_expired"},
     {CS_ECURSOR, 400, "invalid_cursor"},
     {CS_EBUSY, 409, "compaction_running"},
+    {CS_EMOVING, 503, "account_moving"},
     {CS_EIDS_SPENT, 503, "ids_exhausted"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
@@ -100,11 +101,17 @@ static void test_fe_errors_only_503_carries_retry_after(void **state) {
   const cd_store_error *busy = fe_store_error(CS_EIDEM_BUSY);
   assert_int_equal(busy->retry_after_s, 1);
   assert_string_equal(busy->retry_after, "1");
+  /* And an account marked moving: a move's cut-over is about a second. */
+  assert_int_equal(FE_MOVING_RETRY_AFTER_S, 1);
+  const cd_store_error *moving = fe_store_error(CS_EMOVING);
+  assert_int_equal(moving->retry_after_s, 1);
+  assert_string_equal(moving->retry_after, "1");
   for (size_t i = 0; i < sizeof wants / sizeof wants[0]; i++) {
     const cd_store_error *e = fe_store_error(wants[i].rc);
     assert_non_null(e->message);
     assert_true(e->message[0] != '\0');
-    if (wants[i].rc == CS_EIDEM_BUSY) continue; /* above */
+    if (wants[i].rc == CS_EIDEM_BUSY || wants[i].rc == CS_EMOVING)
+      continue; /* above */
     if (e->status == 503) {
       assert_int_equal(e->retry_after_s, FE_RETRY_AFTER_S);
       assert_non_null(e->retry_after);
@@ -120,7 +127,7 @@ static void test_fe_errors_client_mistakes_are_not_logged(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof wants / sizeof wants[0]; i++) {
     const cd_store_error *e = fe_store_error(wants[i].rc);
-    if (e->status < 500)
+    if (e->status < 500 || wants[i].rc == CS_EMOVING)
       assert_int_equal(e->log_level, CD_LOG_NONE);
     else if (e->status == 503)
       assert_int_equal(e->log_level, CD_LOG_WARN);

@@ -95,7 +95,7 @@ grep -q "$KEY" "$T/out" && fail "keys list shows a key"
 grep -q "$KEY" "$D/keys" && fail "the key file holds a key"
 expect 0 "$CTL" --data "$D" keys revoke "$KID"
 expect 0 "$CTL" --data "$D" keys list
-grep -q "$KID .* yes$" "$T/out" || fail "revoked key not shown revoked"
+grep -q "$KID .* yes  *no$" "$T/out" || fail "revoked key not shown revoked"
 expect 1 "$CTL" --data "$D" keys revoke ck_nosuchkey
 # A key id is named exactly (or by the whole key, whose hash must match).
 expect 0 "$CTL" --data "$D" keys add --account acme
@@ -104,10 +104,25 @@ KID2=$(awk '/^key_id /{print $2}' "$T/out")
 expect 1 "$CTL" --data "$D" keys revoke "${KID2}x"
 expect 1 "$CTL" --data "$D" keys revoke "${KID2}$(printf '%032d' 0)"
 expect 0 "$CTL" keys list --data "$D"
-grep -q "$KID2 .* no$" "$T/out" || fail "a near key id revoked $KID2"
+grep -q "$KID2 .* no  *no$" "$T/out" || fail "a near key id revoked $KID2"
 expect 0 "$CTL" keys revoke "$KEY2" --data "$D"
 expect 0 "$CTL" --data "$D" keys list
-grep -q "$KID2 .* yes$" "$T/out" || fail "the whole key did not revoke $KID2"
+grep -q "$KID2 .* yes  *no$" "$T/out" || fail "the whole key did not revoke $KID2"
+# The moving mark: set, listed with each key of the account, kept in the
+# key file, cleared.
+expect 0 "$CTL" --data "$D" keys moving --account acme on
+expect 0 "$CTL" --data "$D" keys list
+grep -q "$KID2 .*acme .* yes$" "$T/out" || fail "the mark not listed"
+grep -q "$AKID .*ops .* no$" "$T/out" || fail "another account listed moving"
+grep -q "^moving	acme$" "$D/keys" || fail "the key file lacks the mark"
+expect 2 "$CTL" --data "$D" keys moving --account nobody on
+expect 2 "$CTL" --data "$D" keys moving --account acme
+expect 2 "$CTL" --data "$D" keys moving --account acme maybe
+expect 2 "$CTL" --data "$D" keys moving on
+expect 0 "$CTL" --data "$D" keys moving --account acme off
+expect 0 "$CTL" --data "$D" keys list
+grep -q "$KID2 .*acme .* no$" "$T/out" || fail "the mark not cleared"
+grep -q "moving" "$D/keys" && fail "the key file keeps a cleared mark"
 
 # ---------------------------------------------------------- JSONL round trip
 cat >"$T/in.jsonl" <<'EOF'
