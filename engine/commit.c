@@ -410,14 +410,18 @@ static void *applier_main(void *arg) {
      * replay when the store closes first. */
     bool late = false, skip = false;
     int64_t deadline = cs_now_ms() + s->opts.standby_timeout_ms;
+    bool answered = false;
     while (!rc && !ship_wait(s, batch, deadline, &late)) {
-      if (s->closing && late) {
+      if (!answered) {
+        answered = true;
+        pthread_mutex_unlock(&s->wmu);
+        answer_batch(batch, CS_ESTANDBY_DOWN);
+        pthread_mutex_lock(&s->wmu);
+      }
+      if (s->closing) {
         skip = true;
         break;
       }
-      pthread_mutex_unlock(&s->wmu);
-      answer_batch(batch, CS_ESTANDBY_DOWN);
-      pthread_mutex_lock(&s->wmu);
     }
     pthread_mutex_unlock(&s->wmu);
 

@@ -134,7 +134,11 @@ void ship_applied(cs_store *s, uint64_t seq) {
 
 bool ship_wait(cs_store *s, const wqueue *b, int64_t deadline_ms,
                bool *timed_out) {
-  if (s->opts.standby_ack != CS_STANDBY_ACK_REQUIRED || !b->count) return true;
+  /* A standby's batches are its primary's records: nothing to wait for
+   * until it is promoted (so a pair may run with the same options). */
+  if (s->opts.standby_ack != CS_STANDBY_ACK_REQUIRED || !b->count ||
+      s->ship.role == CS_REPL_STANDBY)
+    return true;
   uint64_t last = b->ops[b->count - 1].seq;
   while (s->ship.acked_seq < last) {
     int64_t now = cs_now_ms();

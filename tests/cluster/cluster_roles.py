@@ -11,6 +11,7 @@
 - the lag in GET /admin/stats and /metrics;
 - GET /admin/replication: a bad position is 400, one past the log 410;
   POST /admin/replication/ack: a bad body 400;
+- the primary restarted: the standby reconnects (and says so) and goes on;
 - POST /admin/fence: the primary refuses writes (503 fenced), also after a
   restart; contactctl promote makes the standby the primary.
 """
@@ -99,6 +100,28 @@ def main():
         gone_id = json.loads(b)["id"]
         st, _, b = sc.request("GET", f"/contacts/{gone_id}")
         check(st == 200, "the write answered 503 is on the standby")
+
+        # The primary restarted on the same port: the standby says it lost
+        # it, reconnects with its back-off, and goes on after the primary's
+        # own last record (the seal of its close).
+        port = p.port
+        pc.close()
+        check(p.stop() == 0, "primary did not stop cleanly")
+        pair.primary = p = type(p)(args.contactd, args.plugins, pair.pdata,
+                                   pair.primary_args() +
+                                   ["--listen", f"127.0.0.1:{port}"]).start()
+        pc = p.client()
+        wait_for("a write after the primary's restart",
+                 lambda: create(pc, f"restart-{time.time()}")[0] == 200, 10)
+        st, _, b = create(pc, "after-restart")
+        check(st == 200, f"a write after the restart: {st} {b!r}")
+        rid = json.loads(b)["id"]
+        st, _, b = sc.request("GET", f"/contacts/{rid}")
+        check(st == 200, "the standby has the write made after the restart")
+        log = "\n".join(s.lines)
+        check("follow: lost the primary" in log and "reconnecting to" in log,
+              "the standby's log says it lost the primary and reconnects")
+        ac = pair.admin_client(p)
 
         # The replication routes refuse bad input.
         st, _, b = ac.request("GET", "/admin/replication?after=x")

@@ -151,7 +151,8 @@ static void test_ship_refuses_damage(void **state) {
   (void)state;
   char *pd = tu_tmpdir(), *sd = tu_tmpdir();
   cs_store *p = open_store(pd, false, CS_STANDBY_ACK_ASYNC, 0);
-  cs_store *f = open_store(sd, true, CS_STANDBY_ACK_ASYNC, 0);
+  /* A standby started with the primary's options: waits for no one. */
+  cs_store *f = open_store(sd, true, CS_STANDBY_ACK_REQUIRED, 100);
   make_contacts(p, 5, 0, NULL);
   assert_true(ship_all(p, f) > 0);
   make_contacts(p, 5, 10, NULL);
