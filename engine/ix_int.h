@@ -598,9 +598,10 @@ void big_remove(ix_dict *d, uint32_t e);
 ix_arr *arr_new(ix_dict *d, uint32_t cap);
 /* Frees a posting's array or bitmap (not its place in d->big). */
 void post_free(ix_dict *d, ix_post p);
-/* Adds slot to entry e's list (no-op when present). 0 or -ENOMEM, and then
- * the list is unchanged. */
-int post_add(ix_dict *d, uint32_t e, uint32_t slot);
+/* post_add for any list: also a single slot becoming an array, a slot that
+ * goes before an array's last, and a full array grown or made a bitmap.
+ * As post_add. */
+int post_add_slow(ix_dict *d, uint32_t e, uint32_t slot);
 /* Adds slots[0..k) (any order, repeats allowed) to entry e's list at once;
  * slots has room for IX_ARRAY_MAX values in front of it. 0 or -ENOMEM. */
 int post_add_many(ix_dict *d, uint32_t e, uint32_t *slots, size_t k);
@@ -682,6 +683,28 @@ void dict_shrink(ix_dict *d);
 size_t dict_memory(const ix_dict *d);
 /* Empties every dictionary of ix. */
 void ix_clear(ix_index *ix);
+
+/* Adds slot to entry e's list (no-op when present). 0 or -ENOMEM, and then
+ * the list is unchanged. Inline, with the common cases first: dict_add calls
+ * it for every existing key of every contact indexed, and slots are mostly
+ * new and the largest yet, so most adds go into a bitmap or onto the end of
+ * an array with room (an array's cap is at most IX_ARRAY_MAX, which ix_check
+ * checks, so room means no bitmap is due). */
+static inline int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
+  ix_post p = d->ents[e].post;
+  if (POST_IS_RB(p)) {
+    roaring_bitmap_add(POST_RB(p), slot);
+    return 0;
+  }
+  if (!POST_IS_ONE(p)) {
+    ix_arr *a = POST_ARR(p);
+    if (a->n < a->cap && a->v[a->n - 1] < slot) {
+      a->v[a->n++] = slot;
+      return 0;
+    }
+  }
+  return post_add_slow(d, e, slot);
+}
 
 /* Adds slot under (account, text) of hash h, staging it in bulk mode when
  * the key exists. 0, CS_EINVAL (key too long) or -ENOMEM; on failure d is

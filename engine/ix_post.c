@@ -91,9 +91,8 @@ ix_arr *arr_new(ix_dict *d, uint32_t cap) {
   return a;
 }
 
-/* Adds slot to entry e's list (no-op when present). 0 or -ENOMEM, and then
- * the list is unchanged. */
-int post_add(ix_dict *d, uint32_t e, uint32_t slot) {
+/* Every case of post_add (ix_int.h), the inline ones included. */
+int post_add_slow(ix_dict *d, uint32_t e, uint32_t slot) {
   ix_post p = d->ents[e].post;
   if (POST_IS_ONE(p)) {
     uint32_t s = POST_ONE(p);
