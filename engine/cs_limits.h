@@ -185,5 +185,11 @@
  * not yet applied (always kept): a standby further behind reads the log's
  * files instead. */
 #define CS_SHIP_KEEP_BYTES (8u * 1024 * 1024)
+/* A promoted standby hands out ids this far past every id it has seen:
+ * the old primary may have given ids in records that never reached the
+ * standby (under async, its lag; under required, writes in flight, never
+ * answered), and none may be handed out twice. A shard's range holds 2^56
+ * ids, so a promotion costs 2^-32 of it. */
+#define CS_PROMOTE_ID_SKIP (1ull << 24)
 
 #endif

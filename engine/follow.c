@@ -21,7 +21,9 @@
  * Invariants kept: a buffer is taken whole or not at all (every record is
  * checked before the first is queued); sequence numbers stay strictly
  * increasing through the log; ids are handed out, after promotion, past
- * every id the standby has seen (max_id_seen) and its own floor.
+ * every id the standby has seen (max_id_seen) and its own floor, with
+ * CS_PROMOTE_ID_SKIP more between (the ids the old primary may have given
+ * in records that never reached this store).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -206,11 +208,25 @@ int cs_promote(cs_store *s, cs_error *err) {
     pthread_rwlock_rdlock(&s->ilock);
     uint64_t seen = s->max_id_seen;
     pthread_rwlock_unlock(&s->ilock);
+    /* Past every id seen, and past the ids the old primary may have
+     * handed out in records this store never got (its lag, or writes in
+     * flight): CS_PROMOTE_ID_SKIP of them, kept by the manifest so that a
+     * restart before the first create does not fall back. */
     if (seen + 1 > s->next_id) s->next_id = seen + 1;
-    set_role(s, CS_REPL_PRIMARY);
-    store_notice(s, "promoted: taking writes after record %llu, ids from %llu",
-                 (unsigned long long)(s->next_seq - 1),
-                 (unsigned long long)s->next_id);
+    s->next_id += CS_PROMOTE_ID_SKIP;
+    uint64_t nid = s->next_id;
+    pthread_mutex_unlock(&s->wmu);
+    pthread_mutex_lock(&s->mmu); /* never under wmu (store_int.h) */
+    rc = manifest_write(s, nid, err);
+    pthread_mutex_unlock(&s->mmu);
+    pthread_mutex_lock(&s->wmu);
+    if (!rc) {
+      set_role(s, CS_REPL_PRIMARY);
+      store_notice(s,
+                   "promoted: taking writes after record %llu, ids from %llu",
+                   (unsigned long long)(s->next_seq - 1),
+                   (unsigned long long)s->next_id);
+    }
   }
   pthread_mutex_unlock(&s->wmu);
   return rc;

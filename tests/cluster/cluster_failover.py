@@ -55,7 +55,7 @@ def one_round(args, work, n, ack):
             if st != 200:
                 missing.append(cid)
             else:
-                check(json.loads(b)["last_name"] == tag,
+                check(json.loads(b).get("last_name") == tag,
                       f"contact {cid} is not the write acknowledged for it")
         top = max(int(i) for i in acked)
         check(first_id > top, f"id {first_id} after promotion is not above "

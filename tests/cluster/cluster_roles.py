@@ -42,7 +42,7 @@ def main():
     work = tmpdir(args)
     pair = None
     try:
-        pair = Pair(args, work, "roles", ack="required", timeout_ms=300).make()
+        pair = Pair(args, work, "roles", ack="required", timeout_ms=1000).make()
         p, s = pair.primary, pair.standby
         pc, sc = p.client(), s.client()
 
@@ -72,12 +72,12 @@ def main():
         check(st == 503 and err_code(b) == "standby_unavailable" and
               h.get("retry-after") == "1",
               f"a write with the standby gone: {st} {h} {b!r}")
-        check(waited >= 0.25, f"answered after {waited:.3f}s, before the "
-              "300 ms timeout")
+        check(waited >= 0.95, f"answered after {waited:.3f}s, before the "
+              "1000 ms timeout")
         t0 = time.monotonic()
         st, _, b = create(pc, "refused")
         check(st == 503 and err_code(b) == "standby_unavailable" and
-              time.monotonic() - t0 < 0.25,
+              time.monotonic() - t0 < 0.9,
               f"the next write is refused at once: {st} {b!r}")
         ac = pair.admin_client(p)
         st, _, b = ac.request("GET", "/admin/stats")

@@ -121,7 +121,14 @@ static void test_ship_follow_promote_fence(void **state) {
   assert_int_equal(tu_create(f, 1, c, &nid, &err), 0);
   cs_stats st;
   cs_stats_get(p, &st);
-  assert_true(nid >= st.next_id);
+  assert_true(nid >= st.next_id + CS_PROMOTE_ID_SKIP);
+  /* And the ids go on from there after a restart. */
+  cs_stats_get(f, &st);
+  uint64_t want = st.next_id;
+  assert_int_equal(cs_close(f, &err), 0);
+  f = open_store(sd, false, CS_STANDBY_ACK_ASYNC, 0);
+  cs_stats_get(f, &st);
+  assert_int_equal(st.next_id, want);
 
   /* The old primary fenced: refuses writes, also after a restart, until
    * opened as a standby. */
@@ -261,7 +268,7 @@ static void *follow_main(void *arg) {
 static void test_ship_required(void **state) {
   (void)state;
   char *pd = tu_tmpdir(), *sd = tu_tmpdir();
-  cs_store *p = open_store(pd, false, CS_STANDBY_ACK_REQUIRED, 100);
+  cs_store *p = open_store(pd, false, CS_STANDBY_ACK_REQUIRED, 1000);
   cs_store *f = open_store(sd, true, CS_STANDBY_ACK_ASYNC, 0);
   cs_error err;
 
