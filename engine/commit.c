@@ -35,9 +35,11 @@
 #include "cs_assert.h"
 #include "dir.h"
 #include "err.h"
+#include "idem.h"
 #include "log.h"
 #include "overlay.h"
 #include "pindex.h"
+#include "ship.h"
 #include "snap.h"
 #include "store_int.h"
 
@@ -110,6 +112,7 @@ int commit_enqueue(cs_store *s, uint8_t type, uint64_t seq, uint64_t id,
   op->done = done;
   op->ctx = ctx;
   op->idem = idem;
+  op->shipped = false;
   s->tail_off += len;
   pthread_cond_signal(&s->wcv);
   return 0;
@@ -240,6 +243,18 @@ static int apply_batch(cs_store *s, wqueue *b, char *what, size_t what_len) {
       rc = CS_ECORRUPT;
       break;
     }
+    /* A standby's: the entry is loaded as a replay loads it (follow.c). */
+    if (op->shipped && body.idem.present) {
+      pthread_mutex_lock(&s->imu);
+      int irc = idem_load(&s->idem, body.contact.account, &body.idem, op->seq,
+                          store_now(s));
+      pthread_mutex_unlock(&s->imu);
+      if (irc) {
+        snprintf(what, what_len, "out of memory loading idempotency keys");
+        rc = irc;
+        break;
+      }
+    }
     rc = store_apply(s, op->seg, op->off, &r, &body, &err);
     if (rc) snprintf(what, what_len, "%s", err.msg);
   }
@@ -343,6 +358,12 @@ static void *committer_main(void *arg) {
       rc = write_batch(s, batch, batch->what, sizeof batch->what);
     if (!rc && batch->synced)
       rc = sync_active(s, batch->what, sizeof batch->what);
+    /* Durable here: the standbys may have it (ship.c). */
+    if (!rc && batch->count && ship_batch(s, batch, wrote) != 0) {
+      rc = -ENOMEM;
+      snprintf(batch->what, sizeof batch->what,
+               "out of memory keeping a batch for the standbys");
+    }
 
     pthread_mutex_lock(&s->wmu);
     if (!rc && last) wrote = last;
@@ -362,6 +383,15 @@ static void *committer_main(void *arg) {
   return NULL;
 }
 
+/* Runs the completions of batch b not run yet, with rc. */
+static void answer_batch(wqueue *b, int rc) {
+  for (size_t i = 0; i < b->count; i++) {
+    cs_done_fn done = b->ops[i].done;
+    b->ops[i].done = NULL;
+    if (done) done(b->ops[i].ctx, rc, b->ops[i].id);
+  }
+}
+
 /* Applies and answers the batches the commit thread hands over. */
 static void *applier_main(void *arg) {
   cs_store *s = arg;
@@ -374,16 +404,39 @@ static void *applier_main(void *arg) {
     /* A failure since it was synced (the batch before failed to apply):
      * it is durable but not applied, and answered with the failure. */
     int rc = batch->rc ? batch->rc : s->failed;
+    /* Under CS_STANDBY_ACK_REQUIRED: applied only once a standby has it
+     * (invariant 5); answered CS_ESTANDBY_DOWN once the wait times out,
+     * applied when the acknowledgement comes, or left to the next open's
+     * replay when the store closes first. */
+    bool late = false, skip = false;
+    int64_t deadline = cs_now_ms() + s->opts.standby_timeout_ms;
+    bool answered = false;
+    while (!rc && !ship_wait(s, batch, deadline, &late)) {
+      if (!answered) {
+        answered = true;
+        pthread_mutex_unlock(&s->wmu);
+        answer_batch(batch, CS_ESTANDBY_DOWN);
+        pthread_mutex_lock(&s->wmu);
+      }
+      if (s->closing) {
+        skip = true;
+        break;
+      }
+    }
     pthread_mutex_unlock(&s->wmu);
 
     char *what = batch->what;
-    if (!rc && batch->count)
+    if (!rc && batch->count && !skip)
       rc = apply_batch(s, batch, what, sizeof batch->what);
+    if (!rc && batch->count && !skip)
+      ship_applied(s, batch->ops[batch->count - 1].seq);
 
     pthread_mutex_lock(&s->wmu);
     if (rc) {
       store_fail(s, rc < 0 ? rc : CS_EFAILED, true, "%s",
                  what[0] ? what : cs_strerror(rc));
+    } else if (skip) {
+      /* closing: durable here, not applied; the next open replays it */
     } else {
       uint64_t last =
           batch->count ? batch->ops[batch->count - 1].seq : s->written_seq;
@@ -399,13 +452,11 @@ static void *applier_main(void *arg) {
     pthread_cond_broadcast(&s->fcv);
     pthread_mutex_unlock(&s->wmu);
 
-    if (!rc && batch->count) wake_watchers(s, batch->ops[batch->count - 1].seq);
-    if (!rc) snapshot_if_due(s);
+    if (!rc && !skip && batch->count)
+      wake_watchers(s, batch->ops[batch->count - 1].seq);
+    if (!rc && !skip) snapshot_if_due(s);
 
-    int done_rc = rc ? (rc < 0 ? rc : CS_EFAILED) : 0;
-    for (size_t i = 0; i < batch->count; i++)
-      if (batch->ops[i].done)
-        batch->ops[i].done(batch->ops[i].ctx, done_rc, batch->ops[i].id);
+    answer_batch(batch, rc ? (rc < 0 ? rc : CS_EFAILED) : 0);
     pthread_mutex_lock(&s->wmu);
     batch->count = 0;
     batch->chunk_count = 0;
@@ -504,6 +555,8 @@ int commit_seal(cs_store *s, cs_error *err) {
   s->active_dirty = false;
   s->active_durable = s->active_written;
   if (s->written_seq <= s->open_seq) return 0; /* nothing new to vouch for */
+  /* A standby's log numbers only its primary's records (follow.c). */
+  if (s->ship.role == CS_REPL_STANDBY) return 0;
   rec_buf *b = &s->rbuf;
   b->len = 0;
   if (rec_append_meta(b, s->next_seq, s->next_id) ||
@@ -522,6 +575,7 @@ int commit_seal(cs_store *s, cs_error *err) {
 }
 
 int commit_start(cs_store *s, cs_error *err) {
+  s->ship.durable_seq = s->ship.applied_seq = s->applied_seq;
   if (pthread_create(&s->applier, NULL, applier_main, s) != 0)
     return cs_err(err, -EAGAIN, "cannot start the apply thread");
   s->applier_started = true;

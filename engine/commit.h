@@ -24,6 +24,9 @@ typedef struct wop {
   cs_done_fn done;
   void *ctx;
   struct idem_ent *idem; /* the idempotency entry it carries, or NULL */
+  /* A primary's record taken by a standby (follow.c): its idempotency
+   * entry is loaded when applied, as a replay loads it. */
+  bool shipped;
 } wop;
 
 /* The queued records bound for one segment, back to back from off: one

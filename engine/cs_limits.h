@@ -175,4 +175,21 @@
  * and readers come first when the CPUs are busy. */
 #define CS_ONLINE_COMPACT_NICE 10
 
+/* Replication (ship.c). How long a write waits for a standby's
+ * acknowledgement under CS_STANDBY_ACK_REQUIRED by default, and the
+ * bounds of --standby-timeout. */
+#define CS_STANDBY_TIMEOUT_MS_DEFAULT 2000u
+#define CS_STANDBY_TIMEOUT_MS_MIN 10u
+#define CS_STANDBY_TIMEOUT_MS_MAX 600000u
+/* The records of recent batches kept in memory for standbys, past those
+ * not yet applied (always kept): a standby further behind reads the log's
+ * files instead. */
+#define CS_SHIP_KEEP_BYTES (8u * 1024 * 1024)
+/* A promoted standby hands out ids this far past every id it has seen:
+ * the old primary may have given ids in records that never reached the
+ * standby (under async, its lag; under required, writes in flight, never
+ * answered), and none may be handed out twice. A shard's range holds 2^56
+ * ids, so a promotion costs 2^-32 of it. */
+#define CS_PROMOTE_ID_SKIP (1ull << 24)
+
 #endif

@@ -340,6 +340,7 @@ static void online_trade(cs_store *s, cs_store *d) {
   SWAP(s->acct_counts, d->acct_counts);
   SWAP(s->ix, d->ix);
   SWAP(s->segs, d->segs);
+  s->segs_gen++; /* a standby's read finds its place again (ship.c) */
   SWAP(s->seg_count, d->seg_count);
   SWAP(s->first_seg, d->first_seg);
   SWAP(s->live_contacts, d->live_contacts);
@@ -539,6 +540,10 @@ static int online_compact(cs_store *s, const cs_compact_opts *o,
   if (err) memset(err, 0, sizeof *err), err->field = -1;
   if (s->opts.no_indexes)
     return cs_err(err, CS_EINVAL, "the store was opened without indexes");
+  /* Its pin numbers a range of records and a marker of its own. */
+  if (cs_store_role(s) == CS_REPL_STANDBY)
+    return cs_err(err, CS_ESTANDBY,
+                  "a standby does not compact: its log is its primary's");
   if (__atomic_exchange_n(&s->compacting, 1, __ATOMIC_ACQ_REL))
     return cs_err(err, CS_EBUSY, "a compaction of %s is running", s->dir);
   /* The windows and the clock: o's, else the store's. */

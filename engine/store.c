@@ -91,6 +91,7 @@ void store_free(cs_store *s) {
   pthread_cond_destroy(&s->wcv);
   pthread_cond_destroy(&s->fcv);
   pthread_cond_destroy(&s->acv);
+  ship_free(&s->ship);
   if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
   free(s->snapshot_name);
   free(s->dir);
@@ -112,6 +113,8 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
     s->opts.snapshot_every_bytes = CS_SNAPSHOT_EVERY_BYTES;
   if (s->opts.trash_ms <= 0) s->opts.trash_ms = CS_TRASH_MS_DEFAULT;
   if (s->opts.changes_ms <= 0) s->opts.changes_ms = CS_CHANGES_MS_DEFAULT;
+  if (!s->opts.standby_timeout_ms)
+    s->opts.standby_timeout_ms = CS_STANDBY_TIMEOUT_MS_DEFAULT;
   s->dir = strdup(dir);
   pthread_mutex_init(&s->imu, NULL);
   pthread_mutex_init(&s->watchmu, NULL);
@@ -125,6 +128,7 @@ cs_store *store_new(const char *dir, const cs_options *opts) {
   msgpack_zone_init(&s->czone, REC_ZONE_CHUNK_BYTES);
   s->ix = ix_create();
   int orc = ov_init(&s->ov);
+  if (!orc) orc = ship_init(&s->ship);
   if (!s->dir || !s->ix || orc) {
     store_free(s);
     return NULL;
@@ -281,6 +285,7 @@ int cs_open(const char *dir, const cs_options *opts, cs_store **out,
    * touches again. */
   if (!rc) feed_trim(&s->feed, store_now(s) - s->opts.changes_ms);
   if (!rc) rc = open_tail(s, id_floor, err);
+  if (!rc) rc = follow_open(s, err);
   if (!rc) rc = commit_start(s, err);
   if (rc) {
     store_free(s);
@@ -303,6 +308,7 @@ static int bulk_finish(cs_store *s, cs_error *err) {
 int cs_close(cs_store *s, cs_error *err) {
   if (!s) return 0;
   if (err) memset(err, 0, sizeof *err), err->field = -1;
+  ship_close(s);
   commit_stop(s);
   int rc = 0, brc = 0;
   if (s->bulk && !s->failed) {

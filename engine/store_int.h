@@ -33,6 +33,12 @@
  *   3. The overlay holds exactly the accepted writes not yet applied; a
  *      validation sees the overlay first, then the applied state.
  *   4. Once failed is set it stays set until the store is closed.
+ *   5. Under CS_STANDBY_ACK_REQUIRED, invariant 2 is "durable here and on
+ *      a standby": a batch is applied only once a standby acknowledged a
+ *      sequence number at or past its last record (ship.c ship_wait).
+ *
+ * ship.mu (ship.h) is a leaf like imu: held only for the ring of shipped
+ * batches and the readers' count, never while taking another lock.
  */
 #ifndef CS_STORE_INT_H
 #define CS_STORE_INT_H
@@ -53,6 +59,7 @@
 #include "overlay.h"
 #include "pindex.h"
 #include "record.h"
+#include "ship.h"
 #include "snap.h"
 #include "trash.h"
 #include "u64map.h"
@@ -85,6 +92,7 @@ struct cs_store {
    * unmapped by store_free. */
   seg_map *retired;
   uint32_t retired_count;
+  uint64_t segs_gen; /* moved on when segs are traded (online.c) */
 
   /* ---- under wmu */
   pthread_mutex_t wmu;
@@ -171,6 +179,9 @@ struct cs_store {
   /* Its shard (cs_options.shard): every manifest it writes names it, and
    * it gives only ids of that shard (write.c, import.c, load.c). */
   uint32_t shard;
+
+  /* Replication (ship.h): its own leaf lock, and fields under wmu. */
+  ship_state ship;
 
   /* An online compaction is running (atomic: online.c). */
   int compacting;

@@ -36,6 +36,16 @@ static int writable(cs_store *s, cs_error *err) {
     return cs_err(err, CS_EFAILED, "the store refuses writes: %s",
                   s->failed_msg);
   if (s->closing) return cs_err(err, CS_ECLOSING, "the store is closing");
+  if (s->ship.role == CS_REPL_STANDBY)
+    return cs_err(err, CS_ESTANDBY,
+                  "this store is a standby: writes go to its primary");
+  if (s->ship.role == CS_REPL_FENCED)
+    return cs_err(err, CS_EFENCED,
+                  "this store was fenced: writes go to the new primary");
+  if (s->ship.down)
+    return cs_err(err, CS_ESTANDBY_DOWN,
+                  "no standby acknowledged the last writes within %u ms",
+                  s->opts.standby_timeout_ms);
   return 0;
 }
 

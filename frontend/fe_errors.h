@@ -114,6 +114,29 @@ static inline const cd_store_error *fe_store_error(int rc) {
         "this shard has given every id it may; its accounts must move to a "
         "shard numbered higher",
         FE_RETRY_AFTER_S, FE_STR(FE_RETRY_AFTER_S), CD_LOG_WARN}},
+      /* Replication (engine/README.md "Standby"): a standby or a fenced
+       * primary takes no writes (the client goes to the primary); under
+       * --standby-ack required, no standby acknowledged in time: the
+       * write's outcome is unknown, as after a timeout. */
+      {CS_ESTANDBY,
+       {503, "standby", "this server is a standby: writes go to the primary",
+        FE_STANDBY_RETRY_AFTER_S, FE_STR(FE_STANDBY_RETRY_AFTER_S),
+        CD_LOG_NONE}},
+      {CS_EFENCED,
+       {503, "fenced", "this server was fenced: another server is the primary",
+        FE_STANDBY_RETRY_AFTER_S, FE_STR(FE_STANDBY_RETRY_AFTER_S),
+        CD_LOG_NONE}},
+      {CS_ESTANDBY_DOWN,
+       {503, "standby_unavailable",
+        "no standby acknowledged the write in time; its outcome is unknown: "
+        "retry with the same Idempotency-Key",
+        FE_STANDBY_RETRY_AFTER_S, FE_STR(FE_STANDBY_RETRY_AFTER_S),
+        CD_LOG_WARN}},
+      {CS_ESHIP_GONE,
+       {410, "replication_gone",
+        "the log no longer continues from that position: start the standby "
+        "again from a backup",
+        0, NULL, CD_LOG_NONE}},
       FE_ERR_INTERNAL(CS_ECORRUPT),
       FE_ERR_UNAVAILABLE(CS_EFAILED),
       FE_ERR_INTERNAL(CS_ELOCKED),

@@ -123,6 +123,11 @@
  * caller answers an error it can retry rather than hang. */
 #define FE_QUIESCE_MS_MAX 5000
 
+/* What a write refused by a standby, a fenced primary, or a primary whose
+ * standby did not acknowledge in time is told to wait: a failover or a
+ * standby's return takes about a second. */
+#define FE_STANDBY_RETRY_AFTER_S 1
+
 /* A file path the front end builds or resolves (key file, temporary files,
  * plugin files): Linux's PATH_MAX, which realpath needs as its buffer. */
 #define FE_PATH_MAX_BYTES 4096

@@ -148,6 +148,9 @@ const char *fe_options_plugin_value(const fe_options *o, const char *name,
     return i < o->webhook_allow_count ? o->webhook_allow[i] : NULL;
   if (strcmp(name, "webhook-retry-seconds") == 0)
     return i == 0 ? o->webhook_retry_seconds : NULL;
+  if (strcmp(name, "follow") == 0) return i == 0 ? o->follow : NULL;
+  if (strcmp(name, "follow-key-file") == 0)
+    return i == 0 ? o->follow_key_file : NULL;
   return NULL;
 }
 
@@ -330,6 +333,37 @@ static int parse_args(fe_options *o, int argc, char **argv, char *err,
               FE_WEBHOOK_RETRY_SECONDS_MAX, "seconds", &n, err, errlen) != 0)
         return -1;
       o->webhook_retry_seconds = value;
+    } else if (IS("--follow")) {
+      VALUE();
+      if (strncmp(value, "http://", 7) != 0 &&
+          strncmp(value, "https://", 8) != 0) {
+        snprintf(err, errlen,
+                 "--follow %s: expected the primary's http:// or https:// URL",
+                 value);
+        return -1;
+      }
+      o->follow = value;
+    } else if (IS("--follow-key-file")) {
+      VALUE();
+      o->follow_key_file = value;
+    } else if (IS("--standby-ack")) {
+      VALUE();
+      if (strcmp(value, "required") == 0) {
+        o->standby_ack = CS_STANDBY_ACK_REQUIRED;
+      } else if (strcmp(value, "async") == 0) {
+        o->standby_ack = CS_STANDBY_ACK_ASYNC;
+      } else {
+        snprintf(err, errlen, "--standby-ack %s: expected required or async",
+                 value);
+        return -1;
+      }
+    } else if (IS("--standby-timeout")) {
+      VALUE();
+      uint64_t n;
+      if (parse_count("--standby-timeout", value, CS_STANDBY_TIMEOUT_MS_MIN,
+                      CS_STANDBY_TIMEOUT_MS_MAX, "ms", &n, err, errlen) != 0)
+        return -1;
+      o->standby_timeout_ms = (uint32_t)n;
     } else if (IS("--plugins")) {
       VALUE();
       o->plugins_dir = value;
@@ -375,6 +409,12 @@ static int options_check(const fe_options *o, char *err, size_t errlen) {
     snprintf(err, errlen, "%s given without %s",
              o->tls_cert != NULL ? "--tls-cert" : "--tls-key",
              o->tls_cert != NULL ? "--tls-key" : "--tls-cert");
+    return -1;
+  }
+  if ((o->follow == NULL) != (o->follow_key_file == NULL)) {
+    snprintf(err, errlen, "%s given without %s",
+             o->follow != NULL ? "--follow" : "--follow-key-file",
+             o->follow != NULL ? "--follow-key-file" : "--follow");
     return -1;
   }
   return 0;
@@ -553,6 +593,16 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       "                          can be created)\n"
       "  --webhook-retry-seconds N  retry a failing webhook N seconds, then\n"
       "                          disable it (default %d; %d to %d)\n"
+      "  --follow URL            be a standby of the primary at URL: take\n"
+      "                          its records, refuse writes (needs\n"
+      "                          --follow-key-file; default: a primary)\n"
+      "  --follow-key-file FILE  the primary's admin key, for --follow\n"
+      "  --standby-ack MODE      required: answer a write only once a\n"
+      "                          standby has it (503 standby_unavailable\n"
+      "                          after --standby-timeout); async: do not\n"
+      "                          wait, measure the lag (default async)\n"
+      "  --standby-timeout MS    how long a write waits for a standby\n"
+      "                          (default %u; %u to %u)\n"
       "  --plugins DIR           directory of plugins (*.so) to load\n"
       "                          (default %s)\n"
       "  --access-log FILE|-     one line per request to FILE, or - for\n"
@@ -574,7 +624,8 @@ int fe_options_usage(char *buf, size_t len, const char *default_plugins_dir) {
       CS_TRASH_DAYS_DEFAULT, CS_TRASH_DAYS_MAX, CS_CHANGES_DAYS_DEFAULT,
       CS_CHANGES_DAYS_MAX, CS_SHARD_MAX, FE_WEBHOOK_ALLOW_MAX,
       FE_WEBHOOK_RETRY_SECONDS_DEFAULT, FE_WEBHOOK_RETRY_SECONDS_MIN,
-      FE_WEBHOOK_RETRY_SECONDS_MAX, default_plugins_dir,
+      FE_WEBHOOK_RETRY_SECONDS_MAX, CS_STANDBY_TIMEOUT_MS_DEFAULT,
+      CS_STANDBY_TIMEOUT_MS_MIN, CS_STANDBY_TIMEOUT_MS_MAX, default_plugins_dir,
       FE_SHUTDOWN_TIMEOUT_S_DEFAULT, FE_SHUTDOWN_TIMEOUT_S_MIN,
       FE_SHUTDOWN_TIMEOUT_S_MAX);
 }

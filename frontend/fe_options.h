@@ -42,6 +42,15 @@ typedef struct fe_options {
   const char *webhook_allow[FE_WEBHOOK_ALLOW_MAX]; /* HOST[:PORT] */
   size_t webhook_allow_count;
   const char *webhook_retry_seconds; /* NULL: not given */
+  /* --follow URL and --follow-key-file FILE: a standby of the primary at
+   * URL (the admin plugin follows it, with the admin key in FILE); the
+   * store opens as a standby (cs_options.standby). */
+  const char *follow;
+  const char *follow_key_file;
+  /* --standby-ack required|async (cs_standby_ack) and --standby-timeout
+   * MS (0: the engine's default). */
+  int standby_ack;
+  uint32_t standby_timeout_ms;
   const char *plugins_dir;
   const char *access_log;             /* NULL: none; "-": stdout */
   fe_access_format access_log_format; /* --access-log-format default|json */

@@ -174,6 +174,9 @@ int main(int argc, char **argv) {
   so.changes_ms = (int64_t)opts.changes_days * CS_DAY_MS; /* 0: the default */
   so.shard = opts.shard;
   so.shard_set = opts.shard_set;
+  so.standby = opts.follow != NULL;
+  so.standby_ack = opts.standby_ack;
+  so.standby_timeout_ms = opts.standby_timeout_ms;
   so.notice = store_notice;
   rc = cs_open(opts.data_dir, &so, &store, &ce);
   if (rc != 0) {

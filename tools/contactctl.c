@@ -128,6 +128,16 @@ static const char *const usage_text[][2] = {
      "restore FILE|-\n"
      "  Unpacks a backup into --data, which must be absent or empty, and\n"
      "  verifies it; start the server on that directory.\n"},
+    {"promote",
+     "promote --url URL [--admin-key-file FILE]\n"
+     "  Makes the standby at URL the primary (POST /admin/promote): it stops\n"
+     "  following, applies what it has and takes writes, its ids past every\n"
+     "  id it has seen. The admin key is the first line of FILE, or\n"
+     "  CONTACTD_ADMIN_KEY. Prints the answer. --data is not used.\n"},
+    {"fence",
+     "fence --url URL [--admin-key-file FILE]\n"
+     "  Fences the primary at URL (POST /admin/fence): it refuses writes\n"
+     "  from then on, across restarts, until started as a standby.\n"},
     {"keys",
      "keys add --account NAME [--read-only | --admin]\n"
      "  keys list\n"
@@ -673,10 +683,11 @@ typedef struct ctl_cmd {
 } ctl_cmd;
 
 static const ctl_cmd commands[] = {
-    {"compact", cmd_compact, true}, {"dump", cmd_dump, true},
-    {"load", cmd_load, false},      {"verify", cmd_verify, true},
-    {"stats", cmd_stats, true},     {"keys", cmd_keys, false},
-    {"backup", cmd_backup, false},  {"restore", cmd_restore, false},
+    {"compact", cmd_compact, true},  {"dump", cmd_dump, true},
+    {"load", cmd_load, false},       {"verify", cmd_verify, true},
+    {"stats", cmd_stats, true},      {"keys", cmd_keys, false},
+    {"backup", cmd_backup, false},   {"restore", cmd_restore, false},
+    {"promote", cmd_promote, false}, {"fence", cmd_fence, false},
     {"init", cmd_init, false},
 };
 

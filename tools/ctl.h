@@ -64,6 +64,16 @@ int cmd_load(const char *dir, int argc, char **argv);
 int cmd_dump(const char *dir, int argc, char **argv);
 /* contactctl backup and restore (ctl_backup.c). */
 int cmd_backup(const char *dir, int argc, char **argv);
+/* contactctl promote and fence (ctl_repl.c). */
+int cmd_promote(const char *dir, int argc, char **argv);
+int cmd_fence(const char *dir, int argc, char **argv);
+
+/* An admin key is "ck_" and 40 characters; a key file may end in a
+ * newline. Anything longer is not a key file. */
+#define CTL_KEY_FILE_MAX 256
+/* The admin key for command what: the first line of path, or (path NULL)
+ * CONTACTD_ADMIN_KEY. 0, or an exit status with the reason on stderr. */
+int ctl_read_key(const char *what, const char *path, char *key, size_t cap);
 int cmd_restore(const char *dir, int argc, char **argv);
 
 /* The columns of a CSV dump, in order, which load reads back: the

@@ -33,10 +33,6 @@
 #include "cs.h"
 #include "ctl.h"
 
-/* An admin key is "ck_" and 40 characters; a key file may end in a
- * newline. Anything longer is not a key file. */
-#define CTL_KEY_FILE_MAX 256
-
 /* ----------------------------------------------------------------- backup */
 
 typedef struct fetch {
@@ -81,7 +77,7 @@ static size_t fetch_header(char *p, size_t size, size_t n, void *ctx) {
 }
 
 /* Reads the admin key: CONTACTD_ADMIN_KEY, or the first line of path. */
-static int read_key(const char *path, char *key, size_t cap) {
+int ctl_read_key(const char *what, const char *path, char *key, size_t cap) {
   const char *env = getenv("CONTACTD_ADMIN_KEY");
   if (!path && env && env[0]) {
     snprintf(key, cap, "%s", env);
@@ -89,9 +85,9 @@ static int read_key(const char *path, char *key, size_t cap) {
   }
   if (!path) {
     fprintf(stderr,
-            "%s: backup needs an admin key: set CONTACTD_ADMIN_KEY or give "
-            "--key-file FILE (contactctl keys add --admin makes one)\n",
-            prog);
+            "%s: %s needs an admin key: set CONTACTD_ADMIN_KEY or give "
+            "a key file (contactctl keys add --admin makes one)\n",
+            prog, what);
     return EXIT_USAGE;
   }
   FILE *f = fopen(path, "r");
@@ -147,7 +143,7 @@ int cmd_backup(const char *dir, int argc, char **argv) {
     return bad_usage("backup", "will not write a tar to a terminal; give "
                                "--output FILE");
   char key[CTL_KEY_FILE_MAX];
-  int ex = read_key(key_file, key, sizeof key);
+  int ex = ctl_read_key("backup", key_file, key, sizeof key);
   if (ex) return ex;
 
   char url[2048];

@@ -22,6 +22,7 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libsystemd-dev libnghttp2-dev
   curl nghttp2-client wrk openssl python3 clang clang-format libclang-rt-14-dev
   fuse3 libfuse3-dev
+  haproxy
   lintian man-db file
 )
 if [ "$bench" -eq 1 ]; then

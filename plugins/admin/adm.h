@@ -12,6 +12,12 @@
  *   adm_move.c  what moving an account between servers needs: the
  *               moving mark, the account's keys out and in with their
  *               hashes, its digest, and DELETE /admin/accounts/{name}
+ *               its own (adm_task)
+ *   adm_repl.c  /admin/replication (the log to a standby, a stream on a
+ *               thread of its own), /admin/replication/ack,
+ *               /admin/promote, /admin/fence
+ *   adm_follow.c  a standby's client loop (--follow): reads the
+ *               primary's stream, appends, acknowledges, reconnects
  *
  * Every route is CD_ROUTE_ADMIN: the front end has checked that the
  * caller holds an admin key before a handler runs.
@@ -64,6 +70,8 @@ typedef struct adm_ctx {
   adm_job jobs[ADM_JOBS_KEPT]; /* a ring: the newest ADM_JOBS_KEPT */
   uint64_t job_seq;            /* jobs ever started */
   bool compacting;             /* a compaction job is running */
+  int ship_streams;            /* GET /admin/replication streams open */
+  struct adm_follow *follow;   /* --follow: the client loop, or NULL */
 } adm_ctx;
 
 /* Runs fn(c, arg) on a thread of its own, counted in c->tasks. Returns 0,
@@ -130,5 +138,23 @@ int adm_account_keys(void *state, const cd_request *req, cd_response *res);
 int adm_account_keys_add(void *state, const cd_request *req, cd_response *res);
 int adm_digest(void *state, const cd_request *req, cd_response *res);
 int adm_account_delete(void *state, const cd_request *req, cd_response *res);
+int adm_replication(void *state, const cd_request *req, cd_response *res);
+int adm_replication_ack(void *state, const cd_request *req, cd_response *res);
+int adm_promote(void *state, const cd_request *req, cd_response *res);
+int adm_fence(void *state, const cd_request *req, cd_response *res);
+
+/* The "replication" member of GET /admin/stats. */
+void adm_repl_gen(adm_ctx *c, yajl_gen g);
+
+/* adm_follow.c: with --follow URL --follow-key-file FILE, a thread that
+ * follows the primary (c->follow). start: 0, or -1 with errbuf (a bad key
+ * file, no thread). stop: ends and joins it (promotion, drain); safe to
+ * call again. */
+int adm_follow_start(adm_ctx *c, const char *url, const char *key_file,
+                     char *errbuf, size_t errlen);
+void adm_follow_stop(adm_ctx *c);
+void adm_follow_free(adm_ctx *c);
+/* The follower's state for GET /admin/stats, into g (a map's members). */
+void adm_follow_gen(adm_ctx *c, yajl_gen g);
 
 #endif

@@ -317,6 +317,8 @@ int adm_stats(void *state, const cd_request *req, cd_response *res) {
   } else {
     yajl_gen_null(g);
   }
+  adm_gen_str(g, "replication");
+  adm_repl_gen(c, g);
   adm_gen_str(g, "writable");
   yajl_gen_bool(g, st.failed == 0);
   if (st.failed) {

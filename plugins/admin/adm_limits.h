@@ -43,4 +43,23 @@
  * keeps a delete from looping should writes go on regardless. */
 #define ADM_DELETE_ROUNDS_MAX 8
 
+/* Replication (adm_repl.c, adm_follow.c). Standbys reading the log at
+ * once (each a thread of its own, outside ADM_TASKS_MAX). */
+#define ADM_SHIP_STREAMS_MAX 4
+/* What one read of the log hands a stream at most (at least the largest
+ * record), and how long it waits for a new batch before it looks whether
+ * the server is stopping. */
+#define ADM_SHIP_READ_BYTES (2u * 1024 * 1024)
+#define ADM_SHIP_WAIT_MS 200
+/* The follower's reconnection back-off: doubled after each failure from
+ * the first to the last, and back to the first once records arrive. */
+#define ADM_FOLLOW_BACKOFF_MIN_MS 50
+#define ADM_FOLLOW_BACKOFF_MAX_MS 2000
+/* Connecting to the primary, and an acknowledgement's whole exchange. */
+#define ADM_FOLLOW_CONNECT_TIMEOUT_MS 2000
+#define ADM_FOLLOW_ACK_TIMEOUT_MS 5000
+/* The primary's URL (without the route), and the key file's bytes. */
+#define ADM_FOLLOW_URL_MAX_BYTES 1024
+#define ADM_FOLLOW_KEY_MAX_BYTES 256
+
 #endif

@@ -362,6 +362,21 @@ static int adm_create(const cd_host *host, cs_store *store, void **state_out,
   c->store = store;
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->idle, NULL);
+  /* --follow: this server is a standby of that primary. */
+  const char *follow =
+      host->option ? host->option(host->ctx, "follow", 0) : NULL;
+  if (follow) {
+    const char *key_file = host->option(host->ctx, "follow-key-file", 0);
+    if (!key_file ||
+        adm_follow_start(c, follow, key_file, errbuf, errlen) != 0) {
+      if (!key_file)
+        snprintf(errbuf, errlen, "--follow needs --follow-key-file");
+      pthread_cond_destroy(&c->idle);
+      pthread_mutex_destroy(&c->mu);
+      free(c);
+      return -1;
+    }
+  }
   *state_out = c;
   return 0;
 }
@@ -371,6 +386,7 @@ static int adm_create(const cd_host *host, cs_store *store, void **state_out,
  * since stopping it half-way would only throw its work away. */
 static void adm_drain(void *state) {
   adm_ctx *c = state;
+  adm_follow_stop(c); /* it appends to the store */
   pthread_mutex_lock(&c->mu);
   c->draining = true;
   if (c->compacting)
@@ -385,6 +401,7 @@ static void adm_destroy(void *state) {
   adm_ctx *c = state;
   if (!c) return;
   adm_drain(c);
+  adm_follow_free(c);
   pthread_cond_destroy(&c->idle);
   pthread_mutex_destroy(&c->mu);
   free(c);
@@ -408,6 +425,10 @@ static const cd_route adm_routes[] = {
     {"POST", "/admin/compact", ADM, adm_compact},
     {"GET", "/admin/jobs/{id}", ADM, adm_job_get},
     {"GET", "/admin/stats", ADM, adm_stats},
+    {"GET", "/admin/replication", ADM, adm_replication},
+    {"POST", "/admin/replication/ack", ADM, adm_replication_ack},
+    {"POST", "/admin/promote", ADM, adm_promote},
+    {"POST", "/admin/fence", ADM, adm_fence},
 };
 
 __attribute__((visibility("default"))) const cd_plugin contactd_plugin = {

@@ -62,6 +62,46 @@ static int hl_handle(void *state, const cd_request *req, cd_response *res) {
   return CD_DONE;
 }
 
+/* GET /healthz/primary: 200 on a primary that takes writes, else 503
+ * not_primary with the role, so that a proxy's health check sends writes
+ * only to the primary. */
+static int hl_primary(void *state, const cd_request *req, cd_response *res) {
+  const hl_state *st = state;
+  cs_store *store = req->store ? req->store : st->store;
+  cs_error err = {0};
+  cs_repl_role role = store ? cs_store_role(store) : CS_REPL_PRIMARY;
+  int rc = store ? cs_health(store, &err) : CS_ECLOSING;
+  yajl_gen g = yajl_gen_alloc(NULL);
+  if (!g) {
+    st->host->error(res, 500, "internal", "internal error", NULL, 0);
+    return CD_DONE;
+  }
+  yajl_gen_map_open(g);
+  bool ok = role == CS_REPL_PRIMARY && rc == 0;
+  if (!ok) {
+    hl_gen_key(g, "error");
+    yajl_gen_map_open(g);
+    hl_gen_key(g, "code");
+    hl_gen_key(g, "not_primary");
+    hl_gen_key(g, "message");
+    hl_gen_key(g, role == CS_REPL_STANDBY ? "this server is a standby"
+                  : role == CS_REPL_FENCED
+                      ? "this server was fenced: another is the primary"
+                      : "this primary refuses writes: see /healthz");
+    yajl_gen_map_close(g);
+  }
+  hl_gen_key(g, "role");
+  hl_gen_key(g, cs_repl_role_name(role));
+  yajl_gen_map_close(g);
+  const unsigned char *buf;
+  size_t len;
+  yajl_gen_get_buf(g, &buf, &len);
+  st->host->respond(res, ok ? 200 : 503, "application/json", (const char *)buf,
+                    len);
+  yajl_gen_free(g);
+  return CD_DONE;
+}
+
 static int hl_create(const cd_host *host, cs_store *store, void **state_out,
                      char *errbuf, size_t errlen) {
   hl_state *st = malloc(sizeof *st);
@@ -82,6 +122,7 @@ static void hl_destroy(void *state) {
 
 static const cd_route hl_routes[] = {
     {"GET", "/healthz", 0, hl_handle},
+    {"GET", "/healthz/primary", 0, hl_primary},
 };
 
 __attribute__((visibility("default"))) const cd_plugin contactd_plugin = {

@@ -70,6 +70,28 @@ static void mt_store(FILE *f, cs_store *store) {
   mt_metric(f, "contactd_store_failed", "gauge",
             "1 when the store refuses writes after an I/O failure.",
             s.failed != 0);
+  cs_repl_info r;
+  cs_repl_get(store, &r);
+  mt_metric(f, "contactd_role", "gauge",
+            "0 primary, 1 standby, 2 fenced (engine/README.md Standby).",
+            (uint64_t)r.role);
+  mt_metric(f, "contactd_standby_readers", "gauge",
+            "Standbys reading this store's log now.", r.readers);
+  mt_metric(f, "contactd_standby_acked_seq", "gauge",
+            "The highest record a standby acknowledged (0: none).",
+            r.acked_seq);
+  mt_metric(f, "contactd_standby_lag_records", "gauge",
+            "Records durable here that no standby acknowledged yet.",
+            r.lag_records);
+  fprintf(f,
+          "# HELP contactd_standby_lag_seconds Age of the oldest record no "
+          "standby acknowledged.\n"
+          "# TYPE contactd_standby_lag_seconds gauge\n"
+          "contactd_standby_lag_seconds %.3f\n",
+          (double)r.lag_ms / 1000.0);
+  mt_metric(f, "contactd_standby_unavailable", "gauge",
+            "1 while writes are refused: no standby acknowledged in time.",
+            r.unavailable);
 }
 
 static int mt_handle(void *state, const cd_request *req, cd_response *res) {

@@ -63,6 +63,11 @@ def parse_args():
     p.add_argument("--contactctl", help="the admin tool, when built")
     p.add_argument("--only", help="run only tests whose name has this")
     p.add_argument("--keep", action="store_true", help="keep the work dir")
+    p.add_argument("--target", help="a JSON file naming a running server "
+                   "(or a proxy in front of servers) to drive instead of "
+                   "starting one: {\"url\", \"tls_url\", \"keys\": {\"a\", "
+                   "\"b\", \"ro\", \"tls\"}, \"upgrade_version\"}; see "
+                   "load_target")
     a = p.parse_args()
     for name in ("contactd", "keytool", "hello", "probe", "badversion",
                  "plugins"):
@@ -205,6 +210,48 @@ class Server:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
+
+
+class Remote:
+    """A server the driver did not start (--target): what a driver reads
+    of a Server. Stopping it is its owner's business."""
+
+    def __init__(self, url, key=None):
+        self.url = url
+        self.urls = [url]
+        self.key = key
+        self.lines = []
+        self.proc = None
+
+    def stop(self, sig=signal.SIGTERM, timeout=40):
+        return 0
+
+    def stderr(self):
+        return ""
+
+    def kill(self):
+        pass
+
+
+def load_target(args):
+    """The --target file (a dict), or None without one. It names a running
+    server by "url" (in the clear) and "tls_url", keys made for the
+    driver's use in "keys": "a" and "b" of two accounts, "ro" a read-only
+    key of a's account, "tls" a key for the TLS address; and
+    "upgrade_version", the HTTP version an `Upgrade: h2c` request is
+    answered in there ("2" from contactd itself; "1.1" through HAProxy,
+    which does not do the upgrade). A driver tests through it what it
+    tests on a server of its own, leaving out what needs a server it
+    starts and stops itself."""
+    if not args.target:
+        return None
+    with open(args.target) as f:
+        t = json.load(f)
+    for k in ("url", "tls_url", "keys"):
+        check(k in t, f"--target {args.target}: no {k!r}")
+    if t.get("upgrade_version"):
+        _PROTO_VERSION["upgrade"] = t["upgrade_version"]
+    return t
 
 
 def run_contactd(contactd, args, timeout=20, env=None):

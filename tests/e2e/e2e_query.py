@@ -21,9 +21,9 @@ import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_lib import (Raw, CLEAR_PROTOCOLS, Fail, Server, Workdir,  # noqa: E402
-                     check, check_eq, curl, keytool, nghttp,
-                     parse_args, run_and_stop)
+from e2e_lib import (Raw, CLEAR_PROTOCOLS, Fail, Remote, Server,  # noqa: E402
+                     Workdir, check, check_eq, curl, keytool, load_target,
+                     nghttp, parse_args, run_and_stop)
 
 args = parse_args()
 work = Workdir(args.keep)
@@ -33,13 +33,20 @@ if not os.path.exists(os.path.join(PLUGINS, "contacts.so")):
     print(f"skipped: no contacts.so in {PLUGINS}")
     sys.exit(0)
 
-data = work.sub("data-query")
-Server(args.contactd, data, PLUGINS).start().stop()
-with open(os.path.join(data, "default.key")) as f:
-    KEY = f.read().strip()
-KEY_RO = keytool(args, data, "add", "default", "ro")
-KEY_B = keytool(args, data, "add", "other", "rw")
-main = Server(args.contactd, data, PLUGINS).start()
+# With --target, a running server (or HAProxy in front of shards) and
+# keys of fresh accounts made for this run.
+TARGET = load_target(args)
+if TARGET:
+    main = Remote(TARGET["url"])
+    KEY, KEY_RO, KEY_B = (TARGET["keys"][k] for k in ("a", "ro", "b"))
+else:
+    data = work.sub("data-query")
+    Server(args.contactd, data, PLUGINS).start().stop()
+    with open(os.path.join(data, "default.key")) as f:
+        KEY = f.read().strip()
+    KEY_RO = keytool(args, data, "add", "default", "ro")
+    KEY_B = keytool(args, data, "add", "other", "rw")
+    main = Server(args.contactd, data, PLUGINS).start()
 HOSTPORT = urllib.parse.urlsplit(main.url).netloc
 CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -41,6 +41,10 @@ static const want wants[] = {
     {CS_EBUSY, 409, "compaction_running"},
     {CS_EMOVING, 503, "account_moving"},
     {CS_EIDS_SPENT, 503, "ids_exhausted"},
+    {CS_ESTANDBY, 503, "standby"},
+    {CS_EFENCED, 503, "fenced"},
+    {CS_ESTANDBY_DOWN, 503, "standby_unavailable"},
+    {CS_ESHIP_GONE, 410, "replication_gone"},
     {CS_ECORRUPT, 500, "internal"},
     {CS_EFAILED, 503, "store_unavailable"},
     {CS_ELOCKED, 500, "internal"},
@@ -91,6 +95,10 @@ static void test_fe_errors_errno_and_unknown_codes(void **state) {
   }
 }
 
+static bool standby_row(int rc) {
+  return rc == CS_ESTANDBY || rc == CS_EFENCED || rc == CS_ESTANDBY_DOWN;
+}
+
 static void test_fe_errors_only_503_carries_retry_after(void **state) {
   (void)state;
   char secs[16];
@@ -111,7 +119,12 @@ static void test_fe_errors_only_503_carries_retry_after(void **state) {
     assert_non_null(e->message);
     assert_true(e->message[0] != '\0');
     if (wants[i].rc == CS_EIDEM_BUSY || wants[i].rc == CS_EMOVING)
-      continue; /* above */
+      continue;                     /* above */
+    if (standby_row(wants[i].rc)) { /* a failover takes about a second */
+      assert_int_equal(e->retry_after_s, FE_STANDBY_RETRY_AFTER_S);
+      assert_string_equal(e->retry_after, "1");
+      continue;
+    }
     if (e->status == 503) {
       assert_int_equal(e->retry_after_s, FE_RETRY_AFTER_S);
       assert_non_null(e->retry_after);
@@ -127,7 +140,13 @@ static void test_fe_errors_client_mistakes_are_not_logged(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof wants / sizeof wants[0]; i++) {
     const cd_store_error *e = fe_store_error(wants[i].rc);
-    if (e->status < 500 || wants[i].rc == CS_EMOVING)
+    /* A write sent to a standby or a fenced primary, or a request of an
+     * account moving: the client's routing, nothing for this server's
+     * operator. */
+    if (wants[i].rc == CS_ESTANDBY || wants[i].rc == CS_EFENCED ||
+        wants[i].rc == CS_EMOVING)
+      assert_int_equal(e->log_level, CD_LOG_NONE);
+    else if (e->status < 500)
       assert_int_equal(e->log_level, CD_LOG_NONE);
     else if (e->status == 503)
       assert_int_equal(e->log_level, CD_LOG_WARN);

@@ -343,6 +343,10 @@ static void test_fe_options_usage_shows_defaults(void **state) {
                            "--webhook-allow",
                            "--webhook-retry-seconds",
                            "--shutdown-timeout",
+                           "--follow",
+                           "--follow-key-file",
+                           "--standby-ack",
+                           "--standby-timeout",
                            "CONTACTD_<OPTION>",
                            "$STATE_DIRECTORY"};
   for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
@@ -370,6 +374,44 @@ static void test_fe_options_shutdown_timeout(void **state) {
   expect_error("--shutdown-timeout", "--shutdown-timeout", "-1", NULL);
   expect_error("--shutdown-timeout", "--shutdown-timeout", "10s", NULL);
   expect_error("--shutdown-timeout", "--shutdown-timeout=", NULL);
+}
+
+static void test_fe_options_standby(void **state) {
+  (void)state;
+  fe_options o;
+  char err[256];
+  char lo[32], hi[32], below[32], past[32];
+  assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+  assert_int_equal(o.standby_ack, CS_STANDBY_ACK_ASYNC);
+  assert_int_equal(o.standby_timeout_ms, 0); /* the engine's default */
+  assert_null(o.follow);
+  snprintf(lo, sizeof(lo), "%u", CS_STANDBY_TIMEOUT_MS_MIN);
+  snprintf(hi, sizeof(hi), "%u", CS_STANDBY_TIMEOUT_MS_MAX);
+  snprintf(below, sizeof(below), "%u", CS_STANDBY_TIMEOUT_MS_MIN - 1);
+  snprintf(past, sizeof(past), "%u", CS_STANDBY_TIMEOUT_MS_MAX + 1);
+  assert_int_equal(parse(&o, err, sizeof(err), "--standby-ack", "required",
+                         "--standby-timeout", lo, NULL),
+                   0);
+  assert_int_equal(o.standby_ack, CS_STANDBY_ACK_REQUIRED);
+  assert_int_equal(o.standby_timeout_ms, CS_STANDBY_TIMEOUT_MS_MIN);
+  assert_int_equal(parse(&o, err, sizeof(err), "--standby-timeout", hi, NULL),
+                   0);
+  assert_int_equal(o.standby_timeout_ms, CS_STANDBY_TIMEOUT_MS_MAX);
+  expect_error("--standby-timeout", "--standby-timeout", past, NULL);
+  expect_error("--standby-timeout", "--standby-timeout", below, NULL);
+  expect_error("--standby-ack", "--standby-ack", "sometimes", NULL);
+  assert_int_equal(parse(&o, err, sizeof(err), "--follow",
+                         "http://127.0.0.1:8080", "--follow-key-file", "/k",
+                         NULL),
+                   0);
+  assert_string_equal(fe_options_plugin_value(&o, "follow", 0),
+                      "http://127.0.0.1:8080");
+  assert_string_equal(fe_options_plugin_value(&o, "follow-key-file", 0), "/k");
+  assert_null(fe_options_plugin_value(&o, "follow", 1));
+  expect_error("--follow", "--follow", "ftp://x", "--follow-key-file", "/k",
+               NULL);
+  expect_error("--follow-key-file", "--follow", "http://127.0.0.1:1", NULL);
+  expect_error("--follow", "--follow-key-file", "/k", NULL);
 }
 
 /* fe_options_load with a command line (NULL-terminated after envp's
@@ -576,6 +618,7 @@ int main(void) {
       cmocka_unit_test(test_fe_options_webhook_retry_seconds),
       cmocka_unit_test(test_fe_options_usage_shows_defaults),
       cmocka_unit_test(test_fe_options_shutdown_timeout),
+      cmocka_unit_test(test_fe_options_standby),
       cmocka_unit_test(test_fe_options_from_the_environment),
       cmocka_unit_test(test_fe_options_command_line_wins),
       cmocka_unit_test(test_fe_options_bad_environment_names_the_variable),

@@ -44,14 +44,47 @@ static void test_health_ok(void **state) {
   (void)state;
   fh_fixture fx;
   fh_open(&fx, &contactd_plugin, NULL);
-  assert_int_equal(contactd_plugin.route_count, 1);
+  assert_int_equal(contactd_plugin.route_count, 2);
   assert_string_equal(contactd_plugin.routes[0].pattern, "/healthz");
   assert_string_equal(contactd_plugin.routes[0].method, "GET");
   assert_int_equal(contactd_plugin.routes[0].flags, 0); /* no key */
+  assert_string_equal(contactd_plugin.routes[1].pattern, "/healthz/primary");
+  assert_int_equal(contactd_plugin.routes[1].flags, 0);
   struct cd_response *r = fh_call(&fx, "GET", "/healthz", NULL, NULL);
   assert_int_equal(r->status, 200);
   assert_string_equal(r->content_type, "application/json");
   assert_string_equal(r->body, "{\"status\":\"ok\"}");
+  fh_free(r);
+  fh_close(&fx);
+}
+
+/* /healthz/primary: 200 on a primary, 503 not_primary with the role on a
+ * standby and on a fenced primary. */
+static void test_health_primary_by_role(void **state) {
+  (void)state;
+  fh_fixture fx;
+  fh_open(&fx, &contactd_plugin, NULL);
+  struct cd_response *r = fh_call(&fx, "GET", "/healthz/primary", NULL, NULL);
+  assert_int_equal(r->status, 200);
+  assert_string_equal(r->body, "{\"role\":\"primary\"}");
+  fh_free(r);
+  cs_error err;
+  assert_int_equal(cs_fence(fx.store, &err), 0);
+  r = fh_call(&fx, "GET", "/healthz/primary", NULL, NULL);
+  assert_int_equal(r->status, 503);
+  assert_non_null(strstr(r->body, "\"code\":\"not_primary\""));
+  assert_non_null(strstr(r->body, "\"role\":\"fenced\""));
+  fh_free(r);
+  fh_close(&fx);
+  cs_options so = {.standby = true};
+  fh_open(&fx, &contactd_plugin, &so);
+  r = fh_call(&fx, "GET", "/healthz/primary", NULL, NULL);
+  assert_int_equal(r->status, 503);
+  assert_non_null(strstr(r->body, "\"role\":\"standby\""));
+  fh_free(r);
+  /* /healthz is liveness: a standby is healthy. */
+  r = fh_call(&fx, "GET", "/healthz", NULL, NULL);
+  assert_int_equal(r->status, 200);
   fh_free(r);
   fh_close(&fx);
 }
@@ -135,6 +168,7 @@ test_health_answers_a_failed_store_as_the_contacts_api(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_health_ok),
+      cmocka_unit_test(test_health_primary_by_role),
       cmocka_unit_test(test_health_unavailable_after_failed_write),
       cmocka_unit_test(test_health_answers_a_failed_store_as_the_contacts_api),
   };
