@@ -43,7 +43,7 @@ from proxy_lib import (E2E, ID_BASE, SHARD_SPAN, TOOL, Cluster, Http,  # noqa: E
 a = parse_args()
 if not have_haproxy(a):
     print("skipped: no haproxy (tools/deps.sh installs it)")
-    sys.exit(0)
+    sys.exit(77)
 work = Workdir(a.keep)
 cluster = Cluster(a, work, shards=3, standbys=(2,)).start(accounts=30)
 ACCOUNTS = list(cluster.accounts)
