@@ -1,16 +1,15 @@
 /*
  * cs_repl.h: the engine's replication calls (ship.c, follow.c), part of
- * the public API: cs.h includes it at its end, so every user of cs.h has
- * them. engine/README.md "Standby" says what they promise.
+ * the public API. engine/README.md "Standby" says what they promise.
  */
 #ifndef CS_REPL_H
 #define CS_REPL_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "cs.h"
+/* A part of cs.h, which includes it after its own declarations (they
+ * are used here): include cs.h, not this. */
+#ifndef CS_H
+#error "include cs.h, which includes this header"
+#endif
 
 #ifdef __cplusplus
 extern "C" {
