@@ -51,8 +51,6 @@ static int replay_refused(replay *rp, seg_map *m, uint64_t off,
 static int replay_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
   replay *rp = ctx;
   cs_store *s = rp->s;
-  char name[SEG_NAME_BYTES];
-  seg_name(name, sizeof name, m->no);
   rec_body b;
   const char *why;
   if (rp->seq_end && r->seq >= rp->seq_end) return REPLAY_STOP;
@@ -68,6 +66,9 @@ static int replay_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
       snprintf(text, sizeof text, " (%s)", why);
       return replay_refused(rp, m, off, r, "that does not decode", text);
     }
+    char name[SEG_NAME_BYTES]; /* formatted for an error only: an open's
+                                * replay passes here for every record */
+    seg_name(name, sizeof name, m->no);
     if (rp->mode == REPLAY_OPEN)
       return cs_err(rp->err, CS_ECORRUPT,
                     "%s/%s: record at offset %" PRIu64
@@ -90,9 +91,12 @@ static int replay_rec(void *ctx, seg_map *m, uint64_t off, const rec_view *r) {
     snprintf(text, sizeof text, ": %s", aerr.msg);
     return replay_refused(rp, m, off, r, "that contradicts the log", text);
   }
-  if (rc)
+  if (rc) {
+    char name[SEG_NAME_BYTES];
+    seg_name(name, sizeof name, m->no);
     return cs_err(rp->err, rc, "%s/%s: record at offset %" PRIu64 ": %s",
                   s->dir, name, off, aerr.msg);
+  }
   return 0;
 }
 
