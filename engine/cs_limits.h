@@ -162,6 +162,10 @@
 /* A store holds at most this many accounts (ids are 32-bit, and the key
  * file is read whole at start). */
 #define CS_ACCOUNTS_MAX 65536
+/* Each thread that checks keys remembers this many it found (a power of
+ * two; 56 bytes each), so a client's next request with its key skips the
+ * SHA-256 (keys_cache.c). */
+#define CS_KEYS_CACHE_SLOTS 64
 
 /* Online compaction numbers its new segments this far past the live log's
  * last, so that the live log can roll this many times while it runs; it

@@ -36,7 +36,9 @@
  * characters of base62 from getrandom (238 bits). Its first 11 characters
  * are its public key_id, which lists and revocation use. Checking a key
  * compares its hash with every live key's hash in constant time, without
- * stopping at a match, so timing says nothing about which keys exist.
+ * stopping at a match, so timing says nothing about which keys exist; a
+ * thread remembers the keys it found last and the ring's state then
+ * (keys_cache.c), and answers the same key in the same state from there.
  *
  * The file is replaced atomically on every change (dir_replace, through
  * the cs_io seam). Callers hold the store's directory lock while they
@@ -409,6 +411,7 @@ int cs_keys_open(const char *dir, cs_keyring **out, cs_error *err) {
   pthread_rwlock_init(&k->lock, &attr);
   pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&k->write_mu, NULL);
+  atomic_init(&k->stamp, keys_stamp_next());
   k->dir = strdup(dir);
   k->io = cs_io_posix();
   k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -584,14 +587,14 @@ int cs_keys_account_ensure(cs_keyring *k, const char *account, uint32_t *id_out,
   }
   acct_entry a = {.id = id};
   snprintf(a.name, sizeof a.name, "%s", account);
-  pthread_rwlock_wrlock(&k->lock); /* the array may move */
+  keys_write_lock(k); /* the array may move */
   rc = acct_reserve(&k->keys) ? cs_err(err, -ENOMEM, "out of memory") : 0;
-  pthread_rwlock_unlock(&k->lock);
+  keys_write_unlock(k);
   if (!rc) rc = ring_save(k, NULL, NULL, &a, err);
   if (!rc) {
-    pthread_rwlock_wrlock(&k->lock);
+    keys_write_lock(k);
     k->keys.accts[k->keys.acct_count++] = a;
-    pthread_rwlock_unlock(&k->lock);
+    keys_write_unlock(k);
   }
 out:
   pthread_mutex_unlock(&k->write_mu);
@@ -632,9 +635,9 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
   key[CS_KEY_BYTES] = 0;
   /* Room for the pointer first (the array may move: readers must not be
    * scanning it), so that nothing can fail once the file is written. */
-  pthread_rwlock_wrlock(&k->lock);
+  keys_write_lock(k);
   int reserved = list_reserve(&k->keys);
-  pthread_rwlock_unlock(&k->lock);
+  keys_write_unlock(k);
   key_entry *e = calloc(1, sizeof *e);
   if (!e || reserved) {
     free(e);
@@ -655,9 +658,9 @@ int cs_keys_add(cs_keyring *k, const char *account, cs_role role,
     goto out;
   }
   /* The array has room (reserved above): this cannot fail or move. */
-  pthread_rwlock_wrlock(&k->lock);
+  keys_write_lock(k);
   k->keys.v[k->keys.count++] = e;
-  pthread_rwlock_unlock(&k->lock);
+  keys_write_unlock(k);
   memcpy(key_out, key, CS_KEY_BYTES + 1);
   OPENSSL_cleanse(key, sizeof key);
   if (info_out) *info_out = e->info;
@@ -686,9 +689,9 @@ int cs_keys_revoke(cs_keyring *k, const char *key_id, cs_error *err) {
   if (e == NULL)
     rc = cs_err(err, CS_EKEY, "no key with id %.*s", CS_KEY_ID_BYTES, key_id);
   else if (!e->info.revoked && (rc = ring_save(k, e, NULL, NULL, err)) == 0) {
-    pthread_rwlock_wrlock(&k->lock);
+    keys_write_lock(k);
     e->info.revoked = true;
-    pthread_rwlock_unlock(&k->lock);
+    keys_write_unlock(k);
   }
   pthread_mutex_unlock(&k->write_mu);
   return rc;
@@ -741,12 +744,12 @@ int cs_keys_reload(cs_keyring *k, cs_error *err) {
     keys_entry_free(fresh.v[i]);
     fresh.v[i] = o;
   }
-  pthread_rwlock_wrlock(&k->lock);
+  keys_write_lock(k);
   key_list old = k->keys;
   k->keys = fresh;
   for (size_t i = 0; i < fresh.count; i++)
     if (reused[i]) fresh.v[i]->info.revoked = revoke[i];
-  pthread_rwlock_unlock(&k->lock);
+  keys_write_unlock(k);
   for (size_t j = 0; j < old.count; j++) {
     if (old.v[j]->kept) {
       old.v[j]->kept = false;
@@ -789,6 +792,11 @@ int cs_keys_get(const cs_keyring *k, size_t i, cs_key_info *out) {
 
 int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
                   const cs_key_info **info_out) {
+  const cs_key_info *hit = keys_cache_get(k, key, len);
+  if (hit) {
+    *info_out = hit;
+    return 0;
+  }
   uint8_t h[SHA256_DIGEST_LENGTH];
   if (!EVP_Digest(key, len, h, NULL, k->sha256, NULL)) return CS_EKEY;
   const cs_key_info *found = NULL;
@@ -806,8 +814,10 @@ int cs_keys_check(const cs_keyring *k, const char *key, size_t len,
    * anyway. */
   bool moving = found != NULL && k->keys.moving_count != 0 &&
                 keys_list_moving(&k->keys, found->account_id);
+  uint64_t stamp = atomic_load_explicit(&k->stamp, memory_order_relaxed);
   keys_read_unlock(k);
   if (!found) return CS_EKEY;
+  if (!moving) keys_cache_put(stamp, key, len, found);
   *info_out = found;
   return moving ? CS_EMOVING : 0;
 }

@@ -47,10 +47,10 @@ bool cs_keys_moving(const cs_keyring *k, uint32_t id) {
 /* Puts the arrays and floor of next into the ring (lock held for writing
  * around the pointer moves only) and frees the ring's old arrays. */
 static void ring_swap(cs_keyring *k, key_list *next) {
-  pthread_rwlock_wrlock(&k->lock);
+  keys_write_lock(k);
   key_list old = k->keys;
   k->keys = *next;
-  pthread_rwlock_unlock(&k->lock);
+  keys_write_unlock(k);
   if (old.v != next->v) free(old.v);
   if (old.accts != next->accts) free(old.accts);
   if (old.moving != next->moving) free(old.moving);

@@ -20,6 +20,7 @@
 #define CS_KEYS_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,7 +67,10 @@ struct cs_keyring {
   /* SHA-256, looked up once: every request hashes its key, and the
    * one-shot SHA256() looks the algorithm up again each time. */
   EVP_MD *sha256;
-  pthread_rwlock_t lock;    /* readers: checks and lists; writer: a change */
+  pthread_rwlock_t lock; /* readers: checks and lists; writer: a change */
+  /* This state of the ring, a number no other state of any ring of the
+   * process has: replaced by every write-locked change (keys_cache.c). */
+  _Atomic uint64_t stamp;
   pthread_mutex_t write_mu; /* one change at a time, file and memory */
   key_list keys;
   key_entry *retired; /* dropped by a reload or a removal, freed at close */
@@ -103,5 +107,20 @@ int keys_write(cs_keyring *k, const key_list *l, const key_entry *revoking,
 
 void keys_read_lock(const cs_keyring *k);
 void keys_read_unlock(const cs_keyring *k);
+/* The lock for a change; the unlock gives the ring a new stamp first, so
+ * no check after the change's call returned uses a cached answer from
+ * before it (keys_cache.c). */
+void keys_write_lock(cs_keyring *k);
+void keys_write_unlock(cs_keyring *k);
+
+/* The thread's cache of checked keys (keys_cache.c). A stamp never given
+ * before; the info of key when this thread checked it in k's present
+ * state, else NULL; and an entry for key, found live and not moving in
+ * the state stamp (read under the read lock with the check). */
+uint64_t keys_stamp_next(void);
+const cs_key_info *keys_cache_get(const cs_keyring *k, const char *key,
+                                  size_t len);
+void keys_cache_put(uint64_t stamp, const char *key, size_t len,
+                    const cs_key_info *info);
 
 #endif

@@ -607,6 +607,101 @@ test_keys_account_remove_takes_keys_and_keeps_the_number(void **state) {
   free(path);
 }
 
+static void key_id_of(const char *key, char id[CS_KEY_ID_BYTES + 1]) {
+  memcpy(id, key, CS_KEY_ID_BYTES);
+  id[CS_KEY_ID_BYTES] = 0;
+}
+
+/* A thread answers a key it checked before from its cache (keys_cache.c)
+ * only while the ring is as it was: every change is seen by the next
+ * check, as without the cache. */
+static void test_a_cached_check_sees_every_change(void **state) {
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  char a[CS_KEY_BYTES + 1], b[CS_KEY_BYTES + 1], id[CS_KEY_ID_BYTES + 1];
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  add(k, "acme", CS_ROLE_READ_WRITE, a);
+  add(k, "beta", CS_ROLE_READ_WRITE, b);
+  const cs_key_info *first = NULL, *again = NULL;
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES, &first), 0);
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES, &again), 0);
+  assert_ptr_equal(first, again);
+  assert_string_equal(again->account, "acme");
+  /* A key one byte off, or a prefix, is not the cached one. */
+  char near[CS_KEY_BYTES + 1];
+  memcpy(near, a, sizeof near);
+  near[CS_KEY_BYTES - 1] = near[CS_KEY_BYTES - 1] == 'x' ? 'y' : 'x';
+  assert_false(checks(k, near));
+  const cs_key_info *info = NULL;
+  assert_int_equal(cs_keys_check(k, a, CS_KEY_BYTES - 1, &info), CS_EKEY);
+
+  key_id_of(a, id);
+  assert_int_equal(cs_keys_revoke(k, id, &err), 0);
+  assert_false(checks(k, a));
+
+  assert_true(checks(k, b));
+  assert_int_equal(cs_keys_set_moving(k, "beta", true, &err), 0);
+  assert_int_equal(cs_keys_check(k, b, CS_KEY_BYTES, &info), CS_EMOVING);
+  assert_int_equal(cs_keys_check(k, b, CS_KEY_BYTES, &info), CS_EMOVING);
+  assert_int_equal(cs_keys_set_moving(k, "beta", false, &err), 0);
+  assert_true(checks(k, b));
+  size_t removed = 0;
+  assert_int_equal(cs_keys_account_remove(k, "beta", &removed, &err), 0);
+  assert_int_equal(removed, 1);
+  assert_false(checks(k, b));
+
+  /* A reload that takes in another writer's revocation. */
+  char c[CS_KEY_BYTES + 1];
+  add(k, "gamma", CS_ROLE_READ_ONLY, c);
+  assert_true(checks(k, c));
+  cs_keyring *ctl = NULL;
+  assert_int_equal(cs_keys_open(dir, &ctl, &err), 0);
+  key_id_of(c, id);
+  assert_int_equal(cs_keys_revoke(ctl, id, &err), 0);
+  cs_keys_close(ctl);
+  assert_true(checks(k, c)); /* not before the reload */
+  assert_int_equal(cs_keys_reload(k, &err), 0);
+  assert_false(checks(k, c));
+  cs_keys_close(k);
+
+  /* A ring opened after one closed never answers from the closed one's
+   * entries (ASan would see a freed info): its own, as its file says. */
+  char d[CS_KEY_BYTES + 1];
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  add(k, "delta", CS_ROLE_READ_WRITE, d);
+  assert_true(checks(k, d));
+  cs_keys_close(k);
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  assert_int_equal(cs_keys_check(k, d, CS_KEY_BYTES, &info), 0);
+  assert_string_equal(info->account, "delta");
+  assert_false(checks(k, c));
+  cs_keys_close(k);
+}
+
+/* More keys than a thread's cache holds, checked in turn and half of them
+ * revoked: every answer is the ring's. */
+static void test_more_keys_than_the_cache_holds(void **state) {
+  enum { N = 3 * CS_KEYS_CACHE_SLOTS };
+  static char key[N][CS_KEY_BYTES + 1];
+  cs_keyring *k = NULL;
+  cs_error err = {0};
+  assert_int_equal(cs_keys_open(dir, &k, &err), 0);
+  for (int i = 0; i < N; i++)
+    add(k, "acme", CS_ROLE_READ_WRITE, key[i]);
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < N; i++)
+      assert_true(checks(k, key[i]));
+  char id[CS_KEY_ID_BYTES + 1];
+  for (int i = 0; i < N; i += 2) {
+    key_id_of(key[i], id);
+    assert_int_equal(cs_keys_revoke(k, id, &err), 0);
+  }
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < N; i++)
+      assert_int_equal(checks(k, key[i]), i % 2);
+  cs_keys_close(k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_admin_role_is_kept_and_read_back,
@@ -630,6 +725,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_keys_account_remove_takes_keys_and_keeps_the_number, setup,
           teardown),
+      cmocka_unit_test_setup_teardown(test_a_cached_check_sees_every_change,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_more_keys_than_the_cache_holds,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
