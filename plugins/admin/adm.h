@@ -101,9 +101,12 @@ int adm_account(adm_ctx *c, cd_response *res, const char *name, uint32_t *id);
 int adm_account_param(adm_ctx *c, const cd_request *req, cd_response *res,
                       char name[CS_ACCOUNT_NAME_MAX_BYTES + 1]);
 
-/* One key's entry as the admin API lists it: key_id, account, role,
- * created_at, revoked, and hash when hash is not NULL. */
-void adm_gen_key(yajl_gen g, const cs_key_info *k, const char *hash);
+/* The server's keyring, or answers 500 and returns NULL. */
+cs_keyring *adm_ring(adm_ctx *c, cd_response *res);
+/* Answers 200 {"data": [...]} with the keys as the admin API lists them
+ * (key_id, account, role, created_at, revoked): every key, or, when account
+ * is not NULL, that account's keys with their hashes (what a move copies). */
+void adm_send_keys(adm_ctx *c, cd_response *res, const uint32_t *account);
 
 /* What an account's export held. */
 typedef struct adm_export_counts {

@@ -26,7 +26,7 @@ static const char *role_name(cs_role r) {
              : "unknown";
 }
 
-void adm_gen_key(yajl_gen g, const cs_key_info *k, const char *hash) {
+static void gen_key(yajl_gen g, const cs_key_info *k, const char *hash) {
   yajl_gen_map_open(g);
   adm_gen_str(g, "key_id");
   adm_gen_str(g, k->key_id);
@@ -45,7 +45,7 @@ void adm_gen_key(yajl_gen g, const cs_key_info *k, const char *hash) {
   yajl_gen_map_close(g);
 }
 
-static cs_keyring *ring(adm_ctx *c, cd_response *res) {
+cs_keyring *adm_ring(adm_ctx *c, cd_response *res) {
   cs_keyring *k = c->host->keyring(c->host->ctx);
   if (!k)
     c->host->error(res, 500, "internal", "the server has no keyring", NULL, 0);
@@ -132,7 +132,7 @@ int adm_keys_create(void *state, const cd_request *req, cd_response *res) {
   cs_role role;
   if (read_key_body(c, req, res, account, sizeof account, &role) != 0)
     return CD_DONE;
-  cs_keyring *k = ring(c, res);
+  cs_keyring *k = adm_ring(c, res);
   if (!k) return CD_DONE;
   char key[CS_KEY_BYTES + 1];
   cs_key_info info;
@@ -170,22 +170,28 @@ int adm_keys_create(void *state, const cd_request *req, cd_response *res) {
 
 /* ------------------------------------------------------- GET /admin/keys */
 
-int adm_keys_list(void *state, const cd_request *req, cd_response *res) {
-  adm_ctx *c = state;
-  (void)req;
-  cs_keyring *k = ring(c, res);
-  if (!k) return CD_DONE;
+void adm_send_keys(adm_ctx *c, cd_response *res, const uint32_t *account) {
+  cs_keyring *k = adm_ring(c, res);
+  if (!k) return;
   yajl_gen g = yajl_gen_alloc(NULL);
-  if (!g) return adm_oom(c, res), CD_DONE;
+  if (!g) return adm_oom(c, res);
   yajl_gen_map_open(g);
   adm_gen_str(g, "data");
   yajl_gen_array_open(g);
-  cs_key_info info;
-  for (size_t i = 0; cs_keys_get(k, i, &info) == 0; i++)
-    adm_gen_key(g, &info, NULL);
+  cs_key_line kl;
+  for (size_t i = 0; cs_keys_get_line(k, i, &kl) == 0; i++)
+    if (!account)
+      gen_key(g, &kl.info, NULL);
+    else if (kl.info.account_id == *account)
+      gen_key(g, &kl.info, kl.hash);
   yajl_gen_array_close(g);
   yajl_gen_map_close(g);
   adm_send_json(c, res, 200, g);
+}
+
+int adm_keys_list(void *state, const cd_request *req, cd_response *res) {
+  (void)req;
+  adm_send_keys(state, res, NULL);
   return CD_DONE;
 }
 
@@ -194,7 +200,7 @@ int adm_keys_list(void *state, const cd_request *req, cd_response *res) {
 int adm_keys_revoke(void *state, const cd_request *req, cd_response *res) {
   adm_ctx *c = state;
   const cd_pair *p = &req->params[0];
-  cs_keyring *k = ring(c, res);
+  cs_keyring *k = adm_ring(c, res);
   if (!k) return CD_DONE;
   char id[CS_KEY_BYTES + 1];
   if (p->value_len != CS_KEY_ID_BYTES) {
@@ -218,7 +224,7 @@ int adm_keys_revoke(void *state, const cd_request *req, cd_response *res) {
     if (strcmp(info.key_id, id) == 0) break;
   yajl_gen g = yajl_gen_alloc(NULL);
   if (!g) return adm_oom(c, res), CD_DONE;
-  adm_gen_key(g, &info, NULL);
+  gen_key(g, &info, NULL);
   adm_send_json(c, res, 200, g);
   return CD_DONE;
 }
@@ -228,7 +234,7 @@ int adm_keys_revoke(void *state, const cd_request *req, cd_response *res) {
 int adm_accounts_list(void *state, const cd_request *req, cd_response *res) {
   adm_ctx *c = state;
   (void)req;
-  cs_keyring *k = ring(c, res);
+  cs_keyring *k = adm_ring(c, res);
   if (!k) return CD_DONE;
   yajl_gen g = yajl_gen_alloc(NULL);
   if (!g) return adm_oom(c, res), CD_DONE;

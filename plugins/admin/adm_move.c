@@ -53,13 +53,6 @@ static yajl_val body_object(adm_ctx *c, const cd_request *req, cd_response *res,
   return v;
 }
 
-static cs_keyring *ring(adm_ctx *c, cd_response *res) {
-  cs_keyring *k = c->host->keyring(c->host->ctx);
-  if (!k)
-    c->host->error(res, 500, "internal", "the server has no keyring", NULL, 0);
-  return k;
-}
-
 /* After a mark: waits for the requests that were past their key check
  * when it came (host->quiesce: their writes are queued by then), then for
  * every write queued to be durable and applied (cs_flush). From then on
@@ -114,7 +107,7 @@ int adm_moving_put(void *state, const cd_request *req, cd_response *res) {
     c->host->error(res, 400, "missing_field", "moving: required", "moving", 0);
     return CD_DONE;
   }
-  cs_keyring *k = ring(c, res);
+  cs_keyring *k = adm_ring(c, res);
   if (!k) return CD_DONE;
   cs_error err = {0};
   int rc = cs_keys_set_moving(k, name, have == 1, &err);
@@ -148,22 +141,9 @@ int adm_account_keys(void *state, const cd_request *req, cd_response *res) {
   adm_ctx *c = state;
   char name[CS_ACCOUNT_NAME_MAX_BYTES + 1];
   uint32_t id;
-  if (adm_account_param(c, req, res, name) != 0 ||
-      adm_account(c, res, name, &id) != 0)
-    return CD_DONE;
-  cs_keyring *k = ring(c, res);
-  if (!k) return CD_DONE;
-  yajl_gen g = yajl_gen_alloc(NULL);
-  if (!g) return adm_oom(c, res), CD_DONE;
-  yajl_gen_map_open(g);
-  adm_gen_str(g, "data");
-  yajl_gen_array_open(g);
-  cs_key_line kl;
-  for (size_t i = 0; cs_keys_get_line(k, i, &kl) == 0; i++)
-    if (kl.info.account_id == id) adm_gen_key(g, &kl.info, kl.hash);
-  yajl_gen_array_close(g);
-  yajl_gen_map_close(g);
-  adm_send_json(c, res, 200, g);
+  if (adm_account_param(c, req, res, name) == 0 &&
+      adm_account(c, res, name, &id) == 0)
+    adm_send_keys(c, res, &id);
   return CD_DONE;
 }
 
@@ -288,7 +268,7 @@ int adm_account_keys_add(void *state, const cd_request *req, cd_response *res) {
       return yajl_tree_free(v), CD_DONE;
     }
   yajl_tree_free(v);
-  cs_keyring *k = ring(c, res);
+  cs_keyring *k = adm_ring(c, res);
   if (!k) return free(lines), CD_DONE;
   size_t added = 0, present = 0, bad = 0;
   cs_error err = {0};
