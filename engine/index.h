@@ -47,6 +47,26 @@ int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
 int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
              const cs_str field[CS_FIELD_COUNT], uint32_t skip);
 
+/*
+ * A replay's index calls made on a thread of their own (ix_queue.c), in
+ * their order, while the replay goes on. ixq_start starts the thread
+ * (*out stays NULL, and 0 is returned, when there is one processor or no
+ * thread could start: then the caller calls the index itself); ixq_insert
+ * and ixq_erase queue a call as ix_insert and ix_erase take it (the
+ * values' text must stay where it is until ixq_finish), returning the
+ * first error an earlier call met, if any; ixq_finish waits for every
+ * queued call, stops the thread and returns that error (0 for a NULL
+ * queue). Nothing else may touch the index from ixq_start to ixq_finish.
+ */
+typedef struct ixq ixq;
+int ixq_start(ix_index *ix, ixq **out);
+int ixq_insert(ixq *q, uint32_t account, uint32_t slot,
+               const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+               int64_t created_ms, int64_t updated_ms);
+int ixq_erase(ixq *q, uint32_t account, uint32_t slot,
+              const cs_str field[CS_FIELD_COUNT], uint32_t skip);
+int ixq_finish(ixq *q);
+
 /* Calls fn for each slot whose exact key on field equals key (already
  * folded with fold_key), stopping when fn returns non-zero (returned). */
 int ix_exact_slots(const ix_index *ix, uint32_t account, int field,

@@ -212,9 +212,9 @@ static int slot_kill(cs_store *s, uint32_t slot, const cs_contact *c,
   for (int f = 0; f < CS_FIELD_COUNT; f++)
     if (next && same_str(&old.contact.field[f], &next->field[f]))
       *kept |= 1u << f;
-  rc = s->opts.no_indexes
-           ? 0
-           : ix_erase(s->ix, c->account, slot, old.contact.field, *kept);
+  rc = s->opts.no_indexes ? 0
+       : s->ixq ? ixq_erase(s->ixq, c->account, slot, old.contact.field, *kept)
+                : ix_erase(s->ix, c->account, slot, old.contact.field, *kept);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   s->live_bytes -= sl->len;
   sl->acct_live &= ~1u;
@@ -343,8 +343,10 @@ int store_apply(cs_store *s, uint32_t seg, uint32_t off, const rec_view *r,
   /* A put: index the new version (what changed, for an edit). Its strings
    * point into the record. */
   int rc = s->opts.no_indexes ? 0
-                              : ix_insert(s->ix, c->account, slot, c->field,
-                                          kept, c->created_ms, c->updated_ms);
+           : s->ixq ? ixq_insert(s->ixq, c->account, slot, c->field, kept,
+                                 c->created_ms, c->updated_ms)
+                    : ix_insert(s->ix, c->account, slot, c->field, kept,
+                                c->created_ms, c->updated_ms);
   if (rc) return cs_err(err, rc, "index update failed: %s", cs_strerror(rc));
   cs_slot *sl = &s->slots.v[slot];
   sl->seg = seg;

@@ -156,7 +156,13 @@ int replay_log(replay *rp, bool from_snapshot) {
   for (uint32_t i = 0; i < s->seg_count; i++)
     rp->progress_total += s->segs[i].size;
   if (!from_snapshot) ix_bulk_begin(s->ix);
+  /* In bulk mode the index's calls run on a thread of their own (a live
+   * index's, few after a snapshot, stay here). */
   int rc = 0;
+  if (!s->opts.no_indexes && s->ix && ix_in_bulk(s->ix) &&
+      (rc = ixq_start(s->ix, &s->ixq)))
+    return cs_err(rp->err, rc, "cannot start the index thread: %s",
+                  cs_strerror(rc));
   for (uint32_t i = 0; i < s->seg_count && !rc; i++) {
     seg_map *m = &s->segs[i];
     uint64_t from = 0;
@@ -167,6 +173,10 @@ int replay_log(replay *rp, bool from_snapshot) {
     rc = log_walk(&w, m, from, i + 1 == s->seg_count);
   }
   if (rc == REPLAY_STOP) rc = 0;
+  int qrc = ixq_finish(s->ixq);
+  s->ixq = NULL;
+  if (qrc && !rc)
+    rc = cs_err(rp->err, qrc, "index update failed: %s", cs_strerror(qrc));
   if (!rc && !from_snapshot) {
     rc = ix_bulk_end(s->ix);
     if (rc)

@@ -75,6 +75,7 @@ struct cs_store {
   slot_table slots;
   u64map acct_counts; /* account + 1 -> live contacts */
   ix_index *ix;
+  ixq *ixq; /* during a replay in bulk mode: the index's calls (replay.c) */
   seg_map *segs; /* first_seg .. last_seg */
   uint32_t seg_count;
   uint32_t first_seg;

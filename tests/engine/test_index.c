@@ -851,6 +851,113 @@ static void test_index_bulk_equals_incremental(void **state) {
   msgpack_sbuffer_destroy(&ib);
 }
 
+/* Values of contact k, for the queue's test. */
+static void queue_vals(uint32_t k, char buf[NF][80], cs_str out[NF]) {
+  snprintf(buf[0], 80, "Name%u", k % 300);
+  snprintf(buf[1], 80, "Last %u", k % 1000);
+  snprintf(buf[2], 80, "user%u@host%u.example", k, k % 17);
+  snprintf(buf[3], 80, "+1 555 %07u", k);
+  snprintf(buf[4], 80, "Company %u", k % 50);
+  snprintf(buf[5], 80, "%s", k % 2 ? "CEO" : "CTO");
+  snprintf(buf[6], 80, "note %u %u", k % 7, k % 11);
+  const char *v[NF];
+  for (int f = 0; f < NF; f++)
+    v[f] = buf[f];
+  vals(out, v);
+}
+
+static void test_index_queue_equals_direct_calls(void **state) {
+  (void)state;
+  /* A replay's calls through ixq (more than its ring holds, erases among
+   * the inserts, as edits and deletes make them) against the same calls
+   * made in place: the same answers and the same image. The values' text
+   * stays put until ixq_finish, as the mapped log does. */
+  enum { OPS = 6000 };
+  static char text[OPS][NF][80];
+  static cs_str v[OPS][NF];
+  ix_index *a = ix_create(), *b = ix_create();
+  ix_bulk_begin(a);
+  ix_bulk_begin(b);
+  ixq *q = NULL;
+  assert_int_equal(ixq_start(b, &q), 0);
+  uint64_t seed = 7;
+  bool live[OPS] = {false};
+  for (uint32_t s = 0; s < OPS; s++) {
+    queue_vals((uint32_t)(rnd(&seed) % 100000), text[s], v[s]);
+    uint32_t acc = s % 3;
+    if (s > 10 && s % 4 == 0) { /* an edit of an earlier slot, or a delete */
+      uint32_t old = s - 1 - (uint32_t)(rnd(&seed) % 10);
+      if (live[old] && old % 3 == acc) {
+        assert_int_equal(ix_erase(a, acc, old, v[old], 0), 0);
+        assert_int_equal(q ? ixq_erase(q, acc, old, v[old], 0)
+                           : ix_erase(b, acc, old, v[old], 0),
+                         0);
+        live[old] = false;
+      }
+    }
+    assert_int_equal(ix_insert(a, acc, s, v[s], 0, s, s), 0);
+    assert_int_equal(q ? ixq_insert(q, acc, s, v[s], 0, s, s)
+                       : ix_insert(b, acc, s, v[s], 0, s, s),
+                     0);
+    live[s] = true;
+  }
+  assert_int_equal(ixq_finish(q), 0);
+  assert_int_equal(ix_bulk_end(a), 0);
+  assert_int_equal(ix_bulk_end(b), 0);
+  check_sound(a, OPS);
+  check_sound(b, OPS);
+  const char *terms[] = {"name1", "last 1", "user1", "+1 555 00", "company 1",
+                         "c",     "note 3", "host3", "",          "a"};
+  for (uint32_t acc = 0; acc < 3; acc++)
+    for (int f = 0; f < NF; f++)
+      for (int m = CS_MATCH_EXACT; m <= CS_MATCH_WORDS; m++)
+        for (size_t t = 0; t < sizeof terms / sizeof terms[0]; t++) {
+          answer x, y;
+          find(a, acc, f, (cs_match)m, terms[t], 0, 2048, &x);
+          find(b, acc, f, (cs_match)m, terms[t], 0, 2048, &y);
+          assert_int_equal(x.total, y.total);
+          assert_int_equal(x.count, y.count);
+          assert_memory_equal(x.slots, y.slots, (size_t)x.count * 4);
+        }
+  msgpack_sbuffer ia, ib;
+  save_image(a, &ia);
+  save_image(b, &ib);
+  assert_int_equal(ia.size, ib.size);
+  assert_memory_equal(ia.data, ib.data, ia.size);
+  msgpack_sbuffer_destroy(&ia);
+  msgpack_sbuffer_destroy(&ib);
+  ix_destroy(a);
+  ix_destroy(b);
+}
+
+static void test_index_queue_reports_a_failed_call(void **state) {
+  (void)state;
+  /* A call the index refuses (a value that is not UTF-8) among good ones:
+   * its error comes back from a later call or from ixq_finish, and the
+   * thread stops there. */
+  enum { OPS = 3000 };
+  static char text[OPS][NF][80];
+  static cs_str v[OPS][NF];
+  ix_index *ix = ix_create();
+  ix_bulk_begin(ix);
+  ixq *q = NULL;
+  assert_int_equal(ixq_start(ix, &q), 0);
+  if (!q) skip(); /* one processor: the calls are made in place */
+  int seen = 0;
+  for (uint32_t s = 0; s < OPS; s++) {
+    queue_vals(s, text[s], v[s]);
+    if (s == 100) v[s][CS_COMPANY] = (cs_str){"\xff\xfe", 2};
+    int rc = ixq_insert(q, 0, s, v[s], 0, 0, 0);
+    if (rc) {
+      assert_int_equal(rc, CS_EINVAL);
+      seen++;
+    }
+  }
+  assert_int_equal(ixq_finish(q), CS_EINVAL);
+  assert_true(seen > 0); /* the index thread met it long before the end */
+  ix_destroy(ix);
+}
+
 static void test_index_save_load_round_trip(void **state) {
   (void)state;
   ix_index *ix = ix_create();
@@ -1380,6 +1487,8 @@ int main(void) {
       cmocka_unit_test(test_index_posting_transitions),
       cmocka_unit_test(test_index_oracle_random),
       cmocka_unit_test(test_index_bulk_equals_incremental),
+      cmocka_unit_test(test_index_queue_equals_direct_calls),
+      cmocka_unit_test(test_index_queue_reports_a_failed_call),
       cmocka_unit_test(test_index_save_load_round_trip),
       cmocka_unit_test(test_index_load_truncated_fails),
       cmocka_unit_test(test_index_load_garbled_never_crashes),
