@@ -294,6 +294,24 @@ int fold_key(int field, const char *s, size_t len, fold_buf *out) {
   return 0;
 }
 
+int fold_key_empty(int field, const char *s, size_t len, fold_buf *scratch) {
+  if (!s && len) return CS_EINVAL;
+  /* On ASCII a text key keeps every byte but whitespace, a phone key its
+   * digits; a NUL is an error either way (fold_key's). */
+  uint8_t keeps = field == CS_PHONE ? FC_DIGIT : 0;
+  bool empty = true;
+  for (size_t i = 0; i < len; i++) {
+    unsigned c = (unsigned char)s[i];
+    if (c >= 0x80 || c == 0) {
+      int rc = fold_key(field, s, len, scratch);
+      return rc ? rc : scratch->len == 0;
+    }
+    if (keeps ? (fold_class[c] & keeps) : !(fold_class[c] & FC_SPACE))
+      empty = false;
+  }
+  return empty;
+}
+
 bool fold_is_digit_cp(int32_t cp) {
   if (cp < 0x80) return cp >= '0' && cp <= '9';
   utf8proc_category_t c = utf8proc_category(cp);

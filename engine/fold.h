@@ -34,6 +34,11 @@ int fold_text(const char *s, size_t len, fold_buf *out);
  * CS_PHONE. Used both for stored values and for search terms. */
 int fold_key(int field, const char *s, size_t len, fold_buf *out);
 
+/* Whether fold_key of the value is empty: 1 or 0, or fold_key's error.
+ * ASCII is only scanned (nothing written); other text is folded into
+ * scratch. */
+int fold_key_empty(int field, const char *s, size_t len, fold_buf *scratch);
+
 /* Calls fn for every word of already folded text, in order (duplicates
  * included), stopping when fn returns non-zero, which it then returns. */
 int fold_words(const char *folded, size_t len,

@@ -9,9 +9,17 @@
  * the keys to add or remove, and the order in which an insert touches
  * memory (see ix_insert).
  *
- * Invariants kept: an insert that fails leaves the index as it was (what it
- * added is erased again); bulk mode ends only when every staged slot and
- * pending key is in place.
+ * An insert or erase runs on the whole index (part -1) or on one of its
+ * IX_PARTS parts (ix_field_part: a field's dictionaries are in one part,
+ * meta and the times in part 0), each with a scratch of its own, so that
+ * a replay's index threads may run the parts at once (ix_queue.c). Part 0
+ * decides the meta keys of every field: for a field of another part it
+ * only asks whether the value has a key (fold_key_empty), folding nothing
+ * when it is ASCII.
+ *
+ * Invariants kept: an insert that fails leaves the index (or its part) as
+ * it was (what it added is erased again); bulk mode ends only when every
+ * staged slot and pending key is in place.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,17 +35,41 @@ ix_index *ix_create(void) {
   return ix;
 }
 
+static void scratch_free(ix_scratch *sc) {
+  fold_buf_free(&sc->fb);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    fold_buf_free(&sc->ff[f]);
+  for (int r = 0; r < IX_NREV; r++)
+    fold_buf_free(&sc->rb[r]);
+  free(sc->jobs);
+}
+
+static size_t scratch_bytes(const ix_scratch *sc) {
+  size_t b = sc->fb.cap + sc->jobs_cap * sizeof(ix_job);
+  for (int f = 0; f < CS_FIELD_COUNT; f++)
+    b += sc->ff[f].cap;
+  for (int r = 0; r < IX_NREV; r++)
+    b += sc->rb[r].cap;
+  return b;
+}
+
 void ix_destroy(ix_index *ix) {
   if (!ix) return;
   ix_clear(ix);
-  fold_buf_free(&ix->fb);
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    fold_buf_free(&ix->ff[f]);
-  for (int r = 0; r < IX_NREV; r++)
-    fold_buf_free(&ix->rb[r]);
-  free(ix->jobs);
+  for (int p = 0; p < IX_PARTS; p++)
+    scratch_free(&ix->sc[p]);
   free(ix->tms);
   free(ix);
+}
+
+/* The part of dictionary i of ix_dict_at (below IX_NDICTS): its field's,
+ * and meta's is 0. */
+static int dict_part(int i) {
+  if (i < CS_FIELD_COUNT) return ix_field_part(i);
+  if (i < 2 * CS_FIELD_COUNT) return ix_field_part(i - CS_FIELD_COUNT);
+  if (i == 2 * CS_FIELD_COUNT + IX_REV_EMAIL) return ix_field_part(CS_EMAIL);
+  if (i == 2 * CS_FIELD_COUNT + IX_REV_PHONE) return ix_field_part(CS_PHONE);
+  return 0;
 }
 
 typedef struct word_ctx {
@@ -47,25 +79,45 @@ typedef struct word_ctx {
 } word_ctx;
 
 typedef struct job_ctx {
-  ix_index *ix;
+  ix_scratch *sc;
   ix_dict *d;
 } job_ctx;
 
-static int job_push(ix_index *ix, ix_dict *d, const char *text, size_t len) {
-  if (ix->njobs == ix->jobs_cap) {
-    size_t cap = ix->jobs_cap ? ix->jobs_cap * 2 : 64;
-    ix_job *p = realloc(ix->jobs, cap * sizeof(ix_job));
+static int job_push(ix_scratch *sc, ix_dict *d, const char *text, size_t len) {
+  if (sc->njobs == sc->jobs_cap) {
+    size_t cap = sc->jobs_cap ? sc->jobs_cap * 2 : 64;
+    ix_job *p = realloc(sc->jobs, cap * sizeof(ix_job));
     if (!p) return -ENOMEM;
-    ix->jobs = p;
-    ix->jobs_cap = cap;
+    sc->jobs = p;
+    sc->jobs_cap = cap;
   }
-  ix->jobs[ix->njobs++] = (ix_job){d, text, len, 0, IX_NONE};
+  sc->jobs[sc->njobs++] = (ix_job){d, text, len, 0, IX_NONE};
   return 0;
 }
 
 static int word_job_cb(void *ctx, const char *w, size_t n) {
   job_ctx *c = ctx;
-  return job_push(c->ix, c->d, w, n);
+  return job_push(c->sc, c->d, w, n);
+}
+
+/* What a part does with field f: owns its dictionaries (own), and, for
+ * part 0 (or the whole index, part -1), keeps its meta keys. */
+static bool part_owns(int part, int f) {
+  return part < 0 || ix_field_part(f) == part;
+}
+
+/* Whether field f of a part (or of the whole index) has a key: folded into
+ * fb when the part owns the field; only looked at when it keeps the meta
+ * keys alone (part 0 for another part's field). 1 keyed, 0 not, or a
+ * folding error. */
+static int field_keyed(int part, int f, const cs_str *v, fold_buf *fb) {
+  if (!v->ptr) return 0;
+  if (part_owns(part, f)) {
+    int rc = fold_key(f, v->ptr, v->len, fb);
+    return rc ? rc : fb->len > 0;
+  }
+  int rc = fold_key_empty(f, v->ptr, v->len, fb);
+  return rc < 0 ? rc : !rc;
 }
 
 static int word_remove_cb(void *ctx, const char *w, size_t n) {
@@ -100,64 +152,71 @@ int ix_reverse(const char *key, size_t len, fold_buf *out) {
   return 0;
 }
 
-/* Removes the keys of the fields not in skip, and the live key. A field
- * with no value (or an empty key) loses its absent key instead; what is
- * not there is skipped, so this also undoes a half-done insert. */
-static void ix_erase_fields(ix_index *ix, uint32_t account, uint32_t slot,
-                            const cs_str field[CS_FIELD_COUNT], uint32_t skip) {
+/* Removes the keys of the fields not in skip, and the live key, of a part
+ * of the index (or of all of it: part -1). A field with no value (or an
+ * empty key) loses its absent key instead; what is not there is skipped,
+ * so this also undoes a half-done insert. */
+static void ix_erase_fields(ix_index *ix, int part, uint32_t account,
+                            uint32_t slot, const cs_str field[CS_FIELD_COUNT],
+                            uint32_t skip) {
+  ix_scratch *sc = &ix->sc[part < 0 ? 0 : part];
+  bool meta = part <= 0;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (skip & (1u << f)) continue;
-    bool keyed = field[f].ptr &&
-                 !fold_key(f, field[f].ptr, field[f].len, &ix->fb) &&
-                 ix->fb.len;
-    if (!keyed) {
+    if ((skip & (1u << f)) || (!meta && !part_owns(part, f))) continue;
+    if (field_keyed(part, f, &field[f], &sc->fb) != 1) {
+      if (!meta) continue;
       dict_remove(&ix->meta, account, &IX_META_ABSENT[f], 1, slot);
       if (field[f].ptr)
         dict_remove(&ix->meta, account, &IX_META_EMPTY[f], 1, slot);
       continue;
     }
-    dict_remove(&ix->exact[f], account, ix->fb.ptr, ix->fb.len, slot);
+    if (!part_owns(part, f)) continue;
+    dict_remove(&ix->exact[f], account, sc->fb.ptr, sc->fb.len, slot);
     int r = ix_rev_of(f);
-    cs_str tail = ix_tail(f, ix->fb.ptr, ix->fb.len);
-    if (r >= 0 && tail.len && !ix_reverse(tail.ptr, tail.len, &ix->rb[r]))
-      dict_remove(&ix->rev[r], account, ix->rb[r].ptr, ix->rb[r].len, slot);
+    cs_str tail = ix_tail(f, sc->fb.ptr, sc->fb.len);
+    if (r >= 0 && tail.len && !ix_reverse(tail.ptr, tail.len, &sc->rb[r]))
+      dict_remove(&ix->rev[r], account, sc->rb[r].ptr, sc->rb[r].len, slot);
     if (f == CS_PHONE) continue;
     word_ctx c = {ix, f, account, slot};
-    fold_words(ix->fb.ptr, ix->fb.len, word_remove_cb, &c);
+    fold_words(sc->fb.ptr, sc->fb.len, word_remove_cb, &c);
   }
-  dict_remove(&ix->meta, account, IX_META_LIVE, 1, slot);
+  if (meta) dict_remove(&ix->meta, account, IX_META_LIVE, 1, slot);
 }
 
-/* Lists the keys an insert adds: per field not in skip, its exact key,
- * words and reversed key, or its absent key; and the live key. */
-static int list_jobs(ix_index *ix, const cs_str field[CS_FIELD_COUNT],
+/* Lists the keys an insert adds to a part of the index (or to all of it:
+ * part -1) into its scratch: per field not in skip, its exact key, words
+ * and reversed key, or its absent key; and the live key. */
+static int list_jobs(ix_index *ix, int part, const cs_str field[CS_FIELD_COUNT],
                      uint32_t skip) {
+  ix_scratch *sc = &ix->sc[part < 0 ? 0 : part];
+  bool meta = part <= 0;
   int rc;
-  ix->njobs = 0;
+  sc->njobs = 0;
   for (int f = 0; f < CS_FIELD_COUNT; f++) {
-    if (skip & (1u << f)) continue;
-    fold_buf *fb = &ix->ff[f];
-    if (field[f].ptr && (rc = fold_key(f, field[f].ptr, field[f].len, fb)))
-      return rc;
-    if (!field[f].ptr || !fb->len) {
-      if ((rc = job_push(ix, &ix->meta, &IX_META_ABSENT[f], 1)) ||
-          (field[f].ptr &&
-           (rc = job_push(ix, &ix->meta, &IX_META_EMPTY[f], 1))))
+    if ((skip & (1u << f)) || (!meta && !part_owns(part, f))) continue;
+    fold_buf *fb = &sc->ff[f];
+    int keyed = field_keyed(part, f, &field[f], fb);
+    if (keyed < 0) return keyed;
+    if (!keyed) {
+      if (meta && ((rc = job_push(sc, &ix->meta, &IX_META_ABSENT[f], 1)) ||
+                   (field[f].ptr &&
+                    (rc = job_push(sc, &ix->meta, &IX_META_EMPTY[f], 1)))))
         return rc;
       continue;
     }
-    if ((rc = job_push(ix, &ix->exact[f], fb->ptr, fb->len))) return rc;
+    if (!part_owns(part, f)) continue;
+    if ((rc = job_push(sc, &ix->exact[f], fb->ptr, fb->len))) return rc;
     int r = ix_rev_of(f);
     cs_str tail = ix_tail(f, fb->ptr, fb->len);
     if (r >= 0 && tail.len &&
-        ((rc = ix_reverse(tail.ptr, tail.len, &ix->rb[r])) ||
-         (rc = job_push(ix, &ix->rev[r], ix->rb[r].ptr, tail.len))))
+        ((rc = ix_reverse(tail.ptr, tail.len, &sc->rb[r])) ||
+         (rc = job_push(sc, &ix->rev[r], sc->rb[r].ptr, tail.len))))
       return rc;
     if (f == CS_PHONE) continue;
-    job_ctx c = {ix, &ix->words[f]};
+    job_ctx c = {sc, &ix->words[f]};
     if ((rc = fold_words(fb->ptr, fb->len, word_job_cb, &c))) return rc;
   }
-  return job_push(ix, &ix->meta, IX_META_LIVE, 1);
+  return meta ? job_push(sc, &ix->meta, IX_META_LIVE, 1) : 0;
 }
 
 static int times_set(ix_index *ix, uint32_t slot, int64_t created_ms,
@@ -200,14 +259,15 @@ static int typo_key_added(ix_index *ix, uint32_t account, const ix_job *jb) {
  * then run in order over warm lines (a word met twice in one value is
  * found the second time, since the adds, not the rounds, decide).
  */
-int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
-              const cs_str field[CS_FIELD_COUNT], uint32_t skip,
-              int64_t created_ms, int64_t updated_ms) {
-  int rc = list_jobs(ix, field, skip);
-  if (!rc) rc = times_set(ix, slot, created_ms, updated_ms);
+static int insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
+                       const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+                       int64_t created_ms, int64_t updated_ms) {
+  int rc = list_jobs(ix, part, field, skip);
+  if (!rc && part <= 0) rc = times_set(ix, slot, created_ms, updated_ms);
   if (rc) return rc; /* nothing added yet */
-  ix_job *jobs = ix->jobs;
-  size_t n = ix->njobs;
+  ix_scratch *sc = &ix->sc[part < 0 ? 0 : part];
+  ix_job *jobs = sc->jobs;
+  size_t n = sc->njobs;
   for (size_t j = 0; j < n; j++) {
     ix_job *jb = &jobs[j];
     jb->h = key_hash(account, jb->text, jb->len);
@@ -253,32 +313,54 @@ fail:
    * indexed before, and an erase applies the stages. Those already applied
    * and the new keys it made are removed by the erase below. */
   for (int g = 0; g < IX_NDICTS; g++) {
+    if (part >= 0 && dict_part(g) != part) continue;
     ix_dict *d = ix_dict_at(ix, g);
     size_t k = 0;
     for (size_t i = 0; i < d->nstage; i++)
       if ((uint32_t)d->stage[i] != slot) d->stage[k++] = d->stage[i];
     d->nstage = k;
   }
-  ix_erase_fields(ix, account, slot, field, skip);
+  ix_erase_fields(ix, part, account, slot, field, skip);
   return rc;
 }
 
-/* Applies every staged pair (bulk mode). */
-static int ix_stage_flush(ix_index *ix) {
+int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
+              const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+              int64_t created_ms, int64_t updated_ms) {
+  return insert_part(ix, -1, account, slot, field, skip, created_ms,
+                     updated_ms);
+}
+
+int ix_insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
+                   const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+                   int64_t created_ms, int64_t updated_ms) {
+  return insert_part(ix, part, account, slot, field, skip, created_ms,
+                     updated_ms);
+}
+
+/* Applies every staged pair of a part (bulk mode). */
+static int ix_stage_flush(ix_index *ix, int part) {
   for (int i = 0; i < IX_NDICTS; i++) {
+    if (part >= 0 && dict_part(i) != part) continue;
     int rc = stage_apply(ix_dict_at(ix, i));
     if (rc) return rc;
   }
   return 0;
 }
 
+int ix_erase_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
+                  const cs_str field[CS_FIELD_COUNT], uint32_t skip) {
+  /* In bulk mode (a replay's edits and deletes) kept exact: the slot's
+   * staged pairs first. */
+  int rc = ix_stage_flush(ix, part);
+  if (rc) return rc;
+  ix_erase_fields(ix, part, account, slot, field, skip);
+  return 0;
+}
+
 int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
              const cs_str field[CS_FIELD_COUNT], uint32_t skip) {
-  /* Not expected in bulk mode, but kept exact: staged slots first. */
-  int rc = ix_stage_flush(ix);
-  if (rc) return rc;
-  ix_erase_fields(ix, account, slot, field, skip);
-  return 0;
+  return ix_erase_part(ix, -1, account, slot, field, skip);
 }
 
 void ix_bulk_begin(ix_index *ix) {
@@ -344,11 +426,9 @@ int ix_bulk_end(ix_index *ix) {
 }
 
 size_t ix_memory_bytes(const ix_index *ix) {
-  size_t b = sizeof(*ix) + ix->fb.cap + ix->jobs_cap * sizeof(ix_job);
-  for (int f = 0; f < CS_FIELD_COUNT; f++)
-    b += ix->ff[f].cap;
-  for (int r = 0; r < IX_NREV; r++)
-    b += ix->rb[r].cap;
+  size_t b = sizeof(*ix);
+  for (int p = 0; p < IX_PARTS; p++)
+    b += scratch_bytes(&ix->sc[p]);
   for (int i = 0; i < IX_NDICTS; i++)
     b += dict_memory(ix_dict_at(ix, i));
   b += (size_t)ix->tms_cap * 2 * sizeof(int64_t);

@@ -48,10 +48,26 @@ int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
              const cs_str field[CS_FIELD_COUNT], uint32_t skip);
 
 /*
- * A replay's index calls made on a thread of their own (ix_queue.c), in
- * their order, while the replay goes on. ixq_start starts the thread
- * (*out stays NULL, and 0 is returned, when there is one processor or no
- * thread could start: then the caller calls the index itself); ixq_insert
+ * The index in IX_PARTS parts that share no dictionary (each field's
+ * dictionaries are in one part; meta and the times in part 0), so that
+ * threads may insert and erase one part each, at once: the same call with
+ * every part, in any order between the parts, leaves the index as
+ * ix_insert (ix_erase) does. In bulk mode only; a failure of one part
+ * leaves the others as they are (the index is to be thrown away).
+ */
+#define IX_PARTS 2
+int ix_insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
+                   const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+                   int64_t created_ms, int64_t updated_ms);
+int ix_erase_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
+                  const cs_str field[CS_FIELD_COUNT], uint32_t skip);
+
+/*
+ * A replay's index calls made on threads of their own (ix_queue.c: one a
+ * part of the index), in their order, while the replay goes on. ixq_start
+ * starts them (*out stays NULL, and 0 is returned, when there is one
+ * processor or no thread could start: then the caller calls the index
+ * itself); ixq_insert
  * and ixq_erase queue a call as ix_insert and ix_erase take it (the
  * values' text must stay where it is until ixq_finish), returning the
  * first error an earlier call met, if any; ixq_finish waits for every

@@ -288,6 +288,17 @@ static inline cs_str ix_tail(int field, const char *key, size_t len) {
 #define IX_META_EMPTY "abcdefghij"
 _Static_assert(CS_FIELD_COUNT <= 10, "one absent tag per field");
 
+/* What one writer folds into while it inserts or erases: ix_insert and
+ * ix_erase use sc[0]; a replay's index threads (ix_queue.c) each use the
+ * one of their part (ix_insert_part). */
+typedef struct ix_scratch {
+  fold_buf fb;                 /* an erase's folding */
+  fold_buf ff[CS_FIELD_COUNT]; /* each field's folded value, in an insert */
+  fold_buf rb[IX_NREV];        /* the reversed keys, in an insert */
+  ix_job *jobs;                /* the keys of the insert in progress */
+  size_t njobs, jobs_cap;
+} ix_scratch;
+
 struct ix_index {
   ix_dict exact[CS_FIELD_COUNT];
   ix_dict words[CS_FIELD_COUNT]; /* words[CS_PHONE] stays empty */
@@ -299,11 +310,7 @@ struct ix_index {
    * erase otherwise. */
   ix_dict typo[CS_FIELD_COUNT];
   bool bulk;
-  fold_buf fb; /* folding scratch of the writer (writes are serialised) */
-  fold_buf ff[CS_FIELD_COUNT]; /* each field's folded value, in ix_insert */
-  fold_buf rb[IX_NREV];        /* the reversed keys, in ix_insert */
-  ix_job *jobs;                /* the keys of the insert in progress */
-  size_t njobs, jobs_cap;
+  ix_scratch sc[IX_PARTS];
   /* created_ms and updated_ms of each slot, for conditions and sorts on
    * times: tms[2 * slot], tms[2 * slot + 1]; ntms slots hold them. */
   int64_t *tms;
@@ -326,6 +333,16 @@ static inline ix_dict *ix_dict_at(const ix_index *ix, int i) {
 /* The fields whose words take typos (cs_query.h: never email or phone). */
 static inline bool ix_typo_field(int f) {
   return f >= 0 && f < CS_FIELD_COUNT && f != CS_EMAIL && f != CS_PHONE;
+}
+
+/* The part of the index a field's dictionaries (exact, words, reversed,
+ * typo) are in, for ix_insert_part: the names and the email in part 0,
+ * with meta and the times; the others in part 1. About half the work of
+ * an insert each. */
+static inline int ix_field_part(int field) {
+  return field == CS_FIRST_NAME || field == CS_LAST_NAME || field == CS_EMAIL
+             ? 0
+             : 1;
 }
 
 /* The reversed dictionary of field, or -1 (only email and phone). */

@@ -13,6 +13,10 @@
  *     and salvage alone skips it, reporting each range (promise 4);
  *   - a snapshot's store and a full replay meet at the same state: both
  *     go through store_apply (promise 6).
+ * In bulk mode (a full replay, a load's) the index's calls go through an
+ * index thread (ix_queue.c) in the same order, so store_apply's other
+ * work overlaps them; their errors come back at the next call or at the
+ * end of the walk.
  * Relied on: the caller is alone with the store (open, or a bare store).
  */
 #include "replay.h"

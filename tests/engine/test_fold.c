@@ -248,6 +248,51 @@ static void test_fold_ascii_fast_path_equals_unicode_path(void **state) {
   fold_buf_free(&slow);
 }
 
+static void test_fold_key_empty_agrees_with_fold_key(void **state) {
+  (void)state;
+  /* For every field kind, over every short string of an alphabet of each
+   * byte class (with a NUL, a non-ASCII space, a fullwidth digit and a
+   * byte that is not UTF-8): empty exactly when fold_key's key is, and the
+   * same error when fold_key refuses the value. */
+  static const char *const atoms[] = {"a",
+                                      "7",
+                                      " ",
+                                      "\t",
+                                      ".",
+                                      "\0",
+                                      "-",
+                                      "\xe3\x80\x80",
+                                      "\xef\xbc\x95",
+                                      "\xff",
+                                      "\xc3\xa9"};
+  const size_t k = sizeof atoms / sizeof atoms[0];
+  fold_buf key = {0}, scratch = {0};
+  char s[32];
+  for (int field = 0; field < CS_FIELD_COUNT; field++)
+    for (size_t len = 0; len <= 3; len++) {
+      size_t total = 1;
+      for (size_t i = 0; i < len; i++)
+        total *= k;
+      for (size_t v = 0; v < total; v++) {
+        size_t n = 0;
+        for (size_t i = 0, x = v; i < len; i++, x /= k) {
+          const char *a = atoms[x % k];
+          size_t al = a[0] ? strlen(a) : 1; /* "\0" is one NUL byte */
+          memcpy(s + n, a, al);
+          n += al;
+        }
+        int want = fold_key(field, s, n, &key);
+        int got = fold_key_empty(field, s, n, &scratch);
+        if (want)
+          assert_int_equal(got, want);
+        else
+          assert_int_equal(got, key.len == 0);
+      }
+    }
+  fold_buf_free(&key);
+  fold_buf_free(&scratch);
+}
+
 static void test_fold_buffer_reused_without_growth(void **state) {
   (void)state;
   fold_buf b = {0};
@@ -289,6 +334,7 @@ int main(void) {
       cmocka_unit_test(test_fold_case_only),
       cmocka_unit_test(test_fold_words_split),
       cmocka_unit_test(test_fold_ascii_fast_path_equals_unicode_path),
+      cmocka_unit_test(test_fold_key_empty_agrees_with_fold_key),
       cmocka_unit_test(test_fold_buffer_reused_without_growth),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
