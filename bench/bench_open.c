@@ -74,11 +74,12 @@ static int open_baseline(const char *path, const char *dir, bool snapshot,
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: bench_open [--snapshot] [--reps N] [--baseline PATH] "
-             "DIR\n"
-             "  --snapshot       open from the snapshot (default: full replay)\n"
-             "  --reps N         opens of each build (default 5, at most 99)\n"
-             "  --baseline PATH  another build's bench_open, run in turn\n");
+  fprintf(f,
+          "usage: bench_open [--snapshot] [--reps N] [--baseline PATH] "
+          "DIR\n"
+          "  --snapshot       open from the snapshot (default: full replay)\n"
+          "  --reps N         opens of each build (default 5, at most 99)\n"
+          "  --baseline PATH  another build's bench_open, run in turn\n");
 }
 
 int main(int argc, char **argv) {
@@ -143,8 +144,9 @@ int main(int argc, char **argv) {
               side ? "baseline" : "this build", w[side][r], u[side][r]);
     }
   if (baseline && n[0] != n[1]) {
-    fprintf(stderr, "bench_open: the builds found %" PRIu64 " and %" PRIu64
-                    " contacts\n",
+    fprintf(stderr,
+            "bench_open: the builds found %" PRIu64 " and %" PRIu64
+            " contacts\n",
             n[0], n[1]);
     return 1;
   }
