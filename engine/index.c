@@ -259,9 +259,9 @@ static int typo_key_added(ix_index *ix, uint32_t account, const ix_job *jb) {
  * then run in order over warm lines (a word met twice in one value is
  * found the second time, since the adds, not the rounds, decide).
  */
-static int insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
-                       const cs_str field[CS_FIELD_COUNT], uint32_t skip,
-                       int64_t created_ms, int64_t updated_ms) {
+int ix_insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
+                   const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+                   int64_t created_ms, int64_t updated_ms) {
   int rc = list_jobs(ix, part, field, skip);
   if (!rc && part <= 0) rc = times_set(ix, slot, created_ms, updated_ms);
   if (rc) return rc; /* nothing added yet */
@@ -327,15 +327,8 @@ fail:
 int ix_insert(ix_index *ix, uint32_t account, uint32_t slot,
               const cs_str field[CS_FIELD_COUNT], uint32_t skip,
               int64_t created_ms, int64_t updated_ms) {
-  return insert_part(ix, -1, account, slot, field, skip, created_ms,
-                     updated_ms);
-}
-
-int ix_insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,
-                   const cs_str field[CS_FIELD_COUNT], uint32_t skip,
-                   int64_t created_ms, int64_t updated_ms) {
-  return insert_part(ix, part, account, slot, field, skip, created_ms,
-                     updated_ms);
+  return ix_insert_part(ix, -1, account, slot, field, skip, created_ms,
+                        updated_ms);
 }
 
 /* Applies every staged pair of a part (bulk mode). */

@@ -52,8 +52,9 @@ int ix_erase(ix_index *ix, uint32_t account, uint32_t slot,
  * dictionaries are in one part; meta and the times in part 0), so that
  * threads may insert and erase one part each, at once: the same call with
  * every part, in any order between the parts, leaves the index as
- * ix_insert (ix_erase) does. In bulk mode only; a failure of one part
- * leaves the others as they are (the index is to be thrown away).
+ * ix_insert (ix_erase) does, which is the call with part -1. In bulk mode only;
+ * a failure of one part leaves the others as they are (the index is to be
+ * thrown away).
  */
 #define IX_PARTS 2
 int ix_insert_part(ix_index *ix, int part, uint32_t account, uint32_t slot,

@@ -1,5 +1,5 @@
 /*
- * ix_queue.c: a replay's index work on a thread of its own.
+ * ix_queue.c: a replay's index work on threads of its own.
  *
  * A replay in bulk mode spends about half its time in the inverted index
  * (folding each value, hashing its keys, staging their postings) and the
@@ -15,13 +15,12 @@
  * The calls travel in blocks of IXQ_BLOCK_OPS, IXQ_BLOCKS of them in a
  * ring: the replay fills one while the index threads empty others, and
  * they meet under the mutex only once a block; a block is free again once
- * every index thread is past it. A value's text is not
- * copied: it points into the mapped log, which stays mapped until the
- * store closes.
+ * every index thread is past it. A value's text is not copied: it points
+ * into the mapped log, which stays mapped until the store closes.
  *
- * Invariants kept: the index sees exactly the calls it would have seen
- * without the queue, in their order; after ixq_finish nothing runs on the
- * index thread. The first error stops the index thread (the rest of the
+ * Invariants kept: each part of the index sees exactly the calls it would
+ * have seen without the queue, in their order; after ixq_finish nothing
+ * runs on the index threads. The first error stops them (the rest of the
  * calls are dropped: a replay that fails throws the index away) and is
  * returned by every later call, so the replay stops soon after.
  */
@@ -155,25 +154,27 @@ static ixq_op *ixq_next(ixq *q) {
   return &b->op[0];
 }
 
-int ixq_insert(ixq *q, uint32_t account, uint32_t slot,
-               const cs_str field[CS_FIELD_COUNT], uint32_t skip,
-               int64_t created_ms, int64_t updated_ms) {
+/* Queues one call, or returns the error an earlier one met. */
+static int ixq_push(ixq *q, bool erase, uint32_t account, uint32_t slot,
+                    const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+                    int64_t created_ms, int64_t updated_ms) {
   int rc = atomic_load(&q->rc);
   if (rc) return rc;
   ixq_op *o = ixq_next(q);
-  *o = (ixq_op){false, account, slot, skip, created_ms, updated_ms, {{0}}};
+  *o = (ixq_op){erase, account, slot, skip, created_ms, updated_ms, {{0}}};
   memcpy(o->field, field, sizeof o->field);
   return 0;
 }
 
+int ixq_insert(ixq *q, uint32_t account, uint32_t slot,
+               const cs_str field[CS_FIELD_COUNT], uint32_t skip,
+               int64_t created_ms, int64_t updated_ms) {
+  return ixq_push(q, false, account, slot, field, skip, created_ms, updated_ms);
+}
+
 int ixq_erase(ixq *q, uint32_t account, uint32_t slot,
               const cs_str field[CS_FIELD_COUNT], uint32_t skip) {
-  int rc = atomic_load(&q->rc);
-  if (rc) return rc;
-  ixq_op *o = ixq_next(q);
-  *o = (ixq_op){true, account, slot, skip, 0, 0, {{0}}};
-  memcpy(o->field, field, sizeof o->field);
-  return 0;
+  return ixq_push(q, true, account, slot, field, skip, 0, 0);
 }
 
 int ixq_finish(ixq *q) {

@@ -13,8 +13,8 @@
  *     and salvage alone skips it, reporting each range (promise 4);
  *   - a snapshot's store and a full replay meet at the same state: both
  *     go through store_apply (promise 6).
- * In bulk mode (a full replay, a load's) the index's calls go through an
- * index thread (ix_queue.c) in the same order, so store_apply's other
+ * In bulk mode (a full replay, a load's) the index's calls go through
+ * index threads (ix_queue.c) in the same order, so store_apply's other
  * work overlaps them; their errors come back at the next call or at the
  * end of the walk.
  * Relied on: the caller is alone with the store (open, or a bare store).
@@ -160,12 +160,12 @@ int replay_log(replay *rp, bool from_snapshot) {
   for (uint32_t i = 0; i < s->seg_count; i++)
     rp->progress_total += s->segs[i].size;
   if (!from_snapshot) ix_bulk_begin(s->ix);
-  /* In bulk mode the index's calls run on a thread of their own (a live
+  /* In bulk mode the index's calls run on threads of their own (a live
    * index's, few after a snapshot, stay here). */
   int rc = 0;
   if (!s->opts.no_indexes && s->ix && ix_in_bulk(s->ix) &&
       (rc = ixq_start(s->ix, &s->ixq)))
-    return cs_err(rp->err, rc, "cannot start the index thread: %s",
+    return cs_err(rp->err, rc, "cannot start the index threads: %s",
                   cs_strerror(rc));
   for (uint32_t i = 0; i < s->seg_count && !rc; i++) {
     seg_map *m = &s->segs[i];
