@@ -174,7 +174,10 @@ void adm_send_keys(adm_ctx *c, cd_response *res, const uint32_t *account) {
   cs_keyring *k = adm_ring(c, res);
   if (!k) return;
   yajl_gen g = yajl_gen_alloc(NULL);
-  if (!g) return adm_oom(c, res);
+  if (!g) {
+    adm_oom(c, res);
+    return;
+  }
   yajl_gen_map_open(g);
   adm_gen_str(g, "data");
   yajl_gen_array_open(g);
